@@ -1,0 +1,111 @@
+#  Bookstore on a ZeroMQ message bus - build, run and test.
+#
+#  make deps    install the Debian packages the build and tests need
+#  make         build every program into bin/
+#  make run     start a local cluster in the foreground (Ctrl-C stops it)
+#  make test    install, build (plain, ASan/UBSan, clang) and run the suite
+#  make asan    build the sanitizer variant into build/asan/bin
+
+DEBS = build-essential pkg-config libczmq-dev libzmq3-dev liblmdb-dev \
+       lmdb-utils libmsgpack-dev clang jq procps iproute2
+
+PKGS = libczmq libzmq lmdb msgpack
+
+#  One variant per output tree: release binaries land in bin/, others in
+#  build/<variant>/bin.
+VARIANT ?= release
+ifeq ($(VARIANT),release)
+    OUT := build/release
+    BINDIR := bin
+    VFLAGS := -O2 -g
+else ifeq ($(VARIANT),asan)
+    OUT := build/asan
+    BINDIR := build/asan/bin
+    VFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+else ifeq ($(VARIANT),clang)
+    CC := clang
+    OUT := build/clang
+    BINDIR := build/clang/bin
+    VFLAGS := -O2 -g
+endif
+
+CC ?= cc
+CFLAGS = -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE $(VFLAGS) \
+         $(shell pkg-config --cflags $(PKGS)) -Ischema -Ilib -MMD -MP
+LDFLAGS = $(VFLAGS)
+LDLIBS = $(shell pkg-config --libs $(PKGS)) -lm
+
+LIB_SRC := $(wildcard schema/*.c lib/*.c)
+LIB := $(OUT)/libbookstore.a
+
+PROGRAMS := $(if $(wildcard broker/*.c),bookstore-broker) $(if $(wildcard nodes/*.c),bookstore-node) $(if $(wildcard tools/bookstore.c),bookstore) $(if $(wildcard tools/cluster.c),bookstore-cluster)
+broker_SRC := $(wildcard broker/*.c)
+node_SRC := $(wildcard nodes/*.c)
+tools_client_SRC := tools/bookstore.c
+tools_cluster_SRC := tools/cluster.c
+
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(wildcard tests/unit/test_*.c))
+
+obj = $(patsubst %.c,$(OUT)/obj/%.o,$(1))
+
+.SECONDARY:
+.PHONY: all deps run test asan clang unit clean bins
+all: bins
+
+bins: $(addprefix $(BINDIR)/,$(PROGRAMS)) $(UNIT_TESTS)
+
+$(OUT)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(call obj,$(LIB_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BINDIR)/bookstore-broker: $(call obj,$(broker_SRC)) $(LIB)
+$(BINDIR)/bookstore-node: $(call obj,$(node_SRC)) $(LIB)
+$(BINDIR)/bookstore: $(call obj,$(tools_client_SRC)) $(LIB)
+$(BINDIR)/bookstore-cluster: $(call obj,$(tools_cluster_SRC)) $(LIB)
+$(addprefix $(BINDIR)/,$(PROGRAMS)):
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(OUT)/tests/%: $(OUT)/obj/tests/unit/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+deps:
+	@missing=""; for p in $(DEBS); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:$$missing"; \
+	    if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	    $$SUDO apt-get update -qq && \
+	    $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+asan:
+	$(MAKE) VARIANT=asan bins
+
+clang:
+	$(MAKE) VARIANT=clang bins
+
+CATALOG ?= 1
+ORDER ?= 1
+PORT ?= 5555
+DATA ?= data
+run: deps
+	$(MAKE) bins
+	bin/bookstore-cluster --data $(DATA) --base-port $(PORT) --catalog $(CATALOG) --order $(ORDER)
+
+test: deps
+	$(MAKE) bins
+	$(MAKE) VARIANT=clang bins
+	$(MAKE) VARIANT=asan bins
+	BS_BIN=$(CURDIR)/build/asan/bin BS_UNIT=$(CURDIR)/build/asan/tests tests/run.sh
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,289 @@
+/*  test_codec - the schema-driven msgpack codec: round trips and bad input  */
+#include "bs_msg.h"
+#include "testing.h"
+
+#include <msgpack.h>
+#include <string.h>
+
+static bs_msg_t *
+s_round_trip (const bs_msg_t *msg)
+{
+    size_t size;
+    uint8_t *data = bs_msg_encode (msg, &size);
+    bs_err_t err;
+    bs_msg_t *copy = bs_msg_decode (data, size, &err, NULL, 0);
+    free (data);
+    return copy;
+}
+
+//  Packs a map from alternating key / packer callbacks, for hand-made bodies
+typedef struct { msgpack_sbuffer sbuf; msgpack_packer pk; } raw_t;
+
+static void raw_init (raw_t *r) {
+    msgpack_sbuffer_init (&r->sbuf);
+    msgpack_packer_init (&r->pk, &r->sbuf, msgpack_sbuffer_write);
+}
+static void raw_key (raw_t *r, const char *k) { msgpack_pack_str_with_body (&r->pk, k, strlen (k)); }
+
+static bs_err_t
+s_decode_err (raw_t *r, char *reason, size_t reason_size)
+{
+    bs_err_t err = BS_OK;
+    bs_msg_t *msg = bs_msg_decode (r->sbuf.data, r->sbuf.size, &err, reason, reason_size);
+    if (msg && err == BS_OK)
+        err = bs_msg_validate_request (msg, reason, reason_size);
+    bs_msg_destroy (&msg);
+    msgpack_sbuffer_destroy (&r->sbuf);
+    return err;
+}
+
+static void
+test_request_round_trip (void)
+{
+    bs_msg_t *msg = bs_msg_new_request (BS_OP_add_book);
+    bs_msg_set_int (msg, BS_FIELD_item, 666);
+    bs_msg_set_str (msg, BS_FIELD_topic, "distributed_systems");
+    bs_msg_set_str (msg, BS_FIELD_title, "How to get a good grade in 677 in 20 minutes a day");
+    bs_msg_set_int (msg, BS_FIELD_cost, 10);
+    bs_msg_set_int (msg, BS_FIELD_stock, 10);
+    bs_msg_t *copy = s_round_trip (msg);
+    CHECK (copy);
+    if (copy) {
+        CHECK (bs_msg_validate_request (copy, NULL, 0) == BS_OK);
+        CHECK (bs_msg_op (copy) == BS_OP_add_book);
+        CHECK (bs_msg_int (copy, BS_FIELD_item) == 666);
+        CHECK (strcmp (bs_msg_str (copy, BS_FIELD_topic), "distributed_systems") == 0);
+        CHECK (bs_msg_int (copy, BS_FIELD_stock) == 10);
+        size_t n1, n2;
+        const uint8_t *r1 = bs_msg_bin (msg, BS_FIELD_rid, &n1);
+        const uint8_t *r2 = bs_msg_bin (copy, BS_FIELD_rid, &n2);
+        CHECK (n1 == 16 && n2 == 16 && memcmp (r1, r2, 16) == 0);
+    }
+    bs_msg_destroy (&copy);
+    bs_msg_destroy (&msg);
+    CHECK (msg == NULL);
+}
+
+static void
+test_list_round_trip (void)
+{
+    bs_msg_t *msg = bs_msg_new_ok ();
+    bs_msg_set_str (msg, BS_FIELD_topic, "graduate_school");
+    for (int i = 0; i < 3; i++) {
+        bs_msg_t *book = bs_msg_new ();
+        bs_msg_set_int (book, BS_FIELD_item, 100 + i);
+        bs_msg_set_str (book, BS_FIELD_title, "A \"quoted\" title");
+        bs_msg_append (msg, BS_FIELD_items, &book);
+        CHECK (book == NULL);
+    }
+    bs_msg_t *copy = s_round_trip (msg);
+    CHECK (copy && bs_msg_count (copy, BS_FIELD_items) == 3);
+    if (copy) {
+        CHECK (bs_msg_int (bs_msg_at (copy, BS_FIELD_items, 2), BS_FIELD_item) == 102);
+        char *json = bs_msg_to_json (copy);
+        CHECK (strstr (json, "\"items\":[{\"item\":100,\"title\":\"A \\\"quoted\\\" title\"}") != NULL);
+        CHECK (strncmp (json, "{\"ok\":true,", 11) == 0);
+        free (json);
+    }
+    bs_msg_destroy (&copy);
+    bs_msg_destroy (&msg);
+}
+
+static void
+test_error_reply (void)
+{
+    bs_msg_t *msg = bs_msg_new_error (BS_ERR_out_of_stock, NULL);
+    char *json = bs_msg_to_json (msg);
+    CHECK (strcmp (json, "{\"ok\":false,\"error\":\"out_of_stock\",\"message\":\"the book is out of stock\"}") == 0);
+    free (json);
+    bs_msg_destroy (&msg);
+}
+
+static void
+test_malformed_msgpack (void)
+{
+    bs_err_t err;
+    const uint8_t junk [] = { 0xc1, 0x00, 0xff };
+    CHECK (bs_msg_decode (junk, sizeof junk, &err, NULL, 0) == NULL && err == BS_ERR_bad_msgpack);
+    //  A truncated map: says two entries, holds one
+    const uint8_t truncated [] = { 0x82, 0xa2, 'o', 'p', 0xa4, 'l', 'i', 's', 't' };
+    CHECK (bs_msg_decode (truncated, sizeof truncated, &err, NULL, 0) == NULL && err == BS_ERR_bad_msgpack);
+    //  Not a map at all
+    const uint8_t number [] = { 0x05 };
+    CHECK (bs_msg_decode (number, sizeof number, &err, NULL, 0) == NULL && err == BS_ERR_bad_msgpack);
+    //  Trailing garbage after a valid map
+    const uint8_t trailing [] = { 0x80, 0x00 };
+    CHECK (bs_msg_decode (trailing, sizeof trailing, &err, NULL, 0) == NULL && err == BS_ERR_bad_msgpack);
+    CHECK (bs_msg_decode ("", 0, &err, NULL, 0) == NULL && err == BS_ERR_bad_msgpack);
+}
+
+static void
+test_wrong_types_and_limits (void)
+{
+    char reason [128];
+    raw_t r;
+    uint8_t rid [16] = { 1 };
+
+    //  item as a string
+    raw_init (&r);
+    msgpack_pack_map (&r.pk, 3);
+    raw_key (&r, "op"); msgpack_pack_str_with_body (&r.pk, "lookup", 6);
+    raw_key (&r, "rid"); msgpack_pack_bin_with_body (&r.pk, rid, 16);
+    raw_key (&r, "item"); msgpack_pack_str_with_body (&r.pk, "666", 3);
+    CHECK (s_decode_err (&r, reason, sizeof reason) == BS_ERR_bad_field);
+    CHECK (strstr (reason, "item") != NULL);
+
+    //  negative restock count
+    raw_init (&r);
+    msgpack_pack_map (&r.pk, 4);
+    raw_key (&r, "op"); msgpack_pack_str_with_body (&r.pk, "restock", 7);
+    raw_key (&r, "rid"); msgpack_pack_bin_with_body (&r.pk, rid, 16);
+    raw_key (&r, "item"); msgpack_pack_int64 (&r.pk, 666);
+    raw_key (&r, "count"); msgpack_pack_int64 (&r.pk, -5);
+    CHECK (s_decode_err (&r, reason, sizeof reason) == BS_ERR_bad_field);
+    CHECK (strstr (reason, "count") != NULL);
+
+    //  absurd price
+    raw_init (&r);
+    msgpack_pack_map (&r.pk, 4);
+    raw_key (&r, "op"); msgpack_pack_str_with_body (&r.pk, "set_price", 9);
+    raw_key (&r, "rid"); msgpack_pack_bin_with_body (&r.pk, rid, 16);
+    raw_key (&r, "item"); msgpack_pack_int64 (&r.pk, 666);
+    raw_key (&r, "cost"); msgpack_pack_uint64 (&r.pk, UINT64_MAX);
+    CHECK (s_decode_err (&r, reason, sizeof reason) == BS_ERR_bad_field);
+
+    //  over-long title
+    char title [300];
+    memset (title, 'x', sizeof title);
+    raw_init (&r);
+    msgpack_pack_map (&r.pk, 7);
+    raw_key (&r, "op"); msgpack_pack_str_with_body (&r.pk, "add_book", 8);
+    raw_key (&r, "rid"); msgpack_pack_bin_with_body (&r.pk, rid, 16);
+    raw_key (&r, "item"); msgpack_pack_int64 (&r.pk, 1);
+    raw_key (&r, "topic"); msgpack_pack_str_with_body (&r.pk, "t", 1);
+    raw_key (&r, "title"); msgpack_pack_str_with_body (&r.pk, title, sizeof title);
+    raw_key (&r, "cost"); msgpack_pack_int64 (&r.pk, 1);
+    raw_key (&r, "stock"); msgpack_pack_int64 (&r.pk, 1);
+    CHECK (s_decode_err (&r, reason, sizeof reason) == BS_ERR_bad_field);
+    CHECK (strstr (reason, "title") != NULL);
+
+    //  over-long topic
+    raw_init (&r);
+    msgpack_pack_map (&r.pk, 3);
+    raw_key (&r, "op"); msgpack_pack_str_with_body (&r.pk, "search", 6);
+    raw_key (&r, "rid"); msgpack_pack_bin_with_body (&r.pk, rid, 16);
+    raw_key (&r, "topic"); msgpack_pack_str_with_body (&r.pk, title, 65);
+    CHECK (s_decode_err (&r, reason, sizeof reason) == BS_ERR_bad_field);
+
+    //  control characters in text
+    raw_init (&r);
+    msgpack_pack_map (&r.pk, 3);
+    raw_key (&r, "op"); msgpack_pack_str_with_body (&r.pk, "search", 6);
+    raw_key (&r, "rid"); msgpack_pack_bin_with_body (&r.pk, rid, 16);
+    raw_key (&r, "topic"); msgpack_pack_str_with_body (&r.pk, "a\nb", 3);
+    CHECK (s_decode_err (&r, reason, sizeof reason) == BS_ERR_bad_field);
+
+    //  a short rid
+    raw_init (&r);
+    msgpack_pack_map (&r.pk, 2);
+    raw_key (&r, "op"); msgpack_pack_str_with_body (&r.pk, "list", 4);
+    raw_key (&r, "rid"); msgpack_pack_bin_with_body (&r.pk, rid, 4);
+    CHECK (s_decode_err (&r, reason, sizeof reason) == BS_ERR_bad_field);
+}
+
+static void
+test_request_shape (void)
+{
+    char reason [128];
+    raw_t r;
+    uint8_t rid [16] = { 2 };
+
+    //  unknown op
+    raw_init (&r);
+    msgpack_pack_map (&r.pk, 2);
+    raw_key (&r, "op"); msgpack_pack_str_with_body (&r.pk, "steal", 5);
+    raw_key (&r, "rid"); msgpack_pack_bin_with_body (&r.pk, rid, 16);
+    CHECK (s_decode_err (&r, reason, sizeof reason) == BS_ERR_unknown_op);
+    CHECK (strstr (reason, "steal") != NULL);
+
+    //  missing required item
+    raw_init (&r);
+    msgpack_pack_map (&r.pk, 2);
+    raw_key (&r, "op"); msgpack_pack_str_with_body (&r.pk, "buy", 3);
+    raw_key (&r, "rid"); msgpack_pack_bin_with_body (&r.pk, rid, 16);
+    CHECK (s_decode_err (&r, reason, sizeof reason) == BS_ERR_missing_field);
+    CHECK (strstr (reason, "item") != NULL);
+
+    //  missing rid
+    raw_init (&r);
+    msgpack_pack_map (&r.pk, 1);
+    raw_key (&r, "op"); msgpack_pack_str_with_body (&r.pk, "list", 4);
+    CHECK (s_decode_err (&r, reason, sizeof reason) == BS_ERR_missing_field);
+
+    //  unknown field
+    raw_init (&r);
+    msgpack_pack_map (&r.pk, 3);
+    raw_key (&r, "op"); msgpack_pack_str_with_body (&r.pk, "list", 4);
+    raw_key (&r, "rid"); msgpack_pack_bin_with_body (&r.pk, rid, 16);
+    raw_key (&r, "price"); msgpack_pack_int64 (&r.pk, 3);
+    CHECK (s_decode_err (&r, reason, sizeof reason) == BS_ERR_bad_field);
+    CHECK (strstr (reason, "price") != NULL);
+
+    //  a known field the op does not take
+    raw_init (&r);
+    msgpack_pack_map (&r.pk, 4);
+    raw_key (&r, "op"); msgpack_pack_str_with_body (&r.pk, "lookup", 6);
+    raw_key (&r, "rid"); msgpack_pack_bin_with_body (&r.pk, rid, 16);
+    raw_key (&r, "item"); msgpack_pack_int64 (&r.pk, 666);
+    raw_key (&r, "title"); msgpack_pack_str_with_body (&r.pk, "x", 1);
+    CHECK (s_decode_err (&r, reason, sizeof reason) == BS_ERR_bad_field);
+    CHECK (strstr (reason, "title") != NULL);
+
+    //  duplicate key
+    raw_init (&r);
+    msgpack_pack_map (&r.pk, 3);
+    raw_key (&r, "op"); msgpack_pack_str_with_body (&r.pk, "list", 4);
+    raw_key (&r, "rid"); msgpack_pack_bin_with_body (&r.pk, rid, 16);
+    raw_key (&r, "op"); msgpack_pack_str_with_body (&r.pk, "list", 4);
+    CHECK (s_decode_err (&r, reason, sizeof reason) == BS_ERR_bad_field);
+
+    //  a well-formed orders request with its optional filter
+    bs_msg_t *msg = bs_msg_new_request (BS_OP_orders);
+    bs_msg_set_int (msg, BS_FIELD_item, 5);
+    CHECK (bs_msg_validate_request (msg, reason, sizeof reason) == BS_OK);
+    bs_msg_destroy (&msg);
+}
+
+static void
+test_oversized (void)
+{
+    size_t size = BS_MAX_BODY + 1;
+    uint8_t *big = calloc (1, size);
+    bs_err_t err;
+    CHECK (bs_msg_decode (big, size, &err, NULL, 0) == NULL && err == BS_ERR_too_large);
+    free (big);
+}
+
+static void
+test_table_lookups (void)
+{
+    CHECK (bs_op_lookup ("buy", 3) == BS_OP_buy);
+    CHECK (strcmp (bs_op_service (BS_OP_buy), "order") == 0);
+    CHECK (strcmp (bs_op_service (BS_OP_lookup), "catalog") == 0);
+    CHECK (bs_op_lookup ("bu", 2) == BS_OP_COUNT);
+    CHECK (strcmp (bs_err_name (BS_ERR_unknown_item), "unknown_item") == 0);
+}
+
+int
+main (void)
+{
+    RUN (test_request_round_trip);
+    RUN (test_list_round_trip);
+    RUN (test_error_reply);
+    RUN (test_malformed_msgpack);
+    RUN (test_wrong_types_and_limits);
+    RUN (test_request_shape);
+    RUN (test_oversized);
+    RUN (test_table_lookups);
+    return DONE ();
+}

@@ -1,0 +1,31 @@
+/*  testing.h - a minimal test harness for the unit tests.
+ *  Each test prints "ok - name" or "not ok - name"; tests/run.sh counts them.
+ */
+#ifndef TESTING_H_INCLUDED
+#define TESTING_H_INCLUDED
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static int s_test_failed;
+static int s_tests_passed, s_tests_failed;
+
+#define CHECK(cond) do { \
+    if (!(cond)) { \
+        fprintf (stderr, "  %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+        s_test_failed = 1; \
+    } \
+} while (0)
+
+#define RUN(test) do { \
+    s_test_failed = 0; \
+    test (); \
+    if (s_test_failed) { s_tests_failed++; printf ("not ok - %s\n", #test); } \
+    else { s_tests_passed++; printf ("ok - %s\n", #test); } \
+    fflush (stdout); \
+} while (0)
+
+#define DONE() (printf ("# %d passed, %d failed\n", s_tests_passed, s_tests_failed), \
+                s_tests_failed? 1: 0)
+
+#endif
