@@ -35,16 +35,20 @@ CFLAGS = -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE $(VFLAGS) \
 LDFLAGS = $(VFLAGS)
 LDLIBS = $(shell pkg-config --libs $(PKGS)) -lm
 
+#  The shared layer (schema, codec, client, settings) is one library linked
+#  by every program; broker and node modules are libraries of their own so
+#  that unit tests can link them too.
 LIB_SRC := $(wildcard schema/*.c lib/*.c)
 LIB := $(OUT)/libbookstore.a
+BROKER_LIB := $(OUT)/libbroker.a
+NODE_LIB := $(OUT)/libnode.a
+BROKER_SRC := $(filter-out broker/main.c,$(wildcard broker/*.c))
+NODE_SRC := $(filter-out nodes/main.c,$(wildcard nodes/*.c))
 
-PROGRAMS := $(if $(wildcard broker/*.c),bookstore-broker) $(if $(wildcard nodes/*.c),bookstore-node) $(if $(wildcard tools/bookstore.c),bookstore) $(if $(wildcard tools/cluster.c),bookstore-cluster)
-broker_SRC := $(wildcard broker/*.c)
-node_SRC := $(wildcard nodes/*.c)
-tools_client_SRC := tools/bookstore.c
-tools_cluster_SRC := tools/cluster.c
+PROGRAMS := bookstore-broker bookstore-node bookstore bookstore-cluster
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(wildcard tests/unit/test_*.c))
+TEST_HELPERS := $(patsubst tests/helpers/%.c,$(OUT)/tests/%,$(wildcard tests/helpers/*.c))
 
 obj = $(patsubst %.c,$(OUT)/obj/%.o,$(1))
 
@@ -52,27 +56,41 @@ obj = $(patsubst %.c,$(OUT)/obj/%.o,$(1))
 .PHONY: all deps run test asan clang unit clean bins
 all: bins
 
-bins: $(addprefix $(BINDIR)/,$(PROGRAMS)) $(UNIT_TESTS)
+bins: $(addprefix $(BINDIR)/,$(PROGRAMS)) $(UNIT_TESTS) $(TEST_HELPERS)
+
+#  Unit tests reach into the broker's and nodes' modules
+$(OUT)/obj/tests/%.o: CFLAGS += -Ibroker -Inodes
 
 $(OUT)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@echo "  CC $(VARIANT) $<"
+	@$(CC) $(CFLAGS) -c $< -o $@
 
 $(LIB): $(call obj,$(LIB_SRC))
+$(BROKER_LIB): $(call obj,$(BROKER_SRC))
+$(NODE_LIB): $(call obj,$(NODE_SRC))
+$(LIB) $(BROKER_LIB) $(NODE_LIB):
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	@rm -f $@ && ar rcs $@ $^
 
-$(BINDIR)/bookstore-broker: $(call obj,$(broker_SRC)) $(LIB)
-$(BINDIR)/bookstore-node: $(call obj,$(node_SRC)) $(LIB)
-$(BINDIR)/bookstore: $(call obj,$(tools_client_SRC)) $(LIB)
-$(BINDIR)/bookstore-cluster: $(call obj,$(tools_cluster_SRC)) $(LIB)
+$(BINDIR)/bookstore-broker: $(call obj,broker/main.c) $(BROKER_LIB) $(LIB)
+$(BINDIR)/bookstore-node: $(call obj,nodes/main.c) $(NODE_LIB) $(LIB)
+$(BINDIR)/bookstore: $(call obj,tools/bookstore.c) $(LIB)
+$(BINDIR)/bookstore-cluster: $(call obj,tools/cluster.c) $(LIB)
 $(addprefix $(BINDIR)/,$(PROGRAMS)):
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	@echo "  LD $(VARIANT) $@"
+	@$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-$(OUT)/tests/%: $(OUT)/obj/tests/unit/%.o $(LIB)
+$(OUT)/tests/%: $(OUT)/obj/tests/helpers/%.o $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	@echo "  LD $(VARIANT) $@"
+	@$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(OUT)/tests/test_%: $(OUT)/obj/tests/unit/test_%.o $(NODE_LIB) $(BROKER_LIB) $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD $(VARIANT) $@"
+	@$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 deps:
 	@missing=""; for p in $(DEBS); do \

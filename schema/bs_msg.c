@@ -129,6 +129,12 @@ bs_msg_has (const bs_msg_t *self, bs_field_t field)
 }
 
 void
+bs_msg_unset (bs_msg_t *self, bs_field_t field)
+{
+    s_clear_field (self, field);
+}
+
+void
 bs_msg_set_int (bs_msg_t *self, bs_field_t field, int64_t value)
 {
     s_clear_field (self, field);
@@ -174,6 +180,13 @@ bs_msg_bin (const bs_msg_t *self, bs_field_t field, size_t *size_p)
     if (size_p)
         *size_p = self->sizes [field];
     return (const uint8_t *) self->bytes [field];
+}
+
+void
+bs_msg_set_list (bs_msg_t *self, bs_field_t field)
+{
+    s_clear_field (self, field);
+    self->present |= UINT64_C (1) << field;
 }
 
 void
@@ -373,8 +386,7 @@ s_unpack_field (decode_ctx_t *ctx, bs_field_t f, const msgpack_object *val, bs_m
                 return s_fail (ctx, BS_ERR_bad_field, "field '%s' is nested too deeply", name);
             if ((int64_t) val->via.array.size < spec->min || (int64_t) val->via.array.size > spec->max)
                 return s_fail (ctx, BS_ERR_bad_field, "field '%s' has too many elements", name);
-            s_clear_field (msg, f);
-            msg->present |= UINT64_C (1) << f;
+            bs_msg_set_list (msg, f);
             for (uint32_t i = 0; i < val->via.array.size; i++) {
                 bs_msg_t *child = bs_msg_new ();
                 if (!s_unpack_map (ctx, &val->via.array.ptr [i], child, depth + 1)) {

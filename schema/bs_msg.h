@@ -61,6 +61,8 @@ bs_msg_t *bs_msg_new (void);
 void      bs_msg_destroy (bs_msg_t **self_p);
 
 bool     bs_msg_has (const bs_msg_t *self, bs_field_t field);
+//  Removes a field (and, for a LIST, its elements)
+void     bs_msg_unset (bs_msg_t *self, bs_field_t field);
 void     bs_msg_set_int (bs_msg_t *self, bs_field_t field, int64_t value);
 int64_t  bs_msg_int (const bs_msg_t *self, bs_field_t field);
 void     bs_msg_set_str (bs_msg_t *self, bs_field_t field, const char *value);
@@ -69,6 +71,8 @@ const char *bs_msg_str (const bs_msg_t *self, bs_field_t field);
 void     bs_msg_set_bin (bs_msg_t *self, bs_field_t field, const void *data, size_t size);
 //  Returns NULL when absent; *size_p receives the length
 const uint8_t *bs_msg_bin (const bs_msg_t *self, bs_field_t field, size_t *size_p);
+//  Marks a LIST field present and empty (an empty array on the wire)
+void     bs_msg_set_list (bs_msg_t *self, bs_field_t field);
 //  Takes ownership of *child_p and sets it to NULL
 void     bs_msg_append (bs_msg_t *self, bs_field_t field, bs_msg_t **child_p);
 size_t   bs_msg_count (const bs_msg_t *self, bs_field_t field);

@@ -9,6 +9,7 @@ set -u
 cd "$(dirname "$0")/.."
 export BS_BIN=${BS_BIN:-$PWD/bin}
 BS_UNIT=${BS_UNIT:-$PWD/build/release/tests}
+export BS_HELPERS=$BS_UNIT
 FILTER=${TESTS:-.}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}

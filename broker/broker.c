@@ -1,0 +1,662 @@
+/*  broker - Majordomo broker with least-outstanding load balancing and
+ *  re-dispatch of in-flight requests.  The forwarding path works on raw
+ *  zmq_msg_t frames: bodies are passed along without being copied or parsed.
+ */
+#include "broker.h"
+#include "workers.h"
+#include "bs_mdp.h"
+#include "bs_msg.h"
+
+#include <czmq.h>
+#include <string.h>
+
+#define MAX_FRAMES      8
+#define MAX_SERVICES    8
+#define TOKEN_SIZE      8
+#define NO_REQUEST      UINT32_MAX
+//  Requests are capped in size well below the socket limit so that an
+//  oversized one still gets an answer
+#define MAX_REQUEST     65536
+//  An in-flight request older than this is forgotten (its client gave up)
+#define REQUEST_MAX_AGE_MS 60000
+
+typedef struct {
+    bool used;
+    uint32_t gen;               //  bumped on reuse; part of the token
+    zmq_msg_t client;           //  client routing id
+    zmq_msg_t body;
+    int service;                //  index in broker->services
+    worker_t *worker;           //  NULL while waiting for a worker
+    int64_t deadline;           //  while waiting: when to give up
+    int64_t created;
+    uint32_t next;              //  pending queue link, or free-list link
+} request_t;
+
+typedef struct {
+    char name [33];
+    uint32_t head, tail;        //  requests waiting for a worker
+} service_t;
+
+struct _broker_t {
+    broker_options_t options;
+    zsock_t *clients;
+    zsock_t *nodes;
+    void *client_sock;          //  raw handles for the hot path
+    void *node_sock;
+    workers_t *workers;
+    service_t services [MAX_SERVICES];
+    int service_count;
+    request_t *requests;
+    uint32_t request_cap;
+    uint32_t free_head;
+    uint32_t inflight;
+    int64_t next_heartbeat;
+};
+
+//  --------------------------------------------------------------------------
+//  Request slab
+
+static uint32_t
+s_request_alloc (broker_t *self)
+{
+    if (self->free_head == NO_REQUEST) {
+        uint32_t old = self->request_cap;
+        uint32_t cap = old? old * 2: 1024;
+        self->requests = realloc (self->requests, cap * sizeof (request_t));
+        if (!self->requests)
+            abort ();
+        memset (self->requests + old, 0, (cap - old) * sizeof (request_t));
+        for (uint32_t i = old; i < cap; i++)
+            self->requests [i].next = i + 1 < cap? i + 1: NO_REQUEST;
+        self->free_head = old;
+        self->request_cap = cap;
+    }
+    uint32_t index = self->free_head;
+    request_t *req = &self->requests [index];
+    self->free_head = req->next;
+    req->used = true;
+    req->gen++;
+    req->next = NO_REQUEST;
+    req->worker = NULL;
+    self->inflight++;
+    return index;
+}
+
+static void
+s_request_free (broker_t *self, uint32_t index)
+{
+    request_t *req = &self->requests [index];
+    zmq_msg_close (&req->client);
+    zmq_msg_close (&req->body);
+    req->used = false;
+    req->worker = NULL;
+    req->next = self->free_head;
+    self->free_head = index;
+    self->inflight--;
+}
+
+static void
+s_token_encode (uint8_t *token, uint32_t index, uint32_t gen)
+{
+    memcpy (token, &index, 4);
+    memcpy (token + 4, &gen, 4);
+}
+
+static request_t *
+s_token_decode (broker_t *self, const zmq_msg_t *frame, uint32_t *index_p)
+{
+    if (zmq_msg_size ((zmq_msg_t *) frame) != TOKEN_SIZE)
+        return NULL;
+    uint32_t index, gen;
+    memcpy (&index, zmq_msg_data ((zmq_msg_t *) frame), 4);
+    memcpy (&gen, (uint8_t *) zmq_msg_data ((zmq_msg_t *) frame) + 4, 4);
+    if (index >= self->request_cap)
+        return NULL;
+    request_t *req = &self->requests [index];
+    if (!req->used || req->gen != gen)
+        return NULL;
+    *index_p = index;
+    return req;
+}
+
+//  --------------------------------------------------------------------------
+//  Frame helpers
+
+static int
+s_recv_frames (void *sock, zmq_msg_t *frames, int *count_p)
+{
+    int count = 0, total = 0;
+    int more = 1;
+    while (more) {
+        zmq_msg_t part;
+        zmq_msg_init (&part);
+        if (zmq_msg_recv (&part, sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close (&part);
+            if (total == 0)
+                return -1;
+            break;
+        }
+        more = zmq_msg_more (&part);
+        total++;
+        if (count < MAX_FRAMES)
+            frames [count++] = part;
+        else
+            zmq_msg_close (&part);
+    }
+    *count_p = count;
+    return total;
+}
+
+static void
+s_close_frames (zmq_msg_t *frames, int count)
+{
+    for (int i = 0; i < count; i++)
+        zmq_msg_close (&frames [i]);
+}
+
+static bool
+s_frame_is (zmq_msg_t *frame, const char *text)
+{
+    size_t n = strlen (text);
+    return zmq_msg_size (frame) == n && memcmp (zmq_msg_data (frame), text, n) == 0;
+}
+
+static void
+s_frame_text (zmq_msg_t *frame, char *buf, size_t size)
+{
+    size_t n = zmq_msg_size (frame);
+    if (n >= size)
+        n = size - 1;
+    memcpy (buf, zmq_msg_data (frame), n);
+    buf [n] = 0;
+}
+
+//  Sends the reply envelope and a body frame (consumed) to a client
+static void
+s_send_to_client (broker_t *self, zmq_msg_t *client, const char *service, zmq_msg_t *body)
+{
+    zmq_msg_t copy;
+    zmq_msg_init (&copy);
+    zmq_msg_copy (&copy, client);
+    void *sock = self->client_sock;
+    zmq_msg_send (&copy, sock, ZMQ_SNDMORE);
+    zmq_send (sock, "", 0, ZMQ_SNDMORE);
+    zmq_send (sock, BS_MDPC, strlen (BS_MDPC), ZMQ_SNDMORE);
+    zmq_send (sock, service, strlen (service), ZMQ_SNDMORE);
+    zmq_msg_send (body, sock, 0);
+}
+
+static void
+s_send_msg_to_client (broker_t *self, zmq_msg_t *client, const char *service, bs_msg_t *msg)
+{
+    size_t size;
+    uint8_t *data = bs_msg_encode (msg, &size);
+    zmq_msg_t body;
+    zmq_msg_init_size (&body, size);
+    memcpy (zmq_msg_data (&body), data, size);
+    free (data);
+    s_send_to_client (self, client, service, &body);
+}
+
+static void
+s_send_error (broker_t *self, zmq_msg_t *client, const char *service, bs_err_t err, const char *message)
+{
+    bs_msg_t *msg = bs_msg_new_error (err, message);
+    s_send_msg_to_client (self, client, service, msg);
+    bs_msg_destroy (&msg);
+}
+
+static int
+s_send_to_worker (broker_t *self, worker_t *w, uint8_t command, const void *token, zmq_msg_t *body)
+{
+    void *sock = self->node_sock;
+    if (zmq_send (sock, w->identity, w->identity_size, ZMQ_SNDMORE) < 0)
+        return -1;      //  EHOSTUNREACH: the node is gone
+    zmq_send (sock, "", 0, ZMQ_SNDMORE);
+    zmq_send (sock, BS_MDPW, strlen (BS_MDPW), ZMQ_SNDMORE);
+    if (!body)
+        return zmq_send (sock, &command, 1, 0) < 0? -1: 0;
+    zmq_send (sock, &command, 1, ZMQ_SNDMORE);
+    zmq_send (sock, token, TOKEN_SIZE, ZMQ_SNDMORE);
+    zmq_send (sock, "", 0, ZMQ_SNDMORE);
+    return zmq_msg_send (body, sock, 0) < 0? -1: 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Dispatch
+
+static int
+s_service_find (broker_t *self, const char *name)
+{
+    for (int i = 0; i < self->service_count; i++)
+        if (strcmp (self->services [i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+static void s_worker_dead (broker_t *self, worker_t *w, const char *why);
+
+static void
+s_enqueue (broker_t *self, uint32_t index)
+{
+    request_t *req = &self->requests [index];
+    service_t *svc = &self->services [req->service];
+    req->worker = NULL;
+    req->deadline = zclock_mono () + self->options.request_timeout_ms;
+    req->next = NO_REQUEST;
+    if (svc->tail == NO_REQUEST)
+        svc->head = index;
+    else
+        self->requests [svc->tail].next = index;
+    svc->tail = index;
+}
+
+//  Sends the request to the best worker of its service, or queues it
+static void
+s_dispatch (broker_t *self, uint32_t index)
+{
+    request_t *req = &self->requests [index];
+    const char *service = self->services [req->service].name;
+    worker_t *w;
+    while ((w = workers_choose (self->workers, service))) {
+        uint8_t token [TOKEN_SIZE];
+        s_token_encode (token, index, req->gen);
+        zmq_msg_t copy;
+        zmq_msg_init (&copy);
+        zmq_msg_copy (&copy, &req->body);
+        if (s_send_to_worker (self, w, BS_MDPW_REQUEST, token, &copy) == 0) {
+            req->worker = w;
+            w->outstanding++;
+            return;
+        }
+        zmq_msg_close (&copy);
+        s_worker_dead (self, w, "unreachable");
+    }
+    s_enqueue (self, index);
+}
+
+//  Hands queued requests of a service to workers while any are alive
+static void
+s_drain_pending (broker_t *self, int service)
+{
+    service_t *svc = &self->services [service];
+    while (svc->head != NO_REQUEST && workers_alive (self->workers, svc->name) > 0) {
+        uint32_t index = svc->head;
+        svc->head = self->requests [index].next;
+        if (svc->head == NO_REQUEST)
+            svc->tail = NO_REQUEST;
+        s_dispatch (self, index);
+    }
+}
+
+//  Takes back every request a worker holds and dispatches it elsewhere
+static void
+s_redispatch_from (broker_t *self, worker_t *w)
+{
+    int moved = 0;
+    for (uint32_t i = 0; i < self->request_cap; i++) {
+        request_t *req = &self->requests [i];
+        if (req->used && req->worker == w) {
+            req->worker = NULL;
+            s_dispatch (self, i);
+            moved++;
+        }
+    }
+    w->outstanding = 0;
+    if (moved)
+        zsys_info ("broker: re-dispatched %d request(s) held by %s", moved, w->id);
+}
+
+static void
+s_worker_dead (broker_t *self, worker_t *w, const char *why)
+{
+    if (!w->alive)
+        return;
+    w->alive = false;
+    zsys_warning ("broker: node %s (%s) declared dead: %s", w->id, w->service, why);
+    s_redispatch_from (self, w);
+}
+
+//  --------------------------------------------------------------------------
+//  Broker's own service
+
+static void
+s_handle_status (broker_t *self, zmq_msg_t *client, zmq_msg_t *body)
+{
+    char reason [128];
+    bs_err_t err;
+    bs_msg_t *request = bs_msg_decode (zmq_msg_data (body), zmq_msg_size (body), &err, reason, sizeof reason);
+    if (request)
+        err = bs_msg_validate_request (request, reason, sizeof reason);
+    if (err == BS_OK && bs_msg_op (request) != BS_OP_status) {
+        err = BS_ERR_unknown_op;
+        snprintf (reason, sizeof reason, "the broker service only answers 'status'");
+    }
+    if (err != BS_OK) {
+        s_send_error (self, client, BS_SERVICE_BROKER, err, reason);
+        bs_msg_destroy (&request);
+        return;
+    }
+    bs_msg_t *reply = bs_msg_new_ok ();
+    size_t rid_size;
+    const uint8_t *rid = bs_msg_bin (request, BS_FIELD_rid, &rid_size);
+    bs_msg_set_bin (reply, BS_FIELD_rid, rid, rid_size);
+    bs_msg_set_int (reply, BS_FIELD_inflight, self->inflight);
+    for (size_t i = 0; i < workers_size (self->workers); i++) {
+        worker_t *w = workers_at (self->workers, i);
+        bs_msg_t *node = bs_msg_new ();
+        bs_msg_set_str (node, BS_FIELD_id, w->id);
+        bs_msg_set_str (node, BS_FIELD_service, w->service);
+        bs_msg_set_int (node, BS_FIELD_alive, w->alive);
+        bs_msg_set_int (node, BS_FIELD_inflight, w->outstanding);
+        bs_msg_set_int (node, BS_FIELD_requests, (int64_t) w->served);
+        bs_msg_append (reply, BS_FIELD_nodes, &node);
+    }
+    s_send_msg_to_client (self, client, BS_SERVICE_BROKER, reply);
+    bs_msg_destroy (&reply);
+    bs_msg_destroy (&request);
+}
+
+//  --------------------------------------------------------------------------
+//  Client side
+
+static void
+s_client_message (broker_t *self)
+{
+    zmq_msg_t frames [MAX_FRAMES];
+    int count;
+    int total = s_recv_frames (self->client_sock, frames, &count);
+    if (total < 0)
+        return;
+    //  [client] [empty] [MDPC01] [service] [body]
+    char service [64] = "";
+    if (count >= 4)
+        s_frame_text (&frames [3], service, sizeof service);
+    if (total != 5 || zmq_msg_size (&frames [1]) != 0 || !s_frame_is (&frames [2], BS_MDPC)) {
+        if (count >= 1)
+            s_send_error (self, &frames [0], service, BS_ERR_bad_frame,
+                          "a request must be [empty] \"MDPC01\" service body");
+        s_close_frames (frames, count);
+        return;
+    }
+    if (zmq_msg_size (&frames [4]) > MAX_REQUEST) {
+        s_send_error (self, &frames [0], service, BS_ERR_too_large,
+                      "the request is larger than the 64 KiB limit");
+        s_close_frames (frames, count);
+        return;
+    }
+    if (strcmp (service, BS_SERVICE_BROKER) == 0) {
+        s_handle_status (self, &frames [0], &frames [4]);
+        s_close_frames (frames, count);
+        return;
+    }
+    int svc = zmq_msg_size (&frames [3]) < sizeof service? s_service_find (self, service): -1;
+    if (svc < 0) {
+        char message [128];
+        snprintf (message, sizeof message, "no service named '%.40s'", service);
+        s_send_error (self, &frames [0], "", BS_ERR_unknown_service, message);
+        s_close_frames (frames, count);
+        return;
+    }
+    uint32_t index = s_request_alloc (self);
+    request_t *req = &self->requests [index];
+    zmq_msg_init (&req->client);
+    zmq_msg_move (&req->client, &frames [0]);
+    zmq_msg_init (&req->body);
+    zmq_msg_move (&req->body, &frames [4]);
+    req->service = svc;
+    req->created = zclock_mono ();
+    s_close_frames (frames, count);
+    s_dispatch (self, index);
+}
+
+//  --------------------------------------------------------------------------
+//  Node side
+
+static void
+s_node_message (broker_t *self)
+{
+    zmq_msg_t frames [MAX_FRAMES];
+    int count;
+    int total = s_recv_frames (self->node_sock, frames, &count);
+    if (total < 0)
+        return;
+    //  [node] [empty] [MDPW01] [command] ...
+    if (total < 4 || zmq_msg_size (&frames [1]) != 0 || !s_frame_is (&frames [2], BS_MDPW)
+    ||  zmq_msg_size (&frames [3]) != 1) {
+        zsys_warning ("broker: dropped a malformed message from a node (%d frames)", total);
+        s_close_frames (frames, count);
+        return;
+    }
+    uint8_t command = *(uint8_t *) zmq_msg_data (&frames [3]);
+    worker_t *w = workers_find (self->workers, zmq_msg_data (&frames [0]), zmq_msg_size (&frames [0]));
+
+    if (command == BS_MDPW_READY) {
+        char service [33] = "", id [65] = "";
+        if (count >= 5)
+            s_frame_text (&frames [4], service, sizeof service);
+        if (count >= 6)
+            s_frame_text (&frames [5], id, sizeof id);
+        int svc = s_service_find (self, service);
+        if (svc < 0 || total > 6) {
+            zsys_warning ("broker: refused READY for unknown service '%s'", service);
+            worker_t stranger = { .identity_size = zmq_msg_size (&frames [0]) };
+            if (stranger.identity_size <= sizeof stranger.identity) {
+                memcpy (stranger.identity, zmq_msg_data (&frames [0]), stranger.identity_size);
+                s_send_to_worker (self, &stranger, BS_MDPW_DISCONNECT, NULL, NULL);
+            }
+            s_close_frames (frames, count);
+            return;
+        }
+        if (w && w->alive) {
+            //  A node that restarted under the same identity has forgotten
+            //  what it was doing: hand its requests to someone else
+            w->alive = false;
+            s_redispatch_from (self, w);
+        }
+        w = workers_register (self->workers, zmq_msg_data (&frames [0]), zmq_msg_size (&frames [0]), service, id);
+        if (w) {
+            w->registered = zclock_mono ();
+            w->expiry = w->registered + (int64_t) self->options.heartbeat_ms * self->options.liveness;
+            zsys_info ("broker: node %s joined service %s", w->id, w->service);
+            s_drain_pending (self, svc);
+        }
+        s_close_frames (frames, count);
+        return;
+    }
+    if (!w || !w->alive) {
+        //  Not registered (or declared dead): tell it to register again
+        if (command != BS_MDPW_DISCONNECT) {
+            worker_t stranger = { .identity_size = zmq_msg_size (&frames [0]) };
+            if (stranger.identity_size <= sizeof stranger.identity) {
+                memcpy (stranger.identity, zmq_msg_data (&frames [0]), stranger.identity_size);
+                s_send_to_worker (self, &stranger, BS_MDPW_DISCONNECT, NULL, NULL);
+            }
+        }
+        //  A late reply from a node declared dead may still answer a client
+        //  whose request is waiting: deliver it once, below.
+        if (command != BS_MDPW_REPLY) {
+            s_close_frames (frames, count);
+            return;
+        }
+    }
+    if (w && w->alive)
+        w->expiry = zclock_mono () + (int64_t) self->options.heartbeat_ms * self->options.liveness;
+
+    if (command == BS_MDPW_REPLY) {
+        //  [node] [empty] [MDPW01] [REPLY] [token] [empty] [body]
+        uint32_t index;
+        request_t *req = total == 7? s_token_decode (self, &frames [4], &index): NULL;
+        if (req) {
+            if (req->worker && req->worker->outstanding > 0)
+                req->worker->outstanding--;
+            if (w && w->alive)
+                w->served++;
+            if (!req->worker) {
+                //  Answered while queued for re-dispatch: unlink it
+                service_t *svc = &self->services [req->service];
+                uint32_t prev = NO_REQUEST;
+                for (uint32_t i = svc->head; i != NO_REQUEST; prev = i, i = self->requests [i].next)
+                    if (i == index) {
+                        if (prev == NO_REQUEST)
+                            svc->head = req->next;
+                        else
+                            self->requests [prev].next = req->next;
+                        if (svc->tail == index)
+                            svc->tail = prev;
+                        break;
+                    }
+            }
+            s_send_to_client (self, &req->client, self->services [req->service].name, &frames [6]);
+            s_request_free (self, index);
+        }
+    }
+    else
+    if (command == BS_MDPW_DISCONNECT && w)
+        s_worker_dead (self, w, "said DISCONNECT");
+    s_close_frames (frames, count);
+}
+
+//  --------------------------------------------------------------------------
+//  Timers
+
+static void
+s_on_tick (broker_t *self)
+{
+    int64_t now = zclock_mono ();
+    for (size_t i = 0; i < workers_size (self->workers); i++) {
+        worker_t *w = workers_at (self->workers, i);
+        if (!w->alive)
+            continue;
+        if (now > w->expiry)
+            s_worker_dead (self, w, "missed heartbeats");
+        else
+        if (s_send_to_worker (self, w, BS_MDPW_HEARTBEAT, NULL, NULL) != 0)
+            s_worker_dead (self, w, "unreachable");
+    }
+    //  Requests that waited too long for a worker get a clear error
+    for (int s = 0; s < self->service_count; s++) {
+        service_t *svc = &self->services [s];
+        while (svc->head != NO_REQUEST && self->requests [svc->head].deadline <= now) {
+            uint32_t index = svc->head;
+            svc->head = self->requests [index].next;
+            if (svc->head == NO_REQUEST)
+                svc->tail = NO_REQUEST;
+            char message [128];
+            snprintf (message, sizeof message, "no replica of service '%s' is available", svc->name);
+            s_send_error (self, &self->requests [index].client, svc->name, BS_ERR_unavailable, message);
+            s_request_free (self, index);
+        }
+    }
+    //  Forget requests whose worker never answered and whose client has long
+    //  since given up, so that memory stays bounded
+    for (uint32_t i = 0; i < self->request_cap; i++) {
+        request_t *req = &self->requests [i];
+        if (req->used && req->worker && now - req->created > REQUEST_MAX_AGE_MS) {
+            if (req->worker->outstanding > 0)
+                req->worker->outstanding--;
+            s_request_free (self, i);
+        }
+    }
+}
+
+//  --------------------------------------------------------------------------
+
+broker_t *
+broker_new (const broker_options_t *options)
+{
+    broker_t *self = calloc (1, sizeof (broker_t));
+    if (!self)
+        abort ();
+    self->options = *options;
+    self->free_head = NO_REQUEST;
+    for (int i = 0; i < MAX_SERVICES; i++)
+        self->services [i].head = self->services [i].tail = NO_REQUEST;
+    char *names = strdup (options->services);
+    for (char *tok = strtok (names, ","); tok && self->service_count < MAX_SERVICES; tok = strtok (NULL, ","))
+        snprintf (self->services [self->service_count++].name, 33, "%s", tok);
+    free (names);
+    self->workers = workers_new ();
+
+    self->clients = zsock_new (ZMQ_ROUTER);
+    self->nodes = zsock_new (ZMQ_ROUTER);
+    zsock_set_maxmsgsize (self->clients, BS_MAX_BODY);
+    zsock_set_maxmsgsize (self->nodes, BS_MAX_BODY);
+    zsock_set_sndhwm (self->clients, 0);
+    zsock_set_rcvhwm (self->clients, 0);
+    zsock_set_sndhwm (self->nodes, 0);
+    zsock_set_rcvhwm (self->nodes, 0);
+    zsock_set_router_mandatory (self->nodes, 1);
+    //  A node that restarts reuses its routing id; let it take the pipe over
+    zsock_set_router_handover (self->nodes, 1);
+    zsock_set_linger (self->clients, 0);
+    zsock_set_linger (self->nodes, 0);
+    if (zsock_bind (self->clients, "%s", options->client_endpoint) < 0
+    ||  zsock_bind (self->nodes, "%s", options->worker_endpoint) < 0) {
+        zsys_error ("broker: cannot bind %s / %s: %s", options->client_endpoint,
+                    options->worker_endpoint, zmq_strerror (zmq_errno ()));
+        broker_destroy (&self);
+        return NULL;
+    }
+    self->client_sock = zsock_resolve (self->clients);
+    self->node_sock = zsock_resolve (self->nodes);
+    return self;
+}
+
+void
+broker_destroy (broker_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    broker_t *self = *self_p;
+    for (uint32_t i = 0; i < self->request_cap; i++)
+        if (self->requests [i].used)
+            s_request_free (self, i);
+    free (self->requests);
+    workers_destroy (&self->workers);
+    zsock_destroy (&self->clients);
+    zsock_destroy (&self->nodes);
+    free (self);
+    *self_p = NULL;
+}
+
+void
+broker_run (broker_t *self)
+{
+    zsys_info ("broker: clients on %s, nodes on %s", self->options.client_endpoint,
+               self->options.worker_endpoint);
+    self->next_heartbeat = zclock_mono () + self->options.heartbeat_ms;
+    zmq_pollitem_t items [] = {
+        { self->node_sock, 0, ZMQ_POLLIN, 0 },
+        { self->client_sock, 0, ZMQ_POLLIN, 0 },
+    };
+    while (!zsys_interrupted) {
+        int64_t wait = self->next_heartbeat - zclock_mono ();
+        if (wait < 0)
+            wait = 0;
+        if (zmq_poll (items, 2, (long) wait) < 0)
+            break;
+        //  Drain in batches so one busy side cannot starve the other
+        for (int n = 0; n < 1000 && (items [0].revents & ZMQ_POLLIN); n++) {
+            int events;
+            size_t len = sizeof events;
+            s_node_message (self);
+            zmq_getsockopt (self->node_sock, ZMQ_EVENTS, &events, &len);
+            if (!(events & ZMQ_POLLIN))
+                break;
+        }
+        for (int n = 0; n < 1000 && (items [1].revents & ZMQ_POLLIN); n++) {
+            int events;
+            size_t len = sizeof events;
+            s_client_message (self);
+            zmq_getsockopt (self->client_sock, ZMQ_EVENTS, &events, &len);
+            if (!(events & ZMQ_POLLIN))
+                break;
+        }
+        if (zclock_mono () >= self->next_heartbeat) {
+            s_on_tick (self);
+            self->next_heartbeat = zclock_mono () + self->options.heartbeat_ms;
+        }
+    }
+    zsys_info ("broker: stopping");
+}

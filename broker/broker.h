@@ -1,0 +1,34 @@
+/*  broker - the store's front end: a Majordomo (7/MDP) broker.
+ *
+ *  Clients talk to a ROUTER (MDPC01), nodes to another ROUTER (MDPW01).
+ *  Requests go to the alive worker of their service with the fewest requests
+ *  outstanding; the broker keeps every request until its reply arrives and
+ *  re-dispatches it, with the same body, when its worker is declared dead.
+ *  A request that no worker can take before its deadline is answered with
+ *  error "unavailable".
+ *
+ *  Ownership: broker_new returns a broker the caller destroys with
+ *  broker_destroy; the options struct is copied.
+ */
+#ifndef BROKER_H_INCLUDED
+#define BROKER_H_INCLUDED
+
+typedef struct {
+    const char *client_endpoint;    //  bind, e.g. tcp://*:5555
+    const char *worker_endpoint;    //  bind, e.g. tcp://*:5556
+    int heartbeat_ms;               //  interval between heartbeats
+    int liveness;                   //  heartbeats missed before a node is dead
+    int request_timeout_ms;         //  how long a request may wait for a worker
+    const char *services;           //  comma-separated services that exist
+} broker_options_t;
+
+typedef struct _broker_t broker_t;
+
+//  Returns NULL (and logs why) when an endpoint cannot be bound
+broker_t *broker_new (const broker_options_t *options);
+void broker_destroy (broker_t **self_p);
+
+//  Runs until interrupted (SIGINT/SIGTERM)
+void broker_run (broker_t *self);
+
+#endif

@@ -1,0 +1,47 @@
+/*  bs_settings - one place where every program reads its settings.
+ *
+ *  Each program declares a table of settings.  A value comes from, in order:
+ *  the command line (--name value, or --name alone for a flag), the
+ *  environment (BOOKSTORE_NAME with dashes as underscores), the config file
+ *  named by --config or BOOKSTORE_CONFIG (ZPL, key "<section>/<name>"), then
+ *  the table's default.  Arguments that are not options stay as positional
+ *  arguments.
+ *
+ *  Ownership: bs_settings_new returns settings the caller destroys with
+ *  bs_settings_destroy; returned strings belong to the settings.
+ */
+#ifndef BS_SETTINGS_H_INCLUDED
+#define BS_SETTINGS_H_INCLUDED
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *name;       //  option name without dashes, e.g. "base-port"
+    const char *fallback;   //  default value; NULL marks a flag (no value)
+    const char *help;
+} bs_setting_t;
+
+typedef struct _bs_settings_t bs_settings_t;
+
+//  table ends with an entry whose name is NULL.  Returns NULL after printing
+//  a usage error to stderr (unknown option, missing value, bad config file).
+//  --help prints the table and sets bs_settings_help_shown.
+bs_settings_t *bs_settings_new (const char *section, const bs_setting_t *table,
+                                int argc, char **argv);
+void bs_settings_destroy (bs_settings_t **self_p);
+
+const char *bs_settings_get (bs_settings_t *self, const char *name);
+//  Parses an integer; on a malformed value prints an error and returns false
+bool bs_settings_int (bs_settings_t *self, const char *name, int64_t *value_p);
+bool bs_settings_flag (bs_settings_t *self, const char *name);
+//  True when --help was given (the caller should exit 0)
+bool bs_settings_help_shown (bs_settings_t *self);
+
+int bs_settings_argc (bs_settings_t *self);
+const char *bs_settings_arg (bs_settings_t *self, int index);
+
+//  Parses a whole decimal number within [min, max]; false otherwise
+bool bs_parse_int (const char *text, int64_t min, int64_t max, int64_t *value_p);
+
+#endif

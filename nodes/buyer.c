@@ -1,0 +1,193 @@
+/*  buyer - asynchronous buys: decrement at the catalog, then record  */
+#include "buyer.h"
+#include "bs_client.h"
+
+#include <czmq.h>
+#include <string.h>
+
+#define MAX_WAITERS 8
+
+typedef struct {
+    uint8_t rid [BS_RID_SIZE];
+    int64_t item;
+    bs_msg_t *decrement;        //  the request sent to the catalog
+    zmq_msg_t tokens [MAX_WAITERS];
+    int waiters;
+    int attempts;
+    int64_t deadline;
+} buy_t;
+
+struct _buyer_t {
+    bs_client_t *client;
+    orders_t *orders;
+    mdpworker_t *link;
+    zhashx_t *pending;          //  rid (hex) -> buy_t
+    int timeout_ms, attempts;
+};
+
+static void
+s_rid_key (const uint8_t *rid, char *key)
+{
+    for (int i = 0; i < BS_RID_SIZE; i++)
+        snprintf (key + 2 * i, 3, "%02x", rid [i]);
+}
+
+static void
+s_buy_destroy (void **item_p)
+{
+    buy_t *buy = *item_p;
+    if (!buy)
+        return;
+    for (int i = 0; i < buy->waiters; i++)
+        zmq_msg_close (&buy->tokens [i]);
+    bs_msg_destroy (&buy->decrement);
+    free (buy);
+    *item_p = NULL;
+}
+
+buyer_t *
+buyer_new (const char *broker_endpoint, orders_t *orders, mdpworker_t *link, int timeout_ms, int attempts)
+{
+    buyer_t *self = calloc (1, sizeof (buyer_t));
+    if (!self)
+        abort ();
+    self->client = bs_client_new (broker_endpoint);
+    if (!self->client) {
+        free (self);
+        return NULL;
+    }
+    self->orders = orders;
+    self->link = link;
+    self->timeout_ms = timeout_ms;
+    self->attempts = attempts;
+    self->pending = zhashx_new ();
+    zhashx_set_destructor (self->pending, s_buy_destroy);
+    return self;
+}
+
+void
+buyer_destroy (buyer_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    buyer_t *self = *self_p;
+    zhashx_destroy (&self->pending);
+    bs_client_destroy (&self->client);
+    free (self);
+    *self_p = NULL;
+}
+
+//  Answers everyone waiting for the buy and forgets it
+static void
+s_finish (buyer_t *self, buy_t *buy, bs_msg_t *reply)
+{
+    bs_msg_set_bin (reply, BS_FIELD_rid, buy->rid, BS_RID_SIZE);
+    size_t size;
+    uint8_t *data = bs_msg_encode (reply, &size);
+    for (int i = 0; i < buy->waiters; i++)
+        mdpworker_reply (self->link, &buy->tokens [i], data, size);
+    free (data);
+    char key [2 * BS_RID_SIZE + 1];
+    s_rid_key (buy->rid, key);
+    zhashx_delete (self->pending, key);
+}
+
+void
+buyer_start (buyer_t *self, zmq_msg_t *token, const bs_msg_t *request)
+{
+    size_t rid_size;
+    const uint8_t *rid = bs_msg_bin (request, BS_FIELD_rid, &rid_size);
+    char key [2 * BS_RID_SIZE + 1];
+    s_rid_key (rid, key);
+    buy_t *buy = zhashx_lookup (self->pending, key);
+    if (buy) {
+        if (buy->waiters < MAX_WAITERS) {
+            zmq_msg_init (&buy->tokens [buy->waiters]);
+            zmq_msg_move (&buy->tokens [buy->waiters++], token);
+        }
+        zmq_msg_close (token);
+        return;
+    }
+    buy = calloc (1, sizeof (buy_t));
+    if (!buy)
+        abort ();
+    memcpy (buy->rid, rid, BS_RID_SIZE);
+    buy->item = bs_msg_int (request, BS_FIELD_item);
+    zmq_msg_init (&buy->tokens [0]);
+    zmq_msg_move (&buy->tokens [0], token);
+    zmq_msg_close (token);
+    buy->waiters = 1;
+    buy->decrement = bs_msg_new ();
+    bs_msg_set_str (buy->decrement, BS_FIELD_op, bs_op_name (BS_OP_decrement));
+    bs_msg_set_bin (buy->decrement, BS_FIELD_rid, rid, BS_RID_SIZE);
+    bs_msg_set_int (buy->decrement, BS_FIELD_item, buy->item);
+    buy->attempts = 1;
+    buy->deadline = zclock_mono () + self->timeout_ms;
+    zhashx_insert (self->pending, key, buy);
+    bs_client_send (self->client, "catalog", buy->decrement);
+}
+
+void *
+buyer_socket (buyer_t *self)
+{
+    return bs_client_socket (self->client);
+}
+
+void
+buyer_on_input (buyer_t *self)
+{
+    bs_msg_t *reply = bs_client_recv (self->client);
+    if (!reply)
+        return;
+    size_t rid_size;
+    const uint8_t *rid = bs_msg_bin (reply, BS_FIELD_rid, &rid_size);
+    buy_t *buy = NULL;
+    if (rid && rid_size == BS_RID_SIZE) {
+        char key [2 * BS_RID_SIZE + 1];
+        s_rid_key (rid, key);
+        buy = zhashx_lookup (self->pending, key);
+    }
+    if (!buy) {
+        bs_msg_destroy (&reply);      //  a late answer to a finished buy
+        return;
+    }
+    if (bs_msg_int (reply, BS_FIELD_ok)) {
+        bs_msg_t *result = orders_record (self->orders, buy->rid, BS_RID_SIZE, buy->item,
+                                          bs_msg_int (reply, BS_FIELD_cost));
+        s_finish (self, buy, result);
+        bs_msg_destroy (&result);
+    }
+    else
+        s_finish (self, buy, reply);
+    bs_msg_destroy (&reply);
+}
+
+void
+buyer_tick (buyer_t *self)
+{
+    int64_t now = zclock_mono ();
+    zlistx_t *late = zlistx_new ();
+    for (buy_t *buy = zhashx_first (self->pending); buy; buy = zhashx_next (self->pending))
+        if (now >= buy->deadline)
+            zlistx_add_end (late, buy);
+    for (buy_t *buy = zlistx_first (late); buy; buy = zlistx_next (late)) {
+        if (buy->attempts < self->attempts) {
+            buy->attempts++;
+            buy->deadline = now + self->timeout_ms;
+            bs_client_send (self->client, "catalog", buy->decrement);
+        }
+        else {
+            bs_msg_t *reply = bs_msg_new_error (BS_ERR_unavailable,
+                "the catalog did not answer; retry the buy with the same request id");
+            s_finish (self, buy, reply);
+            bs_msg_destroy (&reply);
+        }
+    }
+    zlistx_destroy (&late);
+}
+
+size_t
+buyer_pending (buyer_t *self)
+{
+    return zhashx_size (self->pending);
+}

@@ -1,0 +1,39 @@
+/*  buyer - runs the buys of an order node without blocking it.
+ *
+ *  A buy asks the catalog (through the broker, with the buy's own request
+ *  id) to take one copy; when the catalog says yes the order is recorded and
+ *  the buy answered.  The catalog's decrement is idempotent per request id,
+ *  so resending after a timeout, or a retried buy arriving on another order
+ *  node, never takes two copies.  A buy that arrives again while it is under
+ *  way joins the one in progress and gets the same answer.
+ *
+ *  Ownership: buyer_new borrows orders and link, which must outlive it.
+ */
+#ifndef BUYER_H_INCLUDED
+#define BUYER_H_INCLUDED
+
+#include "bs_msg.h"
+#include "mdpworker.h"
+#include "orders.h"
+
+typedef struct _buyer_t buyer_t;
+
+buyer_t *buyer_new (const char *broker_endpoint, orders_t *orders, mdpworker_t *link,
+                    int timeout_ms, int attempts);
+void buyer_destroy (buyer_t **self_p);
+
+//  Starts (or joins) a validated buy; takes over the token
+void buyer_start (buyer_t *self, zmq_msg_t *token, const bs_msg_t *request);
+
+//  The socket that carries the catalog's answers: poll it, then call
+//  buyer_on_input
+void *buyer_socket (buyer_t *self);
+void buyer_on_input (buyer_t *self);
+
+//  Resends or gives up on buys whose answer is late
+void buyer_tick (buyer_t *self);
+
+//  Buys under way
+size_t buyer_pending (buyer_t *self);
+
+#endif

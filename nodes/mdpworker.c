@@ -1,0 +1,171 @@
+/*  mdpworker - Majordomo worker with Paranoid Pirate reconnects  */
+#include "mdpworker.h"
+#include "bs_mdp.h"
+#include "bs_msg.h"
+
+#include <czmq.h>
+#include <string.h>
+
+struct _mdpworker_t {
+    char *endpoint, *service, *id;
+    int heartbeat_ms, liveness;
+    zsock_t *sock;
+    int64_t broker_expiry;      //  reconnect when nothing heard by then
+    int64_t next_heartbeat;
+};
+
+static void
+s_send_command (mdpworker_t *self, uint8_t command, bool with_identity)
+{
+    void *sock = zsock_resolve (self->sock);
+    zmq_send (sock, "", 0, ZMQ_SNDMORE);
+    zmq_send (sock, BS_MDPW, strlen (BS_MDPW), ZMQ_SNDMORE);
+    if (!with_identity) {
+        zmq_send (sock, &command, 1, 0);
+        return;
+    }
+    zmq_send (sock, &command, 1, ZMQ_SNDMORE);
+    zmq_send (sock, self->service, strlen (self->service), ZMQ_SNDMORE);
+    zmq_send (sock, self->id, strlen (self->id), 0);
+}
+
+static void
+s_connect (mdpworker_t *self)
+{
+    zsock_destroy (&self->sock);
+    self->sock = zsock_new (ZMQ_DEALER);
+    zsock_set_linger (self->sock, 0);
+    zsock_set_maxmsgsize (self->sock, BS_MAX_BODY + 1024);
+    zsock_set_sndhwm (self->sock, 0);
+    zsock_set_rcvhwm (self->sock, 0);
+    zsock_set_identity (self->sock, self->id);
+    zsock_connect (self->sock, "%s", self->endpoint);
+    s_send_command (self, BS_MDPW_READY, true);
+    int64_t now = zclock_mono ();
+    self->broker_expiry = now + (int64_t) self->heartbeat_ms * self->liveness;
+    self->next_heartbeat = now + self->heartbeat_ms;
+}
+
+mdpworker_t *
+mdpworker_new (const char *endpoint, const char *service, const char *id, int heartbeat_ms, int liveness)
+{
+    mdpworker_t *self = calloc (1, sizeof (mdpworker_t));
+    if (!self)
+        abort ();
+    self->endpoint = strdup (endpoint);
+    self->service = strdup (service);
+    self->id = strdup (id);
+    self->heartbeat_ms = heartbeat_ms;
+    self->liveness = liveness;
+    s_connect (self);
+    return self;
+}
+
+void
+mdpworker_destroy (mdpworker_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    mdpworker_t *self = *self_p;
+    zsock_destroy (&self->sock);
+    free (self->endpoint);
+    free (self->service);
+    free (self->id);
+    free (self);
+    *self_p = NULL;
+}
+
+void *
+mdpworker_socket (mdpworker_t *self)
+{
+    return zsock_resolve (self->sock);
+}
+
+int
+mdpworker_recv (mdpworker_t *self, zmq_msg_t *token, zmq_msg_t *body)
+{
+    void *sock = zsock_resolve (self->sock);
+    zmq_msg_t frames [6];
+    int count = 0, total = 0, more = 1;
+    while (more) {
+        zmq_msg_t part;
+        zmq_msg_init (&part);
+        if (zmq_msg_recv (&part, sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close (&part);
+            if (total == 0)
+                return -1;
+            break;
+        }
+        more = zmq_msg_more (&part);
+        total++;
+        if (count < 6)
+            frames [count++] = part;
+        else
+            zmq_msg_close (&part);
+    }
+    //  Anything from the broker shows it is alive
+    self->broker_expiry = zclock_mono () + (int64_t) self->heartbeat_ms * self->liveness;
+    int rc = -1;
+    if (count < 3 || zmq_msg_size (&frames [0]) != 0 || zmq_msg_size (&frames [2]) != 1
+    ||  zmq_msg_size (&frames [1]) != strlen (BS_MDPW)
+    ||  memcmp (zmq_msg_data (&frames [1]), BS_MDPW, strlen (BS_MDPW)) != 0)
+        zsys_warning ("%s: dropped a malformed message from the broker", self->id);
+    else {
+        uint8_t command = *(uint8_t *) zmq_msg_data (&frames [2]);
+        if (command == BS_MDPW_REQUEST && total == 6 && zmq_msg_size (&frames [4]) == 0) {
+            zmq_msg_init (token);
+            zmq_msg_move (token, &frames [3]);
+            zmq_msg_init (body);
+            zmq_msg_move (body, &frames [5]);
+            rc = 0;
+        }
+        else
+        if (command == BS_MDPW_DISCONNECT) {
+            zsys_info ("%s: broker asked to register again", self->id);
+            s_send_command (self, BS_MDPW_READY, true);
+        }
+        else
+        if (command != BS_MDPW_HEARTBEAT)
+            zsys_warning ("%s: dropped an unexpected command %d from the broker", self->id, command);
+    }
+    for (int i = 0; i < count; i++)
+        zmq_msg_close (&frames [i]);
+    return rc;
+}
+
+int
+mdpworker_reply (mdpworker_t *self, zmq_msg_t *token, const void *body, size_t size)
+{
+    void *sock = zsock_resolve (self->sock);
+    uint8_t command = BS_MDPW_REPLY;
+    zmq_send (sock, "", 0, ZMQ_SNDMORE);
+    zmq_send (sock, BS_MDPW, strlen (BS_MDPW), ZMQ_SNDMORE);
+    zmq_send (sock, &command, 1, ZMQ_SNDMORE);
+    zmq_send (sock, zmq_msg_data (token), zmq_msg_size (token), ZMQ_SNDMORE);
+    zmq_send (sock, "", 0, ZMQ_SNDMORE);
+    return zmq_send (sock, body, size, 0) < 0? -1: 0;
+}
+
+int64_t
+mdpworker_tick (mdpworker_t *self)
+{
+    int64_t now = zclock_mono ();
+    if (now >= self->broker_expiry) {
+        zsys_warning ("%s: broker silent for %d ms, reconnecting to %s", self->id,
+                      self->heartbeat_ms * self->liveness, self->endpoint);
+        s_connect (self);
+        now = zclock_mono ();
+    }
+    if (now >= self->next_heartbeat) {
+        s_send_command (self, BS_MDPW_HEARTBEAT, false);
+        self->next_heartbeat = now + self->heartbeat_ms;
+    }
+    int64_t wait = self->next_heartbeat - now;
+    return wait < 0? 0: wait;
+}
+
+void
+mdpworker_disconnect (mdpworker_t *self)
+{
+    s_send_command (self, BS_MDPW_DISCONNECT, false);
+}

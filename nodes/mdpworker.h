@@ -1,0 +1,45 @@
+/*  mdpworker - a node's Majordomo worker connection to the broker.
+ *
+ *  Registers with READY (service, node id), answers heartbeats, sends its
+ *  own, and re-registers when the broker asks (DISCONNECT) or has been
+ *  silent for `liveness` heartbeats, by opening a fresh socket: so a node
+ *  finds a restarted broker by itself.  The socket's routing id is the node
+ *  id, so the broker recognises a restarted node as the same one.
+ *
+ *  Ownership: mdpworker_new returns an object the caller destroys with
+ *  mdpworker_destroy.  Tokens and bodies received belong to the caller
+ *  (zmq_msg_t it must close).
+ */
+#ifndef MDPWORKER_H_INCLUDED
+#define MDPWORKER_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+
+typedef struct _mdpworker_t mdpworker_t;
+
+mdpworker_t *mdpworker_new (const char *endpoint, const char *service, const char *id,
+                            int heartbeat_ms, int liveness);
+void mdpworker_destroy (mdpworker_t **self_p);
+
+//  The socket to poll for input (it changes after a reconnect: fetch it
+//  before every poll)
+void *mdpworker_socket (mdpworker_t *self);
+
+//  Reads one message.  Returns 0 with a request's token and body filled in
+//  (both initialised by the callee), or -1 for anything else (heartbeats and
+//  protocol traffic are handled here; malformed input is logged and dropped).
+int mdpworker_recv (mdpworker_t *self, zmq_msg_t *token, zmq_msg_t *body);
+
+//  Sends a reply for the request that came with token
+int mdpworker_reply (mdpworker_t *self, zmq_msg_t *token, const void *body, size_t size);
+
+//  Sends heartbeats and reconnects when the broker went silent.  Returns the
+//  milliseconds until it next needs to run.
+int64_t mdpworker_tick (mdpworker_t *self);
+
+//  Says DISCONNECT to the broker (on a clean shutdown)
+void mdpworker_disconnect (mdpworker_t *self);
+
+#endif

@@ -1,0 +1,45 @@
+/*  store - a node's LMDB environment in its data directory.
+ *
+ *  Commits are durable (no MDB_NOSYNC).  Every write transaction that fails
+ *  is aborted and reported; MDB_MAP_FULL is reported like any other error.
+ *
+ *  Ownership: store_new returns a store the caller destroys with
+ *  store_destroy, after every module that uses its environment.
+ */
+#ifndef STORE_H_INCLUDED
+#define STORE_H_INCLUDED
+
+#include <lmdb.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct _store_t store_t;
+
+//  Creates the directory if needed.  Returns NULL and logs why on failure.
+store_t *store_new (const char *path, size_t map_size);
+void store_destroy (store_t **self_p);
+
+MDB_env *store_env (store_t *self);
+
+//  Opens (creating if needed) a named database; flags as mdb_dbi_open
+bool store_open_db (store_t *self, const char *name, unsigned flags, MDB_dbi *dbi_p);
+
+//  Begin a transaction; NULL (logged) on failure
+MDB_txn *store_begin (store_t *self, bool write);
+//  Commits; returns 0 or an LMDB error (logged); the txn is gone either way
+int store_commit (store_t *self, MDB_txn *txn);
+
+//  Big-endian 32-bit keys sort numerically
+void store_key_u32 (uint8_t *buf, uint32_t value);
+uint32_t store_u32_key (const void *buf);
+
+//  Meta values: 64-bit counters stored under a name
+uint64_t store_meta_get (MDB_txn *txn, MDB_dbi meta, const char *name);
+int store_meta_put (MDB_txn *txn, MDB_dbi meta, const char *name, uint64_t value);
+
+//  Hex SHA-1 over every key and value of a database, in key order, into
+//  hex[41]: equal digests mean equal contents
+void store_digest (store_t *self, MDB_dbi dbi, char *hex);
+
+#endif

@@ -1,0 +1,128 @@
+#  lib.sh - shared helpers for the integration tests (sourced).
+#
+#  Each test starts its own cluster on free ports in a temporary directory,
+#  prints "ok - name" / "not ok - name" lines, and cleans up on exit: it
+#  kills the pids it started (from the launcher and its pid files), never by
+#  process name.
+
+BS_BIN=${BS_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/bin}
+BS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+#  Test helper programs (probe, ...): tests/run.sh points this at the
+#  variant under test
+BS_HELPERS=${BS_HELPERS:-$BS_ROOT/build/release/tests}
+BS_TMP=$(mktemp -d /tmp/bookstore-it.XXXXXX)
+BS_CLUSTER_PID=
+BS_FAILED=0
+
+ok()     { echo "ok - $*"; }
+not_ok() { echo "not ok - $*"; BS_FAILED=1; }
+log()    { echo "# $*"; }
+
+#  check NAME COMMAND...: ok when the command succeeds
+check() {
+    local name=$1; shift
+    if "$@"; then ok "$name"; else not_ok "$name"; fi
+}
+
+#  A base port with the next 10 ports free
+bs_free_port() {
+    local port tries=0
+    while [ $tries -lt 200 ]; do
+        port=$(( 20000 + (RANDOM * 7 + $$ * 13 + tries * 10) % 40000 ))
+        port=$(( port - port % 10 ))
+        if ! ss -Htln | awk '{print $4}' | grep -qE ":$port$|:$((port + 1))$|:$((port + 2))$|:$((port + 3))$|:$((port + 4))$"; then
+            echo "$port"
+            return 0
+        fi
+        tries=$((tries + 1))
+    done
+    return 1
+}
+
+#  The CLI against this test's cluster
+bs() { "$BS_BIN/bookstore" --endpoint "tcp://127.0.0.1:$BS_PORT" "$@"; }
+
+#  bs_start_cluster [launcher options]: starts a cluster and waits until the
+#  broker reports every node alive
+bs_start_cluster() {
+    BS_PORT=$(bs_free_port) || { not_ok "found a free port"; exit 1; }
+    BS_DATA=$BS_TMP/cluster
+    mkdir -p "$BS_DATA"
+    "$BS_BIN/bookstore-cluster" --data "$BS_DATA" --base-port "$BS_PORT" \
+        --seed "$BS_ROOT/etc/catalog.cfg" --bin-dir "$BS_BIN" --heartbeat-ms 100 "$@" \
+        > "$BS_TMP/cluster.log" 2>&1 &
+    BS_CLUSTER_PID=$!
+    local catalogs=1 orders=1 args=("$@") i
+    for ((i = 0; i < ${#args[@]}; i++)); do
+        [ "${args[$i]}" = --catalog ] && catalogs=${args[$((i + 1))]}
+        [ "${args[$i]}" = --order ] && orders=${args[$((i + 1))]}
+    done
+    if ! bs_wait_alive $((catalogs + orders)) 20; then
+        not_ok "cluster started on port $BS_PORT"
+        tail -n 40 "$BS_TMP/cluster.log"
+        exit 1
+    fi
+}
+
+#  bs_wait_alive N SECONDS: until N nodes are alive
+bs_wait_alive() {
+    local want=$1 deadline=$((SECONDS + $2)) alive
+    while [ $SECONDS -lt "$deadline" ]; do
+        alive=$(bs --json --timeout-ms 500 --attempts 1 status 2>/dev/null \
+                | jq '[.nodes[]? | select(.alive)] | length' 2>/dev/null)
+        [ "${alive:-0}" -ge "$want" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+#  The pid of a node, from the launcher's pid file
+bs_pid() { cat "$BS_DATA/pids/$1.pid" 2>/dev/null; }
+
+#  bs_wait_pid_change NODE OLDPID SECONDS: until the launcher restarted it
+bs_wait_pid_change() {
+    local deadline=$((SECONDS + $3)) pid
+    while [ $SECONDS -lt "$deadline" ]; do
+        pid=$(bs_pid "$1")
+        [ -n "$pid" ] && [ "$pid" != "$2" ] && kill -0 "$pid" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+#  Every process of the cluster is still running
+bs_all_running() {
+    local f
+    kill -0 "$BS_CLUSTER_PID" 2>/dev/null || return 1
+    for f in "$BS_DATA"/pids/*.pid; do
+        kill -0 "$(cat "$f")" 2>/dev/null || return 1
+    done
+}
+
+#  Stops the cluster and checks that no sanitizer complained in its logs
+bs_stop_cluster() {
+    [ -n "$BS_CLUSTER_PID" ] || return 0
+    local pids f i
+    pids=$(cat "$BS_DATA"/pids/*.pid 2>/dev/null)
+    kill -TERM "$BS_CLUSTER_PID" 2>/dev/null
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$BS_CLUSTER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$BS_CLUSTER_PID" 2>/dev/null
+    for f in $pids; do kill -KILL "$f" 2>/dev/null; done
+    wait "$BS_CLUSTER_PID" 2>/dev/null
+    BS_CLUSTER_PID=
+    if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$BS_TMP/cluster.log"; then
+        not_ok "no sanitizer reports in the cluster's logs"
+        grep -E -A 30 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$BS_TMP/cluster.log" | head -60
+    else
+        ok "no sanitizer reports in the cluster's logs"
+    fi
+}
+
+bs_cleanup() {
+    bs_stop_cluster
+    if [ "$BS_FAILED" = 0 ]; then rm -rf "$BS_TMP"; else echo "# kept $BS_TMP"; fi
+}
+trap bs_cleanup EXIT

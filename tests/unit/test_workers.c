@@ -1,0 +1,94 @@
+/*  test_workers - the broker's registry and least-outstanding choice  */
+#include "workers.h"
+#include "testing.h"
+
+#include <string.h>
+
+static worker_t *
+s_add (workers_t *workers, const char *identity, const char *service)
+{
+    return workers_register (workers, identity, strlen (identity), service, identity);
+}
+
+static void
+test_least_outstanding_wins (void)
+{
+    workers_t *workers = workers_new ();
+    worker_t *a = s_add (workers, "catalog-1", "catalog");
+    worker_t *b = s_add (workers, "catalog-2", "catalog");
+    worker_t *c = s_add (workers, "catalog-3", "catalog");
+    s_add (workers, "order-1", "order");
+    a->outstanding = 5;
+    b->outstanding = 1;
+    c->outstanding = 3;
+    CHECK (workers_choose (workers, "catalog") == b);
+    b->outstanding = 9;
+    CHECK (workers_choose (workers, "catalog") == c);
+    CHECK (strcmp (workers_choose (workers, "order")->id, "order-1") == 0);
+    CHECK (workers_choose (workers, "shipping") == NULL);
+    workers_destroy (&workers);
+    CHECK (workers == NULL);
+}
+
+static void
+test_idle_workers_share_load (void)
+{
+    workers_t *workers = workers_new ();
+    worker_t *w [3] = {
+        s_add (workers, "order-1", "order"),
+        s_add (workers, "order-2", "order"),
+        s_add (workers, "order-3", "order"),
+    };
+    //  Each request is answered before the next: all stay at 0 outstanding,
+    //  yet every worker must get its turn
+    int hits [3] = { 0, 0, 0 };
+    for (int i = 0; i < 30; i++) {
+        worker_t *chosen = workers_choose (workers, "order");
+        for (int k = 0; k < 3; k++)
+            hits [k] += chosen == w [k];
+    }
+    CHECK (hits [0] == 10 && hits [1] == 10 && hits [2] == 10);
+    workers_destroy (&workers);
+}
+
+static void
+test_dead_workers_are_skipped (void)
+{
+    workers_t *workers = workers_new ();
+    worker_t *a = s_add (workers, "catalog-1", "catalog");
+    worker_t *b = s_add (workers, "catalog-2", "catalog");
+    a->alive = false;
+    for (int i = 0; i < 5; i++)
+        CHECK (workers_choose (workers, "catalog") == b);
+    CHECK (workers_alive (workers, "catalog") == 1);
+    b->alive = false;
+    CHECK (workers_choose (workers, "catalog") == NULL);
+    //  Registering again brings it back with a clean slate
+    a->outstanding = 7;
+    CHECK (s_add (workers, "catalog-1", "catalog") == a);
+    CHECK (a->alive && a->outstanding == 0);
+    CHECK (workers_size (workers) == 2);
+    workers_destroy (&workers);
+}
+
+static void
+test_binary_identity (void)
+{
+    workers_t *workers = workers_new ();
+    const uint8_t identity [5] = { 0, 0x80, 0, 0x41, 0xa7 };
+    worker_t *w = workers_register (workers, identity, sizeof identity, "order", NULL);
+    CHECK (w && strcmp (w->id, "00800041a7") == 0);
+    CHECK (workers_find (workers, identity, sizeof identity) == w);
+    CHECK (workers_find (workers, identity, 4) == NULL);
+    workers_destroy (&workers);
+}
+
+int
+main (void)
+{
+    RUN (test_least_outstanding_wins);
+    RUN (test_idle_workers_share_load);
+    RUN (test_dead_workers_are_skipped);
+    RUN (test_binary_identity);
+    return DONE ();
+}

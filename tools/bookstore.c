@@ -1,0 +1,267 @@
+/*  bookstore - the command-line client
+ *
+ *  Exit codes: 0 success, 1 the store said no, 2 usage error, 3 the cluster
+ *  was unreachable or timed out.
+ */
+#include "bs_client.h"
+#include "bs_msg.h"
+#include "bs_settings.h"
+
+#include <czmq.h>
+#include <string.h>
+
+#define EXIT_REFUSED     1
+#define EXIT_USAGE       2
+#define EXIT_UNREACHABLE 3
+
+static const bs_setting_t s_table [] = {
+    { "endpoint",   "tcp://127.0.0.1:5555", "the broker's client endpoint" },
+    { "json",       NULL,   "print exactly one JSON object" },
+    { "timeout-ms", "2500", "how long to wait for each attempt" },
+    { "attempts",   "3",    "how many times to send a request (same request id)" },
+    { "rid",        "",     "request id as 32 hex digits (to retry a request by hand)" },
+    { "item",       "",     "orders: only the orders of this item" },
+    { NULL, NULL, NULL }
+};
+
+static const char *s_usage_text =
+    "usage: bookstore [--endpoint EP] [--json] COMMAND\n"
+    "commands:\n"
+    "  search TOPIC                           books on a topic\n"
+    "  lookup ITEM                            price and stock of a book\n"
+    "  buy ITEM                               buy one copy\n"
+    "  orders [--item ITEM]                   list orders\n"
+    "  set-price ITEM COST                    change a price\n"
+    "  restock ITEM COUNT                     add copies\n"
+    "  add-book ITEM TOPIC TITLE COST STOCK   add a book\n"
+    "  status                                 the cluster's nodes\n"
+    "The endpoint may also come from BOOKSTORE_ENDPOINT.\n";
+
+typedef struct {
+    const char *name;
+    bs_op_t op;
+    int argc;                   //  positional arguments after the command
+    bs_field_t fields [5];      //  what each argument fills in
+} command_t;
+
+static const command_t s_commands [] = {
+    { "search",    BS_OP_search,    1, { BS_FIELD_topic } },
+    { "lookup",    BS_OP_lookup,    1, { BS_FIELD_item } },
+    { "buy",       BS_OP_buy,       1, { BS_FIELD_item } },
+    { "orders",    BS_OP_orders,    0, { 0 } },
+    { "set-price", BS_OP_set_price, 2, { BS_FIELD_item, BS_FIELD_cost } },
+    { "restock",   BS_OP_restock,   2, { BS_FIELD_item, BS_FIELD_count } },
+    { "add-book",  BS_OP_add_book,  5, { BS_FIELD_item, BS_FIELD_topic, BS_FIELD_title, BS_FIELD_cost, BS_FIELD_stock } },
+    { "status",    BS_OP_status,    0, { 0 } },
+};
+
+static bool s_json;
+
+//  Reports a failure in the chosen format and returns the exit code
+static int
+s_fail (int code, const char *error, const char *message)
+{
+    if (s_json) {
+        bs_msg_t *msg = bs_msg_new ();
+        bs_msg_set_int (msg, BS_FIELD_ok, 0);
+        bs_msg_set_str (msg, BS_FIELD_error, error);
+        bs_msg_set_str (msg, BS_FIELD_message, message);
+        char *json = bs_msg_to_json (msg);
+        printf ("%s\n", json);
+        free (json);
+        bs_msg_destroy (&msg);
+    }
+    else
+        fprintf (stderr, "bookstore: %s: %s\n", error, message);
+    return code;
+}
+
+static bool
+s_parse_rid (const char *hex, uint8_t *rid)
+{
+    if (strlen (hex) != 2 * BS_RID_SIZE)
+        return false;
+    for (int i = 0; i < BS_RID_SIZE; i++) {
+        unsigned value;
+        if (sscanf (hex + 2 * i, "%2x", &value) != 1)
+            return false;
+        rid [i] = (uint8_t) value;
+    }
+    return true;
+}
+
+//  Fills the request from the positional arguments; false on a bad value
+static bool
+s_fill (bs_msg_t *request, const command_t *cmd, bs_settings_t *settings, char *reason, size_t size)
+{
+    for (int i = 0; i < cmd->argc; i++) {
+        bs_field_t field = cmd->fields [i];
+        const char *arg = bs_settings_arg (settings, i + 1);
+        if (bs_field_type (field) == BS_T_INT) {
+            int64_t value;
+            if (!bs_parse_int (arg, INT64_MIN, INT64_MAX, &value)) {
+                snprintf (reason, size, "%s must be a whole number, not '%.40s'", bs_field_name (field), arg);
+                return false;
+            }
+            bs_msg_set_int (request, field, value);
+        }
+        else
+            bs_msg_set_str (request, field, arg);
+    }
+    if (cmd->op == BS_OP_orders && *bs_settings_get (settings, "item")) {
+        int64_t item;
+        if (!bs_parse_int (bs_settings_get (settings, "item"), INT64_MIN, INT64_MAX, &item)) {
+            snprintf (reason, size, "--item must be a whole number");
+            return false;
+        }
+        bs_msg_set_int (request, BS_FIELD_item, item);
+    }
+    //  The codec's own limits decide what is acceptable: round-trip it
+    size_t bytes;
+    uint8_t *data = bs_msg_encode (request, &bytes);
+    bs_err_t err;
+    bs_msg_t *copy = bs_msg_decode (data, bytes, &err, reason, size);
+    free (data);
+    if (copy)
+        err = bs_msg_validate_request (copy, reason, size);
+    bs_msg_destroy (&copy);
+    return err == BS_OK;
+}
+
+static void
+s_print_human (const command_t *cmd, bs_msg_t *reply)
+{
+    if (cmd->op == BS_OP_search) {
+        size_t n = bs_msg_count (reply, BS_FIELD_items);
+        printf ("%zu book(s) on %s\n", n, bs_msg_str (reply, BS_FIELD_topic));
+        for (size_t i = 0; i < n; i++) {
+            bs_msg_t *b = bs_msg_at (reply, BS_FIELD_items, i);
+            printf ("  %6lld  %s\n", (long long) bs_msg_int (b, BS_FIELD_item), bs_msg_str (b, BS_FIELD_title));
+        }
+    }
+    else
+    if (cmd->op == BS_OP_buy)
+        printf ("bought item %lld: order %s\n", (long long) bs_msg_int (reply, BS_FIELD_item),
+                bs_msg_str (reply, BS_FIELD_order_id));
+    else
+    if (cmd->op == BS_OP_orders) {
+        size_t n = bs_msg_count (reply, BS_FIELD_orders);
+        printf ("%zu order(s)\n", n);
+        for (size_t i = 0; i < n; i++) {
+            bs_msg_t *o = bs_msg_at (reply, BS_FIELD_orders, i);
+            printf ("  %-24s item %lld  %s\n", bs_msg_str (o, BS_FIELD_order_id),
+                    (long long) bs_msg_int (o, BS_FIELD_item), bs_msg_str (o, BS_FIELD_status));
+        }
+    }
+    else
+    if (cmd->op == BS_OP_status) {
+        size_t n = bs_msg_count (reply, BS_FIELD_nodes);
+        printf ("%-16s %-8s %-6s %8s %10s\n", "NODE", "SERVICE", "ALIVE", "INFLIGHT", "SERVED");
+        for (size_t i = 0; i < n; i++) {
+            bs_msg_t *w = bs_msg_at (reply, BS_FIELD_nodes, i);
+            printf ("%-16s %-8s %-6s %8lld %10lld\n", bs_msg_str (w, BS_FIELD_id),
+                    bs_msg_str (w, BS_FIELD_service), bs_msg_int (w, BS_FIELD_alive)? "yes": "no",
+                    (long long) bs_msg_int (w, BS_FIELD_inflight),
+                    (long long) bs_msg_int (w, BS_FIELD_requests));
+        }
+    }
+    else
+        printf ("%lld  %s\n  topic %s, cost %lld, stock %lld\n",
+                (long long) bs_msg_int (reply, BS_FIELD_item), bs_msg_str (reply, BS_FIELD_title),
+                bs_msg_str (reply, BS_FIELD_topic), (long long) bs_msg_int (reply, BS_FIELD_cost),
+                (long long) bs_msg_int (reply, BS_FIELD_stock));
+}
+
+static int
+s_run (bs_settings_t *settings)
+{
+    s_json = bs_settings_flag (settings, "json");
+    const char *name = bs_settings_arg (settings, 0);
+    if (!name) {
+        fputs (s_usage_text, stderr);
+        return s_fail (EXIT_USAGE, "usage", "no command given");
+    }
+    const command_t *cmd = NULL;
+    for (size_t i = 0; i < sizeof s_commands / sizeof s_commands [0]; i++)
+        if (strcmp (s_commands [i].name, name) == 0)
+            cmd = &s_commands [i];
+    char reason [200];
+    if (!cmd) {
+        fputs (s_usage_text, stderr);
+        snprintf (reason, sizeof reason, "unknown command '%.40s'", name);
+        return s_fail (EXIT_USAGE, "usage", reason);
+    }
+    if (bs_settings_argc (settings) != cmd->argc + 1) {
+        fputs (s_usage_text, stderr);
+        snprintf (reason, sizeof reason, "%s takes %d argument(s)", cmd->name, cmd->argc);
+        return s_fail (EXIT_USAGE, "usage", reason);
+    }
+    int64_t timeout, attempts;
+    if (!bs_settings_int (settings, "timeout-ms", &timeout) || !bs_settings_int (settings, "attempts", &attempts)
+    ||  timeout < 1 || attempts < 1)
+        return s_fail (EXIT_USAGE, "usage", "--timeout-ms and --attempts must be positive numbers");
+    bs_msg_t *request = bs_msg_new_request (cmd->op);
+    const char *rid_hex = bs_settings_get (settings, "rid");
+    if (*rid_hex) {
+        uint8_t rid [BS_RID_SIZE];
+        if (!s_parse_rid (rid_hex, rid)) {
+            bs_msg_destroy (&request);
+            return s_fail (EXIT_USAGE, "usage", "--rid must be 32 hex digits");
+        }
+        bs_msg_set_bin (request, BS_FIELD_rid, rid, sizeof rid);
+    }
+    if (!s_fill (request, cmd, settings, reason, sizeof reason)) {
+        bs_msg_destroy (&request);
+        return s_fail (EXIT_USAGE, "bad_value", reason);
+    }
+    bs_client_t *client = bs_client_new (bs_settings_get (settings, "endpoint"));
+    if (!client) {
+        bs_msg_destroy (&request);
+        return s_fail (EXIT_USAGE, "usage", "the endpoint is not a valid ZeroMQ endpoint");
+    }
+    bs_client_set_timeout (client, (int) timeout);
+    bs_client_set_attempts (client, (int) attempts);
+    bs_msg_t *reply = bs_client_call (client, bs_op_service (cmd->op), request);
+    bs_client_destroy (&client);
+    bs_msg_destroy (&request);
+    if (!reply)
+        return s_fail (EXIT_UNREACHABLE, bs_err_name (BS_ERR_timeout),
+                       "the cluster did not answer; is the broker running at that endpoint?");
+    int code = 0;
+    if (!bs_msg_int (reply, BS_FIELD_ok)) {
+        const char *error = bs_msg_str (reply, BS_FIELD_error);
+        code = strcmp (error, bs_err_name (BS_ERR_unavailable)) == 0? EXIT_UNREACHABLE: EXIT_REFUSED;
+        code = s_fail (code, error, bs_msg_str (reply, BS_FIELD_message));
+    }
+    else
+    if (s_json) {
+        //  The request id is the client's own business: leave it out
+        bs_msg_unset (reply, BS_FIELD_rid);
+        char *json = bs_msg_to_json (reply);
+        printf ("%s\n", json);
+        free (json);
+    }
+    else
+        s_print_human (cmd, reply);
+    bs_msg_destroy (&reply);
+    return code;
+}
+
+int
+main (int argc, char **argv)
+{
+    //  The CLI handles no signals itself: Ctrl-C simply ends it
+    zsys_handler_set (NULL);
+    bs_settings_t *settings = bs_settings_new ("client", s_table, argc, argv);
+    if (!settings) {
+        fputs (s_usage_text, stderr);
+        return EXIT_USAGE;
+    }
+    int rc = 0;
+    if (bs_settings_help_shown (settings))
+        fputs (s_usage_text, stderr);
+    else
+        rc = s_run (settings);
+    bs_settings_destroy (&settings);
+    return rc;
+}

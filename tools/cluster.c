@@ -1,0 +1,322 @@
+/*  bookstore-cluster - starts a local cluster and keeps it running.
+ *
+ *  Starts the broker and every node as child processes, writes
+ *  DIR/pids/<node-id>.pid for each, restarts a child that dies (with a
+ *  backoff that grows while it keeps dying), and stops them all on SIGINT or
+ *  SIGTERM.  A file DIR/hold/<node-id> keeps a dead node down until the file
+ *  is removed (tests and operators use it to keep a node stopped).
+ *  Ports: clients base-port, nodes base-port + 1.
+ */
+#include "bs_settings.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_CHILDREN 32
+#define MAX_ARGV 40
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+//  A child that ran this long before dying is restarted without delay
+#define STABLE_MS 10000
+
+static const bs_setting_t s_table [] = {
+    { "data",           "data",   "directory for node data, pid files and hold files" },
+    { "base-port",      "5555",   "client port of the broker; nodes use base-port + 1" },
+    { "catalog",        "1",      "number of catalog replicas" },
+    { "order",          "1",      "number of order replicas" },
+    { "restock-period", "10",     "seconds between restocks of sold-out books (0: never)" },
+    { "heartbeat-ms",   "250",    "heartbeat interval for broker and nodes" },
+    { "seed",           "",       "initial catalog (default: etc/catalog.cfg beside the programs)" },
+    { "bin-dir",        "",       "directory of the programs (default: this program's directory)" },
+    { NULL, NULL, NULL }
+};
+
+typedef struct {
+    char id [64];
+    char *argv [MAX_ARGV];
+    pid_t pid;
+    int64_t started;
+    int64_t restart_at;         //  0: not waiting to restart
+    int backoff_ms;
+    int restarts;
+} child_t;
+
+static child_t s_children [MAX_CHILDREN];
+static int s_count;
+static char s_data [PATH_MAX];
+static volatile sig_atomic_t s_stop;
+
+static void
+s_on_signal (int sig)
+{
+    (void) sig;
+    s_stop = 1;
+}
+
+static void
+s_add (const char *id, ...)
+{
+    child_t *child = &s_children [s_count++];
+    snprintf (child->id, sizeof child->id, "%s", id);
+    va_list args;
+    va_start (args, id);
+    int n = 0;
+    const char *arg;
+    while ((arg = va_arg (args, const char *)) && n < MAX_ARGV - 1)
+        child->argv [n++] = strdup (arg);
+    va_end (args);
+    child->argv [n] = NULL;
+    child->backoff_ms = BACKOFF_MIN_MS;
+}
+
+static void
+s_pidfile (child_t *child, bool write)
+{
+    char path [PATH_MAX + 80];
+    snprintf (path, sizeof path, "%.3900s/pids/%.63s.pid", s_data, child->id);
+    if (!write) {
+        unlink (path);
+        return;
+    }
+    char tmp [PATH_MAX + 100];
+    snprintf (tmp, sizeof tmp, "%s.tmp", path);
+    FILE *file = fopen (tmp, "w");
+    if (file) {
+        fprintf (file, "%d\n", (int) child->pid);
+        fclose (file);
+        rename (tmp, path);     //  readers never see a half-written file
+    }
+}
+
+static bool
+s_held (child_t *child)
+{
+    char path [PATH_MAX + 80];
+    snprintf (path, sizeof path, "%.3900s/hold/%.63s", s_data, child->id);
+    return access (path, F_OK) == 0;
+}
+
+static void
+s_start (child_t *child)
+{
+    pid_t pid = fork ();
+    if (pid < 0) {
+        zsys_error ("cluster: cannot fork for %s: %s", child->id, strerror (errno));
+        child->restart_at = zclock_mono () + child->backoff_ms;
+        return;
+    }
+    if (pid == 0) {
+        //  Children stop on the launcher's word, not on the terminal's
+        //  Ctrl-C, so the launcher controls the order of shutdown
+        setpgid (0, 0);
+        execv (child->argv [0], child->argv);
+        fprintf (stderr, "cluster: cannot run %s: %s\n", child->argv [0], strerror (errno));
+        _exit (127);
+    }
+    child->pid = pid;
+    child->started = zclock_mono ();
+    child->restart_at = 0;
+    s_pidfile (child, true);
+    zsys_info ("cluster: started %s (pid %d)", child->id, (int) pid);
+}
+
+static void
+s_reaped (child_t *child, int status)
+{
+    char why [64];
+    if (WIFSIGNALED (status))
+        snprintf (why, sizeof why, "killed by signal %d (%s)", WTERMSIG (status), strsignal (WTERMSIG (status)));
+    else
+        snprintf (why, sizeof why, "exited with status %d", WEXITSTATUS (status));
+    child->pid = 0;
+    s_pidfile (child, false);
+    if (s_stop) {
+        zsys_info ("cluster: %s stopped (%s)", child->id, why);
+        return;
+    }
+    int64_t now = zclock_mono ();
+    if (now - child->started >= STABLE_MS)
+        child->backoff_ms = BACKOFF_MIN_MS;
+    child->restart_at = now + child->backoff_ms;
+    zsys_warning ("cluster: %s died: %s; restarting in %d ms", child->id, why, child->backoff_ms);
+    child->backoff_ms = child->backoff_ms * 2 > BACKOFF_MAX_MS? BACKOFF_MAX_MS: child->backoff_ms * 2;
+    child->restarts++;
+}
+
+static void
+s_stop_all (void)
+{
+    for (int i = s_count - 1; i >= 0; i--)
+        if (s_children [i].pid > 0)
+            kill (s_children [i].pid, SIGTERM);
+    int64_t deadline = zclock_mono () + 5000;
+    while (true) {
+        int status;
+        pid_t pid = waitpid (-1, &status, WNOHANG);
+        if (pid > 0) {
+            for (int i = 0; i < s_count; i++)
+                if (s_children [i].pid == pid)
+                    s_reaped (&s_children [i], status);
+            continue;
+        }
+        bool any = false;
+        for (int i = 0; i < s_count; i++)
+            any |= s_children [i].pid > 0;
+        if (!any)
+            break;
+        if (zclock_mono () > deadline) {
+            for (int i = 0; i < s_count; i++)
+                if (s_children [i].pid > 0) {
+                    zsys_warning ("cluster: %s did not stop in time; killing it", s_children [i].id);
+                    kill (s_children [i].pid, SIGKILL);
+                }
+            deadline = INT64_MAX;
+        }
+        zclock_sleep (20);
+    }
+}
+
+static bool
+s_exists (const char *path)
+{
+    return access (path, F_OK) == 0;
+}
+
+int
+main (int argc, char **argv)
+{
+    bs_settings_t *settings = bs_settings_new ("cluster", s_table, argc, argv);
+    if (!settings)
+        return 2;
+    if (bs_settings_help_shown (settings)) {
+        bs_settings_destroy (&settings);
+        return 0;
+    }
+    int64_t port, catalogs, orders, restock, heartbeat;
+    if (!bs_settings_int (settings, "base-port", &port) || !bs_settings_int (settings, "catalog", &catalogs)
+    ||  !bs_settings_int (settings, "order", &orders) || !bs_settings_int (settings, "restock-period", &restock)
+    ||  !bs_settings_int (settings, "heartbeat-ms", &heartbeat)
+    ||  port < 1 || port > 65000 || catalogs < 1 || orders < 1 || catalogs + orders > MAX_CHILDREN - 1
+    ||  restock < 0 || heartbeat < 10) {
+        fprintf (stderr, "bookstore-cluster: bad setting (see --help)\n");
+        bs_settings_destroy (&settings);
+        return 2;
+    }
+    //  Programs and the initial catalog are found beside this program
+    char exe [PATH_MAX], bin [PATH_MAX], seed [PATH_MAX];
+    ssize_t n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
+    exe [n > 0? n: 0] = 0;
+    if (*bs_settings_get (settings, "bin-dir"))
+        snprintf (bin, sizeof bin, "%s", bs_settings_get (settings, "bin-dir"));
+    else {
+        snprintf (bin, sizeof bin, "%s", exe);
+        char *slash = strrchr (bin, '/');
+        if (slash)
+            *slash = 0;
+    }
+    if (*bs_settings_get (settings, "seed"))
+        snprintf (seed, sizeof seed, "%s", bs_settings_get (settings, "seed"));
+    else {
+        const char *candidates [] = { "../etc/catalog.cfg", "../../../etc/catalog.cfg", "../share/bookstore/catalog.cfg" };
+        seed [0] = 0;
+        for (size_t i = 0; i < 3 && !seed [0]; i++) {
+            char path [PATH_MAX + 64];
+            snprintf (path, sizeof path, "%s/%s", bin, candidates [i]);
+            if (s_exists (path) && realpath (path, seed) == NULL)
+                seed [0] = 0;
+        }
+        if (!seed [0]) {
+            fprintf (stderr, "bookstore-cluster: no initial catalog found; give --seed FILE\n");
+            bs_settings_destroy (&settings);
+            return 2;
+        }
+    }
+    const char *data = bs_settings_get (settings, "data");
+    if (zsys_dir_create ("%s/pids", data) != 0 || zsys_dir_create ("%s/hold", data) != 0
+    ||  realpath (data, s_data) == NULL) {
+        fprintf (stderr, "bookstore-cluster: cannot create %s\n", data);
+        bs_settings_destroy (&settings);
+        return 1;
+    }
+    zsys_set_logident ("cluster");
+
+    char broker_prog [PATH_MAX + 32], node_prog [PATH_MAX + 32];
+    snprintf (broker_prog, sizeof broker_prog, "%s/bookstore-broker", bin);
+    snprintf (node_prog, sizeof node_prog, "%s/bookstore-node", bin);
+    char port_s [16], hb_s [16], restock_s [16], node_ep [64], client_ep [64];
+    snprintf (port_s, sizeof port_s, "%d", (int) port);
+    snprintf (hb_s, sizeof hb_s, "%d", (int) heartbeat);
+    snprintf (restock_s, sizeof restock_s, "%d", (int) restock);
+    snprintf (client_ep, sizeof client_ep, "tcp://127.0.0.1:%d", (int) port);
+    snprintf (node_ep, sizeof node_ep, "tcp://127.0.0.1:%d", (int) port + 1);
+
+    s_add ("broker", broker_prog, "--base-port", port_s, "--heartbeat-ms", hb_s, NULL);
+    for (int i = 1; i <= catalogs; i++) {
+        char id [32], dir [PATH_MAX + 40];
+        snprintf (id, sizeof id, "catalog-%d", i);
+        snprintf (dir, sizeof dir, "%s/%s", s_data, id);
+        s_add (id, node_prog, "--service", "catalog", "--id", id, "--data", dir,
+               "--broker", node_ep, "--broker-clients", client_ep, "--heartbeat-ms", hb_s,
+               "--seed", seed, "--restock-period", restock_s, NULL);
+    }
+    for (int i = 1; i <= orders; i++) {
+        char id [32], dir [PATH_MAX + 40];
+        snprintf (id, sizeof id, "order-%d", i);
+        snprintf (dir, sizeof dir, "%s/%s", s_data, id);
+        s_add (id, node_prog, "--service", "order", "--id", id, "--data", dir,
+               "--broker", node_ep, "--broker-clients", client_ep, "--heartbeat-ms", hb_s, NULL);
+    }
+    bs_settings_destroy (&settings);
+
+    //  Our own signal handling: SIGINT and SIGTERM stop the cluster
+    zsys_handler_set (NULL);
+    struct sigaction action = { .sa_handler = s_on_signal };
+    sigemptyset (&action.sa_mask);
+    sigaction (SIGINT, &action, NULL);
+    sigaction (SIGTERM, &action, NULL);
+
+    char pidpath [PATH_MAX + 40];
+    snprintf (pidpath, sizeof pidpath, "%s/pids/bookstore-cluster.pid", s_data);
+    FILE *pidfile = fopen (pidpath, "w");
+    if (pidfile) {
+        fprintf (pidfile, "%d\n", (int) getpid ());
+        fclose (pidfile);
+    }
+    zsys_info ("cluster: %d catalog and %d order node(s); clients connect to %s; data in %s",
+               (int) catalogs, (int) orders, client_ep, s_data);
+    for (int i = 0; i < s_count; i++)
+        s_start (&s_children [i]);
+
+    while (!s_stop) {
+        int status;
+        pid_t pid;
+        while ((pid = waitpid (-1, &status, WNOHANG)) > 0)
+            for (int i = 0; i < s_count; i++)
+                if (s_children [i].pid == pid)
+                    s_reaped (&s_children [i], status);
+        int64_t now = zclock_mono ();
+        for (int i = 0; i < s_count && !s_stop; i++) {
+            child_t *child = &s_children [i];
+            if (child->pid == 0 && child->restart_at && now >= child->restart_at) {
+                if (s_held (child))
+                    child->restart_at = now + 50;
+                else
+                    s_start (child);
+            }
+        }
+        usleep (20000);
+    }
+    zsys_info ("cluster: stopping");
+    s_stop_all ();
+    unlink (pidpath);
+    for (int i = 0; i < s_count; i++)
+        for (int k = 0; s_children [i].argv [k]; k++)
+            free (s_children [i].argv [k]);
+    return 0;
+}
