@@ -3,6 +3,7 @@
  *  zmq_msg_t frames: bodies are passed along without being copied or parsed.
  */
 #include "broker.h"
+#include "controller.h"
 #include "workers.h"
 #include "bs_mdp.h"
 #include "bs_msg.h"
@@ -26,6 +27,8 @@ typedef struct {
     zmq_msg_t client;           //  client routing id
     zmq_msg_t body;
     int service;                //  index in broker->services
+    bs_op_t op;                 //  peeked from the body, for routing
+    char target [65];           //  "service@node": only this node
     worker_t *worker;           //  NULL while waiting for a worker
     int64_t deadline;           //  while waiting: when to give up
     int64_t created;
@@ -44,6 +47,8 @@ struct _broker_t {
     void *client_sock;          //  raw handles for the hot path
     void *node_sock;
     workers_t *workers;
+    controller_t *controller;
+    int64_t next_assign;        //  periodic refresh of the partition map
     service_t services [MAX_SERVICES];
     int service_count;
     request_t *requests;
@@ -217,6 +222,8 @@ s_send_to_worker (broker_t *self, worker_t *w, uint8_t command, const void *toke
     if (!body)
         return zmq_send (sock, &command, 1, 0) < 0? -1: 0;
     zmq_send (sock, &command, 1, ZMQ_SNDMORE);
+    if (!token)
+        return zmq_msg_send (body, sock, 0) < 0? -1: 0;
     zmq_send (sock, token, TOKEN_SIZE, ZMQ_SNDMORE);
     zmq_send (sock, "", 0, ZMQ_SNDMORE);
     return zmq_msg_send (body, sock, 0) < 0? -1: 0;
@@ -242,7 +249,6 @@ s_enqueue (broker_t *self, uint32_t index)
     request_t *req = &self->requests [index];
     service_t *svc = &self->services [req->service];
     req->worker = NULL;
-    req->deadline = zclock_mono () + self->options.request_timeout_ms;
     req->next = NO_REQUEST;
     if (svc->tail == NO_REQUEST)
         svc->head = index;
@@ -251,14 +257,49 @@ s_enqueue (broker_t *self, uint32_t index)
     svc->tail = index;
 }
 
-//  Sends the request to the best worker of its service, or queues it
+static bool
+s_filter_readable (void *arg, worker_t *worker)
+{
+    return controller_readable ((controller_t *) arg, worker);
+}
+
+static bool
+s_filter_reporting (void *arg, worker_t *worker)
+{
+    (void) arg;
+    return worker->has_status;
+}
+
+//  Who may take the request: catalog writes go to the primary, reads to
+//  in-sync replicas; buys to any reporting order node, order reads to
+//  those that have caught up; "service@node" to that node alone
+static worker_t *
+s_choose (broker_t *self, request_t *req)
+{
+    const char *service = self->services [req->service].name;
+    if (req->target [0]) {
+        worker_t *w = workers_by_id (self->workers, req->target);
+        return w && w->alive && strcmp (w->service, service) == 0? w: NULL;
+    }
+    if (req->op == BS_OP_COUNT)
+        return workers_choose (self->workers, service, NULL, NULL);     //  it will say what is wrong
+    bool write = bs_op_kind (req->op) == BS_KIND_WRITE;
+    if (strcmp (service, "catalog") == 0)
+        return write? controller_catalog_primary (self->controller, self->workers)
+                    : workers_choose (self->workers, service, s_filter_readable, self->controller);
+    if (strcmp (service, "order") == 0)
+        return workers_choose (self->workers, service, write? s_filter_reporting: s_filter_readable,
+                               self->controller);
+    return workers_choose (self->workers, service, NULL, NULL);
+}
+
+//  Sends the request to the best worker, or queues it until one can take it
 static void
 s_dispatch (broker_t *self, uint32_t index)
 {
     request_t *req = &self->requests [index];
-    const char *service = self->services [req->service].name;
     worker_t *w;
-    while ((w = workers_choose (self->workers, service))) {
+    while ((w = s_choose (self, req))) {
         uint8_t token [TOKEN_SIZE];
         s_token_encode (token, index, req->gen);
         zmq_msg_t copy;
@@ -275,17 +316,59 @@ s_dispatch (broker_t *self, uint32_t index)
     s_enqueue (self, index);
 }
 
-//  Hands queued requests of a service to workers while any are alive
+//  Offers queued requests of a service to workers again
 static void
 s_drain_pending (broker_t *self, int service)
 {
     service_t *svc = &self->services [service];
-    while (svc->head != NO_REQUEST && workers_alive (self->workers, svc->name) > 0) {
-        uint32_t index = svc->head;
-        svc->head = self->requests [index].next;
-        if (svc->head == NO_REQUEST)
-            svc->tail = NO_REQUEST;
+    uint32_t head = svc->head;
+    svc->head = svc->tail = NO_REQUEST;
+    while (head != NO_REQUEST) {
+        uint32_t index = head;
+        head = self->requests [index].next;
         s_dispatch (self, index);
+    }
+}
+
+static void
+s_drain_all (broker_t *self)
+{
+    for (int s = 0; s < self->service_count; s++)
+        s_drain_pending (self, s);
+}
+
+//  Tells every alive node the partition map of its service
+static void
+s_send_assignments (broker_t *self)
+{
+    for (int s = 0; s < self->service_count; s++) {
+        bs_msg_t *assign = controller_assign (self->controller, self->services [s].name);
+        size_t size;
+        uint8_t *data = bs_msg_encode (assign, &size);
+        for (size_t i = 0; i < workers_size (self->workers); i++) {
+            worker_t *w = workers_at (self->workers, i);
+            if (!w->alive || strcmp (w->service, self->services [s].name) != 0)
+                continue;
+            zmq_msg_t body;
+            zmq_msg_init_size (&body, size);
+            memcpy (zmq_msg_data (&body), data, size);
+            if (s_send_to_worker (self, w, BS_MDPW_ASSIGN, NULL, &body) != 0)
+                zmq_msg_close (&body);
+        }
+        free (data);
+        bs_msg_destroy (&assign);
+    }
+    self->next_assign = zclock_mono () + 1000;
+}
+
+//  Re-reads the cluster's state after any change; tells the nodes and
+//  retries queued requests when the map moved
+static void
+s_control (broker_t *self, bool force)
+{
+    if (controller_update (self->controller, self->workers) || force) {
+        s_send_assignments (self);
+        s_drain_all (self);
     }
 }
 
@@ -298,6 +381,7 @@ s_redispatch_from (broker_t *self, worker_t *w)
         request_t *req = &self->requests [i];
         if (req->used && req->worker == w) {
             req->worker = NULL;
+            req->deadline = zclock_mono () + self->options.request_timeout_ms;
             s_dispatch (self, i);
             moved++;
         }
@@ -314,6 +398,7 @@ s_worker_dead (broker_t *self, worker_t *w, const char *why)
         return;
     w->alive = false;
     zsys_warning ("broker: node %s (%s) declared dead: %s", w->id, w->service, why);
+    s_control (self, false);
     s_redispatch_from (self, w);
 }
 
@@ -350,6 +435,23 @@ s_handle_status (broker_t *self, zmq_msg_t *client, zmq_msg_t *body)
         bs_msg_set_int (node, BS_FIELD_alive, w->alive);
         bs_msg_set_int (node, BS_FIELD_inflight, w->outstanding);
         bs_msg_set_int (node, BS_FIELD_requests, (int64_t) w->served);
+        if (w->has_status) {
+            bs_msg_set_str (node, BS_FIELD_role, controller_role (self->controller, w));
+            bs_msg_set_int (node, BS_FIELD_insync, controller_insync (self->controller, w));
+            bs_msg_set_int (node, BS_FIELD_ready, w->ready);
+            bs_msg_set_int (node, BS_FIELD_lag, (int64_t) controller_lag (self->controller, self->workers, w));
+            bs_msg_set_str (node, BS_FIELD_digest, w->digest);
+            //  The partition the node writes (order) or the catalog's
+            worker_partition_t *main = NULL;
+            for (int k = 0; k < w->partition_count && !main; k++)
+                if (strcmp (w->service, "catalog") == 0 || strcmp (w->partitions [k].role, "primary") == 0)
+                    main = &w->partitions [k];
+            if (main) {
+                bs_msg_set_str (node, BS_FIELD_partition, main->name);
+                bs_msg_set_int (node, BS_FIELD_epoch, (int64_t) main->epoch);
+                bs_msg_set_int (node, BS_FIELD_seq, (int64_t) main->seq);
+            }
+        }
         bs_msg_append (reply, BS_FIELD_nodes, &node);
     }
     s_send_msg_to_client (self, client, BS_SERVICE_BROKER, reply);
@@ -390,6 +492,13 @@ s_client_message (broker_t *self)
         s_close_frames (frames, count);
         return;
     }
+    //  "service@node" asks for one node by id (for operators and tests)
+    char *at = strchr (service, '@');
+    char target [65] = "";
+    if (at) {
+        snprintf (target, sizeof target, "%s", at + 1);
+        *at = 0;
+    }
     int svc = zmq_msg_size (&frames [3]) < sizeof service? s_service_find (self, service): -1;
     if (svc < 0) {
         char message [128];
@@ -405,13 +514,48 @@ s_client_message (broker_t *self)
     zmq_msg_init (&req->body);
     zmq_msg_move (&req->body, &frames [4]);
     req->service = svc;
+    req->op = bs_peek_op (zmq_msg_data (&req->body), zmq_msg_size (&req->body));
+    snprintf (req->target, sizeof req->target, "%s", target);
     req->created = zclock_mono ();
+    req->deadline = req->created + self->options.request_timeout_ms;
     s_close_frames (frames, count);
     s_dispatch (self, index);
 }
 
 //  --------------------------------------------------------------------------
 //  Node side
+
+//  Reads a node_status frame into the worker's record
+static void
+s_apply_status (worker_t *w, zmq_msg_t *frame)
+{
+    bs_err_t err;
+    char reason [128];
+    bs_msg_t *status = bs_msg_decode (zmq_msg_data (frame), zmq_msg_size (frame), &err, reason, sizeof reason);
+    if (status && bs_msg_validate_request (status, reason, sizeof reason) == BS_OK
+    &&  bs_msg_op (status) == BS_OP_node_status) {
+        w->has_status = true;
+        snprintf (w->pub, sizeof w->pub, "%s", bs_msg_str (status, BS_FIELD_pub));
+        snprintf (w->sync, sizeof w->sync, "%s", bs_msg_str (status, BS_FIELD_sync));
+        snprintf (w->digest, sizeof w->digest, "%s", bs_msg_str (status, BS_FIELD_digest));
+        w->ready = bs_msg_int (status, BS_FIELD_ready);
+        w->partition_count = 0;
+        for (size_t i = 0; i < bs_msg_count (status, BS_FIELD_partitions) && i < WORKER_MAX_PARTITIONS; i++) {
+            bs_msg_t *p = bs_msg_at (status, BS_FIELD_partitions, i);
+            worker_partition_t *wp = &w->partitions [w->partition_count++];
+            snprintf (wp->name, sizeof wp->name, "%s", bs_msg_str (p, BS_FIELD_partition));
+            snprintf (wp->role, sizeof wp->role, "%s", bs_msg_str (p, BS_FIELD_role));
+            snprintf (wp->insync, sizeof wp->insync, "%s", bs_msg_str (p, BS_FIELD_isr));
+            wp->epoch = (uint64_t) bs_msg_int (p, BS_FIELD_epoch);
+            wp->seq = (uint64_t) bs_msg_int (p, BS_FIELD_seq);
+            wp->head = (uint64_t) bs_msg_int (p, BS_FIELD_head);
+            wp->ready = bs_msg_int (p, BS_FIELD_ready);
+        }
+    }
+    else
+        zsys_warning ("broker: node %s sent a bad status: %s", w->id, reason);
+    bs_msg_destroy (&status);
+}
 
 static void
 s_node_message (broker_t *self)
@@ -438,7 +582,7 @@ s_node_message (broker_t *self)
         if (count >= 6)
             s_frame_text (&frames [5], id, sizeof id);
         int svc = s_service_find (self, service);
-        if (svc < 0 || total > 6) {
+        if (svc < 0 || total > 7) {
             zsys_warning ("broker: refused READY for unknown service '%s'", service);
             worker_t stranger = { .identity_size = zmq_msg_size (&frames [0]) };
             if (stranger.identity_size <= sizeof stranger.identity) {
@@ -459,7 +603,9 @@ s_node_message (broker_t *self)
             w->registered = zclock_mono ();
             w->expiry = w->registered + (int64_t) self->options.heartbeat_ms * self->options.liveness;
             zsys_info ("broker: node %s joined service %s", w->id, w->service);
-            s_drain_pending (self, svc);
+            if (count >= 7)
+                s_apply_status (w, &frames [6]);
+            s_control (self, true);
         }
         s_close_frames (frames, count);
         return;
@@ -512,6 +658,11 @@ s_node_message (broker_t *self)
         }
     }
     else
+    if (command == BS_MDPW_HEARTBEAT && w && w->alive && count == 5) {
+        s_apply_status (w, &frames [4]);
+        s_control (self, false);
+    }
+    else
     if (command == BS_MDPW_DISCONNECT && w)
         s_worker_dead (self, w, "said DISCONNECT");
     s_close_frames (frames, count);
@@ -524,6 +675,7 @@ static void
 s_on_tick (broker_t *self)
 {
     int64_t now = zclock_mono ();
+    s_control (self, now >= self->next_assign);
     for (size_t i = 0; i < workers_size (self->workers); i++) {
         worker_t *w = workers_at (self->workers, i);
         if (!w->alive)
@@ -577,6 +729,8 @@ broker_new (const broker_options_t *options)
         snprintf (self->services [self->service_count++].name, 33, "%s", tok);
     free (names);
     self->workers = workers_new ();
+    //  Wait a few heartbeats for nodes to report before the first election
+    self->controller = controller_new (options->heartbeat_ms * (options->liveness + 1));
 
     self->clients = zsock_new (ZMQ_ROUTER);
     self->nodes = zsock_new (ZMQ_ROUTER);
@@ -614,6 +768,7 @@ broker_destroy (broker_t **self_p)
             s_request_free (self, i);
     free (self->requests);
     workers_destroy (&self->workers);
+    controller_destroy (&self->controller);
     zsock_destroy (&self->clients);
     zsock_destroy (&self->nodes);
     free (self);

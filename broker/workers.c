@@ -78,18 +78,21 @@ workers_register (workers_t *self, const void *identity, size_t size,
     w->alive = true;
     w->outstanding = 0;
     w->served = 0;
+    w->has_status = false;
+    w->partition_count = 0;
+    w->ready = false;
     return w;
 }
 
 worker_t *
-workers_choose (workers_t *self, const char *service)
+workers_choose (workers_t *self, const char *service, workers_filter_fn *filter, void *arg)
 {
     worker_t *best = NULL;
     size_t best_index = 0;
     for (size_t k = 0; k < self->size; k++) {
         size_t i = (self->rotor + k) % self->size;
         worker_t *w = self->items [i];
-        if (!w->alive || strcmp (w->service, service) != 0)
+        if (!w->alive || strcmp (w->service, service) != 0 || (filter && !filter (arg, w)))
             continue;
         if (!best || w->outstanding < best->outstanding) {
             best = w;
@@ -108,6 +111,24 @@ workers_alive (workers_t *self, const char *service)
     for (size_t i = 0; i < self->size; i++)
         n += self->items [i]->alive && strcmp (self->items [i]->service, service) == 0;
     return n;
+}
+
+worker_t *
+workers_by_id (workers_t *self, const char *id)
+{
+    for (size_t i = 0; i < self->size; i++)
+        if (strcmp (self->items [i]->id, id) == 0)
+            return self->items [i];
+    return NULL;
+}
+
+worker_partition_t *
+worker_partition (worker_t *worker, const char *name)
+{
+    for (int i = 0; i < worker->partition_count; i++)
+        if (strcmp (worker->partitions [i].name, name) == 0)
+            return &worker->partitions [i];
+    return NULL;
 }
 
 size_t workers_size (workers_t *self) { return self->size; }

@@ -17,6 +17,17 @@
 
 typedef struct _workers_t workers_t;
 
+#define WORKER_MAX_PARTITIONS 16
+
+//  A partition as the node reported it in its last status
+typedef struct {
+    char name [65];
+    char role [17];             //  primary, follower, none
+    uint64_t epoch, seq, head;
+    bool ready;
+    char insync [512];          //  primary only: followers it sees in sync
+} worker_partition_t;
+
 typedef struct {
     uint8_t identity [256];     //  ROUTER routing id of the node's socket
     size_t identity_size;
@@ -27,6 +38,13 @@ typedef struct {
     uint64_t served;            //  replies received since registration
     int64_t expiry;             //  when it is declared dead without news
     int64_t registered;         //  when it last sent READY
+    //  From the node's status (READY and HEARTBEAT)
+    bool has_status;
+    char pub [257], sync [257];
+    char digest [65];
+    bool ready;                 //  caught up on everything it follows
+    worker_partition_t partitions [WORKER_MAX_PARTITIONS];
+    int partition_count;
 } worker_t;
 
 workers_t *workers_new (void);
@@ -39,12 +57,20 @@ worker_t *workers_find (workers_t *self, const void *identity, size_t size);
 worker_t *workers_register (workers_t *self, const void *identity, size_t size,
                             const char *service, const char *id);
 
-//  Least outstanding requests among the alive workers of a service; among
-//  equals, rotates so that idle workers share the load.  NULL when none.
-worker_t *workers_choose (workers_t *self, const char *service);
+//  Least outstanding requests among the alive workers of a service that
+//  pass the filter (NULL: all); among equals, rotates so that idle workers
+//  share the load.  NULL when none.
+typedef bool (workers_filter_fn) (void *arg, worker_t *worker);
+worker_t *workers_choose (workers_t *self, const char *service, workers_filter_fn *filter, void *arg);
 
 //  Number of alive workers of a service
 size_t workers_alive (workers_t *self, const char *service);
+
+//  Finds a worker by node id; NULL when unknown
+worker_t *workers_by_id (workers_t *self, const char *id);
+
+//  The worker's report on a partition; NULL when it holds none by that name
+worker_partition_t *worker_partition (worker_t *worker, const char *name);
 
 //  Iteration over every worker, alive or not, in registration order
 size_t workers_size (workers_t *self);

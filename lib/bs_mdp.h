@@ -18,6 +18,8 @@
 #define BS_MDPW_REPLY       0x03
 #define BS_MDPW_HEARTBEAT   0x04
 #define BS_MDPW_DISCONNECT  0x05
+//  Extension: broker -> node, one frame with the partition map (assign)
+#define BS_MDPW_ASSIGN      0x06
 
 //  The broker answers requests to this service itself
 #define BS_SERVICE_BROKER "broker"

@@ -17,9 +17,13 @@ typedef struct {
     int64_t deadline;
 } buy_t;
 
+//  The catalog said "unavailable" (no primary this instant): ask again soon
+#define RETRY_SOON_MS 100
+
 struct _buyer_t {
     bs_client_t *client;
-    orders_t *orders;
+    buyer_grant_fn *grant;
+    void *grant_arg;
     mdpworker_t *link;
     zhashx_t *pending;          //  rid (hex) -> buy_t
     int timeout_ms, attempts;
@@ -46,7 +50,8 @@ s_buy_destroy (void **item_p)
 }
 
 buyer_t *
-buyer_new (const char *broker_endpoint, orders_t *orders, mdpworker_t *link, int timeout_ms, int attempts)
+buyer_new (const char *broker_endpoint, mdpworker_t *link, int timeout_ms, int attempts,
+           buyer_grant_fn *grant, void *arg)
 {
     buyer_t *self = calloc (1, sizeof (buyer_t));
     if (!self)
@@ -56,7 +61,8 @@ buyer_new (const char *broker_endpoint, orders_t *orders, mdpworker_t *link, int
         free (self);
         return NULL;
     }
-    self->orders = orders;
+    self->grant = grant;
+    self->grant_arg = arg;
     self->link = link;
     self->timeout_ms = timeout_ms;
     self->attempts = attempts;
@@ -152,10 +158,17 @@ buyer_on_input (buyer_t *self)
         return;
     }
     if (bs_msg_int (reply, BS_FIELD_ok)) {
-        bs_msg_t *result = orders_record (self->orders, buy->rid, BS_RID_SIZE, buy->item,
-                                          bs_msg_int (reply, BS_FIELD_cost));
-        s_finish (self, buy, result);
-        bs_msg_destroy (&result);
+        self->grant (self->grant_arg, buy->rid, reply, buy->tokens, buy->waiters);
+        buy->waiters = 0;           //  the tokens went with the grant
+        char key [2 * BS_RID_SIZE + 1];
+        s_rid_key (buy->rid, key);
+        zhashx_delete (self->pending, key);
+    }
+    else
+    if (strcmp (bs_msg_str (reply, BS_FIELD_error), bs_err_name (BS_ERR_unavailable)) == 0
+    &&  buy->attempts < self->attempts) {
+        //  No catalog primary this instant (an election): try again shortly
+        buy->deadline = zclock_mono () + RETRY_SOON_MS;
     }
     else
         s_finish (self, buy, reply);

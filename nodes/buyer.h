@@ -7,19 +7,24 @@
  *  node, never takes two copies.  A buy that arrives again while it is under
  *  way joins the one in progress and gets the same answer.
  *
- *  Ownership: buyer_new borrows orders and link, which must outlive it.
+ *  Ownership: buyer_new borrows link, which must outlive it.  A granted buy
+ *  is handed to the grant callback with its waiters' tokens, which the
+ *  callback takes over.
  */
 #ifndef BUYER_H_INCLUDED
 #define BUYER_H_INCLUDED
 
 #include "bs_msg.h"
 #include "mdpworker.h"
-#include "orders.h"
 
 typedef struct _buyer_t buyer_t;
 
-buyer_t *buyer_new (const char *broker_endpoint, orders_t *orders, mdpworker_t *link,
-                    int timeout_ms, int attempts);
+//  Called when the catalog granted a buy: record it and answer the tokens
+typedef void (buyer_grant_fn) (void *arg, const uint8_t *rid, const bs_msg_t *decrement,
+                               zmq_msg_t *tokens, int count);
+
+buyer_t *buyer_new (const char *broker_endpoint, mdpworker_t *link, int timeout_ms, int attempts,
+                    buyer_grant_fn *grant, void *arg);
 void buyer_destroy (buyer_t **self_p);
 
 //  Starts (or joins) a validated buy; takes over the token

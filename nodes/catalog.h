@@ -1,42 +1,55 @@
-/*  catalog - the book catalog in LMDB: search, lookup, conditional stock
- *  decrement, price changes, restocks and new books.
+/*  catalog - the book catalog: search, lookup, conditional stock decrement,
+ *  price changes, restocks and new books.
  *
- *  Databases: books (item -> record), by_topic (topic -> item, dupsort, so
- *  a search reads only its topic), applied (request id -> reply, so that a
- *  retried write takes effect once) and meta (the write sequence number).
- *  Each write and its applied entry commit in one durable transaction.
- *  Every write bumps the sequence; a book's version is the sequence of its
- *  last change.
+ *  Replicated databases (through the journal, partition "catalog"): books
+ *  (item -> record; counted in the digest), by_topic (topic -> item,
+ *  dupsort, so a search reads only its topic) and applied (request id ->
+ *  reply, so a retried write takes effect once).  A book's version is the
+ *  sequence number of the log entry that last changed it.
  *
- *  Ownership: catalog_new borrows the store, which must outlive the catalog.
- *  catalog_handle borrows the request and returns a reply the caller owns.
+ *  A decrement is the commit point of a buy: its reply carries the order
+ *  that the order node records (order_id derived from the request id, the
+ *  time, the price), so any order node that records the buy writes the same
+ *  order.
+ *
+ *  Ownership: catalog_new borrows the journal, which must outlive it.
+ *  Replies returned belong to the caller.
  */
 #ifndef CATALOG_H_INCLUDED
 #define CATALOG_H_INCLUDED
 
 #include "bs_msg.h"
-#include "store.h"
+#include "journal.h"
+
+#include <czmq.h>
+
+#define CATALOG_PARTITION "catalog"
 
 typedef struct _catalog_t catalog_t;
 
-catalog_t *catalog_new (store_t *store);
+catalog_t *catalog_new (journal_t *journal);
 void catalog_destroy (catalog_t **self_p);
 
-//  Executes a validated catalog request and returns its reply
-bs_msg_t *catalog_handle (catalog_t *self, const bs_msg_t *request);
+//  The databases a catalog snapshot carries (NULL-terminated)
+extern const char *catalog_dbs [];
 
-//  Loads books from a ZPL file ("book" sections with item, title, topic,
-//  cost, stock) when the catalog is empty.  Returns the number of books
-//  loaded, 0 when the catalog already had books, -1 on error (logged).
-int catalog_seed (catalog_t *self, const char *path);
+//  Answers a read (search, lookup, list) from committed data
+bs_msg_t *catalog_read (catalog_t *self, const bs_msg_t *request);
 
-//  Adds amount to the stock of every sold-out book; returns how many
-int catalog_restock_sold_out (catalog_t *self, int64_t amount);
+//  Executes a write inside the caller's write transaction and seals its log
+//  entry.  A retried rid returns the first reply and changes nothing.  On a
+//  storage error *rc_p is set: the caller must abort the transaction.
+bs_msg_t *catalog_write (catalog_t *self, MDB_txn *txn, const bs_msg_t *request, int *rc_p);
 
-//  Writes a hex digest of every book record into hex[41]
-void catalog_digest (catalog_t *self, char *hex);
+//  True when the catalog holds no book
+bool catalog_empty (catalog_t *self);
 
-//  The sequence number of the last write
-uint64_t catalog_seq (catalog_t *self);
+//  Reads the initial catalog (ZPL, "book" sections with item, title, topic,
+//  cost, stock) as add_book requests appended to list.  Returns the number
+//  read or -1 (logged) when the file is missing or malformed.
+int catalog_seed_requests (const char *path, zlistx_t *list);
+
+//  Appends restock requests (amount copies) for every sold-out book
+void catalog_sold_out_requests (catalog_t *self, int64_t amount, zlistx_t *list);
 
 #endif

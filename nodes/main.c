@@ -1,14 +1,25 @@
-/*  bookstore-node - a catalog or order replica  */
+/*  bookstore-node - a catalog or order replica
+ *
+ *  One event loop: requests from the broker, the catalog's answers to our
+ *  buys, and replication traffic.  Writes that arrive together are executed
+ *  in one LMDB transaction (group commit), published to the followers, and
+ *  answered once the in-sync followers have acked them.
+ */
 #include "bs_msg.h"
 #include "bs_settings.h"
 #include "buyer.h"
 #include "catalog.h"
+#include "journal.h"
 #include "mdpworker.h"
 #include "orders.h"
+#include "repl.h"
 #include "store.h"
 
 #include <czmq.h>
 #include <string.h>
+
+#define BATCH_MAX 512           //  writes per transaction
+#define POLL_MAX 24
 
 static const bs_setting_t s_table [] = {
     { "service",         "",          "catalog or order" },
@@ -16,41 +27,171 @@ static const bs_setting_t s_table [] = {
     { "data",            "",          "data directory (default data/<id>)" },
     { "broker",          "tcp://127.0.0.1:5556", "the broker's node endpoint" },
     { "broker-clients",  "tcp://127.0.0.1:5555", "the broker's client endpoint (order nodes reach the catalog there)" },
+    { "pub-bind",        "tcp://*:5570", "where to publish the replication log" },
+    { "sync-bind",       "tcp://*:5571", "where followers fetch and ack" },
+    { "pub-endpoint",    "",          "the publish endpoint others connect to (default from pub-bind on 127.0.0.1)" },
+    { "sync-endpoint",   "",          "the sync endpoint others connect to (default from sync-bind on 127.0.0.1)" },
     { "heartbeat-ms",    "250",       "heartbeat interval in milliseconds" },
     { "liveness",        "3",         "heartbeats the broker may miss before the node reconnects" },
+    { "insync-timeout-ms", "1000",    "a follower this far behind leaves the in-sync set" },
+    { "min-insync",      "1",         "replicas (primary included) that must be in sync to accept writes" },
+    { "hwm",             "100000",    "high-water mark of the replication PUB/SUB sockets" },
+    { "drop-every",      "0",         "test switch: do not publish every k-th log entry (0: off)" },
     { "map-size-mb",     "1024",      "LMDB map size in MiB" },
-    { "seed",            "",          "initial catalog file, loaded when the catalog is empty" },
+    { "seed",            "",          "initial catalog file, loaded by a primary whose catalog is empty" },
     { "restock-period",  "10",        "seconds between restocks of sold-out books (0: never)" },
     { "restock-amount",  "10",        "copies added to a sold-out book" },
     { "catalog-timeout-ms", "1500",   "order node: how long to wait for the catalog before resending" },
-    { "catalog-attempts", "3",        "order node: how many times to ask the catalog" },
+    { "catalog-attempts", "5",        "order node: how many times to ask the catalog" },
     { NULL, NULL, NULL }
 };
 
 typedef struct {
+    zmq_msg_t token;            //  empty for internal writes (seed, restock)
+    bs_msg_t *request;          //  catalog writes
+    uint8_t rid [BS_RID_SIZE];  //  order records
+    bs_msg_t *decrement;
+    bool has_token;
+} write_t;
+
+typedef struct {
     const char *service;
     const char *id;
+    char partition [80];        //  catalog: "catalog"; order: this node's own
     mdpworker_t *link;
     store_t *store;
-    catalog_t *catalog;         //  catalog nodes
-    orders_t *orders;           //  order nodes
-    buyer_t *buyer;             //  order nodes
+    journal_t *journal;
+    catalog_t *catalog;
+    orders_t *orders;
+    buyer_t *buyer;
+    repl_t *repl;
+    const char *seed;
+    bool seeded;
+    write_t batch [BATCH_MAX];
+    int batch_count;
+    zlistx_t *internal;         //  bs_msg_t requests made by the node itself
+    int heartbeat_ms;
+    int64_t next_status;
 } node_t;
 
+//  --------------------------------------------------------------------------
+//  Replies
+
 static void
-s_reply (node_t *self, zmq_msg_t *token, bs_msg_t *reply, const bs_msg_t *request)
+s_send_reply (void *arg, zmq_msg_t *token, const void *data, size_t size)
 {
-    if (request) {
-        size_t rid_size;
-        const uint8_t *rid = bs_msg_bin (request, BS_FIELD_rid, &rid_size);
-        if (rid)
-            bs_msg_set_bin (reply, BS_FIELD_rid, rid, rid_size);
-    }
+    node_t *self = arg;
+    mdpworker_reply (self->link, token, data, size);
+    zmq_msg_close (token);
+}
+
+static void
+s_reply_msg (node_t *self, zmq_msg_t *token, bs_msg_t *reply, const uint8_t *rid)
+{
+    if (rid)
+        bs_msg_set_bin (reply, BS_FIELD_rid, rid, BS_RID_SIZE);
     size_t size;
     uint8_t *data = bs_msg_encode (reply, &size);
-    mdpworker_reply (self->link, token, data, size);
+    s_send_reply (self, token, data, size);
     free (data);
 }
+
+//  --------------------------------------------------------------------------
+//  Group commit
+
+//  Executes every queued write in one transaction, publishes the entries,
+//  and hands each reply to replication to be sent once acked
+static void
+s_flush (node_t *self)
+{
+    if (self->batch_count == 0)
+        return;
+    bs_msg_t *replies [BATCH_MAX] = { NULL };
+    uint64_t seqs [BATCH_MAX] = { 0 };
+    MDB_txn *txn = journal_begin (self->journal);
+    int rc = txn? 0: -1;
+    for (int i = 0; i < self->batch_count && rc == 0; i++) {
+        write_t *w = &self->batch [i];
+        uint64_t before = journal_next_seq (self->journal, self->partition);
+        if (w->request)
+            replies [i] = catalog_write (self->catalog, txn, w->request, &rc);
+        else
+            replies [i] = orders_record (self->orders, txn, self->partition, w->rid, BS_RID_SIZE, w->decrement, &rc);
+        if (journal_next_seq (self->journal, self->partition) > before)
+            seqs [i] = before;
+    }
+    if (rc == 0)
+        rc = journal_commit (self->journal, txn);
+    else
+    if (txn)
+        journal_abort (self->journal, txn);
+    if (rc == 0)
+        repl_publish (self->repl);
+    //  A write that changed nothing (a retry answered from the stored
+    //  reply) is answered only once everything before it is replicated: its
+    //  first execution may still be waiting for acks
+    uint64_t head = journal_seq (self->journal, self->partition);
+    for (int i = 0; i < self->batch_count; i++) {
+        write_t *w = &self->batch [i];
+        if (rc != 0) {
+            bs_msg_destroy (&replies [i]);
+            replies [i] = bs_msg_new_error (BS_ERR_storage, "the write could not be stored; nothing changed");
+            seqs [i] = 0;
+        }
+        else
+        if (seqs [i] == 0)
+            seqs [i] = head;
+        if (w->has_token && replies [i]) {
+            const uint8_t *rid = w->request? bs_msg_bin (w->request, BS_FIELD_rid, NULL): w->rid;
+            bs_msg_set_bin (replies [i], BS_FIELD_rid, rid, BS_RID_SIZE);
+            size_t size;
+            uint8_t *data = bs_msg_encode (replies [i], &size);
+            repl_defer (self->repl, self->partition, seqs [i], &w->token, data, size);
+            free (data);
+        }
+        else
+        if (w->has_token)
+            zmq_msg_close (&w->token);
+        bs_msg_destroy (&replies [i]);
+        bs_msg_destroy (&w->request);
+        bs_msg_destroy (&w->decrement);
+    }
+    self->batch_count = 0;
+}
+
+static write_t *
+s_queue (node_t *self)
+{
+    if (self->batch_count == BATCH_MAX)
+        s_flush (self);
+    write_t *w = &self->batch [self->batch_count++];
+    memset (w, 0, sizeof *w);
+    return w;
+}
+
+//  The catalog granted a buy: record it in this batch
+static void
+s_on_grant (void *arg, const uint8_t *rid, const bs_msg_t *decrement, zmq_msg_t *tokens, int count)
+{
+    node_t *self = arg;
+    for (int i = 0; i < count; i++) {
+        write_t *w = s_queue (self);
+        memcpy (w->rid, rid, BS_RID_SIZE);
+        //  Each waiter's write records nothing new after the first
+        size_t size;
+        uint8_t *data = bs_msg_encode (decrement, &size);
+        bs_err_t err;
+        w->decrement = bs_msg_decode (data, size, &err, NULL, 0);
+        free (data);
+        zmq_msg_init (&w->token);
+        zmq_msg_move (&w->token, &tokens [i]);
+        zmq_msg_close (&tokens [i]);
+        w->has_token = true;
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Requests
 
 static void
 s_handle (node_t *self, zmq_msg_t *token, zmq_msg_t *body)
@@ -65,29 +206,107 @@ s_handle (node_t *self, zmq_msg_t *token, zmq_msg_t *body)
         err = BS_ERR_unknown_op;
         snprintf (reason, sizeof reason, "the %s service does not execute '%s'", self->service, bs_op_name (op));
     }
+    const uint8_t *rid = request? bs_msg_bin (request, BS_FIELD_rid, NULL): NULL;
     bs_msg_t *reply = NULL;
+    if (err == BS_OK && bs_op_kind (op) == BS_KIND_WRITE)
+        err = repl_can_write (self->repl, self->partition, reason, sizeof reason);
     if (err != BS_OK)
         reply = bs_msg_new_error (err, reason);
     else
-    if (self->catalog)
-        reply = catalog_handle (self->catalog, request);
+    if (self->catalog && bs_op_kind (op) == BS_KIND_READ)
+        reply = catalog_read (self->catalog, request);
+    else
+    if (self->catalog) {
+        write_t *w = s_queue (self);
+        w->request = request;
+        zmq_msg_init (&w->token);
+        zmq_msg_move (&w->token, token);
+        w->has_token = true;
+        return;
+    }
     else
     if (op == BS_OP_orders)
         reply = orders_list (self->orders, bs_msg_has (request, BS_FIELD_item)? bs_msg_int (request, BS_FIELD_item): 0);
     else {
-        size_t rid_size;
-        const uint8_t *rid = bs_msg_bin (request, BS_FIELD_rid, &rid_size);
-        reply = orders_find (self->orders, rid, rid_size);
+        reply = orders_find (self->orders, rid, BS_RID_SIZE);
         if (!reply) {
-            buyer_start (self->buyer, token, request);      //  answers later
+            buyer_start (self->buyer, token, request);      //  answered when granted
             bs_msg_destroy (&request);
             return;
         }
+        //  Bought before: answer once our log up to now is replicated
+        bs_msg_set_bin (reply, BS_FIELD_rid, rid, BS_RID_SIZE);
+        size_t size;
+        uint8_t *data = bs_msg_encode (reply, &size);
+        zmq_msg_t held;
+        zmq_msg_init (&held);
+        zmq_msg_move (&held, token);
+        repl_defer (self->repl, self->partition, journal_seq (self->journal, self->partition), &held, data, size);
+        free (data);
+        bs_msg_destroy (&reply);
+        bs_msg_destroy (&request);
+        return;
     }
-    s_reply (self, token, reply, request);
+    s_reply_msg (self, token, reply, rid);
     bs_msg_destroy (&reply);
     bs_msg_destroy (&request);
-    zmq_msg_close (token);
+}
+
+static void
+s_on_assign (node_t *self, zmq_msg_t *body)
+{
+    bs_err_t err;
+    char reason [128];
+    bs_msg_t *assign = bs_msg_decode (zmq_msg_data (body), zmq_msg_size (body), &err, reason, sizeof reason);
+    if (assign && bs_msg_validate_request (assign, reason, sizeof reason) == BS_OK && bs_msg_op (assign) == BS_OP_assign)
+        repl_assign (self->repl, assign);
+    else
+        zsys_warning ("%s: dropped a malformed assignment: %s", self->id, reason);
+    bs_msg_destroy (&assign);
+    //  A new primary of an empty catalog loads the initial books
+    if (self->catalog && !self->seeded && *self->seed && repl_is_primary (self->repl, CATALOG_PARTITION)) {
+        self->seeded = true;
+        if (catalog_empty (self->catalog) && journal_seq (self->journal, CATALOG_PARTITION) == 0) {
+            int n = catalog_seed_requests (self->seed, self->internal);
+            if (n > 0)
+                zsys_info ("%s: loading %d books from %s", self->id, n, self->seed);
+        }
+    }
+}
+
+static void
+s_run_internal (node_t *self)
+{
+    if (!repl_is_primary (self->repl, self->partition)) {
+        bs_msg_t *request;
+        while ((request = zlistx_detach (self->internal, NULL)))
+            bs_msg_destroy (&request);
+        return;
+    }
+    bs_msg_t *request;
+    while ((request = zlistx_detach (self->internal, NULL))) {
+        write_t *w = s_queue (self);
+        w->request = request;
+    }
+}
+
+static void
+s_update_status (node_t *self)
+{
+    bs_msg_t *status = bs_msg_new ();
+    bs_msg_set_str (status, BS_FIELD_op, "node_status");
+    bs_msg_set_str (status, BS_FIELD_id, self->id);
+    bs_msg_set_str (status, BS_FIELD_service, self->service);
+    repl_status (self->repl, status);
+    char digest [17];
+    journal_digest (self->journal, digest);
+    bs_msg_set_str (status, BS_FIELD_digest, digest);
+    bs_msg_set_int (status, BS_FIELD_ready, repl_caught_up (self->repl));
+    size_t size;
+    uint8_t *data = bs_msg_encode (status, &size);
+    mdpworker_set_status (self->link, data, size);
+    free (data);
+    bs_msg_destroy (&status);
 }
 
 static void
@@ -95,35 +314,121 @@ s_run (node_t *self, int64_t restock_period_ms, int64_t restock_amount)
 {
     int64_t next_restock = restock_period_ms > 0? zclock_mono () + restock_period_ms: INT64_MAX;
     while (!zsys_interrupted) {
-        int64_t wait = mdpworker_tick (self->link);
-        if (self->buyer)
-            buyer_tick (self->buyer);
         int64_t now = zclock_mono ();
-        if (now >= next_restock) {
-            catalog_restock_sold_out (self->catalog, restock_amount);
+        if (now >= self->next_status) {
+            s_update_status (self);
+            self->next_status = now + self->heartbeat_ms / 2;
+        }
+        int64_t wait = mdpworker_tick (self->link);
+        int64_t repl_wait = repl_tick (self->repl);
+        if (repl_wait < wait)
+            wait = repl_wait;
+        if (self->buyer) {
+            buyer_tick (self->buyer);
+            if (buyer_pending (self->buyer) && wait > 20)
+                wait = 20;
+        }
+        if (self->catalog && now >= next_restock) {
+            if (repl_is_primary (self->repl, CATALOG_PARTITION))
+                catalog_sold_out_requests (self->catalog, restock_amount, self->internal);
             next_restock = now + restock_period_ms;
         }
+        if (zlistx_size (self->internal))
+            s_run_internal (self);
+        s_flush (self);
         if (next_restock - now < wait)
             wait = next_restock - now;
-        if (self->buyer && buyer_pending (self->buyer) && wait > 50)
-            wait = 50;
-        zmq_pollitem_t items [2] = {
-            { mdpworker_socket (self->link), 0, ZMQ_POLLIN, 0 },
-            { self->buyer? buyer_socket (self->buyer): NULL, 0, ZMQ_POLLIN, 0 },
-        };
-        int rc = zmq_poll (items, self->buyer? 2: 1, (long) (wait < 0? 0: wait));
-        if (rc < 0)
+        zmq_pollitem_t items [POLL_MAX];
+        int n = 0;
+        items [n++] = (zmq_pollitem_t) { mdpworker_socket (self->link), 0, ZMQ_POLLIN, 0 };
+        if (self->buyer)
+            items [n++] = (zmq_pollitem_t) { buyer_socket (self->buyer), 0, ZMQ_POLLIN, 0 };
+        int first_repl = n;
+        n += repl_pollitems (self->repl, items + n, POLL_MAX - n);
+        if (zmq_poll (items, n, (long) (wait < 0? 0: wait)) < 0)
             break;
+        //  Replication first: acks release replies, entries bring followers up
+        repl_on_poll (self->repl, items + first_repl, n - first_repl);
         if (items [0].revents & ZMQ_POLLIN) {
-            zmq_msg_t token, body;
-            if (mdpworker_recv (self->link, &token, &body) == 0) {
-                s_handle (self, &token, &body);
-                zmq_msg_close (&body);
+            for (int k = 0; k < BATCH_MAX; k++) {
+                zmq_msg_t token, body;
+                int kind = mdpworker_recv (self->link, &token, &body);
+                if (kind == MDPWORKER_REQUEST) {
+                    s_handle (self, &token, &body);
+                    zmq_msg_close (&token);
+                    zmq_msg_close (&body);
+                }
+                else
+                if (kind == MDPWORKER_ASSIGN) {
+                    s_flush (self);
+                    s_on_assign (self, &body);
+                    zmq_msg_close (&body);
+                    self->next_status = 0;
+                }
+                int events;
+                size_t len = sizeof events;
+                zmq_getsockopt (mdpworker_socket (self->link), ZMQ_EVENTS, &events, &len);
+                if (!(events & ZMQ_POLLIN))
+                    break;
             }
         }
         if (self->buyer && (items [1].revents & ZMQ_POLLIN))
-            buyer_on_input (self->buyer);
+            for (int k = 0; k < BATCH_MAX; k++) {
+                buyer_on_input (self->buyer);
+                int events;
+                size_t len = sizeof events;
+                zmq_getsockopt (buyer_socket (self->buyer), ZMQ_EVENTS, &events, &len);
+                if (!(events & ZMQ_POLLIN))
+                    break;
+            }
+        s_flush (self);
     }
+}
+
+//  The name of this order node's own partition: its id, plus a suffix
+//  chosen when its store was created, so that a node restarted with an
+//  empty store starts a new partition instead of rewriting an old one
+static bool
+s_home_partition (node_t *self, char *partition, size_t size)
+{
+    MDB_dbi local;
+    if (!store_open_db (self->store, "local", 0, &local))
+        return false;
+    MDB_txn *txn = store_begin (self->store, true);
+    if (!txn)
+        return false;
+    MDB_val key = { 4, "home" }, value;
+    if (mdb_get (txn, local, &key, &value) == 0 && value.mv_size < size) {
+        memcpy (partition, value.mv_data, value.mv_size);
+        partition [value.mv_size] = 0;
+        mdb_txn_abort (txn);
+        return true;
+    }
+    uint8_t random [BS_RID_SIZE];
+    bs_rid_generate (random);
+    snprintf (partition, size, "%s.%02x%02x%02x", self->id, random [0], random [1], random [2]);
+    value.mv_size = strlen (partition);
+    value.mv_data = partition;
+    if (mdb_put (txn, local, &key, &value, 0) != 0) {
+        mdb_txn_abort (txn);
+        return false;
+    }
+    return store_commit (self->store, txn) == 0;
+}
+
+//  An advertised endpoint from a bind endpoint: tcp://*:P -> tcp://127.0.0.1:P
+static void
+s_advertise (const char *bind, const char *given, char *out, size_t size)
+{
+    if (given && *given) {
+        snprintf (out, size, "%s", given);
+        return;
+    }
+    const char *star = strstr (bind, "://*:");
+    if (star)
+        snprintf (out, size, "%.*s://127.0.0.1:%s", (int) (star - bind), bind, star + 5);
+    else
+        snprintf (out, size, "%s", bind);
 }
 
 int
@@ -139,6 +444,7 @@ main (int argc, char **argv)
     int rc = 2;
     node_t node = { .service = bs_settings_get (settings, "service") };
     int64_t heartbeat, liveness, map_mb, restock_period, restock_amount, timeout, attempts;
+    int64_t insync_timeout, min_insync, hwm, drop_every;
     if (strcmp (node.service, "catalog") != 0 && strcmp (node.service, "order") != 0) {
         fprintf (stderr, "bookstore-node: --service must be catalog or order\n");
         goto done;
@@ -149,10 +455,15 @@ main (int argc, char **argv)
     ||  !bs_settings_int (settings, "restock-period", &restock_period)
     ||  !bs_settings_int (settings, "restock-amount", &restock_amount)
     ||  !bs_settings_int (settings, "catalog-timeout-ms", &timeout)
-    ||  !bs_settings_int (settings, "catalog-attempts", &attempts))
+    ||  !bs_settings_int (settings, "catalog-attempts", &attempts)
+    ||  !bs_settings_int (settings, "insync-timeout-ms", &insync_timeout)
+    ||  !bs_settings_int (settings, "min-insync", &min_insync)
+    ||  !bs_settings_int (settings, "hwm", &hwm)
+    ||  !bs_settings_int (settings, "drop-every", &drop_every))
         goto done;
     if (heartbeat < 10 || liveness < 1 || map_mb < 1 || restock_period < 0
-    ||  restock_amount < 1 || restock_amount > 1000000 || timeout < 1 || attempts < 1) {
+    ||  restock_amount < 1 || restock_amount > 1000000 || timeout < 1 || attempts < 1
+    ||  insync_timeout < 1 || min_insync < 1 || hwm < 0 || drop_every < 0) {
         fprintf (stderr, "bookstore-node: a numeric setting is out of range\n");
         goto done;
     }
@@ -166,39 +477,60 @@ main (int argc, char **argv)
     else
         snprintf (data, sizeof data, "data/%s", id);
     node.id = id;
+    node.heartbeat_ms = (int) heartbeat;
+    node.seed = bs_settings_get (settings, "seed");
+    node.internal = zlistx_new ();
     zsys_set_logident (id);
 
     rc = 1;
     node.store = store_new (data, (size_t) map_mb << 20);
-    if (!node.store)
+    node.journal = node.store? journal_new (node.store): NULL;
+    if (!node.journal)
         goto done;
     if (strcmp (node.service, "catalog") == 0) {
-        node.catalog = catalog_new (node.store);
-        if (!node.catalog)
-            goto done;
-        const char *seed = bs_settings_get (settings, "seed");
-        if (*seed) {
-            int loaded = catalog_seed (node.catalog, seed);
-            if (loaded < 0)
-                goto done;
-            if (loaded > 0)
-                zsys_info ("%s: loaded %d books from %s", id, loaded, seed);
-        }
+        node.catalog = catalog_new (node.journal);
+        snprintf (node.partition, sizeof node.partition, "%s", CATALOG_PARTITION);
     }
     else {
-        node.orders = orders_new (node.store, id);
-        if (!node.orders)
+        node.orders = orders_new (node.journal);
+        if (!s_home_partition (&node, node.partition, sizeof node.partition))
             goto done;
     }
+    if (!node.catalog && !node.orders)
+        goto done;
+    char pub_ep [300], sync_ep [300];
+    s_advertise (bs_settings_get (settings, "pub-bind"), bs_settings_get (settings, "pub-endpoint"), pub_ep, sizeof pub_ep);
+    s_advertise (bs_settings_get (settings, "sync-bind"), bs_settings_get (settings, "sync-endpoint"), sync_ep, sizeof sync_ep);
+    repl_options_t options = {
+        .id = id,
+        .pub_bind = bs_settings_get (settings, "pub-bind"),
+        .sync_bind = bs_settings_get (settings, "sync-bind"),
+        .pub_endpoint = pub_ep,
+        .sync_endpoint = sync_ep,
+        .dbs = node.catalog? catalog_dbs: orders_dbs,
+        .mergeable = node.orders != NULL,
+        .heartbeat_ms = (int) heartbeat,
+        .insync_timeout_ms = (int) insync_timeout,
+        .min_insync = (int) min_insync,
+        .hwm = (int) hwm,
+        .drop_every = (int) drop_every,
+    };
+    node.repl = repl_new (node.journal, &options, s_send_reply, &node);
+    if (!node.repl)
+        goto done;
     node.link = mdpworker_new (bs_settings_get (settings, "broker"), node.service, id,
                                (int) heartbeat, (int) liveness);
     if (node.orders) {
-        node.buyer = buyer_new (bs_settings_get (settings, "broker-clients"), node.orders,
-                                node.link, (int) timeout, (int) attempts);
+        //  An order node always writes its own partition
+        repl_claim (node.repl, node.partition, 1);
+        node.buyer = buyer_new (bs_settings_get (settings, "broker-clients"), node.link,
+                                (int) timeout, (int) attempts, s_on_grant, &node);
         if (!node.buyer)
             goto done;
     }
-    zsys_info ("%s: %s node serving from %s", id, node.service, data);
+    //  The status carries the endpoints, so set it before READY goes out
+    s_update_status (&node);
+    zsys_info ("%s: %s node serving from %s (log on %s, sync on %s)", id, node.service, data, pub_ep, sync_ep);
     s_run (&node, node.catalog? restock_period * 1000: 0, restock_amount);
     mdpworker_disconnect (node.link);
     zsys_info ("%s: stopping", id);
@@ -206,9 +538,17 @@ main (int argc, char **argv)
 done:
     buyer_destroy (&node.buyer);
     mdpworker_destroy (&node.link);
+    repl_destroy (&node.repl);
     catalog_destroy (&node.catalog);
     orders_destroy (&node.orders);
+    journal_destroy (&node.journal);
     store_destroy (&node.store);
+    if (node.internal) {
+        bs_msg_t *request;
+        while ((request = zlistx_detach (node.internal, NULL)))
+            bs_msg_destroy (&request);
+        zlistx_destroy (&node.internal);
+    }
     bs_settings_destroy (&settings);
     return rc;
 }

@@ -12,21 +12,34 @@ struct _mdpworker_t {
     zsock_t *sock;
     int64_t broker_expiry;      //  reconnect when nothing heard by then
     int64_t next_heartbeat;
+    zmq_msg_t status;           //  node_status body, may be empty
+    bool ready_due;
 };
 
+//  READY carries service, node id and status; HEARTBEAT the status
 static void
-s_send_command (mdpworker_t *self, uint8_t command, bool with_identity)
+s_send_command (mdpworker_t *self, uint8_t command)
 {
     void *sock = zsock_resolve (self->sock);
+    bool ready = command == BS_MDPW_READY;
+    bool status = (ready || command == BS_MDPW_HEARTBEAT) && zmq_msg_size (&self->status) > 0;
     zmq_send (sock, "", 0, ZMQ_SNDMORE);
     zmq_send (sock, BS_MDPW, strlen (BS_MDPW), ZMQ_SNDMORE);
-    if (!with_identity) {
-        zmq_send (sock, &command, 1, 0);
-        return;
+    zmq_send (sock, &command, 1, (ready || status)? ZMQ_SNDMORE: 0);
+    if (ready) {
+        zmq_send (sock, self->service, strlen (self->service), ZMQ_SNDMORE);
+        zmq_send (sock, self->id, strlen (self->id), status? ZMQ_SNDMORE: 0);
     }
-    zmq_send (sock, &command, 1, ZMQ_SNDMORE);
-    zmq_send (sock, self->service, strlen (self->service), ZMQ_SNDMORE);
-    zmq_send (sock, self->id, strlen (self->id), 0);
+    if (status)
+        zmq_send (sock, zmq_msg_data (&self->status), zmq_msg_size (&self->status), 0);
+}
+
+void
+mdpworker_set_status (mdpworker_t *self, const void *data, size_t size)
+{
+    zmq_msg_close (&self->status);
+    zmq_msg_init_size (&self->status, size);
+    memcpy (zmq_msg_data (&self->status), data, size);
 }
 
 static void
@@ -40,7 +53,8 @@ s_connect (mdpworker_t *self)
     zsock_set_rcvhwm (self->sock, 0);
     zsock_set_identity (self->sock, self->id);
     zsock_connect (self->sock, "%s", self->endpoint);
-    s_send_command (self, BS_MDPW_READY, true);
+    //  READY goes out on the next tick, with whatever status is set by then
+    self->ready_due = true;
     int64_t now = zclock_mono ();
     self->broker_expiry = now + (int64_t) self->heartbeat_ms * self->liveness;
     self->next_heartbeat = now + self->heartbeat_ms;
@@ -57,6 +71,7 @@ mdpworker_new (const char *endpoint, const char *service, const char *id, int he
     self->id = strdup (id);
     self->heartbeat_ms = heartbeat_ms;
     self->liveness = liveness;
+    zmq_msg_init (&self->status);
     s_connect (self);
     return self;
 }
@@ -68,6 +83,7 @@ mdpworker_destroy (mdpworker_t **self_p)
         return;
     mdpworker_t *self = *self_p;
     zsock_destroy (&self->sock);
+    zmq_msg_close (&self->status);
     free (self->endpoint);
     free (self->service);
     free (self->id);
@@ -117,12 +133,18 @@ mdpworker_recv (mdpworker_t *self, zmq_msg_t *token, zmq_msg_t *body)
             zmq_msg_move (token, &frames [3]);
             zmq_msg_init (body);
             zmq_msg_move (body, &frames [5]);
-            rc = 0;
+            rc = MDPWORKER_REQUEST;
+        }
+        else
+        if (command == BS_MDPW_ASSIGN && total == 4) {
+            zmq_msg_init (body);
+            zmq_msg_move (body, &frames [3]);
+            rc = MDPWORKER_ASSIGN;
         }
         else
         if (command == BS_MDPW_DISCONNECT) {
             zsys_info ("%s: broker asked to register again", self->id);
-            s_send_command (self, BS_MDPW_READY, true);
+            s_send_command (self, BS_MDPW_READY);
         }
         else
         if (command != BS_MDPW_HEARTBEAT)
@@ -149,7 +171,19 @@ mdpworker_reply (mdpworker_t *self, zmq_msg_t *token, const void *body, size_t s
 int64_t
 mdpworker_tick (mdpworker_t *self)
 {
+    if (self->ready_due) {
+        s_send_command (self, BS_MDPW_READY);
+        self->ready_due = false;
+    }
     int64_t now = zclock_mono ();
+    if (now >= self->broker_expiry) {
+        //  Heartbeats may be waiting unread while we were busy: not silence
+        int events = 0;
+        size_t len = sizeof events;
+        zmq_getsockopt (zsock_resolve (self->sock), ZMQ_EVENTS, &events, &len);
+        if (events & ZMQ_POLLIN)
+            return 0;
+    }
     if (now >= self->broker_expiry) {
         zsys_warning ("%s: broker silent for %d ms, reconnecting to %s", self->id,
                       self->heartbeat_ms * self->liveness, self->endpoint);
@@ -157,7 +191,7 @@ mdpworker_tick (mdpworker_t *self)
         now = zclock_mono ();
     }
     if (now >= self->next_heartbeat) {
-        s_send_command (self, BS_MDPW_HEARTBEAT, false);
+        s_send_command (self, BS_MDPW_HEARTBEAT);
         self->next_heartbeat = now + self->heartbeat_ms;
     }
     int64_t wait = self->next_heartbeat - now;
@@ -167,5 +201,5 @@ mdpworker_tick (mdpworker_t *self)
 void
 mdpworker_disconnect (mdpworker_t *self)
 {
-    s_send_command (self, BS_MDPW_DISCONNECT, false);
+    s_send_command (self, BS_MDPW_DISCONNECT);
 }

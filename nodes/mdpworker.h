@@ -27,10 +27,18 @@ void mdpworker_destroy (mdpworker_t **self_p);
 //  before every poll)
 void *mdpworker_socket (mdpworker_t *self);
 
-//  Reads one message.  Returns 0 with a request's token and body filled in
-//  (both initialised by the callee), or -1 for anything else (heartbeats and
-//  protocol traffic are handled here; malformed input is logged and dropped).
+//  Reads one message.  Returns MDPWORKER_REQUEST with a request's token and
+//  body filled in (both initialised by the callee), MDPWORKER_ASSIGN with
+//  the broker's partition map in body (token untouched), or -1 for anything
+//  else (heartbeats and protocol traffic are handled here; malformed input is
+//  logged and dropped).
+#define MDPWORKER_REQUEST 0
+#define MDPWORKER_ASSIGN 1
 int mdpworker_recv (mdpworker_t *self, zmq_msg_t *token, zmq_msg_t *body);
+
+//  The node's status (a node_status body) sent with READY and every
+//  HEARTBEAT from now on; the data is copied
+void mdpworker_set_status (mdpworker_t *self, const void *data, size_t size);
 
 //  Sends a reply for the request that came with token
 int mdpworker_reply (mdpworker_t *self, zmq_msg_t *token, const void *body, size_t size);

@@ -1,39 +1,46 @@
-/*  orders - the order book in LMDB.
+/*  orders - the order book.
  *
- *  Databases: orders (order id -> record: order_id, item, rid, time, status),
+ *  Replicated databases (through the journal, in this node's own order
+ *  partition): orders (order id -> record; counted in the digest),
  *  by_request (request id -> the buy's reply, so a retried buy returns its
- *  first result), by_item (item -> order id, dupsort, for filtered listings)
- *  and meta (the next order number).  An order and its by_request entry
- *  commit in one durable transaction.
+ *  first result) and by_item (item -> order id, dupsort).
  *
- *  Ownership: orders_new borrows the store, which must outlive it.  Returned
- *  replies belong to the caller.
+ *  An order is a pure function of the catalog's decrement reply and the
+ *  request id, and its id is derived from the request id: any order node
+ *  that records the same buy writes the very same records.  The order
+ *  databases are therefore a grow-only set that every order node can merge
+ *  in any order, which is what lets each node write its own partition.
+ *
+ *  Ownership: orders_new borrows the journal.  Replies belong to the caller.
  */
 #ifndef ORDERS_H_INCLUDED
 #define ORDERS_H_INCLUDED
 
 #include "bs_msg.h"
-#include "store.h"
+#include "journal.h"
 
 typedef struct _orders_t orders_t;
 
-//  node_id prefixes order ids so that ids from different nodes never clash
-orders_t *orders_new (store_t *store, const char *node_id);
+//  An order id: "o" and the first 10 bytes of the request id in hex
+#define ORDERS_ID_SIZE 22
+void orders_id_for (const uint8_t *rid, char *order_id);
+
+//  The databases an order snapshot carries (NULL-terminated)
+extern const char *orders_dbs [];
+
+orders_t *orders_new (journal_t *journal);
 void orders_destroy (orders_t **self_p);
 
 //  The stored reply of an earlier buy with this rid, or NULL
 bs_msg_t *orders_find (orders_t *self, const uint8_t *rid, size_t rid_size);
 
-//  Records a successful buy of item (the catalog already took the copy)
-//  and returns the buy's reply {ok, order_id, item, ...}; on a storage error
-//  returns an error reply and records nothing.
-bs_msg_t *orders_record (orders_t *self, const uint8_t *rid, size_t rid_size,
-                         int64_t item, int64_t cost);
+//  Records the buy the catalog granted (decrement is the catalog's reply)
+//  inside the caller's transaction, sealed into partition.  Returns the
+//  buy's reply; on a storage error sets *rc_p (the caller aborts).
+bs_msg_t *orders_record (orders_t *self, MDB_txn *txn, const char *partition,
+                         const uint8_t *rid, size_t rid_size, const bs_msg_t *decrement, int *rc_p);
 
 //  Lists orders, every one or those of one item (item 0)
 bs_msg_t *orders_list (orders_t *self, int64_t item);
-
-//  Hex digest of every order record into hex[41]
-void orders_digest (orders_t *self, char *hex);
 
 #endif

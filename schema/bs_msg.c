@@ -23,12 +23,13 @@ static const field_spec_t s_fields [BS_FIELD_COUNT] = {
 typedef struct {
     const char *name;
     const char *service;
+    bs_kind_t kind;
     uint64_t required;
     uint64_t optional;
 } op_spec_t;
 
 static const op_spec_t s_ops [BS_OP_COUNT] = {
-#define BS_MESSAGE(id, service, required, optional) { #id, #service, (required), (optional) },
+#define BS_MESSAGE(id, service, kind, required, optional) { #id, #service, BS_KIND_##kind, (required), (optional) },
 #include "messages.def"
 #undef BS_MESSAGE
 };
@@ -64,6 +65,7 @@ const char *bs_field_name (bs_field_t field) { return s_fields [field].name; }
 bs_type_t   bs_field_type (bs_field_t field) { return s_fields [field].type; }
 const char *bs_op_name (bs_op_t op) { return op < BS_OP_COUNT? s_ops [op].name: "?"; }
 const char *bs_op_service (bs_op_t op) { return op < BS_OP_COUNT? s_ops [op].service: "?"; }
+bs_kind_t   bs_op_kind (bs_op_t op) { return op < BS_OP_COUNT? s_ops [op].kind: BS_KIND_CONTROL; }
 const char *bs_err_name (bs_err_t err) { return err < BS_ERR_COUNT? s_err_names [err]: "?"; }
 const char *bs_err_sentence (bs_err_t err) { return err < BS_ERR_COUNT? s_err_sentences [err]: "?"; }
 
@@ -222,6 +224,136 @@ bs_msg_op (const bs_msg_t *self)
     if (!bs_msg_has (self, BS_FIELD_op))
         return BS_OP_COUNT;
     return bs_op_lookup (self->bytes [BS_FIELD_op], self->sizes [BS_FIELD_op]);
+}
+
+//  --------------------------------------------------------------------------
+//  Peeking: walk the msgpack bytes without building anything
+
+static bool
+s_read_len (const uint8_t **p, const uint8_t *end, int bytes, uint32_t *len)
+{
+    if (end - *p < bytes)
+        return false;
+    uint32_t v = 0;
+    for (int i = 0; i < bytes; i++)
+        v = (v << 8) | (*p) [i];
+    *p += bytes;
+    *len = v;
+    return true;
+}
+
+//  Skips one object; false when truncated, malformed or nested too deep
+static bool
+s_skip (const uint8_t **p, const uint8_t *end, int depth)
+{
+    if (*p >= end || depth > 8)
+        return false;
+    uint8_t b = *(*p)++;
+    uint32_t n = 0, skip = 0;
+    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
+        return true;
+    if ((b & 0xf0) == 0x80 || (b & 0xf0) == 0x90) {
+        n = (b & 0x0f) * ((b & 0xf0) == 0x80? 2: 1);
+        for (uint32_t i = 0; i < n; i++)
+            if (!s_skip (p, end, depth + 1))
+                return false;
+        return true;
+    }
+    //  Strings, binaries and extensions carry a length of 1, 2 or 4 bytes
+    int len_bytes = 0, extra = 0;
+    switch (b) {
+        case 0xc4: case 0xd9: len_bytes = 1; break;
+        case 0xc5: case 0xda: len_bytes = 2; break;
+        case 0xc6: case 0xdb: len_bytes = 4; break;
+        case 0xc7: len_bytes = 1; extra = 1; break;
+        case 0xc8: len_bytes = 2; extra = 1; break;
+        case 0xc9: len_bytes = 4; extra = 1; break;
+        case 0xca: case 0xce: case 0xd2: skip = 4; break;
+        case 0xcb: case 0xcf: case 0xd3: skip = 8; break;
+        case 0xcc: case 0xd0: skip = 1; break;
+        case 0xcd: case 0xd1: skip = 2; break;
+        case 0xd4: skip = 2; break;
+        case 0xd5: skip = 3; break;
+        case 0xd6: skip = 5; break;
+        case 0xd7: skip = 9; break;
+        case 0xd8: skip = 17; break;
+        case 0xdc: case 0xdd: case 0xde: case 0xdf:
+            if (!s_read_len (p, end, (b == 0xdc || b == 0xde)? 2: 4, &n))
+                return false;
+            if (b >= 0xde)
+                n *= 2;
+            for (uint32_t i = 0; i < n; i++)
+                if (!s_skip (p, end, depth + 1))
+                    return false;
+            return true;
+        default:
+            if ((b & 0xe0) != 0xa0)
+                return false;
+            skip = b & 0x1f;
+    }
+    if (len_bytes) {
+        if (!s_read_len (p, end, len_bytes, &skip))
+            return false;
+        skip += (uint32_t) extra;
+    }
+    if ((uint32_t) (end - *p) < skip)
+        return false;
+    *p += skip;
+    return true;
+}
+
+//  Reads a string header; false when the object is not a string
+static bool
+s_read_str (const uint8_t **p, const uint8_t *end, const char **str, uint32_t *len)
+{
+    if (*p >= end)
+        return false;
+    uint8_t b = **p;
+    const uint8_t *q = *p + 1;
+    if ((b & 0xe0) == 0xa0)
+        *len = b & 0x1f;
+    else
+    if (b == 0xd9 || b == 0xda || b == 0xdb) {
+        if (!s_read_len (&q, end, b == 0xd9? 1: b == 0xda? 2: 4, len))
+            return false;
+    }
+    else
+        return false;
+    if ((uint32_t) (end - q) < *len)
+        return false;
+    *str = (const char *) q;
+    *p = q + *len;
+    return true;
+}
+
+bs_op_t
+bs_peek_op (const void *data, size_t size)
+{
+    const uint8_t *p = data, *end = p + size;
+    if (size == 0)
+        return BS_OP_COUNT;
+    uint32_t pairs;
+    uint8_t b = *p++;
+    if ((b & 0xf0) == 0x80)
+        pairs = b & 0x0f;
+    else
+    if (b == 0xde || b == 0xdf) {
+        if (!s_read_len (&p, end, b == 0xde? 2: 4, &pairs))
+            return BS_OP_COUNT;
+    }
+    else
+        return BS_OP_COUNT;
+    for (uint32_t i = 0; i < pairs; i++) {
+        const char *key, *value;
+        uint32_t klen, vlen;
+        if (!s_read_str (&p, end, &key, &klen))
+            return BS_OP_COUNT;
+        if (klen == 2 && memcmp (key, "op", 2) == 0)
+            return s_read_str (&p, end, &value, &vlen)? bs_op_lookup (value, vlen): BS_OP_COUNT;
+        if (!s_skip (&p, end, 0))
+            return BS_OP_COUNT;
+    }
+    return BS_OP_COUNT;
 }
 
 //  --------------------------------------------------------------------------
@@ -470,7 +602,8 @@ bs_msg_validate_request (const bs_msg_t *self, char *reason, size_t reason_size)
         s_fail (&ctx, BS_ERR_unknown_op, "unknown operation '%s'", bs_msg_str (self, BS_FIELD_op));
         return ctx.err;
     }
-    uint64_t required = s_ops [op].required | BS_F (op) | BS_F (rid);
+    uint64_t required = s_ops [op].required | BS_F (op)
+                      | (s_ops [op].kind == BS_KIND_CONTROL? 0: BS_F (rid));
     uint64_t allowed = required | s_ops [op].optional;
     for (int f = 0; f < BS_FIELD_COUNT; f++) {
         uint64_t bit = UINT64_C (1) << f;

@@ -27,11 +27,15 @@ typedef enum {
 #define BS_F(id) (UINT64_C (1) << BS_FIELD_##id)
 
 typedef enum {
-#define BS_MESSAGE(id, service, required, optional) BS_OP_##id,
+#define BS_MESSAGE(id, service, kind, required, optional) BS_OP_##id,
 #include "messages.def"
 #undef BS_MESSAGE
     BS_OP_COUNT
 } bs_op_t;
+
+typedef enum {
+    BS_KIND_READ, BS_KIND_WRITE, BS_KIND_CONTROL
+} bs_kind_t;
 
 typedef enum {
     BS_OK = 0,
@@ -52,6 +56,7 @@ const char *bs_field_name (bs_field_t field);
 bs_type_t   bs_field_type (bs_field_t field);
 const char *bs_op_name (bs_op_t op);
 const char *bs_op_service (bs_op_t op);
+bs_kind_t   bs_op_kind (bs_op_t op);
 //  Returns BS_OP_COUNT when the name is not an op
 bs_op_t     bs_op_lookup (const char *name, size_t len);
 const char *bs_err_name (bs_err_t err);
@@ -81,6 +86,10 @@ bs_msg_t *bs_msg_at (const bs_msg_t *self, bs_field_t field, size_t index);
 //  Request helpers: the op of a validated request
 bs_op_t  bs_msg_op (const bs_msg_t *self);
 
+//  Finds the op of an encoded request without decoding it (the broker's
+//  routing path); BS_OP_COUNT when the body has no recognisable op
+bs_op_t  bs_peek_op (const void *data, size_t size);
+
 //  Encodes to msgpack.  Returns a malloc'd buffer the caller frees.
 uint8_t *bs_msg_encode (const bs_msg_t *self, size_t *size_p);
 
@@ -90,8 +99,9 @@ uint8_t *bs_msg_encode (const bs_msg_t *self, size_t *size_p);
 bs_msg_t *bs_msg_decode (const void *data, size_t size, bs_err_t *err_p,
                          char *reason, size_t reason_size);
 
-//  Checks that a decoded message is a well-formed request: a known op, a rid,
-//  all required fields, and no field the op does not take.  Returns BS_OK or
+//  Checks that a decoded message is a well-formed request: a known op, a rid
+//  (for READ and WRITE kinds), all required fields, and no field the op does
+//  not take.  Returns BS_OK or
 //  an error, with a sentence in reason as for decode.
 bs_err_t bs_msg_validate_request (const bs_msg_t *self, char *reason, size_t reason_size);
 

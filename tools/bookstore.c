@@ -21,14 +21,16 @@ static const bs_setting_t s_table [] = {
     { "attempts",   "3",    "how many times to send a request (same request id)" },
     { "rid",        "",     "request id as 32 hex digits (to retry a request by hand)" },
     { "item",       "",     "orders: only the orders of this item" },
+    { "node",       "",     "ask this node (by id) instead of letting the broker choose" },
     { NULL, NULL, NULL }
 };
 
 static const char *s_usage_text =
-    "usage: bookstore [--endpoint EP] [--json] COMMAND\n"
+    "usage: bookstore [--endpoint EP] [--json] [--node ID] COMMAND\n"
     "commands:\n"
     "  search TOPIC                           books on a topic\n"
     "  lookup ITEM                            price and stock of a book\n"
+    "  list                                   every book\n"
     "  buy ITEM                               buy one copy\n"
     "  orders [--item ITEM]                   list orders\n"
     "  set-price ITEM COST                    change a price\n"
@@ -47,6 +49,7 @@ typedef struct {
 static const command_t s_commands [] = {
     { "search",    BS_OP_search,    1, { BS_FIELD_topic } },
     { "lookup",    BS_OP_lookup,    1, { BS_FIELD_item } },
+    { "list",      BS_OP_list,      0, { 0 } },
     { "buy",       BS_OP_buy,       1, { BS_FIELD_item } },
     { "orders",    BS_OP_orders,    0, { 0 } },
     { "set-price", BS_OP_set_price, 2, { BS_FIELD_item, BS_FIELD_cost } },
@@ -131,12 +134,15 @@ s_fill (bs_msg_t *request, const command_t *cmd, bs_settings_t *settings, char *
 static void
 s_print_human (const command_t *cmd, bs_msg_t *reply)
 {
-    if (cmd->op == BS_OP_search) {
+    if (cmd->op == BS_OP_search || cmd->op == BS_OP_list) {
         size_t n = bs_msg_count (reply, BS_FIELD_items);
-        printf ("%zu book(s) on %s\n", n, bs_msg_str (reply, BS_FIELD_topic));
+        if (cmd->op == BS_OP_search)
+            printf ("%zu book(s) on %s\n", n, bs_msg_str (reply, BS_FIELD_topic));
         for (size_t i = 0; i < n; i++) {
             bs_msg_t *b = bs_msg_at (reply, BS_FIELD_items, i);
-            printf ("  %6lld  %s\n", (long long) bs_msg_int (b, BS_FIELD_item), bs_msg_str (b, BS_FIELD_title));
+            printf ("  %9lld  %-52s cost %5lld  stock %5lld\n", (long long) bs_msg_int (b, BS_FIELD_item),
+                    bs_msg_str (b, BS_FIELD_title), (long long) bs_msg_int (b, BS_FIELD_cost),
+                    (long long) bs_msg_int (b, BS_FIELD_stock));
         }
     }
     else
@@ -221,7 +227,13 @@ s_run (bs_settings_t *settings)
     }
     bs_client_set_timeout (client, (int) timeout);
     bs_client_set_attempts (client, (int) attempts);
-    bs_msg_t *reply = bs_client_call (client, bs_op_service (cmd->op), request);
+    char service [128];
+    const char *node = bs_settings_get (settings, "node");
+    if (*node)
+        snprintf (service, sizeof service, "%s@%.64s", bs_op_service (cmd->op), node);
+    else
+        snprintf (service, sizeof service, "%s", bs_op_service (cmd->op));
+    bs_msg_t *reply = bs_client_call (client, service, request);
     bs_client_destroy (&client);
     bs_msg_destroy (&request);
     if (!reply)

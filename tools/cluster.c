@@ -5,7 +5,8 @@
  *  backoff that grows while it keeps dying), and stops them all on SIGINT or
  *  SIGTERM.  A file DIR/hold/<node-id> keeps a dead node down until the file
  *  is removed (tests and operators use it to keep a node stopped).
- *  Ports: clients base-port, nodes base-port + 1.
+ *  Ports: clients base-port, nodes base-port + 1; node number k (from 0)
+ *  publishes its log on base-port + 10 + 2k and serves fetches on the next.
  */
 #include "bs_settings.h"
 
@@ -19,7 +20,7 @@
 #include <unistd.h>
 
 #define MAX_CHILDREN 32
-#define MAX_ARGV 40
+#define MAX_ARGV 64
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 //  A child that ran this long before dying is restarted without delay
@@ -28,10 +29,12 @@
 static const bs_setting_t s_table [] = {
     { "data",           "data",   "directory for node data, pid files and hold files" },
     { "base-port",      "5555",   "client port of the broker; nodes use base-port + 1" },
-    { "catalog",        "1",      "number of catalog replicas" },
-    { "order",          "1",      "number of order replicas" },
+    { "catalog",        "2",      "number of catalog replicas" },
+    { "order",          "2",      "number of order replicas" },
+    { "node-args",      "",       "extra arguments for every node, space-separated (e.g. \"--drop-every 5\")" },
     { "restock-period", "10",     "seconds between restocks of sold-out books (0: never)" },
     { "heartbeat-ms",   "250",    "heartbeat interval for broker and nodes" },
+    { "liveness",       "3",      "heartbeats missed before a peer is declared dead" },
     { "seed",           "",       "initial catalog (default: etc/catalog.cfg beside the programs)" },
     { "bin-dir",        "",       "directory of the programs (default: this program's directory)" },
     { NULL, NULL, NULL }
@@ -73,6 +76,22 @@ s_add (const char *id, ...)
     va_end (args);
     child->argv [n] = NULL;
     child->backoff_ms = BACKOFF_MIN_MS;
+}
+
+//  Appends arguments to a child's command line
+static void
+s_add_args (child_t *child, ...)
+{
+    int n = 0;
+    while (child->argv [n])
+        n++;
+    va_list args;
+    va_start (args, child);
+    const char *arg;
+    while ((arg = va_arg (args, const char *)) && n < MAX_ARGV - 1)
+        child->argv [n++] = strdup (arg);
+    va_end (args);
+    child->argv [n] = NULL;
 }
 
 static void
@@ -198,10 +217,11 @@ main (int argc, char **argv)
         bs_settings_destroy (&settings);
         return 0;
     }
-    int64_t port, catalogs, orders, restock, heartbeat;
+    int64_t port, catalogs, orders, restock, heartbeat, liveness;
     if (!bs_settings_int (settings, "base-port", &port) || !bs_settings_int (settings, "catalog", &catalogs)
     ||  !bs_settings_int (settings, "order", &orders) || !bs_settings_int (settings, "restock-period", &restock)
     ||  !bs_settings_int (settings, "heartbeat-ms", &heartbeat)
+    ||  !bs_settings_int (settings, "liveness", &liveness) || liveness < 1
     ||  port < 1 || port > 65000 || catalogs < 1 || orders < 1 || catalogs + orders > MAX_CHILDREN - 1
     ||  restock < 0 || heartbeat < 10) {
         fprintf (stderr, "bookstore-cluster: bad setting (see --help)\n");
@@ -249,28 +269,33 @@ main (int argc, char **argv)
     char broker_prog [PATH_MAX + 32], node_prog [PATH_MAX + 32];
     snprintf (broker_prog, sizeof broker_prog, "%s/bookstore-broker", bin);
     snprintf (node_prog, sizeof node_prog, "%s/bookstore-node", bin);
-    char port_s [16], hb_s [16], restock_s [16], node_ep [64], client_ep [64];
+    char port_s [16], hb_s [16], live_s [16], restock_s [16], node_ep [64], client_ep [64];
+    snprintf (live_s, sizeof live_s, "%d", (int) liveness);
     snprintf (port_s, sizeof port_s, "%d", (int) port);
     snprintf (hb_s, sizeof hb_s, "%d", (int) heartbeat);
     snprintf (restock_s, sizeof restock_s, "%d", (int) restock);
     snprintf (client_ep, sizeof client_ep, "tcp://127.0.0.1:%d", (int) port);
     snprintf (node_ep, sizeof node_ep, "tcp://127.0.0.1:%d", (int) port + 1);
 
-    s_add ("broker", broker_prog, "--base-port", port_s, "--heartbeat-ms", hb_s, NULL);
-    for (int i = 1; i <= catalogs; i++) {
-        char id [32], dir [PATH_MAX + 40];
-        snprintf (id, sizeof id, "catalog-%d", i);
+    s_add ("broker", broker_prog, "--base-port", port_s, "--heartbeat-ms", hb_s, "--liveness", live_s, NULL);
+    const char *node_args = bs_settings_get (settings, "node-args");
+    for (int k = 0; k < catalogs + orders; k++) {
+        bool catalog = k < catalogs;
+        char id [32], dir [PATH_MAX + 40], pub [64], sync [64];
+        snprintf (id, sizeof id, "%s-%d", catalog? "catalog": "order", catalog? k + 1: (int) (k - catalogs + 1));
         snprintf (dir, sizeof dir, "%s/%s", s_data, id);
-        s_add (id, node_prog, "--service", "catalog", "--id", id, "--data", dir,
+        snprintf (pub, sizeof pub, "tcp://*:%d", (int) port + 10 + 2 * k);
+        snprintf (sync, sizeof sync, "tcp://*:%d", (int) port + 11 + 2 * k);
+        s_add (id, node_prog, "--service", catalog? "catalog": "order", "--id", id, "--data", dir,
                "--broker", node_ep, "--broker-clients", client_ep, "--heartbeat-ms", hb_s,
-               "--seed", seed, "--restock-period", restock_s, NULL);
-    }
-    for (int i = 1; i <= orders; i++) {
-        char id [32], dir [PATH_MAX + 40];
-        snprintf (id, sizeof id, "order-%d", i);
-        snprintf (dir, sizeof dir, "%s/%s", s_data, id);
-        s_add (id, node_prog, "--service", "order", "--id", id, "--data", dir,
-               "--broker", node_ep, "--broker-clients", client_ep, "--heartbeat-ms", hb_s, NULL);
+               "--liveness", live_s, "--pub-bind", pub, "--sync-bind", sync, NULL);
+        if (catalog)
+            s_add_args (&s_children [s_count - 1], "--seed", seed, "--restock-period", restock_s, NULL);
+        //  Extra arguments, split on spaces
+        char *extra = strdup (node_args);
+        for (char *tok = strtok (extra, " "); tok; tok = strtok (NULL, " "))
+            s_add_args (&s_children [s_count - 1], tok, NULL);
+        free (extra);
     }
     bs_settings_destroy (&settings);
 

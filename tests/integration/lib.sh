@@ -24,13 +24,16 @@ check() {
     if "$@"; then ok "$name"; else not_ok "$name"; fi
 }
 
-#  A base port with the next 10 ports free
+#  A base port with the next 40 ports free (broker, and two per node), below
+#  the kernel's range of ephemeral ports so that no client connection can
+#  take one of them between a node's restarts
 bs_free_port() {
-    local port tries=0
+    local port tries=0 used
+    used=$(ss -Htan | awk '{print $4}' | sed 's/.*://' | sort -un)
     while [ $tries -lt 200 ]; do
-        port=$(( 20000 + (RANDOM * 7 + $$ * 13 + tries * 10) % 40000 ))
-        port=$(( port - port % 10 ))
-        if ! ss -Htln | awk '{print $4}' | grep -qE ":$port$|:$((port + 1))$|:$((port + 2))$|:$((port + 3))$|:$((port + 4))$"; then
+        port=$(( 10000 + (RANDOM * 7 + $$ * 13 + tries * 50) % 22000 ))
+        port=$(( port - port % 50 ))
+        if ! echo "$used" | awk -v lo="$port" -v hi=$((port + 40)) '$1 >= lo && $1 < hi { found = 1 } END { exit !found }'; then
             echo "$port"
             return 0
         fi
@@ -49,15 +52,16 @@ bs_start_cluster() {
     BS_DATA=$BS_TMP/cluster
     mkdir -p "$BS_DATA"
     "$BS_BIN/bookstore-cluster" --data "$BS_DATA" --base-port "$BS_PORT" \
-        --seed "$BS_ROOT/etc/catalog.cfg" --bin-dir "$BS_BIN" --heartbeat-ms 100 "$@" \
+        --seed "$BS_ROOT/etc/catalog.cfg" --bin-dir "$BS_BIN" --heartbeat-ms 100 --liveness 10 "$@" \
         > "$BS_TMP/cluster.log" 2>&1 &
     BS_CLUSTER_PID=$!
-    local catalogs=1 orders=1 args=("$@") i
+    local catalogs=2 orders=2 args=("$@") i
     for ((i = 0; i < ${#args[@]}; i++)); do
         [ "${args[$i]}" = --catalog ] && catalogs=${args[$((i + 1))]}
         [ "${args[$i]}" = --order ] && orders=${args[$((i + 1))]}
     done
-    if ! bs_wait_alive $((catalogs + orders)) 20; then
+    BS_NODES=$((catalogs + orders))
+    if ! bs_wait_ready "$BS_NODES" 30; then
         not_ok "cluster started on port $BS_PORT"
         tail -n 40 "$BS_TMP/cluster.log"
         exit 1
@@ -78,6 +82,41 @@ bs_wait_alive() {
 
 #  The pid of a node, from the launcher's pid file
 bs_pid() { cat "$BS_DATA/pids/$1.pid" 2>/dev/null; }
+
+#  bs_wait_ready N SECONDS: until N nodes are alive and in sync (caught up)
+bs_wait_ready() {
+    local want=$1 deadline=$((SECONDS + $2)) ready
+    while [ $SECONDS -lt "$deadline" ]; do
+        ready=$(bs --json --timeout-ms 500 --attempts 1 status 2>/dev/null \
+                | jq '[.nodes[]? | select(.alive and .insync)] | length' 2>/dev/null)
+        [ "${ready:-0}" -ge "$want" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+#  bs_digests SERVICE: the distinct digests of the service's alive nodes
+bs_digests() {
+    bs --json status | jq -r --arg s "$1" '[.nodes[] | select(.alive and .service == $s) | .digest] | unique | join(" ")'
+}
+
+#  bs_wait_converged SECONDS: until every alive replica of each service is
+#  in sync and reports the same digest as its peers
+bs_wait_converged() {
+    local deadline=$((SECONDS + $1)) out
+    while [ $SECONDS -lt "$deadline" ]; do
+        out=$(bs --json --timeout-ms 1000 --attempts 1 status 2>/dev/null)
+        if [ -n "$out" ] && echo "$out" | jq -e '
+              [.nodes[] | select(.alive)] as $n
+              | ($n | all(.insync and .lag == 0))
+                and ([$n[] | select(.service == "catalog") | .digest] | unique | length) == 1
+                and ([$n[] | select(.service == "order") | .digest] | unique | length) == 1' > /dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
 
 #  bs_wait_pid_change NODE OLDPID SECONDS: until the launcher restarted it
 bs_wait_pid_change() {
@@ -126,3 +165,56 @@ bs_cleanup() {
     if [ "$BS_FAILED" = 0 ]; then rm -rf "$BS_TMP"; else echo "# kept $BS_TMP"; fi
 }
 trap bs_cleanup EXIT
+
+#  Drives the cluster with the load helper; prints its JSON summary
+bs_load() { "$BS_HELPERS/load" "tcp://127.0.0.1:$BS_PORT" "$@"; }
+
+#  The id of the catalog primary, as the broker sees it
+bs_catalog_primary() {
+    bs --json status | jq -r '[.nodes[] | select(.alive and .service == "catalog" and .role == "primary") | .id][0] // ""'
+}
+
+#  bs_wait_dead NODE SECONDS: until the broker reports the node not alive
+bs_wait_dead() {
+    local deadline=$((SECONDS + $2))
+    while [ $SECONDS -lt "$deadline" ]; do
+        bs --json --timeout-ms 500 --attempts 1 status 2>/dev/null \
+            | jq -e --arg n "$1" '[.nodes[] | select(.id == $n and .alive)] | length == 0' > /dev/null && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+#  bs_check_accounts LOAD-JSON: on every alive replica, for every item the
+#  load touched, initial stock + acked restocks - acked buys = stock, and
+#  the number of orders equals the acked buys
+bs_check_accounts() {
+    local load=$BS_TMP/accounts-load.json node bad=0
+    local initial='{"666":10,"321":8,"768":12,"546":10,"684":6,"499":10,"846":15}'
+    echo "$1" > "$load"
+    for node in $(bs --json status | jq -r '.nodes[] | select(.alive and .service == "catalog") | .id'); do
+        bs --json --node "$node" list > "$BS_TMP/accounts-books.json"
+        if ! jq -e -n --slurpfile load "$load" --slurpfile books "$BS_TMP/accounts-books.json" --argjson init "$initial" '
+              [$load[0].items | to_entries[] | .key as $k | .value as $v
+               | ($books[0].items[] | select((.item | tostring) == $k) | .stock) as $stock
+               | ((if $v.added then $v.initial else $init[$k] end) + $v.restocked - $v.bought) as $want
+               | select($stock != $want)] | length == 0' > /dev/null; then
+            echo "# $node: stock does not match the acknowledged buys and restocks"
+            bad=1
+        fi
+    done
+    for node in $(bs --json status | jq -r '.nodes[] | select(.alive and .service == "order") | .id'); do
+        bs --json --node "$node" orders > "$BS_TMP/accounts-orders.json"
+        if ! jq -e -n --slurpfile load "$load" --slurpfile orders "$BS_TMP/accounts-orders.json" '
+              ($orders[0].orders | group_by(.item) | map({key: (.[0].item | tostring), value: length}) | from_entries) as $n
+              | [$load[0].items | to_entries[] | select(.value.bought != ($n[.key] // 0))] | length == 0' > /dev/null; then
+            echo "# $node: orders do not match the acknowledged buys"
+            bad=1
+        fi
+        if ! jq -e '(.orders | map(.rid) | unique | length) == (.orders | length)' "$BS_TMP/accounts-orders.json" > /dev/null; then
+            echo "# $node: a request id has more than one order"
+            bad=1
+        fi
+    done
+    return $bad
+}

@@ -39,8 +39,10 @@ out=$("$BS_BIN/bookstore" --endpoint "tcp://127.0.0.1:$((BS_PORT + 9))" --json -
 check "an unreachable cluster: exit 3 with a JSON error" test "$rc:$(echo "$out" | jq -r .error)" = "3:timeout"
 
 out=$(bs --json status)
-check "status lists both nodes alive" \
-    test "$(echo "$out" | jq -r '[.nodes[] | select(.alive) | .service] | sort | join(",")')" = "catalog,order"
+check "status lists two catalog and two order nodes alive" \
+    test "$(echo "$out" | jq -r '[.nodes[] | select(.alive) | .service] | sort | join(",")')" = "catalog,catalog,order,order"
+check "status shows one catalog primary and one follower" \
+    test "$(echo "$out" | jq -r '[.nodes[] | select(.service == "catalog") | .role] | sort | join(",")')" = "follower,primary"
 
 #  Ten copies of 666: eleven buys give ten orders and one out_of_stock
 succ=0; oos=0

@@ -274,6 +274,39 @@ test_table_lookups (void)
     CHECK (strcmp (bs_err_name (BS_ERR_unknown_item), "unknown_item") == 0);
 }
 
+static void
+test_peek_op (void)
+{
+    bs_msg_t *msg = bs_msg_new_request (BS_OP_set_price);
+    bs_msg_set_int (msg, BS_FIELD_item, 70000);
+    bs_msg_set_int (msg, BS_FIELD_cost, 5);
+    size_t size;
+    uint8_t *data = bs_msg_encode (msg, &size);
+    CHECK (bs_peek_op (data, size) == BS_OP_set_price);
+    //  Every truncation is refused, never read past the end
+    for (size_t n = 0; n < size; n++) {
+        uint8_t *cut = malloc (n? n: 1);
+        memcpy (cut, data, n);
+        bs_op_t op = bs_peek_op (cut, n);
+        CHECK (op == BS_OP_COUNT || op == BS_OP_set_price);
+        free (cut);
+    }
+    free (data);
+    bs_msg_destroy (&msg);
+    //  op after other fields, including nested ones
+    raw_t r;
+    raw_init (&r);
+    msgpack_pack_map (&r.pk, 3);
+    raw_key (&r, "items"); msgpack_pack_array (&r.pk, 1); msgpack_pack_map (&r.pk, 1);
+    raw_key (&r, "x"); msgpack_pack_double (&r.pk, 1.5);
+    raw_key (&r, "rid"); msgpack_pack_bin_with_body (&r.pk, "0123456789abcdef", 16);
+    raw_key (&r, "op"); msgpack_pack_str_with_body (&r.pk, "lookup", 6);
+    CHECK (bs_peek_op (r.sbuf.data, r.sbuf.size) == BS_OP_lookup);
+    msgpack_sbuffer_destroy (&r.sbuf);
+    CHECK (bs_peek_op ("\x93\x01\x02\x03", 4) == BS_OP_COUNT);
+    CHECK (bs_peek_op ("\x81\xa2op\x05", 5) == BS_OP_COUNT);
+}
+
 int
 main (void)
 {
@@ -285,5 +318,6 @@ main (void)
     RUN (test_request_shape);
     RUN (test_oversized);
     RUN (test_table_lookups);
+    RUN (test_peek_op);
     return DONE ();
 }

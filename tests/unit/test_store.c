@@ -1,5 +1,6 @@
-/*  test_store - catalog and order operations on a real LMDB store  */
+/*  test_store - catalog, orders and the journal on real LMDB stores  */
 #include "catalog.h"
+#include "journal.h"
 #include "orders.h"
 #include "store.h"
 #include "testing.h"
@@ -9,16 +10,50 @@
 
 static char s_dir [256];
 
-static store_t *
-s_open (const char *name)
+typedef struct {
+    store_t *store;
+    journal_t *journal;
+    catalog_t *catalog;
+    orders_t *orders;
+} node_t;
+
+static void
+s_open (node_t *node, const char *name)
 {
     char path [300];
     snprintf (path, sizeof path, "%s/%s", s_dir, name);
-    return store_new (path, 64 << 20);
+    node->store = store_new (path, 64 << 20);
+    node->journal = journal_new (node->store);
+    node->catalog = catalog_new (node->journal);
+    node->orders = orders_new (node->journal);
+}
+
+static void
+s_close (node_t *node)
+{
+    catalog_destroy (&node->catalog);
+    orders_destroy (&node->orders);
+    journal_destroy (&node->journal);
+    store_destroy (&node->store);
+}
+
+//  Runs one catalog write in its own transaction
+static bs_msg_t *
+s_write (node_t *node, bs_msg_t *request)
+{
+    MDB_txn *txn = journal_begin (node->journal);
+    int rc;
+    bs_msg_t *reply = catalog_write (node->catalog, txn, request, &rc);
+    if (rc == 0)
+        rc = journal_commit (node->journal, txn);
+    else
+        journal_abort (node->journal, txn);
+    CHECK (rc == 0);
+    return reply;
 }
 
 static bs_msg_t *
-s_request (catalog_t *catalog, bs_op_t op, int64_t item, int64_t value)
+s_op (node_t *node, bs_op_t op, int64_t item, int64_t value)
 {
     bs_msg_t *request = bs_msg_new_request (op);
     bs_msg_set_int (request, BS_FIELD_item, item);
@@ -26,59 +61,87 @@ s_request (catalog_t *catalog, bs_op_t op, int64_t item, int64_t value)
         bs_msg_set_int (request, BS_FIELD_cost, value);
     if (op == BS_OP_restock)
         bs_msg_set_int (request, BS_FIELD_count, value);
-    bs_msg_t *reply = catalog_handle (catalog, request);
+    bs_msg_t *reply = bs_op_kind (op) == BS_KIND_READ? catalog_read (node->catalog, request): s_write (node, request);
     bs_msg_destroy (&request);
     return reply;
 }
 
 static int64_t
-s_stock (catalog_t *catalog, int64_t item)
+s_stock (node_t *node, int64_t item)
 {
-    bs_msg_t *reply = s_request (catalog, BS_OP_lookup, item, 0);
+    bs_msg_t *reply = s_op (node, BS_OP_lookup, item, 0);
     int64_t stock = bs_msg_int (reply, BS_FIELD_ok)? bs_msg_int (reply, BS_FIELD_stock): -1;
     bs_msg_destroy (&reply);
     return stock;
 }
 
 static void
+s_seed (node_t *node)
+{
+    zlistx_t *list = zlistx_new ();
+    CHECK (catalog_seed_requests ("etc/catalog.cfg", list) == 7);
+    bs_msg_t *request;
+    while ((request = zlistx_detach (list, NULL))) {
+        bs_msg_t *reply = s_write (node, request);
+        CHECK (bs_msg_int (reply, BS_FIELD_ok));
+        bs_msg_destroy (&reply);
+        bs_msg_destroy (&request);
+    }
+    zlistx_destroy (&list);
+}
+
+static void
 test_seed_and_search (void)
 {
-    store_t *store = s_open ("seed");
-    catalog_t *catalog = catalog_new (store);
-    CHECK (catalog_seed (catalog, "etc/catalog.cfg") == 7);
-    CHECK (catalog_seed (catalog, "etc/catalog.cfg") == 0);     //  not twice
+    node_t node;
+    s_open (&node, "seed");
+    CHECK (catalog_empty (node.catalog));
+    s_seed (&node);
+    CHECK (!catalog_empty (node.catalog));
+    CHECK (journal_seq (node.journal, CATALOG_PARTITION) == 7);
     bs_msg_t *request = bs_msg_new_request (BS_OP_search);
     bs_msg_set_str (request, BS_FIELD_topic, "distributed_systems");
-    bs_msg_t *reply = catalog_handle (catalog, request);
+    bs_msg_t *reply = catalog_read (node.catalog, request);
     CHECK (bs_msg_count (reply, BS_FIELD_items) == 3);
     bs_msg_t *first = bs_msg_at (reply, BS_FIELD_items, 0);
     CHECK (first && bs_msg_int (first, BS_FIELD_item) == 321);
     CHECK (first && strcmp (bs_msg_str (first, BS_FIELD_title), "RPCs for Dummies") == 0);
     bs_msg_destroy (&reply);
     bs_msg_destroy (&request);
-    catalog_destroy (&catalog);
-    store_destroy (&store);
+    zlistx_t *list = zlistx_new ();
+    CHECK (catalog_seed_requests ("/nonexistent/catalog.cfg", list) == -1);
+    zlistx_destroy (&list);
+    s_close (&node);
 }
 
 static void
 test_decrement_is_conditional_and_idempotent (void)
 {
-    store_t *store = s_open ("decrement");
-    catalog_t *catalog = catalog_new (store);
-    catalog_seed (catalog, "etc/catalog.cfg");
-    //  684 has 6 copies
+    node_t node;
+    s_open (&node, "decrement");
+    s_seed (&node);
+    //  684 has 6 copies; the same request three times takes one
     bs_msg_t *request = bs_msg_new_request (BS_OP_decrement);
     bs_msg_set_int (request, BS_FIELD_item, 684);
+    char first_order [64] = "";
     for (int i = 0; i < 3; i++) {
-        bs_msg_t *reply = catalog_handle (catalog, request);     //  same rid
+        bs_msg_t *reply = s_write (&node, request);
         CHECK (bs_msg_int (reply, BS_FIELD_ok) && bs_msg_int (reply, BS_FIELD_stock) == 5);
+        if (i == 0)
+            snprintf (first_order, sizeof first_order, "%s", bs_msg_str (reply, BS_FIELD_order_id));
+        else
+            CHECK (strcmp (first_order, bs_msg_str (reply, BS_FIELD_order_id)) == 0);
         bs_msg_destroy (&reply);
     }
+    //  The order id comes from the request id
+    char expected [ORDERS_ID_SIZE];
+    orders_id_for (bs_msg_bin (request, BS_FIELD_rid, NULL), expected);
+    CHECK (strcmp (first_order, expected) == 0);
     bs_msg_destroy (&request);
-    CHECK (s_stock (catalog, 684) == 5);
+    CHECK (s_stock (&node, 684) == 5);
     int sold = 0, refused = 0;
     for (int i = 0; i < 10; i++) {
-        bs_msg_t *reply = s_request (catalog, BS_OP_decrement, 684, 0);
+        bs_msg_t *reply = s_op (&node, BS_OP_decrement, 684, 0);
         if (bs_msg_int (reply, BS_FIELD_ok))
             sold++;
         else
@@ -87,111 +150,174 @@ test_decrement_is_conditional_and_idempotent (void)
         bs_msg_destroy (&reply);
     }
     CHECK (sold == 5 && refused == 5);
-    CHECK (s_stock (catalog, 684) == 0);
-    bs_msg_t *reply = s_request (catalog, BS_OP_decrement, 5, 0);
+    CHECK (s_stock (&node, 684) == 0);
+    bs_msg_t *reply = s_op (&node, BS_OP_decrement, 5, 0);
     CHECK (strcmp (bs_msg_str (reply, BS_FIELD_error), "unknown_item") == 0);
     bs_msg_destroy (&reply);
-    catalog_destroy (&catalog);
-    store_destroy (&store);
+    s_close (&node);
 }
 
 static void
 test_writes_and_versions (void)
 {
-    store_t *store = s_open ("writes");
-    catalog_t *catalog = catalog_new (store);
-    catalog_seed (catalog, "etc/catalog.cfg");
-    uint64_t seq = catalog_seq (catalog);
-    CHECK (seq == 7);
-    bs_msg_t *reply = s_request (catalog, BS_OP_set_price, 321, 42);
+    node_t node;
+    s_open (&node, "writes");
+    s_seed (&node);
+    bs_msg_t *reply = s_op (&node, BS_OP_set_price, 321, 42);
     CHECK (bs_msg_int (reply, BS_FIELD_cost) == 42 && bs_msg_int (reply, BS_FIELD_version) == 8);
     bs_msg_destroy (&reply);
-    reply = s_request (catalog, BS_OP_restock, 321, 1000);
-    CHECK (bs_msg_int (reply, BS_FIELD_stock) == 1008);
+    reply = s_op (&node, BS_OP_restock, 321, 1000);
+    CHECK (bs_msg_int (reply, BS_FIELD_stock) == 1008 && bs_msg_int (reply, BS_FIELD_version) == 9);
     bs_msg_destroy (&reply);
-    CHECK (catalog_seq (catalog) == 9);
-
-    //  Restocking stops short of the stock limit with a clear error
-    for (int i = 0; i < 1000; i++) {
-        reply = s_request (catalog, BS_OP_restock, 321, 1000000);
-        bool ok = bs_msg_int (reply, BS_FIELD_ok);
+    //  Restocking stops at the stock limit with a clear error
+    bool refused = false;
+    for (int i = 0; i < 1100 && !refused; i++) {
+        reply = s_op (&node, BS_OP_restock, 321, 1000000);
+        refused = !bs_msg_int (reply, BS_FIELD_ok);
+        if (refused)
+            CHECK (strcmp (bs_msg_str (reply, BS_FIELD_error), "bad_field") == 0);
         bs_msg_destroy (&reply);
-        if (!ok)
-            break;
     }
-    CHECK (s_stock (catalog, 321) <= 1000000000);
-
-    //  Periodic restock touches sold-out books only
+    CHECK (refused && s_stock (&node, 321) <= 1000000000);
+    //  Sold-out books get restock requests, others not
     for (int i = 0; i < 6; i++) {
-        reply = s_request (catalog, BS_OP_decrement, 684, 0);
+        reply = s_op (&node, BS_OP_decrement, 684, 0);
         bs_msg_destroy (&reply);
     }
-    CHECK (s_stock (catalog, 684) == 0);
-    CHECK (catalog_restock_sold_out (catalog, 10) == 1);
-    CHECK (s_stock (catalog, 684) == 10);
-    CHECK (catalog_restock_sold_out (catalog, 10) == 0);
-
-    //  Same contents, same digest; a change moves it
-    char d1 [41], d2 [41];
-    catalog_digest (catalog, d1);
-    catalog_digest (catalog, d2);
-    CHECK (strlen (d1) == 40 && strcmp (d1, d2) == 0);
-    reply = s_request (catalog, BS_OP_set_price, 846, 1);
-    bs_msg_destroy (&reply);
-    catalog_digest (catalog, d2);
-    CHECK (strcmp (d1, d2) != 0);
-    catalog_destroy (&catalog);
-    store_destroy (&store);
-
-    //  Everything survives closing and reopening the store
-    store = s_open ("writes");
-    catalog = catalog_new (store);
-    CHECK (s_stock (catalog, 684) == 10);
-    CHECK (catalog_seq (catalog) > 10);
-    catalog_digest (catalog, d1);
+    zlistx_t *list = zlistx_new ();
+    catalog_sold_out_requests (node.catalog, 10, list);
+    CHECK (zlistx_size (list) == 1);
+    bs_msg_t *request = zlistx_first (list);
+    CHECK (request && bs_msg_int (request, BS_FIELD_item) == 684 && bs_msg_int (request, BS_FIELD_count) == 10);
+    while ((request = zlistx_detach (list, NULL)))
+        bs_msg_destroy (&request);
+    zlistx_destroy (&list);
+    char d1 [17], d2 [17];
+    journal_digest (node.journal, d1);
+    s_close (&node);
+    //  Everything survives closing and reopening, digest included
+    s_open (&node, "writes");
+    CHECK (s_stock (&node, 684) == 0);
+    CHECK (journal_seq (node.journal, CATALOG_PARTITION) > 1000);
+    journal_digest (node.journal, d2);
     CHECK (strcmp (d1, d2) == 0);
-    catalog_destroy (&catalog);
-    store_destroy (&store);
+    s_close (&node);
 }
 
 static void
-test_orders (void)
+test_orders_are_deterministic (void)
 {
-    store_t *store = s_open ("orders");
-    orders_t *orders = orders_new (store, "order-7");
-    uint8_t rid1 [BS_RID_SIZE], rid2 [BS_RID_SIZE];
-    bs_rid_generate (rid1);
-    bs_rid_generate (rid2);
-    CHECK (orders_find (orders, rid1, sizeof rid1) == NULL);
-    bs_msg_t *first = orders_record (orders, rid1, sizeof rid1, 666, 10);
-    CHECK (bs_msg_int (first, BS_FIELD_ok));
-    CHECK (strcmp (bs_msg_str (first, BS_FIELD_order_id), "order-7-1") == 0);
-    //  Recording the same request again returns the first order
-    bs_msg_t *again = orders_record (orders, rid1, sizeof rid1, 666, 10);
-    CHECK (strcmp (bs_msg_str (again, BS_FIELD_order_id), "order-7-1") == 0);
-    bs_msg_t *found = orders_find (orders, rid1, sizeof rid1);
-    CHECK (found && strcmp (bs_msg_str (found, BS_FIELD_order_id), "order-7-1") == 0);
-    bs_msg_t *other = orders_record (orders, rid2, sizeof rid2, 321, 5);
-    CHECK (strcmp (bs_msg_str (other, BS_FIELD_order_id), "order-7-2") == 0);
-    bs_msg_t *all = orders_list (orders, 0);
-    CHECK (bs_msg_count (all, BS_FIELD_orders) == 2);
-    bs_msg_t *some = orders_list (orders, 321);
-    CHECK (bs_msg_count (some, BS_FIELD_orders) == 1);
-    bs_msg_t *order = bs_msg_at (some, BS_FIELD_orders, 0);
-    CHECK (order && bs_msg_int (order, BS_FIELD_item) == 321);
-    CHECK (order && strcmp (bs_msg_str (order, BS_FIELD_status), "paid") == 0);
-    CHECK (order && bs_msg_int (order, BS_FIELD_time) > 0);
-    bs_msg_t *none = orders_list (orders, 5);
+    node_t a, b;
+    s_open (&a, "orders-a");
+    s_open (&b, "orders-b");
+    uint8_t rid [BS_RID_SIZE];
+    bs_rid_generate (rid);
+    bs_msg_t *grant = bs_msg_new_ok ();
+    char order_id [ORDERS_ID_SIZE];
+    orders_id_for (rid, order_id);
+    bs_msg_set_str (grant, BS_FIELD_order_id, order_id);
+    bs_msg_set_int (grant, BS_FIELD_item, 666);
+    bs_msg_set_int (grant, BS_FIELD_cost, 10);
+    bs_msg_set_int (grant, BS_FIELD_time, 1700000000000);
+    //  Two nodes record the same grant in their own partitions
+    node_t *nodes [2] = { &a, &b };
+    for (int i = 0; i < 2; i++) {
+        MDB_txn *txn = journal_begin (nodes [i]->journal);
+        int rc;
+        bs_msg_t *reply = orders_record (nodes [i]->orders, txn, i? "order-2": "order-1", rid, sizeof rid, grant, &rc);
+        CHECK (rc == 0 && journal_commit (nodes [i]->journal, txn) == 0);
+        CHECK (strcmp (bs_msg_str (reply, BS_FIELD_order_id), order_id) == 0);
+        bs_msg_destroy (&reply);
+    }
+    char da [17], db [17];
+    journal_digest (a.journal, da);
+    journal_digest (b.journal, db);
+    CHECK (strcmp (da, db) == 0 && strcmp (da, "0000000000000000") != 0);
+    //  Recording it again changes nothing and makes no log entry
+    MDB_txn *txn = journal_begin (a.journal);
+    int rc;
+    bs_msg_t *again = orders_record (a.orders, txn, "order-1", rid, sizeof rid, grant, &rc);
+    CHECK (rc == 0 && journal_commit (a.journal, txn) == 0);
+    CHECK (journal_seq (a.journal, "order-1") == 1 && journal_sealed (a.journal) == 0);
+    bs_msg_t *found = orders_find (a.orders, rid, sizeof rid);
+    CHECK (found && strcmp (bs_msg_str (found, BS_FIELD_order_id), order_id) == 0);
+    bs_msg_t *list = orders_list (a.orders, 666);
+    CHECK (bs_msg_count (list, BS_FIELD_orders) == 1);
+    bs_msg_t *none = orders_list (a.orders, 5);
     CHECK (bs_msg_count (none, BS_FIELD_orders) == 0 && bs_msg_has (none, BS_FIELD_orders));
-    bs_msg_destroy (&first);
-    bs_msg_destroy (&again);
-    bs_msg_destroy (&found);
-    bs_msg_destroy (&other);
-    bs_msg_destroy (&all);
-    bs_msg_destroy (&some);
     bs_msg_destroy (&none);
-    orders_destroy (&orders);
-    store_destroy (&store);
+    bs_msg_destroy (&list);
+    bs_msg_destroy (&found);
+    bs_msg_destroy (&again);
+    bs_msg_destroy (&grant);
+    s_close (&a);
+    s_close (&b);
+}
+
+static void
+test_journal_replicates (void)
+{
+    //  Entries sealed on one store, applied on another: same contents
+    node_t primary, follower;
+    s_open (&primary, "primary");
+    s_open (&follower, "follower");
+    zlistx_t *entries = zlistx_new ();
+    zlistx_set_destructor (entries, (zlistx_destructor_fn *) zframe_destroy);
+    zlistx_t *list = zlistx_new ();
+    catalog_seed_requests ("etc/catalog.cfg", list);
+    MDB_txn *txn = journal_begin (primary.journal);
+    bs_msg_t *request;
+    while ((request = zlistx_detach (list, NULL))) {
+        int rc;
+        bs_msg_t *reply = catalog_write (primary.catalog, txn, request, &rc);
+        CHECK (rc == 0);
+        bs_msg_destroy (&reply);
+        bs_msg_destroy (&request);
+    }
+    zlistx_destroy (&list);
+    CHECK (journal_commit (primary.journal, txn) == 0);
+    CHECK (journal_sealed (primary.journal) == 7);
+    for (size_t i = 0; i < journal_sealed (primary.journal); i++) {
+        size_t size;
+        uint64_t seq;
+        const char *partition;
+        const uint8_t *data = journal_sealed_at (primary.journal, i, &size, &seq, &partition);
+        CHECK (seq == i + 1 && strcmp (partition, CATALOG_PARTITION) == 0);
+        zlistx_add_end (entries, zframe_new (data, size));
+    }
+    txn = journal_begin (follower.journal);
+    for (zframe_t *frame = zlistx_first (entries); frame; frame = zlistx_next (entries)) {
+        bs_entry_t *entry = bs_entry_parse (zframe_data (frame), zframe_size (frame));
+        CHECK (entry != NULL);
+        if (entry)
+            CHECK (journal_apply (follower.journal, txn, entry, zframe_data (frame), zframe_size (frame)) == 0);
+        bs_entry_destroy (&entry);
+    }
+    CHECK (journal_commit (follower.journal, txn) == 0);
+    char dp [17], df [17];
+    journal_digest (primary.journal, dp);
+    journal_digest (follower.journal, df);
+    CHECK (strcmp (dp, df) == 0);
+    CHECK (journal_seq (follower.journal, CATALOG_PARTITION) == 7);
+    CHECK (s_stock (&follower, 846) == 15);
+    //  The follower's log holds the same entries, so it can serve them
+    txn = store_begin (follower.store, false);
+    MDB_val value;
+    CHECK (journal_read (follower.journal, txn, CATALOG_PARTITION, 3, &value) == 0);
+    CHECK (journal_oldest (follower.journal, txn, CATALOG_PARTITION) == 1);
+    mdb_txn_abort (txn);
+    //  A snapshot reset empties the partition and its log
+    txn = journal_begin (follower.journal);
+    CHECK (journal_reset (follower.journal, txn, CATALOG_PARTITION, catalog_dbs, true) == 0);
+    CHECK (journal_finish_snapshot (follower.journal, txn, CATALOG_PARTITION, 3, 0) == 0);
+    CHECK (journal_commit (follower.journal, txn) == 0);
+    CHECK (catalog_empty (follower.catalog));
+    journal_digest (follower.journal, df);
+    CHECK (strcmp (df, "0000000000000000") == 0);
+    CHECK (journal_epoch (follower.journal, CATALOG_PARTITION) == 3);
+    zlistx_destroy (&entries);
+    s_close (&primary);
+    s_close (&follower);
 }
 
 static void
@@ -211,7 +337,8 @@ main (void)
     RUN (test_seed_and_search);
     RUN (test_decrement_is_conditional_and_idempotent);
     RUN (test_writes_and_versions);
-    RUN (test_orders);
+    RUN (test_orders_are_deterministic);
+    RUN (test_journal_replicates);
     RUN (test_bad_directory);
     char cmd [300];
     snprintf (cmd, sizeof cmd, "rm -rf %s", s_dir);

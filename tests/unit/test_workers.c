@@ -21,11 +21,11 @@ test_least_outstanding_wins (void)
     a->outstanding = 5;
     b->outstanding = 1;
     c->outstanding = 3;
-    CHECK (workers_choose (workers, "catalog") == b);
+    CHECK (workers_choose (workers, "catalog", NULL, NULL) == b);
     b->outstanding = 9;
-    CHECK (workers_choose (workers, "catalog") == c);
-    CHECK (strcmp (workers_choose (workers, "order")->id, "order-1") == 0);
-    CHECK (workers_choose (workers, "shipping") == NULL);
+    CHECK (workers_choose (workers, "catalog", NULL, NULL) == c);
+    CHECK (strcmp (workers_choose (workers, "order", NULL, NULL)->id, "order-1") == 0);
+    CHECK (workers_choose (workers, "shipping", NULL, NULL) == NULL);
     workers_destroy (&workers);
     CHECK (workers == NULL);
 }
@@ -43,7 +43,7 @@ test_idle_workers_share_load (void)
     //  yet every worker must get its turn
     int hits [3] = { 0, 0, 0 };
     for (int i = 0; i < 30; i++) {
-        worker_t *chosen = workers_choose (workers, "order");
+        worker_t *chosen = workers_choose (workers, "order", NULL, NULL);
         for (int k = 0; k < 3; k++)
             hits [k] += chosen == w [k];
     }
@@ -59,10 +59,10 @@ test_dead_workers_are_skipped (void)
     worker_t *b = s_add (workers, "catalog-2", "catalog");
     a->alive = false;
     for (int i = 0; i < 5; i++)
-        CHECK (workers_choose (workers, "catalog") == b);
+        CHECK (workers_choose (workers, "catalog", NULL, NULL) == b);
     CHECK (workers_alive (workers, "catalog") == 1);
     b->alive = false;
-    CHECK (workers_choose (workers, "catalog") == NULL);
+    CHECK (workers_choose (workers, "catalog", NULL, NULL) == NULL);
     //  Registering again brings it back with a clean slate
     a->outstanding = 7;
     CHECK (s_add (workers, "catalog-1", "catalog") == a);

@@ -1,0 +1,53 @@
+/*  controller - the broker's map of partitions: who is primary, at which
+ *  epoch, who is in sync, and where followers fetch from.
+ *
+ *  The catalog is one partition whose primary the controller elects: only
+ *  from the in-sync set it last confirmed (any live replica on a fresh
+ *  start), the most advanced first, always at a new epoch above every epoch
+ *  seen.  After a broker restart, a live node that still claims the primary
+ *  role at the highest epoch keeps it.  Order partitions have a fixed
+ *  primary, the node that owns them.
+ *
+ *  The in-sync set the controller confirms is the one primaries act on: a
+ *  primary stops waiting for a follower only once the broker has confirmed
+ *  that the follower left, so an election can never pick a replica that
+ *  misses an acknowledged write.
+ *
+ *  Ownership: controller_new returns an object the caller destroys.  The
+ *  workers registry is borrowed in every call.  Assign messages returned
+ *  belong to the caller.
+ */
+#ifndef CONTROLLER_H_INCLUDED
+#define CONTROLLER_H_INCLUDED
+
+#include "bs_msg.h"
+#include "workers.h"
+
+typedef struct _controller_t controller_t;
+
+//  settle_ms: after the broker starts, how long to wait for nodes to report
+//  before the first election
+controller_t *controller_new (int settle_ms);
+void controller_destroy (controller_t **self_p);
+
+//  Brings the map up to date with the workers' reports and liveness.
+//  Returns true when the map changed (nodes must be told).
+bool controller_update (controller_t *self, workers_t *workers);
+
+//  The map for the nodes of a service, as an assign message
+bs_msg_t *controller_assign (controller_t *self, const char *service);
+
+//  The alive primary of the catalog, or NULL
+worker_t *controller_catalog_primary (controller_t *self, workers_t *workers);
+
+//  May this worker answer reads?  Catalog: the primary or a confirmed
+//  in-sync follower; order: a node that has caught up.
+bool controller_readable (controller_t *self, worker_t *worker);
+
+//  A node's role, epoch and whether it is in sync, for status
+const char *controller_role (controller_t *self, worker_t *worker);
+bool controller_insync (controller_t *self, worker_t *worker);
+//  How far the node is behind the primary of its service's partition
+uint64_t controller_lag (controller_t *self, workers_t *workers, worker_t *worker);
+
+#endif

@@ -1,0 +1,605 @@
+/*  journal - replicated writes: record, seal into log entries, apply  */
+#include "journal.h"
+
+#include <czmq.h>
+#include <string.h>
+
+#define MAX_DBS 16
+#define MAX_PARTITIONS 64
+
+typedef struct {
+    char name [33];
+    MDB_dbi dbi;
+    unsigned flags;
+    bool digest;
+} db_t;
+
+typedef struct {
+    char name [65];
+    uint64_t epoch, seq;                //  committed
+    uint64_t pending_epoch, pending_seq;
+} part_t;
+
+typedef struct {
+    uint8_t *data;
+    size_t size;
+    uint64_t seq;
+    int part;
+} sealed_t;
+
+struct _journal_t {
+    store_t *store;
+    db_t dbs [MAX_DBS];
+    int db_count;
+    MDB_dbi log, meta;
+    part_t parts [MAX_PARTITIONS];
+    int part_count;
+    bs_entry_builder_t *builder;
+    sealed_t *sealed;
+    size_t sealed_count, sealed_cap;
+    uint64_t digest, digest_pending;
+    bool recompute_digest;
+};
+
+//  --------------------------------------------------------------------------
+//  Digest: XOR of a 64-bit hash per record, independent of order
+
+static uint64_t
+s_fnv (uint64_t h, const void *data, size_t size)
+{
+    const uint8_t *p = data;
+    for (size_t i = 0; i < size; i++) {
+        h ^= p [i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static uint64_t
+s_record_hash (const db_t *db, const MDB_val *key, const MDB_val *value)
+{
+    uint64_t h = 1469598103934665603ULL;
+    h = s_fnv (h, db->name, strlen (db->name) + 1);
+    uint64_t n = key->mv_size;
+    h = s_fnv (h, &n, sizeof n);
+    h = s_fnv (h, key->mv_data, key->mv_size);
+    h = s_fnv (h, value->mv_data, value->mv_size);
+    //  splitmix64 finaliser spreads FNV's weak low bits
+    h ^= h >> 30; h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27; h *= 0x94d049bb133111ebULL;
+    h ^= h >> 31;
+    return h;
+}
+
+static uint64_t
+s_scan_digest (journal_t *self, MDB_txn *txn)
+{
+    uint64_t digest = 0;
+    for (int i = 0; i < self->db_count; i++) {
+        if (!self->dbs [i].digest)
+            continue;
+        MDB_cursor *cursor;
+        if (mdb_cursor_open (txn, self->dbs [i].dbi, &cursor) != 0)
+            continue;
+        MDB_val key, value;
+        int rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST);
+        while (rc == 0) {
+            digest ^= s_record_hash (&self->dbs [i], &key, &value);
+            rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
+        }
+        mdb_cursor_close (cursor);
+    }
+    return digest;
+}
+
+//  --------------------------------------------------------------------------
+//  Partitions and their meta keys
+
+static void
+s_meta_key (char *buf, size_t size, const char *what, const char *partition)
+{
+    snprintf (buf, size, "%s:%s", what, partition);
+}
+
+static int
+s_part_find (journal_t *self, const char *name)
+{
+    for (int i = 0; i < self->part_count; i++)
+        if (strcmp (self->parts [i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+static int
+s_part_get (journal_t *self, const char *name)
+{
+    int i = s_part_find (self, name);
+    if (i >= 0 || self->part_count == MAX_PARTITIONS)
+        return i;
+    i = self->part_count++;
+    memset (&self->parts [i], 0, sizeof (part_t));
+    snprintf (self->parts [i].name, sizeof self->parts [i].name, "%s", name);
+    return i;
+}
+
+static size_t
+s_log_key (uint8_t *buf, const char *partition, uint64_t seq)
+{
+    size_t n = strlen (partition);
+    memcpy (buf, partition, n);
+    buf [n] = 0;
+    for (int i = 0; i < 8; i++)
+        buf [n + 1 + i] = (uint8_t) (seq >> (56 - 8 * i));
+    return n + 9;
+}
+
+journal_t *
+journal_new (store_t *store)
+{
+    journal_t *self = calloc (1, sizeof (journal_t));
+    if (!self)
+        abort ();
+    self->store = store;
+    self->builder = bs_entry_builder_new ();
+    if (!store_open_db (store, "log", 0, &self->log) || !store_open_db (store, "repl", 0, &self->meta)) {
+        journal_destroy (&self);
+        return NULL;
+    }
+    //  Learn the partitions this node holds
+    MDB_txn *txn = store_begin (store, false);
+    if (!txn) {
+        journal_destroy (&self);
+        return NULL;
+    }
+    MDB_cursor *cursor;
+    if (mdb_cursor_open (txn, self->meta, &cursor) == 0) {
+        MDB_val key, value;
+        int rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST);
+        while (rc == 0) {
+            if (key.mv_size > 4 && memcmp (key.mv_data, "seq:", 4) == 0 && key.mv_size < 4 + 65) {
+                char name [65];
+                memcpy (name, (char *) key.mv_data + 4, key.mv_size - 4);
+                name [key.mv_size - 4] = 0;
+                int p = s_part_get (self, name);
+                if (p >= 0) {
+                    char mk [80];
+                    s_meta_key (mk, sizeof mk, "seq", name);
+                    self->parts [p].seq = store_meta_get (txn, self->meta, mk);
+                    s_meta_key (mk, sizeof mk, "epoch", name);
+                    self->parts [p].epoch = store_meta_get (txn, self->meta, mk);
+                    self->parts [p].pending_seq = self->parts [p].seq;
+                    self->parts [p].pending_epoch = self->parts [p].epoch;
+                }
+            }
+            rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
+        }
+        mdb_cursor_close (cursor);
+    }
+    mdb_txn_abort (txn);
+    return self;
+}
+
+void
+journal_destroy (journal_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    journal_t *self = *self_p;
+    for (size_t i = 0; i < self->sealed_count; i++)
+        free (self->sealed [i].data);
+    free (self->sealed);
+    bs_entry_builder_destroy (&self->builder);
+    free (self);
+    *self_p = NULL;
+}
+
+store_t *journal_store (journal_t *self) { return self->store; }
+
+bool
+journal_db (journal_t *self, const char *name, unsigned flags, bool digest, MDB_dbi *dbi_p)
+{
+    if (self->db_count == MAX_DBS || !store_open_db (self->store, name, flags, dbi_p))
+        return false;
+    db_t *db = &self->dbs [self->db_count++];
+    snprintf (db->name, sizeof db->name, "%s", name);
+    db->dbi = *dbi_p;
+    db->flags = flags;
+    db->digest = digest;
+    if (digest) {
+        MDB_txn *txn = store_begin (self->store, false);
+        if (txn) {
+            self->digest = self->digest_pending = s_scan_digest (self, txn);
+            mdb_txn_abort (txn);
+        }
+    }
+    return true;
+}
+
+bool
+journal_dbi (journal_t *self, const char *name, MDB_dbi *dbi_p, unsigned *flags_p)
+{
+    for (int i = 0; i < self->db_count; i++)
+        if (strcmp (self->dbs [i].name, name) == 0) {
+            *dbi_p = self->dbs [i].dbi;
+            if (flags_p)
+                *flags_p = self->dbs [i].flags;
+            return true;
+        }
+    return false;
+}
+
+static db_t *
+s_db_by_dbi (journal_t *self, MDB_dbi dbi)
+{
+    for (int i = 0; i < self->db_count; i++)
+        if (self->dbs [i].dbi == dbi)
+            return &self->dbs [i];
+    return NULL;
+}
+
+static db_t *
+s_db_by_name (journal_t *self, const char *name, size_t size)
+{
+    for (int i = 0; i < self->db_count; i++)
+        if (strlen (self->dbs [i].name) == size && memcmp (self->dbs [i].name, name, size) == 0)
+            return &self->dbs [i];
+    return NULL;
+}
+
+uint64_t
+journal_seq (journal_t *self, const char *partition)
+{
+    int p = s_part_find (self, partition);
+    return p < 0? 0: self->parts [p].seq;
+}
+
+uint64_t
+journal_epoch (journal_t *self, const char *partition)
+{
+    int p = s_part_find (self, partition);
+    return p < 0? 0: self->parts [p].epoch;
+}
+
+uint64_t
+journal_next_seq (journal_t *self, const char *partition)
+{
+    int p = s_part_find (self, partition);
+    return p < 0? 1: self->parts [p].pending_seq + 1;
+}
+
+size_t journal_partitions (journal_t *self) { return (size_t) self->part_count; }
+const char *journal_partition_at (journal_t *self, size_t index) {
+    return (int) index < self->part_count? self->parts [index].name: NULL;
+}
+
+//  --------------------------------------------------------------------------
+//  Writes
+
+static void
+s_clear_sealed (journal_t *self)
+{
+    for (size_t i = 0; i < self->sealed_count; i++)
+        free (self->sealed [i].data);
+    self->sealed_count = 0;
+}
+
+MDB_txn *
+journal_begin (journal_t *self)
+{
+    s_clear_sealed (self);
+    bs_entry_builder_clear (self->builder);
+    return store_begin (self->store, true);
+}
+
+//  Applies one change, keeping the pending digest in step
+static int
+s_apply_put (journal_t *self, MDB_txn *txn, db_t *db, MDB_val *key, MDB_val *value)
+{
+    if (db->flags & MDB_DUPSORT) {
+        int rc = mdb_put (txn, db->dbi, key, value, MDB_NODUPDATA);
+        return rc == MDB_KEYEXIST? 0: rc;      //  already there: idempotent
+    }
+    if (db->digest) {
+        MDB_val old;
+        if (mdb_get (txn, db->dbi, key, &old) == 0)
+            self->digest_pending ^= s_record_hash (db, key, &old);
+        self->digest_pending ^= s_record_hash (db, key, value);
+    }
+    return mdb_put (txn, db->dbi, key, value, 0);
+}
+
+static int
+s_apply_del (journal_t *self, MDB_txn *txn, db_t *db, MDB_val *key, MDB_val *value)
+{
+    if (db->digest) {
+        MDB_val old;
+        if (mdb_get (txn, db->dbi, key, &old) == 0)
+            self->digest_pending ^= s_record_hash (db, key, &old);
+    }
+    int rc = mdb_del (txn, db->dbi, key, (db->flags & MDB_DUPSORT)? value: NULL);
+    return rc == MDB_NOTFOUND? 0: rc;
+}
+
+int
+journal_put (journal_t *self, MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *value)
+{
+    db_t *db = s_db_by_dbi (self, dbi);
+    if (!db)
+        return EINVAL;
+    int rc = s_apply_put (self, txn, db, key, value);
+    if (rc == 0)
+        bs_entry_builder_put (self->builder, db->name, key->mv_data, key->mv_size, value->mv_data, value->mv_size);
+    return rc;
+}
+
+int
+journal_del (journal_t *self, MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *value)
+{
+    db_t *db = s_db_by_dbi (self, dbi);
+    if (!db)
+        return EINVAL;
+    int rc = s_apply_del (self, txn, db, key, value);
+    if (rc == 0)
+        bs_entry_builder_del (self->builder, db->name, key->mv_data, key->mv_size,
+                              value? value->mv_data: NULL, value? value->mv_size: 0);
+    return rc;
+}
+
+static int
+s_put_meta (journal_t *self, MDB_txn *txn, const char *what, const char *partition, uint64_t value)
+{
+    char key [80];
+    s_meta_key (key, sizeof key, what, partition);
+    return store_meta_put (txn, self->meta, key, value);
+}
+
+//  Appends an entry to the log and advances the partition
+static int
+s_append (journal_t *self, MDB_txn *txn, int p, uint64_t seq, const void *data, size_t size)
+{
+    uint8_t kbuf [80];
+    MDB_val key = { s_log_key (kbuf, self->parts [p].name, seq), kbuf };
+    MDB_val value = { size, (void *) data };
+    int rc = mdb_put (txn, self->log, &key, &value, 0);
+    if (rc == 0)
+        rc = s_put_meta (self, txn, "seq", self->parts [p].name, seq);
+    if (rc == 0)
+        self->parts [p].pending_seq = seq;
+    return rc;
+}
+
+int
+journal_seal (journal_t *self, MDB_txn *txn, const char *partition, uint64_t *seq_p)
+{
+    *seq_p = 0;
+    if (bs_entry_builder_changes (self->builder) == 0)
+        return 0;
+    int p = s_part_get (self, partition);
+    if (p < 0)
+        return ENOSPC;
+    uint64_t seq = self->parts [p].pending_seq + 1;
+    size_t size;
+    uint8_t *data = bs_entry_builder_finish (self->builder, partition, self->parts [p].pending_epoch, seq, &size);
+    bs_entry_builder_clear (self->builder);
+    int rc = s_append (self, txn, p, seq, data, size);
+    if (rc != 0) {
+        free (data);
+        return rc;
+    }
+    if (self->sealed_count == self->sealed_cap) {
+        self->sealed_cap = self->sealed_cap? self->sealed_cap * 2: 64;
+        self->sealed = realloc (self->sealed, self->sealed_cap * sizeof (sealed_t));
+        if (!self->sealed)
+            abort ();
+    }
+    self->sealed [self->sealed_count++] = (sealed_t) { data, size, seq, p };
+    *seq_p = seq;
+    return 0;
+}
+
+void
+journal_unseal (journal_t *self)
+{
+    bs_entry_builder_clear (self->builder);
+}
+
+int
+journal_set_epoch (journal_t *self, MDB_txn *txn, const char *partition, uint64_t epoch)
+{
+    int p = s_part_get (self, partition);
+    if (p < 0)
+        return ENOSPC;
+    int rc = s_put_meta (self, txn, "epoch", partition, epoch);
+    if (rc == 0)
+        rc = s_put_meta (self, txn, "seq", partition, self->parts [p].pending_seq);
+    if (rc == 0)
+        self->parts [p].pending_epoch = epoch;
+    return rc;
+}
+
+static void
+s_revert (journal_t *self)
+{
+    for (int i = 0; i < self->part_count; i++) {
+        self->parts [i].pending_seq = self->parts [i].seq;
+        self->parts [i].pending_epoch = self->parts [i].epoch;
+    }
+    self->digest_pending = self->digest;
+    self->recompute_digest = false;
+    bs_entry_builder_clear (self->builder);
+}
+
+int
+journal_commit (journal_t *self, MDB_txn *txn)
+{
+    int rc = store_commit (self->store, txn);
+    if (rc != 0) {
+        s_revert (self);
+        s_clear_sealed (self);
+        return rc;
+    }
+    for (int i = 0; i < self->part_count; i++) {
+        self->parts [i].seq = self->parts [i].pending_seq;
+        self->parts [i].epoch = self->parts [i].pending_epoch;
+    }
+    self->digest = self->digest_pending;
+    if (self->recompute_digest) {
+        self->recompute_digest = false;
+        MDB_txn *read = store_begin (self->store, false);
+        if (read) {
+            self->digest = self->digest_pending = s_scan_digest (self, read);
+            mdb_txn_abort (read);
+        }
+    }
+    return 0;
+}
+
+void
+journal_abort (journal_t *self, MDB_txn *txn)
+{
+    mdb_txn_abort (txn);
+    s_revert (self);
+    s_clear_sealed (self);
+}
+
+size_t journal_sealed (journal_t *self) { return self->sealed_count; }
+
+const uint8_t *
+journal_sealed_at (journal_t *self, size_t index, size_t *size_p, uint64_t *seq_p, const char **partition_p)
+{
+    if (index >= self->sealed_count)
+        return NULL;
+    sealed_t *s = &self->sealed [index];
+    *size_p = s->size;
+    *seq_p = s->seq;
+    *partition_p = self->parts [s->part].name;
+    return s->data;
+}
+
+//  --------------------------------------------------------------------------
+//  Followers
+
+int
+journal_apply (journal_t *self, MDB_txn *txn, bs_entry_t *entry, const void *data, size_t size)
+{
+    int p = s_part_get (self, bs_entry_partition (entry));
+    if (p < 0)
+        return ENOSPC;
+    for (size_t i = 0; i < bs_entry_changes (entry); i++) {
+        bs_change_t change;
+        if (!bs_entry_change (entry, i, &change))
+            return EINVAL;
+        db_t *db = s_db_by_name (self, change.db, change.db_size);
+        if (!db)
+            return EINVAL;
+        MDB_val key = { change.key_size, (void *) change.key };
+        MDB_val value = { change.value_size, (void *) change.value };
+        int rc = change.del? s_apply_del (self, txn, db, &key, change.value? &value: NULL)
+                           : s_apply_put (self, txn, db, &key, &value);
+        if (rc != 0)
+            return rc;
+    }
+    uint64_t epoch = bs_entry_epoch (entry);
+    if (epoch > self->parts [p].pending_epoch) {
+        int rc = s_put_meta (self, txn, "epoch", self->parts [p].name, epoch);
+        if (rc != 0)
+            return rc;
+        self->parts [p].pending_epoch = epoch;
+    }
+    return s_append (self, txn, p, bs_entry_seq (entry), data, size);
+}
+
+int
+journal_read (journal_t *self, MDB_txn *txn, const char *partition, uint64_t seq, MDB_val *entry)
+{
+    uint8_t kbuf [80];
+    MDB_val key = { s_log_key (kbuf, partition, seq), kbuf };
+    return mdb_get (txn, self->log, &key, entry);
+}
+
+uint64_t
+journal_oldest (journal_t *self, MDB_txn *txn, const char *partition)
+{
+    uint8_t kbuf [80];
+    size_t n = s_log_key (kbuf, partition, 0);
+    MDB_val key = { n, kbuf }, value;
+    MDB_cursor *cursor;
+    uint64_t oldest = 0;
+    if (mdb_cursor_open (txn, self->log, &cursor) != 0)
+        return 0;
+    if (mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE) == 0
+    &&  key.mv_size == n && memcmp (key.mv_data, kbuf, n - 8) == 0) {
+        const uint8_t *b = (const uint8_t *) key.mv_data + n - 8;
+        for (int i = 0; i < 8; i++)
+            oldest = (oldest << 8) | b [i];
+    }
+    mdb_cursor_close (cursor);
+    return oldest;
+}
+
+int
+journal_reset (journal_t *self, MDB_txn *txn, const char *partition, const char **dbs, bool drop)
+{
+    int p = s_part_get (self, partition);
+    if (p < 0)
+        return ENOSPC;
+    if (drop)
+        for (int i = 0; dbs [i]; i++) {
+            db_t *db = s_db_by_name (self, dbs [i], strlen (dbs [i]));
+            if (!db)
+                return EINVAL;
+            int rc = mdb_drop (txn, db->dbi, 0);
+            if (rc != 0)
+                return rc;
+        }
+    //  Forget the partition's log: the snapshot replaces it
+    uint8_t kbuf [80];
+    size_t n = s_log_key (kbuf, partition, 0);
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open (txn, self->log, &cursor);
+    if (rc != 0)
+        return rc;
+    while (true) {
+        MDB_val key = { n, kbuf }, value;
+        if (mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE) != 0
+        ||  key.mv_size != n || memcmp (key.mv_data, kbuf, n - 8) != 0)
+            break;
+        if ((rc = mdb_cursor_del (cursor, 0)) != 0)
+            break;
+    }
+    mdb_cursor_close (cursor);
+    self->parts [p].pending_seq = 0;
+    self->recompute_digest = true;
+    return rc;
+}
+
+int
+journal_load_record (journal_t *self, MDB_txn *txn, const char *db_name, MDB_val *key, MDB_val *value)
+{
+    db_t *db = s_db_by_name (self, db_name, strlen (db_name));
+    if (!db)
+        return EINVAL;
+    return s_apply_put (self, txn, db, key, value);
+}
+
+int
+journal_finish_snapshot (journal_t *self, MDB_txn *txn, const char *partition, uint64_t epoch, uint64_t seq)
+{
+    int p = s_part_get (self, partition);
+    if (p < 0)
+        return ENOSPC;
+    int rc = s_put_meta (self, txn, "epoch", partition, epoch);
+    if (rc == 0)
+        rc = s_put_meta (self, txn, "seq", partition, seq);
+    if (rc == 0) {
+        self->parts [p].pending_epoch = epoch;
+        self->parts [p].pending_seq = seq;
+    }
+    return rc;
+}
+
+void
+journal_digest (journal_t *self, char *hex)
+{
+    snprintf (hex, 17, "%016llx", (unsigned long long) self->digest);
+}

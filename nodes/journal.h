@@ -1,0 +1,87 @@
+/*  journal - replicated writes on a node's store.
+ *
+ *  Every change to replicated data goes through journal_put / journal_del,
+ *  which apply it and record it.  journal_seal closes one write: its changes
+ *  become the next log entry of a partition (epoch, seq), appended to the
+ *  log in the same transaction, so state and log never disagree.  After
+ *  journal_commit the sealed entries are handed to the caller to publish.
+ *  Followers apply received entries with journal_apply, which writes the same
+ *  records and the same log entry.
+ *
+ *  The journal also keeps, per node, an order-independent digest (XOR of a
+ *  64-bit hash of every record of the databases marked for it), so replicas
+ *  with equal contents report equal digests.
+ *
+ *  Ownership: journal_new borrows the store.  Transactions returned by
+ *  journal_begin end with journal_commit or journal_abort.  Sealed entries
+ *  (journal_sealed) belong to the journal until the next journal_begin.
+ */
+#ifndef JOURNAL_H_INCLUDED
+#define JOURNAL_H_INCLUDED
+
+#include "bs_entry.h"
+#include "store.h"
+
+typedef struct _journal_t journal_t;
+
+journal_t *journal_new (store_t *store);
+void journal_destroy (journal_t **self_p);
+
+//  The store underneath
+store_t *journal_store (journal_t *self);
+
+//  Opens a replicated database.  digest: its records count in the digest.
+bool journal_db (journal_t *self, const char *name, unsigned flags, bool digest, MDB_dbi *dbi_p);
+
+//  Partitions: epoch and last sequence number (committed)
+uint64_t journal_seq (journal_t *self, const char *partition);
+uint64_t journal_epoch (journal_t *self, const char *partition);
+//  The sequence number the next sealed entry of the partition will get
+uint64_t journal_next_seq (journal_t *self, const char *partition);
+//  Names of every partition this node holds entries of
+size_t journal_partitions (journal_t *self);
+const char *journal_partition_at (journal_t *self, size_t index);
+
+//  Write transactions
+MDB_txn *journal_begin (journal_t *self);
+int journal_put (journal_t *self, MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *value);
+//  value NULL deletes the key with all its duplicates
+int journal_del (journal_t *self, MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *value);
+//  Closes the current write as the next entry of partition; *seq_p gets its
+//  sequence number.  A write that changed nothing makes no entry (seq 0).
+int journal_seal (journal_t *self, MDB_txn *txn, const char *partition, uint64_t *seq_p);
+//  Forgets the changes recorded since the last seal (the write failed and
+//  the caller aborts the transaction)
+void journal_unseal (journal_t *self);
+//  Sets a partition's epoch (inside a write transaction)
+int journal_set_epoch (journal_t *self, MDB_txn *txn, const char *partition, uint64_t epoch);
+int journal_commit (journal_t *self, MDB_txn *txn);
+void journal_abort (journal_t *self, MDB_txn *txn);
+
+//  Entries sealed by the last committed transaction
+size_t journal_sealed (journal_t *self);
+const uint8_t *journal_sealed_at (journal_t *self, size_t index, size_t *size_p, uint64_t *seq_p,
+                                  const char **partition_p);
+
+//  Applies a received entry (must be the partition's next seq) inside txn
+int journal_apply (journal_t *self, MDB_txn *txn, bs_entry_t *entry, const void *data, size_t size);
+
+//  Reads the log entry seq of a partition in txn; 0 or MDB_NOTFOUND
+int journal_read (journal_t *self, MDB_txn *txn, const char *partition, uint64_t seq, MDB_val *entry);
+//  The oldest sequence number still in the log of a partition (0: empty)
+uint64_t journal_oldest (journal_t *self, MDB_txn *txn, const char *partition);
+
+//  Snapshots: a follower replaces (or merges) its copy of a partition's
+//  databases.  journal_reset drops the named databases' contents and the
+//  partition's log; journal_load_record writes one record without logging
+//  it; journal_finish_snapshot sets the partition's epoch and seq.
+int journal_reset (journal_t *self, MDB_txn *txn, const char *partition, const char **dbs, bool drop);
+int journal_load_record (journal_t *self, MDB_txn *txn, const char *db, MDB_val *key, MDB_val *value);
+int journal_finish_snapshot (journal_t *self, MDB_txn *txn, const char *partition, uint64_t epoch, uint64_t seq);
+//  The dbi of a replicated database by name (false when unknown)
+bool journal_dbi (journal_t *self, const char *name, MDB_dbi *dbi_p, unsigned *flags_p);
+
+//  Digest of the digest databases as 16 hex digits into hex[17]
+void journal_digest (journal_t *self, char *hex);
+
+#endif
