@@ -109,8 +109,8 @@ asan:
 clang:
 	$(MAKE) VARIANT=clang bins
 
-CATALOG ?= 1
-ORDER ?= 1
+CATALOG ?= 2
+ORDER ?= 2
 PORT ?= 5555
 DATA ?= data
 run: deps
