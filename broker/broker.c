@@ -3,6 +3,7 @@
  *  zmq_msg_t frames: bodies are passed along without being copied or parsed.
  */
 #include "broker.h"
+#include "cache.h"
 #include "controller.h"
 #include "workers.h"
 #include "bs_mdp.h"
@@ -10,6 +11,7 @@
 
 #include <czmq.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_FRAMES      8
 #define MAX_SERVICES    8
@@ -33,6 +35,13 @@ typedef struct {
     int64_t deadline;           //  while waiting: when to give up
     int64_t created;
     uint32_t next;              //  pending queue link, or free-list link
+    //  A catalog read whose reply may be cached under this key, if it was
+    //  read at a seq no lower than the key's floor and the catalog epoch
+    //  has not changed meanwhile
+    bool cacheable;
+    uint8_t cache_key_size;
+    uint8_t cache_key [CACHE_KEY_MAX];
+    uint64_t cache_epoch;
 } request_t;
 
 typedef struct {
@@ -44,8 +53,14 @@ struct _broker_t {
     broker_options_t options;
     zsock_t *clients;
     zsock_t *nodes;
+    zsock_t *invalidations;     //  REP: the catalog primary's invalidations
     void *client_sock;          //  raw handles for the hot path
     void *node_sock;
+    cache_t *cache;
+    int catalog;                //  index of the catalog service, or -1
+    uint64_t catalog_epoch;     //  the cache holds replies of this epoch
+    bool cache_ready;           //  the cache's base floor is known
+    bool muted;                 //  test switch: invalidations unanswered
     workers_t *workers;
     controller_t *controller;
     int64_t next_assign;        //  periodic refresh of the partition map
@@ -270,6 +285,48 @@ s_filter_reporting (void *arg, worker_t *worker)
     return worker->has_status;
 }
 
+//  The highest catalog seq a node is known to have applied
+static uint64_t
+s_catalog_seq (worker_t *worker)
+{
+    worker_partition_t *part = worker_partition (worker, "catalog");
+    uint64_t reported = part? part->seq: 0;
+    return reported > worker->read_seq? reported: worker->read_seq;
+}
+
+typedef struct {
+    controller_t *controller;
+    uint64_t floor;
+} floor_filter_t;
+
+static bool
+s_filter_applied (void *arg, worker_t *worker)
+{
+    floor_filter_t *filter = arg;
+    return controller_readable (filter->controller, worker) && s_catalog_seq (worker) >= filter->floor;
+}
+
+//  A catalog read of a key that was invalidated goes to a replica known to
+//  have applied the invalidated version, or else to the primary, so that
+//  its reply can be cached
+static worker_t *
+s_choose_catalog_read (broker_t *self, request_t *req)
+{
+    if (req->cacheable && self->cache_ready) {
+        floor_filter_t filter = {
+            self->controller, cache_floor (self->cache, req->cache_key, req->cache_key_size)
+        };
+        if (filter.floor > 0) {
+            worker_t *w = workers_choose (self->workers, "catalog", s_filter_applied, &filter);
+            if (!w)
+                w = controller_catalog_primary (self->controller, self->workers);
+            if (w)
+                return w;
+        }
+    }
+    return workers_choose (self->workers, "catalog", s_filter_readable, self->controller);
+}
+
 //  Who may take the request: catalog writes go to the primary, reads to
 //  in-sync replicas; buys to any reporting order node, order reads to
 //  those that have caught up; "service@node" to that node alone
@@ -286,7 +343,7 @@ s_choose (broker_t *self, request_t *req)
     bool write = bs_op_kind (req->op) == BS_KIND_WRITE;
     if (strcmp (service, "catalog") == 0)
         return write? controller_catalog_primary (self->controller, self->workers)
-                    : workers_choose (self->workers, service, s_filter_readable, self->controller);
+                    : s_choose_catalog_read (self, req);
     if (strcmp (service, "order") == 0)
         return workers_choose (self->workers, service, write? s_filter_reporting: s_filter_readable,
                                self->controller);
@@ -363,10 +420,40 @@ s_send_assignments (broker_t *self)
 
 //  Re-reads the cluster's state after any change; tells the nodes and
 //  retries queued requests when the map moved
+//  The cache follows the catalog's epoch.  A new primary may lack writes
+//  its predecessor committed but never replicated, so replies read before
+//  the change are dropped.  After a (re)start the broker has not seen the
+//  invalidations that came before it: it stores nothing read before the
+//  catalog head it first learns, which includes every write those
+//  invalidations announced.
+static void
+s_cache_follow_catalog (broker_t *self)
+{
+    uint64_t epoch = controller_epoch (self->controller, "catalog");
+    if (epoch != self->catalog_epoch) {
+        if (self->catalog_epoch)
+            zsys_info ("broker: catalog epoch %llu: cache cleared", (unsigned long long) epoch);
+        cache_clear (self->cache);
+        self->catalog_epoch = epoch;
+    }
+    if (!self->cache_ready && controller_catalog_primary (self->controller, self->workers)) {
+        uint64_t head = 0;
+        for (size_t i = 0; i < workers_size (self->workers); i++) {
+            worker_t *w = workers_at (self->workers, i);
+            if (w->alive && strcmp (w->service, "catalog") == 0 && s_catalog_seq (w) > head)
+                head = s_catalog_seq (w);
+        }
+        cache_set_base_floor (self->cache, head);
+        self->cache_ready = true;
+    }
+}
+
 static void
 s_control (broker_t *self, bool force)
 {
-    if (controller_update (self->controller, self->workers) || force) {
+    bool changed = controller_update (self->controller, self->workers);
+    s_cache_follow_catalog (self);
+    if (changed || force) {
         s_send_assignments (self);
         s_drain_all (self);
     }
@@ -427,6 +514,18 @@ s_handle_status (broker_t *self, zmq_msg_t *client, zmq_msg_t *body)
     const uint8_t *rid = bs_msg_bin (request, BS_FIELD_rid, &rid_size);
     bs_msg_set_bin (reply, BS_FIELD_rid, rid, rid_size);
     bs_msg_set_int (reply, BS_FIELD_inflight, self->inflight);
+    cache_stats_t stats;
+    cache_stats (self->cache, &stats);
+    bs_msg_t *cache = bs_msg_new ();
+    bs_msg_set_int (cache, BS_FIELD_capacity, (int64_t) stats.capacity);
+    bs_msg_set_int (cache, BS_FIELD_size, (int64_t) stats.size);
+    bs_msg_set_int (cache, BS_FIELD_bytes, (int64_t) stats.bytes);
+    bs_msg_set_int (cache, BS_FIELD_hits, (int64_t) stats.hits);
+    bs_msg_set_int (cache, BS_FIELD_misses, (int64_t) stats.misses);
+    bs_msg_set_int (cache, BS_FIELD_evictions, (int64_t) stats.evictions);
+    bs_msg_set_int (cache, BS_FIELD_invalidations, (int64_t) stats.invalidations);
+    bs_msg_set_int (cache, BS_FIELD_stale, (int64_t) stats.stale);
+    bs_msg_set_map (reply, BS_FIELD_cache, &cache);
     for (size_t i = 0; i < workers_size (self->workers); i++) {
         worker_t *w = workers_at (self->workers, i);
         bs_msg_t *node = bs_msg_new ();
@@ -457,6 +556,157 @@ s_handle_status (broker_t *self, zmq_msg_t *client, zmq_msg_t *body)
     s_send_msg_to_client (self, client, BS_SERVICE_BROKER, reply);
     bs_msg_destroy (&reply);
     bs_msg_destroy (&request);
+}
+
+//  --------------------------------------------------------------------------
+//  Cache: keys are "l" + item (8 bytes) for lookups, "s" + topic for searches
+
+static size_t
+s_key_item (uint8_t *key, int64_t item)
+{
+    key [0] = 'l';
+    memcpy (key + 1, &item, sizeof item);
+    return 1 + sizeof item;
+}
+
+static size_t
+s_key_topic (uint8_t *key, const uint8_t *topic, size_t size)
+{
+    if (size == 0 || size + 1 > CACHE_KEY_MAX)
+        return 0;
+    key [0] = 's';
+    memcpy (key + 1, topic, size);
+    return 1 + size;
+}
+
+//  The cache key of a catalog read, or 0 when the request is not one the
+//  cache answers (the node will say what is wrong with it, if anything)
+static size_t
+s_request_key (bs_op_t op, zmq_msg_t *body, uint8_t *key)
+{
+    const void *data = zmq_msg_data (body);
+    size_t size = zmq_msg_size (body);
+    const uint8_t *bytes;
+    size_t n;
+    if (!bs_peek_bytes (data, size, BS_FIELD_rid, &bytes, &n) || n != BS_RID_SIZE)
+        return 0;
+    int64_t item;
+    if (op == BS_OP_lookup && bs_peek_int (data, size, BS_FIELD_item, &item))
+        return s_key_item (key, item);
+    if (op == BS_OP_search && bs_peek_bytes (data, size, BS_FIELD_topic, &bytes, &n))
+        return s_key_topic (key, bytes, n);
+    return 0;
+}
+
+//  Answers a request from the cache: the stored reply with this request's
+//  id in place of the one it was first read for
+static bool
+s_serve_from_cache (broker_t *self, zmq_msg_t *client, zmq_msg_t *request,
+                    const uint8_t *key, size_t key_size)
+{
+    size_t size, rid_offset;
+    int64_t now = self->options.cache_ttl_ms? zclock_mono (): 0;
+    const uint8_t *cached = cache_get (self->cache, key, key_size, now, &size, &rid_offset);
+    if (!cached)
+        return false;
+    const uint8_t *rid;
+    size_t n;
+    bs_peek_bytes (zmq_msg_data (request), zmq_msg_size (request), BS_FIELD_rid, &rid, &n);
+    zmq_msg_t body;
+    zmq_msg_init_size (&body, size);
+    uint8_t *data = zmq_msg_data (&body);
+    memcpy (data, cached, size);
+    memcpy (data + rid_offset, rid, BS_RID_SIZE);
+    s_send_to_client (self, client, "catalog", &body);
+    return true;
+}
+
+//  A catalog node answered a cacheable read: note how far it has applied
+//  the catalog, and keep the reply if it is fresh enough
+static void
+s_cache_fill (broker_t *self, request_t *req, worker_t *worker, zmq_msg_t *reply)
+{
+    const uint8_t *data = zmq_msg_data (reply);
+    size_t size = zmq_msg_size (reply);
+    int64_t ok = 0, seq = 0;
+    const uint8_t *rid;
+    size_t n;
+    if (!bs_peek_int (data, size, BS_FIELD_seq, &seq) || seq < 0)
+        return;
+    if (worker && worker == req->worker && (uint64_t) seq > worker->read_seq)
+        worker->read_seq = (uint64_t) seq;
+    if (!bs_peek_int (data, size, BS_FIELD_ok, &ok) || !ok
+    ||  !bs_peek_bytes (data, size, BS_FIELD_rid, &rid, &n) || n != BS_RID_SIZE
+    ||  req->cache_epoch != self->catalog_epoch)
+        return;
+    int64_t now = self->options.cache_ttl_ms? zclock_mono (): 0;
+    cache_put (self->cache, req->cache_key, req->cache_key_size, now, data, size,
+               (size_t) (rid - data), (uint64_t) seq);
+}
+
+//  Catalog primary -> broker: [invalidate] on the REP socket.  Every
+//  request gets exactly one reply, an error when it is malformed (and then
+//  nothing is invalidated).
+static void
+s_invalidation_message (broker_t *self)
+{
+    void *sock = zsock_resolve (self->invalidations);
+    zmq_msg_t frames [MAX_FRAMES];
+    int count;
+    int total = s_recv_frames (sock, frames, &count);
+    if (total < 0)
+        return;
+    bs_msg_t *request = NULL, *reply = NULL;
+    char reason [160] = "";
+    bs_err_t err = BS_ERR_bad_frame;
+    if (total == 1) {
+        request = bs_msg_decode (zmq_msg_data (&frames [0]), zmq_msg_size (&frames [0]), &err, reason, sizeof reason);
+        if (request)
+            err = bs_msg_validate_request (request, reason, sizeof reason);
+        if (err == BS_OK && bs_msg_op (request) != BS_OP_invalidate) {
+            err = BS_ERR_unknown_op;
+            snprintf (reason, sizeof reason, "this socket only takes 'invalidate'");
+        }
+        for (size_t i = 0; err == BS_OK && i < bs_msg_count (request, BS_FIELD_items); i++) {
+            bs_msg_t *key = bs_msg_at (request, BS_FIELD_items, i);
+            if (!bs_msg_has (key, BS_FIELD_item) && !bs_msg_has (key, BS_FIELD_topic)) {
+                err = BS_ERR_missing_field;
+                snprintf (reason, sizeof reason, "every entry of 'items' needs an 'item' or a 'topic'");
+            }
+        }
+    }
+    else
+        snprintf (reason, sizeof reason, "an invalidation is one frame");
+    if (err == BS_OK) {
+        uint64_t version = (uint64_t) bs_msg_int (request, BS_FIELD_version);
+        for (size_t i = 0; i < bs_msg_count (request, BS_FIELD_items); i++) {
+            bs_msg_t *entry = bs_msg_at (request, BS_FIELD_items, i);
+            uint8_t key [CACHE_KEY_MAX];
+            size_t key_size;
+            if (bs_msg_has (entry, BS_FIELD_item)) {
+                key_size = s_key_item (key, bs_msg_int (entry, BS_FIELD_item));
+                cache_invalidate (self->cache, key, key_size, version);
+            }
+            if (bs_msg_has (entry, BS_FIELD_topic)) {
+                const char *topic = bs_msg_str (entry, BS_FIELD_topic);
+                key_size = s_key_topic (key, (const uint8_t *) topic, strlen (topic));
+                if (key_size)
+                    cache_invalidate (self->cache, key, key_size, version);
+            }
+        }
+        reply = bs_msg_new_ok ();
+    }
+    else {
+        zsys_warning ("broker: refused an invalidation: %s", reason);
+        reply = bs_msg_new_error (err, reason);
+    }
+    size_t size;
+    uint8_t *data = bs_msg_encode (reply, &size);
+    zmq_send (sock, data, size, 0);
+    free (data);
+    bs_msg_destroy (&reply);
+    bs_msg_destroy (&request);
+    s_close_frames (frames, count);
 }
 
 //  --------------------------------------------------------------------------
@@ -507,6 +757,15 @@ s_client_message (broker_t *self)
         s_close_frames (frames, count);
         return;
     }
+    bs_op_t op = bs_peek_op (zmq_msg_data (&frames [4]), zmq_msg_size (&frames [4]));
+    uint8_t key [CACHE_KEY_MAX];
+    size_t key_size = 0;
+    if (svc == self->catalog && !target [0] && cache_enabled (self->cache))
+        key_size = s_request_key (op, &frames [4], key);
+    if (key_size && s_serve_from_cache (self, &frames [0], &frames [4], key, key_size)) {
+        s_close_frames (frames, count);
+        return;
+    }
     uint32_t index = s_request_alloc (self);
     request_t *req = &self->requests [index];
     zmq_msg_init (&req->client);
@@ -514,7 +773,13 @@ s_client_message (broker_t *self)
     zmq_msg_init (&req->body);
     zmq_msg_move (&req->body, &frames [4]);
     req->service = svc;
-    req->op = bs_peek_op (zmq_msg_data (&req->body), zmq_msg_size (&req->body));
+    req->op = op;
+    req->cacheable = key_size > 0;
+    if (key_size) {
+        memcpy (req->cache_key, key, key_size);
+        req->cache_key_size = (uint8_t) key_size;
+        req->cache_epoch = self->catalog_epoch;
+    }
     snprintf (req->target, sizeof req->target, "%s", target);
     req->created = zclock_mono ();
     req->deadline = req->created + self->options.request_timeout_ms;
@@ -653,6 +918,8 @@ s_node_message (broker_t *self)
                         break;
                     }
             }
+            if (req->cacheable)
+                s_cache_fill (self, req, w, &frames [6]);
             s_send_to_client (self, &req->client, self->services [req->service].name, &frames [6]);
             s_request_free (self, index);
         }
@@ -675,6 +942,12 @@ static void
 s_on_tick (broker_t *self)
 {
     int64_t now = zclock_mono ();
+    if (self->options.mute_file && *self->options.mute_file) {
+        bool muted = access (self->options.mute_file, F_OK) == 0;
+        if (muted != self->muted)
+            zsys_warning ("broker: test switch: invalidations %s", muted? "unanswered": "answered again");
+        self->muted = muted;
+    }
     s_control (self, now >= self->next_assign);
     for (size_t i = 0; i < workers_size (self->workers); i++) {
         worker_t *w = workers_at (self->workers, i);
@@ -728,12 +1001,17 @@ broker_new (const broker_options_t *options)
     for (char *tok = strtok (names, ","); tok && self->service_count < MAX_SERVICES; tok = strtok (NULL, ","))
         snprintf (self->services [self->service_count++].name, 33, "%s", tok);
     free (names);
+    self->catalog = s_service_find (self, "catalog");
+    self->cache = cache_new (options->cache_entries, options->cache_bytes, options->cache_ttl_ms);
     self->workers = workers_new ();
     //  Wait a few heartbeats for nodes to report before the first election
     self->controller = controller_new (options->heartbeat_ms * (options->liveness + 1));
 
     self->clients = zsock_new (ZMQ_ROUTER);
     self->nodes = zsock_new (ZMQ_ROUTER);
+    self->invalidations = zsock_new (ZMQ_REP);
+    zsock_set_maxmsgsize (self->invalidations, BS_MAX_BODY);
+    zsock_set_linger (self->invalidations, 0);
     zsock_set_maxmsgsize (self->clients, BS_MAX_BODY);
     zsock_set_maxmsgsize (self->nodes, BS_MAX_BODY);
     zsock_set_sndhwm (self->clients, 0);
@@ -746,9 +1024,10 @@ broker_new (const broker_options_t *options)
     zsock_set_linger (self->clients, 0);
     zsock_set_linger (self->nodes, 0);
     if (zsock_bind (self->clients, "%s", options->client_endpoint) < 0
-    ||  zsock_bind (self->nodes, "%s", options->worker_endpoint) < 0) {
-        zsys_error ("broker: cannot bind %s / %s: %s", options->client_endpoint,
-                    options->worker_endpoint, zmq_strerror (zmq_errno ()));
+    ||  zsock_bind (self->nodes, "%s", options->worker_endpoint) < 0
+    ||  zsock_bind (self->invalidations, "%s", options->invalidate_endpoint) < 0) {
+        zsys_error ("broker: cannot bind %s / %s / %s: %s", options->client_endpoint,
+                    options->worker_endpoint, options->invalidate_endpoint, zmq_strerror (zmq_errno ()));
         broker_destroy (&self);
         return NULL;
     }
@@ -769,8 +1048,10 @@ broker_destroy (broker_t **self_p)
     free (self->requests);
     workers_destroy (&self->workers);
     controller_destroy (&self->controller);
+    cache_destroy (&self->cache);
     zsock_destroy (&self->clients);
     zsock_destroy (&self->nodes);
+    zsock_destroy (&self->invalidations);
     free (self);
     *self_p = NULL;
 }
@@ -778,19 +1059,29 @@ broker_destroy (broker_t **self_p)
 void
 broker_run (broker_t *self)
 {
-    zsys_info ("broker: clients on %s, nodes on %s", self->options.client_endpoint,
-               self->options.worker_endpoint);
+    zsys_info ("broker: clients on %s, nodes on %s, invalidations on %s", self->options.client_endpoint,
+               self->options.worker_endpoint, self->options.invalidate_endpoint);
+    if (cache_enabled (self->cache))
+        zsys_info ("broker: cache of %zu entries, %zu bytes, TTL %d ms", self->options.cache_entries,
+                   self->options.cache_bytes, self->options.cache_ttl_ms);
+    else
+        zsys_info ("broker: cache off");
     self->next_heartbeat = zclock_mono () + self->options.heartbeat_ms;
     zmq_pollitem_t items [] = {
         { self->node_sock, 0, ZMQ_POLLIN, 0 },
         { self->client_sock, 0, ZMQ_POLLIN, 0 },
+        { zsock_resolve (self->invalidations), 0, ZMQ_POLLIN, 0 },
     };
     while (!zsys_interrupted) {
         int64_t wait = self->next_heartbeat - zclock_mono ();
         if (wait < 0)
             wait = 0;
-        if (zmq_poll (items, 2, (long) wait) < 0)
+        items [2].events = self->muted? 0: ZMQ_POLLIN;
+        if (zmq_poll (items, 3, (long) wait) < 0)
             break;
+        //  Invalidations first: a catalog write is waiting on each
+        if (items [2].revents & ZMQ_POLLIN)
+            s_invalidation_message (self);
         //  Drain in batches so one busy side cannot starve the other
         for (int n = 0; n < 1000 && (items [0].revents & ZMQ_POLLIN); n++) {
             int events;

@@ -7,11 +7,17 @@
  *  A request that no worker can take before its deadline is answered with
  *  error "unavailable".
  *
+ *  Catalog lookups and searches are answered from a cache when they can
+ *  be; the catalog primary invalidates entries over a REP socket before it
+ *  commits any change to what they show (see cache.h).
+ *
  *  Ownership: broker_new returns a broker the caller destroys with
  *  broker_destroy; the options struct is copied.
  */
 #ifndef BROKER_H_INCLUDED
 #define BROKER_H_INCLUDED
+
+#include <stddef.h>
 
 typedef struct {
     const char *client_endpoint;    //  bind, e.g. tcp://*:5555
@@ -20,6 +26,12 @@ typedef struct {
     int liveness;                   //  heartbeats missed before a node is dead
     int request_timeout_ms;         //  how long a request may wait for a worker
     const char *services;           //  comma-separated services that exist
+    const char *invalidate_endpoint;//  bind, REP for the catalog's invalidations
+    size_t cache_entries;           //  0 turns the cache off
+    size_t cache_bytes;
+    int cache_ttl_ms;               //  0: entries do not expire
+    const char *mute_file;          //  test switch: while it exists, leave
+                                    //  invalidations unanswered ("" or NULL: off)
 } broker_options_t;
 
 typedef struct _broker_t broker_t;

@@ -290,6 +290,13 @@ controller_catalog_primary (controller_t *self, workers_t *workers)
     return rep && strcmp (rep->role, "primary") == 0 && rep->epoch == part->epoch? w: NULL;
 }
 
+uint64_t
+controller_epoch (controller_t *self, const char *partition)
+{
+    cpart_t *part = s_find (self, partition);
+    return part? part->epoch: 0;
+}
+
 bool
 controller_readable (controller_t *self, worker_t *worker)
 {

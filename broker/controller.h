@@ -40,6 +40,9 @@ bs_msg_t *controller_assign (controller_t *self, const char *service);
 //  The alive primary of the catalog, or NULL
 worker_t *controller_catalog_primary (controller_t *self, workers_t *workers);
 
+//  The current epoch of a partition (0 while it has none)
+uint64_t controller_epoch (controller_t *self, const char *partition);
+
 //  May this worker answer reads?  Catalog: the primary or a confirmed
 //  in-sync follower; order: a node that has caught up.
 bool controller_readable (controller_t *self, worker_t *worker);

@@ -6,13 +6,18 @@
 
 static const bs_setting_t s_table [] = {
     { "id",                 "broker",   "node id used in logs" },
-    { "base-port",          "5555",     "client port; nodes use base-port + 1" },
+    { "base-port",          "5555",     "client port; nodes use base-port + 1, invalidations base-port + 2" },
     { "client-bind",        "",         "client endpoint to bind (default tcp://*:<base-port>)" },
     { "node-bind",          "",         "node endpoint to bind (default tcp://*:<base-port + 1>)" },
     { "heartbeat-ms",       "250",      "heartbeat interval in milliseconds" },
     { "liveness",           "3",        "heartbeats a node may miss before it is declared dead" },
     { "request-timeout-ms", "2000",     "how long a request may wait for a live replica" },
     { "services",           "catalog,order", "services that exist" },
+    { "invalidate-bind",    "",         "REP endpoint for cache invalidations (default tcp://*:<base-port + 2>)" },
+    { "cache-entries",      "100000",   "most catalog replies the cache holds (0 turns it off)" },
+    { "cache-mb",           "64",       "most memory the cache's entries take, in MiB" },
+    { "cache-ttl-ms",       "0",        "how long a cached reply may be served (0: until invalidated or evicted)" },
+    { "test-mute-file",     "",         "test switch: while this file exists, invalidations go unanswered" },
     { NULL, NULL, NULL }
 };
 
@@ -26,18 +31,28 @@ main (int argc, char **argv)
         bs_settings_destroy (&settings);
         return 0;
     }
-    int64_t port, heartbeat, liveness, timeout;
+    int64_t port, heartbeat, liveness, timeout, cache_entries, cache_mb, cache_ttl;
     if (!bs_settings_int (settings, "base-port", &port)
     ||  !bs_settings_int (settings, "heartbeat-ms", &heartbeat)
     ||  !bs_settings_int (settings, "liveness", &liveness)
     ||  !bs_settings_int (settings, "request-timeout-ms", &timeout)
-    ||  port < 1 || port > 65534 || heartbeat < 10 || liveness < 1 || timeout < 1) {
+    ||  !bs_settings_int (settings, "cache-entries", &cache_entries)
+    ||  !bs_settings_int (settings, "cache-mb", &cache_mb)
+    ||  !bs_settings_int (settings, "cache-ttl-ms", &cache_ttl)
+    ||  port < 1 || port > 65533 || heartbeat < 10 || liveness < 1 || timeout < 1
+    ||  cache_entries < 0 || cache_entries > 100000000 || cache_mb < 1 || cache_mb > 1048576
+    ||  cache_ttl < 0 || cache_ttl > 86400000) {
         fprintf (stderr, "bookstore-broker: bad numeric setting\n");
         bs_settings_destroy (&settings);
         return 2;
     }
     zsys_set_logident (bs_settings_get (settings, "id"));
-    char client_bind [256], node_bind [256];
+    char client_bind [256], node_bind [256], invalidate_bind [256];
+    const char *ib = bs_settings_get (settings, "invalidate-bind");
+    if (*ib)
+        snprintf (invalidate_bind, sizeof invalidate_bind, "%s", ib);
+    else
+        snprintf (invalidate_bind, sizeof invalidate_bind, "tcp://*:%d", (int) port + 2);
     const char *cb = bs_settings_get (settings, "client-bind");
     const char *nb = bs_settings_get (settings, "node-bind");
     if (*cb)
@@ -55,6 +70,11 @@ main (int argc, char **argv)
         .liveness = (int) liveness,
         .request_timeout_ms = (int) timeout,
         .services = bs_settings_get (settings, "services"),
+        .invalidate_endpoint = invalidate_bind,
+        .cache_entries = (size_t) cache_entries,
+        .cache_bytes = (size_t) cache_mb << 20,
+        .cache_ttl_ms = (int) cache_ttl,
+        .mute_file = bs_settings_get (settings, "test-mute-file"),
     };
     broker_t *broker = broker_new (&options);
     int rc = 1;

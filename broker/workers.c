@@ -78,6 +78,7 @@ workers_register (workers_t *self, const void *identity, size_t size,
     w->alive = true;
     w->outstanding = 0;
     w->served = 0;
+    w->read_seq = 0;
     w->has_status = false;
     w->partition_count = 0;
     w->ready = false;

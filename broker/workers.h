@@ -36,6 +36,7 @@ typedef struct {
     bool alive;
     int outstanding;            //  requests sent and not yet answered
     uint64_t served;            //  replies received since registration
+    uint64_t read_seq;          //  highest catalog seq it answered a read at
     int64_t expiry;             //  when it is declared dead without news
     int64_t registered;         //  when it last sent READY
     //  From the node's status (READY and HEARTBEAT)

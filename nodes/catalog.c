@@ -9,10 +9,18 @@
 
 const char *catalog_dbs [] = { "books", "by_topic", "applied", NULL };
 
+//  A book a write changed, for the cache's invalidation
+typedef struct {
+    int64_t item;
+    char topic [65];
+} touched_t;
+
 struct _catalog_t {
     journal_t *journal;
     store_t *store;
     MDB_dbi books, by_topic, applied;
+    touched_t *touched;
+    size_t touched_count, touched_cap;
 };
 
 catalog_t *
@@ -36,6 +44,7 @@ catalog_destroy (catalog_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
+    free ((*self_p)->touched);
     free (*self_p);
     *self_p = NULL;
 }
@@ -55,9 +64,25 @@ s_get_book (catalog_t *self, MDB_txn *txn, int64_t item)
     return bs_msg_decode (val.mv_data, val.mv_size, &err, NULL, 0);
 }
 
+static void
+s_touch (catalog_t *self, const bs_msg_t *book)
+{
+    if (self->touched_count == self->touched_cap) {
+        self->touched_cap = self->touched_cap? self->touched_cap * 2: 64;
+        self->touched = realloc (self->touched, self->touched_cap * sizeof (touched_t));
+        if (!self->touched)
+            abort ();
+    }
+    touched_t *t = &self->touched [self->touched_count++];
+    t->item = bs_msg_int (book, BS_FIELD_item);
+    snprintf (t->topic, sizeof t->topic, "%s", bs_msg_str (book, BS_FIELD_topic));
+}
+
+//  Every change to a book goes through here, so every change is announced
 static int
 s_put_book (catalog_t *self, MDB_txn *txn, const bs_msg_t *book)
 {
+    s_touch (self, book);
     uint8_t kbuf [4];
     store_key_u32 (kbuf, (uint32_t) bs_msg_int (book, BS_FIELD_item));
     size_t size;
@@ -115,6 +140,7 @@ s_search (catalog_t *self, MDB_txn *txn, const char *topic)
             bs_msg_set_str (entry, BS_FIELD_title, bs_msg_str (book, BS_FIELD_title));
             bs_msg_set_int (entry, BS_FIELD_cost, bs_msg_int (book, BS_FIELD_cost));
             bs_msg_set_int (entry, BS_FIELD_stock, bs_msg_int (book, BS_FIELD_stock));
+            bs_msg_set_int (entry, BS_FIELD_version, bs_msg_int (book, BS_FIELD_version));
             bs_msg_append (reply, BS_FIELD_items, &entry);
             bs_msg_destroy (&book);
         }
@@ -145,6 +171,47 @@ s_list (catalog_t *self, MDB_txn *txn)
     return reply;
 }
 
+static int
+s_by_item (const void *a, const void *b)
+{
+    int64_t x = ((const touched_t *) a)->item, y = ((const touched_t *) b)->item;
+    return x < y? -1: x > y;
+}
+
+static int
+s_by_topic (const void *a, const void *b)
+{
+    return strcmp (((const touched_t *) a)->topic, ((const touched_t *) b)->topic);
+}
+
+bs_msg_t *
+catalog_invalidation (catalog_t *self, uint64_t version)
+{
+    if (self->touched_count == 0)
+        return NULL;
+    bs_msg_t *msg = bs_msg_new ();
+    bs_msg_set_str (msg, BS_FIELD_op, "invalidate");
+    bs_msg_set_int (msg, BS_FIELD_version, (int64_t) version);
+    bs_msg_set_list (msg, BS_FIELD_items);
+    //  A batch may change a hot book many times: name each key once
+    qsort (self->touched, self->touched_count, sizeof (touched_t), s_by_item);
+    for (size_t i = 0; i < self->touched_count; i++)
+        if (i == 0 || self->touched [i].item != self->touched [i - 1].item) {
+            bs_msg_t *key = bs_msg_new ();
+            bs_msg_set_int (key, BS_FIELD_item, self->touched [i].item);
+            bs_msg_append (msg, BS_FIELD_items, &key);
+        }
+    qsort (self->touched, self->touched_count, sizeof (touched_t), s_by_topic);
+    for (size_t i = 0; i < self->touched_count; i++)
+        if (i == 0 || strcmp (self->touched [i].topic, self->touched [i - 1].topic) != 0) {
+            bs_msg_t *key = bs_msg_new ();
+            bs_msg_set_str (key, BS_FIELD_topic, self->touched [i].topic);
+            bs_msg_append (msg, BS_FIELD_items, &key);
+        }
+    self->touched_count = 0;
+    return msg;
+}
+
 bs_msg_t *
 catalog_read (catalog_t *self, const bs_msg_t *request)
 {
@@ -168,6 +235,7 @@ catalog_read (catalog_t *self, const bs_msg_t *request)
     else
         reply = bs_msg_new_error (BS_ERR_unknown_op, "the catalog does not read that way");
     mdb_txn_abort (txn);
+    bs_msg_set_int (reply, BS_FIELD_seq, (int64_t) journal_seq (self->journal, CATALOG_PARTITION));
     return reply;
 }
 

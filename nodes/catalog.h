@@ -33,13 +33,19 @@ void catalog_destroy (catalog_t **self_p);
 //  The databases a catalog snapshot carries (NULL-terminated)
 extern const char *catalog_dbs [];
 
-//  Answers a read (search, lookup, list) from committed data
+//  Answers a read (search, lookup, list) from committed data.  The reply's
+//  seq is the catalog sequence number the data was read at.
 bs_msg_t *catalog_read (catalog_t *self, const bs_msg_t *request);
 
 //  Executes a write inside the caller's write transaction and seals its log
 //  entry.  A retried rid returns the first reply and changes nothing.  On a
 //  storage error *rc_p is set: the caller must abort the transaction.
 bs_msg_t *catalog_write (catalog_t *self, MDB_txn *txn, const bs_msg_t *request, int *rc_p);
+
+//  The invalidate message for every item (and its topic) that writes
+//  changed since the last call, at version, or NULL when none changed.
+//  Call it before committing (send it, or drop it when the writes fail).
+bs_msg_t *catalog_invalidation (catalog_t *self, uint64_t version);
 
 //  True when the catalog holds no book
 bool catalog_empty (catalog_t *self);

@@ -9,6 +9,7 @@
 #include "bs_settings.h"
 #include "buyer.h"
 #include "catalog.h"
+#include "invalidator.h"
 #include "journal.h"
 #include "mdpworker.h"
 #include "orders.h"
@@ -41,6 +42,9 @@ static const bs_setting_t s_table [] = {
     { "seed",            "",          "initial catalog file, loaded by a primary whose catalog is empty" },
     { "restock-period",  "10",        "seconds between restocks of sold-out books (0: never)" },
     { "restock-amount",  "10",        "copies added to a sold-out book" },
+    { "invalidate",      "",          "catalog: the broker's invalidation endpoint (default: the broker's node port + 1)" },
+    { "invalidate-timeout-ms", "250", "catalog: how long to wait for the broker to acknowledge an invalidation" },
+    { "invalidate-attempts", "2",     "catalog: how many times to send an invalidation before failing the writes" },
     { "catalog-timeout-ms", "1500",   "order node: how long to wait for the catalog before resending" },
     { "catalog-attempts", "5",        "order node: how many times to ask the catalog" },
     { NULL, NULL, NULL }
@@ -64,6 +68,7 @@ typedef struct {
     catalog_t *catalog;
     orders_t *orders;
     buyer_t *buyer;
+    invalidator_t *invalidator; //  catalog: announces changes to the cache
     repl_t *repl;
     const char *seed;
     bool seeded;
@@ -120,13 +125,29 @@ s_flush (node_t *self)
         if (journal_next_seq (self->journal, self->partition) > before)
             seqs [i] = before;
     }
+    //  The broker drops cached replies of what changed before the change
+    //  is committed, or the writes fail
+    bs_err_t fail = BS_ERR_storage;
+    const char *why = "the write could not be stored; nothing changed";
+    bs_msg_t *invalidation = self->catalog?
+        catalog_invalidation (self->catalog, journal_next_seq (self->journal, self->partition) - 1): NULL;
+    if (rc == 0 && invalidation && !invalidator_send (self->invalidator, invalidation)) {
+        fail = BS_ERR_not_invalidated;
+        why = "the broker did not acknowledge the cache invalidation in time; nothing changed";
+        rc = -1;
+    }
+    bs_msg_destroy (&invalidation);
     if (rc == 0)
         rc = journal_commit (self->journal, txn);
     else
     if (txn)
         journal_abort (self->journal, txn);
-    if (rc == 0)
+    if (rc == 0) {
         repl_publish (self->repl);
+        //  Report the new head at once: a broker that starts now must not
+        //  learn an older one (see the broker's cache)
+        self->next_status = 0;
+    }
     //  A write that changed nothing (a retry answered from the stored
     //  reply) is answered only once everything before it is replicated: its
     //  first execution may still be waiting for acks
@@ -135,7 +156,7 @@ s_flush (node_t *self)
         write_t *w = &self->batch [i];
         if (rc != 0) {
             bs_msg_destroy (&replies [i]);
-            replies [i] = bs_msg_new_error (BS_ERR_storage, "the write could not be stored; nothing changed");
+            replies [i] = bs_msg_new_error (fail, why);
             seqs [i] = 0;
         }
         else
@@ -431,6 +452,22 @@ s_advertise (const char *bind, const char *given, char *out, size_t size)
         snprintf (out, size, "%s", bind);
 }
 
+//  The broker's invalidation endpoint: given, or the port after its node
+//  port on the same host (the broker's default layout)
+static void
+s_invalidate_endpoint (const char *broker, const char *given, char *out, size_t size)
+{
+    const char *colon = strrchr (broker, ':');
+    int64_t port;
+    if (given && *given)
+        snprintf (out, size, "%s", given);
+    else
+    if (colon && bs_parse_int (colon + 1, 1, 65534, &port))
+        snprintf (out, size, "%.*s:%d", (int) (colon - broker), broker, (int) port + 1);
+    else
+        snprintf (out, size, "%s", broker);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -444,7 +481,7 @@ main (int argc, char **argv)
     int rc = 2;
     node_t node = { .service = bs_settings_get (settings, "service") };
     int64_t heartbeat, liveness, map_mb, restock_period, restock_amount, timeout, attempts;
-    int64_t insync_timeout, min_insync, hwm, drop_every;
+    int64_t insync_timeout, min_insync, hwm, drop_every, inval_timeout, inval_attempts;
     if (strcmp (node.service, "catalog") != 0 && strcmp (node.service, "order") != 0) {
         fprintf (stderr, "bookstore-node: --service must be catalog or order\n");
         goto done;
@@ -459,11 +496,14 @@ main (int argc, char **argv)
     ||  !bs_settings_int (settings, "insync-timeout-ms", &insync_timeout)
     ||  !bs_settings_int (settings, "min-insync", &min_insync)
     ||  !bs_settings_int (settings, "hwm", &hwm)
-    ||  !bs_settings_int (settings, "drop-every", &drop_every))
+    ||  !bs_settings_int (settings, "drop-every", &drop_every)
+    ||  !bs_settings_int (settings, "invalidate-timeout-ms", &inval_timeout)
+    ||  !bs_settings_int (settings, "invalidate-attempts", &inval_attempts))
         goto done;
     if (heartbeat < 10 || liveness < 1 || map_mb < 1 || restock_period < 0
     ||  restock_amount < 1 || restock_amount > 1000000 || timeout < 1 || attempts < 1
-    ||  insync_timeout < 1 || min_insync < 1 || hwm < 0 || drop_every < 0) {
+    ||  insync_timeout < 1 || min_insync < 1 || hwm < 0 || drop_every < 0
+    ||  inval_timeout < 1 || inval_attempts < 1) {
         fprintf (stderr, "bookstore-node: a numeric setting is out of range\n");
         goto done;
     }
@@ -490,6 +530,12 @@ main (int argc, char **argv)
     if (strcmp (node.service, "catalog") == 0) {
         node.catalog = catalog_new (node.journal);
         snprintf (node.partition, sizeof node.partition, "%s", CATALOG_PARTITION);
+        char endpoint [300];
+        s_invalidate_endpoint (bs_settings_get (settings, "broker"), bs_settings_get (settings, "invalidate"),
+                               endpoint, sizeof endpoint);
+        node.invalidator = invalidator_new (endpoint, (int) inval_timeout, (int) inval_attempts);
+        if (!node.invalidator)
+            goto done;
     }
     else {
         node.orders = orders_new (node.journal);
@@ -537,6 +583,7 @@ main (int argc, char **argv)
     rc = 0;
 done:
     buyer_destroy (&node.buyer);
+    invalidator_destroy (&node.invalidator);
     mdpworker_destroy (&node.link);
     repl_destroy (&node.repl);
     catalog_destroy (&node.catalog);

@@ -91,6 +91,8 @@ orders_record (orders_t *self, MDB_txn *txn, const char *partition, const uint8_
     bs_msg_set_str (reply, BS_FIELD_order_id, order_id);
     bs_msg_set_int (reply, BS_FIELD_item, item);
     bs_msg_set_int (reply, BS_FIELD_cost, bs_msg_int (decrement, BS_FIELD_cost));
+    //  The book's version after this copy was taken
+    bs_msg_set_int (reply, BS_FIELD_version, bs_msg_int (decrement, BS_FIELD_version));
 
     size_t osize, rsize;
     uint8_t *odata = bs_msg_encode (order, &osize);

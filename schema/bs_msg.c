@@ -218,6 +218,20 @@ bs_msg_at (const bs_msg_t *self, bs_field_t field, size_t index)
     return index < self->lists [field].size? self->lists [field].items [index]: NULL;
 }
 
+//  A MAP is kept as a list of exactly one child
+void
+bs_msg_set_map (bs_msg_t *self, bs_field_t field, bs_msg_t **child_p)
+{
+    s_clear_field (self, field);
+    bs_msg_append (self, field, child_p);
+}
+
+bs_msg_t *
+bs_msg_map (const bs_msg_t *self, bs_field_t field)
+{
+    return bs_msg_has (self, field)? bs_msg_at (self, field, 0): NULL;
+}
+
 bs_op_t
 bs_msg_op (const bs_msg_t *self)
 {
@@ -326,34 +340,114 @@ s_read_str (const uint8_t **p, const uint8_t *end, const char **str, uint32_t *l
     return true;
 }
 
-bs_op_t
-bs_peek_op (const void *data, size_t size)
+//  Points *p at the value of a top-level key of an encoded map; false when
+//  the key is absent or the bytes are malformed before it
+static bool
+s_find (const uint8_t **p, const uint8_t *end, const char *name)
 {
-    const uint8_t *p = data, *end = p + size;
-    if (size == 0)
-        return BS_OP_COUNT;
+    if (*p >= end)
+        return false;
     uint32_t pairs;
-    uint8_t b = *p++;
+    uint8_t b = *(*p)++;
     if ((b & 0xf0) == 0x80)
         pairs = b & 0x0f;
     else
     if (b == 0xde || b == 0xdf) {
-        if (!s_read_len (&p, end, b == 0xde? 2: 4, &pairs))
-            return BS_OP_COUNT;
+        if (!s_read_len (p, end, b == 0xde? 2: 4, &pairs))
+            return false;
     }
     else
-        return BS_OP_COUNT;
+        return false;
+    size_t name_len = strlen (name);
     for (uint32_t i = 0; i < pairs; i++) {
-        const char *key, *value;
-        uint32_t klen, vlen;
-        if (!s_read_str (&p, end, &key, &klen))
-            return BS_OP_COUNT;
-        if (klen == 2 && memcmp (key, "op", 2) == 0)
-            return s_read_str (&p, end, &value, &vlen)? bs_op_lookup (value, vlen): BS_OP_COUNT;
-        if (!s_skip (&p, end, 0))
-            return BS_OP_COUNT;
+        const char *key;
+        uint32_t klen;
+        if (!s_read_str (p, end, &key, &klen))
+            return false;
+        if (klen == name_len && memcmp (key, name, klen) == 0)
+            return *p < end;
+        if (!s_skip (p, end, 0))
+            return false;
     }
-    return BS_OP_COUNT;
+    return false;
+}
+
+bs_op_t
+bs_peek_op (const void *data, size_t size)
+{
+    const uint8_t *p = data;
+    const char *value;
+    uint32_t vlen;
+    if (!s_find (&p, p + size, "op") || !s_read_str (&p, (const uint8_t *) data + size, &value, &vlen))
+        return BS_OP_COUNT;
+    return bs_op_lookup (value, vlen);
+}
+
+bool
+bs_peek_int (const void *data, size_t size, bs_field_t field, int64_t *value_p)
+{
+    const uint8_t *p = data, *end = p + size;
+    if (!s_find (&p, end, s_fields [field].name))
+        return false;
+    uint8_t b = *p++;
+    if (b <= 0x7f || b >= 0xe0) {
+        *value_p = (int8_t) b;
+        if (b <= 0x7f)
+            *value_p = b;
+        return true;
+    }
+    if (b == 0xc2 || b == 0xc3) {
+        *value_p = b == 0xc3;
+        return true;
+    }
+    int bytes = 0;
+    bool is_signed = false;
+    switch (b) {
+        case 0xcc: bytes = 1; break;
+        case 0xcd: bytes = 2; break;
+        case 0xce: bytes = 4; break;
+        case 0xcf: bytes = 8; break;
+        case 0xd0: bytes = 1; is_signed = true; break;
+        case 0xd1: bytes = 2; is_signed = true; break;
+        case 0xd2: bytes = 4; is_signed = true; break;
+        case 0xd3: bytes = 8; is_signed = true; break;
+        default: return false;
+    }
+    if (end - p < bytes)
+        return false;
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++)
+        v = (v << 8) | p [i];
+    if (is_signed && bytes < 8 && (v >> (bytes * 8 - 1)))
+        v |= ~UINT64_C (0) << (bytes * 8);      //  sign-extend
+    if (!is_signed && v > (uint64_t) INT64_MAX)
+        return false;
+    *value_p = (int64_t) v;
+    return true;
+}
+
+bool
+bs_peek_bytes (const void *data, size_t size, bs_field_t field, const uint8_t **bytes_p, size_t *size_p)
+{
+    const uint8_t *p = data, *end = p + size;
+    if (!s_find (&p, end, s_fields [field].name))
+        return false;
+    uint8_t b = *p;
+    uint32_t len;
+    if (b == 0xc4 || b == 0xc5 || b == 0xc6) {
+        p++;
+        if (!s_read_len (&p, end, b == 0xc4? 1: b == 0xc5? 2: 4, &len) || (uint32_t) (end - p) < len)
+            return false;
+        *bytes_p = p;
+        *size_p = len;
+        return true;
+    }
+    const char *str;
+    if (!s_read_str (&p, end, &str, &len))
+        return false;
+    *bytes_p = (const uint8_t *) str;
+    *size_p = len;
+    return true;
 }
 
 //  --------------------------------------------------------------------------
@@ -391,6 +485,9 @@ s_pack (msgpack_packer *pk, const bs_msg_t *self)
                 msgpack_pack_array (pk, (uint32_t) self->lists [f].size);
                 for (size_t i = 0; i < self->lists [f].size; i++)
                     s_pack (pk, self->lists [f].items [i]);
+                break;
+            case BS_T_MAP:
+                s_pack (pk, self->lists [f].items [0]);
                 break;
         }
     }
@@ -528,6 +625,19 @@ s_unpack_field (decode_ctx_t *ctx, bs_field_t f, const msgpack_object *val, bs_m
                 bs_msg_append (msg, f, &child);
             }
             return true;
+        case BS_T_MAP: {
+            if (val->type != MSGPACK_OBJECT_MAP)
+                return s_fail (ctx, BS_ERR_bad_field, "field '%s' must be a map", name);
+            if (depth > 0)
+                return s_fail (ctx, BS_ERR_bad_field, "field '%s' is nested too deeply", name);
+            bs_msg_t *child = bs_msg_new ();
+            if (!s_unpack_map (ctx, val, child, depth + 1)) {
+                bs_msg_destroy (&child);
+                return false;
+            }
+            bs_msg_set_map (msg, f, &child);
+            return true;
+        }
     }
     return s_fail (ctx, BS_ERR_internal, "field '%s' has no type", name);
 }
@@ -754,6 +864,9 @@ s_json (strbuf_t *b, const bs_msg_t *self)
                     s_json (b, self->lists [f].items [i]);
                 }
                 s_put (b, "]", 1);
+                break;
+            case BS_T_MAP:
+                s_json (b, self->lists [f].items [0]);
                 break;
         }
     }

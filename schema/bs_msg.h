@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 typedef enum {
-    BS_T_INT, BS_T_BOOL, BS_T_STR, BS_T_BIN, BS_T_LIST
+    BS_T_INT, BS_T_BOOL, BS_T_STR, BS_T_BIN, BS_T_LIST, BS_T_MAP
 } bs_type_t;
 
 typedef enum {
@@ -25,6 +25,8 @@ typedef enum {
 } bs_field_t;
 
 #define BS_F(id) (UINT64_C (1) << BS_FIELD_##id)
+//  Field sets are 64-bit masks
+_Static_assert (BS_FIELD_COUNT <= 64, "fields.def holds more than 64 fields");
 
 typedef enum {
 #define BS_MESSAGE(id, service, kind, required, optional) BS_OP_##id,
@@ -83,12 +85,23 @@ void     bs_msg_append (bs_msg_t *self, bs_field_t field, bs_msg_t **child_p);
 size_t   bs_msg_count (const bs_msg_t *self, bs_field_t field);
 bs_msg_t *bs_msg_at (const bs_msg_t *self, bs_field_t field, size_t index);
 
+//  A MAP field holds one child message: set takes ownership of *child_p and
+//  sets it to NULL; get returns NULL when absent
+void     bs_msg_set_map (bs_msg_t *self, bs_field_t field, bs_msg_t **child_p);
+bs_msg_t *bs_msg_map (const bs_msg_t *self, bs_field_t field);
+
 //  Request helpers: the op of a validated request
 bs_op_t  bs_msg_op (const bs_msg_t *self);
 
 //  Finds the op of an encoded request without decoding it (the broker's
 //  routing path); BS_OP_COUNT when the body has no recognisable op
 bs_op_t  bs_peek_op (const void *data, size_t size);
+//  Reads a top-level INT or BOOL field of an encoded map without decoding
+//  it; false when absent, of another type or malformed
+bool     bs_peek_int (const void *data, size_t size, bs_field_t field, int64_t *value_p);
+//  Finds a top-level STR or BIN field: *bytes_p points into data
+bool     bs_peek_bytes (const void *data, size_t size, bs_field_t field,
+                        const uint8_t **bytes_p, size_t *size_p);
 
 //  Encodes to msgpack.  Returns a malloc'd buffer the caller frees.
 uint8_t *bs_msg_encode (const bs_msg_t *self, size_t *size_p);

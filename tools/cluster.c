@@ -32,6 +32,7 @@ static const bs_setting_t s_table [] = {
     { "catalog",        "2",      "number of catalog replicas" },
     { "order",          "2",      "number of order replicas" },
     { "node-args",      "",       "extra arguments for every node, space-separated (e.g. \"--drop-every 5\")" },
+    { "broker-args",    "",       "extra arguments for the broker, space-separated (e.g. \"--cache-entries 0\")" },
     { "restock-period", "10",     "seconds between restocks of sold-out books (0: never)" },
     { "heartbeat-ms",   "250",    "heartbeat interval for broker and nodes" },
     { "liveness",       "3",      "heartbeats missed before a peer is declared dead" },
@@ -207,6 +208,16 @@ s_exists (const char *path)
     return access (path, F_OK) == 0;
 }
 
+//  Appends extra arguments given as one string, split on spaces
+static void
+s_add_split (child_t *child, const char *args)
+{
+    char *copy = strdup (args);
+    for (char *tok = strtok (copy, " "); tok; tok = strtok (NULL, " "))
+        s_add_args (child, tok, NULL);
+    free (copy);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -278,6 +289,7 @@ main (int argc, char **argv)
     snprintf (node_ep, sizeof node_ep, "tcp://127.0.0.1:%d", (int) port + 1);
 
     s_add ("broker", broker_prog, "--base-port", port_s, "--heartbeat-ms", hb_s, "--liveness", live_s, NULL);
+    s_add_split (&s_children [s_count - 1], bs_settings_get (settings, "broker-args"));
     const char *node_args = bs_settings_get (settings, "node-args");
     for (int k = 0; k < catalogs + orders; k++) {
         bool catalog = k < catalogs;
@@ -291,11 +303,7 @@ main (int argc, char **argv)
                "--liveness", live_s, "--pub-bind", pub, "--sync-bind", sync, NULL);
         if (catalog)
             s_add_args (&s_children [s_count - 1], "--seed", seed, "--restock-period", restock_s, NULL);
-        //  Extra arguments, split on spaces
-        char *extra = strdup (node_args);
-        for (char *tok = strtok (extra, " "); tok; tok = strtok (NULL, " "))
-            s_add_args (&s_children [s_count - 1], tok, NULL);
-        free (extra);
+        s_add_split (&s_children [s_count - 1], node_args);
     }
     bs_settings_destroy (&settings);
 

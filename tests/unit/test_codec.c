@@ -307,6 +307,84 @@ test_peek_op (void)
     CHECK (bs_peek_op ("\x81\xa2op\x05", 5) == BS_OP_COUNT);
 }
 
+static void
+test_map_round_trip (void)
+{
+    bs_msg_t *reply = bs_msg_new_ok ();
+    bs_msg_t *cache = bs_msg_new ();
+    bs_msg_set_int (cache, BS_FIELD_hits, 41);
+    bs_msg_set_int (cache, BS_FIELD_misses, 2);
+    bs_msg_set_map (reply, BS_FIELD_cache, &cache);
+    CHECK (cache == NULL);
+    bs_msg_t *copy = s_round_trip (reply);
+    CHECK (copy && bs_msg_map (copy, BS_FIELD_cache));
+    if (copy && bs_msg_map (copy, BS_FIELD_cache)) {
+        CHECK (bs_msg_int (bs_msg_map (copy, BS_FIELD_cache), BS_FIELD_hits) == 41);
+        CHECK (bs_msg_int (bs_msg_map (copy, BS_FIELD_cache), BS_FIELD_misses) == 2);
+    }
+    char *json = bs_msg_to_json (reply);
+    CHECK (strstr (json, "\"cache\":{\"hits\":41,\"misses\":2}") != NULL);
+    free (json);
+    CHECK (bs_msg_map (reply, BS_FIELD_items) == NULL);
+    bs_msg_destroy (&copy);
+    bs_msg_destroy (&reply);
+
+    //  A MAP field given something else is refused
+    raw_t r;
+    raw_init (&r);
+    msgpack_pack_map (&r.pk, 2);
+    raw_key (&r, "ok"); msgpack_pack_true (&r.pk);
+    raw_key (&r, "cache"); msgpack_pack_array (&r.pk, 0);
+    bs_err_t err;
+    bs_msg_t *bad = bs_msg_decode (r.sbuf.data, r.sbuf.size, &err, NULL, 0);
+    CHECK (bad == NULL && err == BS_ERR_bad_field);
+    msgpack_sbuffer_destroy (&r.sbuf);
+}
+
+static void
+test_peek_fields (void)
+{
+    bs_msg_t *msg = bs_msg_new_request (BS_OP_lookup);
+    bs_msg_set_int (msg, BS_FIELD_item, 123456);
+    bs_msg_set_int (msg, BS_FIELD_seq, 5000000000LL);
+    bs_msg_set_int (msg, BS_FIELD_ok, 1);
+    bs_msg_set_str (msg, BS_FIELD_topic, "cooking");
+    size_t size;
+    uint8_t *data = bs_msg_encode (msg, &size);
+    int64_t v = 0;
+    CHECK (bs_peek_int (data, size, BS_FIELD_item, &v) && v == 123456);
+    CHECK (bs_peek_int (data, size, BS_FIELD_seq, &v) && v == 5000000000LL);
+    CHECK (bs_peek_int (data, size, BS_FIELD_ok, &v) && v == 1);
+    CHECK (!bs_peek_int (data, size, BS_FIELD_cost, &v));
+    CHECK (!bs_peek_int (data, size, BS_FIELD_topic, &v));
+    const uint8_t *bytes;
+    size_t n;
+    CHECK (bs_peek_bytes (data, size, BS_FIELD_topic, &bytes, &n) && n == 7 && memcmp (bytes, "cooking", 7) == 0);
+    const uint8_t *rid = bs_msg_bin (msg, BS_FIELD_rid, NULL);
+    CHECK (bs_peek_bytes (data, size, BS_FIELD_rid, &bytes, &n) && n == 16 && memcmp (bytes, rid, 16) == 0);
+    //  Truncated anywhere: never a read past the end
+    for (size_t cut = 0; cut < size; cut++) {
+        uint8_t *part = malloc (cut? cut: 1);
+        memcpy (part, data, cut);
+        bs_peek_int (part, cut, BS_FIELD_seq, &v);
+        bs_peek_bytes (part, cut, BS_FIELD_topic, &bytes, &n);
+        free (part);
+    }
+    free (data);
+    bs_msg_destroy (&msg);
+    //  Negative numbers in every width
+    raw_t r;
+    raw_init (&r);
+    msgpack_pack_map (&r.pk, 3);
+    raw_key (&r, "cost"); msgpack_pack_int8 (&r.pk, -3);
+    raw_key (&r, "stock"); msgpack_pack_int32 (&r.pk, -70000);
+    raw_key (&r, "seq"); msgpack_pack_int64 (&r.pk, -5000000000LL);
+    CHECK (bs_peek_int (r.sbuf.data, r.sbuf.size, BS_FIELD_cost, &v) && v == -3);
+    CHECK (bs_peek_int (r.sbuf.data, r.sbuf.size, BS_FIELD_stock, &v) && v == -70000);
+    CHECK (bs_peek_int (r.sbuf.data, r.sbuf.size, BS_FIELD_seq, &v) && v == -5000000000LL);
+    msgpack_sbuffer_destroy (&r.sbuf);
+}
+
 int
 main (void)
 {
@@ -319,5 +397,7 @@ main (void)
     RUN (test_oversized);
     RUN (test_table_lookups);
     RUN (test_peek_op);
+    RUN (test_map_round_trip);
+    RUN (test_peek_fields);
     return DONE ();
 }

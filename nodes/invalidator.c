@@ -1,0 +1,76 @@
+/*  invalidator - Lazy Pirate over a relaxed, correlated REQ socket  */
+#include "invalidator.h"
+
+#include <czmq.h>
+
+struct _invalidator_t {
+    zsock_t *req;
+    int timeout_ms;
+    int attempts;
+    char endpoint [256];
+};
+
+invalidator_t *
+invalidator_new (const char *endpoint, int timeout_ms, int attempts)
+{
+    invalidator_t *self = calloc (1, sizeof (invalidator_t));
+    if (!self)
+        abort ();
+    self->timeout_ms = timeout_ms;
+    self->attempts = attempts;
+    snprintf (self->endpoint, sizeof self->endpoint, "%s", endpoint);
+    self->req = zsock_new (ZMQ_REQ);
+    //  Relaxed: may send again without a reply; correlated: replies to
+    //  earlier attempts are dropped, so one socket serves every retry
+    zsock_set_req_relaxed (self->req, 1);
+    zsock_set_req_correlate (self->req, 1);
+    zsock_set_linger (self->req, 0);
+    zsock_set_maxmsgsize (self->req, BS_MAX_BODY);
+    if (zsock_connect (self->req, "%s", endpoint) < 0) {
+        zsys_error ("invalidator: cannot connect to %s", endpoint);
+        invalidator_destroy (&self);
+    }
+    return self;
+}
+
+void
+invalidator_destroy (invalidator_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    invalidator_t *self = *self_p;
+    zsock_destroy (&self->req);
+    free (self);
+    *self_p = NULL;
+}
+
+bool
+invalidator_send (invalidator_t *self, const bs_msg_t *invalidation)
+{
+    size_t size;
+    uint8_t *data = bs_msg_encode (invalidation, &size);
+    void *sock = zsock_resolve (self->req);
+    bool acked = false;
+    for (int attempt = 0; attempt < self->attempts && !acked && !zsys_interrupted; attempt++) {
+        if (zmq_send (sock, data, size, 0) < 0)
+            break;
+        zmq_pollitem_t item = { sock, 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll (&item, 1, self->timeout_ms) <= 0 || !(item.revents & ZMQ_POLLIN))
+            continue;
+        zmq_msg_t reply;
+        zmq_msg_init (&reply);
+        if (zmq_msg_recv (&reply, sock, 0) >= 0) {
+            int64_t ok = 0;
+            acked = bs_peek_int (zmq_msg_data (&reply), zmq_msg_size (&reply), BS_FIELD_ok, &ok) && ok;
+            if (!acked)
+                zsys_error ("invalidator: the broker refused an invalidation");
+        }
+        zmq_msg_close (&reply);
+        if (!acked)
+            break;          //  refused: resending the same message will not help
+    }
+    free (data);
+    if (!acked)
+        zsys_warning ("invalidator: no acknowledgement from %s", self->endpoint);
+    return acked;
+}
