@@ -45,7 +45,7 @@ NODE_LIB := $(OUT)/libnode.a
 BROKER_SRC := $(filter-out broker/main.c,$(wildcard broker/*.c))
 NODE_SRC := $(filter-out nodes/main.c,$(wildcard nodes/*.c))
 
-PROGRAMS := bookstore-broker bookstore-node bookstore bookstore-cluster
+PROGRAMS := bookstore-broker bookstore-node bookstore bookstore-cluster bookstore-monitor
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(wildcard tests/unit/test_*.c))
 TEST_HELPERS := $(patsubst tests/helpers/%.c,$(OUT)/tests/%,$(wildcard tests/helpers/*.c))
@@ -77,6 +77,7 @@ $(BINDIR)/bookstore-broker: $(call obj,broker/main.c) $(BROKER_LIB) $(LIB)
 $(BINDIR)/bookstore-node: $(call obj,nodes/main.c) $(NODE_LIB) $(LIB)
 $(BINDIR)/bookstore: $(call obj,tools/bookstore.c) $(LIB)
 $(BINDIR)/bookstore-cluster: $(call obj,tools/cluster.c) $(LIB)
+$(BINDIR)/bookstore-monitor: $(call obj,tools/monitor.c) $(LIB)
 $(addprefix $(BINDIR)/,$(PROGRAMS)):
 	@mkdir -p $(dir $@)
 	@echo "  LD $(VARIANT) $@"

@@ -5,6 +5,8 @@
 #include "broker.h"
 #include "cache.h"
 #include "controller.h"
+#include "disconnects.h"
+#include "feed.h"
 #include "workers.h"
 #include "bs_mdp.h"
 #include "bs_msg.h"
@@ -57,6 +59,9 @@ struct _broker_t {
     void *client_sock;          //  raw handles for the hot path
     void *node_sock;
     cache_t *cache;
+    feed_t *feed;               //  events and status for the monitor
+    disconnects_t *disconnects; //  dropped node connections
+    char catalog_primary [65];  //  as last announced on the feed
     int catalog;                //  index of the catalog service, or -1
     uint64_t catalog_epoch;     //  the cache holds replies of this epoch
     bool cache_ready;           //  the cache's base floor is known
@@ -71,6 +76,7 @@ struct _broker_t {
     uint32_t free_head;
     uint32_t inflight;
     int64_t next_heartbeat;
+    int64_t next_expiry;        //  no node expires before this
 };
 
 //  --------------------------------------------------------------------------
@@ -431,12 +437,21 @@ s_cache_follow_catalog (broker_t *self)
 {
     uint64_t epoch = controller_epoch (self->controller, "catalog");
     if (epoch != self->catalog_epoch) {
-        if (self->catalog_epoch)
-            zsys_info ("broker: catalog epoch %llu: cache cleared", (unsigned long long) epoch);
+        cache_stats_t stats;
+        cache_stats (self->cache, &stats);
+        if (stats.size)
+            feed_event (self->feed, "cache_cleared", NULL, "catalog", epoch,
+                        "cache cleared: the catalog is at epoch %llu", (unsigned long long) epoch);
         cache_clear (self->cache);
         self->catalog_epoch = epoch;
     }
-    if (!self->cache_ready && controller_catalog_primary (self->controller, self->workers)) {
+    worker_t *primary = controller_catalog_primary (self->controller, self->workers);
+    if (primary && strcmp (primary->id, self->catalog_primary) != 0) {
+        snprintf (self->catalog_primary, sizeof self->catalog_primary, "%s", primary->id);
+        feed_event (self->feed, "elected", primary->id, "catalog", epoch,
+                    "is primary of the catalog at epoch %llu", (unsigned long long) epoch);
+    }
+    if (!self->cache_ready && primary) {
         uint64_t head = 0;
         for (size_t i = 0; i < workers_size (self->workers); i++) {
             worker_t *w = workers_at (self->workers, i);
@@ -453,6 +468,13 @@ s_control (broker_t *self, bool force)
 {
     bool changed = controller_update (self->controller, self->workers);
     s_cache_follow_catalog (self);
+    for (size_t i = 0; i < workers_size (self->workers); i++) {
+        worker_t *w = workers_at (self->workers, i);
+        bool insync = w->alive && w->has_status && controller_insync (self->controller, w);
+        if (insync && !w->reported_insync)
+            feed_event (self->feed, "caught_up", w->id, w->service, 0, "is in sync and serves reads");
+        w->reported_insync = insync;
+    }
     if (changed || force) {
         s_send_assignments (self);
         s_drain_all (self);
@@ -484,7 +506,7 @@ s_worker_dead (broker_t *self, worker_t *w, const char *why)
     if (!w->alive)
         return;
     w->alive = false;
-    zsys_warning ("broker: node %s (%s) declared dead: %s", w->id, w->service, why);
+    feed_event (self->feed, "dead", w->id, w->service, 0, "declared dead: %s", why);
     s_control (self, false);
     s_redispatch_from (self, w);
 }
@@ -492,27 +514,13 @@ s_worker_dead (broker_t *self, worker_t *w, const char *why)
 //  --------------------------------------------------------------------------
 //  Broker's own service
 
-static void
-s_handle_status (broker_t *self, zmq_msg_t *client, zmq_msg_t *body)
+//  The cluster as the broker sees it: the status reply and the feed's
+//  snapshot
+static bs_msg_t *
+s_status_msg (broker_t *self)
 {
-    char reason [128];
-    bs_err_t err;
-    bs_msg_t *request = bs_msg_decode (zmq_msg_data (body), zmq_msg_size (body), &err, reason, sizeof reason);
-    if (request)
-        err = bs_msg_validate_request (request, reason, sizeof reason);
-    if (err == BS_OK && bs_msg_op (request) != BS_OP_status) {
-        err = BS_ERR_unknown_op;
-        snprintf (reason, sizeof reason, "the broker service only answers 'status'");
-    }
-    if (err != BS_OK) {
-        s_send_error (self, client, BS_SERVICE_BROKER, err, reason);
-        bs_msg_destroy (&request);
-        return;
-    }
     bs_msg_t *reply = bs_msg_new_ok ();
-    size_t rid_size;
-    const uint8_t *rid = bs_msg_bin (request, BS_FIELD_rid, &rid_size);
-    bs_msg_set_bin (reply, BS_FIELD_rid, rid, rid_size);
+    int64_t now = zclock_mono ();
     bs_msg_set_int (reply, BS_FIELD_inflight, self->inflight);
     cache_stats_t stats;
     cache_stats (self->cache, &stats);
@@ -534,6 +542,8 @@ s_handle_status (broker_t *self, zmq_msg_t *client, zmq_msg_t *body)
         bs_msg_set_int (node, BS_FIELD_alive, w->alive);
         bs_msg_set_int (node, BS_FIELD_inflight, w->outstanding);
         bs_msg_set_int (node, BS_FIELD_requests, (int64_t) w->served);
+        if (w->alive)
+            bs_msg_set_int (node, BS_FIELD_age, now - w->last_seen);
         if (w->has_status) {
             bs_msg_set_str (node, BS_FIELD_role, controller_role (self->controller, w));
             bs_msg_set_int (node, BS_FIELD_insync, controller_insync (self->controller, w));
@@ -553,6 +563,31 @@ s_handle_status (broker_t *self, zmq_msg_t *client, zmq_msg_t *body)
         }
         bs_msg_append (reply, BS_FIELD_nodes, &node);
     }
+
+    return reply;
+}
+
+static void
+s_handle_status (broker_t *self, zmq_msg_t *client, zmq_msg_t *body)
+{
+    char reason [128];
+    bs_err_t err;
+    bs_msg_t *request = bs_msg_decode (zmq_msg_data (body), zmq_msg_size (body), &err, reason, sizeof reason);
+    if (request)
+        err = bs_msg_validate_request (request, reason, sizeof reason);
+    if (err == BS_OK && bs_msg_op (request) != BS_OP_status) {
+        err = BS_ERR_unknown_op;
+        snprintf (reason, sizeof reason, "the broker service only answers 'status'");
+    }
+    if (err != BS_OK) {
+        s_send_error (self, client, BS_SERVICE_BROKER, err, reason);
+        bs_msg_destroy (&request);
+        return;
+    }
+    bs_msg_t *reply = s_status_msg (self);
+    size_t rid_size;
+    const uint8_t *rid = bs_msg_bin (request, BS_FIELD_rid, &rid_size);
+    bs_msg_set_bin (reply, BS_FIELD_rid, rid, rid_size);
     s_send_msg_to_client (self, client, BS_SERVICE_BROKER, reply);
     bs_msg_destroy (&reply);
     bs_msg_destroy (&request);
@@ -822,6 +857,22 @@ s_apply_status (worker_t *w, zmq_msg_t *frame)
     bs_msg_destroy (&status);
 }
 
+//  A node's connection closed (it was killed, or its host went away):
+//  declared dead at once, without waiting for missed heartbeats
+static void
+s_disconnects (broker_t *self)
+{
+    int fd;
+    while ((fd = disconnects_next (self->disconnects)) >= 0)
+        for (size_t i = 0; i < workers_size (self->workers); i++) {
+            worker_t *w = workers_at (self->workers, i);
+            if (w->alive && w->fd == fd) {
+                w->fd = -1;
+                s_worker_dead (self, w, "its connection closed");
+            }
+        }
+}
+
 static void
 s_node_message (broker_t *self)
 {
@@ -838,6 +889,10 @@ s_node_message (broker_t *self)
         return;
     }
     uint8_t command = *(uint8_t *) zmq_msg_data (&frames [3]);
+    //  A connection that dropped before this message came may have had the
+    //  same descriptor: settle those first
+    if (command == BS_MDPW_READY)
+        s_disconnects (self);
     worker_t *w = workers_find (self->workers, zmq_msg_data (&frames [0]), zmq_msg_size (&frames [0]));
 
     if (command == BS_MDPW_READY) {
@@ -865,9 +920,12 @@ s_node_message (broker_t *self)
         }
         w = workers_register (self->workers, zmq_msg_data (&frames [0]), zmq_msg_size (&frames [0]), service, id);
         if (w) {
-            w->registered = zclock_mono ();
+            w->registered = w->last_seen = zclock_mono ();
             w->expiry = w->registered + (int64_t) self->options.heartbeat_ms * self->options.liveness;
-            zsys_info ("broker: node %s joined service %s", w->id, w->service);
+            if (w->expiry < self->next_expiry)
+                self->next_expiry = w->expiry;
+            w->fd = zmq_msg_get (&frames [3], ZMQ_SRCFD);
+            feed_event (self->feed, "joined", w->id, w->service, 0, "joined service %s", w->service);
             if (count >= 7)
                 s_apply_status (w, &frames [6]);
             s_control (self, true);
@@ -891,8 +949,11 @@ s_node_message (broker_t *self)
             return;
         }
     }
-    if (w && w->alive)
-        w->expiry = zclock_mono () + (int64_t) self->options.heartbeat_ms * self->options.liveness;
+    if (w && w->alive) {
+        w->last_seen = zclock_mono ();
+        w->expiry = w->last_seen + (int64_t) self->options.heartbeat_ms * self->options.liveness;
+        w->fd = zmq_msg_get (&frames [3], ZMQ_SRCFD);
+    }
 
     if (command == BS_MDPW_REPLY) {
         //  [node] [empty] [MDPW01] [REPLY] [token] [empty] [body]
@@ -938,6 +999,24 @@ s_node_message (broker_t *self)
 //  --------------------------------------------------------------------------
 //  Timers
 
+//  A node silent past its liveness window is dead.  Checked when the
+//  earliest expiry comes, not only on heartbeat ticks, so that a frozen
+//  node is caught within its window.
+static void
+s_check_expiry (broker_t *self, int64_t now)
+{
+    int64_t next = INT64_MAX;
+    for (size_t i = 0; i < workers_size (self->workers); i++) {
+        worker_t *w = workers_at (self->workers, i);
+        if (w->alive && now > w->expiry)
+            s_worker_dead (self, w, "missed heartbeats");
+        else
+        if (w->alive && w->expiry < next)
+            next = w->expiry;
+    }
+    self->next_expiry = next;
+}
+
 static void
 s_on_tick (broker_t *self)
 {
@@ -949,16 +1028,15 @@ s_on_tick (broker_t *self)
         self->muted = muted;
     }
     s_control (self, now >= self->next_assign);
+    s_check_expiry (self, now);
     for (size_t i = 0; i < workers_size (self->workers); i++) {
         worker_t *w = workers_at (self->workers, i);
-        if (!w->alive)
-            continue;
-        if (now > w->expiry)
-            s_worker_dead (self, w, "missed heartbeats");
-        else
-        if (s_send_to_worker (self, w, BS_MDPW_HEARTBEAT, NULL, NULL) != 0)
+        if (w->alive && s_send_to_worker (self, w, BS_MDPW_HEARTBEAT, NULL, NULL) != 0)
             s_worker_dead (self, w, "unreachable");
     }
+    bs_msg_t *status = s_status_msg (self);
+    feed_status (self->feed, status);
+    bs_msg_destroy (&status);
     //  Requests that waited too long for a worker get a clear error
     for (int s = 0; s < self->service_count; s++) {
         service_t *svc = &self->services [s];
@@ -1033,6 +1111,12 @@ broker_new (const broker_options_t *options)
     }
     self->client_sock = zsock_resolve (self->clients);
     self->node_sock = zsock_resolve (self->nodes);
+    self->feed = feed_new (options->feed_endpoint);
+    self->disconnects = disconnects_new (self->node_sock);
+    if (!self->feed || !self->disconnects) {
+        broker_destroy (&self);
+        return NULL;
+    }
     return self;
 }
 
@@ -1049,6 +1133,8 @@ broker_destroy (broker_t **self_p)
     workers_destroy (&self->workers);
     controller_destroy (&self->controller);
     cache_destroy (&self->cache);
+    disconnects_destroy (&self->disconnects);
+    feed_destroy (&self->feed);
     zsock_destroy (&self->clients);
     zsock_destroy (&self->nodes);
     zsock_destroy (&self->invalidations);
@@ -1067,18 +1153,28 @@ broker_run (broker_t *self)
     else
         zsys_info ("broker: cache off");
     self->next_heartbeat = zclock_mono () + self->options.heartbeat_ms;
+    feed_event (self->feed, "started", NULL, NULL, 0, "broker started");
     zmq_pollitem_t items [] = {
         { self->node_sock, 0, ZMQ_POLLIN, 0 },
         { self->client_sock, 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->invalidations), 0, ZMQ_POLLIN, 0 },
+        { disconnects_socket (self->disconnects), 0, ZMQ_POLLIN, 0 },
     };
     while (!zsys_interrupted) {
-        int64_t wait = self->next_heartbeat - zclock_mono ();
+        int64_t now = zclock_mono ();
+        if (now > self->next_expiry)
+            s_check_expiry (self, now);
+        int64_t wake = self->next_heartbeat;
+        if (self->next_expiry < wake)
+            wake = self->next_expiry + 1;
+        int64_t wait = wake - now;
         if (wait < 0)
             wait = 0;
         items [2].events = self->muted? 0: ZMQ_POLLIN;
-        if (zmq_poll (items, 3, (long) wait) < 0)
+        if (zmq_poll (items, 4, (long) wait) < 0)
             break;
+        if (items [3].revents & ZMQ_POLLIN)
+            s_disconnects (self);
         //  Invalidations first: a catalog write is waiting on each
         if (items [2].revents & ZMQ_POLLIN)
             s_invalidation_message (self);

@@ -27,6 +27,7 @@ typedef struct {
     int request_timeout_ms;         //  how long a request may wait for a worker
     const char *services;           //  comma-separated services that exist
     const char *invalidate_endpoint;//  bind, REP for the catalog's invalidations
+    const char *feed_endpoint;      //  bind, PUB for events and status
     size_t cache_entries;           //  0 turns the cache off
     size_t cache_bytes;
     int cache_ttl_ms;               //  0: entries do not expire

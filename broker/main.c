@@ -6,7 +6,7 @@
 
 static const bs_setting_t s_table [] = {
     { "id",                 "broker",   "node id used in logs" },
-    { "base-port",          "5555",     "client port; nodes use base-port + 1, invalidations base-port + 2" },
+    { "base-port",          "5555",     "client port; nodes use base-port + 1, invalidations + 2, the feed + 3" },
     { "client-bind",        "",         "client endpoint to bind (default tcp://*:<base-port>)" },
     { "node-bind",          "",         "node endpoint to bind (default tcp://*:<base-port + 1>)" },
     { "heartbeat-ms",       "250",      "heartbeat interval in milliseconds" },
@@ -14,6 +14,7 @@ static const bs_setting_t s_table [] = {
     { "request-timeout-ms", "2000",     "how long a request may wait for a live replica" },
     { "services",           "catalog,order", "services that exist" },
     { "invalidate-bind",    "",         "REP endpoint for cache invalidations (default tcp://*:<base-port + 2>)" },
+    { "feed-bind",          "",         "PUB endpoint for events and status (default tcp://*:<base-port + 3>)" },
     { "cache-entries",      "100000",   "most catalog replies the cache holds (0 turns it off)" },
     { "cache-mb",           "64",       "most memory the cache's entries take, in MiB" },
     { "cache-ttl-ms",       "0",        "how long a cached reply may be served (0: until invalidated or evicted)" },
@@ -39,7 +40,7 @@ main (int argc, char **argv)
     ||  !bs_settings_int (settings, "cache-entries", &cache_entries)
     ||  !bs_settings_int (settings, "cache-mb", &cache_mb)
     ||  !bs_settings_int (settings, "cache-ttl-ms", &cache_ttl)
-    ||  port < 1 || port > 65533 || heartbeat < 10 || liveness < 1 || timeout < 1
+    ||  port < 1 || port > 65532 || heartbeat < 10 || liveness < 1 || timeout < 1
     ||  cache_entries < 0 || cache_entries > 100000000 || cache_mb < 1 || cache_mb > 1048576
     ||  cache_ttl < 0 || cache_ttl > 86400000) {
         fprintf (stderr, "bookstore-broker: bad numeric setting\n");
@@ -47,7 +48,12 @@ main (int argc, char **argv)
         return 2;
     }
     zsys_set_logident (bs_settings_get (settings, "id"));
-    char client_bind [256], node_bind [256], invalidate_bind [256];
+    char client_bind [256], node_bind [256], invalidate_bind [256], feed_bind [256];
+    const char *fb = bs_settings_get (settings, "feed-bind");
+    if (*fb)
+        snprintf (feed_bind, sizeof feed_bind, "%s", fb);
+    else
+        snprintf (feed_bind, sizeof feed_bind, "tcp://*:%d", (int) port + 3);
     const char *ib = bs_settings_get (settings, "invalidate-bind");
     if (*ib)
         snprintf (invalidate_bind, sizeof invalidate_bind, "%s", ib);
@@ -71,6 +77,7 @@ main (int argc, char **argv)
         .request_timeout_ms = (int) timeout,
         .services = bs_settings_get (settings, "services"),
         .invalidate_endpoint = invalidate_bind,
+        .feed_endpoint = feed_bind,
         .cache_entries = (size_t) cache_entries,
         .cache_bytes = (size_t) cache_mb << 20,
         .cache_ttl_ms = (int) cache_ttl,

@@ -79,6 +79,8 @@ workers_register (workers_t *self, const void *identity, size_t size,
     w->outstanding = 0;
     w->served = 0;
     w->read_seq = 0;
+    w->fd = -1;
+    w->reported_insync = false;
     w->has_status = false;
     w->partition_count = 0;
     w->ready = false;

@@ -39,6 +39,9 @@ typedef struct {
     uint64_t read_seq;          //  highest catalog seq it answered a read at
     int64_t expiry;             //  when it is declared dead without news
     int64_t registered;         //  when it last sent READY
+    int64_t last_seen;          //  when it last sent anything
+    int fd;                     //  descriptor of its connection (-1: unknown)
+    bool reported_insync;       //  the feed has told it is in sync
     //  From the node's status (READY and HEARTBEAT)
     bool has_status;
     char pub [257], sync [257];

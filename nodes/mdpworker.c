@@ -11,6 +11,8 @@ struct _mdpworker_t {
     int heartbeat_ms, liveness;
     zsock_t *sock;
     int64_t broker_expiry;      //  reconnect when nothing heard by then
+    int silence_ms;             //  how long a silence may last; doubles while
+                                //  reconnects go unanswered
     int64_t next_heartbeat;
     zmq_msg_t status;           //  node_status body, may be empty
     bool ready_due;
@@ -52,11 +54,14 @@ s_connect (mdpworker_t *self)
     zsock_set_sndhwm (self->sock, 0);
     zsock_set_rcvhwm (self->sock, 0);
     zsock_set_identity (self->sock, self->id);
+    //  TCP reconnects back off too, from 100 ms up to 2 s
+    zsock_set_reconnect_ivl (self->sock, 100);
+    zsock_set_reconnect_ivl_max (self->sock, 2000);
     zsock_connect (self->sock, "%s", self->endpoint);
     //  READY goes out on the next tick, with whatever status is set by then
     self->ready_due = true;
     int64_t now = zclock_mono ();
-    self->broker_expiry = now + (int64_t) self->heartbeat_ms * self->liveness;
+    self->broker_expiry = now + self->silence_ms;
     self->next_heartbeat = now + self->heartbeat_ms;
 }
 
@@ -71,6 +76,7 @@ mdpworker_new (const char *endpoint, const char *service, const char *id, int he
     self->id = strdup (id);
     self->heartbeat_ms = heartbeat_ms;
     self->liveness = liveness;
+    self->silence_ms = heartbeat_ms * liveness;
     zmq_msg_init (&self->status);
     s_connect (self);
     return self;
@@ -120,7 +126,8 @@ mdpworker_recv (mdpworker_t *self, zmq_msg_t *token, zmq_msg_t *body)
             zmq_msg_close (&part);
     }
     //  Anything from the broker shows it is alive
-    self->broker_expiry = zclock_mono () + (int64_t) self->heartbeat_ms * self->liveness;
+    self->silence_ms = self->heartbeat_ms * self->liveness;
+    self->broker_expiry = zclock_mono () + self->silence_ms;
     int rc = -1;
     if (count < 3 || zmq_msg_size (&frames [0]) != 0 || zmq_msg_size (&frames [2]) != 1
     ||  zmq_msg_size (&frames [1]) != strlen (BS_MDPW)
@@ -186,7 +193,9 @@ mdpworker_tick (mdpworker_t *self)
     }
     if (now >= self->broker_expiry) {
         zsys_warning ("%s: broker silent for %d ms, reconnecting to %s", self->id,
-                      self->heartbeat_ms * self->liveness, self->endpoint);
+                      self->silence_ms, self->endpoint);
+        //  Back off while the broker stays away, up to 8 s between tries
+        self->silence_ms = self->silence_ms * 2 < 8000? self->silence_ms * 2: 8000;
         s_connect (self);
         now = zclock_mono ();
     }
