@@ -11,6 +11,11 @@ DEBS = build-essential pkg-config libczmq-dev libzmq3-dev liblmdb-dev \
 
 PKGS = libczmq libzmq lmdb msgpack
 
+#  The HTTP gateway's own libraries (linked by the gateway alone), and curl
+#  for its tests
+DEBS += libmicrohttpd-dev libjansson-dev curl
+GATEWAY_PKGS = libmicrohttpd jansson
+
 #  One variant per output tree: release binaries land in bin/, others in
 #  build/<variant>/bin.
 VARIANT ?= release
@@ -46,6 +51,7 @@ BROKER_SRC := $(filter-out broker/main.c,$(wildcard broker/*.c))
 NODE_SRC := $(filter-out nodes/main.c,$(wildcard nodes/*.c))
 
 PROGRAMS := bookstore-broker bookstore-node bookstore bookstore-cluster bookstore-monitor
+PROGRAMS += bookstore-gateway
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(wildcard tests/unit/test_*.c))
 TEST_HELPERS := $(patsubst tests/helpers/%.c,$(OUT)/tests/%,$(wildcard tests/helpers/*.c))
@@ -78,6 +84,19 @@ $(BINDIR)/bookstore-node: $(call obj,nodes/main.c) $(NODE_LIB) $(LIB)
 $(BINDIR)/bookstore: $(call obj,tools/bookstore.c) $(LIB)
 $(BINDIR)/bookstore-cluster: $(call obj,tools/cluster.c) $(LIB)
 $(BINDIR)/bookstore-monitor: $(call obj,tools/monitor.c) $(LIB)
+
+#  The gateway: its modules in tools/gateway, and its storefront
+#  (tools/gateway/www) compiled in as C strings by embed.awk
+GATEWAY_SRC := tools/gateway.c $(wildcard tools/gateway/*.c)
+GATEWAY_WWW := $(sort $(wildcard tools/gateway/www/*))
+$(call obj,$(GATEWAY_SRC)): CFLAGS += $(shell pkg-config --cflags $(GATEWAY_PKGS)) -Itools/gateway -I$(OUT)/gen
+$(call obj,tools/gateway/gw_assets.c): $(OUT)/gen/gw_www.h
+$(OUT)/gen/gw_www.h: tools/gateway/embed.awk $(GATEWAY_WWW)
+	@mkdir -p $(dir $@)
+	@echo "  GEN $(VARIANT) $@"
+	@awk -f tools/gateway/embed.awk $(GATEWAY_WWW) > $@.tmp && mv $@.tmp $@
+$(BINDIR)/bookstore-gateway: LDLIBS += $(shell pkg-config --libs $(GATEWAY_PKGS))
+$(BINDIR)/bookstore-gateway: $(call obj,$(GATEWAY_SRC)) $(LIB)
 $(addprefix $(BINDIR)/,$(PROGRAMS)):
 	@mkdir -p $(dir $@)
 	@echo "  LD $(VARIANT) $@"
@@ -123,6 +142,15 @@ test: deps
 	$(MAKE) VARIANT=clang bins
 	$(MAKE) VARIANT=asan bins
 	BS_BIN=$(CURDIR)/build/asan/bin BS_UNIT=$(CURDIR)/build/asan/tests tests/run.sh
+
+#  The gateway's browser test drives Chromium through chromedriver: `make
+#  test` installs them too (it skips that part where they are absent), while
+#  `make run` does without
+BROWSER_DEBS = chromium chromium-driver
+.PHONY: deps-browser
+deps-browser: deps
+	@$(MAKE) --no-print-directory deps DEBS="$(BROWSER_DEBS)"
+test: deps-browser
 
 clean:
 	rm -rf build bin

@@ -15,6 +15,8 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 OUTDIR=${BS_TEST_OUT:-$(mktemp -d /tmp/bookstore-tests.XXXXXX)}
 mkdir -p "$OUTDIR"
+#  Tests may leave artifacts (screenshots) beside their logs
+export BS_TEST_OUT=$OUTDIR
 passed=0
 failed=0
 failures=()

@@ -5,6 +5,7 @@
  */
 #include "bs_client.h"
 #include "bs_msg.h"
+#include "bs_request.h"
 #include "bs_settings.h"
 
 #include <czmq.h>
@@ -79,56 +80,17 @@ s_fail (int code, const char *error, const char *message)
     return code;
 }
 
-static bool
-s_parse_rid (const char *hex, uint8_t *rid)
-{
-    if (strlen (hex) != 2 * BS_RID_SIZE)
-        return false;
-    for (int i = 0; i < BS_RID_SIZE; i++) {
-        unsigned value;
-        if (sscanf (hex + 2 * i, "%2x", &value) != 1)
-            return false;
-        rid [i] = (uint8_t) value;
-    }
-    return true;
-}
-
 //  Fills the request from the positional arguments; false on a bad value
 static bool
 s_fill (bs_msg_t *request, const command_t *cmd, bs_settings_t *settings, char *reason, size_t size)
 {
-    for (int i = 0; i < cmd->argc; i++) {
-        bs_field_t field = cmd->fields [i];
-        const char *arg = bs_settings_arg (settings, i + 1);
-        if (bs_field_type (field) == BS_T_INT) {
-            int64_t value;
-            if (!bs_parse_int (arg, INT64_MIN, INT64_MAX, &value)) {
-                snprintf (reason, size, "%s must be a whole number, not '%.40s'", bs_field_name (field), arg);
-                return false;
-            }
-            bs_msg_set_int (request, field, value);
-        }
-        else
-            bs_msg_set_str (request, field, arg);
-    }
-    if (cmd->op == BS_OP_orders && *bs_settings_get (settings, "item")) {
-        int64_t item;
-        if (!bs_parse_int (bs_settings_get (settings, "item"), INT64_MIN, INT64_MAX, &item)) {
-            snprintf (reason, size, "--item must be a whole number");
+    for (int i = 0; i < cmd->argc; i++)
+        if (!bs_request_set_text (request, cmd->fields [i], bs_settings_arg (settings, i + 1), reason, size))
             return false;
-        }
-        bs_msg_set_int (request, BS_FIELD_item, item);
-    }
-    //  The codec's own limits decide what is acceptable: round-trip it
-    size_t bytes;
-    uint8_t *data = bs_msg_encode (request, &bytes);
-    bs_err_t err;
-    bs_msg_t *copy = bs_msg_decode (data, bytes, &err, reason, size);
-    free (data);
-    if (copy)
-        err = bs_msg_validate_request (copy, reason, size);
-    bs_msg_destroy (&copy);
-    return err == BS_OK;
+    if (cmd->op == BS_OP_orders && *bs_settings_get (settings, "item")
+    &&  !bs_request_set_text (request, BS_FIELD_item, bs_settings_get (settings, "item"), reason, size))
+        return false;
+    return bs_request_check (request, reason, size) == BS_OK;
 }
 
 static void
@@ -210,7 +172,7 @@ s_run (bs_settings_t *settings)
     const char *rid_hex = bs_settings_get (settings, "rid");
     if (*rid_hex) {
         uint8_t rid [BS_RID_SIZE];
-        if (!s_parse_rid (rid_hex, rid)) {
+        if (!bs_rid_parse (rid_hex, rid)) {
             bs_msg_destroy (&request);
             return s_fail (EXIT_USAGE, "usage", "--rid must be 32 hex digits");
         }

@@ -7,6 +7,8 @@
  *  is removed (tests and operators use it to keep a node stopped).
  *  Ports: clients base-port, nodes base-port + 1; node number k (from 0)
  *  publishes its log on base-port + 10 + 2k and serves fetches on the next.
+ *  The HTTP gateway, started last and stopped first, serves on base-port +
+ *  80 (--gateway-port; --no-gateway leaves it out).
  */
 #include "bs_settings.h"
 
@@ -38,6 +40,10 @@ static const bs_setting_t s_table [] = {
     { "liveness",       "3",      "heartbeats missed before a peer is declared dead" },
     { "seed",           "",       "initial catalog (default: etc/catalog.cfg beside the programs)" },
     { "bin-dir",        "",       "directory of the programs (default: this program's directory)" },
+    { "gateway-port",   "",       "HTTP port of the gateway (default: base-port + 80)" },
+    { "gateway-host",   "127.0.0.1", "address the gateway listens on (\"*\": every address)" },
+    { "gateway-args",   "",       "extra arguments for the gateway, space-separated (e.g. \"--max-body 4096\")" },
+    { "no-gateway",     NULL,     "do not start the HTTP gateway" },
     { NULL, NULL, NULL }
 };
 
@@ -233,7 +239,7 @@ main (int argc, char **argv)
     ||  !bs_settings_int (settings, "order", &orders) || !bs_settings_int (settings, "restock-period", &restock)
     ||  !bs_settings_int (settings, "heartbeat-ms", &heartbeat)
     ||  !bs_settings_int (settings, "liveness", &liveness) || liveness < 1
-    ||  port < 1 || port > 65000 || catalogs < 1 || orders < 1 || catalogs + orders > MAX_CHILDREN - 1
+    ||  port < 1 || port > 65000 || catalogs < 1 || orders < 1 || catalogs + orders > MAX_CHILDREN - 2
     ||  restock < 0 || heartbeat < 10) {
         fprintf (stderr, "bookstore-cluster: bad setting (see --help)\n");
         bs_settings_destroy (&settings);
@@ -304,6 +310,28 @@ main (int argc, char **argv)
         if (catalog)
             s_add_args (&s_children [s_count - 1], "--seed", seed, "--restock-period", restock_s, NULL);
         s_add_split (&s_children [s_count - 1], node_args);
+    }
+    //  The HTTP gateway comes last, so that it stops first: before the store
+    //  it fronts
+    if (!bs_settings_flag (settings, "no-gateway")) {
+        int64_t gateway_port = port + 80;
+        const char *given = bs_settings_get (settings, "gateway-port");
+        if (*given && !bs_parse_int (given, 1, 65535, &gateway_port)) {
+            fprintf (stderr, "bookstore-cluster: --gateway-port must be a port number\n");
+            bs_settings_destroy (&settings);
+            return 2;
+        }
+        char gateway_prog [PATH_MAX + 32], listen [300];
+        snprintf (gateway_prog, sizeof gateway_prog, "%s/bookstore-gateway", bin);
+        snprintf (listen, sizeof listen, "%.200s:%d", bs_settings_get (settings, "gateway-host"), (int) gateway_port);
+        //  A build without the gateway still runs the store
+        if (access (gateway_prog, X_OK) != 0)
+            zsys_warning ("cluster: no gateway program at %s; starting without it", gateway_prog);
+        else {
+            s_add ("gateway", gateway_prog, "--listen", listen, "--endpoint", client_ep, NULL);
+            s_add_split (&s_children [s_count - 1], bs_settings_get (settings, "gateway-args"));
+            zsys_info ("cluster: the HTTP gateway serves http://%s/", listen);
+        }
     }
     bs_settings_destroy (&settings);
 

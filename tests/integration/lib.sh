@@ -24,16 +24,16 @@ check() {
     if "$@"; then ok "$name"; else not_ok "$name"; fi
 }
 
-#  A base port with the next 40 ports free (broker, and two per node), below
-#  the kernel's range of ephemeral ports so that no client connection can
-#  take one of them between a node's restarts
+#  A base port with the next 100 ports free (broker, two per node, and the
+#  HTTP gateway at base + 80), below the kernel's range of ephemeral ports so
+#  that no client connection can take one of them between a node's restarts
 bs_free_port() {
     local port tries=0 used
     used=$(ss -Htan | awk '{print $4}' | sed 's/.*://' | sort -un)
     while [ $tries -lt 200 ]; do
-        port=$(( 10000 + (RANDOM * 7 + $$ * 13 + tries * 50) % 22000 ))
-        port=$(( port - port % 50 ))
-        if ! echo "$used" | awk -v lo="$port" -v hi=$((port + 40)) '$1 >= lo && $1 < hi { found = 1 } END { exit !found }'; then
+        port=$(( 10000 + (RANDOM * 7 + $$ * 13 + tries * 100) % 22000 ))
+        port=$(( port - port % 100 ))
+        if ! echo "$used" | awk -v lo="$port" -v hi=$((port + 100)) '$1 >= lo && $1 < hi { found = 1 } END { exit !found }'; then
             echo "$port"
             return 0
         fi

@@ -1,0 +1,708 @@
+/*  gw_api - routes of the HTTP gateway  */
+#include "gw_api.h"
+#include "gw_assets.h"
+#include "bs_request.h"
+
+#include <czmq.h>
+#include <jansson.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_SEGMENTS 8
+
+struct _gw_api_t {
+    gw_pool_t *pool;            //  borrowed
+    gw_metrics_t *metrics;
+    int health_timeout_ms;
+};
+
+//  Error codes, the store's (schema/errors.def) and the gateway's own, and
+//  their HTTP statuses: the one place that decides them.  Codes are matched
+//  by name, as they travel in replies; a code missing here answers 500, and
+//  gw_api_new warns about any store code the table lacks.
+static const struct {
+    const char *error;
+    int status;
+} s_statuses [] = {
+    //  The request is malformed
+    { "bad_field",          400 },
+    { "missing_field",      400 },
+    { "bad_json",           400 },
+    //  No such book, or no such route
+    { "unknown_item",       404 },
+    { "not_found",          404 },
+    { "method_not_allowed", 405 },
+    //  The store said no
+    { "exists",             409 },
+    { "out_of_stock",       409 },
+    { "too_large",          413 },
+    { "unsupported_media_type", 415 },
+    //  The cluster could not answer now; the same request may succeed later
+    { "unavailable",        503 },
+    { "timeout",            503 },
+    { "not_invalidated",    503 },
+    //  The gateway and the store disagree, or the store failed
+    { "bad_frame",          500 },
+    { "bad_msgpack",        500 },
+    { "unknown_op",         500 },
+    { "unknown_service",    500 },
+    { "storage",            500 },
+    { "internal",           500 },
+};
+
+int
+gw_api_status (const char *error)
+{
+    for (size_t i = 0; i < sizeof s_statuses / sizeof s_statuses [0]; i++)
+        if (strcmp (s_statuses [i].error, error) == 0)
+            return s_statuses [i].status;
+    return 500;
+}
+
+gw_api_t *
+gw_api_new (gw_pool_t *pool, int health_timeout_ms)
+{
+    gw_api_t *self = calloc (1, sizeof (gw_api_t));
+    if (!self)
+        abort ();
+    self->pool = pool;
+    self->metrics = gw_metrics_new ();
+    self->health_timeout_ms = health_timeout_ms;
+    //  A code added to errors.def should get its own status here
+    for (int err = 1; err < BS_ERR_COUNT; err++) {
+        bool found = false;
+        for (size_t i = 0; i < sizeof s_statuses / sizeof s_statuses [0]; i++)
+            found |= strcmp (s_statuses [i].error, bs_err_name ((bs_err_t) err)) == 0;
+        if (!found)
+            zsys_warning ("gateway: error code '%s' has no HTTP status; it answers 500",
+                          bs_err_name ((bs_err_t) err));
+    }
+    return self;
+}
+
+void
+gw_api_destroy (gw_api_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    gw_metrics_destroy (&(*self_p)->metrics);
+    free (*self_p);
+    *self_p = NULL;
+}
+
+gw_metrics_t *
+gw_api_metrics (gw_api_t *self)
+{
+    return self->metrics;
+}
+
+void
+gw_reply_reset (gw_reply_t *reply)
+{
+    free (reply->owned);
+    memset (reply, 0, sizeof *reply);
+}
+
+//  ---------------------------------------------------------------------
+//  Replies
+
+//  Takes the JSON value (NULL answers 500) and makes it the reply's body
+static void
+s_json_reply (gw_reply_t *reply, int status, json_t *value)
+{
+    char *text = value? json_dumps (value, JSON_COMPACT | JSON_ENCODE_ANY): NULL;
+    json_decref (value);
+    free (reply->owned);
+    if (!text) {
+        status = 500;
+        text = strdup ("{\"error\":\"internal\",\"message\":\"the gateway could not write its reply\"}");
+        if (!text)
+            abort ();
+    }
+    reply->status = status;
+    reply->type = "application/json";
+    reply->owned = text;
+    reply->data = text;
+    reply->size = strlen (text);
+}
+
+//  A JSON string from text that may hold bytes that are not UTF-8 (they
+//  come from request paths): those become '?'
+static json_t *
+s_text (const char *text)
+{
+    json_t *value = json_string (text);
+    if (value)
+        return value;
+    char *copy = strdup (text);
+    if (!copy)
+        abort ();
+    for (char *c = copy; *c; c++)
+        if ((unsigned char) *c >= 0x80)
+            *c = '?';
+    value = json_string (copy);
+    free (copy);
+    return value;
+}
+
+static void
+s_error (gw_reply_t *reply, const char *error, const char *message)
+{
+    json_t *body = json_object ();
+    json_object_set_new (body, "error", s_text (error));
+    json_object_set_new (body, "message", s_text (message));
+    s_json_reply (reply, gw_api_status (error), body);
+}
+
+//  A store message as JSON, without the envelope (ok, rid) clients do not need
+static json_t *
+s_msg_json (const bs_msg_t *msg)
+{
+    char *text = bs_msg_to_json (msg);
+    json_t *value = text? json_loads (text, 0, NULL): NULL;
+    free (text);
+    if (value) {
+        json_object_del (value, "ok");
+        json_object_del (value, "rid");
+    }
+    return value;
+}
+
+//  ---------------------------------------------------------------------
+//  Store calls
+
+//  A request for op with a fresh rid, or the client's Idempotency-Key (32
+//  hex digits) so that a client may retry a write safely.  NULL, with the
+//  reply filled, when the key is malformed.
+static bs_msg_t *
+s_new_request (const gw_request_t *request, bs_op_t op, gw_reply_t *reply)
+{
+    bs_msg_t *msg = bs_msg_new_request (op);
+    const char *key = request->lookup (request->ctx, GW_HEADER, "Idempotency-Key");
+    if (key && bs_op_kind (op) == BS_KIND_WRITE) {
+        uint8_t rid [BS_RID_SIZE];
+        if (!bs_rid_parse (key, rid)) {
+            s_error (reply, "bad_field", "the Idempotency-Key header must be 32 hex digits");
+            bs_msg_destroy (&msg);
+            return NULL;
+        }
+        bs_msg_set_bin (msg, BS_FIELD_rid, rid, sizeof rid);
+    }
+    return msg;
+}
+
+//  Checks the request (destroying it) and sends it.  Returns the store's
+//  reply, ok or not; NULL, with the reply filled, when the request was bad
+//  or the cluster did not answer.
+static bs_msg_t *
+s_call (gw_api_t *self, bs_msg_t **request_p, gw_reply_t *reply, int timeout_ms, int attempts)
+{
+    bs_msg_t *request = *request_p;
+    *request_p = NULL;
+    char reason [256];
+    bs_err_t err = bs_request_check (request, reason, sizeof reason);
+    bs_msg_t *answer = NULL;
+    if (err != BS_OK)
+        s_error (reply, bs_err_name (err), reason);
+    else {
+        answer = gw_pool_call (self->pool, bs_op_service (bs_msg_op (request)), request,
+                               timeout_ms, attempts, &err);
+        if (!answer)
+            s_error (reply, bs_err_name (err), err == BS_ERR_timeout
+                     ? "the cluster did not answer in time; a retry is safe"
+                     : "the gateway is busy; try again");
+    }
+    bs_msg_destroy (&request);
+    return answer;
+}
+
+//  True when the store's reply is ok; otherwise fills the error reply
+static bool
+s_ok (const bs_msg_t *answer, gw_reply_t *reply)
+{
+    if (bs_msg_int (answer, BS_FIELD_ok))
+        return true;
+    const char *error = bs_msg_str (answer, BS_FIELD_error);
+    s_error (reply, *error? error: "internal", bs_msg_str (answer, BS_FIELD_message));
+    return false;
+}
+
+//  Sends a request and, when the store says ok, answers its JSON
+static void
+s_forward (gw_api_t *self, bs_msg_t **request_p, gw_reply_t *reply, int status)
+{
+    bs_msg_t *answer = s_call (self, request_p, reply, 0, 0);
+    if (answer && s_ok (answer, reply))
+        s_json_reply (reply, status, s_msg_json (answer));
+    bs_msg_destroy (&answer);
+}
+
+//  Sets the item from a path segment; false, with the reply filled, when it
+//  is not a number (limits are the codec's, checked on sending)
+static bool
+s_set_item (bs_msg_t *msg, const char *text, gw_reply_t *reply)
+{
+    char reason [128];
+    if (bs_request_set_text (msg, BS_FIELD_item, text, reason, sizeof reason))
+        return true;
+    s_error (reply, "bad_field", reason);
+    return false;
+}
+
+//  Reads a JSON object body into the message, accepting only the given
+//  fields with their JSON types; false, with the reply filled, otherwise
+static bool
+s_read_body (const gw_request_t *request, bs_msg_t *msg, const bs_field_t *fields, int count,
+             gw_reply_t *reply)
+{
+    const char *type = request->lookup (request->ctx, GW_HEADER, "Content-Type");
+    size_t n = strlen ("application/json");
+    if (!type || strncasecmp (type, "application/json", n) != 0
+    ||  (type [n] && type [n] != ';' && type [n] != ' ')) {
+        s_error (reply, "unsupported_media_type", "send the body as application/json");
+        return false;
+    }
+    json_error_t error;
+    json_t *root = json_loadb (request->body? request->body: "", request->body_size,
+                               JSON_REJECT_DUPLICATES, &error);
+    char reason [256];
+    if (!root) {
+        snprintf (reason, sizeof reason, "the body is not valid JSON: %s", error.text);
+        s_error (reply, "bad_json", reason);
+        return false;
+    }
+    bool valid = json_is_object (root);
+    if (!valid)
+        s_error (reply, "bad_json", "the body must be a JSON object");
+    const char *key;
+    json_t *value;
+    json_object_foreach (root, key, value) {
+        if (!valid)
+            break;
+        int i = 0;
+        while (i < count && strcmp (bs_field_name (fields [i]), key) != 0)
+            i++;
+        if (i == count) {
+            snprintf (reason, sizeof reason, "unknown field '%.40s'", key);
+            valid = false;
+        }
+        else
+        if (bs_field_type (fields [i]) == BS_T_INT) {
+            if (json_is_integer (value))
+                bs_msg_set_int (msg, fields [i], json_integer_value (value));
+            else {
+                snprintf (reason, sizeof reason, "%s must be a whole number", key);
+                valid = false;
+            }
+        }
+        else
+        if (json_is_string (value) && strlen (json_string_value (value)) == json_string_length (value))
+            bs_msg_set_str (msg, fields [i], json_string_value (value));
+        else {
+            snprintf (reason, sizeof reason, "%s must be a string", key);
+            valid = false;
+        }
+        if (!valid)
+            s_error (reply, "bad_field", reason);
+    }
+    json_decref (root);
+    return valid;
+}
+
+//  ---------------------------------------------------------------------
+//  The original REST API, with its exact shapes
+
+typedef void (handler_t) (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_t *reply);
+
+//  GET /search/<topic> -> {"items": {"<title>": <item>, ...}}
+static void
+s_legacy_search (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_t *reply)
+{
+    bs_msg_t *msg = s_new_request (request, BS_OP_search, reply);
+    bs_msg_set_str (msg, BS_FIELD_topic, params [0]);
+    bs_msg_t *answer = s_call (self, &msg, reply, 0, 0);
+    if (answer && s_ok (answer, reply)) {
+        json_t *items = json_object ();
+        for (size_t i = 0; i < bs_msg_count (answer, BS_FIELD_items); i++) {
+            bs_msg_t *book = bs_msg_at (answer, BS_FIELD_items, i);
+            json_object_set_new (items, bs_msg_str (book, BS_FIELD_title),
+                                 json_integer (bs_msg_int (book, BS_FIELD_item)));
+        }
+        s_json_reply (reply, 200, json_pack ("{s:o}", "items", items));
+    }
+    bs_msg_destroy (&answer);
+}
+
+//  GET /lookup/<item> -> {"item_number": <item>, "cost": <cost>, "stock": <stock>}
+static void
+s_legacy_lookup (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_t *reply)
+{
+    bs_msg_t *msg = s_new_request (request, BS_OP_lookup, reply);
+    if (!s_set_item (msg, params [0], reply)) {
+        bs_msg_destroy (&msg);
+        return;
+    }
+    bs_msg_t *answer = s_call (self, &msg, reply, 0, 0);
+    if (answer && s_ok (answer, reply))
+        s_json_reply (reply, 200, json_pack ("{s:I,s:I,s:I,s:s,s:s}",
+            "item_number", (json_int_t) bs_msg_int (answer, BS_FIELD_item),
+            "cost", (json_int_t) bs_msg_int (answer, BS_FIELD_cost),
+            "stock", (json_int_t) bs_msg_int (answer, BS_FIELD_stock),
+            "title", bs_msg_str (answer, BS_FIELD_title),
+            "topic", bs_msg_str (answer, BS_FIELD_topic)));
+    bs_msg_destroy (&answer);
+}
+
+//  GET /buy/<item> -> "Transaction successful." or a sentence saying the
+//  book is out of stock; both 200, as the original answered them
+static void
+s_legacy_buy (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_t *reply)
+{
+    bs_msg_t *msg = s_new_request (request, BS_OP_buy, reply);
+    if (!msg)
+        return;
+    if (!s_set_item (msg, params [0], reply)) {
+        bs_msg_destroy (&msg);
+        return;
+    }
+    bs_msg_t *answer = s_call (self, &msg, reply, 0, 0);
+    if (answer && !bs_msg_int (answer, BS_FIELD_ok)
+    &&  strcmp (bs_msg_str (answer, BS_FIELD_error), bs_err_name (BS_ERR_out_of_stock)) == 0)
+        s_json_reply (reply, 200, json_string ("Transaction failed: the book is out of stock."));
+    else
+    if (answer && s_ok (answer, reply))
+        s_json_reply (reply, 200, json_string ("Transaction successful."));
+    bs_msg_destroy (&answer);
+}
+
+//  ---------------------------------------------------------------------
+//  The JSON API
+
+//  GET /books[?topic=T]: the books on a topic, or every book
+static void
+s_books (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_t *reply)
+{
+    (void) params;
+    const char *topic = request->lookup (request->ctx, GW_ARG, "topic");
+    bs_msg_t *msg = s_new_request (request, topic? BS_OP_search: BS_OP_list, reply);
+    if (topic)
+        bs_msg_set_str (msg, BS_FIELD_topic, topic);
+    bs_msg_t *answer = s_call (self, &msg, reply, 0, 0);
+    if (answer && s_ok (answer, reply)) {
+        json_t *body = s_msg_json (answer);
+        json_t *books = json_object_get (body, "items");
+        json_incref (books);
+        json_object_del (body, "items");
+        json_object_set_new (body, "books", books);
+        //  A search's books lack the topic they were found by
+        size_t i;
+        json_t *book;
+        if (topic)
+            json_array_foreach (books, i, book)
+                json_object_set (book, "topic", json_object_get (body, "topic"));
+        s_json_reply (reply, 200, body);
+    }
+    bs_msg_destroy (&answer);
+}
+
+//  GET /books/<item>
+static void
+s_book (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_t *reply)
+{
+    bs_msg_t *msg = s_new_request (request, BS_OP_lookup, reply);
+    if (s_set_item (msg, params [0], reply))
+        s_forward (self, &msg, reply, 200);
+    bs_msg_destroy (&msg);
+}
+
+//  POST /books {"item", "topic", "title", "cost", "stock"} -> 201
+static void
+s_add_book (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_t *reply)
+{
+    (void) params;
+    static const bs_field_t fields [] = {
+        BS_FIELD_item, BS_FIELD_topic, BS_FIELD_title, BS_FIELD_cost, BS_FIELD_stock
+    };
+    bs_msg_t *msg = s_new_request (request, BS_OP_add_book, reply);
+    if (msg && s_read_body (request, msg, fields, 5, reply)) {
+        snprintf (reply->location, sizeof reply->location, "/books/%lld",
+                  (long long) bs_msg_int (msg, BS_FIELD_item));
+        s_forward (self, &msg, reply, 201);
+        if (reply->status != 201)
+            reply->location [0] = 0;
+    }
+    bs_msg_destroy (&msg);
+}
+
+//  PUT /books/<item>/price {"cost"} and POST /books/<item>/restock {"count"}
+static void
+s_update (gw_api_t *self, const gw_request_t *request, const char *item, bs_op_t op,
+          bs_field_t field, gw_reply_t *reply)
+{
+    bs_msg_t *msg = s_new_request (request, op, reply);
+    if (msg && s_read_body (request, msg, &field, 1, reply) && s_set_item (msg, item, reply))
+        s_forward (self, &msg, reply, 200);
+    bs_msg_destroy (&msg);
+}
+
+static void
+s_set_price (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_t *reply)
+{
+    s_update (self, request, params [0], BS_OP_set_price, BS_FIELD_cost, reply);
+}
+
+static void
+s_restock (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_t *reply)
+{
+    s_update (self, request, params [0], BS_OP_restock, BS_FIELD_count, reply);
+}
+
+//  POST /orders {"item"} -> 201 and the order
+static void
+s_buy (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_t *reply)
+{
+    (void) params;
+    static const bs_field_t fields [] = { BS_FIELD_item };
+    bs_msg_t *msg = s_new_request (request, BS_OP_buy, reply);
+    if (msg && s_read_body (request, msg, fields, 1, reply))
+        s_forward (self, &msg, reply, 201);
+    bs_msg_destroy (&msg);
+}
+
+//  GET /orders[?item=N]
+static void
+s_orders (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_t *reply)
+{
+    (void) params;
+    bs_msg_t *msg = s_new_request (request, BS_OP_orders, reply);
+    const char *item = request->lookup (request->ctx, GW_ARG, "item");
+    if (item && !s_set_item (msg, item, reply)) {
+        bs_msg_destroy (&msg);
+        return;
+    }
+    bs_msg_t *answer = s_call (self, &msg, reply, 0, 0);
+    if (answer && s_ok (answer, reply)) {
+        json_t *body = s_msg_json (answer);
+        //  Request ids are each buyer's own business
+        size_t i;
+        json_t *order;
+        json_array_foreach (json_object_get (body, "orders"), i, order)
+            json_object_del (order, "rid");
+        s_json_reply (reply, 200, body);
+    }
+    bs_msg_destroy (&answer);
+}
+
+//  ---------------------------------------------------------------------
+//  The cluster, health and metrics
+
+//  The broker's status as JSON, or NULL (reply filled) when it did not answer
+static json_t *
+s_status (gw_api_t *self, const gw_request_t *request, gw_reply_t *reply, int timeout_ms)
+{
+    bs_msg_t *msg = s_new_request (request, BS_OP_status, reply);
+    bs_msg_t *answer = s_call (self, &msg, reply, timeout_ms, timeout_ms? 1: 0);
+    json_t *status = NULL;
+    if (answer && s_ok (answer, reply))
+        status = s_msg_json (answer);
+    bs_msg_destroy (&answer);
+    return status;
+}
+
+//  GET /cluster: the broker's status (nodes, roles, cache)
+static void
+s_cluster (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_t *reply)
+{
+    (void) params;
+    json_t *status = s_status (self, request, reply, self->health_timeout_ms);
+    if (status)
+        s_json_reply (reply, 200, status);
+}
+
+//  GET /healthz: 200 when the broker answers
+static void
+s_healthz (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_t *reply)
+{
+    (void) params;
+    json_t *status = s_status (self, request, reply, self->health_timeout_ms);
+    if (!status)
+        return;
+    json_int_t alive = 0;
+    size_t i;
+    json_t *node;
+    json_array_foreach (json_object_get (status, "nodes"), i, node)
+        alive += json_is_true (json_object_get (node, "alive"));
+    s_json_reply (reply, 200, json_pack ("{s:s,s:I,s:I}", "status", "ok",
+                  "nodes", (json_int_t) json_array_size (json_object_get (status, "nodes")),
+                  "alive", alive));
+    json_decref (status);
+}
+
+//  GET /metrics: Prometheus text; the gateway's own metrics even when the
+//  broker does not answer
+static void
+s_metrics (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_t *reply)
+{
+    (void) params;
+    json_t *status = s_status (self, request, reply, self->health_timeout_ms);
+    char *text = gw_metrics_render (self->metrics, status);
+    json_decref (status);
+    free (reply->owned);        //  the error s_status may have left
+    reply->status = 200;
+    reply->type = "text/plain; version=0.0.4; charset=utf-8";
+    reply->owned = text;
+    reply->data = text;
+    reply->size = strlen (text);
+}
+
+//  ---------------------------------------------------------------------
+//  The storefront
+
+static void
+s_asset (const char *name, gw_reply_t *reply)
+{
+    const gw_asset_t *asset = gw_assets_find (name);
+    if (!asset) {
+        s_error (reply, "not_found", "no such file");
+        return;
+    }
+    reply->status = 200;
+    reply->type = asset->type;
+    reply->data = asset->data;
+    reply->size = asset->size;
+    reply->page = true;
+}
+
+static void
+s_page (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_t *reply)
+{
+    (void) self, (void) request, (void) params;
+    s_asset ("index.html", reply);
+}
+
+static void
+s_static (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_t *reply)
+{
+    (void) self, (void) request;
+    s_asset (params [0], reply);
+}
+
+//  ---------------------------------------------------------------------
+//  Routing
+
+typedef struct {
+    const char *method;
+    const char *pattern;        //  "*" matches one non-empty segment
+    const char *label;          //  for metrics
+    bool safe;                  //  no effect: HEAD is answered too
+    handler_t *handler;
+} route_t;
+
+static const route_t s_routes [] = {
+    { "GET",  "/",                "/",                     true,  s_page },
+    { "GET",  "/static/*",        "/static/{file}",        true,  s_static },
+    { "GET",  "/search/*",        "/search/{topic}",       true,  s_legacy_search },
+    { "GET",  "/lookup/*",        "/lookup/{item}",        true,  s_legacy_lookup },
+    { "GET",  "/buy/*",           "/buy/{item}",           false, s_legacy_buy },
+    { "GET",  "/books",           "/books",                true,  s_books },
+    { "POST", "/books",           "/books",                false, s_add_book },
+    { "GET",  "/books/*",         "/books/{item}",         true,  s_book },
+    { "PUT",  "/books/*/price",   "/books/{item}/price",   false, s_set_price },
+    { "POST", "/books/*/restock", "/books/{item}/restock", false, s_restock },
+    { "GET",  "/orders",          "/orders",               true,  s_orders },
+    { "POST", "/orders",          "/orders",               false, s_buy },
+    { "GET",  "/cluster",         "/cluster",              true,  s_cluster },
+    { "GET",  "/healthz",         "/healthz",              true,  s_healthz },
+    { "GET",  "/metrics",         "/metrics",              true,  s_metrics },
+};
+#define ROUTES (sizeof s_routes / sizeof s_routes [0])
+
+//  Splits a path "/a/b" in place into its segments; -1 when it does not
+//  start with '/' or has more than MAX_SEGMENTS.  "/" has none.
+static int
+s_split (char *path, char **segments)
+{
+    if (*path != '/')
+        return -1;
+    if (path [1] == 0)
+        return 0;
+    int count = 0;
+    char *s = path + 1;
+    while (true) {
+        if (count == MAX_SEGMENTS)
+            return -1;
+        segments [count++] = s;
+        char *slash = strchr (s, '/');
+        if (!slash)
+            return count;
+        *slash = 0;
+        s = slash + 1;
+    }
+}
+
+//  True when the segments match the route's pattern; params get the values
+//  of its "*" segments
+static bool
+s_match (const route_t *route, char **segments, int count, char **params)
+{
+    char pattern [64];
+    snprintf (pattern, sizeof pattern, "%s", route->pattern);
+    char *parts [MAX_SEGMENTS];
+    if (s_split (pattern, parts) != count)
+        return false;
+    int n = 0;
+    for (int i = 0; i < count; i++) {
+        if (strcmp (parts [i], "*") == 0 && *segments [i])
+            params [n++] = segments [i];
+        else
+        if (strcmp (parts [i], segments [i]) != 0)
+            return false;
+    }
+    return true;
+}
+
+void
+gw_api_handle (gw_api_t *self, const gw_request_t *request, gw_reply_t *reply)
+{
+    memset (reply, 0, sizeof *reply);
+    reply->route = "unmatched";
+    char *path = strdup (request->path);
+    if (!path)
+        abort ();
+    char *segments [MAX_SEGMENTS];
+    int count = s_split (path, segments);
+    const route_t *found = NULL;
+    bool head = strcmp (request->method, "HEAD") == 0;
+    char *params [MAX_SEGMENTS];
+    for (size_t i = 0; i < ROUTES && count >= 0; i++) {
+        const route_t *route = &s_routes [i];
+        if (!s_match (route, segments, count, params))
+            continue;
+        reply->route = route->label;
+        //  The routes that share this path, for a 405's Allow header
+        if (*reply->allow)
+            strcat (reply->allow, ", ");
+        strcat (reply->allow, route->method);
+        if (route->safe)
+            strcat (reply->allow, ", HEAD");
+        if (strcmp (route->method, request->method) == 0 || (head && route->safe))
+            found = route;
+        if (found)
+            break;
+    }
+    if (found) {
+        reply->allow [0] = 0;
+        if (request->too_large)
+            s_error (reply, "too_large", "the request body is larger than the gateway accepts");
+        else
+            found->handler (self, request, params, reply);
+        if (reply->status == 0)     //  a handler that left no answer is a bug
+            s_error (reply, "internal", "the gateway could not answer");
+    }
+    else
+    if (*reply->allow)
+        s_error (reply, "method_not_allowed", "this path does not take that method");
+    else
+        s_error (reply, "not_found", "no such route");
+    free (path);
+}
