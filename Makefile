@@ -7,7 +7,7 @@
 #  make asan    build the sanitizer variant into build/asan/bin
 
 DEBS = build-essential pkg-config libczmq-dev libzmq3-dev liblmdb-dev \
-       lmdb-utils libmsgpack-dev clang jq procps iproute2
+       lmdb-utils libmsgpack-dev clang jq procps iproute2 tmux
 
 PKGS = libczmq libzmq lmdb msgpack
 
