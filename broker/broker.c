@@ -747,6 +747,18 @@ s_invalidation_message (broker_t *self)
 //  --------------------------------------------------------------------------
 //  Client side
 
+//  With CURVE: who may run what.  Changing the catalog takes an admin key;
+//  taking stock without an order is for order nodes alone.
+static bool
+s_allowed (bs_op_t op, const char *role)
+{
+    if (op == BS_OP_set_price || op == BS_OP_restock || op == BS_OP_add_book)
+        return strcmp (role, "admin") == 0;
+    if (op == BS_OP_decrement)
+        return strcmp (role, "node") == 0;
+    return *role != 0;
+}
+
 static void
 s_client_message (broker_t *self)
 {
@@ -793,6 +805,13 @@ s_client_message (broker_t *self)
         return;
     }
     bs_op_t op = bs_peek_op (zmq_msg_data (&frames [4]), zmq_msg_size (&frames [4]));
+    if (self->options.keys && !s_allowed (op, bs_keys_role (&frames [4], NULL))) {
+        char message [128];
+        snprintf (message, sizeof message, "your key may not run '%s'", bs_op_name (op));
+        s_send_error (self, &frames [0], service, BS_ERR_forbidden, message);
+        s_close_frames (frames, count);
+        return;
+    }
     uint8_t key [CACHE_KEY_MAX];
     size_t key_size = 0;
     if (svc == self->catalog && !target [0] && cache_enabled (self->cache))
@@ -902,12 +921,18 @@ s_node_message (broker_t *self)
         if (count >= 6)
             s_frame_text (&frames [5], id, sizeof id);
         int svc = s_service_find (self, service);
-        if (svc < 0 || total > 7) {
-            zsys_warning ("broker: refused READY for unknown service '%s'", service);
-            worker_t stranger = { .identity_size = zmq_msg_size (&frames [0]) };
-            if (stranger.identity_size <= sizeof stranger.identity) {
-                memcpy (stranger.identity, zmq_msg_data (&frames [0]), stranger.identity_size);
-                s_send_to_worker (self, &stranger, BS_MDPW_DISCONNECT, NULL, NULL);
+        const char *key_name = "";
+        bool impostor = self->options.keys
+                     && (strcmp (bs_keys_role (&frames [3], &key_name), "node") != 0 || strcmp (key_name, id) != 0);
+        if (svc < 0 || total > 7 || impostor) {
+            //  No answer: a DISCONNECT would only bring the same READY back
+            static int64_t last_warning;
+            if (zclock_mono () - last_warning > 5000) {
+                last_warning = zclock_mono ();
+                if (impostor)
+                    zsys_warning ("broker: refused READY from '%s': its key belongs to '%s'", id, key_name);
+                else
+                    zsys_warning ("broker: refused READY for unknown service '%s'", service);
             }
             s_close_frames (frames, count);
             return;
@@ -1090,6 +1115,9 @@ broker_new (const broker_options_t *options)
     self->invalidations = zsock_new (ZMQ_REP);
     zsock_set_maxmsgsize (self->invalidations, BS_MAX_BODY);
     zsock_set_linger (self->invalidations, 0);
+    bs_keys_serve (options->keys, self->clients, "clients");
+    bs_keys_serve (options->keys, self->nodes, "nodes");
+    bs_keys_serve (options->keys, self->invalidations, "nodes");
     zsock_set_maxmsgsize (self->clients, BS_MAX_BODY);
     zsock_set_maxmsgsize (self->nodes, BS_MAX_BODY);
     zsock_set_sndhwm (self->clients, 0);
@@ -1111,7 +1139,7 @@ broker_new (const broker_options_t *options)
     }
     self->client_sock = zsock_resolve (self->clients);
     self->node_sock = zsock_resolve (self->nodes);
-    self->feed = feed_new (options->feed_endpoint);
+    self->feed = feed_new (options->feed_endpoint, options->keys);
     self->disconnects = disconnects_new (self->node_sock);
     if (!self->feed || !self->disconnects) {
         broker_destroy (&self);

@@ -11,13 +11,19 @@
  *  be; the catalog primary invalidates entries over a REP socket before it
  *  commits any change to what they show (see cache.h).
  *
+ *  With keys, every socket speaks CURVE: only node keys may register as
+ *  workers (under their own node id), only admin keys may change the
+ *  catalog, and only node keys may take stock (decrement).
+ *
  *  Ownership: broker_new returns a broker the caller destroys with
- *  broker_destroy; the options struct is copied.
+ *  broker_destroy; the options struct is copied; the keys are borrowed.
  */
 #ifndef BROKER_H_INCLUDED
 #define BROKER_H_INCLUDED
 
 #include <stddef.h>
+
+#include "bs_keys.h"
 
 typedef struct {
     const char *client_endpoint;    //  bind, e.g. tcp://*:5555
@@ -33,6 +39,7 @@ typedef struct {
     int cache_ttl_ms;               //  0: entries do not expire
     const char *mute_file;          //  test switch: while it exists, leave
                                     //  invalidations unanswered ("" or NULL: off)
+    bs_keys_t *keys;                //  CURVE (borrowed), or NULL for plain
 } broker_options_t;
 
 typedef struct _broker_t broker_t;

@@ -9,7 +9,7 @@ struct _feed_t {
 };
 
 feed_t *
-feed_new (const char *endpoint)
+feed_new (const char *endpoint, bs_keys_t *keys)
 {
     feed_t *self = calloc (1, sizeof (feed_t));
     if (!self)
@@ -18,6 +18,7 @@ feed_new (const char *endpoint)
     //  Subscribers that fall behind lose status snapshots, never the broker
     zsock_set_sndhwm (self->pub, 10000);
     zsock_set_linger (self->pub, 0);
+    bs_keys_serve (keys, self->pub, "clients");
     if (zsock_bind (self->pub, "%s", endpoint) < 0) {
         zsys_error ("broker: cannot bind the feed on %s: %s", endpoint, zmq_strerror (zmq_errno ()));
         feed_destroy (&self);

@@ -13,12 +13,14 @@
 #ifndef FEED_H_INCLUDED
 #define FEED_H_INCLUDED
 
+#include "bs_keys.h"
 #include "bs_msg.h"
 
 typedef struct _feed_t feed_t;
 
-//  Returns NULL (logged) when the endpoint cannot be bound
-feed_t *feed_new (const char *endpoint);
+//  Returns NULL (logged) when the endpoint cannot be bound.  keys (borrowed,
+//  NULL for plain): subscribers need a known key.
+feed_t *feed_new (const char *endpoint, bs_keys_t *keys);
 void feed_destroy (feed_t **self_p);
 
 //  Publishes an event and logs it.  id and service may be NULL; epoch 0 is

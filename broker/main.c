@@ -18,6 +18,8 @@ static const bs_setting_t s_table [] = {
     { "cache-entries",      "100000",   "most catalog replies the cache holds (0 turns it off)" },
     { "cache-mb",           "64",       "most memory the cache's entries take, in MiB" },
     { "cache-ttl-ms",       "0",        "how long a cached reply may be served (0: until invalidated or evicted)" },
+    { "keys",               "",         "keys directory: speak CURVE (see bookstore keygen); empty: plain, unauthenticated" },
+    { "cert",               "",         "the broker's certificate (default <keys>/broker)" },
     { "test-mute-file",     "",         "test switch: while this file exists, invalidations go unanswered" },
     { NULL, NULL, NULL }
 };
@@ -83,13 +85,20 @@ main (int argc, char **argv)
         .cache_ttl_ms = (int) cache_ttl,
         .mute_file = bs_settings_get (settings, "test-mute-file"),
     };
-    broker_t *broker = broker_new (&options);
     int rc = 1;
+    bs_keys_t *keys = NULL;
+    if (!bs_keys_open (settings, "broker", false, &keys)) {
+        bs_settings_destroy (&settings);
+        return 1;
+    }
+    options.keys = keys;
+    broker_t *broker = broker_new (&options);
     if (broker) {
         broker_run (broker);
         broker_destroy (&broker);
         rc = 0;
     }
+    bs_keys_destroy (&keys);
     bs_settings_destroy (&settings);
     return rc;
 }

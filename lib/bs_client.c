@@ -14,6 +14,12 @@ struct _bs_client_t {
 bs_client_t *
 bs_client_new (const char *endpoint)
 {
+    return bs_client_new_secure (endpoint, NULL);
+}
+
+bs_client_t *
+bs_client_new_secure (const char *endpoint, bs_keys_t *keys)
+{
     bs_client_t *self = calloc (1, sizeof (bs_client_t));
     if (!self)
         abort ();
@@ -22,13 +28,15 @@ bs_client_new (const char *endpoint)
     zsock_set_maxmsgsize (self->sock, BS_MAX_BODY + 1024);
     zsock_set_rcvhwm (self->sock, 100000);
     zsock_set_sndhwm (self->sock, 100000);
-    if (zsock_connect (self->sock, "%s", endpoint) != 0) {
+    if (!bs_keys_connect_to (keys, self->sock, "broker")
+    ||  zsock_connect (self->sock, "%s", endpoint) != 0) {
         zsock_destroy (&self->sock);
         free (self);
         return NULL;
     }
     self->timeout_ms = 2500;
     self->attempts = 3;
+    zsock_set_sndtimeo (self->sock, self->timeout_ms);
     return self;
 }
 
@@ -42,7 +50,11 @@ bs_client_destroy (bs_client_t **self_p)
     *self_p = NULL;
 }
 
-void bs_client_set_timeout (bs_client_t *self, int timeout_ms) { self->timeout_ms = timeout_ms; }
+void bs_client_set_timeout (bs_client_t *self, int timeout_ms)
+{
+    self->timeout_ms = timeout_ms;
+    zsock_set_sndtimeo (self->sock, timeout_ms);
+}
 void bs_client_set_attempts (bs_client_t *self, int attempts) { self->attempts = attempts < 1? 1: attempts; }
 
 //  Receives one reply: [empty] MDPC01 service body.  Returns the decoded
@@ -88,10 +100,11 @@ s_same_rid (const bs_msg_t *reply, const uint8_t *rid)
     return !got || (size == BS_RID_SIZE && memcmp (got, rid, BS_RID_SIZE) == 0);
 }
 
+//  flags: ZMQ_DONTWAIT, or 0 to wait up to the send timeout
 static int
-s_send_frames (void *sock, const void **frames, const size_t *sizes, int count)
+s_send_frames (void *sock, const void **frames, const size_t *sizes, int count, int flags)
 {
-    if (zmq_send (sock, "", 0, ZMQ_SNDMORE) < 0)
+    if (zmq_send (sock, "", 0, ZMQ_SNDMORE | flags) < 0)
         return -1;
     for (int i = 0; i < count; i++)
         if (zmq_send (sock, frames [i], sizes [i], i < count - 1? ZMQ_SNDMORE: 0) < 0)
@@ -133,8 +146,13 @@ bs_client_call (bs_client_t *self, const char *service, const bs_msg_t *request)
     const size_t sizes [3] = { strlen (BS_MDPC), strlen (service), size };
     bs_msg_t *reply = NULL;
     for (int attempt = 0; attempt < self->attempts && !reply; attempt++) {
-        if (s_send_frames (zsock_resolve (self->sock), frames, sizes, 3) != 0)
-            break;
+        //  A send that cannot go out within the timeout (no connection:
+        //  the broker is down, or refused our key) is a failed attempt
+        if (s_send_frames (zsock_resolve (self->sock), frames, sizes, 3, 0) != 0) {
+            if (zsys_interrupted)
+                break;
+            continue;
+        }
         reply = s_await (self, rid_size == BS_RID_SIZE? rid: NULL, self->timeout_ms);
         if (zsys_interrupted)
             break;
@@ -146,7 +164,7 @@ bs_client_call (bs_client_t *self, const char *service, const bs_msg_t *request)
 bs_msg_t *
 bs_client_call_raw (bs_client_t *self, const void **frames, const size_t *sizes, int count)
 {
-    if (s_send_frames (zsock_resolve (self->sock), frames, sizes, count) != 0)
+    if (s_send_frames (zsock_resolve (self->sock), frames, sizes, count, 0) != 0)
         return NULL;
     return s_await (self, NULL, self->timeout_ms);
 }
@@ -158,7 +176,9 @@ bs_client_send (bs_client_t *self, const char *service, const bs_msg_t *request)
     uint8_t *body = bs_msg_encode (request, &size);
     const void *frames [3] = { BS_MDPC, service, body };
     const size_t sizes [3] = { strlen (BS_MDPC), strlen (service), size };
-    int rc = s_send_frames (zsock_resolve (self->sock), frames, sizes, 3);
+    //  Never blocks the caller's loop: a request that cannot go out now is
+    //  resent after the caller's timeout
+    int rc = s_send_frames (zsock_resolve (self->sock), frames, sizes, 3, ZMQ_DONTWAIT);
     free (body);
     return rc;
 }

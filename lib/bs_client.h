@@ -13,12 +13,16 @@
 #ifndef BS_CLIENT_H_INCLUDED
 #define BS_CLIENT_H_INCLUDED
 
+#include "bs_keys.h"
 #include "bs_msg.h"
 
 typedef struct _bs_client_t bs_client_t;
 
 //  endpoint: a ZeroMQ endpoint such as tcp://127.0.0.1:5555
 bs_client_t *bs_client_new (const char *endpoint);
+//  The same, speaking CURVE to the broker with the process's keys (NULL:
+//  plain); the keys are borrowed only during the call
+bs_client_t *bs_client_new_secure (const char *endpoint, bs_keys_t *keys);
 void bs_client_destroy (bs_client_t **self_p);
 
 //  Per-attempt timeout (default 2500 ms) and total attempts (default 3)

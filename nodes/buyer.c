@@ -50,13 +50,13 @@ s_buy_destroy (void **item_p)
 }
 
 buyer_t *
-buyer_new (const char *broker_endpoint, mdpworker_t *link, int timeout_ms, int attempts,
-           buyer_grant_fn *grant, void *arg)
+buyer_new (const char *broker_endpoint, bs_keys_t *keys, mdpworker_t *link, int timeout_ms,
+           int attempts, buyer_grant_fn *grant, void *arg)
 {
     buyer_t *self = calloc (1, sizeof (buyer_t));
     if (!self)
         abort ();
-    self->client = bs_client_new (broker_endpoint);
+    self->client = bs_client_new_secure (broker_endpoint, keys);
     if (!self->client) {
         free (self);
         return NULL;

@@ -23,8 +23,9 @@ typedef struct _buyer_t buyer_t;
 typedef void (buyer_grant_fn) (void *arg, const uint8_t *rid, const bs_msg_t *decrement,
                                zmq_msg_t *tokens, int count);
 
-buyer_t *buyer_new (const char *broker_endpoint, mdpworker_t *link, int timeout_ms, int attempts,
-                    buyer_grant_fn *grant, void *arg);
+//  keys: CURVE to the broker (borrowed during the call; NULL: plain)
+buyer_t *buyer_new (const char *broker_endpoint, bs_keys_t *keys, mdpworker_t *link, int timeout_ms,
+                    int attempts, buyer_grant_fn *grant, void *arg);
 void buyer_destroy (buyer_t **self_p);
 
 //  Starts (or joins) a validated buy; takes over the token

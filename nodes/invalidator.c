@@ -11,7 +11,7 @@ struct _invalidator_t {
 };
 
 invalidator_t *
-invalidator_new (const char *endpoint, int timeout_ms, int attempts)
+invalidator_new (const char *endpoint, bs_keys_t *keys, int timeout_ms, int attempts)
 {
     invalidator_t *self = calloc (1, sizeof (invalidator_t));
     if (!self)
@@ -26,7 +26,7 @@ invalidator_new (const char *endpoint, int timeout_ms, int attempts)
     zsock_set_req_correlate (self->req, 1);
     zsock_set_linger (self->req, 0);
     zsock_set_maxmsgsize (self->req, BS_MAX_BODY);
-    if (zsock_connect (self->req, "%s", endpoint) < 0) {
+    if (!bs_keys_connect_to (keys, self->req, "broker") || zsock_connect (self->req, "%s", endpoint) < 0) {
         zsys_error ("invalidator: cannot connect to %s", endpoint);
         invalidator_destroy (&self);
     }
@@ -52,9 +52,13 @@ invalidator_send (invalidator_t *self, const bs_msg_t *invalidation)
     void *sock = zsock_resolve (self->req);
     bool acked = false;
     for (int attempt = 0; attempt < self->attempts && !acked && !zsys_interrupted; attempt++) {
-        if (zmq_send (sock, data, size, 0) < 0)
-            break;
         zmq_pollitem_t item = { sock, 0, ZMQ_POLLIN, 0 };
+        if (zmq_send (sock, data, size, ZMQ_DONTWAIT) < 0) {
+            //  No connection to the broker yet: this attempt waits it out
+            item.events = ZMQ_POLLOUT;
+            zmq_poll (&item, 1, self->timeout_ms);
+            continue;
+        }
         if (zmq_poll (&item, 1, self->timeout_ms) <= 0 || !(item.revents & ZMQ_POLLIN))
             continue;
         zmq_msg_t reply;

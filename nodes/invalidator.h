@@ -13,13 +13,15 @@
 #ifndef INVALIDATOR_H_INCLUDED
 #define INVALIDATOR_H_INCLUDED
 
+#include "bs_keys.h"
 #include "bs_msg.h"
 
 typedef struct _invalidator_t invalidator_t;
 
 //  endpoint: the broker's invalidation REP socket.  Each attempt waits
 //  timeout_ms for the ack.
-invalidator_t *invalidator_new (const char *endpoint, int timeout_ms, int attempts);
+//  keys: CURVE to the broker (borrowed during the call; NULL: plain)
+invalidator_t *invalidator_new (const char *endpoint, bs_keys_t *keys, int timeout_ms, int attempts);
 void invalidator_destroy (invalidator_t **self_p);
 
 //  True once the broker acknowledged the invalidation

@@ -45,6 +45,8 @@ static const bs_setting_t s_table [] = {
     { "invalidate",      "",          "catalog: the broker's invalidation endpoint (default: the broker's node port + 1)" },
     { "invalidate-timeout-ms", "250", "catalog: how long to wait for the broker to acknowledge an invalidation" },
     { "invalidate-attempts", "2",     "catalog: how many times to send an invalidation before failing the writes" },
+    { "keys",            "",          "keys directory: speak CURVE (see bookstore keygen); empty: plain, unauthenticated" },
+    { "cert",            "",          "this node's certificate (default <keys>/nodes/<id>)" },
     { "catalog-timeout-ms", "1500",   "order node: how long to wait for the catalog before resending" },
     { "catalog-attempts", "5",        "order node: how many times to ask the catalog" },
     { NULL, NULL, NULL }
@@ -69,6 +71,7 @@ typedef struct {
     orders_t *orders;
     buyer_t *buyer;
     invalidator_t *invalidator; //  catalog: announces changes to the cache
+    bs_keys_t *keys;            //  CURVE, or NULL for plain
     repl_t *repl;
     const char *seed;
     bool seeded;
@@ -523,6 +526,10 @@ main (int argc, char **argv)
     zsys_set_logident (id);
 
     rc = 1;
+    char own_cert [100];
+    snprintf (own_cert, sizeof own_cert, "nodes/%s", id);
+    if (!bs_keys_open (settings, own_cert, false, &node.keys))
+        goto done;
     node.store = store_new (data, (size_t) map_mb << 20);
     node.journal = node.store? journal_new (node.store): NULL;
     if (!node.journal)
@@ -533,7 +540,7 @@ main (int argc, char **argv)
         char endpoint [300];
         s_invalidate_endpoint (bs_settings_get (settings, "broker"), bs_settings_get (settings, "invalidate"),
                                endpoint, sizeof endpoint);
-        node.invalidator = invalidator_new (endpoint, (int) inval_timeout, (int) inval_attempts);
+        node.invalidator = invalidator_new (endpoint, node.keys, (int) inval_timeout, (int) inval_attempts);
         if (!node.invalidator)
             goto done;
     }
@@ -560,16 +567,17 @@ main (int argc, char **argv)
         .min_insync = (int) min_insync,
         .hwm = (int) hwm,
         .drop_every = (int) drop_every,
+        .keys = node.keys,
     };
     node.repl = repl_new (node.journal, &options, s_send_reply, &node);
     if (!node.repl)
         goto done;
     node.link = mdpworker_new (bs_settings_get (settings, "broker"), node.service, id,
-                               (int) heartbeat, (int) liveness);
+                               (int) heartbeat, (int) liveness, node.keys);
     if (node.orders) {
         //  An order node always writes its own partition
         repl_claim (node.repl, node.partition, 1);
-        node.buyer = buyer_new (bs_settings_get (settings, "broker-clients"), node.link,
+        node.buyer = buyer_new (bs_settings_get (settings, "broker-clients"), node.keys, node.link,
                                 (int) timeout, (int) attempts, s_on_grant, &node);
         if (!node.buyer)
             goto done;
@@ -596,6 +604,7 @@ done:
             bs_msg_destroy (&request);
         zlistx_destroy (&node.internal);
     }
+    bs_keys_destroy (&node.keys);
     bs_settings_destroy (&settings);
     return rc;
 }

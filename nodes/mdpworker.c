@@ -15,6 +15,7 @@ struct _mdpworker_t {
                                 //  reconnects go unanswered
     int64_t next_heartbeat;
     zmq_msg_t status;           //  node_status body, may be empty
+    bs_keys_t *keys;            //  borrowed
     bool ready_due;
 };
 
@@ -25,7 +26,11 @@ s_send_command (mdpworker_t *self, uint8_t command)
     void *sock = zsock_resolve (self->sock);
     bool ready = command == BS_MDPW_READY;
     bool status = (ready || command == BS_MDPW_HEARTBEAT) && zmq_msg_size (&self->status) > 0;
-    zmq_send (sock, "", 0, ZMQ_SNDMORE);
+    //  Never block the node: with no connection (the broker is away, or
+    //  refused our key) the command is dropped and sent again later.  Once
+    //  the first frame is taken, the rest of the message is too.
+    if (zmq_send (sock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return;
     zmq_send (sock, BS_MDPW, strlen (BS_MDPW), ZMQ_SNDMORE);
     zmq_send (sock, &command, 1, (ready || status)? ZMQ_SNDMORE: 0);
     if (ready) {
@@ -57,6 +62,7 @@ s_connect (mdpworker_t *self)
     //  TCP reconnects back off too, from 100 ms up to 2 s
     zsock_set_reconnect_ivl (self->sock, 100);
     zsock_set_reconnect_ivl_max (self->sock, 2000);
+    bs_keys_connect_to (self->keys, self->sock, "broker");
     zsock_connect (self->sock, "%s", self->endpoint);
     //  READY goes out on the next tick, with whatever status is set by then
     self->ready_due = true;
@@ -66,7 +72,8 @@ s_connect (mdpworker_t *self)
 }
 
 mdpworker_t *
-mdpworker_new (const char *endpoint, const char *service, const char *id, int heartbeat_ms, int liveness)
+mdpworker_new (const char *endpoint, const char *service, const char *id, int heartbeat_ms, int liveness,
+               bs_keys_t *keys)
 {
     mdpworker_t *self = calloc (1, sizeof (mdpworker_t));
     if (!self)
@@ -76,6 +83,7 @@ mdpworker_new (const char *endpoint, const char *service, const char *id, int he
     self->id = strdup (id);
     self->heartbeat_ms = heartbeat_ms;
     self->liveness = liveness;
+    self->keys = keys;
     self->silence_ms = heartbeat_ms * liveness;
     zmq_msg_init (&self->status);
     s_connect (self);
@@ -167,7 +175,10 @@ mdpworker_reply (mdpworker_t *self, zmq_msg_t *token, const void *body, size_t s
 {
     void *sock = zsock_resolve (self->sock);
     uint8_t command = BS_MDPW_REPLY;
-    zmq_send (sock, "", 0, ZMQ_SNDMORE);
+    //  A reply that cannot go out now is lost like one to a dead broker:
+    //  the client's retry (same rid) gets the stored answer
+    if (zmq_send (sock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return -1;
     zmq_send (sock, BS_MDPW, strlen (BS_MDPW), ZMQ_SNDMORE);
     zmq_send (sock, &command, 1, ZMQ_SNDMORE);
     zmq_send (sock, zmq_msg_data (token), zmq_msg_size (token), ZMQ_SNDMORE);

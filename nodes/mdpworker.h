@@ -17,10 +17,13 @@
 #include <stdint.h>
 #include <zmq.h>
 
+#include "bs_keys.h"
+
 typedef struct _mdpworker_t mdpworker_t;
 
+//  keys: CURVE to the broker (borrowed, must outlive the worker; NULL: plain)
 mdpworker_t *mdpworker_new (const char *endpoint, const char *service, const char *id,
-                            int heartbeat_ms, int liveness);
+                            int heartbeat_ms, int liveness, bs_keys_t *keys);
 void mdpworker_destroy (mdpworker_t **self_p);
 
 //  The socket to poll for input (it changes after a reconnect: fetch it

@@ -123,8 +123,9 @@ s_buffer_clear (part_t *part)
         s_live_destroy (&live);
 }
 
+//  The DEALER to a source's ROUTER (server: its node id, for CURVE)
 static link_t *
-s_link (repl_t *self, const char *endpoint)
+s_link (repl_t *self, const char *endpoint, const char *server)
 {
     if (!endpoint || !*endpoint)
         return NULL;
@@ -141,6 +142,7 @@ s_link (repl_t *self, const char *endpoint)
     zsock_set_sndhwm (link->sock, 0);
     zsock_set_rcvhwm (link->sock, 0);
     zsock_set_maxmsgsize (link->sock, BS_MAX_BODY + 65536);
+    bs_keys_connect_to (self->options.keys, link->sock, server);
     zsock_connect (link->sock, "%s", endpoint);
     return link;
 }
@@ -150,9 +152,11 @@ s_send_msg (void *sock, const void *identity, size_t identity_size, bs_msg_t *ms
 {
     size_t size;
     uint8_t *data = bs_msg_encode (msg, &size);
+    //  Never blocks: a fetch or ack that cannot go out now is sent again
+    //  on the next heartbeat
     if (identity)
-        zmq_send (sock, identity, identity_size, ZMQ_SNDMORE);
-    zmq_send (sock, data, size, 0);
+        zmq_send (sock, identity, identity_size, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send (sock, data, size, ZMQ_DONTWAIT);
     free (data);
 }
 
@@ -873,7 +877,7 @@ s_become_primary (repl_t *self, part_t *part, uint64_t epoch)
 
 static void
 s_become_follower (repl_t *self, part_t *part, uint64_t epoch, const char *primary, const char *pub,
-                   const char *source_sync)
+                   const char *source_id, const char *source_sync)
 {
     if (part->role == ROLE_PRIMARY) {
         zsys_warning ("%s: no longer primary of %s (now %s at epoch %llu)", self->id, part->name,
@@ -898,13 +902,16 @@ s_become_follower (repl_t *self, part_t *part, uint64_t epoch, const char *prima
         }
         snprintf (part->pub, sizeof part->pub, "%s", pub);
         if (*pub) {
-            //  Connecting twice to one endpoint is harmless in libzmq
+            //  Connecting twice to one endpoint is harmless in libzmq.  The
+            //  server key is taken at connect time, per publisher.
+            bs_keys_connect_to (self->options.keys, self->sub, primary);
             zsock_connect (self->sub, "%s", pub);
             zsock_set_subscribe (self->sub, part->topic);
         }
     }
     //  Never fetch from ourselves (we may be the most advanced replica)
-    link_t *source = strcmp (source_sync, self->options.sync_endpoint) == 0? NULL: s_link (self, source_sync);
+    link_t *source = strcmp (source_sync, self->options.sync_endpoint) == 0? NULL
+                   : s_link (self, source_sync, source_id);
     if (source != part->source) {
         part->source = source;
         part->fetching = false;
@@ -948,7 +955,7 @@ repl_assign (repl_t *self, const bs_msg_t *assign)
         else
         if (epoch >= part->epoch || part->role != ROLE_PRIMARY)
             s_become_follower (self, part, epoch, primary, bs_msg_str (entry, BS_FIELD_pub),
-                               bs_msg_str (entry, BS_FIELD_sync));
+                               bs_msg_str (entry, BS_FIELD_source), bs_msg_str (entry, BS_FIELD_sync));
     }
 }
 
@@ -1059,6 +1066,8 @@ repl_new (journal_t *journal, const repl_options_t *options, repl_send_fn *send,
     zsock_set_linger (self->pub, 0);
     zsock_set_linger (self->router, 0);
     zsock_set_linger (self->sub, 0);
+    bs_keys_serve (options->keys, self->pub, "nodes");
+    bs_keys_serve (options->keys, self->router, "nodes");
     if (zsock_bind (self->pub, "%s", options->pub_bind) < 0
     ||  zsock_bind (self->router, "%s", options->sync_bind) < 0) {
         zsys_error ("%s: cannot bind %s / %s: %s", self->id, options->pub_bind, options->sync_bind,

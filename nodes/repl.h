@@ -24,6 +24,7 @@
 #define REPL_H_INCLUDED
 
 #include "bs_msg.h"
+#include "bs_keys.h"
 #include "journal.h"
 
 #include <zmq.h>
@@ -46,6 +47,7 @@ typedef struct {
     int min_insync;
     int hwm;
     int drop_every;                 //  test switch: do not publish every k-th entry
+    bs_keys_t *keys;                //  CURVE between nodes (borrowed), NULL: plain
 } repl_options_t;
 
 repl_t *repl_new (journal_t *journal, const repl_options_t *options, repl_send_fn *send, void *arg);

@@ -4,6 +4,7 @@
  *  was unreachable or timed out.
  */
 #include "bs_client.h"
+#include "bs_keys.h"
 #include "bs_msg.h"
 #include "bs_request.h"
 #include "bs_settings.h"
@@ -23,6 +24,8 @@ static const bs_setting_t s_table [] = {
     { "rid",        "",     "request id as 32 hex digits (to retry a request by hand)" },
     { "item",       "",     "orders: only the orders of this item" },
     { "node",       "",     "ask this node (by id) instead of letting the broker choose" },
+    { "keys",       "",     "keys directory of a CURVE cluster (see keygen)" },
+    { "cert",       "",     "your certificate (default <keys>/clients/client; admins/... may change the catalog)" },
     { NULL, NULL, NULL }
 };
 
@@ -38,6 +41,8 @@ static const char *s_usage_text =
     "  restock ITEM COUNT                     add copies\n"
     "  add-book ITEM TOPIC TITLE COST STOCK   add a book\n"
     "  status                                 the cluster's nodes\n"
+    "  keygen DIR [nodes/ID|admins/NAME|clients/NAME ...]\n"
+    "                                         write CURVE certificates into DIR\n"
     "The endpoint may also come from BOOKSTORE_ENDPOINT.\n";
 
 typedef struct {
@@ -140,6 +145,27 @@ s_print_human (const command_t *cmd, bs_msg_t *reply)
                 (long long) bs_msg_int (reply, BS_FIELD_stock));
 }
 
+//  keygen DIR [names]: certificates for a CURVE cluster
+static int
+s_keygen (bs_settings_t *settings)
+{
+    if (bs_settings_argc (settings) < 2)
+        return s_fail (EXIT_USAGE, "usage", "keygen takes a directory");
+    const char *extra [32];
+    int count = 0;
+    for (int i = 2; i < bs_settings_argc (settings) && count < 32; i++)
+        extra [count++] = bs_settings_arg (settings, i);
+    const char *dir = bs_settings_arg (settings, 1);
+    int written = bs_keys_generate (dir, extra, count);
+    if (written < 0)
+        return s_fail (EXIT_USAGE, "usage", "cannot write there, or a name is not nodes/ID, admins/NAME or clients/NAME");
+    if (s_json)
+        printf ("{\"ok\":true,\"written\":%d}\n", written);
+    else
+        printf ("%d certificate(s) written to %s (existing ones kept)\n", written, dir);
+    return 0;
+}
+
 static int
 s_run (bs_settings_t *settings)
 {
@@ -149,6 +175,8 @@ s_run (bs_settings_t *settings)
         fputs (s_usage_text, stderr);
         return s_fail (EXIT_USAGE, "usage", "no command given");
     }
+    if (strcmp (name, "keygen") == 0)
+        return s_keygen (settings);
     const command_t *cmd = NULL;
     for (size_t i = 0; i < sizeof s_commands / sizeof s_commands [0]; i++)
         if (strcmp (s_commands [i].name, name) == 0)
@@ -182,7 +210,13 @@ s_run (bs_settings_t *settings)
         bs_msg_destroy (&request);
         return s_fail (EXIT_USAGE, "bad_value", reason);
     }
-    bs_client_t *client = bs_client_new (bs_settings_get (settings, "endpoint"));
+    bs_keys_t *keys;
+    if (!bs_keys_open (settings, "clients/client", true, &keys)) {
+        bs_msg_destroy (&request);
+        return s_fail (EXIT_USAGE, "usage", "the certificate cannot be read");
+    }
+    bs_client_t *client = bs_client_new_secure (bs_settings_get (settings, "endpoint"), keys);
+    bs_keys_destroy (&keys);
     if (!client) {
         bs_msg_destroy (&request);
         return s_fail (EXIT_USAGE, "usage", "the endpoint is not a valid ZeroMQ endpoint");

@@ -42,6 +42,7 @@ static const bs_setting_t s_table [] = {
     { "bin-dir",        "",       "directory of the programs (default: this program's directory)" },
     { "gateway-port",   "",       "HTTP port of the gateway (default: base-port + 80)" },
     { "gateway-host",   "127.0.0.1", "address the gateway listens on (\"*\": every address)" },
+    { "keys",           "",       "keys directory: every process speaks CURVE (see bookstore keygen)" },
     { "gateway-args",   "",       "extra arguments for the gateway, space-separated (e.g. \"--max-body 4096\")" },
     { "no-gateway",     NULL,     "do not start the HTTP gateway" },
     { NULL, NULL, NULL }
@@ -214,6 +215,14 @@ s_exists (const char *path)
     return access (path, F_OK) == 0;
 }
 
+//  With a keys directory every child speaks CURVE
+static void
+s_add_keys (child_t *child, const char *keys)
+{
+    if (*keys)
+        s_add_args (child, "--keys", keys, NULL);
+}
+
 //  Appends extra arguments given as one string, split on spaces
 static void
 s_add_split (child_t *child, const char *args)
@@ -295,6 +304,7 @@ main (int argc, char **argv)
     snprintf (node_ep, sizeof node_ep, "tcp://127.0.0.1:%d", (int) port + 1);
 
     s_add ("broker", broker_prog, "--base-port", port_s, "--heartbeat-ms", hb_s, "--liveness", live_s, NULL);
+    s_add_keys (&s_children [s_count - 1], bs_settings_get (settings, "keys"));
     s_add_split (&s_children [s_count - 1], bs_settings_get (settings, "broker-args"));
     const char *node_args = bs_settings_get (settings, "node-args");
     for (int k = 0; k < catalogs + orders; k++) {
@@ -309,6 +319,7 @@ main (int argc, char **argv)
                "--liveness", live_s, "--pub-bind", pub, "--sync-bind", sync, NULL);
         if (catalog)
             s_add_args (&s_children [s_count - 1], "--seed", seed, "--restock-period", restock_s, NULL);
+        s_add_keys (&s_children [s_count - 1], bs_settings_get (settings, "keys"));
         s_add_split (&s_children [s_count - 1], node_args);
     }
     //  The HTTP gateway comes last, so that it stops first: before the store
@@ -329,6 +340,7 @@ main (int argc, char **argv)
             zsys_warning ("cluster: no gateway program at %s; starting without it", gateway_prog);
         else {
             s_add ("gateway", gateway_prog, "--listen", listen, "--endpoint", client_ep, NULL);
+            s_add_keys (&s_children [s_count - 1], bs_settings_get (settings, "keys"));
             s_add_split (&s_children [s_count - 1], bs_settings_get (settings, "gateway-args"));
             zsys_info ("cluster: the HTTP gateway serves http://%s/", listen);
         }

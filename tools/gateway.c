@@ -27,6 +27,8 @@ static const bs_setting_t s_table [] = {
     { "max-body",          "16384", "largest request body in bytes; larger ones get 413" },
     { "idle-timeout",      "30",    "seconds an idle HTTP connection is kept" },
     { "verbose",           NULL,    "log every request" },
+    { "keys",              "",      "keys directory of a CURVE cluster" },
+    { "cert",              "",      "the gateway's certificate (default <keys>/admins/gateway)" },
     { NULL, NULL, NULL }
 };
 
@@ -290,9 +292,15 @@ main (int argc, char **argv)
         return 2;
     }
     const char *endpoint = bs_settings_get (settings, "endpoint");
-    gw_pool_t *pool = gw_pool_new (endpoint, (int) clients, (int) timeout, (int) attempts);
+    bs_keys_t *keys = NULL;
+    if (!bs_keys_open (settings, "admins/gateway", true, &keys)) {
+        bs_settings_destroy (&settings);
+        return 2;
+    }
+    gw_pool_t *pool = gw_pool_new (endpoint, keys, (int) clients, (int) timeout, (int) attempts);
     if (!pool) {
         fprintf (stderr, "bookstore-gateway: '%s' is not a valid ZeroMQ endpoint\n", endpoint);
+        bs_keys_destroy (&keys);
         bs_settings_destroy (&settings);
         return 2;
     }
@@ -337,6 +345,7 @@ main (int argc, char **argv)
     }
     gw_api_destroy (&gateway.api);
     gw_pool_destroy (&pool);
+    bs_keys_destroy (&keys);
     bs_settings_destroy (&settings);
     return rc;
 }

@@ -7,6 +7,7 @@
  *
  *  Exit codes: 0 done, 2 usage error, 3 no snapshot from the broker in time.
  */
+#include "bs_keys.h"
 #include "bs_msg.h"
 #include "bs_settings.h"
 
@@ -26,6 +27,8 @@ static const bs_setting_t s_table [] = {
     { "json",       NULL,   "JSON output (with --once or --events)" },
     { "seconds",    "0",    "stop after this many seconds (0: run until interrupted)" },
     { "timeout-ms", "3000", "how long --once waits for a snapshot" },
+    { "keys",       "",     "keys directory of a CURVE cluster" },
+    { "cert",       "",     "your certificate (default <keys>/clients/client)" },
     { NULL, NULL, NULL }
 };
 
@@ -228,7 +231,14 @@ main (int argc, char **argv)
     }
     char feed [300];
     s_feed_endpoint (bs_settings_get (settings, "endpoint"), bs_settings_get (settings, "feed"), feed, sizeof feed);
+    bs_keys_t *keys;
+    if (!bs_keys_open (settings, "clients/client", true, &keys)) {
+        bs_settings_destroy (&settings);
+        return 2;
+    }
     zsock_t *sub = zsock_new (ZMQ_SUB);
+    bs_keys_connect_to (keys, sub, "broker");
+    bs_keys_destroy (&keys);
     zsock_set_maxmsgsize (sub, BS_MAX_BODY);
     zsock_set_rcvhwm (sub, 100000);
     if (once)

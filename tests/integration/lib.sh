@@ -43,7 +43,8 @@ bs_free_port() {
 }
 
 #  The CLI against this test's cluster
-bs() { "$BS_BIN/bookstore" --endpoint "tcp://127.0.0.1:$BS_PORT" "$@"; }
+#  (BS_KEYS: the keys directory of a CURVE cluster)
+bs() { "$BS_BIN/bookstore" --endpoint "tcp://127.0.0.1:$BS_PORT" ${BS_KEYS:+--keys "$BS_KEYS"} "$@"; }
 
 #  bs_start_cluster [launcher options]: starts a cluster and waits until the
 #  broker reports every node alive

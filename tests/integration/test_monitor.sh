@@ -6,7 +6,8 @@ bs_start_cluster --restock-period 0 --no-gateway
 
 monitor() { "$BS_BIN/bookstore-monitor" --endpoint "tcp://127.0.0.1:$BS_PORT" "$@"; }
 events=$BS_TMP/events.jsonl
-monitor --events --json > "$events" &
+#  The binary itself, not the function, so that $! is the monitor's pid
+"$BS_BIN/bookstore-monitor" --endpoint "tcp://127.0.0.1:$BS_PORT" --events --json > "$events" &
 watcher=$!
 trap 'kill $watcher 2>/dev/null; [ -n "${TMUX_SOCKET:-}" ] && tmux -S "$TMUX_SOCKET" kill-server 2>/dev/null; bs_cleanup' EXIT
 

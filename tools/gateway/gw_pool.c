@@ -10,6 +10,7 @@ struct _gw_pool_t {
     pthread_mutex_t lock;
     pthread_cond_t freed;       //  signalled when a client comes back
     char *endpoint;
+    bs_keys_t *keys;            //  borrowed
     int timeout_ms;
     int attempts;
     int size;
@@ -18,16 +19,17 @@ struct _gw_pool_t {
 };
 
 gw_pool_t *
-gw_pool_new (const char *endpoint, int size, int timeout_ms, int attempts)
+gw_pool_new (const char *endpoint, bs_keys_t *keys, int size, int timeout_ms, int attempts)
 {
     //  Fail early on a bad endpoint rather than on the first request
-    bs_client_t *probe = bs_client_new (endpoint);
+    bs_client_t *probe = bs_client_new_secure (endpoint, keys);
     if (!probe)
         return NULL;
     gw_pool_t *self = calloc (1, sizeof (gw_pool_t));
     if (!self)
         abort ();
     self->endpoint = strdup (endpoint);
+    self->keys = keys;
     self->size = size < 1? 1: size;
     self->timeout_ms = timeout_ms;
     self->attempts = attempts;
@@ -111,7 +113,7 @@ gw_pool_call (gw_pool_t *self, const char *service, const bs_msg_t *request,
         return NULL;
     }
     if (!client)
-        client = bs_client_new (self->endpoint);
+        client = bs_client_new_secure (self->endpoint, self->keys);
     bs_msg_t *reply = NULL;
     if (client) {
         bs_client_set_timeout (client, timeout_ms);

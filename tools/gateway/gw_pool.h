@@ -14,13 +14,15 @@
 #ifndef GW_POOL_H_INCLUDED
 #define GW_POOL_H_INCLUDED
 
+#include "bs_keys.h"
 #include "bs_msg.h"
 
 typedef struct _gw_pool_t gw_pool_t;
 
 //  size clients to endpoint, each attempt waiting timeout_ms, attempts per
-//  call.  Returns NULL when the endpoint is not a valid ZeroMQ endpoint.
-gw_pool_t *gw_pool_new (const char *endpoint, int size, int timeout_ms, int attempts);
+//  call; keys (borrowed, must outlive the pool; NULL: plain) for CURVE.
+//  Returns NULL when the endpoint is not a valid ZeroMQ endpoint.
+gw_pool_t *gw_pool_new (const char *endpoint, bs_keys_t *keys, int size, int timeout_ms, int attempts);
 void gw_pool_destroy (gw_pool_t **self_p);
 
 //  Sends the request (which carries its rid) to the service and waits for the
