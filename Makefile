@@ -5,6 +5,7 @@
 #  make run     start a local cluster in the foreground (Ctrl-C stops it)
 #  make test    install, build (plain, ASan/UBSan, clang) and run the suite
 #  make asan    build the sanitizer variant into build/asan/bin
+#  make bench   run the benchmark suite (bench/run.sh) into bench/results.md
 
 DEBS = build-essential pkg-config libczmq-dev libzmq3-dev liblmdb-dev \
        lmdb-utils libmsgpack-dev clang jq procps iproute2 tmux
@@ -52,6 +53,7 @@ NODE_SRC := $(filter-out nodes/main.c,$(wildcard nodes/*.c))
 
 PROGRAMS := bookstore-broker bookstore-node bookstore bookstore-cluster bookstore-monitor
 PROGRAMS += bookstore-gateway
+PROGRAMS += bookstore-bench
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(wildcard tests/unit/test_*.c))
 TEST_HELPERS := $(patsubst tests/helpers/%.c,$(OUT)/tests/%,$(wildcard tests/helpers/*.c))
@@ -84,6 +86,7 @@ $(BINDIR)/bookstore-node: $(call obj,nodes/main.c) $(NODE_LIB) $(LIB)
 $(BINDIR)/bookstore: $(call obj,tools/bookstore.c) $(LIB)
 $(BINDIR)/bookstore-cluster: $(call obj,tools/cluster.c) $(LIB)
 $(BINDIR)/bookstore-monitor: $(call obj,tools/monitor.c) $(LIB)
+$(BINDIR)/bookstore-bench: $(call obj,tools/bench.c) $(LIB)
 
 #  The gateway: its modules in tools/gateway, and its storefront
 #  (tools/gateway/www) compiled in as C strings by embed.awk
@@ -142,6 +145,13 @@ test: deps
 	$(MAKE) VARIANT=clang bins
 	$(MAKE) VARIANT=asan bins
 	BS_BIN=$(CURDIR)/build/asan/bin BS_UNIT=$(CURDIR)/build/asan/tests tests/run.sh
+
+#  The benchmark suite: a fresh local cluster, every workload, results in
+#  bench/results.md (several minutes; BENCH_SECONDS changes each run's length)
+.PHONY: bench
+bench: deps
+	$(MAKE) bins
+	bench/run.sh
 
 #  The gateway's browser test drives Chromium through chromedriver: `make
 #  test` installs them too (it skips that part where they are absent), while
