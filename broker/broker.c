@@ -224,10 +224,18 @@ s_send_msg_to_client (broker_t *self, zmq_msg_t *client, const char *service, bs
     s_send_to_client (self, client, service, &body);
 }
 
+//  request: the body the error answers, whose rid the reply echoes so that
+//  a client with many requests outstanding can match it (NULL: none)
 static void
-s_send_error (broker_t *self, zmq_msg_t *client, const char *service, bs_err_t err, const char *message)
+s_send_error (broker_t *self, zmq_msg_t *client, const char *service, zmq_msg_t *request,
+              bs_err_t err, const char *message)
 {
     bs_msg_t *msg = bs_msg_new_error (err, message);
+    const uint8_t *rid;
+    size_t size;
+    if (request && bs_peek_bytes (zmq_msg_data (request), zmq_msg_size (request), BS_FIELD_rid, &rid, &size)
+    &&  size == BS_RID_SIZE)
+        bs_msg_set_bin (msg, BS_FIELD_rid, rid, size);
     s_send_msg_to_client (self, client, service, msg);
     bs_msg_destroy (&msg);
 }
@@ -580,7 +588,7 @@ s_handle_status (broker_t *self, zmq_msg_t *client, zmq_msg_t *body)
         snprintf (reason, sizeof reason, "the broker service only answers 'status'");
     }
     if (err != BS_OK) {
-        s_send_error (self, client, BS_SERVICE_BROKER, err, reason);
+        s_send_error (self, client, BS_SERVICE_BROKER, body, err, reason);
         bs_msg_destroy (&request);
         return;
     }
@@ -773,13 +781,13 @@ s_client_message (broker_t *self)
         s_frame_text (&frames [3], service, sizeof service);
     if (total != 5 || zmq_msg_size (&frames [1]) != 0 || !s_frame_is (&frames [2], BS_MDPC)) {
         if (count >= 1)
-            s_send_error (self, &frames [0], service, BS_ERR_bad_frame,
+            s_send_error (self, &frames [0], service, NULL, BS_ERR_bad_frame,
                           "a request must be [empty] \"MDPC01\" service body");
         s_close_frames (frames, count);
         return;
     }
     if (zmq_msg_size (&frames [4]) > MAX_REQUEST) {
-        s_send_error (self, &frames [0], service, BS_ERR_too_large,
+        s_send_error (self, &frames [0], service, NULL, BS_ERR_too_large,
                       "the request is larger than the 64 KiB limit");
         s_close_frames (frames, count);
         return;
@@ -800,7 +808,7 @@ s_client_message (broker_t *self)
     if (svc < 0) {
         char message [128];
         snprintf (message, sizeof message, "no service named '%.40s'", service);
-        s_send_error (self, &frames [0], "", BS_ERR_unknown_service, message);
+        s_send_error (self, &frames [0], "", &frames [4], BS_ERR_unknown_service, message);
         s_close_frames (frames, count);
         return;
     }
@@ -808,7 +816,7 @@ s_client_message (broker_t *self)
     if (self->options.keys && !s_allowed (op, bs_keys_role (&frames [4], NULL))) {
         char message [128];
         snprintf (message, sizeof message, "your key may not run '%s'", bs_op_name (op));
-        s_send_error (self, &frames [0], service, BS_ERR_forbidden, message);
+        s_send_error (self, &frames [0], service, &frames [4], BS_ERR_forbidden, message);
         s_close_frames (frames, count);
         return;
     }
@@ -1072,7 +1080,8 @@ s_on_tick (broker_t *self)
                 svc->tail = NO_REQUEST;
             char message [128];
             snprintf (message, sizeof message, "no replica of service '%s' is available", svc->name);
-            s_send_error (self, &self->requests [index].client, svc->name, BS_ERR_unavailable, message);
+            s_send_error (self, &self->requests [index].client, svc->name, &self->requests [index].body,
+                          BS_ERR_unavailable, message);
             s_request_free (self, index);
         }
     }

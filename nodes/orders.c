@@ -17,8 +17,9 @@ struct _orders_t {
 void
 orders_id_for (const uint8_t *rid, char *order_id)
 {
+    //  The whole rid: two buys never share an order id
     order_id [0] = 'o';
-    for (int i = 0; i < 10; i++)
+    for (int i = 0; i < BS_RID_SIZE; i++)
         snprintf (order_id + 1 + 2 * i, 3, "%02x", rid [i]);
 }
 

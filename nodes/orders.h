@@ -21,8 +21,8 @@
 
 typedef struct _orders_t orders_t;
 
-//  An order id: "o" and the first 10 bytes of the request id in hex
-#define ORDERS_ID_SIZE 22
+//  An order id: "o" and the whole request id in hex (33 characters)
+#define ORDERS_ID_SIZE (2 + 2 * BS_RID_SIZE)
 void orders_id_for (const uint8_t *rid, char *order_id);
 
 //  The databases an order snapshot carries (NULL-terminated)

@@ -254,6 +254,22 @@ test_orders_are_deterministic (void)
     s_close (&b);
 }
 
+//  Order ids come from the whole request id: rids that share a prefix
+//  never share an order (one would overwrite the other)
+static void
+test_order_ids_are_unique_per_rid (void)
+{
+    uint8_t a [BS_RID_SIZE], b [BS_RID_SIZE];
+    memset (a, 0x5a, sizeof a);
+    memcpy (b, a, sizeof b);
+    b [BS_RID_SIZE - 1] ^= 1;
+    char id_a [ORDERS_ID_SIZE], id_b [ORDERS_ID_SIZE];
+    orders_id_for (a, id_a);
+    orders_id_for (b, id_b);
+    CHECK (strcmp (id_a, id_b) != 0);
+    CHECK (strlen (id_a) == 1 + 2 * BS_RID_SIZE && id_a [0] == 'o');
+}
+
 static void
 test_journal_replicates (void)
 {
@@ -338,6 +354,7 @@ main (void)
     RUN (test_decrement_is_conditional_and_idempotent);
     RUN (test_writes_and_versions);
     RUN (test_orders_are_deterministic);
+    RUN (test_order_ids_are_unique_per_rid);
     RUN (test_journal_replicates);
     RUN (test_bad_directory);
     char cmd [300];
