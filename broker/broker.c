@@ -7,6 +7,7 @@
 #include "controller.h"
 #include "disconnects.h"
 #include "feed.h"
+#include "quota.h"
 #include "workers.h"
 #include "bs_mdp.h"
 #include "bs_msg.h"
@@ -44,6 +45,7 @@ typedef struct {
     uint8_t cache_key_size;
     uint8_t cache_key [CACHE_KEY_MAX];
     uint64_t cache_epoch;
+    uint64_t client_key;        //  its client's quota
 } request_t;
 
 typedef struct {
@@ -59,6 +61,7 @@ struct _broker_t {
     void *client_sock;          //  raw handles for the hot path
     void *node_sock;
     cache_t *cache;
+    quota_t *quota;             //  requests in flight per client
     feed_t *feed;               //  events and status for the monitor
     disconnects_t *disconnects; //  dropped node connections
     char catalog_primary [65];  //  as last announced on the feed
@@ -112,6 +115,7 @@ static void
 s_request_free (broker_t *self, uint32_t index)
 {
     request_t *req = &self->requests [index];
+    quota_give (self->quota, req->client_key);
     zmq_msg_close (&req->client);
     zmq_msg_close (&req->body);
     req->used = false;
@@ -828,8 +832,19 @@ s_client_message (broker_t *self)
         s_close_frames (frames, count);
         return;
     }
+    //  A client that floods the broker is refused alone
+    uint64_t client_key = quota_key (zmq_msg_data (&frames [0]), zmq_msg_size (&frames [0]));
+    if (!quota_take (self->quota, client_key)) {
+        s_send_error (self, &frames [0], service, &frames [4], BS_ERR_overloaded,
+                      quota_total (self->quota) >= (uint32_t) self->options.max_inflight?
+                      "the broker has too many requests in flight; retry shortly":
+                      "you have too many requests in flight; wait for answers before sending more");
+        s_close_frames (frames, count);
+        return;
+    }
     uint32_t index = s_request_alloc (self);
     request_t *req = &self->requests [index];
+    req->client_key = client_key;
     zmq_msg_init (&req->client);
     zmq_msg_move (&req->client, &frames [0]);
     zmq_msg_init (&req->body);
@@ -1115,6 +1130,7 @@ broker_new (const broker_options_t *options)
     free (names);
     self->catalog = s_service_find (self, "catalog");
     self->cache = cache_new (options->cache_entries, options->cache_bytes, options->cache_ttl_ms);
+    self->quota = quota_new ((uint32_t) options->max_per_client, (uint32_t) options->max_inflight);
     self->workers = workers_new ();
     //  Wait a few heartbeats for nodes to report before the first election
     self->controller = controller_new (options->heartbeat_ms * (options->liveness + 1));
@@ -1170,6 +1186,7 @@ broker_destroy (broker_t **self_p)
     workers_destroy (&self->workers);
     controller_destroy (&self->controller);
     cache_destroy (&self->cache);
+    quota_destroy (&self->quota);
     disconnects_destroy (&self->disconnects);
     feed_destroy (&self->feed);
     zsock_destroy (&self->clients);

@@ -40,6 +40,8 @@ typedef struct {
     const char *mute_file;          //  test switch: while it exists, leave
                                     //  invalidations unanswered ("" or NULL: off)
     bs_keys_t *keys;                //  CURVE (borrowed), or NULL for plain
+    int max_per_client;             //  requests in flight from one client
+    int max_inflight;               //  requests in flight in all
 } broker_options_t;
 
 typedef struct _broker_t broker_t;

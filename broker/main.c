@@ -18,6 +18,8 @@ static const bs_setting_t s_table [] = {
     { "cache-entries",      "100000",   "most catalog replies the cache holds (0 turns it off)" },
     { "cache-mb",           "64",       "most memory the cache's entries take, in MiB" },
     { "cache-ttl-ms",       "0",        "how long a cached reply may be served (0: until invalidated or evicted)" },
+    { "max-per-client",     "5000",     "requests one client may have in flight; more are refused (overloaded)" },
+    { "max-inflight",       "200000",   "requests all clients together may have in flight" },
     { "keys",               "",         "keys directory: speak CURVE (see bookstore keygen); empty: plain, unauthenticated" },
     { "cert",               "",         "the broker's certificate (default <keys>/broker)" },
     { "test-mute-file",     "",         "test switch: while this file exists, invalidations go unanswered" },
@@ -34,7 +36,7 @@ main (int argc, char **argv)
         bs_settings_destroy (&settings);
         return 0;
     }
-    int64_t port, heartbeat, liveness, timeout, cache_entries, cache_mb, cache_ttl;
+    int64_t port, heartbeat, liveness, timeout, cache_entries, cache_mb, cache_ttl, per_client, inflight;
     if (!bs_settings_int (settings, "base-port", &port)
     ||  !bs_settings_int (settings, "heartbeat-ms", &heartbeat)
     ||  !bs_settings_int (settings, "liveness", &liveness)
@@ -42,6 +44,9 @@ main (int argc, char **argv)
     ||  !bs_settings_int (settings, "cache-entries", &cache_entries)
     ||  !bs_settings_int (settings, "cache-mb", &cache_mb)
     ||  !bs_settings_int (settings, "cache-ttl-ms", &cache_ttl)
+    ||  !bs_settings_int (settings, "max-per-client", &per_client)
+    ||  !bs_settings_int (settings, "max-inflight", &inflight)
+    ||  per_client < 1 || per_client > 10000000 || inflight < 1 || inflight > 10000000
     ||  port < 1 || port > 65532 || heartbeat < 10 || liveness < 1 || timeout < 1
     ||  cache_entries < 0 || cache_entries > 100000000 || cache_mb < 1 || cache_mb > 1048576
     ||  cache_ttl < 0 || cache_ttl > 86400000) {
@@ -83,6 +88,8 @@ main (int argc, char **argv)
         .cache_entries = (size_t) cache_entries,
         .cache_bytes = (size_t) cache_mb << 20,
         .cache_ttl_ms = (int) cache_ttl,
+        .max_per_client = (int) per_client,
+        .max_inflight = (int) inflight,
         .mute_file = bs_settings_get (settings, "test-mute-file"),
     };
     int rc = 1;

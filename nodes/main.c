@@ -38,7 +38,8 @@ static const bs_setting_t s_table [] = {
     { "min-insync",      "1",         "replicas (primary included) that must be in sync to accept writes" },
     { "hwm",             "100000",    "high-water mark of the replication PUB/SUB sockets" },
     { "drop-every",      "0",         "test switch: do not publish every k-th log entry (0: off)" },
-    { "map-size-mb",     "1024",      "LMDB map size in MiB" },
+    { "map-size-mb",     "1024",      "LMDB map size in MiB to start with" },
+    { "map-max-mb",      "65536",     "the LMDB map grows (doubling) up to this many MiB" },
     { "seed",            "",          "initial catalog file, loaded by a primary whose catalog is empty" },
     { "restock-period",  "10",        "seconds between restocks of sold-out books (0: never)" },
     { "restock-amount",  "10",        "copies added to a sold-out book" },
@@ -131,7 +132,7 @@ s_flush (node_t *self)
     //  The broker drops cached replies of what changed before the change
     //  is committed, or the writes fail
     bs_err_t fail = BS_ERR_storage;
-    const char *why = "the write could not be stored; nothing changed";
+    const char *why = store_failure (store_read_only (self->store)? EROFS: rc);
     bs_msg_t *invalidation = self->catalog?
         catalog_invalidation (self->catalog, journal_next_seq (self->journal, self->partition) - 1): NULL;
     if (rc == 0 && invalidation && !invalidator_send (self->invalidator, invalidation)) {
@@ -140,8 +141,11 @@ s_flush (node_t *self)
         rc = -1;
     }
     bs_msg_destroy (&invalidation);
-    if (rc == 0)
+    if (rc == 0) {
         rc = journal_commit (self->journal, txn);
+        if (rc != 0)
+            why = store_failure (rc);
+    }
     else
     if (txn)
         journal_abort (self->journal, txn);
@@ -440,6 +444,43 @@ s_home_partition (node_t *self, char *partition, size_t size)
     return store_commit (self->store, txn) == 0;
 }
 
+//  A data directory belongs to one node: started as another (a copied or
+//  mistyped directory) it would write someone else's partition.  The first
+//  start records who it is; later starts must match.
+static bool
+s_check_identity (node_t *self)
+{
+    MDB_dbi local;
+    bool writable = !store_read_only (self->store);
+    MDB_txn *txn = store_open_db (self->store, "local", 0, &local)? store_begin (self->store, writable): NULL;
+    if (!txn)
+        return false;
+    char identity [128];
+    snprintf (identity, sizeof identity, "%s %s", self->service, self->id);
+    MDB_val key = { 8, "identity" }, value;
+    bool ok = true;
+    if (mdb_get (txn, local, &key, &value) == 0) {
+        ok = value.mv_size == strlen (identity) && memcmp (value.mv_data, identity, value.mv_size) == 0;
+        if (!ok)
+            zsys_error ("%s: refused the data directory: it belongs to %.*s, not to %s "
+                        "(move it away to start this node empty)", self->id,
+                        (int) (value.mv_size < 100? value.mv_size: 100), (const char *) value.mv_data, identity);
+        mdb_txn_abort (txn);
+        return ok;
+    }
+    value.mv_size = strlen (identity);
+    value.mv_data = identity;
+    if (!writable) {
+        mdb_txn_abort (txn);
+        return true;
+    }
+    if (mdb_put (txn, local, &key, &value, 0) != 0) {
+        mdb_txn_abort (txn);
+        return false;
+    }
+    return store_commit (self->store, txn) == 0;
+}
+
 //  An advertised endpoint from a bind endpoint: tcp://*:P -> tcp://127.0.0.1:P
 static void
 s_advertise (const char *bind, const char *given, char *out, size_t size)
@@ -483,7 +524,7 @@ main (int argc, char **argv)
     }
     int rc = 2;
     node_t node = { .service = bs_settings_get (settings, "service") };
-    int64_t heartbeat, liveness, map_mb, restock_period, restock_amount, timeout, attempts;
+    int64_t heartbeat, liveness, map_mb, map_max_mb, restock_period, restock_amount, timeout, attempts;
     int64_t insync_timeout, min_insync, hwm, drop_every, inval_timeout, inval_attempts;
     if (strcmp (node.service, "catalog") != 0 && strcmp (node.service, "order") != 0) {
         fprintf (stderr, "bookstore-node: --service must be catalog or order\n");
@@ -492,6 +533,7 @@ main (int argc, char **argv)
     if (!bs_settings_int (settings, "heartbeat-ms", &heartbeat)
     ||  !bs_settings_int (settings, "liveness", &liveness)
     ||  !bs_settings_int (settings, "map-size-mb", &map_mb)
+    ||  !bs_settings_int (settings, "map-max-mb", &map_max_mb)
     ||  !bs_settings_int (settings, "restock-period", &restock_period)
     ||  !bs_settings_int (settings, "restock-amount", &restock_amount)
     ||  !bs_settings_int (settings, "catalog-timeout-ms", &timeout)
@@ -503,7 +545,8 @@ main (int argc, char **argv)
     ||  !bs_settings_int (settings, "invalidate-timeout-ms", &inval_timeout)
     ||  !bs_settings_int (settings, "invalidate-attempts", &inval_attempts))
         goto done;
-    if (heartbeat < 10 || liveness < 1 || map_mb < 1 || restock_period < 0
+    if (heartbeat < 10 || liveness < 1 || map_mb < 1 || map_max_mb < map_mb || map_max_mb > (1 << 24)
+    ||  restock_period < 0
     ||  restock_amount < 1 || restock_amount > 1000000 || timeout < 1 || attempts < 1
     ||  insync_timeout < 1 || min_insync < 1 || hwm < 0 || drop_every < 0
     ||  inval_timeout < 1 || inval_attempts < 1) {
@@ -530,7 +573,11 @@ main (int argc, char **argv)
     snprintf (own_cert, sizeof own_cert, "nodes/%s", id);
     if (!bs_keys_open (settings, own_cert, false, &node.keys))
         goto done;
-    node.store = store_new (data, (size_t) map_mb << 20);
+    node.store = store_new (data, (size_t) map_mb << 20, (size_t) map_max_mb << 20);
+    if (node.store && !s_check_identity (&node)) {
+        rc = 2;
+        goto done;
+    }
     node.journal = node.store? journal_new (node.store): NULL;
     if (!node.journal)
         goto done;

@@ -2,17 +2,21 @@
 #include "store.h"
 
 #include <czmq.h>
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 struct _store_t {
     MDB_env *env;
     char *path;
+    size_t map_size, max_size;
+    bool read_only;
 };
 
 store_t *
-store_new (const char *path, size_t map_size)
+store_new (const char *path, size_t map_size, size_t max_size)
 {
-    if (zsys_dir_create ("%s", path) != 0) {
+    if (zsys_dir_create ("%s", path) != 0 && access (path, R_OK) != 0) {
         zsys_error ("store: cannot create data directory %s", path);
         return NULL;
     }
@@ -20,6 +24,8 @@ store_new (const char *path, size_t map_size)
     if (!self)
         abort ();
     self->path = strdup (path);
+    self->map_size = map_size;
+    self->max_size = max_size > map_size? max_size: map_size;
     int rc = mdb_env_create (&self->env);
     if (rc == 0)
         rc = mdb_env_set_maxdbs (self->env, 16);
@@ -27,11 +33,36 @@ store_new (const char *path, size_t map_size)
         rc = mdb_env_set_mapsize (self->env, map_size);
     if (rc == 0)
         rc = mdb_env_open (self->env, path, MDB_NOTLS, 0640);
+    if (rc == EROFS || rc == EACCES) {
+        //  A read-only directory: serve what it holds, refuse every write.
+        //  Nobody can write there, so no lock is needed.
+        mdb_env_close (self->env);
+        rc = mdb_env_create (&self->env);
+        if (rc == 0)
+            rc = mdb_env_set_maxdbs (self->env, 16);
+        if (rc == 0)
+            rc = mdb_env_open (self->env, path, MDB_NOTLS | MDB_RDONLY | MDB_NOLOCK, 0640);
+        if (rc == 0) {
+            self->read_only = true;
+            zsys_warning ("store: %s is read-only: this node serves reads and refuses writes", path);
+        }
+    }
+    if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH || rc == MDB_CORRUPTED) {
+        zsys_error ("store: refused %s: it holds a corrupt or foreign store (%s); "
+                    "move it away to start this node empty (it then catches up from its peers)",
+                    path, mdb_strerror (rc));
+        store_destroy (&self);
+        return NULL;
+    }
     if (rc != 0) {
         zsys_error ("store: cannot open LMDB environment in %s: %s", path, mdb_strerror (rc));
         store_destroy (&self);
         return NULL;
     }
+    //  A store written with a larger map keeps it
+    MDB_envinfo info;
+    if (mdb_env_info (self->env, &info) == 0 && info.me_mapsize > self->map_size)
+        self->map_size = info.me_mapsize;
     return self;
 }
 
@@ -51,12 +82,18 @@ store_destroy (store_t **self_p)
 MDB_env *store_env (store_t *self) { return self->env; }
 
 bool
+store_read_only (store_t *self)
+{
+    return self->read_only;
+}
+
+bool
 store_open_db (store_t *self, const char *name, unsigned flags, MDB_dbi *dbi_p)
 {
-    MDB_txn *txn = store_begin (self, true);
+    MDB_txn *txn = store_begin (self, !self->read_only);
     if (!txn)
         return false;
-    int rc = mdb_dbi_open (txn, name, flags | MDB_CREATE, dbi_p);
+    int rc = mdb_dbi_open (txn, name, flags | (self->read_only? 0: MDB_CREATE), dbi_p);
     if (rc != 0) {
         zsys_error ("store: cannot open database %s in %s: %s", name, self->path, mdb_strerror (rc));
         mdb_txn_abort (txn);
@@ -65,9 +102,53 @@ store_open_db (store_t *self, const char *name, unsigned flags, MDB_dbi *dbi_p)
     return store_commit (self, txn) == 0;
 }
 
+//  Grows the map before it fills.  Only between transactions: a node has
+//  no other transaction open when it begins a write.
+static void
+s_grow (store_t *self)
+{
+    MDB_envinfo info;
+    MDB_stat stat;
+    if (self->map_size >= self->max_size
+    ||  mdb_env_info (self->env, &info) != 0 || mdb_env_stat (self->env, &stat) != 0)
+        return;
+    size_t used = (info.me_last_pgno + 1) * (size_t) stat.ms_psize;
+    if (used < self->map_size / 4 * 3)
+        return;
+    size_t size = self->map_size * 2 < self->max_size? self->map_size * 2: self->max_size;
+    int rc = mdb_env_set_mapsize (self->env, size);
+    if (rc == 0) {
+        zsys_info ("store: map of %s grown to %zu MiB", self->path, size >> 20);
+        self->map_size = size;
+    }
+    else
+        zsys_warning ("store: cannot grow the map of %s: %s", self->path, mdb_strerror (rc));
+}
+
+const char *
+store_failure (int rc)
+{
+    switch (rc) {
+        case MDB_MAP_FULL:
+            return "the node's store reached its size limit (map-max-mb); nothing changed";
+        case ENOSPC:
+            return "the node's disk is full; nothing changed";
+        case EROFS: case EACCES: case EPERM:
+            return "the node's data directory is read-only; nothing changed";
+        case EIO:
+            return "the node's disk failed to write; nothing changed";
+        default:
+            return "the node could not store the write; nothing changed";
+    }
+}
+
 MDB_txn *
 store_begin (store_t *self, bool write)
 {
+    if (write && self->read_only)
+        return NULL;
+    if (write)
+        s_grow (self);
     MDB_txn *txn = NULL;
     int rc = mdb_txn_begin (self->env, NULL, write? 0: MDB_RDONLY, &txn);
     if (rc != 0) {

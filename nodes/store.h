@@ -1,7 +1,11 @@
 /*  store - a node's LMDB environment in its data directory.
  *
  *  Commits are durable (no MDB_NOSYNC).  Every write transaction that fails
- *  is aborted and reported; MDB_MAP_FULL is reported like any other error.
+ *  is aborted and reported.  The map grows (doubling, up to a limit) before
+ *  a write transaction begins when it is three quarters used, so
+ *  MDB_MAP_FULL is met only at the limit; it is then reported like any
+ *  other error, and reads go on.  A data directory whose environment LMDB
+ *  cannot read (corrupt, or not LMDB) is refused with a clear message.
  *
  *  Ownership: store_new returns a store the caller destroys with
  *  store_destroy, after every module that uses its environment.
@@ -16,8 +20,17 @@
 
 typedef struct _store_t store_t;
 
-//  Creates the directory if needed.  Returns NULL and logs why on failure.
-store_t *store_new (const char *path, size_t map_size);
+//  Creates the directory if needed; the map starts at map_size and may grow
+//  to max_size.  Returns NULL and logs why on failure.
+store_t *store_new (const char *path, size_t map_size, size_t max_size);
+
+//  True when the data directory could only be opened read-only: every
+//  write then fails (store_begin returns NULL for writes), reads go on
+bool store_read_only (store_t *self);
+
+//  A sentence for a failed write, for replies: what went wrong, in words
+//  (the map's limit, a full disk, a read-only directory, ...)
+const char *store_failure (int rc);
 void store_destroy (store_t **self_p);
 
 MDB_env *store_env (store_t *self);

@@ -190,6 +190,40 @@ main (int argc, char **argv)
         bs_msg_destroy (&status);
     }
     else
+    if (strcmp (which, "flood") == 0) {
+        //  For 3 s, keep 100 lookups outstanding on one connection; count
+        //  the answers by kind: {"answered":N,"ok":N,"overloaded":N}
+        bs_msg_t *lookup = bs_msg_new_request (BS_OP_lookup);
+        bs_msg_set_int (lookup, BS_FIELD_item, 666);
+        int sent = 0, answered = 0, good = 0, overloaded = 0;
+        int64_t until = zclock_mono () + 3000;
+        zpoller_t *poller = zpoller_new (bs_client_socket (client), NULL);
+        while (true) {
+            while (sent - answered < 100 && zclock_mono () < until) {
+                uint8_t rid [BS_RID_SIZE];
+                bs_rid_generate (rid);
+                bs_msg_set_bin (lookup, BS_FIELD_rid, rid, sizeof rid);
+                if (bs_client_send (client, "catalog", lookup) == 0)
+                    sent++;
+            }
+            if (answered == sent || !zpoller_wait (poller, 3000))
+                break;
+            bs_msg_t *reply = bs_client_recv (client);
+            answered++;
+            if (reply && bs_msg_int (reply, BS_FIELD_ok))
+                good++;
+            else
+            if (reply && strcmp (bs_msg_str (reply, BS_FIELD_error), "overloaded") == 0
+            &&  *bs_msg_str (reply, BS_FIELD_message))
+                overloaded++;
+            bs_msg_destroy (&reply);
+        }
+        zpoller_destroy (&poller);
+        bs_msg_destroy (&lookup);
+        printf ("{\"sent\":%d,\"answered\":%d,\"ok\":%d,\"overloaded\":%d}\n", sent, answered, good, overloaded);
+        rc = 0;
+    }
+    else
         fprintf (stderr, "probe: unknown case %s\n", which);
     bs_client_destroy (&client);
     return rc;

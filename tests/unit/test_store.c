@@ -22,7 +22,7 @@ s_open (node_t *node, const char *name)
 {
     char path [300];
     snprintf (path, sizeof path, "%s/%s", s_dir, name);
-    node->store = store_new (path, 64 << 20);
+    node->store = store_new (path, 64 << 20, 64 << 20);
     node->journal = journal_new (node->store);
     node->catalog = catalog_new (node->journal);
     node->orders = orders_new (node->journal);
@@ -340,7 +340,72 @@ static void
 test_bad_directory (void)
 {
     //  A data directory that cannot be created is refused with a message
-    store_t *store = store_new ("/proc/no-such-place/data", 1 << 20);
+    store_t *store = store_new ("/proc/no-such-place/data", 1 << 20, 1 << 20);
+    CHECK (store == NULL);
+}
+
+//  Writes 1 KiB values, one per transaction, until count or a failure;
+//  returns how many were written and the failure in *rc_p
+static int
+s_fill (store_t *store, MDB_dbi dbi, int count, int *rc_p)
+{
+    char value [1024];
+    memset (value, 'v', sizeof value);
+    *rc_p = 0;
+    for (int i = 0; i < count; i++) {
+        MDB_txn *txn = store_begin (store, true);
+        uint8_t kbuf [4];
+        store_key_u32 (kbuf, (uint32_t) i);
+        MDB_val key = { 4, kbuf }, val = { sizeof value, value };
+        int rc = mdb_put (txn, dbi, &key, &val, 0);
+        if (rc == 0)
+            rc = store_commit (store, txn);
+        else
+            mdb_txn_abort (txn);
+        if (rc != 0) {
+            *rc_p = rc;
+            return i;
+        }
+    }
+    return count;
+}
+
+static void
+test_map_limit_and_growth (void)
+{
+    char path [300];
+    //  At its limit the map refuses writes with a clear reason; reads go on
+    snprintf (path, sizeof path, "%s/small", s_dir);
+    store_t *store = store_new (path, 1 << 20, 1 << 20);
+    MDB_dbi dbi;
+    CHECK (store && store_open_db (store, "data", 0, &dbi));
+    int rc;
+    int written = s_fill (store, dbi, 4000, &rc);
+    CHECK (rc == MDB_MAP_FULL && written > 100 && written < 1000);
+    CHECK (strstr (store_failure (rc), "size limit") != NULL);
+    MDB_txn *txn = store_begin (store, false);
+    uint8_t kbuf [4];
+    store_key_u32 (kbuf, 0);
+    MDB_val key = { 4, kbuf }, val;
+    CHECK (txn && mdb_get (txn, dbi, &key, &val) == 0 && val.mv_size == 1024);
+    mdb_txn_abort (txn);
+    store_destroy (&store);
+    //  With room to grow, the same writes all succeed
+    snprintf (path, sizeof path, "%s/growing", s_dir);
+    store = store_new (path, 1 << 20, 64 << 20);
+    CHECK (store && store_open_db (store, "data", 0, &dbi));
+    CHECK (s_fill (store, dbi, 4000, &rc) == 4000 && rc == 0);
+    store_destroy (&store);
+    //  A directory holding something that is not an LMDB store is refused
+    snprintf (path, sizeof path, "%s/corrupt", s_dir);
+    zsys_dir_create ("%s", path);
+    char file [400];
+    snprintf (file, sizeof file, "%s/data.mdb", path);
+    FILE *garbage = fopen (file, "w");
+    for (int i = 0; i < 16384; i++)
+        fputc ((i * 7919) & 0xff, garbage);
+    fclose (garbage);
+    store = store_new (path, 1 << 20, 1 << 20);
     CHECK (store == NULL);
 }
 
@@ -357,6 +422,7 @@ main (void)
     RUN (test_order_ids_are_unique_per_rid);
     RUN (test_journal_replicates);
     RUN (test_bad_directory);
+    RUN (test_map_limit_and_growth);
     char cmd [300];
     snprintf (cmd, sizeof cmd, "rm -rf %s", s_dir);
     if (system (cmd) != 0)
