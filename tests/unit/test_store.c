@@ -377,7 +377,7 @@ test_map_limit_and_growth (void)
     //  At its limit the map refuses writes with a clear reason; reads go on
     snprintf (path, sizeof path, "%s/small", s_dir);
     store_t *store = store_new (path, 1 << 20, 1 << 20);
-    MDB_dbi dbi;
+    MDB_dbi dbi = 0;
     CHECK (store && store_open_db (store, "data", 0, &dbi));
     int rc;
     int written = s_fill (store, dbi, 4000, &rc);
