@@ -6,6 +6,8 @@
 #  make test    install, build (plain, ASan/UBSan, clang) and run the suite
 #  make asan    build the sanitizer variant into build/asan/bin
 #  make bench   run the benchmark suite (bench/run.sh) into bench/results.md
+#  make chaos   a chaos run: faults under load, then checks (DURATION=60 SEED=)
+#  make docker-test  build the container image, run compose.yaml, test it (Podman or Docker)
 
 DEBS = build-essential pkg-config libczmq-dev libzmq3-dev liblmdb-dev \
        lmdb-utils libmsgpack-dev clang jq procps iproute2 tmux
@@ -54,6 +56,7 @@ NODE_SRC := $(filter-out nodes/main.c,$(wildcard nodes/*.c))
 PROGRAMS := bookstore-broker bookstore-node bookstore bookstore-cluster bookstore-monitor
 PROGRAMS += bookstore-gateway
 PROGRAMS += bookstore-bench
+PROGRAMS += bookstore-load
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(wildcard tests/unit/test_*.c))
 TEST_HELPERS := $(patsubst tests/helpers/%.c,$(OUT)/tests/%,$(wildcard tests/helpers/*.c))
@@ -87,6 +90,7 @@ $(BINDIR)/bookstore: $(call obj,tools/bookstore.c) $(LIB)
 $(BINDIR)/bookstore-cluster: $(call obj,tools/cluster.c) $(LIB)
 $(BINDIR)/bookstore-monitor: $(call obj,tools/monitor.c) $(LIB)
 $(BINDIR)/bookstore-bench: $(call obj,tools/bench.c) $(LIB)
+$(BINDIR)/bookstore-load: $(call obj,tools/load.c) $(LIB)
 
 #  The gateway: its modules in tools/gateway, and its storefront
 #  (tools/gateway/www) compiled in as C strings by embed.awk
@@ -161,6 +165,28 @@ BROWSER_DEBS = chromium chromium-driver
 deps-browser: deps
 	@$(MAKE) --no-print-directory deps DEBS="$(BROWSER_DEBS)"
 test: deps-browser
+
+#  A chaos run: a fresh cluster under load while nodes are killed, frozen
+#  and flapped, then checked for lost, doubled or oversold buys and
+#  diverging replicas (tools/chaos/run.sh; DURATION in seconds, SEED)
+DURATION ?= 60
+SEED ?=
+.PHONY: chaos
+chaos: deps
+	$(MAKE) bins
+	tools/chaos/run.sh --seconds $(DURATION) $(if $(SEED),--seed $(SEED))
+
+#  Containers: `make docker-test` builds the image (Dockerfile) with Podman
+#  or Docker, runs compose.yaml, drives it with the CLI, kills containers
+#  and tears everything down (tests/deploy/docker-test.sh; not part of `make
+#  test`).  deps-docker installs the engine, its compose tool, and
+#  debootstrap to make the Debian base images where none can be pulled.
+DOCKER_DEBS = podman podman-compose runc netavark aardvark-dns debootstrap jq curl iproute2
+.PHONY: deps-docker docker-test
+deps-docker:
+	@$(MAKE) --no-print-directory deps DEBS="$(DOCKER_DEBS)"
+docker-test: deps-docker
+	tests/deploy/docker-test.sh
 
 clean:
 	rm -rf build bin

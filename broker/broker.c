@@ -892,6 +892,7 @@ s_apply_status (worker_t *w, zmq_msg_t *frame)
             wp->seq = (uint64_t) bs_msg_int (p, BS_FIELD_seq);
             wp->head = (uint64_t) bs_msg_int (p, BS_FIELD_head);
             wp->ready = bs_msg_int (p, BS_FIELD_ready);
+            wp->snapshot = strcmp (bs_msg_str (p, BS_FIELD_status), "snapshot") == 0;
         }
     }
     else

@@ -138,6 +138,8 @@ s_elect (cpart_t *part, workers_t *workers)
         if (part->insync_known && !s_in_list (part->insync, w->id) && strcmp (w->id, part->last_primary) != 0)
             continue;       //  it may lack acknowledged writes
         worker_partition_t *rep = worker_partition (w, part->name);
+        if (rep && rep->snapshot)
+            continue;       //  half a snapshot: its own state is gone
         uint64_t seq = rep? rep->seq: 0, epoch = rep? rep->epoch: 0;
         if (!best || seq > (best_rep? best_rep->seq: 0)
         ||  (seq == (best_rep? best_rep->seq: 0) && epoch > (best_rep? best_rep->epoch: 0))) {
@@ -192,6 +194,14 @@ controller_update (controller_t *self, workers_t *workers)
     for (int i = 0; i < self->count; i++) {
         cpart_t *part = &self->parts [i];
         worker_t *primary = s_alive (workers, part->primary);
+        worker_partition_t *primary_rep = primary? worker_partition (primary, part->name): NULL;
+        if (part->elected && primary_rep && primary_rep->snapshot) {
+            //  Elected, but found loading a snapshot: it refuses to lead
+            zsys_warning ("broker: %s is loading a snapshot of %s: electing another", part->primary, part->name);
+            part->primary [0] = 0;
+            primary = NULL;
+            changed = true;
+        }
         if (part->elected) {
             if (!primary && part->primary [0]) {
                 zsys_warning ("broker: primary %s of %s is gone", part->primary, part->name);

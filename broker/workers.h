@@ -25,6 +25,7 @@ typedef struct {
     char role [17];             //  primary, follower, none
     uint64_t epoch, seq, head;
     bool ready;
+    bool snapshot;              //  loading a snapshot: its state is partial
     char insync [512];          //  primary only: followers it sees in sync
 } worker_partition_t;
 

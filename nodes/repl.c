@@ -27,6 +27,8 @@ typedef struct {
     uint64_t acked;
     int64_t last_seen;
     bool insync;
+    bool snapshotting;          //  we sent it a snapshot: its acks mean
+                                //  nothing until it fetches from there
 } follower_t;
 
 typedef struct {
@@ -321,7 +323,7 @@ static void
 s_on_ack (repl_t *self, part_t *part, const char *id, uint64_t seq)
 {
     follower_t *f = s_follower (part, id);
-    if (!f)
+    if (!f || f->snapshotting)
         return;
     f->acked = seq > f->acked? seq: f->acked;
     f->last_seen = zclock_mono ();
@@ -433,13 +435,14 @@ s_serve_fetch (repl_t *self, const void *identity, size_t identity_size, const b
     uint64_t epoch = (uint64_t) bs_msg_int (request, BS_FIELD_epoch);
     uint64_t head = journal_seq (self->journal, partition);
     part_t *part = s_part (self, partition, false);
+    follower_t *fetcher = NULL;
     if (part && part->role == ROLE_PRIMARY) {
         //  Whoever fetches is not in sync until it acks our head
         char id [65];
         size_t n = identity_size < 64? identity_size: 64;
         memcpy (id, identity, n);
         id [n] = 0;
-        follower_t *f = s_follower (part, id);
+        follower_t *f = fetcher = s_follower (part, id);
         if (f) {
             if (f->insync && seq < head)
                 zsys_info ("%s: %s fetches %s from %llu: out of sync", self->id, id, partition,
@@ -466,6 +469,14 @@ s_serve_fetch (repl_t *self, const void *identity, size_t identity_size, const b
         else
             snapshot = seq != head || s_epoch_at (self, partition, seq) != epoch;
         //  A follower whose history differs from ours at seq diverged
+    }
+    if (fetcher) {
+        //  What a follower has is what its fetch proves it has: a snapshot
+        //  drops its old state, and acks it sent before count no more
+        fetcher->snapshotting = snapshot;
+        fetcher->acked = snapshot? 0: seq;
+        if (snapshot)
+            fetcher->insync = false;
     }
     if (snapshot) {
         mdb_txn_abort (txn);
@@ -850,6 +861,13 @@ s_become_primary (repl_t *self, part_t *part, uint64_t epoch)
 {
     if (part->role == ROLE_PRIMARY && part->epoch == epoch)
         return;
+    if (part->snapshot) {
+        //  Half a snapshot is not the partition: leading from it would lose
+        //  acknowledged writes.  The status says why; the broker elects
+        //  someone else.
+        zsys_warning ("%s: refused to lead %s while loading a snapshot of it", self->id, part->name);
+        return;
+    }
     if (part->role == ROLE_FOLLOWER && part->pub [0])
         zsock_set_unsubscribe (self->sub, part->topic);
     s_buffer_clear (part);
@@ -909,9 +927,11 @@ s_become_follower (repl_t *self, part_t *part, uint64_t epoch, const char *prima
             zsock_set_subscribe (self->sub, part->topic);
         }
     }
-    //  Never fetch from ourselves (we may be the most advanced replica)
-    link_t *source = strcmp (source_sync, self->options.sync_endpoint) == 0? NULL
-                   : s_link (self, source_sync, source_id);
+    //  Never fetch from ourselves (we may be the most advanced replica);
+    //  known by id, since two hosts may advertise alike endpoints
+    bool ourselves = *source_id? strcmp (source_id, self->id) == 0
+                               : strcmp (source_sync, self->options.sync_endpoint) == 0;
+    link_t *source = ourselves? NULL: s_link (self, source_sync, source_id);
     if (source != part->source) {
         part->source = source;
         part->fetching = false;
@@ -1199,7 +1219,9 @@ repl_status (repl_t *self, bs_msg_t *status)
         bs_msg_set_int (entry, BS_FIELD_seq, (int64_t) seq);
         uint64_t head = part->role == ROLE_PRIMARY? part->published: part->head_seen;
         bs_msg_set_int (entry, BS_FIELD_head, (int64_t) (head > seq? head: seq));
-        bs_msg_set_int (entry, BS_FIELD_ready, part->role == ROLE_PRIMARY || part->synced);
+        bs_msg_set_int (entry, BS_FIELD_ready, (part->role == ROLE_PRIMARY || part->synced) && !part->snapshot);
+        if (part->snapshot)
+            bs_msg_set_str (entry, BS_FIELD_status, "snapshot");
         if (part->role == ROLE_PRIMARY) {
             char insync [1024] = "";
             for (int k = 0; k < part->follower_count; k++)

@@ -24,7 +24,6 @@
 #define MAX_CHILDREN 32
 #define MAX_ARGV 64
 #define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
 //  A child that ran this long before dying is restarted without delay
 #define STABLE_MS 10000
 
@@ -42,6 +41,7 @@ static const bs_setting_t s_table [] = {
     { "bin-dir",        "",       "directory of the programs (default: this program's directory)" },
     { "gateway-port",   "",       "HTTP port of the gateway (default: base-port + 80)" },
     { "gateway-host",   "127.0.0.1", "address the gateway listens on (\"*\": every address)" },
+    { "backoff-max-ms", "5000",   "longest wait before restarting a node that keeps dying" },
     { "keys",           "",       "keys directory: every process speaks CURVE (see bookstore keygen)" },
     { "gateway-args",   "",       "extra arguments for the gateway, space-separated (e.g. \"--max-body 4096\")" },
     { "no-gateway",     NULL,     "do not start the HTTP gateway" },
@@ -62,6 +62,7 @@ static child_t s_children [MAX_CHILDREN];
 static int s_count;
 static char s_data [PATH_MAX];
 static volatile sig_atomic_t s_stop;
+static int s_backoff_max_ms = 5000;
 
 static void
 s_on_signal (int sig)
@@ -172,7 +173,7 @@ s_reaped (child_t *child, int status)
         child->backoff_ms = BACKOFF_MIN_MS;
     child->restart_at = now + child->backoff_ms;
     zsys_warning ("cluster: %s died: %s; restarting in %d ms", child->id, why, child->backoff_ms);
-    child->backoff_ms = child->backoff_ms * 2 > BACKOFF_MAX_MS? BACKOFF_MAX_MS: child->backoff_ms * 2;
+    child->backoff_ms = child->backoff_ms * 2 > s_backoff_max_ms? s_backoff_max_ms: child->backoff_ms * 2;
     child->restarts++;
 }
 
@@ -243,8 +244,10 @@ main (int argc, char **argv)
         bs_settings_destroy (&settings);
         return 0;
     }
-    int64_t port, catalogs, orders, restock, heartbeat, liveness;
+    int64_t port, catalogs, orders, restock, heartbeat, liveness, backoff_max;
     if (!bs_settings_int (settings, "base-port", &port) || !bs_settings_int (settings, "catalog", &catalogs)
+    ||  !bs_settings_int (settings, "backoff-max-ms", &backoff_max) || backoff_max < BACKOFF_MIN_MS
+    ||  backoff_max > 600000
     ||  !bs_settings_int (settings, "order", &orders) || !bs_settings_int (settings, "restock-period", &restock)
     ||  !bs_settings_int (settings, "heartbeat-ms", &heartbeat)
     ||  !bs_settings_int (settings, "liveness", &liveness) || liveness < 1
@@ -254,6 +257,7 @@ main (int argc, char **argv)
         bs_settings_destroy (&settings);
         return 2;
     }
+    s_backoff_max_ms = (int) backoff_max;
     //  Programs and the initial catalog are found beside this program
     char exe [PATH_MAX], bin [PATH_MAX], seed [PATH_MAX];
     ssize_t n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
