@@ -22,6 +22,7 @@
 #include "bs_histogram.h"
 #include "bs_mdp.h"
 #include "bs_msg.h"
+#include "bs_request.h"
 #include "bs_settings.h"
 
 #include <czmq.h>
@@ -390,16 +391,8 @@ s_tmpl_init (tmpl_t *t, bs_op_t op, unsigned ints, const char *topic, const char
     for (int f = 0; f < INT_FIELDS; f++)
         if (ints & (1u << f))
             bs_msg_set_int (request, s_int_fields [f], MARKER);
-    //  Round trip through the codec: the limits there decide
-    size_t size;
-    uint8_t *data = bs_msg_encode (request, &size);
-    bs_err_t err;
-    bs_msg_t *copy = bs_msg_decode (data, size, &err, reason, reason_size);
-    free (data);
-    if (copy)
-        err = bs_msg_validate_request (copy, reason, reason_size);
-    bs_msg_destroy (&copy);
-    bool ok = err == BS_OK;
+    //  The codec's limits decide
+    bool ok = bs_request_check (request, reason, reason_size) == BS_OK;
     for (int f = 0; f < INT_FIELDS && ok; f++)
         if (ints & (1u << f)) {
             t->int_at [f] = s_int_offset (request, s_int_fields [f]);

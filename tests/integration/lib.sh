@@ -55,18 +55,6 @@ bs_start_cluster() {
     fi
 }
 
-#  bs_wait_alive N SECONDS: until N nodes are alive
-bs_wait_alive() {
-    local want=$1 deadline=$((SECONDS + $2)) alive
-    while [ $SECONDS -lt "$deadline" ]; do
-        alive=$(bs --json --timeout-ms 500 --attempts 1 status 2>/dev/null \
-                | jq '[.nodes[]? | select(.alive)] | length' 2>/dev/null)
-        [ "${alive:-0}" -ge "$want" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
 #  Every process of the cluster is still running
 bs_all_running() {
     local f
