@@ -8,6 +8,8 @@
 #  make bench   run the benchmark suite (bench/run.sh) into bench/results.md
 #  make chaos   a chaos run: faults under load, then checks (DURATION=60 SEED=)
 #  make docker-test  build the container image, run compose.yaml, test it (Podman or Docker)
+#  make fuzz    build the libFuzzer targets and run each for FUZZ_SECONDS (600)
+#  make soak    SOAK_SECONDS (600) of mixed load under LeakSanitizer: leaks, flat memory
 
 DEBS = build-essential pkg-config libczmq-dev libzmq3-dev liblmdb-dev \
        lmdb-utils libmsgpack-dev clang jq procps iproute2 tmux
@@ -35,6 +37,14 @@ else ifeq ($(VARIANT),clang)
     OUT := build/clang
     BINDIR := build/clang/bin
     VFLAGS := -O2 -g
+else ifeq ($(VARIANT),fuzz)
+    #  libFuzzer targets (tests/fuzz): every module instrumented for
+    #  coverage, with AddressSanitizer and UndefinedBehaviorSanitizer
+    CC := clang
+    OUT := build/fuzz
+    BINDIR := build/fuzz/bin
+    VFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+              -fno-sanitize-recover=undefined
 endif
 
 CC ?= cc
@@ -104,6 +114,7 @@ $(OUT)/gen/gw_www.h: tools/gateway/embed.awk $(GATEWAY_WWW)
 	@awk -f tools/gateway/embed.awk $(GATEWAY_WWW) > $@.tmp && mv $@.tmp $@
 $(BINDIR)/bookstore-gateway: LDLIBS += $(shell pkg-config --libs $(GATEWAY_PKGS))
 $(BINDIR)/bookstore-gateway: $(call obj,$(GATEWAY_SRC)) $(LIB)
+
 $(addprefix $(BINDIR)/,$(PROGRAMS)):
 	@mkdir -p $(dir $@)
 	@echo "  LD $(VARIANT) $@"
@@ -187,6 +198,56 @@ deps-docker:
 	@$(MAKE) --no-print-directory deps DEBS="$(DOCKER_DEBS)"
 docker-test: deps-docker
 	tests/deploy/docker-test.sh
+
+#  Fuzzing with libFuzzer (clang): one target per tests/fuzz/fuzz_*.c, built
+#  into build/fuzz/fuzz/ with the modules it drives (make VARIANT=fuzz
+#  fuzz-targets).  `make fuzz` runs each for FUZZ_SECONDS (600) from its
+#  seed corpus in tests/fuzz/corpus/<target> (tests/fuzz/run.sh); `make
+#  fuzz-corpus` writes the seeds again.  deps-fuzz installs clang and its
+#  fuzzer runtime.
+FUZZ_DEBS = clang libclang-rt-14-dev libjansson-dev
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(OUT)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 600
+FUZZ_GATEWAY_OBJ := $(call obj,$(filter-out tools/gateway.c,$(GATEWAY_SRC)))
+$(OUT)/obj/tests/fuzz/%.o: CFLAGS += $(shell pkg-config --cflags jansson) -Itools/gateway -I$(OUT)/gen \
+    -DFUZZ_SEED_FILE='"$(CURDIR)/etc/catalog.cfg"'
+$(OUT)/obj/tests/fuzz/fuzz_gateway.o: $(OUT)/gen/gw_www.h
+$(OUT)/fuzz/fuzz_gateway: $(FUZZ_GATEWAY_OBJ)
+$(OUT)/fuzz/%: $(OUT)/obj/tests/fuzz/%.o $(NODE_LIB) $(BROKER_LIB) $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD $(VARIANT) $@"
+	@$(CC) $(LDFLAGS) -fsanitize=fuzzer $(filter %.o,$^) $(filter %.a,$^) $(LDLIBS) \
+	    $(shell pkg-config --libs jansson) -o $@
+$(OUT)/tests/make_corpus: $(OUT)/obj/tests/fuzz/make_corpus.o $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD $(VARIANT) $@"
+	@$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+.PHONY: deps-fuzz fuzz-targets fuzz-build fuzz fuzz-corpus
+deps-fuzz: deps
+	@$(MAKE) --no-print-directory deps DEBS="$(FUZZ_DEBS)"
+fuzz-targets: $(FUZZ_TARGETS) $(OUT)/tests/make_corpus
+fuzz-build: deps-fuzz
+	$(MAKE) VARIANT=fuzz fuzz-targets
+fuzz: fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
+fuzz-corpus: fuzz-build
+	build/fuzz/tests/make_corpus tests/fuzz/corpus tests/fuzz/crashes
+#  The suite runs each target briefly (tests/integration/test_fuzz.sh)
+test: fuzz-build
+
+#  The gateway's rate limiter has a unit test of its own
+$(OUT)/obj/tests/unit/test_gw_limit.o: CFLAGS += -Itools/gateway
+$(OUT)/tests/test_gw_limit: $(call obj,tools/gateway/gw_limit.c)
+
+#  A soak: SOAK_SECONDS (600) of mixed load on a cluster of the sanitizer
+#  build, each process's memory sampled every 10 s, then a clean stop so
+#  LeakSanitizer checks every process (tests/soak/soak.sh); fails on a leak,
+#  a crash or memory that grows after the warm-up
+SOAK_SECONDS ?= 600
+.PHONY: soak
+soak: deps
+	$(MAKE) VARIANT=asan bins
+	SOAK_SECONDS=$(SOAK_SECONDS) tests/soak/soak.sh
 
 clean:
 	rm -rf build bin

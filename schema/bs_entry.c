@@ -1,5 +1,6 @@
 /*  bs_entry - replication log entries  */
 #include "bs_entry.h"
+#include "bs_msg.h"
 
 #include <msgpack.h>
 #include <stdlib.h>
@@ -110,11 +111,13 @@ bs_entry_parse (const void *data, size_t size)
     msgpack_unpacked_init (&self->unpacked);
     size_t offset = 0;
     const msgpack_object *root = &self->unpacked.data;
-    if (msgpack_unpack_next (&self->unpacked, data, size, &offset) != MSGPACK_UNPACK_SUCCESS
+    if (!bs_msgpack_sane (data, size)
+    ||  msgpack_unpack_next (&self->unpacked, data, size, &offset) != MSGPACK_UNPACK_SUCCESS
     ||  offset != size || root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size != 4)
         goto bad;
     const msgpack_object *f = root->via.array.ptr;
     if (f [0].type != MSGPACK_OBJECT_STR || f [0].via.str.size == 0 || f [0].via.str.size > 64
+    ||  !bs_text_valid (f [0].via.str.ptr, f [0].via.str.size)
     ||  f [1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || f [2].type != MSGPACK_OBJECT_POSITIVE_INTEGER
     ||  f [3].type != MSGPACK_OBJECT_ARRAY)
         goto bad;
@@ -155,6 +158,7 @@ bs_entry_change (bs_entry_t *self, size_t index, bs_change_t *change)
     const msgpack_object *f = c->via.array.ptr;
     if (f [0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || f [0].via.u64 > 1
     ||  f [1].type != MSGPACK_OBJECT_STR || f [1].via.str.size == 0 || f [1].via.str.size > 32
+    ||  !bs_text_valid (f [1].via.str.ptr, f [1].via.str.size)
     ||  f [2].type != MSGPACK_OBJECT_BIN || f [2].via.bin.size == 0 || f [2].via.bin.size > 511)
         return false;
     change->del = f [0].via.u64 == 1;

@@ -48,14 +48,16 @@ typedef struct {
 
 typedef struct _bs_entry_t bs_entry_t;
 
-//  Parses an entry; NULL when malformed
+//  Parses an entry; NULL when malformed (the partition name, like a change's
+//  db name, must be text without control characters: see bs_text_valid)
 bs_entry_t *bs_entry_parse (const void *data, size_t size);
 void bs_entry_destroy (bs_entry_t **self_p);
 const char *bs_entry_partition (bs_entry_t *self);     //  NUL-terminated copy
 uint64_t bs_entry_epoch (bs_entry_t *self);
 uint64_t bs_entry_seq (bs_entry_t *self);
 size_t bs_entry_changes (bs_entry_t *self);
-//  Fills change number index; false when malformed or out of range
+//  Fills change number index; false when malformed or out of range (a db
+//  name that is not text without control characters is malformed)
 bool bs_entry_change (bs_entry_t *self, size_t index, bs_change_t *change);
 
 #endif

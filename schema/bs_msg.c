@@ -294,9 +294,10 @@ s_skip (const uint8_t **p, const uint8_t *end, int depth)
         case 0xdc: case 0xdd: case 0xde: case 0xdf:
             if (!s_read_len (p, end, (b == 0xdc || b == 0xde)? 2: 4, &n))
                 return false;
-            if (b >= 0xde)
-                n *= 2;
-            for (uint32_t i = 0; i < n; i++)
+            //  A map holds twice as many objects as it claims pairs: counted
+            //  in 64 bits, since 2^31 pairs or more overflow 32
+            uint64_t objects = b >= 0xde? 2 * (uint64_t) n: n;
+            for (uint64_t i = 0; i < objects; i++)
                 if (!s_skip (p, end, depth + 1))
                     return false;
             return true;
@@ -305,15 +306,25 @@ s_skip (const uint8_t **p, const uint8_t *end, int depth)
                 return false;
             skip = b & 0x1f;
     }
+    uint64_t total = skip;
     if (len_bytes) {
         if (!s_read_len (p, end, len_bytes, &skip))
             return false;
-        skip += (uint32_t) extra;
+        total = (uint64_t) skip + (uint64_t) extra;     //  an extension's type byte
     }
-    if ((uint32_t) (end - *p) < skip)
+    if ((uint64_t) (end - *p) < total)
         return false;
-    *p += skip;
+    *p += total;
     return true;
+}
+
+bool
+bs_msgpack_sane (const void *data, size_t size)
+{
+    //  Every element takes at least one byte, so a walk that must find each
+    //  one proves the counts true before msgpack-c allocates for them
+    const uint8_t *p = data;
+    return size > 0 && s_skip (&p, p + size, 0) && p == (const uint8_t *) data + size;
 }
 
 //  Reads a string header; false when the object is not a string
@@ -547,6 +558,12 @@ s_valid_text (const uint8_t *s, size_t n)
     return true;
 }
 
+bool
+bs_text_valid (const void *text, size_t size)
+{
+    return s_valid_text (text, size);
+}
+
 typedef struct {
     bs_err_t err;
     char *reason;
@@ -686,7 +703,10 @@ bs_msg_decode (const void *data, size_t size, bs_err_t *err_p, char *reason, siz
     msgpack_unpacked_init (&result);
     size_t offset = 0;
     bs_msg_t *msg = NULL;
-    msgpack_unpack_return rc = msgpack_unpack_next (&result, data, size, &offset);
+    //  Checked first: a header claiming 2^32 elements must not make msgpack-c
+    //  allocate for them
+    msgpack_unpack_return rc = bs_msgpack_sane (data, size)
+                             ? msgpack_unpack_next (&result, data, size, &offset): MSGPACK_UNPACK_PARSE_ERROR;
     if (rc != MSGPACK_UNPACK_SUCCESS || offset != size)
         s_fail (&ctx, BS_ERR_bad_msgpack, "%sthe body is not exactly one msgpack object", "");
     else {

@@ -103,6 +103,16 @@ bool     bs_peek_int (const void *data, size_t size, bs_field_t field, int64_t *
 bool     bs_peek_bytes (const void *data, size_t size, bs_field_t field,
                         const uint8_t **bytes_p, size_t *size_p);
 
+//  True when data is exactly one msgpack object, nested at most 8 deep, and
+//  every array, map and string it holds fits in the bytes that follow its
+//  header.  Decoders check this before msgpack-c allocates: a few bytes
+//  claiming billions of elements are refused, never allocated for.
+bool     bs_msgpack_sane (const void *data, size_t size);
+
+//  True when the bytes are UTF-8 text without control characters (NUL
+//  included): the rule every STR field follows
+bool     bs_text_valid (const void *text, size_t size);
+
 //  Encodes to msgpack.  Returns a malloc'd buffer the caller frees.
 uint8_t *bs_msg_encode (const bs_msg_t *self, size_t *size_p);
 

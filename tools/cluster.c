@@ -8,12 +8,16 @@
  *  Ports: clients base-port, nodes base-port + 1; node number k (from 0)
  *  publishes its log on base-port + 10 + 2k and serves fetches on the next.
  *  The HTTP gateway, started last and stopped first, serves on base-port +
- *  80 (--gateway-port; --no-gateway leaves it out).
+ *  80 (--gateway-port; --no-gateway leaves it out).  Its admin routes take
+ *  the token in DIR/admin-token, made on the first start (--admin-token-file
+ *  names another file).
  */
+#include "bs_msg.h"
 #include "bs_settings.h"
 
 #include <czmq.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <string.h>
@@ -44,6 +48,7 @@ static const bs_setting_t s_table [] = {
     { "backoff-max-ms", "5000",   "longest wait before restarting a node that keeps dying" },
     { "keys",           "",       "keys directory: every process speaks CURVE (see bookstore keygen)" },
     { "gateway-args",   "",       "extra arguments for the gateway, space-separated (e.g. \"--max-body 4096\")" },
+    { "admin-token-file", "",     "the gateway's admin token (default: DIR/admin-token, made when missing)" },
     { "no-gateway",     NULL,     "do not start the HTTP gateway" },
     { NULL, NULL, NULL }
 };
@@ -224,6 +229,39 @@ s_add_keys (child_t *child, const char *keys)
         s_add_args (child, "--keys", keys, NULL);
 }
 
+//  Makes the gateway's admin token file when it does not exist: 64 random
+//  hex digits, readable by this user alone.  False (logged) on failure.
+static bool
+s_admin_token (const char *path)
+{
+    if (s_exists (path))
+        return true;
+    uint8_t random [2 * BS_RID_SIZE];
+    bs_rid_generate (random);
+    bs_rid_generate (random + BS_RID_SIZE);
+    char text [4 * BS_RID_SIZE + 2];
+    for (size_t i = 0; i < sizeof random; i++)
+        snprintf (text + 2 * i, 3, "%02x", random [i]);
+    strcat (text, "\n");
+    char temp [PATH_MAX + 64];
+    if (strlen (path) >= PATH_MAX) {
+        zsys_error ("cluster: the admin token's path is too long");
+        return false;
+    }
+    snprintf (temp, sizeof temp, "%s.tmp", path);
+    int fd = open (temp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    bool written = fd >= 0 && write (fd, text, strlen (text)) == (ssize_t) strlen (text);
+    if (fd >= 0)
+        close (fd);
+    if (!written || rename (temp, path) != 0) {
+        zsys_error ("cluster: cannot write the admin token to %s: %s", path, strerror (errno));
+        unlink (temp);
+        return false;
+    }
+    zsys_info ("cluster: wrote a new admin token for the gateway to %s", path);
+    return true;
+}
+
 //  Appends extra arguments given as one string, split on spaces
 static void
 s_add_split (child_t *child, const char *args)
@@ -343,10 +381,21 @@ main (int argc, char **argv)
         if (access (gateway_prog, X_OK) != 0)
             zsys_warning ("cluster: no gateway program at %s; starting without it", gateway_prog);
         else {
-            s_add ("gateway", gateway_prog, "--listen", listen, "--endpoint", client_ep, NULL);
+            //  Admin routes take the token in this file (made on the first start)
+            char token_file [PATH_MAX + 32];
+            if (*bs_settings_get (settings, "admin-token-file"))
+                snprintf (token_file, sizeof token_file, "%s", bs_settings_get (settings, "admin-token-file"));
+            else
+                snprintf (token_file, sizeof token_file, "%s/admin-token", s_data);
+            if (!s_admin_token (token_file)) {
+                bs_settings_destroy (&settings);
+                return 1;
+            }
+            s_add ("gateway", gateway_prog, "--listen", listen, "--endpoint", client_ep,
+                   "--admin-token-file", token_file, NULL);
             s_add_keys (&s_children [s_count - 1], bs_settings_get (settings, "keys"));
             s_add_split (&s_children [s_count - 1], bs_settings_get (settings, "gateway-args"));
-            zsys_info ("cluster: the HTTP gateway serves http://%s/", listen);
+            zsys_info ("cluster: the HTTP gateway serves http://%s/ (admin token in %s)", listen, token_file);
         }
     }
     bs_settings_destroy (&settings);

@@ -8,6 +8,7 @@
  */
 #include "bs_settings.h"
 #include "gw_api.h"
+#include "gw_limit.h"
 #include "gw_pool.h"
 
 #include <czmq.h>
@@ -26,6 +27,10 @@ static const bs_setting_t s_table [] = {
     { "max-connections",   "64",    "HTTP connections at once; more are refused" },
     { "max-body",          "16384", "largest request body in bytes; larger ones get 413" },
     { "idle-timeout",      "30",    "seconds an idle HTTP connection is kept" },
+    { "admin-token",       "",      "token admin routes require as 'Authorization: Bearer <token>' (16-256 characters)" },
+    { "admin-token-file",  "",      "file holding the admin token (its first line); without a token admin routes answer 403" },
+    { "rate-limit",        "100",   "requests per second each client address may make (0: no limit)" },
+    { "rate-burst",        "",      "requests a client may make at once before the rate applies (default: twice the rate)" },
     { "verbose",           NULL,    "log every request" },
     { "keys",              "",      "keys directory of a CURVE cluster" },
     { "cert",              "",      "the gateway's certificate (default <keys>/admins/gateway)" },
@@ -83,9 +88,16 @@ static enum MHD_Result
 s_answer (gateway_t *self, struct MHD_Connection *connection, exchange_t *exchange,
           const char *method, const char *url)
 {
+    //  Clients are rate-limited by address (an IPv6 one by its /64)
+    char client [GW_LIMIT_KEY_MAX] = "";
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info (connection,
+                                                                    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (info)
+        gw_limit_key (info->client_addr, client);
     gw_request_t request = {
         .method = method, .path = url, .lookup = s_lookup, .ctx = connection,
-        .body = exchange->body, .body_size = exchange->size, .too_large = exchange->too_large
+        .body = exchange->body, .body_size = exchange->size, .too_large = exchange->too_large,
+        .client = client
     };
     gw_reply_t reply;
     gw_api_handle (self->api, &request, &reply);
@@ -115,6 +127,13 @@ s_answer (gateway_t *self, struct MHD_Connection *connection, exchange_t *exchan
             MHD_add_response_header (response, MHD_HTTP_HEADER_ALLOW, reply.allow);
         if (*reply.location)
             MHD_add_response_header (response, MHD_HTTP_HEADER_LOCATION, reply.location);
+        if (reply.challenge)
+            MHD_add_response_header (response, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"bookstore\"");
+        if (reply.retry_after > 0) {
+            char seconds [16];
+            snprintf (seconds, sizeof seconds, "%d", reply.retry_after);
+            MHD_add_response_header (response, MHD_HTTP_HEADER_RETRY_AFTER, seconds);
+        }
         result = MHD_queue_response (connection, (unsigned) reply.status, response);
         MHD_destroy_response (response);
     }
@@ -291,6 +310,23 @@ main (int argc, char **argv)
         bs_settings_destroy (&settings);
         return 2;
     }
+    //  The rate limit: requests per second and burst per client address
+    int64_t rate = 0, burst = 0;
+    const char *burst_text = bs_settings_get (settings, "rate-burst");
+    if (!bs_settings_int (settings, "rate-limit", &rate) || rate < 0 || rate > 1000000
+    ||  (*burst_text && (!bs_parse_int (burst_text, 1, 10000000, &burst)))) {
+        fprintf (stderr, "bookstore-gateway: --rate-limit must be 0 to 1000000 and --rate-burst 1 to 10000000\n");
+        bs_settings_destroy (&settings);
+        return 2;
+    }
+    //  The admin token, given or read from its file
+    char token [260], reason [300];
+    if (!gw_api_read_token (bs_settings_get (settings, "admin-token"), bs_settings_get (settings, "admin-token-file"),
+                            token, sizeof token, reason, sizeof reason)) {
+        fprintf (stderr, "bookstore-gateway: %s\n", reason);
+        bs_settings_destroy (&settings);
+        return 2;
+    }
     const char *endpoint = bs_settings_get (settings, "endpoint");
     bs_keys_t *keys = NULL;
     if (!bs_keys_open (settings, "admins/gateway", true, &keys)) {
@@ -305,8 +341,15 @@ main (int argc, char **argv)
         return 2;
     }
     zsys_set_logident ("gateway");
+    if (!*token)
+        zsys_warning ("gateway: no admin token: prices, restocks and new books answer 403 "
+                      "(see --admin-token-file)");
+    gw_api_options_t options = {
+        .health_timeout_ms = (int) health, .admin_token = token,
+        .rate_limit = (double) rate, .rate_burst = (double) burst
+    };
     gateway_t gateway = {
-        .api = gw_api_new (pool, (int) health),
+        .api = gw_api_new (pool, &options),
         .max_body = (size_t) max_body,
         .verbose = bs_settings_flag (settings, "verbose")
     };

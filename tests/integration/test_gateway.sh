@@ -2,8 +2,9 @@
 #  The HTTP gateway end to end, with curl against a real cluster: the
 #  original REST API's exact shapes (compared with the CLI's answers), the
 #  JSON API and each status code, metrics, health, the storefront page, bad
-#  input of every kind, a gateway whose broker is unreachable, supervision by
-#  the launcher, and (where Chromium is installed) the page in a browser.
+#  input of every kind, the admin token of admin routes, the rate limit per
+#  client address, a gateway whose broker is unreachable, supervision by the
+#  launcher, and (where Chromium is installed) the page in a browser.
 source "$(dirname "$0")/lib.sh"
 
 bs_start_cluster --restock-period 0 --gateway-args "--max-body 4096"
@@ -28,6 +29,9 @@ req() {
 }
 #  json METHOD PATH BODY [curl options]: a request with a JSON body
 json() { req "$1" "$2" -H 'Content-Type: application/json' --data-binary "$3" "${@:4}"; }
+#  The admin token the launcher made for its gateway, and admin requests
+TOKEN=$(cat "$BS_DATA/admin-token" 2>/dev/null)
+admin() { json "$@" -H "Authorization: Bearer $TOKEN"; }
 #  is STATUS ERROR: the last reply had this status and error code, and a sentence
 is() {
     [ "$STATUS" = "$1" ] && echo "$BODY" | jq -e --arg e "$2" '.error == $e and (.message | length > 0)' > /dev/null
@@ -118,21 +122,47 @@ json POST /orders '{"item": 5}'
 check "POST /orders of an unknown item: 404 unknown_item" is 404 unknown_item
 
 STATUS=$(curl -s -m 20 -D "$BS_TMP/headers" -o "$BS_TMP/body" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
-         --data-binary '{"item": 9200, "topic": "cooking", "title": "Cooking in C", "cost": 3, "stock": 2}' "$GW/books")
+         -H "Authorization: Bearer $TOKEN" --data-binary '{"item": 9200, "topic": "cooking", "title": "Cooking in C", "cost": 3, "stock": 2}' "$GW/books")
 BODY=$(cat "$BS_TMP/body")
 check "POST /books: 201 with the book and its Location" \
     test "$STATUS:$(echo "$BODY" | jq -c '[.item, .topic, .title, .cost, .stock]'):$(grep -i '^location:' "$BS_TMP/headers" | tr -d '\r' | cut -d' ' -f2)" \
          = '201:[9200,"cooking","Cooking in C",3,2]:/books/9200'
 check "the new book is found by the CLI" test "$(bs --json search cooking | jq -r '.items[0].title')" = "Cooking in C"
-json POST /books '{"item": 9200, "topic": "cooking", "title": "Again", "cost": 3, "stock": 2}'
+admin POST /books '{"item": 9200, "topic": "cooking", "title": "Again", "cost": 3, "stock": 2}'
 check "POST /books of an existing item: 409 exists" is 409 exists
-json PUT /books/9200/price '{"cost": 42}'
+admin PUT /books/9200/price '{"cost": 42}'
 check "PUT /books/<item>/price: 200 with the new price" test "$STATUS:$(echo "$BODY" | jq .cost)" = 200:42
 check "the CLI sees the new price" test "$(bs --json lookup 9200 | jq .cost)" = 42
-json POST /books/9200/restock '{"count": 3}'
+admin POST /books/9200/restock '{"count": 3}'
 check "POST /books/<item>/restock: 200 with the new stock" test "$STATUS:$(echo "$BODY" | jq .stock)" = 200:5
-json PUT /books/5/price '{"cost": 1}'
+admin PUT /books/5/price '{"cost": 1}'
 check "PUT the price of an unknown item: 404 unknown_item" is 404 unknown_item
+
+#  ---- Admin routes take the token the launcher made
+check "the launcher wrote a 64-digit admin token only its user may read" \
+    test "${#TOKEN}:$(stat -c %a "$BS_DATA/admin-token")" = 64:600
+before=$(bs --json lookup 9200 | jq -c '[.cost, .stock]')
+refused=0
+for route in 'PUT /books/9200/price {"cost":1}' 'POST /books/9200/restock {"count":1}' \
+             'POST /books {"item":9400,"topic":"t","title":"x","cost":1,"stock":1}'; do
+    read -r method path body <<< "$route"
+    json "$method" "$path" "$body" -D "$BS_TMP/headers"
+    is 401 unauthorized && grep -qi '^www-authenticate: Bearer' "$BS_TMP/headers" || { log "$method $path: $STATUS"; refused=1; }
+done
+check "each admin route without a token: 401 unauthorized with WWW-Authenticate: Bearer" test $refused = 0
+refused=0
+for token in "${TOKEN}x" "${TOKEN:0:63}" "${TOKEN:0:63}0" nottherighttokenatall0123456789; do
+    json PUT /books/9200/price '{"cost": 1}' -H "Authorization: Bearer $token"
+    is 403 forbidden || { log "token $token: $STATUS"; refused=1; }
+done
+check "a wrong token (longer, shorter, one digit off, another): 403 forbidden" test $refused = 0
+json PUT /books/9200/price '{"cost": 1}' -H "Authorization: Basic $TOKEN"
+check "a token sent with another scheme: 401" is 401 unauthorized
+check "none of it changed the book" test "$(bs --json lookup 9200 | jq -c '[.cost, .stock]')" = "$before"
+json PUT /books/9200/price '{"cost": 42}' -H "Authorization: bearer  $TOKEN"
+check "the right token (the scheme in any case): 200" test "$STATUS:$(echo "$BODY" | jq .cost)" = 200:42
+json POST /orders '{"item": 9200}'
+check "buying needs no token" test "$STATUS" = 201
 
 #  ---- 400: malformed requests change nothing
 stock=$(bs --json lookup 9200 | jq -c '[.cost, .stock]')
@@ -150,15 +180,15 @@ json POST /orders '{"item": 846, "cost": 1}'
 check "an unknown field: 400 bad_field" is 400 bad_field
 json POST /orders '{}'
 check "a missing field: 400 missing_field" is 400 missing_field
-json PUT /books/9200/price '{"cost": -1}'
+admin PUT /books/9200/price '{"cost": -1}'
 check "a negative price: 400 bad_field (the store's limits)" is 400 bad_field
-json POST /books/9200/restock '{"count": 0}'
+admin POST /books/9200/restock '{"count": 0}'
 check "a restock of 0: 400 bad_field" is 400 bad_field
-json POST /books/9200/restock '{"count": 99999999999999999999}'
+admin POST /books/9200/restock '{"count": 99999999999999999999}'
 check "a number beyond 64 bits: 400" test "$STATUS" = 400
-json POST /books "{\"item\": 9300, \"topic\": \"t\", \"title\": \"$(head -c 300 /dev/zero | tr '\0' x)\", \"cost\": 1, \"stock\": 1}"
+admin POST /books "{\"item\": 9300, \"topic\": \"t\", \"title\": \"$(head -c 300 /dev/zero | tr '\0' x)\", \"cost\": 1, \"stock\": 1}"
 check "a title longer than 200 bytes: 400 bad_field" is 400 bad_field
-json POST /books '{"item": 9301, "topic": "t\u0000x", "title": "x", "cost": 1, "stock": 1}'
+admin POST /books '{"item": 9301, "topic": "t\u0000x", "title": "x", "cost": 1, "stock": 1}'
 check "a string with a NUL: 400" test "$STATUS" = 400
 req GET /books/0
 check "item 0: 400 bad_field" is 400 bad_field
@@ -299,6 +329,9 @@ check "the cluster unreachable: /healthz answers 503" test "$STATUS" = 503
 req GET /cluster
 check "the cluster unreachable: /cluster answers 503" test "$STATUS" = 503
 check "the cluster unreachable: /metrics still answers, with bookstore_broker_up 0" test "$(metric bookstore_broker_up)" = 0
+json PUT /books/666/price '{"cost": 1}' -H "Authorization: Bearer $TOKEN"
+check "a gateway started without an admin token: admin routes answer 403 and say how to set one" \
+    test "$(is 403 forbidden && echo "$BODY" | jq -r '.message | test("--admin-token-file")')" = true
 GW=http://127.0.0.1:$((BS_PORT + 80))
 gw2_stop
 
@@ -328,6 +361,47 @@ if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$BS_TMP/ga
     grep -E -A 30 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$BS_TMP/gateway2.log" "$BS_TMP/gateway3.log" | head -60
 else
     ok "no sanitizer reports from the other gateways"
+fi
+
+#  ---- A rate limit per client address: a burst from one client gets 429
+#  with Retry-After while another client is still served
+"$BS_BIN/bookstore-gateway" --listen "127.0.0.1:$((BS_PORT + 84))" --endpoint "tcp://127.0.0.1:$BS_PORT" \
+    --rate-limit 5 --rate-burst 10 > "$BS_TMP/gateway4.log" 2>&1 &
+gw4=$!
+GW4=http://127.0.0.1:$((BS_PORT + 84))
+#  (readiness is polled from a third address, so the others' buckets stay full)
+deadline=$((SECONDS + 20))
+until curl -s -m 5 --interface 127.0.0.3 -o /dev/null "$GW4/healthz" || [ $SECONDS -ge $deadline ]; do sleep 0.2; done
+rm -f "$BS_TMP/burst"
+pids=()
+for i in $(seq 30); do
+    curl -s -m 20 --interface 127.0.0.1 -o /dev/null -w '%{http_code}\n' "$GW4/books/666" >> "$BS_TMP/burst" &
+    pids+=($!)
+done
+wait "${pids[@]}"
+served=$(grep -c '^200$' "$BS_TMP/burst")
+limited=$(grep -c '^429$' "$BS_TMP/burst")
+log "a burst of 30 from one address: $served served, $limited limited"
+check "a burst of 30 from one client: the first 10 or so served, the rest 429" \
+    test "$served" -ge 10 -a "$served" -le 20 -a $((served + limited)) = 30
+STATUS=$(curl -s -m 20 --interface 127.0.0.1 -D "$BS_TMP/headers" -o "$BS_TMP/body" -w '%{http_code}' "$GW4/books/666")
+BODY=$(cat "$BS_TMP/body")
+retry=$(grep -i '^retry-after:' "$BS_TMP/headers" | tr -d '\r' | cut -d' ' -f2)
+check "the limited client gets 429 rate_limited with Retry-After in seconds" \
+    test "$(is 429 rate_limited && echo yes):${retry:-none}" = "yes:1"
+check "meanwhile another client address is served" \
+    test "$(curl -s -m 20 --interface 127.0.0.2 -o /dev/null -w '%{http_code}' "$GW4/books/666")" = 200
+sleep "${retry:-1}"
+check "after Retry-After the first client is served again" \
+    test "$(curl -s -m 20 --interface 127.0.0.1 -o /dev/null -w '%{http_code}' "$GW4/books/666")" = 200
+check "429s are counted in the metrics" \
+    test "$(curl -s -m 20 --interface 127.0.0.3 "$GW4/metrics" | awk -F' ' '/^bookstore_gateway_requests_total/ && /code="429"/ { n += $2 } END { print n + 0 }')" -ge 10
+kill -TERM "$gw4"
+wait "$gw4"
+check "that gateway stops cleanly on SIGTERM" test $? = 0
+if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$BS_TMP/gateway4.log"; then
+    not_ok "no sanitizer reports from the rate-limited gateway"
+    grep -E -A 30 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$BS_TMP/gateway4.log" | head -60
 fi
 
 #  ---- The storefront in a browser

@@ -1,4 +1,5 @@
 /*  test_codec - the schema-driven msgpack codec: round trips and bad input  */
+#include "bs_entry.h"
 #include "bs_msg.h"
 #include "testing.h"
 
@@ -385,6 +386,46 @@ test_peek_fields (void)
     msgpack_sbuffer_destroy (&r.sbuf);
 }
 
+//  Found by fuzzing: headers that claim more elements than the bytes hold
+//  are refused before msgpack-c allocates for them
+static void
+test_claimed_counts (void)
+{
+    static const char map_2g [] = "\xdf\x86\x86\xa0\xdb";
+    static const char map_overflow [] = "\xdf\x80\x00\x00\x01\xa2ok\xc3\xa2ok\xc3";
+    static const char list_4g [] = "\x81\xa5items\xdd\xff\xff\xff\xff\x80";
+    static const char entry_4g [] = "\x94\xa7" "catalog\x01\x01\xdd\xff\xff\xff\xff";
+    bs_err_t err = BS_OK;
+    CHECK (!bs_msg_decode (map_2g, sizeof map_2g - 1, &err, NULL, 0) && err == BS_ERR_bad_msgpack);
+    CHECK (!bs_msg_decode (map_overflow, sizeof map_overflow - 1, &err, NULL, 0) && err == BS_ERR_bad_msgpack);
+    CHECK (!bs_msg_decode (list_4g, sizeof list_4g - 1, &err, NULL, 0) && err == BS_ERR_bad_msgpack);
+    CHECK (!bs_entry_parse (entry_4g, sizeof entry_4g - 1));
+    CHECK (!bs_msgpack_sane (map_2g, sizeof map_2g - 1));
+    CHECK (bs_msgpack_sane ("\x81\xa2ok\xc3", 5));
+    CHECK (!bs_msgpack_sane ("\x81\xa2ok\xc3\x00", 6));
+    CHECK (!bs_msgpack_sane ("", 0));
+}
+
+//  Found by fuzzing: an entry's partition and db names must be text, or a
+//  name holding a NUL would stand for the name before it
+static void
+test_entry_names (void)
+{
+    static const char partition_nul [] = "\x94\xa9" "catalog\x00x\x01\x01\x90";
+    static const char db_nul [] = "\x94\xa7" "catalog\x01\x01\x91\x94\x00\xa3" "b\x00s\xc4\x01k\xc4\x00";
+    static const char good [] = "\x94\xa7" "catalog\x01\x01\x91\x94\x00\xa3" "bks\xc4\x01k\xc4\x00";
+    CHECK (!bs_entry_parse (partition_nul, sizeof partition_nul - 1));
+    bs_entry_t *entry = bs_entry_parse (db_nul, sizeof db_nul - 1);
+    bs_change_t change;
+    CHECK (entry && !bs_entry_change (entry, 0, &change));
+    bs_entry_destroy (&entry);
+    entry = bs_entry_parse (good, sizeof good - 1);
+    CHECK (entry && bs_entry_change (entry, 0, &change) && change.db_size == 3 && !change.del);
+    bs_entry_destroy (&entry);
+    CHECK (bs_text_valid ("caf\xc3\xa9", 5));
+    CHECK (!bs_text_valid ("a\x00b", 3) && !bs_text_valid ("\xff", 1));
+}
+
 int
 main (void)
 {
@@ -399,5 +440,7 @@ main (void)
     RUN (test_peek_op);
     RUN (test_map_round_trip);
     RUN (test_peek_fields);
+    RUN (test_claimed_counts);
+    RUN (test_entry_names);
     return DONE ();
 }

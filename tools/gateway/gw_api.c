@@ -1,19 +1,25 @@
 /*  gw_api - routes of the HTTP gateway  */
 #include "gw_api.h"
 #include "gw_assets.h"
+#include "gw_limit.h"
 #include "bs_request.h"
 
 #include <czmq.h>
+#include <ctype.h>
+#include <errno.h>
 #include <jansson.h>
 #include <string.h>
 #include <strings.h>
 
 #define MAX_SEGMENTS 8
+#define TOKEN_MAX 257
 
 struct _gw_api_t {
     gw_pool_t *pool;            //  borrowed
     gw_metrics_t *metrics;
+    gw_limit_t *limit;          //  NULL: no rate limit
     int health_timeout_ms;
+    char admin_token [TOKEN_MAX];
 };
 
 //  Error codes, the store's (schema/errors.def) and the gateway's own, and
@@ -28,6 +34,9 @@ static const struct {
     { "bad_field",          400 },
     { "missing_field",      400 },
     { "bad_json",           400 },
+    //  Admin routes: no token (401), or a wrong one, or none configured (403)
+    { "unauthorized",       401 },
+    { "forbidden",          403 },
     //  No such book, or no such route
     { "unknown_item",       404 },
     { "not_found",          404 },
@@ -37,10 +46,12 @@ static const struct {
     { "out_of_stock",       409 },
     { "too_large",          413 },
     { "unsupported_media_type", 415 },
+    { "rate_limited",       429 },
     //  The cluster could not answer now; the same request may succeed later
     { "unavailable",        503 },
     { "timeout",            503 },
     { "not_invalidated",    503 },
+    { "overloaded",         503 },
     //  The gateway and the store disagree, or the store failed
     { "bad_frame",          500 },
     { "bad_msgpack",        500 },
@@ -60,14 +71,20 @@ gw_api_status (const char *error)
 }
 
 gw_api_t *
-gw_api_new (gw_pool_t *pool, int health_timeout_ms)
+gw_api_new (gw_pool_t *pool, const gw_api_options_t *options)
 {
     gw_api_t *self = calloc (1, sizeof (gw_api_t));
     if (!self)
         abort ();
     self->pool = pool;
     self->metrics = gw_metrics_new ();
-    self->health_timeout_ms = health_timeout_ms;
+    self->health_timeout_ms = options->health_timeout_ms;
+    snprintf (self->admin_token, sizeof self->admin_token, "%s",
+              options->admin_token? options->admin_token: "");
+    if (options->rate_limit > 0)
+        self->limit = gw_limit_new (options->rate_limit,
+                                    options->rate_burst > 0? options->rate_burst: 2 * options->rate_limit,
+                                    options->rate_clients? options->rate_clients: 10000);
     //  A code added to errors.def should get its own status here
     for (int err = 1; err < BS_ERR_COUNT; err++) {
         bool found = false;
@@ -86,6 +103,7 @@ gw_api_destroy (gw_api_t **self_p)
     if (!self_p || !*self_p)
         return;
     gw_metrics_destroy (&(*self_p)->metrics);
+    gw_limit_destroy (&(*self_p)->limit);
     free (*self_p);
     *self_p = NULL;
 }
@@ -101,6 +119,67 @@ gw_reply_reset (gw_reply_t *reply)
 {
     free (reply->owned);
     memset (reply, 0, sizeof *reply);
+}
+
+void
+gw_parsed_reset (gw_parsed_t *parsed)
+{
+    bs_msg_destroy (&parsed->msg);
+    parsed->route = -1;
+}
+
+//  ---------------------------------------------------------------------
+//  Admin tokens
+
+bool
+gw_api_read_token (const char *text, const char *file, char *token, size_t size,
+                   char *reason, size_t reason_size)
+{
+    char buffer [1024] = "";
+    token [0] = 0;
+    if (text && *text)
+        snprintf (buffer, sizeof buffer, "%s", text);
+    else
+    if (file && *file) {
+        FILE *handle = fopen (file, "r");
+        if (!handle) {
+            snprintf (reason, reason_size, "cannot read the admin token file %s: %s", file, strerror (errno));
+            return false;
+        }
+        if (!fgets (buffer, sizeof buffer, handle))
+            buffer [0] = 0;
+        fclose (handle);
+    }
+    else
+        return true;            //  no token: admin routes are refused
+    char *start = buffer;
+    while (*start && isspace ((unsigned char) *start))
+        start++;
+    size_t n = strlen (start);
+    while (n && isspace ((unsigned char) start [n - 1]))
+        start [--n] = 0;
+    bool printable = true;
+    for (size_t i = 0; i < n; i++)
+        printable &= start [i] > 0x20 && start [i] < 0x7f;
+    if (n < 16 || n > 256 || n >= size || !printable) {
+        snprintf (reason, reason_size, "the admin token must be 16 to 256 printable characters "
+                  "without spaces (%s)", text && *text? "--admin-token": file);
+        return false;
+    }
+    memcpy (token, start, n + 1);
+    return true;
+}
+
+//  Compares in time that depends on the length of what was sent, never on
+//  where it first differs from the token
+static bool
+s_token_equal (const char *token, const char *given)
+{
+    size_t n = strlen (token), m = strlen (given);
+    unsigned char diff = n != m;
+    for (size_t i = 0; i < m; i++)
+        diff |= (unsigned char) given [i] ^ (unsigned char) token [i < n? i: 0];
+    return diff == 0;
 }
 
 //  ---------------------------------------------------------------------
@@ -169,7 +248,7 @@ s_msg_json (const bs_msg_t *msg)
 }
 
 //  ---------------------------------------------------------------------
-//  Store calls
+//  Reading requests
 
 //  A request for op with a fresh rid, or the client's Idempotency-Key (32
 //  hex digits) so that a client may retry a write safely.  NULL, with the
@@ -191,54 +270,9 @@ s_new_request (const gw_request_t *request, bs_op_t op, gw_reply_t *reply)
     return msg;
 }
 
-//  Checks the request (destroying it) and sends it.  Returns the store's
-//  reply, ok or not; NULL, with the reply filled, when the request was bad
-//  or the cluster did not answer.
-static bs_msg_t *
-s_call (gw_api_t *self, bs_msg_t **request_p, gw_reply_t *reply, int timeout_ms, int attempts)
-{
-    bs_msg_t *request = *request_p;
-    *request_p = NULL;
-    char reason [256];
-    bs_err_t err = bs_request_check (request, reason, sizeof reason);
-    bs_msg_t *answer = NULL;
-    if (err != BS_OK)
-        s_error (reply, bs_err_name (err), reason);
-    else {
-        answer = gw_pool_call (self->pool, bs_op_service (bs_msg_op (request)), request,
-                               timeout_ms, attempts, &err);
-        if (!answer)
-            s_error (reply, bs_err_name (err), err == BS_ERR_timeout
-                     ? "the cluster did not answer in time; a retry is safe"
-                     : "the gateway is busy; try again");
-    }
-    bs_msg_destroy (&request);
-    return answer;
-}
-
-//  True when the store's reply is ok; otherwise fills the error reply
-static bool
-s_ok (const bs_msg_t *answer, gw_reply_t *reply)
-{
-    if (bs_msg_int (answer, BS_FIELD_ok))
-        return true;
-    const char *error = bs_msg_str (answer, BS_FIELD_error);
-    s_error (reply, *error? error: "internal", bs_msg_str (answer, BS_FIELD_message));
-    return false;
-}
-
-//  Sends a request and, when the store says ok, answers its JSON
-static void
-s_forward (gw_api_t *self, bs_msg_t **request_p, gw_reply_t *reply, int status)
-{
-    bs_msg_t *answer = s_call (self, request_p, reply, 0, 0);
-    if (answer && s_ok (answer, reply))
-        s_json_reply (reply, status, s_msg_json (answer));
-    bs_msg_destroy (&answer);
-}
-
-//  Sets the item from a path segment; false, with the reply filled, when it
-//  is not a number (limits are the codec's, checked on sending)
+//  Sets the item from text (a path segment or an argument); false, with the
+//  reply filled, when it is not a number (limits are the codec's, checked
+//  once the request is built)
 static bool
 s_set_item (bs_msg_t *msg, const char *text, gw_reply_t *reply)
 {
@@ -310,244 +344,289 @@ s_read_body (const gw_request_t *request, bs_msg_t *msg, const bs_field_t *field
 }
 
 //  ---------------------------------------------------------------------
-//  The original REST API, with its exact shapes
+//  Routes.  Each has a reader, which builds its store request (or answers
+//  at once), and an answerer, which turns the store's answer into the
+//  reply.  An answerer gets answer NULL with err set when the cluster did
+//  not answer.
 
-typedef void (handler_t) (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_t *reply);
+typedef bs_msg_t *(reader_t) (const gw_request_t *request, char **params, gw_reply_t *reply);
+typedef void (answerer_t) (gw_api_t *self, const bs_msg_t *msg, const bs_msg_t *answer, bs_err_t err,
+                           gw_reply_t *reply);
+
+//  True when the store answered ok; otherwise fills the error reply
+static bool
+s_ok (const bs_msg_t *answer, bs_err_t err, gw_reply_t *reply)
+{
+    if (!answer) {
+        s_error (reply, bs_err_name (err), err == BS_ERR_timeout
+                 ? "the cluster did not answer in time; a retry is safe"
+                 : "the gateway is busy; try again");
+        return false;
+    }
+    if (bs_msg_int (answer, BS_FIELD_ok))
+        return true;
+    const char *error = bs_msg_str (answer, BS_FIELD_error);
+    s_error (reply, *error? error: "internal", bs_msg_str (answer, BS_FIELD_message));
+    return false;
+}
+
+//  ---- The original REST API, with its exact shapes
 
 //  GET /search/<topic> -> {"items": {"<title>": <item>, ...}}
-static void
-s_legacy_search (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_t *reply)
+static bs_msg_t *
+r_legacy_search (const gw_request_t *request, char **params, gw_reply_t *reply)
 {
     bs_msg_t *msg = s_new_request (request, BS_OP_search, reply);
     bs_msg_set_str (msg, BS_FIELD_topic, params [0]);
-    bs_msg_t *answer = s_call (self, &msg, reply, 0, 0);
-    if (answer && s_ok (answer, reply)) {
-        json_t *items = json_object ();
-        for (size_t i = 0; i < bs_msg_count (answer, BS_FIELD_items); i++) {
-            bs_msg_t *book = bs_msg_at (answer, BS_FIELD_items, i);
-            json_object_set_new (items, bs_msg_str (book, BS_FIELD_title),
-                                 json_integer (bs_msg_int (book, BS_FIELD_item)));
-        }
-        s_json_reply (reply, 200, json_pack ("{s:o}", "items", items));
-    }
-    bs_msg_destroy (&answer);
+    return msg;
 }
 
-//  GET /lookup/<item> -> {"item_number": <item>, "cost": <cost>, "stock": <stock>}
 static void
-s_legacy_lookup (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_t *reply)
+a_legacy_search (gw_api_t *self, const bs_msg_t *msg, const bs_msg_t *answer, bs_err_t err, gw_reply_t *reply)
+{
+    (void) self, (void) msg;
+    if (!s_ok (answer, err, reply))
+        return;
+    json_t *items = json_object ();
+    for (size_t i = 0; i < bs_msg_count (answer, BS_FIELD_items); i++) {
+        bs_msg_t *book = bs_msg_at (answer, BS_FIELD_items, i);
+        json_object_set_new (items, bs_msg_str (book, BS_FIELD_title),
+                             json_integer (bs_msg_int (book, BS_FIELD_item)));
+    }
+    s_json_reply (reply, 200, json_pack ("{s:o}", "items", items));
+}
+
+//  GET /lookup/<item>, GET /books/<item>
+static bs_msg_t *
+r_lookup (const gw_request_t *request, char **params, gw_reply_t *reply)
 {
     bs_msg_t *msg = s_new_request (request, BS_OP_lookup, reply);
-    if (!s_set_item (msg, params [0], reply)) {
+    if (!s_set_item (msg, params [0], reply))
         bs_msg_destroy (&msg);
-        return;
-    }
-    bs_msg_t *answer = s_call (self, &msg, reply, 0, 0);
-    if (answer && s_ok (answer, reply))
+    return msg;
+}
+
+//  -> {"item_number": <item>, "cost": <cost>, "stock": <stock>, ...}
+static void
+a_legacy_lookup (gw_api_t *self, const bs_msg_t *msg, const bs_msg_t *answer, bs_err_t err, gw_reply_t *reply)
+{
+    (void) self, (void) msg;
+    if (s_ok (answer, err, reply))
         s_json_reply (reply, 200, json_pack ("{s:I,s:I,s:I,s:s,s:s}",
             "item_number", (json_int_t) bs_msg_int (answer, BS_FIELD_item),
             "cost", (json_int_t) bs_msg_int (answer, BS_FIELD_cost),
             "stock", (json_int_t) bs_msg_int (answer, BS_FIELD_stock),
             "title", bs_msg_str (answer, BS_FIELD_title),
             "topic", bs_msg_str (answer, BS_FIELD_topic)));
-    bs_msg_destroy (&answer);
 }
 
-//  GET /buy/<item> -> "Transaction successful." or a sentence saying the
-//  book is out of stock; both 200, as the original answered them
-static void
-s_legacy_buy (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_t *reply)
+//  GET /buy/<item>
+static bs_msg_t *
+r_legacy_buy (const gw_request_t *request, char **params, gw_reply_t *reply)
 {
     bs_msg_t *msg = s_new_request (request, BS_OP_buy, reply);
-    if (!msg)
-        return;
-    if (!s_set_item (msg, params [0], reply)) {
+    if (msg && !s_set_item (msg, params [0], reply))
         bs_msg_destroy (&msg);
-        return;
-    }
-    bs_msg_t *answer = s_call (self, &msg, reply, 0, 0);
+    return msg;
+}
+
+//  -> "Transaction successful." or a sentence saying the book is out of
+//  stock; both 200, as the original answered them
+static void
+a_legacy_buy (gw_api_t *self, const bs_msg_t *msg, const bs_msg_t *answer, bs_err_t err, gw_reply_t *reply)
+{
+    (void) self, (void) msg;
     if (answer && !bs_msg_int (answer, BS_FIELD_ok)
     &&  strcmp (bs_msg_str (answer, BS_FIELD_error), bs_err_name (BS_ERR_out_of_stock)) == 0)
         s_json_reply (reply, 200, json_string ("Transaction failed: the book is out of stock."));
     else
-    if (answer && s_ok (answer, reply))
+    if (s_ok (answer, err, reply))
         s_json_reply (reply, 200, json_string ("Transaction successful."));
-    bs_msg_destroy (&answer);
 }
 
-//  ---------------------------------------------------------------------
-//  The JSON API
+//  ---- The JSON API
+
+//  The store's answer as JSON, with a status
+static void
+s_forward (const bs_msg_t *answer, bs_err_t err, gw_reply_t *reply, int status)
+{
+    if (s_ok (answer, err, reply))
+        s_json_reply (reply, status, s_msg_json (answer));
+}
+
+static void
+a_forward (gw_api_t *self, const bs_msg_t *msg, const bs_msg_t *answer, bs_err_t err, gw_reply_t *reply)
+{
+    (void) self, (void) msg;
+    s_forward (answer, err, reply, 200);
+}
 
 //  GET /books[?topic=T]: the books on a topic, or every book
-static void
-s_books (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_t *reply)
+static bs_msg_t *
+r_books (const gw_request_t *request, char **params, gw_reply_t *reply)
 {
     (void) params;
     const char *topic = request->lookup (request->ctx, GW_ARG, "topic");
     bs_msg_t *msg = s_new_request (request, topic? BS_OP_search: BS_OP_list, reply);
     if (topic)
         bs_msg_set_str (msg, BS_FIELD_topic, topic);
-    bs_msg_t *answer = s_call (self, &msg, reply, 0, 0);
-    if (answer && s_ok (answer, reply)) {
-        json_t *body = s_msg_json (answer);
-        json_t *books = json_object_get (body, "items");
-        json_incref (books);
-        json_object_del (body, "items");
-        json_object_set_new (body, "books", books);
-        //  A search's books lack the topic they were found by
-        size_t i;
-        json_t *book;
-        if (topic)
-            json_array_foreach (books, i, book)
-                json_object_set (book, "topic", json_object_get (body, "topic"));
-        s_json_reply (reply, 200, body);
-    }
-    bs_msg_destroy (&answer);
+    return msg;
 }
 
-//  GET /books/<item>
 static void
-s_book (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_t *reply)
+a_books (gw_api_t *self, const bs_msg_t *msg, const bs_msg_t *answer, bs_err_t err, gw_reply_t *reply)
 {
-    bs_msg_t *msg = s_new_request (request, BS_OP_lookup, reply);
-    if (s_set_item (msg, params [0], reply))
-        s_forward (self, &msg, reply, 200);
-    bs_msg_destroy (&msg);
+    (void) self;
+    if (!s_ok (answer, err, reply))
+        return;
+    json_t *body = s_msg_json (answer);
+    json_t *books = json_object_get (body, "items");
+    json_incref (books);
+    json_object_del (body, "items");
+    json_object_set_new (body, "books", books);
+    //  A search's books lack the topic they were found by
+    size_t i;
+    json_t *book;
+    if (bs_msg_has (msg, BS_FIELD_topic))
+        json_array_foreach (books, i, book)
+            json_object_set (book, "topic", json_object_get (body, "topic"));
+    s_json_reply (reply, 200, body);
 }
 
 //  POST /books {"item", "topic", "title", "cost", "stock"} -> 201
-static void
-s_add_book (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_t *reply)
+static bs_msg_t *
+r_add_book (const gw_request_t *request, char **params, gw_reply_t *reply)
 {
     (void) params;
     static const bs_field_t fields [] = {
         BS_FIELD_item, BS_FIELD_topic, BS_FIELD_title, BS_FIELD_cost, BS_FIELD_stock
     };
     bs_msg_t *msg = s_new_request (request, BS_OP_add_book, reply);
-    if (msg && s_read_body (request, msg, fields, 5, reply)) {
+    if (msg && !s_read_body (request, msg, fields, 5, reply))
+        bs_msg_destroy (&msg);
+    return msg;
+}
+
+static void
+a_add_book (gw_api_t *self, const bs_msg_t *msg, const bs_msg_t *answer, bs_err_t err, gw_reply_t *reply)
+{
+    (void) self;
+    s_forward (answer, err, reply, 201);
+    if (reply->status == 201)
         snprintf (reply->location, sizeof reply->location, "/books/%lld",
                   (long long) bs_msg_int (msg, BS_FIELD_item));
-        s_forward (self, &msg, reply, 201);
-        if (reply->status != 201)
-            reply->location [0] = 0;
-    }
-    bs_msg_destroy (&msg);
 }
 
 //  PUT /books/<item>/price {"cost"} and POST /books/<item>/restock {"count"}
-static void
-s_update (gw_api_t *self, const gw_request_t *request, const char *item, bs_op_t op,
-          bs_field_t field, gw_reply_t *reply)
+static bs_msg_t *
+s_update (const gw_request_t *request, const char *item, bs_op_t op, bs_field_t field, gw_reply_t *reply)
 {
     bs_msg_t *msg = s_new_request (request, op, reply);
-    if (msg && s_read_body (request, msg, &field, 1, reply) && s_set_item (msg, item, reply))
-        s_forward (self, &msg, reply, 200);
-    bs_msg_destroy (&msg);
+    if (msg && !(s_read_body (request, msg, &field, 1, reply) && s_set_item (msg, item, reply)))
+        bs_msg_destroy (&msg);
+    return msg;
 }
 
-static void
-s_set_price (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_t *reply)
+static bs_msg_t *
+r_set_price (const gw_request_t *request, char **params, gw_reply_t *reply)
 {
-    s_update (self, request, params [0], BS_OP_set_price, BS_FIELD_cost, reply);
+    return s_update (request, params [0], BS_OP_set_price, BS_FIELD_cost, reply);
 }
 
-static void
-s_restock (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_t *reply)
+static bs_msg_t *
+r_restock (const gw_request_t *request, char **params, gw_reply_t *reply)
 {
-    s_update (self, request, params [0], BS_OP_restock, BS_FIELD_count, reply);
+    return s_update (request, params [0], BS_OP_restock, BS_FIELD_count, reply);
 }
 
 //  POST /orders {"item"} -> 201 and the order
-static void
-s_buy (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_t *reply)
+static bs_msg_t *
+r_buy (const gw_request_t *request, char **params, gw_reply_t *reply)
 {
     (void) params;
     static const bs_field_t fields [] = { BS_FIELD_item };
     bs_msg_t *msg = s_new_request (request, BS_OP_buy, reply);
-    if (msg && s_read_body (request, msg, fields, 1, reply))
-        s_forward (self, &msg, reply, 201);
-    bs_msg_destroy (&msg);
+    if (msg && !s_read_body (request, msg, fields, 1, reply))
+        bs_msg_destroy (&msg);
+    return msg;
+}
+
+static void
+a_created (gw_api_t *self, const bs_msg_t *msg, const bs_msg_t *answer, bs_err_t err, gw_reply_t *reply)
+{
+    (void) self, (void) msg;
+    s_forward (answer, err, reply, 201);
 }
 
 //  GET /orders[?item=N]
-static void
-s_orders (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_t *reply)
+static bs_msg_t *
+r_orders (const gw_request_t *request, char **params, gw_reply_t *reply)
 {
     (void) params;
     bs_msg_t *msg = s_new_request (request, BS_OP_orders, reply);
     const char *item = request->lookup (request->ctx, GW_ARG, "item");
-    if (item && !s_set_item (msg, item, reply)) {
+    if (item && !s_set_item (msg, item, reply))
         bs_msg_destroy (&msg);
-        return;
-    }
-    bs_msg_t *answer = s_call (self, &msg, reply, 0, 0);
-    if (answer && s_ok (answer, reply)) {
-        json_t *body = s_msg_json (answer);
-        //  Request ids are each buyer's own business
-        size_t i;
-        json_t *order;
-        json_array_foreach (json_object_get (body, "orders"), i, order)
-            json_object_del (order, "rid");
-        s_json_reply (reply, 200, body);
-    }
-    bs_msg_destroy (&answer);
+    return msg;
 }
 
-//  ---------------------------------------------------------------------
-//  The cluster, health and metrics
-
-//  The broker's status as JSON, or NULL (reply filled) when it did not answer
-static json_t *
-s_status (gw_api_t *self, const gw_request_t *request, gw_reply_t *reply, int timeout_ms)
+static void
+a_orders (gw_api_t *self, const bs_msg_t *msg, const bs_msg_t *answer, bs_err_t err, gw_reply_t *reply)
 {
-    bs_msg_t *msg = s_new_request (request, BS_OP_status, reply);
-    bs_msg_t *answer = s_call (self, &msg, reply, timeout_ms, timeout_ms? 1: 0);
-    json_t *status = NULL;
-    if (answer && s_ok (answer, reply))
-        status = s_msg_json (answer);
-    bs_msg_destroy (&answer);
-    return status;
+    (void) self, (void) msg;
+    if (!s_ok (answer, err, reply))
+        return;
+    json_t *body = s_msg_json (answer);
+    //  Request ids are each buyer's own business
+    size_t i;
+    json_t *order;
+    json_array_foreach (json_object_get (body, "orders"), i, order)
+        json_object_del (order, "rid");
+    s_json_reply (reply, 200, body);
+}
+
+//  ---- The cluster, health and metrics: one status request each
+
+static bs_msg_t *
+r_status (const gw_request_t *request, char **params, gw_reply_t *reply)
+{
+    (void) params;
+    return s_new_request (request, BS_OP_status, reply);
 }
 
 //  GET /cluster: the broker's status (nodes, roles, cache)
 static void
-s_cluster (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_t *reply)
+a_cluster (gw_api_t *self, const bs_msg_t *msg, const bs_msg_t *answer, bs_err_t err, gw_reply_t *reply)
 {
-    (void) params;
-    json_t *status = s_status (self, request, reply, self->health_timeout_ms);
-    if (status)
-        s_json_reply (reply, 200, status);
+    (void) self, (void) msg;
+    s_forward (answer, err, reply, 200);
 }
 
 //  GET /healthz: 200 when the broker answers
 static void
-s_healthz (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_t *reply)
+a_healthz (gw_api_t *self, const bs_msg_t *msg, const bs_msg_t *answer, bs_err_t err, gw_reply_t *reply)
 {
-    (void) params;
-    json_t *status = s_status (self, request, reply, self->health_timeout_ms);
-    if (!status)
+    (void) self, (void) msg;
+    if (!s_ok (answer, err, reply))
         return;
     json_int_t alive = 0;
-    size_t i;
-    json_t *node;
-    json_array_foreach (json_object_get (status, "nodes"), i, node)
-        alive += json_is_true (json_object_get (node, "alive"));
+    size_t count = bs_msg_count (answer, BS_FIELD_nodes);
+    for (size_t i = 0; i < count; i++)
+        alive += bs_msg_int (bs_msg_at (answer, BS_FIELD_nodes, i), BS_FIELD_alive) != 0;
     s_json_reply (reply, 200, json_pack ("{s:s,s:I,s:I}", "status", "ok",
-                  "nodes", (json_int_t) json_array_size (json_object_get (status, "nodes")),
-                  "alive", alive));
-    json_decref (status);
+                  "nodes", (json_int_t) count, "alive", alive));
 }
 
 //  GET /metrics: Prometheus text; the gateway's own metrics even when the
 //  broker does not answer
 static void
-s_metrics (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_t *reply)
+a_metrics (gw_api_t *self, const bs_msg_t *msg, const bs_msg_t *answer, bs_err_t err, gw_reply_t *reply)
 {
-    (void) params;
-    json_t *status = s_status (self, request, reply, self->health_timeout_ms);
+    (void) msg, (void) err;
+    json_t *status = answer && bs_msg_int (answer, BS_FIELD_ok)? s_msg_json (answer): NULL;
     char *text = gw_metrics_render (self->metrics, status);
     json_decref (status);
-    free (reply->owned);        //  the error s_status may have left
+    free (reply->owned);
     reply->status = 200;
     reply->type = "text/plain; version=0.0.4; charset=utf-8";
     reply->owned = text;
@@ -555,8 +634,7 @@ s_metrics (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_
     reply->size = strlen (text);
 }
 
-//  ---------------------------------------------------------------------
-//  The storefront
+//  ---- The storefront: answered at once
 
 static void
 s_asset (const char *name, gw_reply_t *reply)
@@ -573,18 +651,20 @@ s_asset (const char *name, gw_reply_t *reply)
     reply->page = true;
 }
 
-static void
-s_page (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_t *reply)
+static bs_msg_t *
+r_page (const gw_request_t *request, char **params, gw_reply_t *reply)
 {
-    (void) self, (void) request, (void) params;
+    (void) request, (void) params;
     s_asset ("index.html", reply);
+    return NULL;
 }
 
-static void
-s_static (gw_api_t *self, const gw_request_t *request, char **params, gw_reply_t *reply)
+static bs_msg_t *
+r_static (const gw_request_t *request, char **params, gw_reply_t *reply)
 {
-    (void) self, (void) request;
+    (void) request;
     s_asset (params [0], reply);
+    return NULL;
 }
 
 //  ---------------------------------------------------------------------
@@ -595,25 +675,28 @@ typedef struct {
     const char *pattern;        //  "*" matches one non-empty segment
     const char *label;          //  for metrics
     bool safe;                  //  no effect: HEAD is answered too
-    handler_t *handler;
+    bool admin;                 //  changes the catalog: takes the admin token
+    bool health;                //  a status call: --health-timeout-ms, one attempt
+    reader_t *reader;
+    answerer_t *answerer;
 } route_t;
 
 static const route_t s_routes [] = {
-    { "GET",  "/",                "/",                     true,  s_page },
-    { "GET",  "/static/*",        "/static/{file}",        true,  s_static },
-    { "GET",  "/search/*",        "/search/{topic}",       true,  s_legacy_search },
-    { "GET",  "/lookup/*",        "/lookup/{item}",        true,  s_legacy_lookup },
-    { "GET",  "/buy/*",           "/buy/{item}",           false, s_legacy_buy },
-    { "GET",  "/books",           "/books",                true,  s_books },
-    { "POST", "/books",           "/books",                false, s_add_book },
-    { "GET",  "/books/*",         "/books/{item}",         true,  s_book },
-    { "PUT",  "/books/*/price",   "/books/{item}/price",   false, s_set_price },
-    { "POST", "/books/*/restock", "/books/{item}/restock", false, s_restock },
-    { "GET",  "/orders",          "/orders",               true,  s_orders },
-    { "POST", "/orders",          "/orders",               false, s_buy },
-    { "GET",  "/cluster",         "/cluster",              true,  s_cluster },
-    { "GET",  "/healthz",         "/healthz",              true,  s_healthz },
-    { "GET",  "/metrics",         "/metrics",              true,  s_metrics },
+    { "GET",  "/",                "/",                     true,  false, false, r_page,          NULL },
+    { "GET",  "/static/*",        "/static/{file}",        true,  false, false, r_static,        NULL },
+    { "GET",  "/search/*",        "/search/{topic}",       true,  false, false, r_legacy_search, a_legacy_search },
+    { "GET",  "/lookup/*",        "/lookup/{item}",        true,  false, false, r_lookup,        a_legacy_lookup },
+    { "GET",  "/buy/*",           "/buy/{item}",           false, false, false, r_legacy_buy,    a_legacy_buy },
+    { "GET",  "/books",           "/books",                true,  false, false, r_books,         a_books },
+    { "POST", "/books",           "/books",                false, true,  false, r_add_book,      a_add_book },
+    { "GET",  "/books/*",         "/books/{item}",         true,  false, false, r_lookup,        a_forward },
+    { "PUT",  "/books/*/price",   "/books/{item}/price",   false, true,  false, r_set_price,     a_forward },
+    { "POST", "/books/*/restock", "/books/{item}/restock", false, true,  false, r_restock,       a_forward },
+    { "GET",  "/orders",          "/orders",               true,  false, false, r_orders,        a_orders },
+    { "POST", "/orders",          "/orders",               false, false, false, r_buy,           a_created },
+    { "GET",  "/cluster",         "/cluster",              true,  false, true,  r_status,        a_cluster },
+    { "GET",  "/healthz",         "/healthz",              true,  false, true,  r_status,        a_healthz },
+    { "GET",  "/metrics",         "/metrics",              true,  false, true,  r_status,        a_metrics },
 };
 #define ROUTES (sizeof s_routes / sizeof s_routes [0])
 
@@ -661,17 +744,54 @@ s_match (const route_t *route, char **segments, int count, char **params)
     return true;
 }
 
-void
-gw_api_handle (gw_api_t *self, const gw_request_t *request, gw_reply_t *reply)
+//  An admin route's check: a token must be configured and sent, as
+//  "Authorization: Bearer <token>"
+static bool
+s_authorized (gw_api_t *self, const gw_request_t *request, gw_reply_t *reply)
+{
+    if (!self->admin_token [0]) {
+        s_error (reply, "forbidden", "admin routes are off: start the gateway with --admin-token-file FILE "
+                 "(or --admin-token, or BOOKSTORE_ADMIN_TOKEN); bookstore-cluster writes one to "
+                 "<data>/admin-token");
+        return false;
+    }
+    const char *header = request->lookup (request->ctx, GW_HEADER, "Authorization");
+    size_t n = strlen ("Bearer");
+    if (!header || strncasecmp (header, "Bearer", n) != 0 || (header [n] != ' ' && header [n] != '\t')) {
+        s_error (reply, "unauthorized", "this route takes an admin token: send 'Authorization: Bearer <token>'");
+        reply->challenge = true;
+        return false;
+    }
+    const char *given = header + n;
+    while (*given == ' ' || *given == '\t')
+        given++;
+    char token [TOKEN_MAX];
+    size_t length = strcspn (given, " \t");
+    if (length >= sizeof token || given [length]) {
+        s_error (reply, "forbidden", "the admin token is wrong");
+        return false;
+    }
+    memcpy (token, given, length + 1);
+    if (!s_token_equal (self->admin_token, token)) {
+        s_error (reply, "forbidden", "the admin token is wrong");
+        return false;
+    }
+    return true;
+}
+
+bool
+gw_api_parse (gw_api_t *self, const gw_request_t *request, gw_parsed_t *parsed, gw_reply_t *reply)
 {
     memset (reply, 0, sizeof *reply);
+    parsed->route = -1;
+    parsed->msg = NULL;
     reply->route = "unmatched";
     char *path = strdup (request->path);
     if (!path)
         abort ();
     char *segments [MAX_SEGMENTS];
     int count = s_split (path, segments);
-    const route_t *found = NULL;
+    int found = -1;
     bool head = strcmp (request->method, "HEAD") == 0;
     char *params [MAX_SEGMENTS];
     for (size_t i = 0; i < ROUTES && count >= 0; i++) {
@@ -685,18 +805,33 @@ gw_api_handle (gw_api_t *self, const gw_request_t *request, gw_reply_t *reply)
         strcat (reply->allow, route->method);
         if (route->safe)
             strcat (reply->allow, ", HEAD");
-        if (strcmp (route->method, request->method) == 0 || (head && route->safe))
-            found = route;
-        if (found)
+        if (strcmp (route->method, request->method) == 0 || (head && route->safe)) {
+            found = (int) i;
             break;
+        }
     }
-    if (found) {
+    bs_msg_t *msg = NULL;
+    if (found >= 0) {
+        const route_t *route = &s_routes [found];
         reply->allow [0] = 0;
+        if (route->admin && !s_authorized (self, request, reply))
+            ;
+        else
         if (request->too_large)
             s_error (reply, "too_large", "the request body is larger than the gateway accepts");
         else
-            found->handler (self, request, params, reply);
-        if (reply->status == 0)     //  a handler that left no answer is a bug
+            msg = route->reader (request, params, reply);
+        if (msg) {
+            //  Checked with the codec's own limits: a bad value is a 400
+            //  now, never a round trip
+            char reason [256];
+            bs_err_t err = bs_request_check (msg, reason, sizeof reason);
+            if (err != BS_OK) {
+                s_error (reply, bs_err_name (err), reason);
+                bs_msg_destroy (&msg);
+            }
+        }
+        if (!msg && reply->status == 0)     //  a reader that left no answer is a bug
             s_error (reply, "internal", "the gateway could not answer");
     }
     else
@@ -705,4 +840,38 @@ gw_api_handle (gw_api_t *self, const gw_request_t *request, gw_reply_t *reply)
     else
         s_error (reply, "not_found", "no such route");
     free (path);
+    if (!msg)
+        return false;
+    parsed->route = found;
+    parsed->msg = msg;
+    return true;
+}
+
+void
+gw_api_handle (gw_api_t *self, const gw_request_t *request, gw_reply_t *reply)
+{
+    int retry_after = 0;
+    if (self->limit && !gw_limit_take (self->limit, request->client? request->client: "",
+                                       zclock_usecs (), &retry_after)) {
+        memset (reply, 0, sizeof *reply);
+        reply->route = "unmatched";
+        s_error (reply, "rate_limited", "too many requests from your address; retry after the "
+                 "number of seconds in Retry-After");
+        reply->retry_after = retry_after;
+        return;
+    }
+    gw_parsed_t parsed;
+    if (!gw_api_parse (self, request, &parsed, reply))
+        return;
+    const route_t *route = &s_routes [parsed.route];
+    bs_err_t err = BS_ERR_unavailable;
+    bs_msg_t *answer = self->pool
+        ? gw_pool_call (self->pool, bs_op_service (bs_msg_op (parsed.msg)), parsed.msg,
+                        route->health? self->health_timeout_ms: 0, route->health? 1: 0, &err)
+        : NULL;
+    route->answerer (self, parsed.msg, answer, err, reply);
+    if (reply->status == 0)         //  an answerer that left no answer is a bug
+        s_error (reply, "internal", "the gateway could not answer");
+    bs_msg_destroy (&answer);
+    gw_parsed_reset (&parsed);
 }

@@ -1,15 +1,27 @@
 /*  gw_api - the gateway's routes: the original REST API, the JSON API, the
  *  cluster's status, metrics, health and the storefront page.
  *
- *  It knows HTTP only as a method, a path, arguments, headers and a body in,
- *  and a status, a type and a body out; gateway.c does the socket side
- *  (libmicrohttpd).  Each store call goes through the client pool with a
- *  fresh rid (or the client's Idempotency-Key), and each store error code
- *  becomes an HTTP status through one table.
+ *  It knows HTTP only as a method, a path, arguments, headers, a body and
+ *  the client's address in, and a status, a type and a body out; gateway.c
+ *  does the socket side (libmicrohttpd).  Answering a request has two steps:
  *
- *  Ownership: gw_api_new borrows the pool, which must outlive the api, and
- *  makes the metrics it owns.  gw_api_handle fills a reply the caller
- *  releases with gw_reply_reset.  gw_api_handle may run on many threads at
+ *  - gw_api_parse, which needs neither the network nor the store: it finds
+ *    the route, checks the admin token of admin routes, reads path,
+ *    arguments and JSON body, and builds the store request with a fresh rid
+ *    (or the client's Idempotency-Key), checked against the codec's limits.
+ *    Every malformed request ends here with its 4xx.
+ *  - gw_api_handle, which rate-limits the client, parses, sends the store
+ *    request through the client pool and turns the store's answer into the
+ *    reply; each store error code becomes an HTTP status through one table.
+ *
+ *  Admin routes (prices, restocks, new books) take `Authorization: Bearer
+ *  <token>`.  Without a configured token they are refused with 403.
+ *
+ *  Ownership: gw_api_new borrows the pool (which may be NULL for an api used
+ *  only to parse) and copies the token; it makes the metrics and the rate
+ *  limiter it owns.  gw_api_parse and gw_api_handle fill a reply the caller
+ *  releases with gw_reply_reset, and gw_api_parse a parsed request the
+ *  caller releases with gw_parsed_reset.  Both may run on many threads at
  *  once.
  */
 #ifndef GW_API_H_INCLUDED
@@ -32,6 +44,7 @@ typedef struct {
     const char *body;
     size_t body_size;
     bool too_large;             //  the body exceeded the limit (and was dropped)
+    const char *client;         //  the client's key for rate limiting (gw_limit_key), or NULL
 } gw_request_t;
 
 typedef struct {
@@ -42,15 +55,36 @@ typedef struct {
     size_t size;
     char *owned;                //  malloc'd body, if any
     bool page;                  //  a storefront file (page headers apply)
+    bool challenge;             //  a 401: send WWW-Authenticate
+    int retry_after;            //  a 429: seconds for Retry-After, else 0
     char allow [48];            //  Allow header of a 405, or ""
     char location [48];         //  Location header of a 201, or ""
 } gw_reply_t;
 
+//  What gw_api_parse made of a request that needs the store
+typedef struct {
+    int route;                  //  index in the route table
+    bs_msg_t *msg;              //  the store request, checked (owned)
+} gw_parsed_t;
+
+typedef struct {
+    int health_timeout_ms;      //  bounds the status calls of /healthz, /metrics, /cluster
+    const char *admin_token;    //  NULL or "": admin routes are refused
+    double rate_limit;          //  requests per second per client; 0: no limit
+    double rate_burst;          //  bucket size (0: twice the rate)
+    size_t rate_clients;        //  clients tracked at most (0: 10,000)
+} gw_api_options_t;
+
 typedef struct _gw_api_t gw_api_t;
 
-//  health_timeout_ms bounds the status calls of /healthz and /metrics
-gw_api_t *gw_api_new (gw_pool_t *pool, int health_timeout_ms);
+gw_api_t *gw_api_new (gw_pool_t *pool, const gw_api_options_t *options);
 void gw_api_destroy (gw_api_t **self_p);
+
+//  Reads a request without sending anything.  Returns true with *parsed
+//  filled when a store request must be sent; false when the reply is
+//  already complete (an error, or a storefront file).
+bool gw_api_parse (gw_api_t *self, const gw_request_t *request, gw_parsed_t *parsed,
+                   gw_reply_t *reply);
 
 //  Answers one request; never fails (errors are replies)
 void gw_api_handle (gw_api_t *self, const gw_request_t *request, gw_reply_t *reply);
@@ -63,5 +97,16 @@ int gw_api_status (const char *error);
 
 //  Frees the reply's owned body and clears it
 void gw_reply_reset (gw_reply_t *reply);
+
+//  Frees the parsed request and clears it
+void gw_parsed_reset (gw_parsed_t *parsed);
+
+//  Reads an admin token: the text, or else the first line of the file,
+//  without surrounding white space.  Fills token [size] and returns true
+//  when neither is given (token "") or the token is well formed: 16 to 256
+//  printable ASCII characters without spaces.  False with a sentence in
+//  reason otherwise.
+bool gw_api_read_token (const char *text, const char *file, char *token, size_t size,
+                        char *reason, size_t reason_size);
 
 #endif
