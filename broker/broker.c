@@ -882,8 +882,18 @@ s_apply_status (worker_t *w, zmq_msg_t *frame)
         snprintf (w->digest, sizeof w->digest, "%s", bs_msg_str (status, BS_FIELD_digest));
         w->ready = bs_msg_int (status, BS_FIELD_ready);
         w->partition_count = 0;
-        for (size_t i = 0; i < bs_msg_count (status, BS_FIELD_partitions) && i < WORKER_MAX_PARTITIONS; i++) {
+        bool catalog_node = strcmp (w->service, "catalog") == 0;
+        for (size_t i = 0; i < bs_msg_count (status, BS_FIELD_partitions) && w->partition_count < WORKER_MAX_PARTITIONS; i++) {
             bs_msg_t *p = bs_msg_at (status, BS_FIELD_partitions, i);
+            //  A node speaks for its own service's partitions only, and an
+            //  epoch at the protocol's ceiling could never be followed by a
+            //  higher one: such reports are dropped
+            bool catalog_part = strcmp (bs_msg_str (p, BS_FIELD_partition), "catalog") == 0;
+            if (catalog_part != catalog_node || bs_msg_int (p, BS_FIELD_epoch) >= BS_EPOCH_MAX) {
+                zsys_warning ("broker: node %s reported partition %s it cannot hold", w->id,
+                              bs_msg_str (p, BS_FIELD_partition));
+                continue;
+            }
             worker_partition_t *wp = &w->partitions [w->partition_count++];
             snprintf (wp->name, sizeof wp->name, "%s", bs_msg_str (p, BS_FIELD_partition));
             snprintf (wp->role, sizeof wp->role, "%s", bs_msg_str (p, BS_FIELD_role));
@@ -916,6 +926,22 @@ s_disconnects (broker_t *self)
         }
 }
 
+//  Node ids: 1 to 64 of [A-Za-z0-9._-]
+static bool
+s_node_id_valid (const char *id)
+{
+    size_t n = strlen (id);
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = id [i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+              || c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
 static void
 s_node_message (broker_t *self)
 {
@@ -945,6 +971,23 @@ s_node_message (broker_t *self)
         if (count >= 6)
             s_frame_text (&frames [5], id, sizeof id);
         int svc = s_service_find (self, service);
+        //  The id names the node everywhere (assignments, status, the
+        //  feed): plain text, and not another live node's
+        //  (a plain Majordomo worker sends no id: it is known by its routing id)
+        bool bad_id = count >= 6 && (zmq_msg_size (&frames [5]) >= sizeof id || !s_node_id_valid (id));
+        worker_t *holder = bad_id? NULL: workers_by_id (self->workers, id);
+        if (holder && holder->alive && (holder->identity_size != zmq_msg_size (&frames [0])
+                                        || memcmp (holder->identity, zmq_msg_data (&frames [0]), holder->identity_size)))
+            bad_id = true;
+        if (bad_id) {
+            static int64_t last_id_warning;
+            if (zclock_mono () - last_id_warning > 5000) {
+                last_id_warning = zclock_mono ();
+                zsys_warning ("broker: refused READY: node id '%.64s' is not plain text or is taken", id);
+            }
+            s_close_frames (frames, count);
+            return;
+        }
         const char *key_name = "";
         bool impostor = self->options.keys
                      && (strcmp (bs_keys_role (&frames [3], &key_name), "node") != 0 || strcmp (key_name, id) != 0);

@@ -1,6 +1,7 @@
 /*  buyer - asynchronous buys: decrement at the catalog, then record  */
 #include "buyer.h"
 #include "bs_client.h"
+#include "orders.h"
 
 #include <czmq.h>
 #include <string.h>
@@ -157,6 +158,16 @@ buyer_on_input (buyer_t *self)
         bs_msg_destroy (&reply);      //  a late answer to a finished buy
         return;
     }
+    char order_id [ORDERS_ID_SIZE];
+    orders_id_for (buy->rid, order_id);
+    if (bs_msg_int (reply, BS_FIELD_ok) && strcmp (bs_msg_str (reply, BS_FIELD_order_id), order_id) != 0) {
+        //  The catalog answered with the stored reply of another write that
+        //  used this request id first: no copy was taken for this buy
+        bs_msg_t *refusal = bs_msg_new_error (BS_ERR_bad_field, "this request id was already used by another request");
+        s_finish (self, buy, refusal);
+        bs_msg_destroy (&refusal);
+    }
+    else
     if (bs_msg_int (reply, BS_FIELD_ok)) {
         self->grant (self->grant_arg, buy->rid, reply, buy->tokens, buy->waiters);
         buy->waiters = 0;           //  the tokens went with the grant

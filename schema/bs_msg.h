@@ -48,6 +48,8 @@ typedef enum {
 } bs_err_t;
 
 #define BS_RID_SIZE 16
+//  The largest epoch, sequence number or version (fields.def)
+#define BS_EPOCH_MAX INT64_C (9007199254740991)
 //  Largest message body any socket accepts (ZMQ_MAXMSGSIZE as well)
 #define BS_MAX_BODY (4 * 1024 * 1024)
 

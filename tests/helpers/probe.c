@@ -190,6 +190,23 @@ main (int argc, char **argv)
         bs_msg_destroy (&status);
     }
     else
+    if (strcmp (which, "bad-node-ids") == 0) {
+        //  READY with an id that is not plain text, and with an id another
+        //  live node has: neither may register
+        zsock_t *odd = zsock_new (ZMQ_DEALER);
+        zsock_t *twin = zsock_new (ZMQ_DEALER);
+        zsock_connect (odd, "%s", argv [2]);
+        zsock_connect (twin, "%s", argv [2]);
+        zsock_send (odd, "ssbss", "", BS_MDPW, "\x01", 1, "catalog", "bad\x01id");
+        zsock_send (twin, "ssbss", "", BS_MDPW, "\x01", 1, "catalog", "catalog-1");
+        zclock_sleep (300);
+        zsock_destroy (&odd);
+        zsock_destroy (&twin);
+        bs_msg_t *status = bs_msg_new_request (BS_OP_status);
+        rc = s_print (bs_client_call (client, "broker", status));
+        bs_msg_destroy (&status);
+    }
+    else
     if (strcmp (which, "flood") == 0) {
         //  For 3 s, keep 100 lookups outstanding on one connection; count
         //  the answers by kind: {"answered":N,"ok":N,"overloaded":N}

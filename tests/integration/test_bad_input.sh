@@ -37,6 +37,11 @@ expect oversized         too_large
 out=$(probe node-garbage)
 check "garbage on the node port is dropped and the broker keeps serving" test "$(echo "$out" | jq .ok)" = true
 
+out=$(probe bad-node-ids)
+check "a node id that is not plain text cannot register" \
+    test "$(echo "$out" | jq '[.nodes[] | select(.id | test("bad"))] | length')" = 0
+check "...nor a second node under a live node's id" \
+    test "$(echo "$out" | jq '[.nodes[] | select(.id == "catalog-1")] | length')" = 1
 check "no bad input changed any data" test "$(snapshot)" = "$before"
 check "every process is still running" bs_all_running
 check "no node was declared dead" test "$(bs --json status | jq '[.nodes[] | select(.alive | not)] | length')" = 0

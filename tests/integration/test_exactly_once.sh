@@ -26,3 +26,12 @@ wait "${pids[@]}"
 check "8 simultaneous copies of one buy all succeed" test "$(cat "$BS_TMP"/same-*.json | jq -s '[.[] | select(.ok)] | length')" = 8
 check "...with one order id" test "$(cat "$BS_TMP"/same-*.json | jq -s -r '[.[].order_id] | unique | length')" = 1
 check "...taking one copy" test "$(bs --json lookup 499 | jq .stock)" = 9
+
+#  A buy that reuses the request id of another write takes no copy
+rid4=0000000000000000000000000000beef
+bs --json --rid $rid4 restock 846 1 > /dev/null
+stock=$(bs --json lookup 846 | jq .stock)
+out=$(bs --json --rid $rid4 buy 846)
+check "a buy reusing another write's request id is refused: bad_field" test "$(echo "$out" | jq -r .error)" = bad_field
+check "...saying the id was used" bash -c "echo '$out' | jq -r .message | grep -q 'already used'"
+check "...and takes no copy" test "$(bs --json lookup 846 | jq .stock)" = "$stock"
