@@ -38,7 +38,7 @@ run_one() {
     fi
     passed=$((passed + ok))
     failed=$((failed + notok))
-    grep -E '^(not )?ok ' "$log" | sed "s/^/[$name] /"
+    grep -E '^(not )?ok |^# SKIP' "$log" | sed "s/^/[$name] /"
     if [ "$notok" -gt 0 ]; then
         failures+=("$name")
         echo "---- $name log (last 60 lines) ----"
@@ -63,6 +63,12 @@ for t in tests/integration/test_*.sh; do
 done
 
 echo "# logs in $OUTDIR"
-[ ${#failures[@]} -gt 0 ] && echo "# failing: ${failures[*]}"
+if [ ${#failures[@]} -gt 0 ]; then
+    #  Every failed check again, so that the end of the output names them all
+    for name in "${failures[@]}"; do
+        grep -E '^not ok ' "$OUTDIR/$name.log" | sed "s/^/# [$name] /"
+    done
+    echo "# failing: ${failures[*]}"
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
