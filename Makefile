@@ -238,6 +238,13 @@ test: fuzz-build
 #  The gateway's rate limiter has a unit test of its own
 $(OUT)/obj/tests/unit/test_gw_limit.o: CFLAGS += -Itools/gateway
 $(OUT)/tests/test_gw_limit: $(call obj,tools/gateway/gw_limit.c)
+#  ...and so has its pool of broker clients (failover between a pair),
+#  linked before the library it calls
+$(OUT)/obj/tests/unit/test_gw_pool.o: CFLAGS += -Itools/gateway
+$(OUT)/tests/test_gw_pool: $(OUT)/obj/tests/unit/test_gw_pool.o $(call obj,tools/gateway/gw_pool.c) $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD $(VARIANT) $@"
+	@$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 #  A soak: SOAK_SECONDS (600) of mixed load on a cluster of the sanitizer
 #  build, each process's memory sampled every 10 s, then a clean stop so

@@ -7,6 +7,7 @@
 #include "controller.h"
 #include "disconnects.h"
 #include "feed.h"
+#include "peer.h"
 #include "quota.h"
 #include "workers.h"
 #include "bs_mdp.h"
@@ -71,6 +72,9 @@ struct _broker_t {
     bool muted;                 //  test switch: invalidations unanswered
     workers_t *workers;
     controller_t *controller;
+    peer_t *peer;               //  the other broker of a pair, if any
+    int expected_nodes;         //  after a takeover: nodes the peer served
+    char expected_primary [65]; //  ...and its catalog primary
     int64_t next_assign;        //  periodic refresh of the partition map
     service_t services [MAX_SERVICES];
     int service_count;
@@ -374,7 +378,8 @@ s_dispatch (broker_t *self, uint32_t index)
 {
     request_t *req = &self->requests [index];
     worker_t *w;
-    while ((w = s_choose (self, req))) {
+    //  A broker that is not active holds requests for its takeover
+    while (peer_active (self->peer) && (w = s_choose (self, req))) {
         uint8_t token [TOKEN_SIZE];
         s_token_encode (token, index, req->gen);
         zmq_msg_t copy;
@@ -475,9 +480,27 @@ s_cache_follow_catalog (broker_t *self)
     }
 }
 
+static int s_serving_nodes (broker_t *self);
+
 static void
 s_control (broker_t *self, bool force)
 {
+    //  After a takeover the election waits for the catalog primary the
+    //  peer named (it may hold acknowledged writes no other replica has),
+    //  or, if it named none, for every node it served; at most the settle
+    //  time
+    if (controller_settling (self->controller) && (self->expected_nodes > 0 || self->expected_primary [0])) {
+        worker_t *primary = self->expected_primary [0]? workers_by_id (self->workers, self->expected_primary): NULL;
+        bool back = self->expected_primary [0]? primary && primary->alive && primary->has_status
+                                              : s_serving_nodes (self) >= self->expected_nodes;
+        if (back) {
+            controller_end_settle (self->controller);
+            self->expected_nodes = 0;
+            self->expected_primary [0] = 0;
+        }
+    }
+    if (!peer_active (self->peer))
+        return;         //  nodes held for a takeover get no roles yet
     bool changed = controller_update (self->controller, self->workers);
     s_cache_follow_catalog (self);
     for (size_t i = 0; i < workers_size (self->workers); i++) {
@@ -521,6 +544,121 @@ s_worker_dead (broker_t *self, worker_t *w, const char *why)
     feed_event (self->feed, "dead", w->id, w->service, 0, "declared dead: %s", why);
     s_control (self, false);
     s_redispatch_from (self, w);
+}
+
+//  --------------------------------------------------------------------------
+//  Broker pairs
+
+//  DISCONNECT "backup": this broker is passive, register with the other
+static void
+s_send_backup_to (broker_t *self, const void *identity, size_t size)
+{
+    void *sock = self->node_sock;
+    uint8_t command = BS_MDPW_DISCONNECT;
+    if (zmq_send (sock, identity, size, ZMQ_SNDMORE) < 0)
+        return;
+    zmq_send (sock, "", 0, ZMQ_SNDMORE);
+    zmq_send (sock, BS_MDPW, strlen (BS_MDPW), ZMQ_SNDMORE);
+    zmq_send (sock, &command, 1, ZMQ_SNDMORE);
+    zmq_send (sock, "backup", 6, 0);
+}
+
+static void s_refuse_passive (broker_t *self, zmq_msg_t *client, const char *service, zmq_msg_t *body);
+
+//  Answers every request this broker holds "not_active", so that its
+//  clients resend them (same rids) to the active broker
+static void
+s_release_all (broker_t *self)
+{
+    int released = 0;
+    for (uint32_t i = 0; i < self->request_cap; i++) {
+        request_t *req = &self->requests [i];
+        if (!req->used)
+            continue;
+        if (req->worker && req->worker->outstanding > 0)
+            req->worker->outstanding--;
+        s_refuse_passive (self, &req->client, self->services [req->service].name, &req->body);
+        s_request_free (self, i);
+        released++;
+    }
+    for (int s = 0; s < self->service_count; s++)
+        self->services [s].head = self->services [s].tail = NO_REQUEST;
+    if (released)
+        zsys_info ("broker: sent %d request(s) on to the active broker", released);
+}
+
+static int
+s_serving_nodes (broker_t *self)
+{
+    int n = 0;
+    for (size_t i = 0; i < workers_size (self->workers); i++) {
+        worker_t *w = workers_at (self->workers, i);
+        n += w->alive && w->has_status;
+    }
+    return n;
+}
+
+//  This broker took over: it relearns the cluster from the nodes as they
+//  register, never at an epoch its peer or its own past could have used,
+//  and with a cold cache
+static void
+s_activate (broker_t *self)
+{
+    uint64_t epoch = controller_max_epoch (self->controller);
+    if (peer_epoch (self->peer) > epoch)
+        epoch = peer_epoch (self->peer);
+    self->expected_nodes = peer_nodes (self->peer);
+    snprintf (self->expected_primary, sizeof self->expected_primary, "%s", peer_primary (self->peer));
+    //  The primary the peer named may notice the peer's death a liveness
+    //  window after the node that turned to us: it gets two
+    int settle = self->options.heartbeat_ms * (self->options.liveness + 1);
+    controller_destroy (&self->controller);
+    self->controller = controller_new (self->expected_primary [0]? 2 * settle: settle);
+    controller_raise_epoch (self->controller, epoch);
+    cache_clear (self->cache);
+    self->cache_ready = false;
+    self->catalog_epoch = 0;
+    self->catalog_primary [0] = 0;
+    self->next_assign = 0;
+    s_control (self, true);
+    feed_event (self->feed, "active", self->options.id, NULL, 0, "is active (catalog epochs above %llu)",
+                (unsigned long long) epoch);
+}
+
+//  Sends every node this broker holds on to its peer
+static void
+s_release_nodes (broker_t *self)
+{
+    for (size_t i = 0; i < workers_size (self->workers); i++) {
+        worker_t *w = workers_at (self->workers, i);
+        if (!w->alive)
+            continue;
+        s_send_backup_to (self, w->identity, w->identity_size);
+        w->alive = false;
+        w->outstanding = 0;
+    }
+}
+
+//  This broker yielded to its peer: nodes and requests go there
+static void
+s_deactivate (broker_t *self)
+{
+    s_release_nodes (self);
+    s_release_all (self);
+    cache_clear (self->cache);
+    self->cache_ready = false;
+    feed_event (self->feed, "passive", self->options.id, NULL, 0, "is passive: its peer is active");
+}
+
+static void
+s_peer_changed (broker_t *self, peer_state_t before)
+{
+    peer_state_t now = peer_state (self->peer);
+    if (now == PEER_STATE_ACTIVE && before != PEER_STATE_ACTIVE)
+        s_activate (self);
+    else
+    if (before == PEER_STATE_ACTIVE && now != PEER_STATE_ACTIVE)
+        s_deactivate (self);
 }
 
 //  --------------------------------------------------------------------------
@@ -575,7 +713,7 @@ s_status_msg (broker_t *self)
         }
         bs_msg_append (reply, BS_FIELD_nodes, &node);
     }
-
+    peer_describe (self->peer, reply);
     return reply;
 }
 
@@ -606,44 +744,7 @@ s_handle_status (broker_t *self, zmq_msg_t *client, zmq_msg_t *body)
 }
 
 //  --------------------------------------------------------------------------
-//  Cache: keys are "l" + item (8 bytes) for lookups, "s" + topic for searches
-
-static size_t
-s_key_item (uint8_t *key, int64_t item)
-{
-    key [0] = 'l';
-    memcpy (key + 1, &item, sizeof item);
-    return 1 + sizeof item;
-}
-
-static size_t
-s_key_topic (uint8_t *key, const uint8_t *topic, size_t size)
-{
-    if (size == 0 || size + 1 > CACHE_KEY_MAX)
-        return 0;
-    key [0] = 's';
-    memcpy (key + 1, topic, size);
-    return 1 + size;
-}
-
-//  The cache key of a catalog read, or 0 when the request is not one the
-//  cache answers (the node will say what is wrong with it, if anything)
-static size_t
-s_request_key (bs_op_t op, zmq_msg_t *body, uint8_t *key)
-{
-    const void *data = zmq_msg_data (body);
-    size_t size = zmq_msg_size (body);
-    const uint8_t *bytes;
-    size_t n;
-    if (!bs_peek_bytes (data, size, BS_FIELD_rid, &bytes, &n) || n != BS_RID_SIZE)
-        return 0;
-    int64_t item;
-    if (op == BS_OP_lookup && bs_peek_int (data, size, BS_FIELD_item, &item))
-        return s_key_item (key, item);
-    if (op == BS_OP_search && bs_peek_bytes (data, size, BS_FIELD_topic, &bytes, &n))
-        return s_key_topic (key, bytes, n);
-    return 0;
-}
+//  Cache (keys: cache_key_item, cache_key_topic, cache_key_for)
 
 //  Answers a request from the cache: the stored reply with this request's
 //  id in place of the one it was first read for
@@ -724,6 +825,12 @@ s_invalidation_message (broker_t *self)
     }
     else
         snprintf (reason, sizeof reason, "an invalidation is one frame");
+    //  Only the active broker's cache matters; a write must not count a
+    //  passive broker's ack as the invalidation
+    if (err == BS_OK && !peer_active (self->peer)) {
+        err = BS_ERR_not_active;
+        snprintf (reason, sizeof reason, "this broker is not the active one of its pair");
+    }
     if (err == BS_OK) {
         uint64_t version = (uint64_t) bs_msg_int (request, BS_FIELD_version);
         for (size_t i = 0; i < bs_msg_count (request, BS_FIELD_items); i++) {
@@ -731,12 +838,12 @@ s_invalidation_message (broker_t *self)
             uint8_t key [CACHE_KEY_MAX];
             size_t key_size;
             if (bs_msg_has (entry, BS_FIELD_item)) {
-                key_size = s_key_item (key, bs_msg_int (entry, BS_FIELD_item));
+                key_size = cache_key_item (key, bs_msg_int (entry, BS_FIELD_item));
                 cache_invalidate (self->cache, key, key_size, version);
             }
             if (bs_msg_has (entry, BS_FIELD_topic)) {
                 const char *topic = bs_msg_str (entry, BS_FIELD_topic);
-                key_size = s_key_topic (key, (const uint8_t *) topic, strlen (topic));
+                key_size = cache_key_topic (key, topic, strlen (topic));
                 if (key_size)
                     cache_invalidate (self->cache, key, key_size, version);
             }
@@ -771,6 +878,17 @@ s_allowed (bs_op_t op, const char *role)
     return *role != 0;
 }
 
+//  The not_active answer of a passive broker, naming the active one
+static void
+s_refuse_passive (broker_t *self, zmq_msg_t *client, const char *service, zmq_msg_t *body)
+{
+    char message [384];
+    snprintf (message, sizeof message, "this broker is %s in a pair; the active one is %s",
+              peer_state_name (peer_state (self->peer)),
+              *peer_endpoint (self->peer)? peer_endpoint (self->peer): "its peer");
+    s_send_error (self, client, service, body, BS_ERR_not_active, message);
+}
+
 static void
 s_client_message (broker_t *self)
 {
@@ -796,8 +914,21 @@ s_client_message (broker_t *self)
         s_close_frames (frames, count);
         return;
     }
-    if (strcmp (service, BS_SERVICE_BROKER) == 0) {
+    //  "broker" is the active broker's view: a passive one sends clients
+    //  on; "broker@<id>" asks that broker itself, whatever its state
+    char own [80];
+    snprintf (own, sizeof own, "%s@%s", BS_SERVICE_BROKER, self->options.id? self->options.id: "");
+    bool own_status = strcmp (service, own) == 0;
+    if (own_status || (strcmp (service, BS_SERVICE_BROKER) == 0 && peer_client_verdict (self->peer) != PEER_REFUSE)) {
         s_handle_status (self, &frames [0], &frames [4]);
+        s_close_frames (frames, count);
+        return;
+    }
+    //  A passive broker sends clients to the active one, unless the
+    //  active one has gone silent: then it holds them for its takeover
+    peer_verdict_t verdict = peer_client_verdict (self->peer);
+    if (verdict == PEER_REFUSE) {
+        s_refuse_passive (self, &frames [0], service, &frames [4]);
         s_close_frames (frames, count);
         return;
     }
@@ -826,8 +957,8 @@ s_client_message (broker_t *self)
     }
     uint8_t key [CACHE_KEY_MAX];
     size_t key_size = 0;
-    if (svc == self->catalog && !target [0] && cache_enabled (self->cache))
-        key_size = s_request_key (op, &frames [4], key);
+    if (svc == self->catalog && !target [0] && cache_enabled (self->cache) && verdict == PEER_SERVE)
+        key_size = cache_key_for (op, zmq_msg_data (&frames [4]), zmq_msg_size (&frames [4]), key);
     if (key_size && s_serve_from_cache (self, &frames [0], &frames [4], key, key_size)) {
         s_close_frames (frames, count);
         return;
@@ -867,47 +998,10 @@ s_client_message (broker_t *self)
 //  --------------------------------------------------------------------------
 //  Node side
 
-//  Reads a node_status frame into the worker's record
 static void
-s_apply_status (worker_t *w, zmq_msg_t *frame)
+s_send_backup (broker_t *self, zmq_msg_t *node)
 {
-    bs_err_t err;
-    char reason [128];
-    bs_msg_t *status = bs_msg_decode (zmq_msg_data (frame), zmq_msg_size (frame), &err, reason, sizeof reason);
-    if (status && bs_msg_validate_request (status, reason, sizeof reason) == BS_OK
-    &&  bs_msg_op (status) == BS_OP_node_status) {
-        w->has_status = true;
-        snprintf (w->pub, sizeof w->pub, "%s", bs_msg_str (status, BS_FIELD_pub));
-        snprintf (w->sync, sizeof w->sync, "%s", bs_msg_str (status, BS_FIELD_sync));
-        snprintf (w->digest, sizeof w->digest, "%s", bs_msg_str (status, BS_FIELD_digest));
-        w->ready = bs_msg_int (status, BS_FIELD_ready);
-        w->partition_count = 0;
-        bool catalog_node = strcmp (w->service, "catalog") == 0;
-        for (size_t i = 0; i < bs_msg_count (status, BS_FIELD_partitions) && w->partition_count < WORKER_MAX_PARTITIONS; i++) {
-            bs_msg_t *p = bs_msg_at (status, BS_FIELD_partitions, i);
-            //  A node speaks for its own service's partitions only, and an
-            //  epoch at the protocol's ceiling could never be followed by a
-            //  higher one: such reports are dropped
-            bool catalog_part = strcmp (bs_msg_str (p, BS_FIELD_partition), "catalog") == 0;
-            if (catalog_part != catalog_node || bs_msg_int (p, BS_FIELD_epoch) >= BS_EPOCH_MAX) {
-                zsys_warning ("broker: node %s reported partition %s it cannot hold", w->id,
-                              bs_msg_str (p, BS_FIELD_partition));
-                continue;
-            }
-            worker_partition_t *wp = &w->partitions [w->partition_count++];
-            snprintf (wp->name, sizeof wp->name, "%s", bs_msg_str (p, BS_FIELD_partition));
-            snprintf (wp->role, sizeof wp->role, "%s", bs_msg_str (p, BS_FIELD_role));
-            snprintf (wp->insync, sizeof wp->insync, "%s", bs_msg_str (p, BS_FIELD_isr));
-            wp->epoch = (uint64_t) bs_msg_int (p, BS_FIELD_epoch);
-            wp->seq = (uint64_t) bs_msg_int (p, BS_FIELD_seq);
-            wp->head = (uint64_t) bs_msg_int (p, BS_FIELD_head);
-            wp->ready = bs_msg_int (p, BS_FIELD_ready);
-            wp->snapshot = strcmp (bs_msg_str (p, BS_FIELD_status), "snapshot") == 0;
-        }
-    }
-    else
-        zsys_warning ("broker: node %s sent a bad status: %s", w->id, reason);
-    bs_msg_destroy (&status);
+    s_send_backup_to (self, zmq_msg_data (node), zmq_msg_size (node));
 }
 
 //  A node's connection closed (it was killed, or its host went away):
@@ -926,22 +1020,6 @@ s_disconnects (broker_t *self)
         }
 }
 
-//  Node ids: 1 to 64 of [A-Za-z0-9._-]
-static bool
-s_node_id_valid (const char *id)
-{
-    size_t n = strlen (id);
-    if (n == 0 || n > 64)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = id [i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-              || c == '.' || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
 static void
 s_node_message (broker_t *self)
 {
@@ -958,6 +1036,15 @@ s_node_message (broker_t *self)
         return;
     }
     uint8_t command = *(uint8_t *) zmq_msg_data (&frames [3]);
+    //  A passive broker whose peer is alive sends nodes on to it.  While
+    //  the peer is silent it keeps the nodes that turn to it, and takes over
+    //  once enough have (see peer.h).
+    if (peer_client_verdict (self->peer) == PEER_REFUSE) {
+        if (command != BS_MDPW_DISCONNECT)
+            s_send_backup (self, &frames [0]);
+        s_close_frames (frames, count);
+        return;
+    }
     //  A connection that dropped before this message came may have had the
     //  same descriptor: settle those first
     if (command == BS_MDPW_READY)
@@ -973,12 +1060,10 @@ s_node_message (broker_t *self)
         int svc = s_service_find (self, service);
         //  The id names the node everywhere (assignments, status, the
         //  feed): plain text, and not another live node's
-        //  (a plain Majordomo worker sends no id: it is known by its routing id)
-        bool bad_id = count >= 6 && (zmq_msg_size (&frames [5]) >= sizeof id || !s_node_id_valid (id));
-        worker_t *holder = bad_id? NULL: workers_by_id (self->workers, id);
-        if (holder && holder->alive && (holder->identity_size != zmq_msg_size (&frames [0])
-                                        || memcmp (holder->identity, zmq_msg_data (&frames [0]), holder->identity_size)))
-            bad_id = true;
+        //  (a plain Majordomo worker sends no id: it is known by its routing
+        //  id in hex, which must not be another live node's either)
+        bool bad_id = (count >= 6 && (zmq_msg_size (&frames [5]) >= sizeof id || !workers_id_valid (id)))
+                   || workers_id_holder (self->workers, id, zmq_msg_data (&frames [0]), zmq_msg_size (&frames [0]));
         if (bad_id) {
             static int64_t last_id_warning;
             if (zclock_mono () - last_id_warning > 5000) {
@@ -1019,7 +1104,12 @@ s_node_message (broker_t *self)
             w->fd = zmq_msg_get (&frames [3], ZMQ_SRCFD);
             feed_event (self->feed, "joined", w->id, w->service, 0, "joined service %s", w->service);
             if (count >= 7)
-                s_apply_status (w, &frames [6]);
+                workers_apply_status (w, zmq_msg_data (&frames [6]), zmq_msg_size (&frames [6]));
+            if (!peer_active (self->peer)) {
+                peer_state_t before = peer_state (self->peer);
+                if (peer_node_turns (self->peer, s_serving_nodes (self)))
+                    s_peer_changed (self, before);
+            }
             s_control (self, true);
         }
         s_close_frames (frames, count);
@@ -1079,7 +1169,7 @@ s_node_message (broker_t *self)
     }
     else
     if (command == BS_MDPW_HEARTBEAT && w && w->alive && count == 5) {
-        s_apply_status (w, &frames [4]);
+        workers_apply_status (w, zmq_msg_data (&frames [4]), zmq_msg_size (&frames [4]));
         s_control (self, false);
     }
     else
@@ -1118,6 +1208,16 @@ s_on_tick (broker_t *self)
         if (muted != self->muted)
             zsys_warning ("broker: test switch: invalidations %s", muted? "unanswered": "answered again");
         self->muted = muted;
+    }
+    peer_state_t before = peer_state (self->peer);
+    worker_t *primary = peer_active (self->peer)? controller_catalog_primary (self->controller, self->workers): NULL;
+    if (peer_tick (self->peer, controller_max_epoch (self->controller), s_serving_nodes (self),
+                   primary? primary->id: ""))
+        s_peer_changed (self, before);
+    //  Held for a takeover that did not come: the peer is back and active
+    if (peer_client_verdict (self->peer) == PEER_REFUSE) {
+        s_release_nodes (self);
+        s_release_all (self);
     }
     s_control (self, now >= self->next_assign);
     s_check_expiry (self, now);
@@ -1210,7 +1310,14 @@ broker_new (const broker_options_t *options)
     self->node_sock = zsock_resolve (self->nodes);
     self->feed = feed_new (options->feed_endpoint, options->keys);
     self->disconnects = disconnects_new (self->node_sock);
-    if (!self->feed || !self->disconnects) {
+    peer_options_t peer = {
+        .id = options->id, .backup = options->backup, .bind = options->peer_bind,
+        .connect = options->peer_connect, .advertise = options->advertise,
+        .heartbeat_ms = options->heartbeat_ms, .liveness = options->liveness,
+        .mute_file = options->peer_mute_file, .keys = options->keys,
+    };
+    self->peer = peer_new (&peer);
+    if (!self->feed || !self->disconnects || !self->peer) {
         broker_destroy (&self);
         return NULL;
     }
@@ -1232,6 +1339,7 @@ broker_destroy (broker_t **self_p)
     cache_destroy (&self->cache);
     quota_destroy (&self->quota);
     disconnects_destroy (&self->disconnects);
+    peer_destroy (&self->peer);
     feed_destroy (&self->feed);
     zsock_destroy (&self->clients);
     zsock_destroy (&self->nodes);
@@ -1257,7 +1365,10 @@ broker_run (broker_t *self)
         { self->client_sock, 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->invalidations), 0, ZMQ_POLLIN, 0 },
         { disconnects_socket (self->disconnects), 0, ZMQ_POLLIN, 0 },
+        { peer_socket (self->peer), 0, ZMQ_POLLIN, 0 },
+        { peer_monitor (self->peer), 0, ZMQ_POLLIN, 0 },
     };
+    int item_count = peer_alone (self->peer)? 4: 6;
     while (!zsys_interrupted) {
         int64_t now = zclock_mono ();
         if (now > self->next_expiry)
@@ -1269,8 +1380,17 @@ broker_run (broker_t *self)
         if (wait < 0)
             wait = 0;
         items [2].events = self->muted? 0: ZMQ_POLLIN;
-        if (zmq_poll (items, 4, (long) wait) < 0)
+        if (zmq_poll (items, item_count, (long) wait) < 0)
             break;
+        if (item_count > 4 && (items [5].revents & ZMQ_POLLIN))
+            peer_recv_monitor (self->peer);
+        if (item_count > 4 && (items [4].revents & ZMQ_POLLIN)) {
+            peer_state_t before = peer_state (self->peer);
+            while (peer_recv (self->peer))
+                ;
+            if (peer_state (self->peer) != before)
+                s_peer_changed (self, before);
+        }
         if (items [3].revents & ZMQ_POLLIN)
             s_disconnects (self);
         //  Invalidations first: a catalog write is waiting on each

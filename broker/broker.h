@@ -11,6 +11,11 @@
  *  be; the catalog primary invalidates entries over a REP socket before it
  *  commits any change to what they show (see cache.h).
  *
+ *  Two brokers may form a Binary Star pair (peer.h): only the active one
+ *  serves; the passive one answers clients "not_active" and sends nodes on,
+ *  and takes over, relearning the cluster from the nodes with a cold cache,
+ *  when the active one is gone and a node turns to it.
+ *
  *  With keys, every socket speaks CURVE: only node keys may register as
  *  workers (under their own node id), only admin keys may change the
  *  catalog, and only node keys may take stock (decrement).
@@ -42,6 +47,14 @@ typedef struct {
     bs_keys_t *keys;                //  CURVE (borrowed), or NULL for plain
     int max_per_client;             //  requests in flight from one client
     int max_inflight;               //  requests in flight in all
+    //  A Binary Star pair (see peer.h): without peer_connect, alone
+    const char *id;                 //  this broker's id
+    bool backup;                    //  configured as the pair's backup
+    const char *peer_bind;          //  bind, PUB for the peer
+    const char *peer_connect;       //  the peer's PUB, or NULL / ""
+    const char *advertise;          //  this broker's client endpoint
+    const char *peer_mute_file;     //  test switch: while it exists, the
+                                    //  peer is neither told nor heard
 } broker_options_t;
 
 typedef struct _broker_t broker_t;

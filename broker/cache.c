@@ -368,3 +368,36 @@ cache_stats (cache_t *self, cache_stats_t *stats)
 {
     *stats = self->stats;
 }
+
+size_t
+cache_key_item (uint8_t *key, int64_t item)
+{
+    key [0] = 'l';
+    memcpy (key + 1, &item, sizeof item);
+    return 1 + sizeof item;
+}
+
+size_t
+cache_key_topic (uint8_t *key, const void *topic, size_t size)
+{
+    if (size == 0 || size + 1 > CACHE_KEY_MAX)
+        return 0;
+    key [0] = 's';
+    memcpy (key + 1, topic, size);
+    return 1 + size;
+}
+
+size_t
+cache_key_for (bs_op_t op, const void *body, size_t size, uint8_t *key)
+{
+    const uint8_t *bytes;
+    size_t n;
+    if (!bs_peek_bytes (body, size, BS_FIELD_rid, &bytes, &n) || n != BS_RID_SIZE)
+        return 0;
+    int64_t item;
+    if (op == BS_OP_lookup && bs_peek_int (body, size, BS_FIELD_item, &item))
+        return cache_key_item (key, item);
+    if (op == BS_OP_search && bs_peek_bytes (body, size, BS_FIELD_topic, &bytes, &n))
+        return cache_key_topic (key, bytes, n);
+    return 0;
+}

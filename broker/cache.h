@@ -19,6 +19,8 @@
 #ifndef CACHE_H_INCLUDED
 #define CACHE_H_INCLUDED
 
+#include "bs_msg.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -68,5 +70,21 @@ void cache_set_base_floor (cache_t *self, uint64_t floor);
 void cache_clear (cache_t *self);
 
 void cache_stats (cache_t *self, cache_stats_t *stats);
+
+//  Keys: "l" and the item (8 bytes, host order) for a lookup, "s" and the
+//  topic's bytes for a search.  Each writes the key into key (room for
+//  CACHE_KEY_MAX bytes) and returns its size; 0 when there is none.
+
+//  The key of a lookup of item (always 9 bytes)
+size_t cache_key_item (uint8_t *key, int64_t item);
+
+//  The key of a search of a topic; 0 when the topic is empty or too long
+//  for a key (such searches are not cached)
+size_t cache_key_topic (uint8_t *key, const void *topic, size_t size);
+
+//  The key of an encoded catalog read whose op is op, as the broker peeks
+//  it (the body is not decoded); 0 when the request is not one the cache
+//  answers: not a lookup or a search, no 16-byte rid, no item or topic
+size_t cache_key_for (bs_op_t op, const void *body, size_t size, uint8_t *key);
 
 #endif

@@ -25,6 +25,7 @@ struct _controller_t {
     cpart_t parts [MAX_PARTS];
     int count;
     int64_t settle_until;
+    uint64_t epoch_floor;       //  the catalog's epochs start above this
 };
 
 controller_t *
@@ -45,6 +46,28 @@ controller_destroy (controller_t **self_p)
     free (*self_p);
     *self_p = NULL;
 }
+
+static cpart_t *s_find (controller_t *self, const char *name);
+
+void
+controller_raise_epoch (controller_t *self, uint64_t epoch)
+{
+    if (epoch > self->epoch_floor)
+        self->epoch_floor = epoch;
+    cpart_t *part = s_find (self, ELECTED_PARTITION);
+    if (part && part->max_epoch < epoch)
+        part->max_epoch = epoch;
+}
+
+uint64_t
+controller_max_epoch (controller_t *self)
+{
+    cpart_t *part = s_find (self, ELECTED_PARTITION);
+    return part && part->max_epoch > self->epoch_floor? part->max_epoch: self->epoch_floor;
+}
+
+void controller_end_settle (controller_t *self) { self->settle_until = 0; }
+bool controller_settling (controller_t *self) { return zclock_mono () < self->settle_until; }
 
 static cpart_t *
 s_find (controller_t *self, const char *name)
@@ -175,6 +198,8 @@ controller_update (controller_t *self, workers_t *workers)
                 snprintf (part->name, sizeof part->name, "%s", rep->name);
                 snprintf (part->service, sizeof part->service, "%s", w->service);
                 part->elected = strcmp (rep->name, ELECTED_PARTITION) == 0;
+                if (part->elected)
+                    part->max_epoch = self->epoch_floor;
                 changed = true;
             }
             cpart_t *part = s_find (self, rep->name);
@@ -188,6 +213,7 @@ controller_update (controller_t *self, workers_t *workers)
             snprintf (part->name, sizeof part->name, "%s", ELECTED_PARTITION);
             snprintf (part->service, sizeof part->service, "catalog");
             part->elected = true;
+            part->max_epoch = self->epoch_floor;
             changed = true;
         }
     }

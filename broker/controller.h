@@ -30,6 +30,15 @@ typedef struct _controller_t controller_t;
 controller_t *controller_new (int settle_ms);
 void controller_destroy (controller_t **self_p);
 
+//  A broker taking over from its peer: no catalog epoch at or below this
+//  one is ever given (the peer may have given it to a node not seen yet)
+void controller_raise_epoch (controller_t *self, uint64_t epoch);
+//  The highest catalog epoch seen or given (for the peer)
+uint64_t controller_max_epoch (controller_t *self);
+//  Every node expected has reported: no need to wait out the settle time
+void controller_end_settle (controller_t *self);
+bool controller_settling (controller_t *self);
+
 //  Brings the map up to date with the workers' reports and liveness.
 //  Returns true when the map changed (nodes must be told).
 bool controller_update (controller_t *self, workers_t *workers);

@@ -3,10 +3,11 @@
 #include "bs_settings.h"
 
 #include <czmq.h>
+#include <string.h>
 
 static const bs_setting_t s_table [] = {
     { "id",                 "broker",   "node id used in logs" },
-    { "base-port",          "5555",     "client port; nodes use base-port + 1, invalidations + 2, the feed + 3" },
+    { "base-port",          "5555",     "client port; nodes use base-port + 1, invalidations + 2, the feed + 3, the peer + 4" },
     { "client-bind",        "",         "client endpoint to bind (default tcp://*:<base-port>)" },
     { "node-bind",          "",         "node endpoint to bind (default tcp://*:<base-port + 1>)" },
     { "heartbeat-ms",       "250",      "heartbeat interval in milliseconds" },
@@ -22,7 +23,12 @@ static const bs_setting_t s_table [] = {
     { "max-inflight",       "200000",   "requests all clients together may have in flight" },
     { "keys",               "",         "keys directory: speak CURVE (see bookstore keygen); empty: plain, unauthenticated" },
     { "cert",               "",         "the broker's certificate (default <keys>/broker)" },
+    { "ha-role",            "primary",  "in a pair: primary or backup" },
+    { "peer",               "",         "in a pair: the peer broker's peer endpoint (its base-port + 4); empty: alone" },
+    { "peer-bind",          "",         "in a pair: where the peer hears this broker (default tcp://*:<base-port + 4>)" },
+    { "advertise",          "",         "this broker's client endpoint as clients reach it (default tcp://127.0.0.1:<base-port>)" },
     { "test-mute-file",     "",         "test switch: while this file exists, invalidations go unanswered" },
+    { "test-peer-mute-file", "",        "test switch: while this file exists, the peer is neither told nor heard" },
     { NULL, NULL, NULL }
 };
 
@@ -55,7 +61,24 @@ main (int argc, char **argv)
         return 2;
     }
     zsys_set_logident (bs_settings_get (settings, "id"));
+    const char *role = bs_settings_get (settings, "ha-role");
+    if (strcmp (role, "primary") != 0 && strcmp (role, "backup") != 0) {
+        fprintf (stderr, "bookstore-broker: --ha-role is primary or backup, not '%s'\n", role);
+        bs_settings_destroy (&settings);
+        return 2;
+    }
     char client_bind [256], node_bind [256], invalidate_bind [256], feed_bind [256];
+    char peer_bind [256], advertise [256];
+    const char *pb = bs_settings_get (settings, "peer-bind");
+    if (*pb)
+        snprintf (peer_bind, sizeof peer_bind, "%s", pb);
+    else
+        snprintf (peer_bind, sizeof peer_bind, "tcp://*:%d", (int) port + 4);
+    const char *ad = bs_settings_get (settings, "advertise");
+    if (*ad)
+        snprintf (advertise, sizeof advertise, "%s", ad);
+    else
+        snprintf (advertise, sizeof advertise, "tcp://127.0.0.1:%d", (int) port);
     const char *fb = bs_settings_get (settings, "feed-bind");
     if (*fb)
         snprintf (feed_bind, sizeof feed_bind, "%s", fb);
@@ -91,6 +114,12 @@ main (int argc, char **argv)
         .max_per_client = (int) per_client,
         .max_inflight = (int) inflight,
         .mute_file = bs_settings_get (settings, "test-mute-file"),
+        .id = bs_settings_get (settings, "id"),
+        .backup = strcmp (role, "backup") == 0,
+        .peer_bind = peer_bind,
+        .peer_connect = bs_settings_get (settings, "peer"),
+        .advertise = advertise,
+        .peer_mute_file = bs_settings_get (settings, "test-peer-mute-file"),
     };
     int rc = 1;
     bs_keys_t *keys = NULL;

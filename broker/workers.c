@@ -1,6 +1,8 @@
 /*  workers - node registry and least-outstanding-requests choice  */
 #include "workers.h"
+#include "bs_msg.h"
 
+#include <czmq.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +47,18 @@ workers_find (workers_t *self, const void *identity, size_t size)
     return NULL;
 }
 
+//  The id of a node that announced none: its routing id in hex (up to 32
+//  bytes of it)
+static void
+s_identity_id (const void *identity, size_t size, char *id)
+{
+    const uint8_t *bytes = identity;
+    size_t n = size < 32? size: 32;
+    id [0] = 0;
+    for (size_t i = 0; i < n; i++)
+        snprintf (id + 2 * i, 3, "%02x", bytes [i]);
+}
+
 worker_t *
 workers_register (workers_t *self, const void *identity, size_t size,
                   const char *service, const char *id)
@@ -69,12 +83,8 @@ workers_register (workers_t *self, const void *identity, size_t size,
     snprintf (w->service, sizeof w->service, "%s", service);
     if (id && *id)
         snprintf (w->id, sizeof w->id, "%s", id);
-    else {
-        const uint8_t *bytes = identity;
-        size_t n = size < 32? size: 32;
-        for (size_t i = 0; i < n; i++)
-            snprintf (w->id + 2 * i, 3, "%02x", bytes [i]);
-    }
+    else
+        s_identity_id (identity, size, w->id);
     w->alive = true;
     w->outstanding = 0;
     w->served = 0;
@@ -119,10 +129,17 @@ workers_alive (workers_t *self, const char *service)
 worker_t *
 workers_by_id (workers_t *self, const char *id)
 {
+    //  A dead worker's id may since have been taken by a node of another
+    //  routing id: the alive one is the node
+    worker_t *found = NULL;
     for (size_t i = 0; i < self->size; i++)
-        if (strcmp (self->items [i]->id, id) == 0)
-            return self->items [i];
-    return NULL;
+        if (strcmp (self->items [i]->id, id) == 0) {
+            if (self->items [i]->alive)
+                return self->items [i];
+            if (!found)
+                found = self->items [i];
+        }
+    return found;
 }
 
 worker_partition_t *
@@ -136,3 +153,86 @@ worker_partition (worker_t *worker, const char *name)
 
 size_t workers_size (workers_t *self) { return self->size; }
 worker_t *workers_at (workers_t *self, size_t index) { return index < self->size? self->items [index]: NULL; }
+
+bool
+workers_id_valid (const char *id)
+{
+    size_t n = strlen (id);
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = id [i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+              || c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+worker_t *
+workers_id_holder (workers_t *self, const char *id, const void *identity, size_t size)
+{
+    char own [65];
+    if (!id || !*id) {
+        s_identity_id (identity, size, own);
+        id = own;
+    }
+    //  Every worker by that id, not the first only: a dead one's id may
+    //  have been taken meanwhile
+    for (size_t i = 0; i < self->size; i++) {
+        worker_t *w = self->items [i];
+        if (w->alive && strcmp (w->id, id) == 0
+        &&  (w->identity_size != size || memcmp (w->identity, identity, size) != 0))
+            return w;
+    }
+    return NULL;
+}
+
+bool
+workers_apply_status (worker_t *worker, const void *data, size_t size)
+{
+    bs_err_t err;
+    char reason [128];
+    bs_msg_t *status = bs_msg_decode (data, size, &err, reason, sizeof reason);
+    bool valid = status && bs_msg_validate_request (status, reason, sizeof reason) == BS_OK;
+    if (valid && bs_msg_op (status) != BS_OP_node_status) {
+        snprintf (reason, sizeof reason, "a %s request, not a node_status", bs_op_name (bs_msg_op (status)));
+        valid = false;
+    }
+    if (!valid) {
+        zsys_warning ("broker: node %s sent a bad status: %s", worker->id, reason);
+        bs_msg_destroy (&status);
+        return false;
+    }
+    worker->has_status = true;
+    snprintf (worker->pub, sizeof worker->pub, "%s", bs_msg_str (status, BS_FIELD_pub));
+    snprintf (worker->sync, sizeof worker->sync, "%s", bs_msg_str (status, BS_FIELD_sync));
+    snprintf (worker->digest, sizeof worker->digest, "%s", bs_msg_str (status, BS_FIELD_digest));
+    worker->ready = bs_msg_int (status, BS_FIELD_ready);
+    worker->partition_count = 0;
+    bool catalog_node = strcmp (worker->service, "catalog") == 0;
+    for (size_t i = 0; i < bs_msg_count (status, BS_FIELD_partitions)
+                       && worker->partition_count < WORKER_MAX_PARTITIONS; i++) {
+        bs_msg_t *p = bs_msg_at (status, BS_FIELD_partitions, i);
+        //  A node speaks for its own service's partitions only, and an
+        //  epoch at the protocol's ceiling could never be followed by a
+        //  higher one: such reports are dropped
+        bool catalog_part = strcmp (bs_msg_str (p, BS_FIELD_partition), "catalog") == 0;
+        if (catalog_part != catalog_node || bs_msg_int (p, BS_FIELD_epoch) >= BS_EPOCH_MAX) {
+            zsys_warning ("broker: node %s reported partition %s it cannot hold", worker->id,
+                          bs_msg_str (p, BS_FIELD_partition));
+            continue;
+        }
+        worker_partition_t *wp = &worker->partitions [worker->partition_count++];
+        snprintf (wp->name, sizeof wp->name, "%s", bs_msg_str (p, BS_FIELD_partition));
+        snprintf (wp->role, sizeof wp->role, "%s", bs_msg_str (p, BS_FIELD_role));
+        snprintf (wp->insync, sizeof wp->insync, "%s", bs_msg_str (p, BS_FIELD_isr));
+        wp->epoch = (uint64_t) bs_msg_int (p, BS_FIELD_epoch);
+        wp->seq = (uint64_t) bs_msg_int (p, BS_FIELD_seq);
+        wp->head = (uint64_t) bs_msg_int (p, BS_FIELD_head);
+        wp->ready = bs_msg_int (p, BS_FIELD_ready);
+        wp->snapshot = strcmp (bs_msg_str (p, BS_FIELD_status), "snapshot") == 0;
+    }
+    bs_msg_destroy (&status);
+    return true;
+}

@@ -2,7 +2,11 @@
  *
  *  Every node that sent READY is a worker of one service.  A worker is alive
  *  until it misses its heartbeats (or says DISCONNECT); dead workers stay in
- *  the registry, marked not alive, so status can show them.
+ *  the registry, marked not alive, so status can show them.  The module
+ *  also holds the broker's rule for node ids (workers_id_valid,
+ *  workers_id_holder) and reads nodes' status reports into their records
+ *  (workers_apply_status), so that tests and fuzz targets run the broker's
+ *  own code.
  *
  *  Ownership: workers_new returns a registry the caller destroys with
  *  workers_destroy.  worker_t pointers stay valid until the registry is
@@ -71,11 +75,30 @@ worker_t *workers_choose (workers_t *self, const char *service, workers_filter_f
 //  Number of alive workers of a service
 size_t workers_alive (workers_t *self, const char *service);
 
-//  Finds a worker by node id; NULL when unknown
+//  Finds a worker by node id, an alive one before any dead one; NULL when
+//  unknown
 worker_t *workers_by_id (workers_t *self, const char *id);
 
 //  The worker's report on a partition; NULL when it holds none by that name
 worker_partition_t *worker_partition (worker_t *worker, const char *name);
+
+//  True when id is a node id the broker takes: 1 to 64 of [A-Za-z0-9._-]
+//  (ids travel in assignments, status replies and the feed)
+bool workers_id_valid (const char *id);
+
+//  An alive worker, other than the one with this routing id, that uses id
+//  (NULL or "": the id a node that announces none gets, its routing id in
+//  hex); NULL when there is none.  A READY that would give a second alive
+//  worker the id is refused.
+worker_t *workers_id_holder (workers_t *self, const char *id, const void *identity, size_t size);
+
+//  Applies a node's status report (a node_status body, as the node sent
+//  it: data is not kept) to the worker's record.  A report on a partition
+//  outside the worker's service (catalog for catalog nodes, others for the
+//  rest), or at the largest epoch there is (BS_EPOCH_MAX), is dropped and
+//  logged; the rest of the status is applied.  Returns false, logs, and
+//  leaves the record as it was when the body is not a valid node_status.
+bool workers_apply_status (worker_t *worker, const void *data, size_t size);
 
 //  Iteration over every worker, alive or not, in registration order
 size_t workers_size (workers_t *self);

@@ -1,42 +1,127 @@
-/*  bs_client - Majordomo client with Lazy Pirate retries  */
+/*  bs_client - Majordomo client with Lazy Pirate retries and failover  */
 #include "bs_client.h"
+#include "bs_endpoints.h"
 #include "bs_mdp.h"
 
 #include <czmq.h>
+#include <stdatomic.h>
 #include <string.h>
+
+//  Every broker of the list said "not_active": a takeover is under way, so
+//  wait this long before the next round rather than spinning
+#define NOT_ACTIVE_PAUSE_MS 100
+//  With a pair, a broker that takes no connection in this long is passed
+//  over for the other (a CLI started while the first broker is down)
+#define CONNECT_WAIT_MS 500
 
 struct _bs_client_t {
     zsock_t *sock;
+    bs_endpoints_t *endpoints;  //  the brokers, the one in use current
+    zsock_t *events;            //  PAIR fed by the socket monitor (NULL with
+                                //  one endpoint: nothing to move to)
+    bool lost;                  //  the current broker's connection dropped
+                                //  and has not come back
     int timeout_ms;
     int attempts;
 };
 
-bs_client_t *
-bs_client_new (const char *endpoint)
+//  How one wait for a reply ended
+typedef enum { AWAIT_REPLY, AWAIT_TIMEOUT, AWAIT_DROPPED, AWAIT_INTERRUPTED } await_t;
+
+//  Each monitor needs an inproc endpoint of its own; a counter rather than
+//  the client's address, because a closed monitor frees its name only later
+static atomic_uint s_monitors;
+
+//  Watches the socket's connections: a killed broker's TCP connection closes
+//  at once, long before the attempt would time out
+static bool
+s_monitor_start (bs_client_t *self)
 {
-    return bs_client_new_secure (endpoint, NULL);
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "inproc://bs-client-monitor-%u", atomic_fetch_add (&s_monitors, 1));
+    if (zmq_socket_monitor (zsock_resolve (self->sock), endpoint,
+                            ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) != 0)
+        return false;
+    self->events = zsock_new (ZMQ_PAIR);
+    if (!self->events || zsock_connect (self->events, "%s", endpoint) != 0) {
+        zmq_socket_monitor (zsock_resolve (self->sock), NULL, 0);
+        zsock_destroy (&self->events);
+        return false;
+    }
+    return true;
+}
+
+//  Reads the monitor's events: [event: uint16, value: uint32] [endpoint].
+//  Only events of the broker in use count: one we moved away from may still
+//  report its connection's end.  Returns true when its connection dropped.
+static bool
+s_read_events (bs_client_t *self)
+{
+    if (!self->events)
+        return false;
+    void *sock = zsock_resolve (self->events);
+    bool dropped = false;
+    while (true) {
+        zmq_msg_t head, endpoint;
+        zmq_msg_init (&head);
+        if (zmq_msg_recv (&head, sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close (&head);
+            break;
+        }
+        zmq_msg_init (&endpoint);
+        bool two = zmq_msg_more (&head) && zmq_msg_recv (&endpoint, sock, 0) >= 0;
+        const char *current = bs_endpoints_current (self->endpoints);
+        if (two && zmq_msg_size (&head) == 6 && zmq_msg_size (&endpoint) == strlen (current)
+        &&  memcmp (zmq_msg_data (&endpoint), current, strlen (current)) == 0) {
+            uint16_t event;
+            memcpy (&event, zmq_msg_data (&head), 2);
+            if (event == ZMQ_EVENT_DISCONNECTED)
+                dropped = self->lost = true;
+            else
+            if (event == ZMQ_EVENT_CONNECTED)
+                self->lost = false;
+        }
+        while (zmq_msg_more (&endpoint) && zmq_msg_recv (&endpoint, sock, 0) >= 0)
+            ;
+        zmq_msg_close (&head);
+        zmq_msg_close (&endpoint);
+    }
+    return dropped;
 }
 
 bs_client_t *
-bs_client_new_secure (const char *endpoint, bs_keys_t *keys)
+bs_client_new (const char *endpoints)
 {
+    return bs_client_new_secure (endpoints, NULL);
+}
+
+bs_client_t *
+bs_client_new_secure (const char *endpoints, bs_keys_t *keys)
+{
+    bs_endpoints_t *list = bs_endpoints_new (endpoints);
+    if (!list || (bs_endpoints_size (list) > 1 && !bs_endpoints_valid (list))) {
+        bs_endpoints_destroy (&list);
+        return NULL;
+    }
     bs_client_t *self = calloc (1, sizeof (bs_client_t));
     if (!self)
         abort ();
+    self->endpoints = list;
     self->sock = zsock_new (ZMQ_DEALER);
     zsock_set_linger (self->sock, 0);
     zsock_set_maxmsgsize (self->sock, BS_MAX_BODY + 1024);
     zsock_set_rcvhwm (self->sock, 100000);
     zsock_set_sndhwm (self->sock, 100000);
-    if (!bs_keys_connect_to (keys, self->sock, "broker")
-    ||  zsock_connect (self->sock, "%s", endpoint) != 0) {
-        zsock_destroy (&self->sock);
-        free (self);
+    //  The monitor is started before connecting so that it sees the first
+    //  connection too
+    bool watched = bs_endpoints_size (list) == 1 || s_monitor_start (self);
+    if (!watched || !bs_keys_connect_to (keys, self->sock, "broker")
+    ||  zsock_connect (self->sock, "%s", bs_endpoints_current (list)) != 0) {
+        bs_client_destroy (&self);
         return NULL;
     }
-    self->timeout_ms = 2500;
     self->attempts = 3;
-    zsock_set_sndtimeo (self->sock, self->timeout_ms);
+    bs_client_set_timeout (self, 2500);
     return self;
 }
 
@@ -45,15 +130,22 @@ bs_client_destroy (bs_client_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    zsock_destroy (&(*self_p)->sock);
-    free (*self_p);
+    bs_client_t *self = *self_p;
+    if (self->events) {
+        zmq_socket_monitor (zsock_resolve (self->sock), NULL, 0);
+        zsock_destroy (&self->events);
+    }
+    zsock_destroy (&self->sock);
+    bs_endpoints_destroy (&self->endpoints);
+    free (self);
     *self_p = NULL;
 }
 
 void bs_client_set_timeout (bs_client_t *self, int timeout_ms)
 {
     self->timeout_ms = timeout_ms;
-    zsock_set_sndtimeo (self->sock, timeout_ms);
+    bool pair = bs_endpoints_size (self->endpoints) > 1;
+    zsock_set_sndtimeo (self->sock, pair && timeout_ms > CONNECT_WAIT_MS? CONNECT_WAIT_MS: timeout_ms);
 }
 void bs_client_set_attempts (bs_client_t *self, int attempts) { self->attempts = attempts < 1? 1: attempts; }
 
@@ -100,6 +192,13 @@ s_same_rid (const bs_msg_t *reply, const uint8_t *rid)
     return !got || (size == BS_RID_SIZE && memcmp (got, rid, BS_RID_SIZE) == 0);
 }
 
+static bool
+s_not_active (const bs_msg_t *reply)
+{
+    return !bs_msg_int (reply, BS_FIELD_ok)
+        && strcmp (bs_msg_str (reply, BS_FIELD_error), bs_err_name (BS_ERR_not_active)) == 0;
+}
+
 //  flags: ZMQ_DONTWAIT, or 0 to wait up to the send timeout
 static int
 s_send_frames (void *sock, const void **frames, const size_t *sizes, int count, int flags)
@@ -112,26 +211,43 @@ s_send_frames (void *sock, const void **frames, const size_t *sizes, int count, 
     return 0;
 }
 
-//  Waits for the reply matching rid (NULL: any reply), up to timeout_ms
+//  Waits for the reply matching rid (NULL: any reply), up to timeout_ms, or
+//  until the broker's connection drops; *outcome_p says which
 static bs_msg_t *
-s_await (bs_client_t *self, const uint8_t *rid, int timeout_ms)
+s_await (bs_client_t *self, const uint8_t *rid, int timeout_ms, await_t *outcome_p)
 {
     void *sock = zsock_resolve (self->sock);
     int64_t deadline = zclock_mono () + timeout_ms;
     while (true) {
         int64_t left = deadline - zclock_mono ();
-        if (left <= 0)
+        if (left <= 0) {
+            *outcome_p = AWAIT_TIMEOUT;
             return NULL;
-        zmq_pollitem_t item = { sock, 0, ZMQ_POLLIN, 0 };
-        int rc = zmq_poll (&item, 1, (long) left);
-        if (rc < 0)
-            return NULL;        //  interrupted
+        }
+        zmq_pollitem_t items [2] = { { sock, 0, ZMQ_POLLIN, 0 } };
+        if (self->events)
+            items [1] = (zmq_pollitem_t) { zsock_resolve (self->events), 0, ZMQ_POLLIN, 0 };
+        int rc = zmq_poll (items, self->events? 2: 1, (long) left);
+        if (rc < 0) {
+            *outcome_p = AWAIT_INTERRUPTED;
+            return NULL;
+        }
         if (rc == 0)
             continue;
-        bs_msg_t *reply = s_recv_reply (sock);
-        if (reply && (!rid || s_same_rid (reply, rid)))
-            return reply;
-        bs_msg_destroy (&reply);    //  a late reply to an earlier request
+        //  A reply that arrived before the connection dropped still counts
+        if (items [0].revents & ZMQ_POLLIN) {
+            bs_msg_t *reply = s_recv_reply (sock);
+            if (reply && (!rid || s_same_rid (reply, rid))) {
+                *outcome_p = AWAIT_REPLY;
+                return reply;
+            }
+            bs_msg_destroy (&reply);    //  a late reply to an earlier request
+        }
+        else
+        if (s_read_events (self)) {
+            *outcome_p = AWAIT_DROPPED;
+            return NULL;
+        }
     }
 }
 
@@ -144,18 +260,49 @@ bs_client_call (bs_client_t *self, const char *service, const bs_msg_t *request)
     uint8_t *body = bs_msg_encode (request, &size);
     const void *frames [3] = { BS_MDPC, service, body };
     const size_t sizes [3] = { strlen (BS_MDPC), strlen (service), size };
+    //  The broker in use went away while we were idle: start with the next
+    if (bs_client_lost (self))
+        bs_client_failover (self);
+    size_t count = bs_endpoints_size (self->endpoints);
+    size_t refused = 0;                 //  "not_active" answers in a row
     bs_msg_t *reply = NULL;
-    for (int attempt = 0; attempt < self->attempts && !reply; attempt++) {
+    int attempt = 0;
+    while (attempt < self->attempts) {
         //  A send that cannot go out within the timeout (no connection:
-        //  the broker is down, or refused our key) is a failed attempt
+        //  the broker is down, or refused our key) is a failed attempt.
+        //  Every send carries the same bytes, so the same rid.
         if (s_send_frames (zsock_resolve (self->sock), frames, sizes, 3, 0) != 0) {
             if (zsys_interrupted)
                 break;
+            attempt++;
+            refused = 0;
+            bs_client_failover (self);
             continue;
         }
-        reply = s_await (self, rid_size == BS_RID_SIZE? rid: NULL, self->timeout_ms);
-        if (zsys_interrupted)
+        await_t outcome;
+        reply = s_await (self, rid_size == BS_RID_SIZE? rid: NULL, self->timeout_ms, &outcome);
+        if (outcome == AWAIT_INTERRUPTED || zsys_interrupted)
             break;
+        if (reply && s_not_active (reply)) {
+            //  The passive broker of a pair: the next one should serve
+            if (++refused == count) {
+                refused = 0;
+                if (++attempt == self->attempts)
+                    break;              //  the caller learns why
+                zclock_sleep (NOT_ACTIVE_PAUSE_MS);
+                if (zsys_interrupted)
+                    break;
+            }
+            bs_msg_destroy (&reply);
+            bs_client_failover (self);
+            continue;
+        }
+        if (reply)
+            break;
+        //  No answer in time, or the broker's connection dropped
+        attempt++;
+        refused = 0;
+        bs_client_failover (self);
     }
     free (body);
     return reply;
@@ -166,7 +313,8 @@ bs_client_call_raw (bs_client_t *self, const void **frames, const size_t *sizes,
 {
     if (s_send_frames (zsock_resolve (self->sock), frames, sizes, count, 0) != 0)
         return NULL;
-    return s_await (self, NULL, self->timeout_ms);
+    await_t outcome;
+    return s_await (self, NULL, self->timeout_ms, &outcome);
 }
 
 int
@@ -193,4 +341,34 @@ bs_msg_t *
 bs_client_recv (bs_client_t *self)
 {
     return s_recv_reply (zsock_resolve (self->sock));
+}
+
+int
+bs_client_failover (bs_client_t *self)
+{
+    //  With one broker, keep the socket: a late reply to an earlier attempt
+    //  still counts, and ZeroMQ reconnects by itself
+    if (bs_endpoints_size (self->endpoints) < 2)
+        return 0;
+    self->lost = false;         //  nothing known yet of the next one
+    return bs_endpoints_switch (self->endpoints, self->sock);
+}
+
+bool
+bs_client_lost (bs_client_t *self)
+{
+    s_read_events (self);
+    return self->lost;
+}
+
+const char *
+bs_client_endpoint (bs_client_t *self)
+{
+    return bs_endpoints_current (self->endpoints);
+}
+
+size_t
+bs_client_endpoint_count (bs_client_t *self)
+{
+    return bs_endpoints_size (self->endpoints);
 }

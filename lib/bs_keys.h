@@ -10,7 +10,8 @@
  *
  *  Every process loads its own certificate.  Servers (the broker's sockets,
  *  a node's replication sockets) accept only the keys the directory lists,
- *  per ZAP domain: "nodes" takes node keys alone, "clients" takes every key.
+ *  per ZAP domain: "nodes" takes node keys alone, "brokers" the broker key
+ *  alone (the two brokers of a pair share it), "clients" takes every key.
  *  Each accepted connection carries a ZMQ User-Id "<role>:<name>" (admin,
  *  client or node), which servers read to authorise requests.
  *
@@ -46,7 +47,7 @@ bool bs_keys_open (bs_settings_t *settings, const char *default_cert, bool quiet
 //  "nodes/<id>", "admins/<name>" or "clients/<name>"
 void bs_keys_path (const char *dir, const char *name, char *path, size_t size);
 
-//  Makes sock a CURVE server for domain ("nodes" or "clients").  Call
+//  Makes sock a CURVE server for domain ("nodes", "brokers" or "clients").  Call
 //  before binding.
 void bs_keys_serve (bs_keys_t *self, zsock_t *sock, const char *domain);
 

@@ -16,6 +16,9 @@ typedef struct {
     int waiters;
     int attempts;
     int64_t deadline;
+    bool paused;                //  the deadline ends a pause after an answer,
+                                //  not a wait for one: no reason to fail over
+    size_t not_active;          //  "not_active" answers in a row
 } buy_t;
 
 //  The catalog said "unavailable" (no primary this instant): ask again soon
@@ -134,6 +137,30 @@ buyer_start (buyer_t *self, zmq_msg_t *token, const bs_msg_t *request)
     bs_client_send (self->client, "catalog", buy->decrement);
 }
 
+//  Moves to the next broker of the pair.  Every buy sent to the previous one
+//  and not answered is lost with its connection, so each is sent again,
+//  with its own rid, except those pausing (sent when their pause ends).
+static void
+s_failover (buyer_t *self)
+{
+    if (bs_client_endpoint_count (self->client) < 2)
+        return;                 //  one broker: nowhere to move
+    bs_client_failover (self->client);
+    zsys_info ("buyer: asking the catalog through %s now", bs_client_endpoint (self->client));
+    int64_t now = zclock_mono ();
+    for (buy_t *buy = zhashx_first (self->pending); buy; buy = zhashx_next (self->pending))
+        if (!buy->paused) {
+            buy->deadline = now + self->timeout_ms;
+            bs_client_send (self->client, "catalog", buy->decrement);
+        }
+}
+
+static bool
+s_error_is (const bs_msg_t *reply, bs_err_t err)
+{
+    return !bs_msg_int (reply, BS_FIELD_ok) && strcmp (bs_msg_str (reply, BS_FIELD_error), bs_err_name (err)) == 0;
+}
+
 void *
 buyer_socket (buyer_t *self)
 {
@@ -176,9 +203,33 @@ buyer_on_input (buyer_t *self)
         zhashx_delete (self->pending, key);
     }
     else
-    if (strcmp (bs_msg_str (reply, BS_FIELD_error), bs_err_name (BS_ERR_unavailable)) == 0
-    &&  buy->attempts < self->attempts) {
+    if (s_error_is (reply, BS_ERR_not_active)) {
+        //  The passive broker of a pair: the next one should serve.  A whole
+        //  round of them in a row (a takeover under way) pauses and counts
+        //  as an attempt, like "unavailable".  Whoever waits for the buy is
+        //  never answered not_active: their own client would take it for
+        //  their broker's word and fail over.
+        if (++buy->not_active < bs_client_endpoint_count (self->client))
+            s_failover (self);
+        else
+        if (buy->attempts < self->attempts) {
+            buy->not_active = 0;
+            buy->paused = true;
+            buy->deadline = zclock_mono () + RETRY_SOON_MS;
+            s_failover (self);
+        }
+        else {
+            bs_msg_t *refusal = bs_msg_new_error (BS_ERR_unavailable,
+                "no broker serves the catalog now; retry the buy with the same request id");
+            s_finish (self, buy, refusal);
+            bs_msg_destroy (&refusal);
+        }
+    }
+    else
+    if (s_error_is (reply, BS_ERR_unavailable) && buy->attempts < self->attempts) {
         //  No catalog primary this instant (an election): try again shortly
+        buy->not_active = 0;
+        buy->paused = true;
         buy->deadline = zclock_mono () + RETRY_SOON_MS;
     }
     else
@@ -190,15 +241,27 @@ void
 buyer_tick (buyer_t *self)
 {
     int64_t now = zclock_mono ();
+    //  The broker's connection dropped (killed): move on now rather than
+    //  when each buy's timer runs out.  A buy unanswered in time moves on
+    //  too: it may have gone to a broker that died or cannot be reached.
+    bool pair = bs_client_endpoint_count (self->client) > 1;
+    bool move = pair && zhashx_size (self->pending) && bs_client_lost (self->client);
     zlistx_t *late = zlistx_new ();
     for (buy_t *buy = zhashx_first (self->pending); buy; buy = zhashx_next (self->pending))
-        if (now >= buy->deadline)
+        if (now >= buy->deadline) {
             zlistx_add_end (late, buy);
+            move |= pair && !buy->paused;
+        }
     for (buy_t *buy = zlistx_first (late); buy; buy = zlistx_next (late)) {
         if (buy->attempts < self->attempts) {
             buy->attempts++;
             buy->deadline = now + self->timeout_ms;
-            bs_client_send (self->client, "catalog", buy->decrement);
+            if (!buy->paused)
+                buy->not_active = 0;
+            buy->paused = false;
+            //  A failover below sends it with every other buy under way
+            if (!move)
+                bs_client_send (self->client, "catalog", buy->decrement);
         }
         else {
             bs_msg_t *reply = bs_msg_new_error (BS_ERR_unavailable,
@@ -208,6 +271,8 @@ buyer_tick (buyer_t *self)
         }
     }
     zlistx_destroy (&late);
+    if (move)
+        s_failover (self);
 }
 
 size_t

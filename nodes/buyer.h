@@ -7,6 +7,11 @@
  *  node, never takes two copies.  A buy that arrives again while it is under
  *  way joins the one in progress and gets the same answer.
  *
+ *  The broker endpoint may be a Binary Star pair's list: a decrement
+ *  answered "not_active", or unanswered in time, or sent to a broker whose
+ *  connection dropped, moves the buyer to the next broker, and every buy
+ *  under way is sent there again with its own rid.
+ *
  *  Ownership: buyer_new borrows link, which must outlive it.  A granted buy
  *  is handed to the grant callback with its waiters' tokens, which the
  *  callback takes over.
@@ -23,7 +28,9 @@ typedef struct _buyer_t buyer_t;
 typedef void (buyer_grant_fn) (void *arg, const uint8_t *rid, const bs_msg_t *decrement,
                                zmq_msg_t *tokens, int count);
 
-//  keys: CURVE to the broker (borrowed during the call; NULL: plain)
+//  broker_endpoint: the broker's client endpoint, or the pair's,
+//  comma-separated.  keys: CURVE to the broker (borrowed during the call;
+//  NULL: plain)
 buyer_t *buyer_new (const char *broker_endpoint, bs_keys_t *keys, mdpworker_t *link, int timeout_ms,
                     int attempts, buyer_grant_fn *grant, void *arg);
 void buyer_destroy (buyer_t **self_p);

@@ -5,6 +5,7 @@
  *  in one LMDB transaction (group commit), published to the followers, and
  *  answered once the in-sync followers have acked them.
  */
+#include "bs_endpoints.h"
 #include "bs_msg.h"
 #include "bs_settings.h"
 #include "buyer.h"
@@ -26,14 +27,14 @@ static const bs_setting_t s_table [] = {
     { "service",         "",          "catalog or order" },
     { "id",              "",          "node id, unique in the cluster (default <service>-1)" },
     { "data",            "",          "data directory (default data/<id>)" },
-    { "broker",          "tcp://127.0.0.1:5556", "the broker's node endpoint" },
-    { "broker-clients",  "tcp://127.0.0.1:5555", "the broker's client endpoint (order nodes reach the catalog there)" },
+    { "broker",          "tcp://127.0.0.1:5556", "the broker's node endpoint; for a Binary Star pair, both, comma-separated, the primary first (the node moves to the other when one is silent or the backup)" },
+    { "broker-clients",  "tcp://127.0.0.1:5555", "the broker's client endpoint, or the pair's, comma-separated (order nodes reach the catalog there)" },
     { "pub-bind",        "tcp://*:5570", "where to publish the replication log" },
     { "sync-bind",       "tcp://*:5571", "where followers fetch and ack" },
     { "pub-endpoint",    "",          "the publish endpoint others connect to (default from pub-bind on 127.0.0.1)" },
     { "sync-endpoint",   "",          "the sync endpoint others connect to (default from sync-bind on 127.0.0.1)" },
     { "heartbeat-ms",    "250",       "heartbeat interval in milliseconds" },
-    { "liveness",        "3",         "heartbeats the broker may miss before the node reconnects" },
+    { "liveness",        "3",         "heartbeats the broker may miss before the node moves to the next broker of --broker (reconnects, with one)" },
     { "insync-timeout-ms", "1000",    "a follower this far behind leaves the in-sync set" },
     { "min-insync",      "1",         "replicas (primary included) that must be in sync to accept writes" },
     { "hwm",             "100000",    "high-water mark of the replication PUB/SUB sockets" },
@@ -43,7 +44,7 @@ static const bs_setting_t s_table [] = {
     { "seed",            "",          "initial catalog file, loaded by a primary whose catalog is empty" },
     { "restock-period",  "10",        "seconds between restocks of sold-out books (0: never)" },
     { "restock-amount",  "10",        "copies added to a sold-out book" },
-    { "invalidate",      "",          "catalog: the broker's invalidation endpoint (default: the broker's node port + 1)" },
+    { "invalidate",      "",          "catalog: the broker's invalidation endpoint, or one per broker of --broker, comma-separated in the same order (default: each broker's node port + 1)" },
     { "invalidate-timeout-ms", "250", "catalog: how long to wait for the broker to acknowledge an invalidation" },
     { "invalidate-attempts", "2",     "catalog: how many times to send an invalidation before failing the writes" },
     { "keys",            "",          "keys directory: speak CURVE (see bookstore keygen); empty: plain, unauthenticated" },
@@ -135,6 +136,10 @@ s_flush (node_t *self)
     const char *why = store_failure (store_read_only (self->store)? EROFS: rc);
     bs_msg_t *invalidation = self->catalog?
         catalog_invalidation (self->catalog, journal_next_seq (self->journal, self->partition) - 1): NULL;
+    //  The cache that matters is the active broker's: the one the node is
+    //  attached to
+    if (rc == 0 && invalidation)
+        invalidator_select (self->invalidator, mdpworker_broker_index (self->link));
     if (rc == 0 && invalidation && !invalidator_send (self->invalidator, invalidation)) {
         fail = BS_ERR_not_invalidated;
         why = "the broker did not acknowledge the cache invalidation in time; nothing changed";
@@ -496,20 +501,47 @@ s_advertise (const char *bind, const char *given, char *out, size_t size)
         snprintf (out, size, "%s", bind);
 }
 
-//  The broker's invalidation endpoint: given, or the port after its node
-//  port on the same host (the broker's default layout)
-static void
-s_invalidate_endpoint (const char *broker, const char *given, char *out, size_t size)
+//  The brokers' invalidation endpoints, one per broker of the list and in
+//  its order: given, or for each broker the port after its node port on
+//  the same host (the broker's default layout).  False (said on stderr)
+//  when a given list does not have one per broker.
+static bool
+s_invalidate_endpoints (const char *brokers, const char *given, char *out, size_t size)
 {
-    const char *colon = strrchr (broker, ':');
-    int64_t port;
-    if (given && *given)
-        snprintf (out, size, "%s", given);
+    bs_endpoints_t *list = bs_endpoints_new (brokers);
+    if (!list) {
+        fprintf (stderr, "bookstore-node: --broker must be an endpoint or a comma-separated list of them\n");
+        return false;
+    }
+    size_t count = bs_endpoints_size (list);
+    bool ok = true;
+    out [0] = 0;
+    if (given && *given) {
+        bs_endpoints_t *mine = bs_endpoints_new (given);
+        ok = mine && bs_endpoints_size (mine) == count && strlen (given) < size;
+        if (ok)
+            snprintf (out, size, "%s", given);
+        else
+            fprintf (stderr, "bookstore-node: --invalidate needs one endpoint per broker of --broker (%zu), "
+                             "comma-separated\n", count);
+        bs_endpoints_destroy (&mine);
+    }
     else
-    if (colon && bs_parse_int (colon + 1, 1, 65534, &port))
-        snprintf (out, size, "%.*s:%d", (int) (colon - broker), broker, (int) port + 1);
-    else
-        snprintf (out, size, "%s", broker);
+    for (size_t i = 0; i < count && ok; i++) {
+        const char *broker = bs_endpoints_at (list, i);
+        const char *colon = strrchr (broker, ':');
+        int64_t port;
+        size_t used = strlen (out);
+        int n;
+        if (colon && bs_parse_int (colon + 1, 1, 65534, &port))
+            n = snprintf (out + used, size - used, "%s%.*s:%d", i? ",": "", (int) (colon - broker), broker,
+                          (int) port + 1);
+        else
+            n = snprintf (out + used, size - used, "%s%s", i? ",": "", broker);
+        ok = n >= 0 && (size_t) n < size - used;
+    }
+    bs_endpoints_destroy (&list);
+    return ok;
 }
 
 int
@@ -553,6 +585,12 @@ main (int argc, char **argv)
         fprintf (stderr, "bookstore-node: a numeric setting is out of range\n");
         goto done;
     }
+    bs_endpoints_t *brokers = bs_endpoints_new (bs_settings_get (settings, "broker"));
+    if (!brokers) {
+        fprintf (stderr, "bookstore-node: --broker must be an endpoint or a comma-separated list of them\n");
+        goto done;
+    }
+    bs_endpoints_destroy (&brokers);
     char id [65], data [512];
     if (*bs_settings_get (settings, "id"))
         snprintf (id, sizeof id, "%s", bs_settings_get (settings, "id"));
@@ -584,9 +622,12 @@ main (int argc, char **argv)
     if (strcmp (node.service, "catalog") == 0) {
         node.catalog = catalog_new (node.journal);
         snprintf (node.partition, sizeof node.partition, "%s", CATALOG_PARTITION);
-        char endpoint [300];
-        s_invalidate_endpoint (bs_settings_get (settings, "broker"), bs_settings_get (settings, "invalidate"),
-                               endpoint, sizeof endpoint);
+        char endpoint [BS_ENDPOINTS_MAX * 260];
+        if (!s_invalidate_endpoints (bs_settings_get (settings, "broker"), bs_settings_get (settings, "invalidate"),
+                                     endpoint, sizeof endpoint)) {
+            rc = 2;
+            goto done;
+        }
         node.invalidator = invalidator_new (endpoint, node.keys, (int) inval_timeout, (int) inval_attempts);
         if (!node.invalidator)
             goto done;
@@ -621,6 +662,11 @@ main (int argc, char **argv)
         goto done;
     node.link = mdpworker_new (bs_settings_get (settings, "broker"), node.service, id,
                                (int) heartbeat, (int) liveness, node.keys);
+    if (!node.link) {
+        fprintf (stderr, "bookstore-node: --broker must be an endpoint or a comma-separated list of them\n");
+        rc = 2;
+        goto done;
+    }
     if (node.orders) {
         //  An order node always writes its own partition
         repl_claim (node.repl, node.partition, 1);
@@ -631,7 +677,8 @@ main (int argc, char **argv)
     }
     //  The status carries the endpoints, so set it before READY goes out
     s_update_status (&node);
-    zsys_info ("%s: %s node serving from %s (log on %s, sync on %s)", id, node.service, data, pub_ep, sync_ep);
+    zsys_info ("%s: %s node serving from %s (log on %s, sync on %s; brokers %s)", id, node.service, data, pub_ep,
+               sync_ep, bs_settings_get (settings, "broker"));
     s_run (&node, node.catalog? restock_period * 1000: 0, restock_amount);
     mdpworker_disconnect (node.link);
     zsys_info ("%s: stopping", id);

@@ -1,23 +1,50 @@
-/*  mdpworker - Majordomo worker with Paranoid Pirate reconnects  */
+/*  mdpworker - Majordomo worker with Paranoid Pirate reconnects and
+ *  failover between the brokers of a Binary Star pair  */
 #include "mdpworker.h"
+#include "bs_endpoints.h"
 #include "bs_mdp.h"
 #include "bs_msg.h"
 
 #include <czmq.h>
 #include <string.h>
 
+//  The longest a silence may last before the next try, however long the
+//  brokers stay away
+#define SILENCE_MAX_MS 8000
+
+//  The extra frame of a passive broker's DISCONNECT
+#define BACKUP_FRAME "backup"
+
 struct _mdpworker_t {
-    char *endpoint, *service, *id;
+    bs_endpoints_t *endpoints;  //  the brokers, the one in use current
+    char *service, *id;
     int heartbeat_ms, liveness;
     zsock_t *sock;
-    int64_t broker_expiry;      //  reconnect when nothing heard by then
-    int silence_ms;             //  how long a silence may last; doubles while
-                                //  reconnects go unanswered
+    int64_t broker_expiry;      //  move on when nothing heard by then
+    int silence_ms;             //  how long a silence may last here
+    int misses;                 //  moves in a row with no answer from an
+                                //  active broker (silent, or the backup)
+    int64_t connected_at;       //  when the current broker was connected
+    int64_t backup_move_at;     //  the broker said it is the backup: move on
+                                //  then (0: it did not)
     int64_t next_heartbeat;
     zmq_msg_t status;           //  node_status body, may be empty
     bs_keys_t *keys;            //  borrowed
     bool ready_due;
 };
+
+//  How long to wait after the misses-th move in a row: one liveness window
+//  for each broker tried once, then twice as long for every round of the
+//  list that went unanswered, up to SILENCE_MAX_MS.  With one broker this
+//  is the old Paranoid Pirate backoff (2, 4, 8... windows).
+static int
+s_backoff_ms (mdpworker_t *self, int misses)
+{
+    int64_t wait = (int64_t) self->heartbeat_ms * self->liveness;
+    for (int round = misses / (int) bs_endpoints_size (self->endpoints); round > 0 && wait < SILENCE_MAX_MS; round--)
+        wait *= 2;
+    return wait < SILENCE_MAX_MS? (int) wait: SILENCE_MAX_MS;
+}
 
 //  READY carries service, node id and status; HEARTBEAT the status
 static void
@@ -49,6 +76,7 @@ mdpworker_set_status (mdpworker_t *self, const void *data, size_t size)
     memcpy (zmq_msg_data (&self->status), data, size);
 }
 
+//  A fresh socket to the current broker
 static void
 s_connect (mdpworker_t *self)
 {
@@ -63,22 +91,47 @@ s_connect (mdpworker_t *self)
     zsock_set_reconnect_ivl (self->sock, 100);
     zsock_set_reconnect_ivl_max (self->sock, 2000);
     bs_keys_connect_to (self->keys, self->sock, "broker");
-    zsock_connect (self->sock, "%s", self->endpoint);
+    zsock_connect (self->sock, "%s", bs_endpoints_current (self->endpoints));
     //  READY goes out on the next tick, with whatever status is set by then
     self->ready_due = true;
     int64_t now = zclock_mono ();
+    self->connected_at = now;
+    self->backup_move_at = 0;
     self->broker_expiry = now + self->silence_ms;
     self->next_heartbeat = now + self->heartbeat_ms;
+}
+
+//  Moves to the next broker of the list (the same one when there is one)
+static void
+s_move_on (mdpworker_t *self, const char *why)
+{
+    const char *from = bs_endpoints_current (self->endpoints);
+    size_t from_index = bs_endpoints_index (self->endpoints);
+    self->misses++;
+    self->silence_ms = s_backoff_ms (self, self->misses);
+    const char *to = bs_endpoints_next (self->endpoints);
+    if (bs_endpoints_size (self->endpoints) == 1)
+        zsys_warning ("%s: broker %s %s: reconnecting (waiting up to %d ms for it)", self->id, from, why,
+                      self->silence_ms);
+    else
+        zsys_warning ("%s: broker %s (%zu) %s: moving to %s (%zu; waiting up to %d ms for it)", self->id, from,
+                      from_index, why, to, bs_endpoints_index (self->endpoints), self->silence_ms);
+    s_connect (self);
 }
 
 mdpworker_t *
 mdpworker_new (const char *endpoint, const char *service, const char *id, int heartbeat_ms, int liveness,
                bs_keys_t *keys)
 {
+    bs_endpoints_t *endpoints = bs_endpoints_new (endpoint);
+    if (!endpoints) {
+        zsys_error ("%s: '%s' is not a list of broker endpoints", id, endpoint? endpoint: "");
+        return NULL;
+    }
     mdpworker_t *self = calloc (1, sizeof (mdpworker_t));
     if (!self)
         abort ();
-    self->endpoint = strdup (endpoint);
+    self->endpoints = endpoints;
     self->service = strdup (service);
     self->id = strdup (id);
     self->heartbeat_ms = heartbeat_ms;
@@ -98,7 +151,7 @@ mdpworker_destroy (mdpworker_t **self_p)
     mdpworker_t *self = *self_p;
     zsock_destroy (&self->sock);
     zmq_msg_close (&self->status);
-    free (self->endpoint);
+    bs_endpoints_destroy (&self->endpoints);
     free (self->service);
     free (self->id);
     free (self);
@@ -109,6 +162,18 @@ void *
 mdpworker_socket (mdpworker_t *self)
 {
     return zsock_resolve (self->sock);
+}
+
+size_t
+mdpworker_broker_index (mdpworker_t *self)
+{
+    return bs_endpoints_index (self->endpoints);
+}
+
+const char *
+mdpworker_broker (mdpworker_t *self)
+{
+    return bs_endpoints_current (self->endpoints);
 }
 
 int
@@ -133,16 +198,38 @@ mdpworker_recv (mdpworker_t *self, zmq_msg_t *token, zmq_msg_t *body)
         else
             zmq_msg_close (&part);
     }
-    //  Anything from the broker shows it is alive
-    self->silence_ms = self->heartbeat_ms * self->liveness;
-    self->broker_expiry = zclock_mono () + self->silence_ms;
     int rc = -1;
     if (count < 3 || zmq_msg_size (&frames [0]) != 0 || zmq_msg_size (&frames [2]) != 1
     ||  zmq_msg_size (&frames [1]) != strlen (BS_MDPW)
     ||  memcmp (zmq_msg_data (&frames [1]), BS_MDPW, strlen (BS_MDPW)) != 0)
         zsys_warning ("%s: dropped a malformed message from the broker", self->id);
+    else
+    if (*(uint8_t *) zmq_msg_data (&frames [2]) == BS_MDPW_DISCONNECT && total == 4
+    &&  zmq_msg_size (&frames [3]) == strlen (BACKUP_FRAME)
+    &&  memcmp (zmq_msg_data (&frames [3]), BACKUP_FRAME, strlen (BACKUP_FRAME)) == 0) {
+        //  The passive broker of the pair: the next one in the list is the
+        //  one to serve.  Not more than once per heartbeat; once every
+        //  broker said so in a row, only after a backoff as for silence.
+        if (!self->backup_move_at) {
+            int in_a_row = self->misses + 1;
+            int64_t wait = in_a_row < (int) bs_endpoints_size (self->endpoints)?
+                self->heartbeat_ms: s_backoff_ms (self, in_a_row - (int) bs_endpoints_size (self->endpoints));
+            self->backup_move_at = self->connected_at + wait;
+            //  The move, not the silence, decides from now on
+            if (self->broker_expiry < self->backup_move_at + self->heartbeat_ms)
+                self->broker_expiry = self->backup_move_at + self->heartbeat_ms;
+            zsys_info ("%s: broker %s says it is the backup", self->id, bs_endpoints_current (self->endpoints));
+        }
+    }
     else {
+        //  Anything else from the broker shows it is alive and active
+        self->misses = 0;
+        self->silence_ms = s_backoff_ms (self, 0);
+        self->broker_expiry = zclock_mono () + self->silence_ms;
         uint8_t command = *(uint8_t *) zmq_msg_data (&frames [2]);
+        //  A broker that speaks to us beyond heartbeats serves us after all
+        if (command != BS_MDPW_HEARTBEAT)
+            self->backup_move_at = 0;
         if (command == BS_MDPW_REQUEST && total == 6 && zmq_msg_size (&frames [4]) == 0) {
             zmq_msg_init (token);
             zmq_msg_move (token, &frames [3]);
@@ -194,6 +281,10 @@ mdpworker_tick (mdpworker_t *self)
         self->ready_due = false;
     }
     int64_t now = zclock_mono ();
+    if (self->backup_move_at && now >= self->backup_move_at) {
+        s_move_on (self, "is the backup");
+        now = zclock_mono ();
+    }
     if (now >= self->broker_expiry) {
         //  Heartbeats may be waiting unread while we were busy: not silence
         int events = 0;
@@ -203,11 +294,11 @@ mdpworker_tick (mdpworker_t *self)
             return 0;
     }
     if (now >= self->broker_expiry) {
-        zsys_warning ("%s: broker silent for %d ms, reconnecting to %s", self->id,
-                      self->silence_ms, self->endpoint);
-        //  Back off while the broker stays away, up to 8 s between tries
-        self->silence_ms = self->silence_ms * 2 < 8000? self->silence_ms * 2: 8000;
-        s_connect (self);
+        //  Silent: the next broker of the list (the same one when there is
+        //  one), backing off while every one stays away
+        char why [64];
+        snprintf (why, sizeof why, "is silent (%d ms)", self->silence_ms);
+        s_move_on (self, why);
         now = zclock_mono ();
     }
     if (now >= self->next_heartbeat) {
@@ -215,6 +306,8 @@ mdpworker_tick (mdpworker_t *self)
         self->next_heartbeat = now + self->heartbeat_ms;
     }
     int64_t wait = self->next_heartbeat - now;
+    if (self->backup_move_at && self->backup_move_at - now < wait)
+        wait = self->backup_move_at - now;
     return wait < 0? 0: wait;
 }
 

@@ -1,10 +1,18 @@
 /*  mdpworker - a node's Majordomo worker connection to the broker.
  *
  *  Registers with READY (service, node id), answers heartbeats, sends its
- *  own, and re-registers when the broker asks (DISCONNECT) or has been
- *  silent for `liveness` heartbeats, by opening a fresh socket: so a node
- *  finds a restarted broker by itself.  The socket's routing id is the node
- *  id, so the broker recognises a restarted node as the same one.
+ *  own, and re-registers when the broker asks (DISCONNECT).  The endpoint
+ *  is a comma-separated list of brokers (a Binary Star pair, the primary
+ *  first; one endpoint is a plain single broker).  When the broker in use
+ *  has been silent for `liveness` heartbeats, the worker opens a fresh
+ *  socket to the next broker of the list (to the same one when there is
+ *  one), so a node finds a restarted broker, or the surviving one of a
+ *  pair, by itself.  A passive broker answers with DISCONNECT plus a frame
+ *  "backup": the worker then moves to the next broker too (at most once per
+ *  heartbeat).  The first try at each broker waits one liveness window; once
+ *  every broker of the list was tried in a row without an answer, each
+ *  round waits twice as long, up to 8 s.  The socket's routing id is the
+ *  node id, so the broker recognises a restarted node as the same one.
  *
  *  Ownership: mdpworker_new returns an object the caller destroys with
  *  mdpworker_destroy.  Tokens and bodies received belong to the caller
@@ -21,7 +29,9 @@
 
 typedef struct _mdpworker_t mdpworker_t;
 
+//  endpoint: one broker's node endpoint, or a comma-separated list of them.
 //  keys: CURVE to the broker (borrowed, must outlive the worker; NULL: plain)
+//  Returns NULL (logged) when the endpoint list is malformed.
 mdpworker_t *mdpworker_new (const char *endpoint, const char *service, const char *id,
                             int heartbeat_ms, int liveness, bs_keys_t *keys);
 void mdpworker_destroy (mdpworker_t **self_p);
@@ -29,6 +39,11 @@ void mdpworker_destroy (mdpworker_t **self_p);
 //  The socket to poll for input (it changes after a reconnect: fetch it
 //  before every poll)
 void *mdpworker_socket (mdpworker_t *self);
+
+//  The index in the endpoint list of the broker in use (0 at first), and
+//  its endpoint (owned by the worker)
+size_t mdpworker_broker_index (mdpworker_t *self);
+const char *mdpworker_broker (mdpworker_t *self);
 
 //  Reads one message.  Returns MDPWORKER_REQUEST with a request's token and
 //  body filled in (both initialised by the callee), MDPWORKER_ASSIGN with
@@ -46,8 +61,9 @@ void mdpworker_set_status (mdpworker_t *self, const void *data, size_t size);
 //  Sends a reply for the request that came with token
 int mdpworker_reply (mdpworker_t *self, zmq_msg_t *token, const void *body, size_t size);
 
-//  Sends heartbeats and reconnects when the broker went silent.  Returns the
-//  milliseconds until it next needs to run.
+//  Sends heartbeats and moves to the next broker when the one in use went
+//  silent or said it is the backup.  Returns the milliseconds until it next
+//  needs to run.
 int64_t mdpworker_tick (mdpworker_t *self);
 
 //  Says DISCONNECT to the broker (on a clean shutdown)

@@ -14,11 +14,17 @@
  *  so a reply finds its client by an array index.  Latencies go into a
  *  log-linear histogram.
  *
+ *  --endpoint may list the brokers of a Binary Star pair: the bench starts
+ *  with the one that answers its status request, and a socket whose broker
+ *  says "not_active" or leaves a request unanswered moves to the next one,
+ *  sending what it had outstanding again with the same rids.
+ *
  *  Exit codes: 0 done, 1 the store refused the preparation (an item of
  *  --items does not exist), 2 usage error, 3 the cluster is unreachable or
  *  stopped answering, 130 interrupted (what was measured is still printed).
  */
 #include "bs_client.h"
+#include "bs_endpoints.h"
 #include "bs_histogram.h"
 #include "bs_mdp.h"
 #include "bs_msg.h"
@@ -68,9 +74,12 @@
 //  Every INT field a template patches is encoded with this value first: it
 //  takes the 4-byte form (0xce), which holds any item, cost, count or stock
 #define MARKER          INT64_C (65537)
+//  Every broker of the list said "not_active": wait this long (ns) before
+//  sending to the next one again
+#define NOT_ACTIVE_PAUSE_NS INT64_C (100000000)
 
 static const bs_setting_t s_table [] = {
-    { "endpoint",     "tcp://127.0.0.1:5555", "the broker's client endpoint" },
+    { "endpoint",     "tcp://127.0.0.1:5555", "the broker's client endpoint, or a pair's, comma-separated" },
     { "workload",     "",      "pingpong, lookup-hot, lookup-cold, search, buy, mixed, write-mix or load-catalog" },
     { "clients",      "",      "closed loop: clients with one operation outstanding each (default 1); "
                                "open loop: most operations outstanding (default 1000); load-catalog: requests outstanding (default 1000)" },
@@ -91,7 +100,7 @@ static const bs_setting_t s_table [] = {
 };
 
 static const char *s_usage_text =
-    "usage: bookstore-bench [--endpoint EP] --workload NAME [--clients N | --rate R] [--seconds S] [--json]\n"
+    "usage: bookstore-bench [--endpoint EP[,EP2]] --workload NAME [--clients N | --rate R] [--seconds S] [--json]\n"
     "workloads:\n"
     "  pingpong       bare ZeroMQ round trips to a child process: the baseline, no cluster\n"
     "  lookup-hot     lookups of a few items, over and over (--hot)\n"
@@ -137,7 +146,9 @@ typedef struct {
     int64_t topic;                  //  bench topic number, when patched
 } req_t;
 
-typedef enum { RES_OK, RES_OUT_OF_STOCK, RES_UNAVAILABLE, RES_EXISTS, RES_UNKNOWN_ITEM, RES_ERROR } result_t;
+typedef enum {
+    RES_OK, RES_OUT_OF_STOCK, RES_UNAVAILABLE, RES_EXISTS, RES_UNKNOWN_ITEM, RES_NOT_ACTIVE, RES_ERROR
+} result_t;
 
 //  One logical client
 typedef struct {
@@ -177,6 +188,10 @@ typedef struct {
 
     //  Sockets
     zsock_t *socks [MAX_SOCKETS];
+    bs_endpoints_t *endpoints [MAX_SOCKETS];    //  each socket's broker in use
+    size_t not_active [MAX_SOCKETS];    //  "not_active" answers in a row
+    int64_t resume_at [MAX_SOCKETS];    //  ns: resend after a pause (0: none)
+    size_t first_broker;            //  the broker that answered the status
     void *handles [MAX_SOCKETS];
     struct pollfd fds [MAX_SOCKETS];
     int sock_count;
@@ -212,7 +227,7 @@ typedef struct {
     bs_histogram_t *hist;       //  operations measured
     bs_histogram_t *tick;       //  operations in the current second
     int64_t tick_ops;
-    int64_t ops, errors, timeouts, out_of_stock, unmatched, late;
+    int64_t ops, errors, timeouts, out_of_stock, unmatched, late, failovers;
     int64_t added, existing, missing, restock_needed;
     int64_t first_missing;
     char first_error [300];
@@ -494,7 +509,8 @@ s_classify (bench_t *self, const uint8_t *data, size_t size)
     bs_peek_bytes (data, size, BS_FIELD_error, &error, &error_size);
     const struct { bs_err_t err; result_t result; } known [] = {
         { BS_ERR_out_of_stock, RES_OUT_OF_STOCK }, { BS_ERR_unavailable, RES_UNAVAILABLE },
-        { BS_ERR_exists, RES_EXISTS }, { BS_ERR_unknown_item, RES_UNKNOWN_ITEM }
+        { BS_ERR_exists, RES_EXISTS }, { BS_ERR_unknown_item, RES_UNKNOWN_ITEM },
+        { BS_ERR_not_active, RES_NOT_ACTIVE }
     };
     for (size_t i = 0; i < sizeof known / sizeof known [0]; i++) {
         const char *name = bs_err_name (known [i].err);
@@ -506,6 +522,35 @@ s_classify (bench_t *self, const uint8_t *data, size_t size)
 }
 
 static void s_on_reply (bench_t *self, slot_t *slot, result_t result, const uint8_t *data, size_t size, int64_t now);
+
+//  Sends again every request outstanding on socket i (same rids)
+static void
+s_resend (bench_t *self, int i, int64_t now)
+{
+    self->resume_at [i] = 0;
+    for (int k = 0; k < self->slot_count; k++) {
+        slot_t *slot = &self->slots [k];
+        if (slot->busy && slot->sock == i && !(self->batch && slot->waiting))
+            s_send (self, slot, now);
+    }
+}
+
+//  Moves socket i to the next broker of the list.  What it had outstanding
+//  went with the old connection: sent again now, or after a pause when
+//  every broker said "not_active" in a row.  False with one broker.
+static bool
+s_failover (bench_t *self, int i, bool pause, int64_t now)
+{
+    if (!self->endpoints [i] || bs_endpoints_size (self->endpoints [i]) < 2)
+        return false;
+    bs_endpoints_switch (self->endpoints [i], self->socks [i]);
+    self->failovers++;
+    if (pause)
+        self->resume_at [i] = now + NOT_ACTIVE_PAUSE_NS;
+    else
+        s_resend (self, i, now);
+    return true;
+}
 
 //  Receives one message from the socket.  Returns false when none waits.
 static bool
@@ -545,7 +590,20 @@ s_recv_one (bench_t *self, void *sock)
         return true;
     }
     int64_t now = s_now ();
-    s_on_reply (self, slot, s_classify (self, data, size), data, size, now);
+    result_t result = s_classify (self, data, size);
+    int i = slot->sock;
+    if (result == RES_NOT_ACTIVE) {
+        //  The passive broker of a pair: not an answer of the store
+        bool round = !self->endpoints [i] || ++self->not_active [i] >= bs_endpoints_size (self->endpoints [i]);
+        if (round)
+            self->not_active [i] = 0;
+        if (s_failover (self, i, round, now))
+            return true;
+        s_note_error (self, "", data, size);
+        result = RES_ERROR;         //  one broker, and it is the backup
+    }
+    self->not_active [i] = 0;
+    s_on_reply (self, slot, result, data, size, now);
     return true;
 }
 
@@ -815,21 +873,32 @@ static bool
 s_check_timeouts (bench_t *self, int64_t now)
 {
     int64_t timeout = (int64_t) self->timeout_ms * 1000000;
+    for (int i = 0; i < self->sock_count; i++)
+        if (self->resume_at [i] && now >= self->resume_at [i])
+            s_resend (self, i, now);
     for (int i = 0; i < self->slot_count; i++) {
         slot_t *slot = &self->slots [i];
-        if (!slot->busy)
+        if (!slot->busy || self->resume_at [slot->sock])
             continue;
+        //  A request unanswered in time moves its socket to the next broker
+        //  (which sends it again, with whatever else the socket had out, so
+        //  the others are not late in this pass)
         if (self->batch) {
             if (slot->waiting? now < slot->retry_at: now - slot->sent < timeout)
                 continue;
             if (!slot->waiting && ++slot->attempts > PREP_ATTEMPTS)
                 return false;
+            bool silent = !slot->waiting;
             slot->waiting = false;
-            s_send (self, slot, now);       //  same rid: takes effect once
+            if (!silent || !s_failover (self, slot->sock, false, now))
+                s_send (self, slot, now);   //  same rid: takes effect once
         }
         else
-        if (now - slot->sent >= timeout)
+        if (now - slot->sent >= timeout) {
+            int sock = slot->sock;
             s_finish (self, slot, RES_ERROR, true, now);
+            s_failover (self, sock, false, now);
+        }
     }
     return true;
 }
@@ -1088,6 +1157,16 @@ s_configure (bench_t *self, bs_settings_t *settings, char *reason, size_t size)
         if (self->sock_count > 8)
             self->sock_count = 8;
     }
+    //  Each socket keeps its own place in the list of brokers (pingpong
+    //  talks to no broker)
+    for (int i = 0; i < self->sock_count && self->workload != W_PINGPONG; i++) {
+        self->endpoints [i] = bs_endpoints_new (self->endpoint);
+        if (!self->endpoints [i] || (i == 0 && !bs_endpoints_valid (self->endpoints [0]))) {
+            snprintf (reason, size, "'%s' is not a valid ZeroMQ endpoint or comma-separated list of them",
+                      self->endpoint);
+            return false;
+        }
+    }
     if (!s_parse_int (settings, "hot", 1, MAX_ITEMS, &value, reason, size))
         return false;
     self->hot = (size_t) value;
@@ -1185,16 +1264,27 @@ s_check_cluster (bench_t *self)
 {
     bs_client_t *client = bs_client_new (self->endpoint);
     if (!client)
-        return s_fail (self, EXIT_USAGE, "usage", "'%s' is not a valid ZeroMQ endpoint", self->endpoint);
+        return s_fail (self, EXIT_USAGE, "usage", "'%s' is not a valid ZeroMQ endpoint or comma-separated list of them",
+                       self->endpoint);
     bs_client_set_timeout (client, 2000);
     bs_client_set_attempts (client, 2);
     bs_msg_t *request = bs_msg_new_request (BS_OP_status);
     bs_msg_t *reply = bs_client_call (client, BS_SERVICE_BROKER, request);
     bs_msg_destroy (&request);
+    //  The sockets start with the broker that answered: of a pair, the
+    //  active one
+    for (size_t i = 0; i < bs_client_endpoint_count (client); i++)
+        if (bs_endpoints_at (self->endpoints [0], i)
+        &&  strcmp (bs_endpoints_at (self->endpoints [0], i), bs_client_endpoint (client)) == 0)
+            self->first_broker = i;
     bs_client_destroy (&client);
     if (!reply)
         return s_fail (self, EXIT_UNREACHABLE, "timeout",
                        "the cluster at %s did not answer; is the broker running there?", self->endpoint);
+    if (strcmp (bs_msg_str (reply, BS_FIELD_error), bs_err_name (BS_ERR_not_active)) == 0) {
+        bs_msg_destroy (&reply);
+        return s_fail (self, EXIT_UNREACHABLE, "not_active", "no broker at %s is active", self->endpoint);
+    }
     int catalogs = 0, orders = 0;
     for (size_t i = 0; i < bs_msg_count (reply, BS_FIELD_nodes); i++) {
         bs_msg_t *node = bs_msg_at (reply, BS_FIELD_nodes, i);
@@ -1394,10 +1484,10 @@ s_report (bench_t *self, double seconds)
         printf ("{\"ok\":true,\"workload\":\"%s\",\"clients\":%d,\"rate\":%.0f,\"seconds\":%.3f,"
                 "\"ops\":%lld,\"ops_per_s\":%.1f,\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,"
                 "\"p999_us\":%.1f,\"max_us\":%.1f,\"mean_us\":%.1f,\"errors\":%lld,\"timeouts\":%lld,"
-                "\"out_of_stock\":%lld,\"sockets\":%d,\"items\":%zu",
+                "\"out_of_stock\":%lld,\"failovers\":%lld,\"sockets\":%d,\"items\":%zu",
                 name, self->clients, self->rate, seconds, (long long) self->ops, ops_per_s, p50, p90, p99,
                 p999, max, mean, (long long) self->errors, (long long) self->timeouts,
-                (long long) self->out_of_stock, self->sock_count, self->item_count);
+                (long long) self->out_of_stock, (long long) self->failovers, self->sock_count, self->item_count);
         if (self->workload == W_LOAD_CATALOG)
             printf (",\"added\":%lld,\"existing\":%lld", (long long) self->added, (long long) self->existing);
         printf ("}\n");
@@ -1421,6 +1511,8 @@ s_report (bench_t *self, double seconds)
             (long long) self->timeouts, (long long) self->out_of_stock);
     if (*self->first_error && self->errors)
         printf ("  first error: %s\n", self->first_error);
+    if (self->failovers)
+        printf ("  failovers  %lld (a socket moved to the next broker of the pair)\n", (long long) self->failovers);
     if (self->unmatched || self->late)
         printf ("  replies    %lld without a request id of this run, %lld after their request timed out\n",
                 (long long) self->unmatched, (long long) self->late);
@@ -1430,8 +1522,10 @@ static void
 s_destroy (bench_t *self)
 {
     s_stop_pingpong (self);
-    for (int i = 0; i < self->sock_count; i++)
+    for (int i = 0; i < self->sock_count; i++) {
         zsock_destroy (&self->socks [i]);
+        bs_endpoints_destroy (&self->endpoints [i]);
+    }
     for (int i = 0; i < 5; i++)
         zmq_msg_close (&self->frames [i]);
     tmpl_t *templates [] = { &self->lookup, &self->search, &self->buy, &self->restock, &self->set_price, &self->add_book };
@@ -1479,15 +1573,13 @@ s_run (bench_t *self, bs_settings_t *settings)
     s_open_sockets (self);
     if (self->workload == W_PINGPONG)
         code = s_start_pingpong (self);
-    else
-    if (self->workload != W_LOAD_CATALOG) {
-        for (int i = 0; i < self->sock_count; i++)
-            zsock_connect (self->socks [i], "%s", self->endpoint);
-        code = s_prepare (self);
-    }
     else {
-        for (int i = 0; i < self->sock_count; i++)
-            zsock_connect (self->socks [i], "%s", self->endpoint);
+        for (int i = 0; i < self->sock_count; i++) {
+            bs_endpoints_select (self->endpoints [i], self->first_broker);
+            zsock_connect (self->socks [i], "%s", bs_endpoints_current (self->endpoints [i]));
+        }
+        if (self->workload != W_LOAD_CATALOG)
+            code = s_prepare (self);
     }
     if (code)
         return code;

@@ -17,7 +17,7 @@
 #define EXIT_UNREACHABLE 3
 
 static const bs_setting_t s_table [] = {
-    { "endpoint",   "tcp://127.0.0.1:5555", "the broker's client endpoint" },
+    { "endpoint",   "tcp://127.0.0.1:5555", "the broker's client endpoint, or a pair's, comma-separated" },
     { "json",       NULL,   "print exactly one JSON object" },
     { "timeout-ms", "2500", "how long to wait for each attempt" },
     { "attempts",   "3",    "how many times to send a request (same request id)" },
@@ -30,7 +30,7 @@ static const bs_setting_t s_table [] = {
 };
 
 static const char *s_usage_text =
-    "usage: bookstore [--endpoint EP] [--json] [--node ID] COMMAND\n"
+    "usage: bookstore [--endpoint EP[,EP2]] [--json] [--node ID] COMMAND\n"
     "commands:\n"
     "  search TOPIC                           books on a topic\n"
     "  lookup ITEM                            price and stock of a book\n"
@@ -43,7 +43,9 @@ static const char *s_usage_text =
     "  status                                 the cluster's nodes\n"
     "  keygen DIR [nodes/ID|admins/NAME|clients/NAME ...]\n"
     "                                         write CURVE certificates into DIR\n"
-    "The endpoint may also come from BOOKSTORE_ENDPOINT.\n";
+    "The endpoint may also come from BOOKSTORE_ENDPOINT.  With a Binary Star pair of\n"
+    "brokers give both, comma-separated (the primary first): the request goes to the\n"
+    "active one, and is sent to the other, with the same request id, when it fails.\n";
 
 typedef struct {
     const char *name;
@@ -219,7 +221,7 @@ s_run (bs_settings_t *settings)
     bs_keys_destroy (&keys);
     if (!client) {
         bs_msg_destroy (&request);
-        return s_fail (EXIT_USAGE, "usage", "the endpoint is not a valid ZeroMQ endpoint");
+        return s_fail (EXIT_USAGE, "usage", "the endpoint is not a valid ZeroMQ endpoint or comma-separated list of them");
     }
     bs_client_set_timeout (client, (int) timeout);
     bs_client_set_attempts (client, (int) attempts);
@@ -238,7 +240,10 @@ s_run (bs_settings_t *settings)
     int code = 0;
     if (!bs_msg_int (reply, BS_FIELD_ok)) {
         const char *error = bs_msg_str (reply, BS_FIELD_error);
-        code = strcmp (error, bs_err_name (BS_ERR_unavailable)) == 0? EXIT_UNREACHABLE: EXIT_REFUSED;
+        //  No broker of a pair would serve (not_active) is as unreachable
+        //  as a store with no node alive
+        code = strcmp (error, bs_err_name (BS_ERR_unavailable)) == 0
+            || strcmp (error, bs_err_name (BS_ERR_not_active)) == 0? EXIT_UNREACHABLE: EXIT_REFUSED;
         code = s_fail (code, error, bs_msg_str (reply, BS_FIELD_message));
     }
     else

@@ -1,12 +1,16 @@
 /*  bookstore-cluster - starts a local cluster and keeps it running.
  *
- *  Starts the broker and every node as child processes, writes
- *  DIR/pids/<node-id>.pid for each, restarts a child that dies (with a
- *  backoff that grows while it keeps dying), and stops them all on SIGINT or
- *  SIGTERM.  A file DIR/hold/<node-id> keeps a dead node down until the file
- *  is removed (tests and operators use it to keep a node stopped).
- *  Ports: clients base-port, nodes base-port + 1; node number k (from 0)
- *  publishes its log on base-port + 10 + 2k and serves fetches on the next.
+ *  Starts the broker (or a Binary Star pair of brokers) and every node as
+ *  child processes, writes DIR/pids/<id>.pid for each, restarts a child that
+ *  dies (with a backoff that grows while it keeps dying), and stops them all
+ *  on SIGINT or SIGTERM.  A file DIR/hold/<id> keeps a dead child down until
+ *  the file is removed (tests and operators use it to keep a node stopped).
+ *  Ports: clients base-port, nodes base-port + 1, invalidations + 2, the
+ *  feed + 3.  With --brokers 2, "broker-1" (the primary) takes those and its
+ *  peer socket base-port + 4, and "broker-2" (the backup) the same layout
+ *  from base-port + 5; nodes and clients get both endpoints, the primary's
+ *  first.  Node number k (from 0) publishes its log on base-port + 10 + 2k
+ *  and serves fetches on the next.
  *  The HTTP gateway, started last and stopped first, serves on base-port +
  *  80 (--gateway-port; --no-gateway leaves it out).  Its admin routes take
  *  the token in DIR/admin-token, made on the first start (--admin-token-file
@@ -33,11 +37,12 @@
 
 static const bs_setting_t s_table [] = {
     { "data",           "data",   "directory for node data, pid files and hold files" },
-    { "base-port",      "5555",   "client port of the broker; nodes use base-port + 1" },
+    { "base-port",      "5555",   "client port of the broker; nodes use base-port + 1 (with 2 brokers the backup's ports start at base-port + 5)" },
+    { "brokers",        "1",      "1: one broker (\"broker\"); 2: a Binary Star pair, \"broker-1\" (primary) and \"broker-2\" (backup)" },
     { "catalog",        "2",      "number of catalog replicas" },
     { "order",          "2",      "number of order replicas" },
     { "node-args",      "",       "extra arguments for every node, space-separated (e.g. \"--drop-every 5\")" },
-    { "broker-args",    "",       "extra arguments for the broker, space-separated (e.g. \"--cache-entries 0\")" },
+    { "broker-args",    "",       "extra arguments for the broker (each of a pair), space-separated (e.g. \"--cache-entries 0\")" },
     { "restock-period", "10",     "seconds between restocks of sold-out books (0: never)" },
     { "heartbeat-ms",   "250",    "heartbeat interval for broker and nodes" },
     { "liveness",       "3",      "heartbeats missed before a peer is declared dead" },
@@ -282,14 +287,15 @@ main (int argc, char **argv)
         bs_settings_destroy (&settings);
         return 0;
     }
-    int64_t port, catalogs, orders, restock, heartbeat, liveness, backoff_max;
+    int64_t port, catalogs, orders, restock, heartbeat, liveness, backoff_max, brokers;
     if (!bs_settings_int (settings, "base-port", &port) || !bs_settings_int (settings, "catalog", &catalogs)
+    ||  !bs_settings_int (settings, "brokers", &brokers) || brokers < 1 || brokers > 2
     ||  !bs_settings_int (settings, "backoff-max-ms", &backoff_max) || backoff_max < BACKOFF_MIN_MS
     ||  backoff_max > 600000
     ||  !bs_settings_int (settings, "order", &orders) || !bs_settings_int (settings, "restock-period", &restock)
     ||  !bs_settings_int (settings, "heartbeat-ms", &heartbeat)
     ||  !bs_settings_int (settings, "liveness", &liveness) || liveness < 1
-    ||  port < 1 || port > 65000 || catalogs < 1 || orders < 1 || catalogs + orders > MAX_CHILDREN - 2
+    ||  port < 1 || port > 65000 || catalogs < 1 || orders < 1 || catalogs + orders > MAX_CHILDREN - 3
     ||  restock < 0 || heartbeat < 10) {
         fprintf (stderr, "bookstore-cluster: bad setting (see --help)\n");
         bs_settings_destroy (&settings);
@@ -337,17 +343,42 @@ main (int argc, char **argv)
     char broker_prog [PATH_MAX + 32], node_prog [PATH_MAX + 32];
     snprintf (broker_prog, sizeof broker_prog, "%s/bookstore-broker", bin);
     snprintf (node_prog, sizeof node_prog, "%s/bookstore-node", bin);
-    char port_s [16], hb_s [16], live_s [16], restock_s [16], node_ep [64], client_ep [64];
+    char hb_s [16], live_s [16], restock_s [16], node_ep [160], client_ep [160], invalidate_ep [160];
     snprintf (live_s, sizeof live_s, "%d", (int) liveness);
-    snprintf (port_s, sizeof port_s, "%d", (int) port);
     snprintf (hb_s, sizeof hb_s, "%d", (int) heartbeat);
     snprintf (restock_s, sizeof restock_s, "%d", (int) restock);
-    snprintf (client_ep, sizeof client_ep, "tcp://127.0.0.1:%d", (int) port);
-    snprintf (node_ep, sizeof node_ep, "tcp://127.0.0.1:%d", (int) port + 1);
-
-    s_add ("broker", broker_prog, "--base-port", port_s, "--heartbeat-ms", hb_s, "--liveness", live_s, NULL);
-    s_add_keys (&s_children [s_count - 1], bs_settings_get (settings, "keys"));
-    s_add_split (&s_children [s_count - 1], bs_settings_get (settings, "broker-args"));
+    if (brokers == 1) {
+        //  One broker, as ever: nodes find its invalidation port themselves
+        char port_s [16];
+        snprintf (port_s, sizeof port_s, "%d", (int) port);
+        snprintf (client_ep, sizeof client_ep, "tcp://127.0.0.1:%d", (int) port);
+        snprintf (node_ep, sizeof node_ep, "tcp://127.0.0.1:%d", (int) port + 1);
+        invalidate_ep [0] = 0;
+        s_add ("broker", broker_prog, "--base-port", port_s, "--heartbeat-ms", hb_s, "--liveness", live_s, NULL);
+        s_add_keys (&s_children [s_count - 1], bs_settings_get (settings, "keys"));
+        s_add_split (&s_children [s_count - 1], bs_settings_get (settings, "broker-args"));
+    }
+    else {
+        //  A Binary Star pair: the primary on the usual ports, the backup
+        //  five ports up; each subscribes to the other's peer socket (its
+        //  base port + 4).  Every list names the primary first.
+        int base [2] = { (int) port, (int) port + 5 };
+        snprintf (client_ep, sizeof client_ep, "tcp://127.0.0.1:%d,tcp://127.0.0.1:%d", base [0], base [1]);
+        snprintf (node_ep, sizeof node_ep, "tcp://127.0.0.1:%d,tcp://127.0.0.1:%d", base [0] + 1, base [1] + 1);
+        snprintf (invalidate_ep, sizeof invalidate_ep, "tcp://127.0.0.1:%d,tcp://127.0.0.1:%d",
+                  base [0] + 2, base [1] + 2);
+        for (int i = 0; i < 2; i++) {
+            char id [32], port_s [16], peer [64], advertise [64];
+            snprintf (id, sizeof id, "broker-%d", i + 1);
+            snprintf (port_s, sizeof port_s, "%d", base [i]);
+            snprintf (peer, sizeof peer, "tcp://127.0.0.1:%d", base [1 - i] + 4);
+            snprintf (advertise, sizeof advertise, "tcp://127.0.0.1:%d", base [i]);
+            s_add (id, broker_prog, "--id", id, "--ha-role", i == 0? "primary": "backup", "--base-port", port_s,
+                   "--peer", peer, "--advertise", advertise, "--heartbeat-ms", hb_s, "--liveness", live_s, NULL);
+            s_add_keys (&s_children [s_count - 1], bs_settings_get (settings, "keys"));
+            s_add_split (&s_children [s_count - 1], bs_settings_get (settings, "broker-args"));
+        }
+    }
     const char *node_args = bs_settings_get (settings, "node-args");
     for (int k = 0; k < catalogs + orders; k++) {
         bool catalog = k < catalogs;
@@ -361,6 +392,8 @@ main (int argc, char **argv)
                "--liveness", live_s, "--pub-bind", pub, "--sync-bind", sync, NULL);
         if (catalog)
             s_add_args (&s_children [s_count - 1], "--seed", seed, "--restock-period", restock_s, NULL);
+        if (catalog && *invalidate_ep)
+            s_add_args (&s_children [s_count - 1], "--invalidate", invalidate_ep, NULL);
         s_add_keys (&s_children [s_count - 1], bs_settings_get (settings, "keys"));
         s_add_split (&s_children [s_count - 1], node_args);
     }
@@ -414,7 +447,8 @@ main (int argc, char **argv)
         fprintf (pidfile, "%d\n", (int) getpid ());
         fclose (pidfile);
     }
-    zsys_info ("cluster: %d catalog and %d order node(s); clients connect to %s; data in %s",
+    zsys_info ("cluster: %s, %d catalog and %d order node(s); clients connect to %s; data in %s",
+               brokers == 1? "one broker": "a broker pair (broker-1 primary, broker-2 backup)",
                (int) catalogs, (int) orders, client_ep, s_data);
     for (int i = 0; i < s_count; i++)
         s_start (&s_children [i]);

@@ -19,7 +19,7 @@
 
 static const bs_setting_t s_table [] = {
     { "listen",            "127.0.0.1:8080", "HOST:PORT to serve HTTP on (IPv6 as [::1]:PORT; port 0 picks one)" },
-    { "endpoint",          "tcp://127.0.0.1:5555", "the broker's client endpoint" },
+    { "endpoint",          "tcp://127.0.0.1:5555", "the broker's client endpoint, or a Binary Star pair's, comma-separated (primary first)" },
     { "timeout-ms",        "2500",  "how long to wait for each attempt of a store request" },
     { "attempts",          "2",     "how many times to send a store request (same request id)" },
     { "health-timeout-ms", "1000",  "how long /healthz, /metrics and /cluster wait for the broker" },
@@ -38,7 +38,7 @@ static const bs_setting_t s_table [] = {
 };
 
 static const char *s_usage_text =
-    "usage: bookstore-gateway [--listen HOST:PORT] [--endpoint EP] [options]\n"
+    "usage: bookstore-gateway [--listen HOST:PORT] [--endpoint EP[,EP2]] [options]\n"
     "Serves the bookstore over HTTP; see README.md, \"HTTP gateway\", for the routes.\n";
 
 static volatile sig_atomic_t s_stop;
@@ -335,7 +335,7 @@ main (int argc, char **argv)
     }
     gw_pool_t *pool = gw_pool_new (endpoint, keys, (int) clients, (int) timeout, (int) attempts);
     if (!pool) {
-        fprintf (stderr, "bookstore-gateway: '%s' is not a valid ZeroMQ endpoint\n", endpoint);
+        fprintf (stderr, "bookstore-gateway: '%s' is not a valid ZeroMQ endpoint or comma-separated list of them\n", endpoint);
         bs_keys_destroy (&keys);
         bs_settings_destroy (&settings);
         return 2;
@@ -378,7 +378,7 @@ main (int argc, char **argv)
     }
     else {
         const union MHD_DaemonInfo *info = MHD_get_daemon_info (daemon, MHD_DAEMON_INFO_BIND_PORT);
-        zsys_info ("gateway: serving http on %s (port %u), broker at %s", listen,
+        zsys_info ("gateway: serving http on %s (port %u), broker(s) at %s", listen,
                    info? (unsigned) info->port: 0, endpoint);
         while (!s_stop)
             usleep (50000);

@@ -13,6 +13,13 @@
  *  outcome is unknown.  Latency runs from a request's first send to its
  *  definite answer.
  *
+ *  --endpoint may list the brokers of a Binary Star pair.  Each client
+ *  connects to one at a time and fails over on its own: a "not_active"
+ *  answer (the passive broker; never an answer of the store) or a request
+ *  unanswered for --attempt-ms moves its socket to the next broker, and the
+ *  request is sent there with the same rid.  The old connection goes with
+ *  its replies, so a request is answered, and counted, once.
+ *
  *  Prints one JSON object: totals, latency (p50, p99, max), counts per op
  *  and per error, and per item the copies bought and restocked by
  *  acknowledged requests (and by writes given up on, whose outcome is
@@ -25,6 +32,7 @@
  *  Exit codes: 0 every request got a definite answer, 1 some were given up
  *  on, 2 usage error, 3 the record file could not be written.
  */
+#include "bs_endpoints.h"
 #include "bs_histogram.h"
 #include "bs_mdp.h"
 #include "bs_msg.h"
@@ -46,9 +54,11 @@
 #define HIGHEST_US      (INT64_C (3600) * 1000000)
 //  Pause before resending a request answered "unavailable"
 #define UNAVAILABLE_PAUSE_MS 50
+//  Pause before the next round when every broker answered "not_active"
+#define NOT_ACTIVE_PAUSE_MS 100
 
 static const bs_setting_t s_table [] = {
-    { "endpoint",   "tcp://127.0.0.1:5555", "the broker's client endpoint" },
+    { "endpoint",   "tcp://127.0.0.1:5555", "the broker's client endpoint, or a pair's, comma-separated" },
     { "clients",    "8",      "concurrent clients, each with one request outstanding" },
     { "requests",   "",       "stop after this many requests (give this or --seconds)" },
     { "seconds",    "",       "issue requests for this long, then wait for the last answers (give this or --requests)" },
@@ -72,6 +82,8 @@ static const bs_op_t s_allowed [] = {
 
 typedef struct {
     zsock_t *sock;
+    bs_endpoints_t *endpoints;  //  the brokers; this client's in use current
+    size_t not_active;          //  "not_active" answers in a row
     bs_msg_t *request;
     uint8_t *body;
     size_t size;
@@ -107,7 +119,7 @@ typedef struct {
     FILE *record;
     bool record_failed;
     bs_histogram_t *latency;
-    long issued, done, acked_buys, acked_restocks, refused, retries, gave_up;
+    long issued, done, acked_buys, acked_restocks, refused, retries, gave_up, failovers;
     long errors [BS_ERR_COUNT];
 } load_t;
 
@@ -233,6 +245,18 @@ s_send (client_t *c)
     c->retry_at = 0;
 }
 
+//  Moves the client's socket to the next broker of the list; what it had
+//  sent to the previous one is lost with that connection, so the caller
+//  sends it again.  With one broker the socket stays: ZeroMQ reconnects.
+static void
+s_failover (load_t *self, client_t *c)
+{
+    if (bs_endpoints_size (c->endpoints) < 2)
+        return;
+    if (bs_endpoints_switch (c->endpoints, c->sock) == 0)
+        self->failovers++;
+}
+
 static void
 s_rid_hex (const bs_msg_t *request, char *hex)
 {
@@ -286,6 +310,7 @@ s_issue (load_t *self, client_t *c, int64_t now)
     c->body = bs_msg_encode (c->request, &c->size);
     c->service = bs_op_service (op);
     c->busy = true;
+    c->not_active = 0;
     c->first_sent = now;
     c->first_sent_us = zclock_usecs ();
     self->issued++;
@@ -384,8 +409,25 @@ s_receive (load_t *self, client_t *c)
         ;                   //  a late answer to an earlier request
     else
     if (!bs_msg_int (reply, BS_FIELD_ok)
-    &&  strcmp (bs_msg_str (reply, BS_FIELD_error), bs_err_name (BS_ERR_unavailable)) == 0)
+    &&  strcmp (bs_msg_str (reply, BS_FIELD_error), bs_err_name (BS_ERR_not_active)) == 0) {
+        //  The passive broker of a pair: send to the next one at once, or,
+        //  when every one said so in a row (a takeover under way), shortly
+        s_failover (self, c);
+        if (++c->not_active < bs_endpoints_size (c->endpoints)) {
+            self->retries++;
+            s_send (c);
+        }
+        else {
+            c->not_active = 0;
+            c->retry_at = zclock_mono () + NOT_ACTIVE_PAUSE_MS;
+        }
+    }
+    else
+    if (!bs_msg_int (reply, BS_FIELD_ok)
+    &&  strcmp (bs_msg_str (reply, BS_FIELD_error), bs_err_name (BS_ERR_unavailable)) == 0) {
+        c->not_active = 0;
         c->retry_at = zclock_mono () + UNAVAILABLE_PAUSE_MS;
+    }
     else
         s_answered (self, c, reply);
     bs_msg_destroy (&reply);
@@ -395,10 +437,10 @@ static void
 s_print_summary (load_t *self, double seconds)
 {
     printf ("{\"requests\":%ld,\"seconds\":%.2f,\"acked_buys\":%ld,\"acked_restocks\":%ld,\"refused\":%ld,"
-            "\"retries\":%ld,\"gave_up\":%ld,\"max_latency_ms\":%lld,\"p50_latency_ms\":%lld,"
+            "\"retries\":%ld,\"failovers\":%ld,\"gave_up\":%ld,\"max_latency_ms\":%lld,\"p50_latency_ms\":%lld,"
             "\"p99_latency_ms\":%lld,\"errors\":{",
             self->done, seconds, self->acked_buys, self->acked_restocks, self->refused, self->retries,
-            self->gave_up, (long long) (bs_histogram_max (self->latency) / 1000),
+            self->failovers, self->gave_up, (long long) (bs_histogram_max (self->latency) / 1000),
             (long long) (bs_histogram_percentile (self->latency, 50) / 1000),
             (long long) (bs_histogram_percentile (self->latency, 99) / 1000));
     bool first = true;
@@ -537,7 +579,11 @@ main (int argc, char **argv)
         client_t *c = &self->clients [i];
         c->sock = zsock_new (ZMQ_DEALER);
         zsock_set_linger (c->sock, 0);
-        if (zsock_connect (c->sock, "%s", endpoint) != 0) {
+        c->endpoints = bs_endpoints_new (endpoint);
+        //  Every endpoint of the list is checked once, so that a failover
+        //  never meets one ZeroMQ refuses
+        if (!c->endpoints || (i == 0 && !bs_endpoints_valid (c->endpoints))
+        ||  zsock_connect (c->sock, "%s", bs_endpoints_current (c->endpoints)) != 0) {
             fprintf (stderr, "bookstore-load: bad endpoint %s\n", endpoint);
             rc = EXIT_USAGE;
             break;
@@ -564,6 +610,12 @@ main (int argc, char **argv)
                 if (now - c->first_sent > self->give_up_ms)
                     s_give_up (self, c);
                 else {
+                    //  Unanswered (not a pause after an answer): the
+                    //  broker may be gone; try the next one
+                    if (!c->retry_at) {
+                        s_failover (self, c);
+                        c->not_active = 0;
+                    }
                     self->retries++;
                     s_send (c);
                 }
@@ -590,6 +642,7 @@ main (int argc, char **argv)
         bs_msg_destroy (&self->clients [i].request);
         free (self->clients [i].body);
         zsock_destroy (&self->clients [i].sock);
+        bs_endpoints_destroy (&self->clients [i].endpoints);
     }
     for (int i = 0; i < self->topic_count; i++)
         free (self->topics [i]);

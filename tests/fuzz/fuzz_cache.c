@@ -17,10 +17,28 @@
  *                  or (count byte 'Z') 69,632: past 65,536 floors the cache
  *                  folds them into its base (once per input, being slow)
  *
- *  A key is a length byte and its bytes (lengths beyond CACHE_KEY_MAX
- *  included).  Each reply stored carries its key, the seq it was read at and
- *  the number of the put, so a hit can be traced to the put that stored it.
- *  Invariants:
+ *  A key is a length byte below 0xf0 and that many bytes (lengths beyond
+ *  CACHE_KEY_MAX included), or one the broker's key functions make (the
+ *  keys the broker caches and invalidates under):
+ *
+ *      0xf0-0xf3   an item (8 bytes): cache_key_item, as an invalidation
+ *                  names it
+ *      0xf4-0xf7   a topic (a length byte and its bytes): cache_key_topic
+ *      0xf8-0xff   a catalog read (cache_key_for), as the broker gets it:
+ *                  a kind byte, then for kind 0 a lookup (a rid length
+ *                  byte, an item of 8 bytes), for kind 1 a search (a rid
+ *                  length byte, a topic as above, cut at a NUL), for kind 2
+ *                  a body of its own (a length byte and its bytes), whose
+ *                  op is peeked as the broker does
+ *
+ *  An operation whose key the broker would not cache (an empty or too long
+ *  topic, a read that is not one the cache answers) is skipped.  Each reply
+ *  stored carries its key, the seq it was read at and the number of the
+ *  put, so a hit can be traced to the put that stored it.  Invariants:
+ *
+ *  - a key function's key is at most CACHE_KEY_MAX bytes; a lookup's is
+ *    the key of its item, a search's that of its topic, so that the
+ *    invalidation of an item or a topic drops the replies of its reads;
  *
  *  - a hit returns exactly the reply of the key's last successful put, and
  *    never one put before the key's last invalidation, read below its
@@ -30,6 +48,7 @@
  *  - cache_floor is at least every version the key was invalidated at;
  *  - size and bytes stay within their bounds, hits and misses count gets.
  */
+#include "bs_msg.h"
 #include "cache.h"
 #include "fuzzing.h"
 
@@ -66,6 +85,86 @@ s_model (const uint8_t *key, size_t size)
     return k;
 }
 
+//  A catalog read as the broker gets it: an encoded lookup or search, or a
+//  body of the input's own, and the key the broker caches it under (see
+//  the top of this file).  False when it is not one the cache answers.
+static bool
+s_read_key (fuzz_input_t *input, uint8_t *key, size_t *size_p)
+{
+    uint8_t kind = fuzz_byte (input) % 3;
+    uint8_t body [256];
+    size_t body_size;
+    uint8_t *encoded = NULL;
+    size_t expected_size = 0;
+    uint8_t expected [CACHE_KEY_MAX];
+    if (kind < 2) {
+        size_t rid_size = fuzz_byte (input) % (BS_RID_SIZE + 4);
+        uint8_t rid [BS_RID_SIZE + 4];
+        memset (rid, 0x5a, sizeof rid);
+        bs_msg_t *msg = bs_msg_new ();
+        bs_msg_set_str (msg, BS_FIELD_op, kind == 0? "lookup": "search");
+        bs_msg_set_bin (msg, BS_FIELD_rid, rid, rid_size);
+        if (kind == 0) {
+            int64_t item = (int64_t) fuzz_uint (input, 8);
+            bs_msg_set_int (msg, BS_FIELD_item, item);
+            expected_size = cache_key_item (expected, item);
+        }
+        else {
+            char topic [CACHE_KEY_MAX + 9];
+            size_t n = fuzz_bytes (input, (uint8_t *) topic, sizeof topic - 1);
+            topic [n] = 0;
+            bs_msg_set_str (msg, BS_FIELD_topic, topic);
+            expected_size = cache_key_topic (expected, topic, strlen (topic));
+        }
+        if (rid_size != BS_RID_SIZE)
+            expected_size = 0;
+        encoded = bs_msg_encode (msg, &body_size);
+        bs_msg_destroy (&msg);
+        FUZZ_CHECK (bs_peek_op (encoded, body_size) == (kind == 0? BS_OP_lookup: BS_OP_search));
+    }
+    else
+        body_size = fuzz_bytes (input, body, sizeof body);
+    const uint8_t *data = encoded? encoded: body;
+    size_t size = cache_key_for (bs_peek_op (data, body_size), data, body_size, key);
+    FUZZ_CHECK (size <= CACHE_KEY_MAX);
+    if (encoded)
+        FUZZ_CHECK (size == expected_size && memcmp (key, expected, size) == 0);
+    else
+        FUZZ_CHECK (size == 0 || (key [0] == 'l' && size == 9) || (key [0] == 's' && size >= 2));
+    free (encoded);
+    *size_p = size;
+    return size > 0;
+}
+
+//  The next key (see the top of this file); false when the broker would
+//  not cache under it
+static bool
+s_key (fuzz_input_t *input, uint8_t *key, size_t *size_p)
+{
+    if (input->size == 0 || input->data [0] < 0xf0) {
+        *size_p = fuzz_bytes (input, key, KEY_MAX);
+        return true;
+    }
+    uint8_t form = fuzz_byte (input);
+    if (form < 0xf4) {
+        int64_t item = (int64_t) fuzz_uint (input, 8);
+        *size_p = cache_key_item (key, item);
+        FUZZ_CHECK (*size_p == 9 && key [0] == 'l' && memcmp (key + 1, &item, 8) == 0);
+        return true;
+    }
+    if (form < 0xf8) {
+        uint8_t topic [KEY_MAX];
+        size_t n = fuzz_bytes (input, topic, sizeof topic);
+        *size_p = cache_key_topic (key, topic, n);
+        if (n == 0 || n + 1 > CACHE_KEY_MAX)
+            FUZZ_CHECK (*size_p == 0);
+        else
+            FUZZ_CHECK (*size_p == n + 1 && key [0] == 's' && memcmp (key + 1, topic, n) == 0);
+        return *size_p > 0;
+    }
+    return s_read_key (input, key, size_p);
+}
+
 //  Builds a reply that names its key's model slot, its put and its seq; the
 //  rid sits after them
 static size_t
@@ -100,10 +199,11 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     while (input.size > 0 && steps++ < 4096) {
         uint8_t op = fuzz_byte (&input) % 8;
         if (op == 0) {
-            size_t key_size = fuzz_bytes (&input, key, sizeof key);
+            size_t key_size;
+            bool usable = s_key (&input, key, &key_size);
             uint64_t seq = fuzz_uint (&input, 2);
             size_t length = fuzz_byte (&input);
-            model_key_t *k = s_model (key, key_size);
+            model_key_t *k = usable? s_model (key, key_size): NULL;
             if (!k)
                 continue;
             size_t rid_offset;
@@ -126,7 +226,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         }
         else
         if (op == 1) {
-            size_t key_size = fuzz_bytes (&input, key, sizeof key);
+            size_t key_size;
+            if (!s_key (&input, key, &key_size))
+                continue;
             model_key_t *k = s_model (key, key_size);
             size_t got_size = 0, rid_offset = 0;
             const uint8_t *got = cache_get (cache, key, key_size, now, &got_size, &rid_offset);
@@ -148,8 +250,11 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         }
         else
         if (op == 2) {
-            size_t key_size = fuzz_bytes (&input, key, sizeof key);
+            size_t key_size;
+            bool usable = s_key (&input, key, &key_size);
             uint64_t version = fuzz_uint (&input, 2);
+            if (!usable)
+                continue;
             model_key_t *k = s_model (key, key_size);
             cache_invalidate (cache, key, key_size, version);
             if (k && key_size <= CACHE_KEY_MAX) {
@@ -179,7 +284,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
             now += (int64_t) fuzz_byte (&input) * 7;
         else
         if (op == 6) {
-            size_t key_size = fuzz_bytes (&input, key, sizeof key);
+            size_t key_size;
+            if (!s_key (&input, key, &key_size))
+                continue;
             model_key_t *k = s_model (key, key_size);
             uint64_t floor = cache_floor (cache, key, key_size);
             FUZZ_CHECK (!k || key_size > CACHE_KEY_MAX || floor >= k->floor);

@@ -13,6 +13,7 @@
  */
 #include "bs_entry.h"
 #include "bs_msg.h"
+#include "cache.h"              //  CACHE_KEY_MAX
 
 #include <czmq.h>
 #include <string.h>
@@ -612,6 +613,36 @@ s_cache (void)
     s_byte (&b, 0); s_key (&b, "b", 1); s_bytes (&b, "\x00\x20", 2);
     s_byte (&b, 6); s_key (&b, "b", 1);
     s_write ("fuzz_cache", "floors_folded", b.data, b.size);
+    b.size = 0;
+    //  The broker's keys: a lookup cached, its item invalidated, the lookup
+    //  misses; a search likewise by its topic; reads the cache does not
+    //  answer (a short rid, a topic too long for a key, a buy's body)
+    const uint8_t item [8] = { 0, 0, 0, 0, 0, 0, 0x02, 0x9a };     //  666
+    const char *topic = "distributed systems";
+    s_bytes (&b, "\x10\x03\xf0\x00", 4);
+    s_bytes (&b, "\x03\x00\x01", 3);
+    s_byte (&b, 0); s_bytes (&b, "\xf8\x00\x10", 3); s_bytes (&b, item, 8); s_bytes (&b, "\x00\x05\x20", 3);
+    s_byte (&b, 1); s_byte (&b, 0xf0); s_bytes (&b, item, 8);
+    s_byte (&b, 2); s_byte (&b, 0xf0); s_bytes (&b, item, 8); s_bytes (&b, "\x00\x09", 2);
+    s_byte (&b, 1); s_bytes (&b, "\xf8\x00\x10", 3); s_bytes (&b, item, 8);
+    s_byte (&b, 0); s_bytes (&b, "\xf9\x01\x10", 3); s_key (&b, topic, strlen (topic)); s_bytes (&b, "\x00\x09\x20", 3);
+    s_byte (&b, 1); s_byte (&b, 0xf4); s_key (&b, topic, strlen (topic));
+    s_byte (&b, 2); s_byte (&b, 0xf4); s_key (&b, topic, strlen (topic)); s_bytes (&b, "\x00\x0a", 2);
+    s_byte (&b, 6); s_bytes (&b, "\xf9\x01\x10", 3); s_key (&b, topic, strlen (topic));
+    s_byte (&b, 1); s_bytes (&b, "\xf9\x01\x0f", 3); s_key (&b, topic, strlen (topic));
+    s_byte (&b, 1); s_byte (&b, 0xf4); s_key (&b, long_key, CACHE_KEY_MAX);      //  one byte too long
+    bs_msg_t *msg = s_item (BS_OP_lookup, 6, 666);
+    size_t size;
+    uint8_t *data = bs_msg_encode (msg, &size);
+    s_byte (&b, 1); s_bytes (&b, "\xfa\x02", 2); s_key (&b, (const char *) data, size);
+    free (data);
+    bs_msg_destroy (&msg);
+    msg = s_item (BS_OP_buy, 6, 666);
+    data = bs_msg_encode (msg, &size);
+    s_byte (&b, 1); s_bytes (&b, "\xfa\x02", 2); s_key (&b, (const char *) data, size);
+    free (data);
+    bs_msg_destroy (&msg);
+    s_write ("fuzz_cache", "broker_keys", b.data, b.size);
 }
 
 //  --------------------------------------------------------------------------
@@ -631,6 +662,23 @@ s_report (buffer_t *b, uint8_t command, uint8_t node, bs_msg_t **status_p)
         bs_msg_destroy (status_p);
     }
     s_frame (b, frame.data, frame.size, false);
+}
+
+//  A READY with an id of the node's own choosing and a status
+static void
+s_ready_as (buffer_t *b, uint8_t node, const char *id, size_t id_size, bs_msg_t **status_p)
+{
+    buffer_t frame = { .size = 0 };
+    s_byte (&frame, 0);
+    s_byte (&frame, node);
+    s_bytes (&frame, id, id_size);
+    s_byte (&frame, 0);
+    size_t size;
+    uint8_t *data = bs_msg_encode (*status_p, &size);
+    s_bytes (&frame, data, size);
+    free (data);
+    bs_msg_destroy (status_p);
+    s_frame (b, frame.data, frame.size, true);
 }
 
 static void
@@ -673,7 +721,7 @@ s_control (void)
     b.size = 0;
     //  A node with an id of its own, reports at the limits (one below the
     //  largest epoch: at the largest, the next election overflows, a known
-    //  bug kept in tests/fuzz/crashes/fuzz_control/epoch_overflow)
+    //  bug once, now refused: the epoch_overflow seed)
     buffer_t frame = { .size = 0 };
     s_byte (&frame, 0);
     s_byte (&frame, 2);
@@ -689,52 +737,25 @@ s_control (void)
     s_report (&b, 0, 0, &status);
     s_report (&b, 2, 2, NULL);
     s_write ("fuzz_control", "limits", b.data, b.size);
-}
-
-//  --------------------------------------------------------------------------
-//  Known bugs of modules the fuzzing may not change: their inputs, written
-//  to the crashes folder (they run clean unless FUZZ_STRICT=1)
-
-//  A READY with an id of the node's own choosing and a status
-static void
-s_ready_as (buffer_t *b, uint8_t node, const char *id, size_t id_size, bs_msg_t **status_p)
-{
-    buffer_t frame = { .size = 0 };
-    s_byte (&frame, 0);
-    s_byte (&frame, node);
-    s_bytes (&frame, id, id_size);
-    s_byte (&frame, 0);
-    size_t size;
-    uint8_t *data = bs_msg_encode (*status_p, &size);
-    s_bytes (&frame, data, size);
-    free (data);
-    bs_msg_destroy (status_p);
-    s_frame (b, frame.data, frame.size, true);
-}
-
-static void
-s_known (const char *crashes)
-{
-    const char *root = s_root;
-    s_root = crashes;
-    buffer_t b = { .size = 0 };
-    bs_msg_t *status;
-    //  A node reports the largest epoch there is: the election that follows
-    //  assigns one more, which every node refuses
+    b.size = 0;
+    //  Inputs that once found bugs (tests/fuzz/crashes/README.md), which
+    //  the broker now refuses.  A node reports the largest epoch there is:
+    //  the election that followed assigned one more, which every node
+    //  refused
     status = s_status ("catalog-1", "catalog", "catalog", "follower", 9007199254740991, 4, NULL);
     s_report (&b, 0, 0, &status);
     status = s_status ("catalog-2", "catalog", "catalog", "follower", 1, 3, NULL);
     s_report (&b, 0, 1, &status);
     s_write ("fuzz_control", "epoch_overflow", b.data, b.size);
     b.size = 0;
-    //  A node id with a control character: elected, it is in assignments
-    //  no node can decode
+    //  A node id with a control character: elected, it was in assignments
+    //  no node could decode
     status = s_status ("catalog-1", "catalog", "catalog", "follower", 0, 0, NULL);
     s_ready_as (&b, 0, "catalog\x01", 8, &status);
     s_write ("fuzz_control", "node_id_not_text", b.data, b.size);
     b.size = 0;
     //  An order node announces the id catalog-1 first; the catalog node
-    //  catalog-1 then claims the catalog: writes go to neither
+    //  catalog-1 then claims the catalog: writes went to neither
     status = s_status ("catalog-1", "order", "catalog-1.a1b2c3", "primary", 1, 1, "");
     s_ready_as (&b, 4, "catalog-1", 9, &status);
     status = s_status ("catalog-1", "catalog", "catalog", "primary", 1, 5, "");
@@ -742,11 +763,43 @@ s_known (const char *crashes)
     s_write ("fuzz_control", "node_id_twice", b.data, b.size);
     b.size = 0;
     //  An order node reports the catalog partition as its primary: it
-    //  becomes the catalog's primary
+    //  became the catalog's primary
     status = s_status ("order-1", "order", "catalog", "primary", 1, 5, "");
     s_report (&b, 0, 4, &status);
     s_write ("fuzz_control", "catalog_claimed_by_order_node", b.data, b.size);
     b.size = 0;
+    //  A node takes the id of a dead one; the dead one comes back under its
+    //  own routing id: refused while the id is the newcomer's
+    status = s_status ("catalog-7", "catalog", "catalog", "follower", 1, 1, NULL);
+    s_ready_as (&b, 0, "catalog-7", 9, &status);
+    s_report (&b, 2, 0, NULL);
+    status = s_status ("catalog-7", "catalog", "catalog", "primary", 2, 2, "");
+    s_ready_as (&b, 1, "catalog-7", 9, &status);
+    status = s_status ("catalog-7", "catalog", "catalog", "primary", 1, 1, "");
+    s_ready_as (&b, 0, "catalog-7", 9, &status);
+    s_report (&b, 3, 0, NULL);
+    s_write ("fuzz_control", "node_id_after_death", b.data, b.size);
+    b.size = 0;
+    //  A plain Majordomo worker (no id: its routing id in hex, 4e00) after
+    //  an order node announced 4e00: refused
+    status = s_status ("4e00", "order", "order-1.a1b2c3", "primary", 1, 1, "");
+    s_ready_as (&b, 4, "4e00", 4, &status);
+    status = s_status ("4e00", "catalog", "catalog", "primary", 1, 1, "");
+    s_ready_as (&b, 0, "", 0, &status);
+    s_report (&b, 3, 0, NULL);
+    s_write ("fuzz_control", "plain_worker_id_taken", b.data, b.size);
+}
+
+//  --------------------------------------------------------------------------
+//  Known bugs of modules the fuzzing may not change: their inputs, written
+//  to the crashes folder (they run clean unless FUZZ_STRICT=1)
+
+static void
+s_known (const char *crashes)
+{
+    const char *root = s_root;
+    s_root = crashes;
+    buffer_t b = { .size = 0 };
     //  A buy whose rid a price change used first: the catalog answers its
     //  decrement with the stored price change, which grants no order, and
     //  the order node answers storage

@@ -30,7 +30,8 @@ check() {
 
 #  The CLI against this test's cluster
 #  (BS_KEYS: the keys directory of a CURVE cluster)
-bs() { "$BS_BIN/bookstore" --endpoint "tcp://127.0.0.1:$BS_PORT" ${BS_KEYS:+--keys "$BS_KEYS"} "$@"; }
+#  (BS_ENDPOINTS: the brokers of a pair, comma-separated)
+bs() { "$BS_BIN/bookstore" --endpoint "${BS_ENDPOINTS:-tcp://127.0.0.1:$BS_PORT}" ${BS_KEYS:+--keys "$BS_KEYS"} "$@"; }
 
 #  bs_start_cluster [launcher options]: starts a cluster and waits until the
 #  broker reports every node alive
@@ -94,7 +95,7 @@ trap bs_cleanup EXIT
 
 #  Drives the cluster with bookstore-load (CLIENTS REQUESTS MIX [SEED] or
 #  its options); prints its JSON summary
-bs_load() { "$BS_BIN/bookstore-load" --endpoint "tcp://127.0.0.1:$BS_PORT" "$@"; }
+bs_load() { "$BS_BIN/bookstore-load" --endpoint "${BS_ENDPOINTS:-tcp://127.0.0.1:$BS_PORT}" "$@"; }
 
 #  bs_wait_dead NODE SECONDS: until the broker reports the node not alive
 bs_wait_dead() {

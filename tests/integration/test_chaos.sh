@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 #  Chaos: each fault script of tools/chaos does what it says on a cluster of
-#  3 catalog and 2 order nodes and never stops a service's last serving
-#  replica; then a bounded chaos run (tools/chaos/run.sh: at least 60 s,
-#  every kind of fault at least 20 times, under load) loses, doubles and
-#  oversells nothing, every replica converges and every request gets a
-#  definite answer.
+#  a broker pair, 3 catalog and 2 order nodes, and never stops a service's
+#  last serving replica, nor the active broker without a passive one ready;
+#  then a bounded chaos run on a broker pair (tools/chaos/run.sh: at least
+#  60 s, every kind of node fault at least 20 times and the active broker
+#  killed every few seconds, under load) loses, doubles and oversells
+#  nothing, every replica converges, the pair settles and every request gets
+#  a definite answer.
 #
 #  BS_CHAOS_SECONDS and BS_CHAOS_SEED change the run's length and seed.
 source "$(dirname "$0")/lib.sh"
 CHAOS=$BS_ROOT/tools/chaos
 MIN_FAULTS=20
+MIN_BROKER_KILLS=5
 SECONDS_RUN=${BS_CHAOS_SECONDS:-70}
 SEED=${BS_CHAOS_SEED:-$(( ($(date +%s%N) / 1000) % 1000000 ))}
 
-#  chaos SCRIPT ARGS...: a fault script against this test's cluster
-chaos() { "$CHAOS/$1.sh" --data "$BS_DATA" --endpoint "tcp://127.0.0.1:$BS_PORT" "${@:2}"; }
+#  chaos SCRIPT ARGS...: a fault script against this test's cluster (its
+#  broker pair)
+chaos() { "$CHAOS/$1.sh" --data "$BS_DATA" --endpoint "$BS_ENDPOINTS" "${@:2}"; }
 #  The process state letter of a pid (T: stopped)
 state() { local s; s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; s=${s##*) }; echo "${s%% *}"; }
 #  wait_gone PID SECONDS: until the process no longer exists (reaped)
@@ -44,6 +48,18 @@ died_count() { grep -c "cluster: $1 died: killed by signal 9 " "$BS_TMP/cluster.
 show() { echo "$1" | sed 's/^/# /'; }
 #  jqt FILTER: true when the filter holds for stdin
 jqt() { jq -e "$1" > /dev/null; }
+#  wait_dead NODE SECONDS: until the active broker reports the node not
+#  alive (the passive broker's status lists no nodes)
+wait_dead() {
+    local deadline=$((SECONDS + $2))
+    while [ $SECONDS -lt "$deadline" ]; do
+        bs_status --timeout-ms 500 --attempts 1 \
+            | jq -e --arg n "$1" 'has("nodes") and ([.nodes[] | select(.id == $n and .alive)] | length == 0)' > /dev/null \
+            && return 0
+        sleep 0.05
+    done
+    return 1
+}
 
 #  The checker catches what it is for: against a store that answers as
 #  told (one catalog and one order replica), after a load that acknowledged
@@ -82,7 +98,9 @@ check "audit: exits 0 when all is well" test $? = 0
 audit 9 "r1" > /dev/null
 check "audit: exits 1 on a violation" test $? = 1
 
-bs_start_cluster --catalog 3 --order 2 --restock-period 0
+bs_start_cluster --catalog 3 --order 2 --restock-period 0 --brokers 2
+BS_ENDPOINTS=tcp://127.0.0.1:$BS_PORT,tcp://127.0.0.1:$((BS_PORT + 5))
+check "the broker pair settles: one active, one passive" bs_wait_pair 20
 
 #  The load: for a duration, with a record of what was acknowledged
 "$BS_BIN/bookstore-load" --help > /dev/null 2>&1; check "bookstore-load --help exits 0" test $? = 0
@@ -146,7 +164,7 @@ check "...and the launcher restarts it" bs_wait_pid_change "$victim" "$pid" 10
 check "the cluster recovers" bs_wait_ready 5 30
 
 #  freeze: SIGSTOP for the time asked, then SIGCONT, same process
-follower=$(bs --json status | jq -r '[.nodes[] | select(.service == "catalog" and .role == "follower") | .id][0]')
+follower=$(bs_status | jq -r '[.nodes[] | select(.service == "catalog" and .role == "follower") | .id][0]')
 pid=$(bs_pid "$follower")
 chaos freeze --node "$follower" --seconds 1.5 --seed 3 > "$BS_TMP/freeze.out" &
 freezer=$!
@@ -184,10 +202,45 @@ check "...leaving a catalog and an order replica" \
     test "$(echo "$out" | killed | grep -c catalog)" -le 2 -a "$(echo "$out" | killed | grep -c order)" -le 1
 check "the cluster recovers" bs_wait_ready 5 30
 
+#  kill-broker: the active broker of the pair, by its pid file, held down
+#  long enough (1.5 s, over the nodes' liveness window of 1 s) for the other
+#  to take over
+active=$(bs_active_broker)
+pid=$(bs_pid "$active")
+out=$(chaos kill-broker --down-ms 1500 --seed 9)
+check "kill-broker exits 0" test $? = 0
+show "$out"
+check "...and prints its lines with a timestamp in milliseconds" stamped "$out" kill-broker
+check "...naming the active broker the pair reported and its pid" \
+    grep -q " SIGKILL $active pid=$pid role=[a-z]* state=active " <<< "$out"
+check "...which is gone" wait_gone "$pid" 5
+check "...and was killed by SIGKILL" grep -q "cluster: $active died: killed by signal 9 " "$BS_TMP/cluster.log"
+check "...and let go after 1.5 s" grep -q " released $active pid=$pid after=1500ms " <<< "$out"
+new=""
+deadline=$((SECONDS + 20))
+while [ $SECONDS -lt $deadline ]; do
+    new=$(bs_active_broker)
+    [ -n "$new" ] && [ "$new" != "$active" ] && break
+    sleep 0.05
+done
+check "...and the other broker took over" test -n "$new" -a "$new" != "$active"
+check "...while the killed one comes back passive" bs_wait_pair 30
+check "the cluster recovers" bs_wait_ready 5 30
+#  Without a passive broker ready to take over, the active one is not killed
+other=$(bs_status | jq -r --arg a "$new" '[.brokers[] | select(.id != $a) | .id][0]')
+touch "$BS_DATA/hold/$other"
+kill -KILL "$(bs_pid "$other")"
+pid=$(bs_pid "$new")
+out=$(chaos kill-broker --wait 1 --seed 10 2> /dev/null)
+check "kill-broker will not kill the active broker while the other is down (exit 3)" test $? = 3 -a -z "$out"
+check "...and it still runs" test "$(bs_pid "$new")" = "$pid"
+rm -f "$BS_DATA/hold/$other"
+check "the pair settles again" bs_wait_pair 30
+
 #  The last serving replica of a service is never stopped
 touch "$BS_DATA/hold/order-2"
 kill -KILL "$(bs_pid order-2)"
-bs_wait_dead order-2 10
+wait_dead order-2 10
 pid=$(bs_pid order-1)
 chaos kill-random --service order --wait 1 --seed 6 > /dev/null 2>&1
 check "kill-random will not kill the last order replica (exit 3)" test $? = 3
@@ -198,7 +251,7 @@ check "flap will not flap it (exit 3)" test $? = 3
 check "...and it still runs" test "$(bs_pid order-1)" = "$pid" -a "$(state "$pid")" != T
 primary=$(bs_catalog_primary)
 pid=$(bs_pid "$primary")
-for node in $(bs --json status | jq -r '.nodes[] | select(.service == "catalog" and .role == "follower") | .id'); do
+for node in $(bs_status | jq -r '.nodes[] | select(.service == "catalog" and .role == "follower") | .id'); do
     touch "$BS_DATA/hold/$node"
     kill -KILL "$(bs_pid "$node")"
 done
@@ -220,12 +273,16 @@ grep -E '^# |chaos: ' "$BS_TMP/chaos.err" | sed 's/^\([^#]\)/# \1/' | tail -n 40
 field() { echo "$result" | jq -r ".$1 // \"missing\""; }
 check "the chaos run completes and prints one JSON line" test "$(echo "$result" | jq -e -s 'length == 1 and (.[0].error | not)' 2> /dev/null)" = true
 check "...lasting at least 60 s" test "$(field seconds)" -ge 60
+check "...on a broker pair" test "$(field brokers)" = 2
 for kind in kill-random kill-primary freeze flap kill-several; do
     check "...with at least $MIN_FAULTS faults of kind $kind" test "$(echo "$result" | jq ".faults_by_kind[\"$kind\"] // 0")" -ge $MIN_FAULTS
 done
+check "...and the active broker killed at least $MIN_BROKER_KILLS times" \
+    test "$(echo "$result" | jq '.faults_by_kind["kill-broker"] // 0')" -ge $MIN_BROKER_KILLS
 check "...and thousands of requests" test "$(field requests)" -ge 1000
 for what in lost duplicated unacked_orders oversold divergent down client_errors crashes sanitizer_reports unreadable; do
     check "$what = 0" test "$(field "$what")" = 0
 done
 check "every replica converged" test "$(field converged)" = true
+check "the broker pair settled: one active, one passive" test "$(field pair_settled)" = true
 check "the run exits 0" test "$rc" = 0

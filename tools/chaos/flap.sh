@@ -44,7 +44,7 @@ may_kill() {
 
 if [ -z "$NODE" ]; then
     if ! chaos_choose "$SERVICE"; then
-        chaos_refresh || { chaos_note "the cluster does not answer at $BS_ENDPOINT"; exit 1; }
+        chaos_answers || { chaos_note "the cluster does not answer at $BS_ENDPOINT"; exit 1; }
         chaos_note "no node may be killed: it would leave a service without a serving replica"
         exit 3
     fi

@@ -36,7 +36,7 @@ if [ -n "$NODE" ]; then
     done
     CHAOS_CHOSEN=$NODE
 elif ! chaos_choose "$SERVICE"; then
-    chaos_refresh || { chaos_note "the cluster does not answer at $BS_ENDPOINT"; exit 1; }
+    chaos_answers || { chaos_note "the cluster does not answer at $BS_ENDPOINT"; exit 1; }
     chaos_note "no node may be frozen: it would leave a service without a serving replica"
     exit 3
 fi

@@ -22,7 +22,7 @@ while true; do
     fi
     chaos_unlock
     if [ $SECONDS -ge "$deadline" ]; then
-        chaos_refresh || { chaos_note "the cluster does not answer at $BS_ENDPOINT"; exit 1; }
+        chaos_answers || { chaos_note "the cluster does not answer at $BS_ENDPOINT"; exit 1; }
         chaos_note "no catalog primary may be killed: ${primary:-none is known}${primary:+ has no serving follower to take over}"
         exit 3
     fi

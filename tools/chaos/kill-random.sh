@@ -11,7 +11,7 @@ chaos_parse "$@"
 case $SERVICE in ""|catalog|order) ;; *) chaos_usage_error "--service is catalog or order" ;; esac
 
 if ! chaos_choose "$SERVICE"; then
-    chaos_refresh || { chaos_note "the cluster does not answer at $BS_ENDPOINT"; exit 1; }
+    chaos_answers || { chaos_note "the cluster does not answer at $BS_ENDPOINT"; exit 1; }
     chaos_note "no ${SERVICE:-catalog or order} node may be killed: it would leave a service without a serving replica"
     exit 3
 fi

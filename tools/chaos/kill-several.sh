@@ -22,7 +22,7 @@ chaos_parse "$@"
 
 for ((i = 1; i <= COUNT; i++)); do
     if ! chaos_choose; then
-        chaos_refresh || { chaos_note "the cluster does not answer at $BS_ENDPOINT"; exit 1; }
+        chaos_answers || { chaos_note "the cluster does not answer at $BS_ENDPOINT"; exit 1; }
         chaos_note "killed $((i - 1)) of $COUNT: no other node may be killed without leaving a service without a serving replica"
         exit 3
     fi

@@ -6,11 +6,13 @@
 #  what the launcher writes (BS_DATA/pids/<id>.pid; a file BS_DATA/hold/<id>
 #  keeps a node down) and what the broker reports (`bookstore --json
 #  status`).  Signals go only to pids read from pid files, never to
-#  processes found by name.
+#  processes found by name.  With a Binary Star pair of brokers the status
+#  that counts is the active broker's (bs_status finds it); the brokers' ids
+#  in its "brokers" list are their pid files' names.
 #
 #  BS_BIN       the programs (default: bin/ of this checkout)
-#  BS_ENDPOINT  the broker's client endpoint (default: BOOKSTORE_ENDPOINT,
-#               then tcp://127.0.0.1:5555)
+#  BS_ENDPOINT  the broker's client endpoint, or the pair's, comma-separated
+#               (default: BOOKSTORE_ENDPOINT, then tcp://127.0.0.1:5555)
 #  BS_DATA      the cluster's data folder (default: BOOKSTORE_DATA, then data)
 
 BS_ROOT=${BS_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
@@ -42,14 +44,52 @@ bs_free_port() {
     return 1
 }
 
-#  The pid of a node (or of the broker), from the launcher's pid file
+#  The pid of a node (or of a broker), from the launcher's pid file
 bs_pid() { cat "$BS_DATA/pids/$1.pid" 2>/dev/null; }
+
+#  bs_status [CLI OPTIONS...]: the active broker's status, as JSON.  With a
+#  pair, the CLI may be answered by the passive broker, whose status lists
+#  the brokers but no nodes; then the active one it names is asked.  False
+#  when no broker answers.
+bs_status() {
+    local out active
+    out=$(bs --json "$@" status 2>/dev/null)
+    [ -n "$out" ] || return 1
+    if [[ $out != *'"nodes":'* ]]; then
+        active=$(jq -r '[.brokers[]? | select(.active) | .endpoint][0] // empty' <<< "$out" 2>/dev/null)
+        if [ -n "$active" ]; then
+            #  Briefly: the broker named active may be the one just killed
+            out=$(bs --endpoint "$active" --json "$@" --timeout-ms 500 --attempts 1 status 2>/dev/null)
+            [ -n "$out" ] || return 1
+        fi
+    fi
+    echo "$out"
+}
+
+#  bs_active_broker: the id of the broker the pair reports active (empty
+#  when none is, or the broker stands alone)
+bs_active_broker() {
+    bs_status --timeout-ms 1000 --attempts 2 | jq -r '[.brokers[]? | select(.active) | .id][0] // ""' 2>/dev/null
+}
+
+#  bs_wait_pair SECONDS: until the pair has one active broker and the other
+#  passive, each seen by the active one
+bs_wait_pair() {
+    local deadline=$((SECONDS + $1))
+    while [ $SECONDS -lt "$deadline" ]; do
+        bs_status --timeout-ms 500 --attempts 1 | jq -e '[.brokers[]?] as $b
+            | ($b | length) == 2 and ([$b[] | select(.active)] | length) == 1
+              and ([$b[] | select(.state == "passive")] | length) == 1' > /dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    return 1
+}
 
 #  bs_wait_ready N SECONDS: until N nodes are alive and in sync (caught up)
 bs_wait_ready() {
     local want=$1 deadline=$((SECONDS + $2)) ready
     while [ $SECONDS -lt "$deadline" ]; do
-        ready=$(bs --json --timeout-ms 500 --attempts 1 status 2>/dev/null \
+        ready=$(bs_status --timeout-ms 500 --attempts 1 \
                 | jq '[.nodes[]? | select(.alive and .insync)] | length' 2>/dev/null)
         [ "${ready:-0}" -ge "$want" ] && return 0
         sleep 0.1
@@ -59,7 +99,7 @@ bs_wait_ready() {
 
 #  bs_digests SERVICE: the distinct digests of the service's alive nodes
 bs_digests() {
-    bs --json status | jq -r --arg s "$1" '[.nodes[] | select(.alive and .service == $s) | .digest] | unique | join(" ")'
+    bs_status | jq -r --arg s "$1" '[.nodes[] | select(.alive and .service == $s) | .digest] | unique | join(" ")'
 }
 
 #  bs_wait_converged SECONDS: until every alive replica of each service is
@@ -67,7 +107,7 @@ bs_digests() {
 bs_wait_converged() {
     local deadline=$((SECONDS + $1)) out
     while [ $SECONDS -lt "$deadline" ]; do
-        out=$(bs --json --timeout-ms 1000 --attempts 1 status 2>/dev/null)
+        out=$(bs_status --timeout-ms 1000 --attempts 1)
         if [ -n "$out" ] && echo "$out" | jq -e '
               [.nodes[] | select(.alive)] as $n
               | ($n | all(.insync and .lag == 0))
@@ -93,7 +133,7 @@ bs_wait_pid_change() {
 
 #  The id of the catalog primary, as the broker sees it
 bs_catalog_primary() {
-    bs --json status | jq -r '[.nodes[] | select(.alive and .service == "catalog" and .role == "primary") | .id][0] // ""'
+    bs_status | jq -r '[.nodes[]? | select(.alive and .service == "catalog" and .role == "primary") | .id][0] // ""'
 }
 
 # ---------------------------------------------------------------------------
@@ -134,7 +174,7 @@ bs_audit() {
     else
         echo null > "$dir/record.json"
     fi
-    status=$(bs --json --timeout-ms 2000 --attempts 3 status 2>/dev/null)
+    status=$(bs_status --timeout-ms 2000 --attempts 3)
     echo '[]' > "$dir/catalogs.json"
     echo '[]' > "$dir/orders.json"
     local unreadable=0
@@ -294,7 +334,8 @@ usage: $CHAOS_NAME [options]
 $CHAOS_USAGE
 common options:
   --data DIR       the cluster's data folder, with pids/ and hold/ (default: \$BOOKSTORE_DATA, then data)
-  --endpoint EP    the broker's client endpoint (default: \$BOOKSTORE_ENDPOINT, then tcp://127.0.0.1:5555)
+  --endpoint EP    the broker's client endpoint, or a pair's, comma-separated
+                   (default: \$BOOKSTORE_ENDPOINT, then tcp://127.0.0.1:5555)
   --seed N         seed of the random choices (default: from the clock; printed with every action)
   --wait SECONDS   how long to wait for a node that may be stopped (default: 10)
 Never leaves a service without a serving replica (alive, in sync, up for
@@ -338,28 +379,129 @@ chaos_lock() {
 }
 chaos_unlock() { flock -u 9; exec 9>&-; }
 
-#  The broker's view, as of the last chaos_refresh: per node id its service,
-#  role, epoch and whether it is alive and in sync
+#  The (active) broker's view, as of the last chaos_refresh: per node id its
+#  service, role, epoch and whether it is alive and in sync; per broker of a
+#  pair (CHAOS_BROKERS) its configured role, state (active, passive, ...)
+#  and client endpoint
 declare -A CHAOS_SERVICE=() CHAOS_ROLE=() CHAOS_EPOCH=() CHAOS_INSYNC=()
+declare -A CHAOS_BROKER_ROLE=() CHAOS_BROKER_STATE=() CHAOS_BROKER_ENDPOINT=()
 CHAOS_IDS=
+CHAOS_BROKERS=
 CHAOS_HZ=$(getconf CLK_TCK)
 
-#  chaos_refresh: reads the broker's view (CHAOS_STATUS and the arrays above)
+#  The client endpoint of the broker last seen active, kept in a file the
+#  fault scripts share, so that each asks it first and a pair whose first
+#  broker is passive (or down) costs one call rather than two (or a timeout)
+CHAOS_ACTIVE_WRITTEN=
+chaos_active_file() { echo "$BS_DATA/chaos-active"; }
+
+#  chaos_status: the active broker's status.  Each broker is asked alone
+#  and briefly (a CLI given the list waits out a dead first broker): the one
+#  last seen active first, then the others in the list's order, and the one
+#  a passive broker names as active; the first status with nodes is it.
+#  When no broker answers so, bs_status with the usual patience.
+chaos_status() {
+    local first out ep passive='' named eps=() more=() tried=' ' i
+    first=$(cat "$(chaos_active_file)" 2>/dev/null)
+    [ -n "$first" ] && [[ ",$BS_ENDPOINT," == *",$first,"* ]] && eps+=("$first")
+    IFS=, read -r -a more <<< "$BS_ENDPOINT"
+    eps+=("${more[@]}")
+    for ((i = 0; i < ${#eps[@]}; i++)); do
+        ep=${eps[$i]}
+        [[ $tried == *" $ep "* ]] && continue
+        tried="$tried$ep "
+        out=$(bs --endpoint "$ep" --json --timeout-ms 300 --attempts 1 status 2>/dev/null)
+        if [[ $out == *'"nodes":'* ]]; then
+            echo "$out"
+            return 0
+        fi
+        if [[ $out == *'"brokers":'* ]]; then
+            passive=$out
+            named=$(jq -r '[.brokers[]? | select(.active) | .endpoint][0] // empty' <<< "$out" 2>/dev/null)
+            #  Asked next
+            [ -n "$named" ] && [[ $tried != *" $named "* ]] && eps=("${eps[@]:0:$((i + 1))}" "$named" "${eps[@]:$((i + 1))}")
+        fi
+    done
+    if [ ${#eps[@]} -gt 1 ] && [ -n "$passive" ]; then
+        #  A pair in the middle of a failover: what the passive broker says
+        echo "$passive"
+        return 0
+    fi
+    bs_status --timeout-ms 1000 --attempts 3
+}
+
+#  chaos_refresh: reads the active broker's view (CHAOS_STATUS and the
+#  arrays above); false when no broker answers or it knows no node
 chaos_refresh() {
-    local id service alive insync role epoch
-    CHAOS_STATUS=$(bs --json --timeout-ms 1000 --attempts 3 status 2>/dev/null)
+    local kind id service alive insync role epoch state endpoint active_ep='' file
+    CHAOS_STATUS=$(chaos_status)
     [ -n "$CHAOS_STATUS" ] || return 1
+    CHAOS_BROKER_ROLE=() CHAOS_BROKER_STATE=() CHAOS_BROKER_ENDPOINT=()
+    CHAOS_BROKERS=
     CHAOS_SERVICE=() CHAOS_ROLE=() CHAOS_EPOCH=() CHAOS_INSYNC=()
     CHAOS_IDS=
-    while read -r id service alive insync role epoch; do
-        CHAOS_SERVICE[$id]=$service
-        CHAOS_ROLE[$id]=$role
-        CHAOS_EPOCH[$id]=$epoch
-        CHAOS_INSYNC[$id]=$([ "$alive" = true ] && [ "$insync" = true ] && echo 1 || echo 0)
-        CHAOS_IDS="$CHAOS_IDS $id"
-    done < <(echo "$CHAOS_STATUS" | jq -r 'select(.ok) | .nodes | sort_by(.id)[]
-                 | "\(.id) \(.service) \(.alive) \(.insync) \(.role // "-") \(.epoch // 0)"' 2>/dev/null)
+    while read -r kind id service alive insync role epoch; do
+        if [ "$kind" = B ]; then
+            #  B id role state endpoint
+            role=$service state=$alive endpoint=$insync
+            CHAOS_BROKER_ROLE[$id]=$role
+            CHAOS_BROKER_STATE[$id]=$state
+            CHAOS_BROKER_ENDPOINT[$id]=$endpoint
+            CHAOS_BROKERS="$CHAOS_BROKERS $id"
+            [ "$state" = active ] && active_ep=$endpoint
+        else
+            CHAOS_SERVICE[$id]=$service
+            CHAOS_ROLE[$id]=$role
+            CHAOS_EPOCH[$id]=$epoch
+            CHAOS_INSYNC[$id]=0
+            [ "$alive" = true ] && [ "$insync" = true ] && CHAOS_INSYNC[$id]=1
+            CHAOS_IDS="$CHAOS_IDS $id"
+        fi
+    done < <(echo "$CHAOS_STATUS" | jq -r 'select(.ok)
+                 | (.brokers[]? | "B \(.id) \(.role // "-") \(if .active then "active" else (.state // "unknown") end) \(.endpoint // "-")"),
+                   (.nodes // [] | sort_by(.id)[]
+                    | "N \(.id) \(.service) \(.alive) \(.insync) \(.role // "-") \(.epoch // 0)")' 2>/dev/null)
+    #  Only a status with nodes comes from the active broker
+    if [ -n "$active_ep" ] && [ -n "$CHAOS_IDS" ] && [ "$active_ep" != "$CHAOS_ACTIVE_WRITTEN" ]; then
+        file=$(chaos_active_file)
+        echo "$active_ep" > "$file.$$" && mv -f "$file.$$" "$file"
+        CHAOS_ACTIVE_WRITTEN=$active_ep
+    fi
     [ -n "$CHAOS_IDS" ]
+}
+
+#  chaos_answers: chaos_refresh, given a few seconds: a pair in the middle
+#  of a failover has, for a moment, no broker that knows the nodes
+chaos_answers() {
+    local deadline=$((SECONDS + 3))
+    until chaos_refresh; do
+        [ $SECONDS -lt "$deadline" ] || return 1
+        sleep 0.1
+    done
+}
+
+#  chaos_active_broker: the broker of the pair that reports itself active
+chaos_active_broker() {
+    local id
+    for id in $CHAOS_BROKERS; do
+        [ "${CHAOS_BROKER_STATE[$id]}" = active ] && echo "$id" && return 0
+    done
+    return 1
+}
+
+#  chaos_broker_can_stop BROKER: it runs, and the other broker of its pair
+#  is ready to take over: it runs, has for CHAOS_MIN_UP_MS, was not stopped
+#  by this invocation, and the active broker hears it as passive
+chaos_broker_can_stop() {
+    local other
+    chaos_running "$1" || return 1
+    for other in $CHAOS_BROKERS; do
+        [ "$other" = "$1" ] && continue
+        [[ $CHAOS_STOPPED == *" $other "* ]] && continue
+        [ "${CHAOS_BROKER_STATE[$other]}" = passive ] || continue
+        chaos_running "$other" && [ "$CHAOS_PUP_MS" -ge "$CHAOS_MIN_UP_MS" ] && return 0
+    done
+    return 1
 }
 
 #  chaos_nodes [SERVICE]: the ids of the replicas the broker knows

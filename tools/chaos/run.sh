@@ -6,7 +6,9 @@
 #  Faults run in streams side by side (two by default); each stream runs
 #  rounds of every kind once, in an order drawn from the seed.  The scripts
 #  decide under one lock and check every process, so at any time each
-#  service keeps a serving replica.
+#  service keeps a serving replica.  With a Binary Star pair of brokers (the
+#  default) a stream of its own SIGKILLs the active broker every few seconds
+#  (kill-broker.sh), once the other is passive and ready to take over.
 #
 #  Prints exactly one JSON line on stdout (progress and findings go to
 #  stderr) and exits 0 when nothing was lost, doubled or oversold, no
@@ -31,17 +33,20 @@ GIVE_UP_MS=30000
 WORK=
 KEEP=0
 CLUSTER_ARGS=${CHAOS_CLUSTER_ARGS:-}
+BROKERS=2
+BROKER_KILL_MS=5000
 
 usage() {
     cat <<EOF
 usage: tools/chaos/run.sh [options]
-Starts a cluster ($CATALOGS catalog + $ORDERS order nodes, restock period 0) on a free
-port, drives it with bookstore-load while the fault scripts of tools/chaos run
-in rounds of every kind in a seeded random order, keeping a serving replica of
-each service at any time; then stops the faults, waits for the replicas to
-converge and checks the store.  Prints one JSON line; exits 0 when nothing was
-lost, doubled, oversold or diverged and every request got a definite answer,
-1 otherwise, 2 on a usage error.
+Starts a cluster ($CATALOGS catalog + $ORDERS order nodes, restock period 0, a pair of
+brokers) on a free port, drives it with bookstore-load while the fault scripts of
+tools/chaos run in rounds of every kind in a seeded random order, keeping a
+serving replica of each service at any time, and kill-broker.sh kills the
+active broker every few seconds; then stops the faults, waits for the replicas
+to converge and the pair to settle, and checks the store.  Prints one JSON
+line; exits 0 when nothing was lost, doubled, oversold or diverged and every
+request got a definite answer, 1 otherwise, 2 on a usage error.
   --seconds N        how long the faults and the load run (default: \$DURATION, then 60)
   --seed N           seed of the fault order, the fault scripts and the load
                      (default: \$SEED, then from the clock)
@@ -53,6 +58,10 @@ lost, doubled, oversold or diverged and every request got a definite answer,
   --pause-ms N       most time between two faults of a stream, chosen at random
                      (default: $PAUSE_MS)
   --streams N        fault streams running side by side (default: $STREAMS)
+  --brokers N        1: one broker; 2: a Binary Star pair (default: $BROKERS)
+  --broker-kill-ms N with a pair: how often the active broker is SIGKILLed, on
+                     average (each wait drawn from half to one and a half times
+                     this; 0: never; default: $BROKER_KILL_MS)
   --backoff-max-ms N the launcher's longest wait before restarting a node
                      (default: $BACKOFF_MAX_MS; given to bookstore-cluster when it has that setting)
   --give-up-ms N     a request with no definite answer this long is a client error
@@ -85,6 +94,8 @@ while [ $# -gt 0 ]; do
         --kinds) KINDS=${2//,/ } ;;
         --pause-ms) PAUSE_MS=$2 ;;
         --streams) STREAMS=$2 ;;
+        --brokers) BROKERS=$2 ;;
+        --broker-kill-ms) BROKER_KILL_MS=$2 ;;
         --backoff-max-ms) BACKOFF_MAX_MS=$2 ;;
         --give-up-ms) GIVE_UP_MS=$2 ;;
         --cluster-args) CLUSTER_ARGS=$2 ;;
@@ -102,6 +113,9 @@ is_count "$CLIENTS" && [ "$CLIENTS" -ge 1 ] || die_usage "--clients must be a wh
 is_count "$PAUSE_MS" || die_usage "--pause-ms must be whole milliseconds"
 is_count "$STREAMS" && [ "$STREAMS" -ge 1 ] || die_usage "--streams must be a whole number from 1"
 is_count "$BACKOFF_MAX_MS" || die_usage "--backoff-max-ms must be whole milliseconds"
+[ "$BROKERS" = 1 ] || [ "$BROKERS" = 2 ] || die_usage "--brokers must be 1 or 2"
+is_count "$BROKER_KILL_MS" || die_usage "--broker-kill-ms must be whole milliseconds"
+[ "$BROKER_KILL_MS" = 0 ] || [ "$BROKER_KILL_MS" -ge 500 ] || die_usage "--broker-kill-ms must be 0 or at least 500"
 is_count "$GIVE_UP_MS" || die_usage "--give-up-ms must be whole milliseconds"
 for kind in $KINDS; do
     [[ " $KINDS_ALL " == *" $kind "* ]] || die_usage "no fault kind '$kind' (kinds: ${KINDS_ALL// /,})"
@@ -173,6 +187,13 @@ launcher_args=(--data "$BS_DATA" --base-port "$BS_PORT" --catalog "$CATALOGS" --
                --restock-period 0 --heartbeat-ms 100 --liveness 5
                --seed "$BS_ROOT/etc/catalog.cfg" --bin-dir "$BS_BIN")
 launcher_help=$("$BS_BIN/bookstore-cluster" --help 2>&1)
+#  A pair: the backup's client port is base + 5, and every client (the CLI,
+#  the load, the checker) gets both endpoints, the primary's first
+if [ "$BROKERS" = 2 ]; then
+    grep -q -- --brokers <<< "$launcher_help" || fail "bookstore-cluster has no --brokers: it cannot start a broker pair" 2
+    launcher_args+=(--brokers 2)
+    BS_ENDPOINT=tcp://127.0.0.1:$BS_PORT,tcp://127.0.0.1:$((BS_PORT + 5))
+fi
 #  The HTTP gateway plays no part here
 grep -q -- --no-gateway <<< "$launcher_help" && launcher_args+=(--no-gateway)
 #  Nodes die every few seconds here: a restart backoff that grows to
@@ -184,11 +205,14 @@ else
 fi
 # shellcheck disable=SC2206
 [ -n "$CLUSTER_ARGS" ] && launcher_args+=($CLUSTER_ARGS)
-progress "seed $SEED; starting $CATALOGS catalog + $ORDERS order nodes on port $BS_PORT in $WORK"
+progress "seed $SEED; starting $BROKERS broker(s), $CATALOGS catalog + $ORDERS order nodes on port $BS_PORT in $WORK"
 "$BS_BIN/bookstore-cluster" "${launcher_args[@]}" > "$WORK/cluster.log" 2>&1 &
 LAUNCHER=$!
 NODES=$((CATALOGS + ORDERS))
 bs_wait_ready "$NODES" 60 || fail "the cluster did not start (see $WORK/cluster.log)"
+if [ "$BROKERS" = 2 ]; then
+    bs_wait_pair 60 || fail "the broker pair did not settle (see $WORK/cluster.log)"
+fi
 initial=$(bs --json list | jq -c '[.items[] | {key: (.item | tostring), value: .stock}] | from_entries') \
     || fail "cannot read the initial catalog"
 echo "$initial" > "$WORK/initial.json"
@@ -240,16 +264,55 @@ fault_stream() {
     done
 }
 
-progress "load and faults for $DURATION s (kinds: $KINDS; $STREAMS stream(s))"
+#  broker_stream: SIGKILLs the active broker of the pair every
+#  BROKER_KILL_MS on average (each wait drawn from half to one and a half
+#  times that) until the end; appends "kill-broker exit-code" lines to
+#  results.txt.  The script waits for the other broker to be passive and
+#  ready, so the pair is never left without a broker to take over.  Two
+#  kills in three keep the killed broker down for 600 to 1500 ms, longer
+#  than the nodes' liveness window (500 ms here), so that the other broker
+#  takes over; the third kind is back within the launcher's backoff and
+#  may become active again before the nodes move (a broker that restarts).
+broker_stream() {
+    local rc left wait_ms down_ms child=
+    trap '[ -n "$child" ] && kill -s TERM "$child" 2>/dev/null; exit 0' TERM
+    RANDOM=$((SEED + 104729))
+    while true; do
+        wait_ms=$((BROKER_KILL_MS / 2 + (RANDOM * 32768 + RANDOM) % (BROKER_KILL_MS + 1)))
+        down_ms=$((RANDOM % 3 == 0? 0: 600 + RANDOM % 901))
+        [ $(( $(now_ms) + wait_ms + down_ms )) -lt "$end_ms" ] || break
+        sleep "$(chaos_ms_text "$wait_ms")" &
+        child=$!
+        wait "$child"
+        left=$(( (end_ms - $(now_ms)) / 1000 ))
+        "$CHAOS_DIR/kill-broker.sh" --data "$BS_DATA" --endpoint "$BS_ENDPOINT" --seed "$RANDOM" \
+            --wait $((left < 5? left: 5)) --down-ms "$down_ms" \
+            > >(tee -a "$WORK/faults.log" >&2) 2>> "$WORK/faults.log" &
+        child=$!
+        wait "$child"
+        rc=$?
+        child=
+        echo "kill-broker $rc" >> "$WORK/results.txt"
+        [ "$rc" = 0 ] || [ "$rc" = 3 ] || progress "kill-broker failed (exit $rc)"
+    done
+}
+
+RUN_KINDS=$KINDS
+[ "$BROKERS" = 2 ] && [ "$BROKER_KILL_MS" -gt 0 ] && RUN_KINDS="$KINDS kill-broker"
+progress "load and faults for $DURATION s (kinds: $RUN_KINDS; $STREAMS stream(s)$([ "$RUN_KINDS" != "$KINDS" ] && echo " and the active broker killed every ${BROKER_KILL_MS} ms or so"))"
 for ((s = 1; s <= STREAMS; s++)); do
     fault_stream "$s" &
     STREAM_PIDS="$STREAM_PIDS $!"
 done
+if [ "$RUN_KINDS" != "$KINDS" ]; then
+    broker_stream &
+    STREAM_PIDS="$STREAM_PIDS $!"
+fi
 # shellcheck disable=SC2086
 wait $STREAM_PIDS
 STREAM_PIDS=
 declare -A done_by_kind skipped_by_kind
-for kind in $KINDS; do
+for kind in $RUN_KINDS; do
     done_by_kind[$kind]=$(awk -v k="$kind" '$1 == k && $2 == 0' "$WORK/results.txt" | wc -l)
     skipped_by_kind[$kind]=$(awk -v k="$kind" '$1 == k && $2 != 0' "$WORK/results.txt" | wc -l)
 done
@@ -271,7 +334,13 @@ progress "waiting for every node to come back and the replicas to converge"
 converged=true
 bs_wait_ready "$NODES" 60 || converged=false
 bs_wait_converged 60 || converged=false
-status=$(bs --json --timeout-ms 2000 --attempts 3 status) || fail "the broker does not answer"
+#  A pair settles with one broker active and the other passive
+pair_ok=true
+if [ "$BROKERS" = 2 ]; then
+    bs_wait_pair 30 || pair_ok=false
+    [ "$pair_ok" = true ] || progress "the broker pair did not settle: $(bs_status --timeout-ms 1000 --attempts 2 | jq -c '.brokers')"
+fi
+status=$(bs_status --timeout-ms 2000 --attempts 3) || fail "the broker does not answer"
 echo "$status" > "$WORK/status.json"
 down=$(echo "$status" | jq --argjson n "$NODES" '$n - ([.nodes[] | select(.alive)] | length)')
 #  Replicas whose digest is not their service's most common one
@@ -290,20 +359,22 @@ crashes=$(grep -E 'cluster: [a-z0-9-]+ died: ' "$WORK/cluster.log" | grep -cv 'k
 sanitizer=$(grep -cE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$WORK/cluster.log")
 faults=0
 by_kind="{}"
-for kind in $KINDS; do
+for kind in $RUN_KINDS; do
     faults=$((faults + done_by_kind[$kind]))
     by_kind=$(echo "$by_kind" | jq -c --arg k "$kind" --argjson n "${done_by_kind[$kind]}" '. + {($k): $n}')
 done
 skipped="{}"
-for kind in $KINDS; do
+for kind in $RUN_KINDS; do
     skipped=$(echo "$skipped" | jq -c --arg k "$kind" --argjson n "${skipped_by_kind[$kind]}" \
         'if $n > 0 then . + {($k): $n} else . end')
 done
 result=$(jq -n -c --argjson seconds "$DURATION" --argjson seed "$SEED" --argjson faults "$faults" \
     --argjson by_kind "$by_kind" --argjson skipped "$skipped" --argjson load "$load" --argjson audit "$audit" \
     --argjson divergent "$divergent" --argjson down "$down" --argjson converged "$converged" \
-    --argjson crashes "$crashes" --argjson sanitizer "$sanitizer" '
-    {seconds: $seconds, seed: $seed, faults: $faults, faults_by_kind: $by_kind, faults_skipped: $skipped,
+    --argjson crashes "$crashes" --argjson sanitizer "$sanitizer" \
+    --argjson brokers "$BROKERS" --argjson pair_ok "$pair_ok" '
+    {seconds: $seconds, seed: $seed, brokers: $brokers, faults: $faults, faults_by_kind: $by_kind,
+     faults_skipped: $skipped, pair_settled: $pair_ok,
      requests: $load.requests, acked_buys: $load.acked_buys,
      lost: $audit.lost, duplicated: $audit.duplicated, unacked_orders: $audit.unacked,
      oversold: $audit.oversold, divergent: $divergent, down: $down, converged: $converged,
@@ -312,7 +383,7 @@ result=$(jq -n -c --argjson seconds "$DURATION" --argjson seed "$SEED" --argjson
      p99_latency_ms: $load.p99_latency_ms, retries: $load.retries}')
 echo "$result" > "$WORK/result.json"
 if echo "$result" | jq -e '.lost == 0 and .duplicated == 0 and .unacked_orders == 0 and .oversold == 0
-        and .divergent == 0 and .down == 0 and .converged and .unreadable == 0 and .crashes == 0
+        and .divergent == 0 and .down == 0 and .converged and .pair_settled and .unreadable == 0 and .crashes == 0
         and .sanitizer_reports == 0 and .client_errors == 0' > /dev/null; then
     FAILED=0
 fi

@@ -52,6 +52,8 @@ static const struct {
     { "timeout",            503 },
     { "not_invalidated",    503 },
     { "overloaded",         503 },
+    //  Every broker of the pair said it is the backup (a takeover under way)
+    { "not_active",         503 },
     //  The gateway and the store disagree, or the store failed
     { "bad_frame",          500 },
     { "bad_msgpack",        500 },

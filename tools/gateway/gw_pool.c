@@ -4,12 +4,15 @@
 
 #include <czmq.h>
 #include <pthread.h>
+#include <string.h>
 #include <time.h>
 
 struct _gw_pool_t {
     pthread_mutex_t lock;
     pthread_cond_t freed;       //  signalled when a client comes back
     char *endpoint;
+    char answered [256];        //  the broker that last answered a call
+                                //  (of a pair's list), where new clients start
     bs_keys_t *keys;            //  borrowed
     int timeout_ms;
     int attempts;
@@ -80,10 +83,26 @@ s_acquire (gw_pool_t *self, const struct timespec *deadline, bs_client_t **clien
     return got;
 }
 
+//  A new client, on the broker that last answered: one that replaces a
+//  client that timed out should not try a dead broker first again
+static bs_client_t *
+s_new_client (gw_pool_t *self)
+{
+    bs_client_t *client = bs_client_new_secure (self->endpoint, self->keys);
+    pthread_mutex_lock (&self->lock);
+    for (size_t i = 0; client && *self->answered && i < bs_client_endpoint_count (client)
+                     && strcmp (bs_client_endpoint (client), self->answered) != 0; i++)
+        bs_client_failover (client);
+    pthread_mutex_unlock (&self->lock);
+    return client;
+}
+
 static void
-s_release (gw_pool_t *self, bs_client_t *client)
+s_release (gw_pool_t *self, bs_client_t *client, bool answered)
 {
     pthread_mutex_lock (&self->lock);
+    if (client && answered)
+        snprintf (self->answered, sizeof self->answered, "%s", bs_client_endpoint (client));
     self->free [self->free_count++] = client;
     pthread_cond_signal (&self->freed);
     pthread_mutex_unlock (&self->lock);
@@ -113,7 +132,7 @@ gw_pool_call (gw_pool_t *self, const char *service, const bs_msg_t *request,
         return NULL;
     }
     if (!client)
-        client = bs_client_new_secure (self->endpoint, self->keys);
+        client = s_new_client (self);
     bs_msg_t *reply = NULL;
     if (client) {
         bs_client_set_timeout (client, timeout_ms);
@@ -122,7 +141,9 @@ gw_pool_call (gw_pool_t *self, const char *service, const bs_msg_t *request,
         if (!reply)
             bs_client_destroy (&client);    //  drops whatever it still queues
     }
-    s_release (self, client);
+    //  A broker that served the call (not one that said it is the backup)
+    bool served = reply && strcmp (bs_msg_str (reply, BS_FIELD_error), bs_err_name (BS_ERR_not_active)) != 0;
+    s_release (self, client, served);
     if (!reply)
         *err_p = BS_ERR_timeout;
     return reply;

@@ -7,6 +7,10 @@
  *  call got no reply is replaced by a fresh one, whose socket holds no queue:
  *  a request the caller gave up on is then never delivered late.
  *
+ *  With a Binary Star pair each client fails over on its own (bs_client),
+ *  and a new client starts with the broker that last served a call, so a
+ *  replacement does not try a dead broker first again.
+ *
  *  Ownership: gw_pool_new returns a pool the caller destroys with
  *  gw_pool_destroy once no thread uses it.  gw_pool_call borrows the request
  *  and returns a reply the caller owns.
@@ -19,9 +23,11 @@
 
 typedef struct _gw_pool_t gw_pool_t;
 
-//  size clients to endpoint, each attempt waiting timeout_ms, attempts per
-//  call; keys (borrowed, must outlive the pool; NULL: plain) for CURVE.
-//  Returns NULL when the endpoint is not a valid ZeroMQ endpoint.
+//  size clients to endpoint (one broker, or a Binary Star pair's list,
+//  comma-separated: each client fails over on its own, see bs_client), each
+//  attempt waiting timeout_ms, attempts per call; keys (borrowed, must
+//  outlive the pool; NULL: plain) for CURVE.  Returns NULL when the
+//  endpoint or the list is not valid.
 gw_pool_t *gw_pool_new (const char *endpoint, bs_keys_t *keys, int size, int timeout_ms, int attempts);
 void gw_pool_destroy (gw_pool_t **self_p);
 
