@@ -13,7 +13,7 @@ source "$(dirname "$0")/lib.sh"
 CHAOS=$BS_ROOT/tools/chaos
 MIN_FAULTS=20
 MIN_BROKER_KILLS=5
-SECONDS_RUN=${BS_CHAOS_SECONDS:-70}
+SECONDS_RUN=${BS_CHAOS_SECONDS:-90}
 SEED=${BS_CHAOS_SEED:-$(( ($(date +%s%N) / 1000) % 1000000 ))}
 
 #  chaos SCRIPT ARGS...: a fault script against this test's cluster (its
