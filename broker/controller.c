@@ -172,6 +172,14 @@ s_elect (cpart_t *part, workers_t *workers)
     }
     if (!best)
         return false;
+    //  The epoch after this one would be refused by every node (and one at
+    //  the ceiling by the broker itself): no primary is better than one
+    //  nobody can follow
+    if (part->max_epoch >= BS_EPOCH_MAX - 1) {
+        zsys_error ("broker: cannot elect a primary of %s: its epochs have reached the ceiling (%llu)",
+                    part->name, (unsigned long long) part->max_epoch);
+        return false;
+    }
     part->epoch = ++part->max_epoch;
     snprintf (part->primary, sizeof part->primary, "%s", best->id);
     part->insync [0] = 0;

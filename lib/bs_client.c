@@ -10,9 +10,6 @@
 //  Every broker of the list said "not_active": a takeover is under way, so
 //  wait this long before the next round rather than spinning
 #define NOT_ACTIVE_PAUSE_MS 100
-//  With a pair, a broker that takes no connection in this long is passed
-//  over for the other (a CLI started while the first broker is down)
-#define CONNECT_WAIT_MS 500
 
 struct _bs_client_t {
     zsock_t *sock;
@@ -21,6 +18,7 @@ struct _bs_client_t {
                                 //  one endpoint: nothing to move to)
     bool lost;                  //  the current broker's connection dropped
                                 //  and has not come back
+    bool connected;             //  the current broker took a connection
     int timeout_ms;
     int attempts;
 };
@@ -40,7 +38,7 @@ s_monitor_start (bs_client_t *self)
     char endpoint [64];
     snprintf (endpoint, sizeof endpoint, "inproc://bs-client-monitor-%u", atomic_fetch_add (&s_monitors, 1));
     if (zmq_socket_monitor (zsock_resolve (self->sock), endpoint,
-                            ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) != 0)
+                            ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECT_RETRIED) != 0)
         return false;
     self->events = zsock_new (ZMQ_PAIR);
     if (!self->events || zsock_connect (self->events, "%s", endpoint) != 0) {
@@ -78,8 +76,15 @@ s_read_events (bs_client_t *self)
             if (event == ZMQ_EVENT_DISCONNECTED)
                 dropped = self->lost = true;
             else
-            if (event == ZMQ_EVENT_CONNECTED)
+            if (event == ZMQ_EVENT_CONNECTED) {
                 self->lost = false;
+                self->connected = true;
+            }
+            else
+            //  Refused before it ever took us: that broker is down (a
+            //  client started while the first broker of the pair is away)
+            if (event == ZMQ_EVENT_CONNECT_RETRIED && !self->connected)
+                dropped = self->lost = true;
         }
         while (zmq_msg_more (&endpoint) && zmq_msg_recv (&endpoint, sock, 0) >= 0)
             ;
@@ -144,8 +149,7 @@ bs_client_destroy (bs_client_t **self_p)
 void bs_client_set_timeout (bs_client_t *self, int timeout_ms)
 {
     self->timeout_ms = timeout_ms;
-    bool pair = bs_endpoints_size (self->endpoints) > 1;
-    zsock_set_sndtimeo (self->sock, pair && timeout_ms > CONNECT_WAIT_MS? CONNECT_WAIT_MS: timeout_ms);
+    zsock_set_sndtimeo (self->sock, timeout_ms);
 }
 void bs_client_set_attempts (bs_client_t *self, int attempts) { self->attempts = attempts < 1? 1: attempts; }
 
@@ -351,6 +355,7 @@ bs_client_failover (bs_client_t *self)
     if (bs_endpoints_size (self->endpoints) < 2)
         return 0;
     self->lost = false;         //  nothing known yet of the next one
+    self->connected = false;
     return bs_endpoints_switch (self->endpoints, self->sock);
 }
 

@@ -40,7 +40,7 @@ static const char *s_usage_text =
     "  set-price ITEM COST                    change a price\n"
     "  restock ITEM COUNT                     add copies\n"
     "  add-book ITEM TOPIC TITLE COST STOCK   add a book\n"
-    "  status                                 the cluster's nodes\n"
+    "  status                                 the cluster's nodes (and brokers, of a pair)\n"
     "  keygen DIR [nodes/ID|admins/NAME|clients/NAME ...]\n"
     "                                         write CURVE certificates into DIR\n"
     "The endpoint may also come from BOOKSTORE_ENDPOINT.  With a Binary Star pair of\n"
@@ -138,6 +138,16 @@ s_print_human (const command_t *cmd, bs_msg_t *reply)
                     bs_msg_str (w, BS_FIELD_service), bs_msg_int (w, BS_FIELD_alive)? "yes": "no",
                     (long long) bs_msg_int (w, BS_FIELD_inflight),
                     (long long) bs_msg_int (w, BS_FIELD_requests));
+        }
+        //  A pair of brokers: which one serves
+        size_t brokers = bs_msg_count (reply, BS_FIELD_brokers);
+        if (brokers > 1) {
+            printf ("\n%-16s %-8s %-8s %s\n", "BROKER", "ROLE", "STATE", "ENDPOINT");
+            for (size_t i = 0; i < brokers; i++) {
+                bs_msg_t *b = bs_msg_at (reply, BS_FIELD_brokers, i);
+                printf ("%-16s %-8s %-8s %s\n", bs_msg_str (b, BS_FIELD_id), bs_msg_str (b, BS_FIELD_role),
+                        bs_msg_str (b, BS_FIELD_state), bs_msg_str (b, BS_FIELD_endpoint));
+            }
         }
     }
     else

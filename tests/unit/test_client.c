@@ -179,6 +179,33 @@ test_killed (void)
     zactor_destroy (&b);
 }
 
+//  The first broker of the list is down when the client starts: its
+//  connection is refused, and the client moves on without waiting out the
+//  (long) attempt
+static void
+test_first_down (void)
+{
+    zactor_t *a = fake_broker_new (FAKE_OK), *b = fake_broker_new (FAKE_OK);
+    char *list = s_pair (a, b);
+    fake_broker_close (a);              //  nothing listens there any more
+    bs_client_t *client = bs_client_new (list);
+    bs_client_set_timeout (client, 10000);
+    bs_client_set_attempts (client, 2);
+    char hex [2 * BS_RID_SIZE + 1];
+    bs_msg_t *request = s_request (hex);
+    int64_t start = zclock_mono ();
+    bs_msg_t *reply = bs_client_call (client, "order", request);
+    CHECK (s_ok (reply));
+    CHECK (zclock_mono () - start < 5000);
+    CHECK (s_got (b, hex));
+    bs_msg_destroy (&reply);
+    bs_msg_destroy (&request);
+    bs_client_destroy (&client);
+    zstr_free (&list);
+    zactor_destroy (&a);
+    zactor_destroy (&b);
+}
+
 //  The broker in use dies between calls: the next call starts with the
 //  other one rather than waiting out a timeout first
 static void
@@ -298,6 +325,7 @@ main (void)
     RUN (test_not_active);
     RUN (test_silent);
     RUN (test_killed);
+    RUN (test_first_down);
     RUN (test_lost_while_idle);
     RUN (test_all_not_active);
     RUN (test_async_failover);
