@@ -473,7 +473,7 @@ wd_wait() {
 }
 if command -v chromium > /dev/null && command -v chromedriver > /dev/null; then
     WD=http://127.0.0.1:$((BS_PORT + 82))
-    chromedriver --port=$((BS_PORT + 82)) --allowed-ips=127.0.0.1 > "$BS_TMP/chromedriver.log" 2>&1 &
+    chromedriver --port=$((BS_PORT + 82)) --allowed-ips=127.0.0.1 --log-level=INFO > "$BS_TMP/chromedriver.log" 2>&1 &
     WD_PID=$!
     deadline=$((SECONDS + 30))
     until wd GET /status | jq -e .value.ready > /dev/null 2>&1 || [ $SECONDS -ge $deadline ]; do sleep 0.1; done
@@ -489,17 +489,25 @@ if command -v chromium > /dev/null && command -v chromedriver > /dev/null; then
     deadline=$((SECONDS + 60))
     until curl -s -m 5 "http://$DEVTOOLS/json/version" | jq -e .Browser > /dev/null 2>&1 \
         || [ $SECONDS -ge $deadline ]; do sleep 0.2; done
-    reply=$(wd POST /session "$(jq -cn --arg dbg "$DEVTOOLS" '{capabilities: {alwaysMatch: {
-        browserName: "chrome", "goog:chromeOptions": {debuggerAddress: $dbg}}}}')")
-    WD_SESSION=$(jq -r '.value.sessionId // empty' <<< "$reply" 2> /dev/null)
+    #  A session that cannot be made at once (seen on a loaded machine, with
+    #  an empty answer) is asked for again, up to three times
+    for try in 1 2 3; do
+        reply=$(wd POST /session "$(jq -cn --arg dbg "$DEVTOOLS" '{capabilities: {alwaysMatch: {
+            browserName: "chrome", "goog:chromeOptions": {debuggerAddress: $dbg}}}}')")
+        wd_rc=$?
+        WD_SESSION=$(jq -r '.value.sessionId // empty' <<< "$reply" 2> /dev/null)
+        [ -n "$WD_SESSION" ] && break
+        log "no WebDriver session (try $try, curl exit $wd_rc): ${reply:0:300}"
+        sleep 2
+    done
 fi
 if [ -n "$WD_PID" ] && [ -z "$WD_SESSION" ]; then
     #  A machine whose Chromium cannot be driven (the page itself was checked
     #  in Chromium above): say why, loudly, and wait for nothing
     log "SKIP the Buy button in Chromium: no WebDriver session: $(jq -r '.value.message // empty' <<< "$reply" 2> /dev/null | head -c 300)"
     log "chromedriver answered: ${reply:0:1500}"
-    log "chromedriver log:"; tail -n 20 "$BS_TMP/chromedriver.log" | sed 's/^/#   /'
-    log "chromium log:"; tail -n 20 "$BS_TMP/chromium-wd.log" | sed 's/^/#   /'
+    log "chromedriver log:"; tail -n 40 "$BS_TMP/chromedriver.log" | sed 's/^/#   /'
+    log "chromium log:"; grep -v dbus "$BS_TMP/chromium-wd.log" | tail -n 20 | sed 's/^/#   /'
     wd_stop
 elif [ -n "$WD_SESSION" ]; then
     ok "chromedriver drives a headless Chromium"
