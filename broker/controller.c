@@ -1,5 +1,6 @@
 /*  controller - partition map, elections and the confirmed in-sync sets  */
 #include "controller.h"
+#include "bs_idlist.h"
 
 #include <czmq.h>
 #include <string.h>
@@ -78,22 +79,6 @@ s_find (controller_t *self, const char *name)
     return NULL;
 }
 
-static bool
-s_in_list (const char *list, const char *id)
-{
-    size_t n = strlen (id);
-    for (const char *p = list; *p; ) {
-        const char *comma = strchr (p, ',');
-        size_t len = comma? (size_t) (comma - p): strlen (p);
-        if (len == n && memcmp (p, id, n) == 0)
-            return true;
-        if (!comma)
-            break;
-        p = comma + 1;
-    }
-    return false;
-}
-
 static worker_t *
 s_alive (workers_t *workers, const char *id)
 {
@@ -158,7 +143,7 @@ s_elect (cpart_t *part, workers_t *workers)
         worker_t *w = workers_at (workers, i);
         if (!w->alive || !w->has_status || strcmp (w->service, part->service) != 0)
             continue;
-        if (part->insync_known && !s_in_list (part->insync, w->id) && strcmp (w->id, part->last_primary) != 0)
+        if (part->insync_known && !bs_idlist_has (part->insync, w->id) && strcmp (w->id, part->last_primary) != 0)
             continue;       //  it may lack acknowledged writes
         worker_partition_t *rep = worker_partition (w, part->name);
         if (rep && rep->snapshot)
@@ -354,7 +339,7 @@ controller_readable (controller_t *self, worker_t *worker)
             worker_partition_t *rep = worker_partition (worker, part->name);
             return rep && strcmp (rep->role, "primary") == 0 && rep->epoch == part->epoch;
         }
-        return s_in_list (part->insync, worker->id);
+        return bs_idlist_has (part->insync, worker->id);
     }
     return worker->ready;
 }

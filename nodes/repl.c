@@ -1,5 +1,6 @@
 /*  repl - replication: publish, follow, fetch, snapshot, ack, in-sync set  */
 #include "repl.h"
+#include "bs_idlist.h"
 
 #include <czmq.h>
 #include <string.h>
@@ -209,22 +210,6 @@ s_follower (part_t *part, const char *id)
     return f;
 }
 
-static bool
-s_in_list (const char *list, const char *id)
-{
-    size_t n = strlen (id);
-    for (const char *p = list; *p; ) {
-        const char *comma = strchr (p, ',');
-        size_t len = comma? (size_t) (comma - p): strlen (p);
-        if (len == n && memcmp (p, id, n) == 0)
-            return true;
-        if (!comma)
-            break;
-        p = comma + 1;
-    }
-    return false;
-}
-
 //  The highest seq every in-sync follower has.  A follower counts while we
 //  see it in sync or while the broker still lists it: we stop waiting for a
 //  follower only once the broker has confirmed it left, so that the broker
@@ -235,7 +220,7 @@ s_acked_by_all (part_t *part)
     uint64_t low = UINT64_MAX;
     for (int i = 0; i < part->follower_count; i++) {
         follower_t *f = &part->followers [i];
-        if ((f->insync || s_in_list (part->confirmed, f->id)) && f->acked < low)
+        if ((f->insync || bs_idlist_has (part->confirmed, f->id)) && f->acked < low)
             low = f->acked;
     }
     //  Listed by the broker but never heard from since we became primary

@@ -31,6 +31,7 @@
  *    are told of, once it reports the role, is the one writes go to;
  *  - a chosen node is alive and of the service asked for.
  */
+#include "bs_idlist.h"
 #include "bs_msg.h"
 #include "controller.h"
 #include "fuzzing.h"
@@ -40,23 +41,6 @@
 #include <string.h>
 
 #define NODES 8
-
-static bool
-s_in_list (const char *list, const char *id)
-{
-    size_t n = strlen (id);
-    const char *p = list;
-    while (n && *p) {
-        const char *comma = strchr (p, ',');
-        size_t len = comma? (size_t) (comma - p): strlen (p);
-        if (len == n && memcmp (p, id, n) == 0)
-            return true;
-        if (!comma)
-            break;
-        p = comma + 1;
-    }
-    return false;
-}
 
 static bool
 s_readable (void *controller, worker_t *worker)
@@ -177,7 +161,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         if (*new_primary && strcmp (new_primary, primary) != 0) {
             if (elected)
                 FUZZ_CHECK (new_epoch > epoch
-                            && (s_in_list (isr, new_primary) || strcmp (new_primary, last_primary) == 0));
+                            && (bs_idlist_has (isr, new_primary) || strcmp (new_primary, last_primary) == 0));
             elected = true;
             snprintf (last_primary, sizeof last_primary, "%s", new_primary);
         }
