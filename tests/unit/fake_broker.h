@@ -192,4 +192,29 @@ fake_broker_close (zactor_t *broker)
     zsock_wait (broker);
 }
 
+//  "A,B": the endpoints of two fake brokers, as a client's list (freed
+//  with zstr_free)
+static inline char *
+fake_broker_pair (zactor_t *a, zactor_t *b)
+{
+    char *ea = fake_broker_endpoint (a), *eb = fake_broker_endpoint (b);
+    char *list = zsys_sprintf ("%s,%s", ea, eb);
+    zstr_free (&ea);
+    zstr_free (&eb);
+    return list;
+}
+
+//  The broker got exactly the rids listed (comma-separated); says what it
+//  got when not
+static inline bool
+fake_broker_got (zactor_t *broker, const char *expected)
+{
+    char *rids = fake_broker_rids (broker);
+    bool same = rids && streq (rids, expected);
+    if (!same)
+        fprintf (stderr, "  got '%s', expected '%s'\n", rids? rids: "(null)", expected);
+    zstr_free (&rids);
+    return same;
+}
+
 #endif

@@ -9,17 +9,6 @@
 #include <czmq.h>
 #include <string.h>
 
-//  "A,B" of two fake brokers' endpoints
-static char *
-s_pair (zactor_t *a, zactor_t *b)
-{
-    char *ea = fake_broker_endpoint (a), *eb = fake_broker_endpoint (b);
-    char *list = zsys_sprintf ("%s,%s", ea, eb);
-    zstr_free (&ea);
-    zstr_free (&eb);
-    return list;
-}
-
 static bs_msg_t *
 s_request (char *hex)
 {
@@ -28,18 +17,6 @@ s_request (char *hex)
     size_t size;
     fake_hex (bs_msg_bin (request, BS_FIELD_rid, &size), BS_RID_SIZE, hex);
     return request;
-}
-
-//  The broker got exactly the rids listed (comma-separated)
-static bool
-s_got (zactor_t *broker, const char *expected)
-{
-    char *rids = fake_broker_rids (broker);
-    bool same = rids && streq (rids, expected);
-    if (!same)
-        fprintf (stderr, "  got '%s', expected '%s'\n", rids? rids: "(null)", expected);
-    zstr_free (&rids);
-    return same;
 }
 
 static bool
@@ -83,7 +60,7 @@ test_single (void)
     bs_msg_t *request = s_request (hex);
     bs_msg_t *reply = bs_client_call (client, "order", request);
     CHECK (s_ok (reply));
-    CHECK (s_got (a, hex));
+    CHECK (fake_broker_got (a, hex));
     bs_msg_destroy (&reply);
     bs_msg_destroy (&request);
     bs_client_destroy (&client);
@@ -97,7 +74,7 @@ static void
 test_not_active (void)
 {
     zactor_t *a = fake_broker_new (FAKE_NOT_ACTIVE), *b = fake_broker_new (FAKE_OK);
-    char *list = s_pair (a, b);
+    char *list = fake_broker_pair (a, b);
     bs_client_t *client = bs_client_new (list);
     bs_client_set_timeout (client, 5000);
     char hex [2 * BS_RID_SIZE + 1];
@@ -106,8 +83,8 @@ test_not_active (void)
     bs_msg_t *reply = bs_client_call (client, "order", request);
     CHECK (s_ok (reply));
     CHECK (zclock_mono () - start < 1000);
-    CHECK (s_got (a, hex));
-    CHECK (s_got (b, hex));
+    CHECK (fake_broker_got (a, hex));
+    CHECK (fake_broker_got (b, hex));
     CHECK (strstr (list, bs_client_endpoint (client)) != list);     //  the second one
     bs_msg_destroy (&reply);
     bs_msg_destroy (&request);
@@ -116,10 +93,10 @@ test_not_active (void)
     request = s_request (hex2);
     reply = bs_client_call (client, "order", request);
     CHECK (s_ok (reply));
-    CHECK (s_got (a, hex));
+    CHECK (fake_broker_got (a, hex));
     char both [200];
     snprintf (both, sizeof both, "%s,%s", hex, hex2);
-    CHECK (s_got (b, both));
+    CHECK (fake_broker_got (b, both));
     bs_msg_destroy (&reply);
     bs_msg_destroy (&request);
     bs_client_destroy (&client);
@@ -133,7 +110,7 @@ static void
 test_silent (void)
 {
     zactor_t *a = fake_broker_new (FAKE_SILENT), *b = fake_broker_new (FAKE_OK);
-    char *list = s_pair (a, b);
+    char *list = fake_broker_pair (a, b);
     bs_client_t *client = bs_client_new (list);
     bs_client_set_timeout (client, 300);
     bs_client_set_attempts (client, 3);
@@ -144,8 +121,8 @@ test_silent (void)
     int64_t took = zclock_mono () - start;
     CHECK (s_ok (reply));
     CHECK (took >= 300 && took < 1500);
-    CHECK (s_got (a, hex));
-    CHECK (s_got (b, hex));
+    CHECK (fake_broker_got (a, hex));
+    CHECK (fake_broker_got (b, hex));
     bs_msg_destroy (&reply);
     bs_msg_destroy (&request);
     bs_client_destroy (&client);
@@ -160,7 +137,7 @@ static void
 test_killed (void)
 {
     zactor_t *a = fake_broker_new (FAKE_DIE), *b = fake_broker_new (FAKE_OK);
-    char *list = s_pair (a, b);
+    char *list = fake_broker_pair (a, b);
     bs_client_t *client = bs_client_new (list);
     bs_client_set_timeout (client, 10000);
     char hex [2 * BS_RID_SIZE + 1];
@@ -169,8 +146,8 @@ test_killed (void)
     bs_msg_t *reply = bs_client_call (client, "order", request);
     CHECK (s_ok (reply));
     CHECK (zclock_mono () - start < 2000);
-    CHECK (s_got (a, hex));
-    CHECK (s_got (b, hex));
+    CHECK (fake_broker_got (a, hex));
+    CHECK (fake_broker_got (b, hex));
     bs_msg_destroy (&reply);
     bs_msg_destroy (&request);
     bs_client_destroy (&client);
@@ -186,7 +163,7 @@ static void
 test_first_down (void)
 {
     zactor_t *a = fake_broker_new (FAKE_OK), *b = fake_broker_new (FAKE_OK);
-    char *list = s_pair (a, b);
+    char *list = fake_broker_pair (a, b);
     fake_broker_close (a);              //  nothing listens there any more
     bs_client_t *client = bs_client_new (list);
     bs_client_set_timeout (client, 10000);
@@ -197,7 +174,7 @@ test_first_down (void)
     bs_msg_t *reply = bs_client_call (client, "order", request);
     CHECK (s_ok (reply));
     CHECK (zclock_mono () - start < 5000);
-    CHECK (s_got (b, hex));
+    CHECK (fake_broker_got (b, hex));
     bs_msg_destroy (&reply);
     bs_msg_destroy (&request);
     bs_client_destroy (&client);
@@ -212,7 +189,7 @@ static void
 test_lost_while_idle (void)
 {
     zactor_t *a = fake_broker_new (FAKE_OK), *b = fake_broker_new (FAKE_OK);
-    char *list = s_pair (a, b);
+    char *list = fake_broker_pair (a, b);
     bs_client_t *client = bs_client_new (list);
     bs_client_set_timeout (client, 10000);
     char hex [2 * BS_RID_SIZE + 1];
@@ -233,8 +210,8 @@ test_lost_while_idle (void)
     reply = bs_client_call (client, "order", request);
     CHECK (s_ok (reply));
     CHECK (zclock_mono () - start < 1000);
-    CHECK (s_got (a, hex));
-    CHECK (s_got (b, hex2));
+    CHECK (fake_broker_got (a, hex));
+    CHECK (fake_broker_got (b, hex2));
     CHECK (!bs_client_lost (client));
     bs_msg_destroy (&reply);
     bs_msg_destroy (&request);
@@ -250,7 +227,7 @@ static void
 test_all_not_active (void)
 {
     zactor_t *a = fake_broker_new (FAKE_NOT_ACTIVE), *b = fake_broker_new (FAKE_NOT_ACTIVE);
-    char *list = s_pair (a, b);
+    char *list = fake_broker_pair (a, b);
     bs_client_t *client = bs_client_new (list);
     bs_client_set_timeout (client, 5000);
     bs_client_set_attempts (client, 2);
@@ -264,8 +241,8 @@ test_all_not_active (void)
     CHECK (took >= 100 && took < 1000);
     char twice [200];
     snprintf (twice, sizeof twice, "%s,%s", hex, hex);
-    CHECK (s_got (a, twice));
-    CHECK (s_got (b, twice));
+    CHECK (fake_broker_got (a, twice));
+    CHECK (fake_broker_got (b, twice));
     bs_msg_destroy (&reply);
     bs_msg_destroy (&request);
     //  A takeover: the second becomes active, and the call gets through
@@ -286,7 +263,7 @@ static void
 test_async_failover (void)
 {
     zactor_t *a = fake_broker_new (FAKE_SILENT), *b = fake_broker_new (FAKE_OK);
-    char *list = s_pair (a, b);
+    char *list = fake_broker_pair (a, b);
     bs_client_t *client = bs_client_new (list);
     void *sock = bs_client_socket (client);
     char hex [2 * BS_RID_SIZE + 1];
@@ -306,8 +283,8 @@ test_async_failover (void)
     if (rid && size == BS_RID_SIZE)
         fake_hex (rid, size, got);
     CHECK (streq (got, hex));
-    CHECK (s_got (a, hex));
-    CHECK (s_got (b, hex));
+    CHECK (fake_broker_got (a, hex));
+    CHECK (fake_broker_got (b, hex));
     bs_msg_destroy (&reply);
     bs_msg_destroy (&request);
     bs_client_destroy (&client);

@@ -81,17 +81,6 @@ s_count (const char *list)
     return n;
 }
 
-//  "A,B" of two fake brokers
-static char *
-s_pair (zactor_t *a, zactor_t *b)
-{
-    char *ea = fake_broker_endpoint (a), *eb = fake_broker_endpoint (b);
-    char *list = zsys_sprintf ("%s,%s", ea, eb);
-    zstr_free (&ea);
-    zstr_free (&eb);
-    return list;
-}
-
 //  --------------------------------------------------------------------------
 //  The CLI
 
@@ -99,7 +88,7 @@ static void
 test_cli (void)
 {
     zactor_t *a = fake_broker_new (FAKE_NOT_ACTIVE), *b = fake_broker_new (FAKE_OK);
-    char *list = s_pair (a, b);
+    char *list = fake_broker_pair (a, b);
     char out [4096];
     int64_t start = zclock_mono ();
     int rc = s_run (out, sizeof out, "bookstore --endpoint %s --json --timeout-ms 5000 buy 666", list);
@@ -145,7 +134,7 @@ static void
 test_load_silent (void)
 {
     zactor_t *a = fake_broker_new (FAKE_SILENT), *b = fake_broker_new (FAKE_OK);
-    char *list = s_pair (a, b);
+    char *list = fake_broker_pair (a, b);
     char record [] = "/tmp/test_tools_record_XXXXXX";
     int fd = mkstemp (record);
     close (fd);
@@ -193,7 +182,7 @@ static void
 test_load_not_active (void)
 {
     zactor_t *a = fake_broker_new (FAKE_NOT_ACTIVE), *b = fake_broker_new (FAKE_OK);
-    char *list = s_pair (a, b);
+    char *list = fake_broker_pair (a, b);
     char out [8192];
     int64_t start = zclock_mono ();
     int rc = s_run (out, sizeof out, "bookstore-load --endpoint %s --clients 3 --requests 12 --mix buy:1,lookup:1 "
@@ -232,7 +221,7 @@ static void
 test_bench (void)
 {
     zactor_t *a = fake_broker_new (FAKE_NOT_ACTIVE), *b = fake_broker_new (FAKE_OK);
-    char *list = s_pair (a, b);
+    char *list = fake_broker_pair (a, b);
     char out [8192];
     int rc = s_run (out, sizeof out, "bookstore-bench --endpoint %s --workload lookup-hot --items 666 "
                     "--seconds 1 --warmup 0 --clients 4 --json", list);
