@@ -32,6 +32,17 @@ static const bs_setting_t s_table [] = {
     { NULL, NULL, NULL }
 };
 
+//  An endpoint setting, or by default tcp://<host>:<port> (out: 256 bytes)
+static void
+s_endpoint (bs_settings_t *settings, const char *name, const char *host, int port, char *out)
+{
+    const char *given = bs_settings_get (settings, name);
+    if (*given)
+        snprintf (out, 256, "%s", given);
+    else
+        snprintf (out, 256, "tcp://%s:%d", host, port);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -53,7 +64,7 @@ main (int argc, char **argv)
     ||  !bs_settings_int (settings, "max-per-client", &per_client)
     ||  !bs_settings_int (settings, "max-inflight", &inflight)
     ||  per_client < 1 || per_client > 10000000 || inflight < 1 || inflight > 10000000
-    ||  port < 1 || port > 65532 || heartbeat < 10 || liveness < 1 || timeout < 1
+    ||  port < 1 || port > 65531 || heartbeat < 10 || liveness < 1 || timeout < 1
     ||  cache_entries < 0 || cache_entries > 100000000 || cache_mb < 1 || cache_mb > 1048576
     ||  cache_ttl < 0 || cache_ttl > 86400000) {
         fprintf (stderr, "bookstore-broker: bad numeric setting\n");
@@ -69,36 +80,12 @@ main (int argc, char **argv)
     }
     char client_bind [256], node_bind [256], invalidate_bind [256], feed_bind [256];
     char peer_bind [256], advertise [256];
-    const char *pb = bs_settings_get (settings, "peer-bind");
-    if (*pb)
-        snprintf (peer_bind, sizeof peer_bind, "%s", pb);
-    else
-        snprintf (peer_bind, sizeof peer_bind, "tcp://*:%d", (int) port + 4);
-    const char *ad = bs_settings_get (settings, "advertise");
-    if (*ad)
-        snprintf (advertise, sizeof advertise, "%s", ad);
-    else
-        snprintf (advertise, sizeof advertise, "tcp://127.0.0.1:%d", (int) port);
-    const char *fb = bs_settings_get (settings, "feed-bind");
-    if (*fb)
-        snprintf (feed_bind, sizeof feed_bind, "%s", fb);
-    else
-        snprintf (feed_bind, sizeof feed_bind, "tcp://*:%d", (int) port + 3);
-    const char *ib = bs_settings_get (settings, "invalidate-bind");
-    if (*ib)
-        snprintf (invalidate_bind, sizeof invalidate_bind, "%s", ib);
-    else
-        snprintf (invalidate_bind, sizeof invalidate_bind, "tcp://*:%d", (int) port + 2);
-    const char *cb = bs_settings_get (settings, "client-bind");
-    const char *nb = bs_settings_get (settings, "node-bind");
-    if (*cb)
-        snprintf (client_bind, sizeof client_bind, "%s", cb);
-    else
-        snprintf (client_bind, sizeof client_bind, "tcp://*:%d", (int) port);
-    if (*nb)
-        snprintf (node_bind, sizeof node_bind, "%s", nb);
-    else
-        snprintf (node_bind, sizeof node_bind, "tcp://*:%d", (int) port + 1);
+    s_endpoint (settings, "client-bind", "*", (int) port, client_bind);
+    s_endpoint (settings, "node-bind", "*", (int) port + 1, node_bind);
+    s_endpoint (settings, "invalidate-bind", "*", (int) port + 2, invalidate_bind);
+    s_endpoint (settings, "feed-bind", "*", (int) port + 3, feed_bind);
+    s_endpoint (settings, "peer-bind", "*", (int) port + 4, peer_bind);
+    s_endpoint (settings, "advertise", "127.0.0.1", (int) port, advertise);
     broker_options_t options = {
         .client_endpoint = client_bind,
         .worker_endpoint = node_bind,
