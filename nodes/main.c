@@ -23,6 +23,13 @@
 #define BATCH_MAX 512           //  writes per transaction
 #define POLL_MAX 24
 
+//  The event loop's phases, for --profile-seconds
+enum { PHASE_WAIT, PHASE_REQUESTS, PHASE_BUYER, PHASE_EXECUTE, PHASE_INVALIDATE, PHASE_COMMIT,
+       PHASE_REPLICATE, PHASE_REPLY, PHASE_OTHER, PHASE_WRITES, PHASE_COUNT };
+static const char *s_phases [PHASE_COUNT] = {
+    "wait", "requests", "buyer", "execute", "invalidate", "commit", "replicate", "reply", "other", "writes"
+};
+
 static const bs_setting_t s_table [] = {
     { "service",         "",          "catalog or order" },
     { "id",              "",          "node id, unique in the cluster (default <service>-1)" },
@@ -51,6 +58,7 @@ static const bs_setting_t s_table [] = {
     { "cert",            "",          "this node's certificate (default <keys>/nodes/<id>)" },
     { "catalog-timeout-ms", "1500",   "order node: how long to wait for the catalog before resending" },
     { "catalog-attempts", "5",        "order node: how many times to ask the catalog" },
+    { "profile-seconds", "0",         "log every this many seconds where the event loop spent its time (0: never)" },
     { NULL, NULL, NULL }
 };
 
@@ -82,6 +90,7 @@ typedef struct {
     zlistx_t *internal;         //  bs_msg_t requests made by the node itself
     int heartbeat_ms;
     int64_t next_status;
+    bs_profile_t *profile;      //  NULL unless --profile-seconds
 } node_t;
 
 //  --------------------------------------------------------------------------
@@ -118,6 +127,8 @@ s_flush (node_t *self)
         return;
     bs_msg_t *replies [BATCH_MAX] = { NULL };
     uint64_t seqs [BATCH_MAX] = { 0 };
+    int left = bs_profile_enter (self->profile, PHASE_EXECUTE);
+    bs_profile_add (self->profile, PHASE_WRITES, self->batch_count);
     MDB_txn *txn = journal_begin (self->journal);
     int rc = txn? 0: -1;
     for (int i = 0; i < self->batch_count && rc == 0; i++) {
@@ -140,11 +151,13 @@ s_flush (node_t *self)
     //  attached to
     if (rc == 0 && invalidation)
         invalidator_select (self->invalidator, mdpworker_broker_index (self->link));
+    bs_profile_enter (self->profile, PHASE_INVALIDATE);
     if (rc == 0 && invalidation && !invalidator_send (self->invalidator, invalidation)) {
         fail = BS_ERR_not_invalidated;
         why = "the broker did not acknowledge the cache invalidation in time; nothing changed";
         rc = -1;
     }
+    bs_profile_enter (self->profile, PHASE_EXECUTE);
     bs_msg_destroy (&invalidation);
     if (rc == 0) {
         rc = journal_commit (self->journal, txn);
@@ -154,6 +167,7 @@ s_flush (node_t *self)
     else
     if (txn)
         journal_abort (self->journal, txn);
+    bs_profile_enter (self->profile, PHASE_REPLY);
     if (rc == 0) {
         repl_publish (self->repl);
         //  Report the new head at once: a broker that starts now must not
@@ -190,6 +204,7 @@ s_flush (node_t *self)
         bs_msg_destroy (&w->decrement);
     }
     self->batch_count = 0;
+    bs_profile_enter (self->profile, left);
 }
 
 static write_t *
@@ -347,6 +362,8 @@ s_run (node_t *self, int64_t restock_period_ms, int64_t restock_amount)
 {
     int64_t next_restock = restock_period_ms > 0? zclock_mono () + restock_period_ms: INT64_MAX;
     while (!zsys_interrupted) {
+        bs_profile_enter (self->profile, PHASE_OTHER);
+        bs_profile_tick (self->profile);
         int64_t now = zclock_mono ();
         if (now >= self->next_status) {
             s_update_status (self);
@@ -378,10 +395,13 @@ s_run (node_t *self, int64_t restock_period_ms, int64_t restock_amount)
             items [n++] = (zmq_pollitem_t) { buyer_socket (self->buyer), 0, ZMQ_POLLIN, 0 };
         int first_repl = n;
         n += repl_pollitems (self->repl, items + n, POLL_MAX - n);
+        bs_profile_enter (self->profile, PHASE_WAIT);
         if (zmq_poll (items, n, (long) (wait < 0? 0: wait)) < 0)
             break;
         //  Replication first: acks release replies, entries bring followers up
+        bs_profile_enter (self->profile, PHASE_REPLICATE);
         repl_on_poll (self->repl, items + first_repl, n - first_repl);
+        bs_profile_enter (self->profile, PHASE_REQUESTS);
         if (items [0].revents & ZMQ_POLLIN) {
             for (int k = 0; k < BATCH_MAX; k++) {
                 zmq_msg_t token, body;
@@ -405,6 +425,7 @@ s_run (node_t *self, int64_t restock_period_ms, int64_t restock_amount)
                     break;
             }
         }
+        bs_profile_enter (self->profile, PHASE_BUYER);
         if (self->buyer && (items [1].revents & ZMQ_POLLIN))
             for (int k = 0; k < BATCH_MAX; k++) {
                 buyer_on_input (self->buyer);
@@ -438,7 +459,7 @@ s_home_partition (node_t *self, char *partition, size_t size)
         return true;
     }
     uint8_t random [BS_RID_SIZE];
-    bs_rid_generate (random);
+    bs_random_bytes (random, sizeof random);
     snprintf (partition, size, "%s.%02x%02x%02x", self->id, random [0], random [1], random [2]);
     value.mv_size = strlen (partition);
     value.mv_data = partition;
@@ -556,6 +577,7 @@ main (int argc, char **argv)
     }
     int rc = 2;
     node_t node = { .service = bs_settings_get (settings, "service") };
+    int64_t profile_seconds = 0;
     int64_t heartbeat, liveness, map_mb, map_max_mb, restock_period, restock_amount, timeout, attempts;
     int64_t insync_timeout, min_insync, hwm, drop_every, inval_timeout, inval_attempts;
     if (strcmp (node.service, "catalog") != 0 && strcmp (node.service, "order") != 0) {
@@ -575,13 +597,14 @@ main (int argc, char **argv)
     ||  !bs_settings_int (settings, "hwm", &hwm)
     ||  !bs_settings_int (settings, "drop-every", &drop_every)
     ||  !bs_settings_int (settings, "invalidate-timeout-ms", &inval_timeout)
-    ||  !bs_settings_int (settings, "invalidate-attempts", &inval_attempts))
+    ||  !bs_settings_int (settings, "invalidate-attempts", &inval_attempts)
+    ||  !bs_settings_int (settings, "profile-seconds", &profile_seconds))
         goto done;
     if (heartbeat < 10 || liveness < 1 || map_mb < 1 || map_max_mb < map_mb || map_max_mb > (1 << 24)
     ||  restock_period < 0
     ||  restock_amount < 1 || restock_amount > 1000000 || timeout < 1 || attempts < 1
     ||  insync_timeout < 1 || min_insync < 1 || hwm < 0 || drop_every < 0
-    ||  inval_timeout < 1 || inval_attempts < 1) {
+    ||  inval_timeout < 1 || inval_attempts < 1 || profile_seconds < 0 || profile_seconds > 86400) {
         fprintf (stderr, "bookstore-node: a numeric setting is out of range\n");
         goto done;
     }
@@ -616,6 +639,9 @@ main (int argc, char **argv)
         rc = 2;
         goto done;
     }
+    node.profile = bs_profile_new (id, s_phases, PHASE_COUNT, profile_seconds * 1000);
+    if (node.store)
+        store_set_profile (node.store, node.profile, PHASE_COMMIT);
     node.journal = node.store? journal_new (node.store): NULL;
     if (!node.journal)
         goto done;
@@ -692,6 +718,7 @@ done:
     orders_destroy (&node.orders);
     journal_destroy (&node.journal);
     store_destroy (&node.store);
+    bs_profile_destroy (&node.profile);
     if (node.internal) {
         bs_msg_t *request;
         while ((request = zlistx_detach (node.internal, NULL)))

@@ -11,6 +11,8 @@ struct _store_t {
     char *path;
     size_t map_size, max_size;
     bool read_only;
+    bs_profile_t *profile;      //  borrowed; NULL: none
+    int commit_phase;
 };
 
 store_t *
@@ -161,10 +163,19 @@ store_begin (store_t *self, bool write)
 int
 store_commit (store_t *self, MDB_txn *txn)
 {
+    int left = bs_profile_enter (self->profile, self->commit_phase);
     int rc = mdb_txn_commit (txn);
+    bs_profile_enter (self->profile, left);
     if (rc != 0)
         zsys_error ("store: commit failed in %s: %s", self->path, mdb_strerror (rc));
     return rc;
+}
+
+void
+store_set_profile (store_t *self, bs_profile_t *profile, int commit_phase)
+{
+    self->profile = profile;
+    self->commit_phase = commit_phase;
 }
 
 void

@@ -13,6 +13,8 @@
 #ifndef STORE_H_INCLUDED
 #define STORE_H_INCLUDED
 
+#include "bs_profile.h"
+
 #include <lmdb.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -42,6 +44,10 @@ bool store_open_db (store_t *self, const char *name, unsigned flags, MDB_dbi *db
 MDB_txn *store_begin (store_t *self, bool write);
 //  Commits; returns 0 or an LMDB error (logged); the txn is gone either way
 int store_commit (store_t *self, MDB_txn *txn);
+
+//  Counts the time of every commit in the profile's commit_phase
+//  (borrowed; NULL: none)
+void store_set_profile (store_t *self, bs_profile_t *profile, int commit_phase);
 
 //  Big-endian 32-bit keys sort numerically
 void store_key_u32 (uint8_t *buf, uint32_t value);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 typedef struct {
     const char *name;
@@ -753,14 +754,28 @@ bs_msg_validate_request (const bs_msg_t *self, char *reason, size_t reason_size)
 //  Constructors
 
 void
-bs_rid_generate (uint8_t *buf)
+bs_random_bytes (uint8_t *buf, size_t size)
 {
     size_t got = 0;
-    while (got < BS_RID_SIZE) {
-        ssize_t rc = getrandom (buf + got, BS_RID_SIZE - got, 0);
+    while (got < size) {
+        ssize_t rc = getrandom (buf + got, size - got, 0);
         if (rc > 0)
             got += (size_t) rc;
     }
+}
+
+void
+bs_rid_generate (uint8_t *buf)
+{
+    //  Time first, so that ids made one after another sort together: every
+    //  table keyed by rid (the catalog's applied writes, the orders) then
+    //  grows at one end and a commit writes a few pages, not one per id
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    uint64_t ms = (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+    for (int i = 0; i < BS_RID_TIME_SIZE; i++)
+        buf [i] = (uint8_t) (ms >> (8 * (BS_RID_TIME_SIZE - 1 - i)));
+    bs_random_bytes (buf + BS_RID_TIME_SIZE, BS_RID_SIZE - BS_RID_TIME_SIZE);
 }
 
 bs_msg_t *

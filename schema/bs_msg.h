@@ -48,6 +48,7 @@ typedef enum {
 } bs_err_t;
 
 #define BS_RID_SIZE 16
+#define BS_RID_TIME_SIZE 6       //  the time at the front of a generated rid
 //  The largest epoch, sequence number or version (fields.def)
 #define BS_EPOCH_MAX INT64_C (9007199254740991)
 //  Largest message body any socket accepts (ZMQ_MAXMSGSIZE as well)
@@ -141,7 +142,12 @@ bs_msg_t *bs_msg_new_error (bs_err_t err, const char *message);
 //  BIN fields print as lowercase hex strings.
 char *bs_msg_to_json (const bs_msg_t *self);
 
-//  Fills buf with BS_RID_SIZE random bytes
+//  Fills buf with a new request id: a big-endian millisecond Unix time in
+//  the first BS_RID_TIME_SIZE bytes, random bytes after it (like a UUIDv7).
+//  Any 16 bytes are a valid rid; time-ordered ones are cheaper to store.
 void bs_rid_generate (uint8_t *buf);
+
+//  Fills buf with size random bytes (tokens, names)
+void bs_random_bytes (uint8_t *buf, size_t size);
 
 #endif

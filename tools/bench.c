@@ -201,7 +201,7 @@ typedef struct {
     //  Templates
     tmpl_t lookup, search, buy, restock, set_price, add_book;
     tmpl_t *search_topics;      //  one per topic of topics
-    uint8_t run_id [BS_RID_SIZE];   //  random: a key, and the second half of every rid
+    uint8_t run_id [BS_RID_SIZE];   //  random: a key, and two bytes of every rid
     uint64_t key;
     uint64_t inverse1, inverse2;
 
@@ -267,6 +267,9 @@ s_random (bench_t *self)
 //  a buy makes, so they must differ from one request to the next and from
 //  one run to the next: the client index and sequence number go through
 //  this mix, which the reply's rid is taken back through.
+//  A rid is time (BS_RID_TIME_SIZE bytes), this run's mark, and the mixed
+//  request name in the last 8 bytes
+#define RUN_MARK_SIZE (8 - BS_RID_TIME_SIZE)
 #define MIX1 UINT64_C (0xbf58476d1ce4e5b9)
 #define MIX2 UINT64_C (0x94d049bb133111eb)
 
@@ -452,8 +455,11 @@ s_send (bench_t *self, slot_t *slot, int64_t now)
     req_t *req = &slot->req;
     tmpl_t *t = req->tmpl;
     uint8_t *rid = t->body + t->rid_at;
-    s_put64 (rid, s_mix (self, (uint64_t) (slot - self->slots) << 32 | slot->seq));
-    memcpy (rid + 8, self->run_id + 8, 8);
+    //  Time first like every generated rid (the tables keyed by rid grow at
+    //  one end), then this run's mark, then which request this is, mixed
+    bs_rid_generate (rid);
+    memcpy (rid + BS_RID_TIME_SIZE, self->run_id + BS_RID_TIME_SIZE, RUN_MARK_SIZE);
+    s_put64 (rid + 8, s_mix (self, (uint64_t) (slot - self->slots) << 32 | slot->seq));
     for (int f = 0; f < INT_FIELDS; f++)
         if (t->int_at [f])
             s_put32 (t->body + t->int_at [f], (uint32_t) req->ints [f]);
@@ -576,8 +582,8 @@ s_recv_one (bench_t *self, void *sock)
     //  may lack it): its request will time out
     uint64_t name = UINT64_MAX;
     if (bs_peek_bytes (data, size, BS_FIELD_rid, &rid, &rid_size) && rid_size == BS_RID_SIZE
-    &&  memcmp (rid + 8, self->run_id + 8, 8) == 0)
-        name = s_unmix (self, s_get64 (rid));
+    &&  memcmp (rid + BS_RID_TIME_SIZE, self->run_id + BS_RID_TIME_SIZE, RUN_MARK_SIZE) == 0)
+        name = s_unmix (self, s_get64 (rid + 8));
     if ((name >> 32) >= (uint64_t) self->slot_count) {
         self->unmatched++;
         if (self->workload != W_PINGPONG)

@@ -242,8 +242,7 @@ s_admin_token (const char *path)
     if (s_exists (path))
         return true;
     uint8_t random [2 * BS_RID_SIZE];
-    bs_rid_generate (random);
-    bs_rid_generate (random + BS_RID_SIZE);
+    bs_random_bytes (random, sizeof random);
     char text [4 * BS_RID_SIZE + 2];
     for (size_t i = 0; i < sizeof random; i++)
         snprintf (text + 2 * i, 3, "%02x", random [i]);

@@ -3,6 +3,7 @@
 #include "bs_msg.h"
 #include "testing.h"
 
+#include <czmq.h>
 #include <msgpack.h>
 #include <string.h>
 
@@ -426,6 +427,27 @@ test_entry_names (void)
     CHECK (!bs_text_valid ("a\x00b", 3) && !bs_text_valid ("\xff", 1));
 }
 
+//  Generated rids start with the time, so one made later sorts after
+static void
+test_rid_time_order (void)
+{
+    uint8_t a [BS_RID_SIZE], b [BS_RID_SIZE], c [BS_RID_SIZE];
+    bs_rid_generate (a);
+    bs_rid_generate (b);
+    zclock_sleep (3);
+    bs_rid_generate (c);
+    CHECK (memcmp (a, c, BS_RID_SIZE) < 0);
+    CHECK (memcmp (b, c, BS_RID_SIZE) < 0);
+    //  Two made together still differ (the random part)
+    CHECK (memcmp (a, b, BS_RID_SIZE) != 0);
+    //  The front is this moment's Unix time in milliseconds
+    uint64_t ms = 0;
+    for (int i = 0; i < BS_RID_TIME_SIZE; i++)
+        ms = ms << 8 | c [i];
+    int64_t now = zclock_time ();
+    CHECK ((int64_t) ms <= now && (int64_t) ms > now - 1000);
+}
+
 int
 main (void)
 {
@@ -442,5 +464,6 @@ main (void)
     RUN (test_peek_fields);
     RUN (test_claimed_counts);
     RUN (test_entry_names);
+    RUN (test_rid_time_order);
     return DONE ();
 }
