@@ -17,9 +17,6 @@
 #include <string.h>
 #include <unistd.h>
 
-//  Messages the broker drains from one side between two looks at the
-//  invalidation socket
-#define INVALIDATION_EVERY 16
 #define MAX_FRAMES      8
 #define MAX_SERVICES    8
 #define TOKEN_SIZE      8
@@ -866,19 +863,6 @@ s_invalidation_message (broker_t *self)
     s_close_frames (frames, count);
 }
 
-//  Serves a waiting invalidation, if there is one (and the test switch
-//  does not hold it)
-static void
-s_invalidation_ready (broker_t *self)
-{
-    int events = 0;
-    size_t len = sizeof events;
-    if (!self->muted
-    &&  zmq_getsockopt (zsock_resolve (self->invalidations), ZMQ_EVENTS, &events, &len) == 0
-    &&  (events & ZMQ_POLLIN))
-        s_invalidation_message (self);
-}
-
 //  --------------------------------------------------------------------------
 //  Client side
 
@@ -1412,14 +1396,10 @@ broker_run (broker_t *self)
         //  Invalidations first: a catalog write is waiting on each
         if (items [2].revents & ZMQ_POLLIN)
             s_invalidation_message (self);
-        //  Drain in batches so one busy side cannot starve the other, and
-        //  look for an invalidation now and then: the catalog's commits
-        //  wait for it, and with them every write of the cluster
+        //  Drain in batches so one busy side cannot starve the other
         for (int n = 0; n < 1000 && (items [0].revents & ZMQ_POLLIN); n++) {
             int events;
             size_t len = sizeof events;
-            if (n % INVALIDATION_EVERY == INVALIDATION_EVERY - 1)
-                s_invalidation_ready (self);
             s_node_message (self);
             zmq_getsockopt (self->node_sock, ZMQ_EVENTS, &events, &len);
             if (!(events & ZMQ_POLLIN))
@@ -1428,8 +1408,6 @@ broker_run (broker_t *self)
         for (int n = 0; n < 1000 && (items [1].revents & ZMQ_POLLIN); n++) {
             int events;
             size_t len = sizeof events;
-            if (n % INVALIDATION_EVERY == INVALIDATION_EVERY - 1)
-                s_invalidation_ready (self);
             s_client_message (self);
             zmq_getsockopt (self->client_sock, ZMQ_EVENTS, &events, &len);
             if (!(events & ZMQ_POLLIN))
