@@ -78,12 +78,40 @@ fi
 start_cluster() {
     rm -rf "$BS_TMP/cluster"
     bs_start_cluster --catalog 2 --order 2 --restock-period 0 --heartbeat-ms 250 --liveness 3 \
-        --node-args "--map-size-mb 16384" "${CLUSTER_ARGS[@]}" "$@" >&2
+        --node-args "--map-size-mb 16384 --profile-seconds $PROFILE_SECONDS" "${CLUSTER_ARGS[@]}" "$@" >&2
     EP=tcp://127.0.0.1:$BS_PORT
     say "cluster on port $BS_PORT $*"
 }
 
 stop_cluster() { bs_stop_cluster > /dev/null; }
+
+#  Every node logs where its event loop spent each PROFILE_SECONDS
+#  (--profile-seconds); profile TITLE keeps, for each node, the last
+#  period that ended before now, i.e. inside the run just finished
+PROFILE_SECONDS=3
+PROFILES=$BS_TMP/profiles.txt
+: > "$PROFILES"
+#  CPU_MARK: /proc/stat's cpu line when the run began; profile prints what
+#  the machine's CPUs did since (the whole cluster and the bench share them)
+CPU_MARK=
+profile() {
+    local until
+    until=$(date '+%y-%m-%d %H:%M:%S')
+    {
+        echo "$1:"
+        [ -n "$CPU_MARK" ] && echo "$CPU_MARK" "$(head -1 /proc/stat)" | awk '{
+            n = (NF - 2) / 2          # two "cpu" lines side by side
+            for (i = 2; i <= n + 1; i++) { d[i] = $(i + n + 1) - $i; total += d[i] }
+            if (total > 0)
+                printf "  CPUs: user %.0f%%, system %.0f%%, softirq %.0f%%, iowait %.0f%%, idle %.0f%%\n",
+                       100 * (d[2] + d[3]) / total, 100 * d[4] / total, 100 * d[8] / total,
+                       100 * d[6] / total, 100 * d[5] / total }'
+        awk -v until="$until" '
+            / profile of / && ($3 " " $4) <= until { node = $5; sub(/:$/, "", node); last[node] = $0 }
+            END { for (node in last) { line = last[node]; sub(/.* profile of /, "", line); printf "  %-10s %s\n", node, line } }' \
+            "$BS_TMP/cluster.log" | sort
+    } >> "$PROFILES"
+}
 
 say "ping-pong baseline"
 record - - --workload pingpong --clients 1
@@ -92,7 +120,9 @@ record - - --workload pingpong --clients 100
 start_cluster
 for workload in lookup-hot lookup-cold search buy mixed write-mix; do
     for clients in 1 100; do
+        CPU_MARK=$(head -1 /proc/stat)
         record 64 on --endpoint "$EP" --workload "$workload" --clients "$clients"
+        [ "$workload" = buy ] && profile "buy, $clients client(s)"
     done
 done
 stop_cluster
@@ -224,6 +254,22 @@ def find($w; $c; $cat): [.[] | select(.failed != true and .workload == $w and .c
         [.[] | select(.workload == "load-catalog")][0] as $l
         | if $l == null then empty else
           "Loading the \($l.catalog)-book catalog (add_book, replicated, \($l.clients) requests outstanding): \($l.ops_per_s | rate) books/s, p50 \($l.p50_us | us) us, p99 \($l.p99_us | us) us." end' "$RESULTS"
+    echo
+    echo "## Where the time of a buy goes"
+    echo
+    echo "Every node ran with \`--profile-seconds $PROFILE_SECONDS\`: it logs the share of wall-clock"
+    echo "time its event loop spent in each phase, with the number of times it"
+    echo "entered it.  \`wait\` is idle in poll; \`commit\` is LMDB's durable commit"
+    echo "(the fsync included; a follower's commits of received entries too);"
+    echo "\`invalidate\` is the catalog primary's round trip to the broker's cache"
+    echo "before it commits; \`writes\` counts the writes executed.  One buy is four"
+    echo "durable commits in a row: the catalog primary, its follower, the order"
+    echo "node's own partition, and its follower.  Below, the last period of each"
+    echo "node inside the buy runs."
+    echo
+    echo '```'
+    cat "$PROFILES"
+    echo '```'
     echo
     echo "<details><summary>Raw results (one JSON object per run)</summary>"
     echo
