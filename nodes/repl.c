@@ -674,7 +674,12 @@ s_on_sub (repl_t *self)
                 memcpy (&epoch, zframe_data (body) + 8, 8);
                 if (epoch >= part->epoch && head > part->head_seen)
                     part->head_seen = head;
-                if (epoch >= part->epoch && head > journal_seq (self->journal, part->name))
+                //  The head's entries came before it on this stream: only
+                //  a head beyond what we hold, applied or buffered, means
+                //  entries were lost on the way
+                live_t *last = zlistx_last (part->buffer);
+                uint64_t buffered = last? bs_entry_seq (last->entry): 0;
+                if (epoch >= part->epoch && head > journal_seq (self->journal, part->name) && head > buffered)
                     s_fetch (self, part);
             }
             else

@@ -28,6 +28,9 @@ check() {
     if "$@"; then ok "$name"; else not_ok "$name"; fi
 }
 
+#  bs_no_line PATTERN FILE: no line of FILE matches PATTERN (grep -E)
+bs_no_line() { ! grep -qE "$1" "$2"; }
+
 #  The CLI against this test's cluster
 #  (BS_KEYS: the keys directory of a CURVE cluster)
 #  (BS_ENDPOINTS: the brokers of a pair, comma-separated)

@@ -10,6 +10,11 @@ load=$(bs_load 16 2000 buy:50,set_price:15,restock:20,add_book:15 11)
 check "2000 mixed writes all got definite answers" test "$(echo "$load" | jq .gave_up)" = 0
 check "every replica of each partition reports the same digest" bs_wait_converged 20
 check "stock and orders match the acknowledged writes on every replica" bs_check_accounts "$load"
+#  With nothing lost on the way, no in-sync follower had cause to fetch (a
+#  fetch takes it out of the in-sync set, and writes wait for the broker to
+#  confirm the smaller set)
+check "...and no follower dropped out of sync to fetch meanwhile" \
+    bs_no_line "fetches .*: out of sync" "$BS_TMP/cluster.log"
 
 #  2. Catch-up: a follower misses 5000 writes and catches up from the log
 follower=$(bs --json status | jq -r '[.nodes[] | select(.service == "catalog" and .role == "follower") | .id][0]')
