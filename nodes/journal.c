@@ -538,6 +538,41 @@ journal_oldest (journal_t *self, MDB_txn *txn, const char *partition)
 }
 
 int
+journal_trim (journal_t *self, MDB_txn *txn, const char *partition, uint64_t keep, size_t max, size_t *trimmed_p)
+{
+    *trimmed_p = 0;
+    int p = s_part_find (self, partition);
+    if (p < 0 || self->parts [p].pending_seq <= keep)
+        return 0;
+    uint64_t last = self->parts [p].pending_seq - keep;     //  the newest entry to go
+    uint8_t kbuf [80];
+    size_t n = s_log_key (kbuf, partition, 0);
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open (txn, self->log, &cursor);
+    if (rc != 0)
+        return rc;
+    //  The partition's oldest entry is the first at or after its seq 0
+    while (*trimmed_p < max) {
+        MDB_val key = { n, kbuf }, value;
+        if ((rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE)) != 0)
+            break;
+        if (key.mv_size != n || memcmp (key.mv_data, kbuf, n - 8) != 0)
+            break;
+        uint64_t seq = 0;
+        const uint8_t *b = (const uint8_t *) key.mv_data + n - 8;
+        for (int i = 0; i < 8; i++)
+            seq = (seq << 8) | b [i];
+        if (seq > last)
+            break;
+        if ((rc = mdb_cursor_del (cursor, 0)) != 0)
+            break;
+        (*trimmed_p)++;
+    }
+    mdb_cursor_close (cursor);
+    return rc == MDB_NOTFOUND? 0: rc;
+}
+
+int
 journal_reset (journal_t *self, MDB_txn *txn, const char *partition, const char **dbs, bool drop)
 {
     int p = s_part_get (self, partition);

@@ -71,6 +71,12 @@ int journal_read (journal_t *self, MDB_txn *txn, const char *partition, uint64_t
 //  The oldest sequence number still in the log of a partition (0: empty)
 uint64_t journal_oldest (journal_t *self, MDB_txn *txn, const char *partition);
 
+//  Retention: deletes a partition's oldest log entries, up to max of them,
+//  so that at most keep remain (the entries a fetch may still need);
+//  *trimmed_p gets how many went
+int journal_trim (journal_t *self, MDB_txn *txn, const char *partition, uint64_t keep, size_t max,
+                  size_t *trimmed_p);
+
 //  Snapshots: a follower replaces (or merges) its copy of a partition's
 //  databases.  journal_reset drops the named databases' contents and the
 //  partition's log; journal_load_record writes one record without logging

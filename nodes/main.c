@@ -22,6 +22,7 @@
 
 #define BATCH_MAX 512           //  writes per transaction
 #define POLL_MAX 24
+#define TRIM_MAX 20000          //  log entries deleted per turn at most
 
 //  The event loop's phases, for --profile-seconds
 enum { PHASE_WAIT, PHASE_REQUESTS, PHASE_BUYER, PHASE_EXECUTE, PHASE_INVALIDATE, PHASE_COMMIT,
@@ -58,6 +59,7 @@ static const bs_setting_t s_table [] = {
     { "cert",            "",          "this node's certificate (default <keys>/nodes/<id>)" },
     { "catalog-timeout-ms", "1500",   "order node: how long to wait for the catalog before resending" },
     { "catalog-attempts", "5",        "order node: how many times to ask the catalog" },
+    { "log-keep",        "200000",    "log entries each partition keeps for followers that fall behind; one further behind gets a snapshot (at least 100)" },
     { "profile-seconds", "0",         "log every this many seconds where the event loop spent its time (0: never)" },
     { NULL, NULL, NULL }
 };
@@ -90,6 +92,8 @@ typedef struct {
     zlistx_t *internal;         //  bs_msg_t requests made by the node itself
     int heartbeat_ms;
     int64_t next_status;
+    uint64_t log_keep;          //  log entries kept per partition
+    int64_t next_trim;
     bs_profile_t *profile;      //  NULL unless --profile-seconds
 } node_t;
 
@@ -357,6 +361,31 @@ s_update_status (node_t *self)
     bs_msg_destroy (&status);
 }
 
+//  Log retention: once a second, deletes the oldest entries beyond
+//  log_keep of every partition, a bounded number at a time so that a long
+//  log shrinks over several turns without stalling the loop
+static void
+s_trim (node_t *self)
+{
+    MDB_txn *txn = journal_begin (self->journal);
+    if (!txn)
+        return;
+    size_t total = 0;
+    int rc = 0;
+    for (size_t i = 0; i < journal_partitions (self->journal) && rc == 0 && total < TRIM_MAX; i++) {
+        size_t trimmed;
+        rc = journal_trim (self->journal, txn, journal_partition_at (self->journal, i), self->log_keep,
+                           TRIM_MAX - total, &trimmed);
+        total += trimmed;
+    }
+    if (rc == 0 && total)
+        rc = journal_commit (self->journal, txn);
+    else
+        journal_abort (self->journal, txn);
+    if (rc != 0)
+        zsys_warning ("%s: could not trim the log: %s", self->id, mdb_strerror (rc));
+}
+
 static void
 s_run (node_t *self, int64_t restock_period_ms, int64_t restock_amount)
 {
@@ -386,6 +415,10 @@ s_run (node_t *self, int64_t restock_period_ms, int64_t restock_amount)
         if (zlistx_size (self->internal))
             s_run_internal (self);
         s_flush (self);
+        if (now >= self->next_trim) {
+            s_trim (self);
+            self->next_trim = now + 1000;
+        }
         if (next_restock - now < wait)
             wait = next_restock - now;
         zmq_pollitem_t items [POLL_MAX];
@@ -577,7 +610,7 @@ main (int argc, char **argv)
     }
     int rc = 2;
     node_t node = { .service = bs_settings_get (settings, "service") };
-    int64_t profile_seconds = 0;
+    int64_t profile_seconds = 0, log_keep = 0;
     int64_t heartbeat, liveness, map_mb, map_max_mb, restock_period, restock_amount, timeout, attempts;
     int64_t insync_timeout, min_insync, hwm, drop_every, inval_timeout, inval_attempts;
     if (strcmp (node.service, "catalog") != 0 && strcmp (node.service, "order") != 0) {
@@ -598,13 +631,15 @@ main (int argc, char **argv)
     ||  !bs_settings_int (settings, "drop-every", &drop_every)
     ||  !bs_settings_int (settings, "invalidate-timeout-ms", &inval_timeout)
     ||  !bs_settings_int (settings, "invalidate-attempts", &inval_attempts)
-    ||  !bs_settings_int (settings, "profile-seconds", &profile_seconds))
+    ||  !bs_settings_int (settings, "profile-seconds", &profile_seconds)
+    ||  !bs_settings_int (settings, "log-keep", &log_keep))
         goto done;
     if (heartbeat < 10 || liveness < 1 || map_mb < 1 || map_max_mb < map_mb || map_max_mb > (1 << 24)
     ||  restock_period < 0
     ||  restock_amount < 1 || restock_amount > 1000000 || timeout < 1 || attempts < 1
     ||  insync_timeout < 1 || min_insync < 1 || hwm < 0 || drop_every < 0
-    ||  inval_timeout < 1 || inval_attempts < 1 || profile_seconds < 0 || profile_seconds > 86400) {
+    ||  inval_timeout < 1 || inval_attempts < 1 || profile_seconds < 0 || profile_seconds > 86400
+    ||  log_keep < 100) {
         fprintf (stderr, "bookstore-node: a numeric setting is out of range\n");
         goto done;
     }
@@ -625,6 +660,7 @@ main (int argc, char **argv)
         snprintf (data, sizeof data, "data/%s", id);
     node.id = id;
     node.heartbeat_ms = (int) heartbeat;
+    node.log_keep = (uint64_t) log_keep;
     node.seed = bs_settings_get (settings, "seed");
     node.internal = zlistx_new ();
     zsys_set_logident (id);
@@ -681,6 +717,7 @@ main (int argc, char **argv)
         .min_insync = (int) min_insync,
         .hwm = (int) hwm,
         .drop_every = (int) drop_every,
+        .log_keep = (uint64_t) log_keep,
         .keys = node.keys,
     };
     node.repl = repl_new (node.journal, &options, s_send_reply, &node);

@@ -11,7 +11,6 @@
 #define FETCH_BATCH      2000       //  entries per catch-up reply
 #define FETCH_BYTES      (2 << 20)  //  ... and at most this many bytes
 #define SNAP_BATCH       2000       //  records per snapshot message
-#define SNAPSHOT_AFTER   200000     //  a follower this far behind gets a snapshot
 #define BUFFER_MAX       100000     //  live entries held while catching up
 #define FETCH_TIMEOUT_MS 1000
 #define DRAIN_MAX        2000       //  messages read per socket per poll
@@ -441,7 +440,7 @@ s_serve_fetch (repl_t *self, const void *identity, size_t identity_size, const b
     if (!txn)
         return;
     bool snapshot = false;
-    if (seq > head || (seq == 0 && head > 0) || head - seq > SNAPSHOT_AFTER)
+    if (seq > head || (seq == 0 && head > 0) || head - seq > self->options.log_keep)
         snapshot = true;
     else
     if (seq > 0) {

@@ -47,6 +47,7 @@ typedef struct {
     int min_insync;
     int hwm;
     int drop_every;                 //  test switch: do not publish every k-th entry
+    uint64_t log_keep;              //  entries each log keeps; a follower further behind gets a snapshot
     bs_keys_t *keys;                //  CURVE between nodes (borrowed), NULL: plain
 } repl_options_t;
 

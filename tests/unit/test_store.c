@@ -336,6 +336,56 @@ test_journal_replicates (void)
     s_close (&follower);
 }
 
+//  Retention: the oldest entries go, the newest keep entries stay, at most
+//  max a call, and the state they built stays
+static void
+test_log_trim (void)
+{
+    node_t node;
+    s_open (&node, "trim");
+    s_seed (&node);                         //  entries 1-7
+    for (int i = 0; i < 43; i++) {          //  entries 8-50
+        bs_msg_t *reply = s_op (&node, BS_OP_restock, 846, 1);
+        CHECK (bs_msg_int (reply, BS_FIELD_ok));
+        bs_msg_destroy (&reply);
+    }
+    CHECK (journal_seq (node.journal, CATALOG_PARTITION) == 50);
+    char before [17], after [17];
+    journal_digest (node.journal, before);
+    //  At most 15 at a time: 1-15 go
+    MDB_txn *txn = journal_begin (node.journal);
+    size_t trimmed = 0;
+    CHECK (journal_trim (node.journal, txn, CATALOG_PARTITION, 20, 15, &trimmed) == 0);
+    CHECK (trimmed == 15);
+    CHECK (journal_commit (node.journal, txn) == 0);
+    txn = store_begin (node.store, false);
+    CHECK (journal_oldest (node.journal, txn, CATALOG_PARTITION) == 16);
+    mdb_txn_abort (txn);
+    //  Then down to the newest 20: 31-50
+    txn = journal_begin (node.journal);
+    CHECK (journal_trim (node.journal, txn, CATALOG_PARTITION, 20, 1000, &trimmed) == 0);
+    CHECK (trimmed == 15);
+    CHECK (journal_commit (node.journal, txn) == 0);
+    txn = store_begin (node.store, false);
+    MDB_val value;
+    CHECK (journal_oldest (node.journal, txn, CATALOG_PARTITION) == 31);
+    CHECK (journal_read (node.journal, txn, CATALOG_PARTITION, 30, &value) == MDB_NOTFOUND);
+    CHECK (journal_read (node.journal, txn, CATALOG_PARTITION, 31, &value) == 0);
+    CHECK (journal_read (node.journal, txn, CATALOG_PARTITION, 50, &value) == 0);
+    mdb_txn_abort (txn);
+    //  Nothing more to do; unknown partitions have nothing to trim
+    txn = journal_begin (node.journal);
+    CHECK (journal_trim (node.journal, txn, CATALOG_PARTITION, 20, 1000, &trimmed) == 0 && trimmed == 0);
+    CHECK (journal_trim (node.journal, txn, "order-9", 20, 1000, &trimmed) == 0 && trimmed == 0);
+    journal_abort (node.journal, txn);
+    //  The books and the head are as they were
+    journal_digest (node.journal, after);
+    CHECK (strcmp (before, after) == 0);
+    CHECK (journal_seq (node.journal, CATALOG_PARTITION) == 50);
+    CHECK (s_stock (&node, 846) == 15 + 43);
+    s_close (&node);
+}
+
 static void
 test_bad_directory (void)
 {
@@ -416,6 +466,7 @@ main (void)
     zsys_set_logstream (stderr);
     snprintf (s_dir, sizeof s_dir, "/tmp/bookstore-unit.%d", (int) getpid ());
     RUN (test_seed_and_search);
+    RUN (test_log_trim);
     RUN (test_decrement_is_conditional_and_idempotent);
     RUN (test_writes_and_versions);
     RUN (test_orders_are_deterministic);

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+#  Log retention: every node keeps the newest --log-keep entries of each
+#  partition's log and deletes older ones; a follower that fell further
+#  behind than the log reaches catches up from a snapshot instead
+source "$(dirname "$0")/lib.sh"
+KEEP=500
+bs_start_cluster --restock-period 0 --node-args "--log-keep $KEEP"
+
+#  log_entries NODE: entries of the node's log database, every partition
+#  it holds (read-only, beside the running node)
+log_entries() { mdb_stat -s log "$BS_DATA/$1" 2>/dev/null | sed -n 's/^ *Entries: //p'; }
+log_is() { [ "$(log_entries "$1")" = "$2" ]; }
+log_at_most() { local n; n=$(log_entries "$1"); [ -n "$n" ] && [ "$n" -le "$2" ]; }
+#  snapshots NODE: snapshots of the catalog the node has loaded
+snapshots() { grep -c "$1: snapshot of catalog loaded" "$BS_TMP/cluster.log"; }
+snapshots_above() { [ "$(snapshots "$1")" -gt "$2" ]; }
+
+#  until_true SECONDS COMMAND...: polls the command until it succeeds
+until_true() {
+    local deadline=$((SECONDS + $1))
+    shift
+    until "$@"; do
+        [ $SECONDS -lt "$deadline" ] || return 1
+        sleep 0.1
+    done
+}
+
+primary=$(bs_catalog_primary)
+follower=$(bs --json status | jq -r '[.nodes[] | select(.service == "catalog" and .role == "follower") | .id][0]')
+touch "$BS_DATA/hold/$follower"
+kill -KILL "$(bs_pid "$follower")"
+bs_wait_dead "$follower" 10
+load=$(bs_load 8 3000 buy:30,set_price:35,restock:35 21)
+check "3000 writes succeed while a catalog follower is down" \
+    test "$(echo "$load" | jq '.gave_up + .refused')" = 0
+seq=$(bs --json --node "$primary" lookup 321 | jq .seq)
+log "the catalog's head is at seq $seq"
+check "the catalog primary's log is trimmed to the newest $KEEP entries" \
+    until_true 10 log_is "$primary" "$KEEP"
+for node in $(bs --json status | jq -r '.nodes[] | select(.service == "order") | .id'); do
+    #  Its own partition and the other order node's
+    check "$node's log keeps at most $KEEP entries of each of its 2 partitions" \
+        until_true 10 log_at_most "$node" $((2 * KEEP))
+done
+check "the orders outlive the log entries that wrote them" bs_check_accounts "$load"
+
+loaded=$(snapshots "$follower")
+rm "$BS_DATA/hold/$follower"
+check "the follower that missed more than the log keeps comes back" bs_wait_ready "$BS_NODES" 30
+check "...from a snapshot" until_true 10 snapshots_above "$follower" "$loaded"
+check "...and converges" bs_wait_converged 20
+check "...with every acknowledged write" bs_check_accounts "$load"
+check "...and trims its own log too" until_true 10 log_at_most "$follower" "$KEEP"
+
+check "every process is still running" bs_all_running
+bs_stop_cluster
