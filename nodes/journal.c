@@ -603,6 +603,11 @@ journal_reset (journal_t *self, MDB_txn *txn, const char *partition, const char 
             break;
     }
     mdb_cursor_close (cursor);
+    //  Until the snapshot is finished the partition holds nothing whole: a
+    //  node that dies meanwhile comes back empty and asks again, rather
+    //  than believing its old seq over half-replaced data
+    if (rc == 0 || rc == MDB_NOTFOUND)
+        rc = s_put_meta (self, txn, "seq", partition, 0);
     self->parts [p].pending_seq = 0;
     self->recompute_digest = true;
     return rc;
