@@ -5,7 +5,7 @@
 #include "broker.h"
 #include "cache.h"
 #include "controller.h"
-#include "disconnects.h"
+#include "bs_monitor.h"
 #include "feed.h"
 #include "peer.h"
 #include "quota.h"
@@ -64,7 +64,7 @@ struct _broker_t {
     cache_t *cache;
     quota_t *quota;             //  requests in flight per client
     feed_t *feed;               //  events and status for the monitor
-    disconnects_t *disconnects; //  dropped node connections
+    bs_monitor_t *disconnects;  //  dropped node connections
     char catalog_primary [65];  //  as last announced on the feed
     int catalog;                //  index of the catalog service, or -1
     uint64_t catalog_epoch;     //  the cache holds replies of this epoch
@@ -1009,11 +1009,11 @@ s_send_backup (broker_t *self, zmq_msg_t *node)
 static void
 s_disconnects (broker_t *self)
 {
-    int fd;
-    while ((fd = disconnects_next (self->disconnects)) >= 0)
-        for (size_t i = 0; i < workers_size (self->workers); i++) {
+    bs_monitor_event_t event;
+    while (bs_monitor_next (self->disconnects, &event))
+        for (size_t i = 0; event.event == ZMQ_EVENT_DISCONNECTED && i < workers_size (self->workers); i++) {
             worker_t *w = workers_at (self->workers, i);
-            if (w->alive && w->fd == fd) {
+            if (w->alive && w->fd == event.value) {
                 w->fd = -1;
                 s_worker_dead (self, w, "its connection closed");
             }
@@ -1309,7 +1309,7 @@ broker_new (const broker_options_t *options)
     self->client_sock = zsock_resolve (self->clients);
     self->node_sock = zsock_resolve (self->nodes);
     self->feed = feed_new (options->feed_endpoint, options->keys);
-    self->disconnects = disconnects_new (self->node_sock);
+    self->disconnects = bs_monitor_new (self->node_sock, ZMQ_EVENT_DISCONNECTED);
     peer_options_t peer = {
         .id = options->id, .backup = options->backup, .bind = options->peer_bind,
         .connect = options->peer_connect, .advertise = options->advertise,
@@ -1338,7 +1338,7 @@ broker_destroy (broker_t **self_p)
     controller_destroy (&self->controller);
     cache_destroy (&self->cache);
     quota_destroy (&self->quota);
-    disconnects_destroy (&self->disconnects);
+    bs_monitor_destroy (&self->disconnects);
     peer_destroy (&self->peer);
     feed_destroy (&self->feed);
     zsock_destroy (&self->clients);
@@ -1364,7 +1364,7 @@ broker_run (broker_t *self)
         { self->node_sock, 0, ZMQ_POLLIN, 0 },
         { self->client_sock, 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->invalidations), 0, ZMQ_POLLIN, 0 },
-        { disconnects_socket (self->disconnects), 0, ZMQ_POLLIN, 0 },
+        { bs_monitor_socket (self->disconnects), 0, ZMQ_POLLIN, 0 },
         { peer_socket (self->peer), 0, ZMQ_POLLIN, 0 },
         { peer_monitor (self->peer), 0, ZMQ_POLLIN, 0 },
     };

@@ -1,6 +1,6 @@
 /*  peer - Binary Star state machine and the peer link  */
 #include "peer.h"
-#include "disconnects.h"
+#include "bs_monitor.h"
 
 #include <czmq.h>
 #include <string.h>
@@ -28,7 +28,7 @@ struct _peer_t {
     peer_state_t state;
     int64_t started;
     zsock_t *pub, *sub;
-    disconnects_t *disconnects;
+    bs_monitor_t *disconnects;
     bool muted;
     uint64_t epoch;             //  as last published
     int nodes;
@@ -90,7 +90,7 @@ peer_new (const peer_options_t *options)
     }
     //  A killed peer's connection closes at once: no need to wait out its
     //  heartbeats
-    self->disconnects = disconnects_new (zsock_resolve (self->sub));
+    self->disconnects = bs_monitor_new (zsock_resolve (self->sub), ZMQ_EVENT_DISCONNECTED);
     if (!self->disconnects) {
         peer_destroy (&self);
         return NULL;
@@ -106,7 +106,7 @@ peer_destroy (peer_t **self_p)
     if (!self_p || !*self_p)
         return;
     peer_t *self = *self_p;
-    disconnects_destroy (&self->disconnects);
+    bs_monitor_destroy (&self->disconnects);
     zsock_destroy (&self->pub);
     zsock_destroy (&self->sub);
     free (self);
@@ -114,7 +114,7 @@ peer_destroy (peer_t **self_p)
 }
 
 void *peer_socket (peer_t *self) { return self->sub? zsock_resolve (self->sub): NULL; }
-void *peer_monitor (peer_t *self) { return self->disconnects? disconnects_socket (self->disconnects): NULL; }
+void *peer_monitor (peer_t *self) { return self->disconnects? bs_monitor_socket (self->disconnects): NULL; }
 peer_state_t peer_state (peer_t *self) { return self->state; }
 bool peer_active (peer_t *self) { return self->state == PEER_STATE_ACTIVE; }
 bool peer_alone (peer_t *self) { return self->alone; }
@@ -232,8 +232,9 @@ bool
 peer_recv_monitor (peer_t *self)
 {
     bool dropped = false;
-    while (disconnects_next (self->disconnects) >= 0)
-        dropped = true;
+    bs_monitor_event_t event;
+    while (bs_monitor_next (self->disconnects, &event))
+        dropped |= event.event == ZMQ_EVENT_DISCONNECTED;
     if (dropped && self->peer.heard && !self->muted) {
         zsys_info ("broker: the connection to the peer closed");
         self->peer.expiry = zclock_mono ();

@@ -2,9 +2,9 @@
 #include "bs_client.h"
 #include "bs_endpoints.h"
 #include "bs_mdp.h"
+#include "bs_monitor.h"
 
 #include <czmq.h>
-#include <stdatomic.h>
 #include <string.h>
 
 //  Every broker of the list said "not_active": a takeover is under way, so
@@ -14,8 +14,8 @@
 struct _bs_client_t {
     zsock_t *sock;
     bs_endpoints_t *endpoints;  //  the brokers, the one in use current
-    zsock_t *events;            //  PAIR fed by the socket monitor (NULL with
-                                //  one endpoint: nothing to move to)
+    bs_monitor_t *monitor;      //  the socket's connections (NULL with one
+                                //  endpoint: nothing to move to)
     bool lost;                  //  the current broker's connection dropped
                                 //  and has not come back
     bool connected;             //  the current broker took a connection
@@ -26,70 +26,41 @@ struct _bs_client_t {
 //  How one wait for a reply ended
 typedef enum { AWAIT_REPLY, AWAIT_TIMEOUT, AWAIT_DROPPED, AWAIT_INTERRUPTED } await_t;
 
-//  Each monitor needs an inproc endpoint of its own; a counter rather than
-//  the client's address, because a closed monitor frees its name only later
-static atomic_uint s_monitors;
-
 //  Watches the socket's connections: a killed broker's TCP connection closes
 //  at once, long before the attempt would time out
 static bool
 s_monitor_start (bs_client_t *self)
 {
-    char endpoint [64];
-    snprintf (endpoint, sizeof endpoint, "inproc://bs-client-monitor-%u", atomic_fetch_add (&s_monitors, 1));
-    if (zmq_socket_monitor (zsock_resolve (self->sock), endpoint,
-                            ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECT_RETRIED) != 0)
-        return false;
-    self->events = zsock_new (ZMQ_PAIR);
-    if (!self->events || zsock_connect (self->events, "%s", endpoint) != 0) {
-        zmq_socket_monitor (zsock_resolve (self->sock), NULL, 0);
-        zsock_destroy (&self->events);
-        return false;
-    }
-    return true;
+    self->monitor = bs_monitor_new (zsock_resolve (self->sock),
+                                    ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECT_RETRIED);
+    return self->monitor != NULL;
 }
 
-//  Reads the monitor's events: [event: uint16, value: uint32] [endpoint].
-//  Only events of the broker in use count: one we moved away from may still
-//  report its connection's end.  Returns true when its connection dropped.
+//  Reads the monitor's events.  Only events of the broker in use count: one
+//  we moved away from may still report its connection's end.  Returns true
+//  when its connection dropped.
 static bool
 s_read_events (bs_client_t *self)
 {
-    if (!self->events)
+    if (!self->monitor)
         return false;
-    void *sock = zsock_resolve (self->events);
     bool dropped = false;
-    while (true) {
-        zmq_msg_t head, endpoint;
-        zmq_msg_init (&head);
-        if (zmq_msg_recv (&head, sock, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close (&head);
-            break;
+    bs_monitor_event_t event;
+    while (bs_monitor_next (self->monitor, &event)) {
+        if (strcmp (event.endpoint, bs_endpoints_current (self->endpoints)) != 0)
+            continue;
+        if (event.event == ZMQ_EVENT_DISCONNECTED)
+            dropped = self->lost = true;
+        else
+        if (event.event == ZMQ_EVENT_CONNECTED) {
+            self->lost = false;
+            self->connected = true;
         }
-        zmq_msg_init (&endpoint);
-        bool two = zmq_msg_more (&head) && zmq_msg_recv (&endpoint, sock, 0) >= 0;
-        const char *current = bs_endpoints_current (self->endpoints);
-        if (two && zmq_msg_size (&head) == 6 && zmq_msg_size (&endpoint) == strlen (current)
-        &&  memcmp (zmq_msg_data (&endpoint), current, strlen (current)) == 0) {
-            uint16_t event;
-            memcpy (&event, zmq_msg_data (&head), 2);
-            if (event == ZMQ_EVENT_DISCONNECTED)
-                dropped = self->lost = true;
-            else
-            if (event == ZMQ_EVENT_CONNECTED) {
-                self->lost = false;
-                self->connected = true;
-            }
-            else
-            //  Refused before it ever took us: that broker is down (a
-            //  client started while the first broker of the pair is away)
-            if (event == ZMQ_EVENT_CONNECT_RETRIED && !self->connected)
-                dropped = self->lost = true;
-        }
-        while (zmq_msg_more (&endpoint) && zmq_msg_recv (&endpoint, sock, 0) >= 0)
-            ;
-        zmq_msg_close (&head);
-        zmq_msg_close (&endpoint);
+        else
+        //  Refused before it ever took us: that broker is down (a client
+        //  started while the first broker of the pair is away)
+        if (event.event == ZMQ_EVENT_CONNECT_RETRIED && !self->connected)
+            dropped = self->lost = true;
     }
     return dropped;
 }
@@ -136,10 +107,7 @@ bs_client_destroy (bs_client_t **self_p)
     if (!self_p || !*self_p)
         return;
     bs_client_t *self = *self_p;
-    if (self->events) {
-        zmq_socket_monitor (zsock_resolve (self->sock), NULL, 0);
-        zsock_destroy (&self->events);
-    }
+    bs_monitor_destroy (&self->monitor);
     zsock_destroy (&self->sock);
     bs_endpoints_destroy (&self->endpoints);
     free (self);
@@ -229,9 +197,9 @@ s_await (bs_client_t *self, const uint8_t *rid, int timeout_ms, await_t *outcome
             return NULL;
         }
         zmq_pollitem_t items [2] = { { sock, 0, ZMQ_POLLIN, 0 } };
-        if (self->events)
-            items [1] = (zmq_pollitem_t) { zsock_resolve (self->events), 0, ZMQ_POLLIN, 0 };
-        int rc = zmq_poll (items, self->events? 2: 1, (long) left);
+        if (self->monitor)
+            items [1] = (zmq_pollitem_t) { bs_monitor_socket (self->monitor), 0, ZMQ_POLLIN, 0 };
+        int rc = zmq_poll (items, self->monitor? 2: 1, (long) left);
         if (rc < 0) {
             *outcome_p = AWAIT_INTERRUPTED;
             return NULL;

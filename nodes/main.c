@@ -426,6 +426,9 @@ s_run (node_t *self, int64_t restock_period_ms, int64_t restock_amount)
         items [n++] = (zmq_pollitem_t) { mdpworker_socket (self->link), 0, ZMQ_POLLIN, 0 };
         if (self->buyer)
             items [n++] = (zmq_pollitem_t) { buyer_socket (self->buyer), 0, ZMQ_POLLIN, 0 };
+        //  Wakes the loop when the broker's connection drops; the tick reads it
+        if (mdpworker_monitor (self->link))
+            items [n++] = (zmq_pollitem_t) { mdpworker_monitor (self->link), 0, ZMQ_POLLIN, 0 };
         int first_repl = n;
         n += repl_pollitems (self->repl, items + n, POLL_MAX - n);
         bs_profile_enter (self->profile, PHASE_WAIT);

@@ -2,6 +2,7 @@
  *  failover between the brokers of a Binary Star pair  */
 #include "mdpworker.h"
 #include "bs_endpoints.h"
+#include "bs_monitor.h"
 #include "bs_mdp.h"
 #include "bs_msg.h"
 
@@ -20,6 +21,9 @@ struct _mdpworker_t {
     char *service, *id;
     int heartbeat_ms, liveness;
     zsock_t *sock;
+    bs_monitor_t *monitor;      //  the broker connection's events (with two
+                                //  brokers or more: where to go when it drops)
+    bool heard;                 //  the broker in use answered us as active
     int64_t broker_expiry;      //  move on when nothing heard by then
     int silence_ms;             //  how long a silence may last here
     int misses;                 //  moves in a row with no answer from an
@@ -80,6 +84,7 @@ mdpworker_set_status (mdpworker_t *self, const void *data, size_t size)
 static void
 s_connect (mdpworker_t *self)
 {
+    bs_monitor_destroy (&self->monitor);
     zsock_destroy (&self->sock);
     self->sock = zsock_new (ZMQ_DEALER);
     zsock_set_linger (self->sock, 0);
@@ -91,6 +96,11 @@ s_connect (mdpworker_t *self)
     zsock_set_reconnect_ivl (self->sock, 100);
     zsock_set_reconnect_ivl_max (self->sock, 2000);
     bs_keys_connect_to (self->keys, self->sock, "broker");
+    //  Watched from before the connect; without a monitor, silence still
+    //  moves the worker on
+    if (bs_endpoints_size (self->endpoints) > 1)
+        self->monitor = bs_monitor_new (zsock_resolve (self->sock), ZMQ_EVENT_DISCONNECTED);
+    self->heard = false;
     zsock_connect (self->sock, "%s", bs_endpoints_current (self->endpoints));
     //  READY goes out on the next tick, with whatever status is set by then
     self->ready_due = true;
@@ -149,6 +159,7 @@ mdpworker_destroy (mdpworker_t **self_p)
     if (!self_p || !*self_p)
         return;
     mdpworker_t *self = *self_p;
+    bs_monitor_destroy (&self->monitor);
     zsock_destroy (&self->sock);
     zmq_msg_close (&self->status);
     bs_endpoints_destroy (&self->endpoints);
@@ -162,6 +173,12 @@ void *
 mdpworker_socket (mdpworker_t *self)
 {
     return zsock_resolve (self->sock);
+}
+
+void *
+mdpworker_monitor (mdpworker_t *self)
+{
+    return self->monitor? bs_monitor_socket (self->monitor): NULL;
 }
 
 size_t
@@ -224,6 +241,7 @@ mdpworker_recv (mdpworker_t *self, zmq_msg_t *token, zmq_msg_t *body)
     else {
         //  Anything else from the broker shows it is alive and active
         self->misses = 0;
+        self->heard = true;
         self->silence_ms = s_backoff_ms (self, 0);
         self->broker_expiry = zclock_mono () + self->silence_ms;
         uint8_t command = *(uint8_t *) zmq_msg_data (&frames [2]);
@@ -280,6 +298,17 @@ mdpworker_tick (mdpworker_t *self)
         s_send_command (self, BS_MDPW_READY);
         self->ready_due = false;
     }
+    //  The connection to a broker that had been serving us closed: its
+    //  process died (or its host went away), so the next broker now rather
+    //  than after a silent liveness window.  A connection that never got
+    //  an answer (refused, or a failed handshake) is left to the silence
+    //  rule and its backoff.
+    bs_monitor_event_t event;
+    bool dropped = false;
+    while (self->monitor && bs_monitor_next (self->monitor, &event))
+        dropped |= event.event == ZMQ_EVENT_DISCONNECTED;
+    if (dropped && self->heard)
+        s_move_on (self, "closed the connection");
     int64_t now = zclock_mono ();
     if (self->backup_move_at && now >= self->backup_move_at) {
         s_move_on (self, "is the backup");

@@ -11,7 +11,9 @@
  *  "backup": the worker then moves to the next broker too (at most once per
  *  heartbeat).  The first try at each broker waits one liveness window; once
  *  every broker of the list was tried in a row without an answer, each
- *  round waits twice as long, up to 8 s.  The socket's routing id is the
+ *  round waits twice as long, up to 8 s.  With two brokers or more, a
+ *  closed connection to a broker that was serving us (its process died)
+ *  moves the worker on at once, without waiting out the silence.  The socket's routing id is the
  *  node id, so the broker recognises a restarted node as the same one.
  *
  *  Ownership: mdpworker_new returns an object the caller destroys with
@@ -39,6 +41,11 @@ void mdpworker_destroy (mdpworker_t **self_p);
 //  The socket to poll for input (it changes after a reconnect: fetch it
 //  before every poll)
 void *mdpworker_socket (mdpworker_t *self);
+
+//  With two brokers or more: the socket monitor of the broker connection,
+//  to poll beside mdpworker_socket (NULL otherwise; it also changes after a
+//  reconnect).  Its events are read by mdpworker_tick.
+void *mdpworker_monitor (mdpworker_t *self);
 
 //  The index in the endpoint list of the broker in use (0 at first), and
 //  its endpoint (owned by the worker)

@@ -226,6 +226,36 @@ test_silence_moves_on (void)
     zsock_destroy (&a);
 }
 
+//  A broker that served the node, whose connection then closes (its
+//  process was killed): the node moves to the next broker at once, not
+//  after a liveness window of silence (5 s here)
+static void
+test_closed_connection_moves_on (void)
+{
+    zsock_t *a = s_broker ("tcp://127.0.0.1:*");
+    zsock_t *b = s_broker ("tcp://127.0.0.1:*");
+    CHECK (a && b);
+    if (!a || !b)
+        return;
+    char list [300];
+    snprintf (list, sizeof list, "%s,%s", zsock_endpoint (a), zsock_endpoint (b));
+    mdpworker_t *worker = mdpworker_new (list, "order", "node-1", 100, 50, NULL);
+    CHECK (worker && mdpworker_monitor (worker) != NULL);
+    CHECK (s_next (worker, a, 2000, false) == BS_MDPW_READY);
+    //  a serves: the node hears from it (its next heartbeat comes after
+    //  the loop read ours)
+    CHECK (s_say (a, BS_MDPW_HEARTBEAT, NULL));
+    CHECK (s_next (worker, a, 2000, false) == BS_MDPW_HEARTBEAT);
+    CHECK (s_next (worker, a, 2000, false) == BS_MDPW_HEARTBEAT);
+    int64_t closed_at = zclock_mono ();
+    zsock_destroy (&a);
+    CHECK (s_next (worker, b, 4000, false) == BS_MDPW_READY);
+    CHECK (zclock_mono () - closed_at < 2500);
+    CHECK (mdpworker_broker_index (worker) == 1);
+    mdpworker_destroy (&worker);
+    zsock_destroy (&b);
+}
+
 //  Every broker says it is the backup: the node goes round, each round
 //  slower than the one before
 static void
@@ -312,6 +342,7 @@ main (void)
     RUN (test_bad_list);
     RUN (test_backup_moves_on);
     RUN (test_silence_moves_on);
+    RUN (test_closed_connection_moves_on);
     RUN (test_all_backup_backs_off);
     RUN (test_invalidator_select);
     zsys_shutdown ();

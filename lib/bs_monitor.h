@@ -1,0 +1,36 @@
+/*  bs_monitor - the connection events of one ZeroMQ socket, read from its
+ *  socket monitor.
+ *
+ *  A killed process's TCP connections close at once, long before it would
+ *  miss its heartbeats: this is how the broker learns of a dead node, a
+ *  broker of its dead peer, and clients and nodes of a dead broker, within
+ *  milliseconds.  Each monitor gets an inproc endpoint of its own.
+ *
+ *  Ownership: bs_monitor_new borrows the watched socket, which must outlive
+ *  the monitor; destroy the monitor before closing the socket.
+ */
+#ifndef BS_MONITOR_H_INCLUDED
+#define BS_MONITOR_H_INCLUDED
+
+#include <stdbool.h>
+
+typedef struct _bs_monitor_t bs_monitor_t;
+
+typedef struct {
+    int event;                  //  ZMQ_EVENT_*
+    int value;                  //  DISCONNECTED: the connection's descriptor
+    char endpoint [256];        //  the endpoint it concerns, as connected or bound
+} bs_monitor_event_t;
+
+//  Watches socket for the events of the mask (ZMQ_EVENT_DISCONNECTED | ...);
+//  NULL when the monitor cannot be set up
+bs_monitor_t *bs_monitor_new (void *socket, int events);
+void bs_monitor_destroy (bs_monitor_t **self_p);
+
+//  The socket to poll for ZMQ_POLLIN
+void *bs_monitor_socket (bs_monitor_t *self);
+
+//  The next event waiting, without blocking; false when none is
+bool bs_monitor_next (bs_monitor_t *self, bs_monitor_event_t *event);
+
+#endif
