@@ -537,14 +537,13 @@ journal_oldest (journal_t *self, MDB_txn *txn, const char *partition)
     return oldest;
 }
 
-int
-journal_trim (journal_t *self, MDB_txn *txn, const char *partition, uint64_t keep, size_t max, size_t *trimmed_p)
+//  Deletes a partition's log entries from the oldest up to seq last, at
+//  most max of them; *deleted_p gets how many went
+static int
+s_log_delete (journal_t *self, MDB_txn *txn, const char *partition, uint64_t last, size_t max,
+              size_t *deleted_p)
 {
-    *trimmed_p = 0;
-    int p = s_part_find (self, partition);
-    if (p < 0 || self->parts [p].pending_seq <= keep)
-        return 0;
-    uint64_t last = self->parts [p].pending_seq - keep;     //  the newest entry to go
+    *deleted_p = 0;
     uint8_t kbuf [80];
     size_t n = s_log_key (kbuf, partition, 0);
     MDB_cursor *cursor;
@@ -552,7 +551,7 @@ journal_trim (journal_t *self, MDB_txn *txn, const char *partition, uint64_t kee
     if (rc != 0)
         return rc;
     //  The partition's oldest entry is the first at or after its seq 0
-    while (*trimmed_p < max) {
+    while (*deleted_p < max) {
         MDB_val key = { n, kbuf }, value;
         if ((rc = mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE)) != 0)
             break;
@@ -566,10 +565,21 @@ journal_trim (journal_t *self, MDB_txn *txn, const char *partition, uint64_t kee
             break;
         if ((rc = mdb_cursor_del (cursor, 0)) != 0)
             break;
-        (*trimmed_p)++;
+        (*deleted_p)++;
     }
     mdb_cursor_close (cursor);
     return rc == MDB_NOTFOUND? 0: rc;
+}
+
+int
+journal_trim (journal_t *self, MDB_txn *txn, const char *partition, uint64_t keep, size_t max, size_t *trimmed_p)
+{
+    *trimmed_p = 0;
+    int p = s_part_find (self, partition);
+    if (p < 0 || self->parts [p].pending_seq <= keep)
+        return 0;
+    //  The newest entry to go
+    return s_log_delete (self, txn, partition, self->parts [p].pending_seq - keep, max, trimmed_p);
 }
 
 int
@@ -588,25 +598,12 @@ journal_reset (journal_t *self, MDB_txn *txn, const char *partition, const char 
                 return rc;
         }
     //  Forget the partition's log: the snapshot replaces it
-    uint8_t kbuf [80];
-    size_t n = s_log_key (kbuf, partition, 0);
-    MDB_cursor *cursor;
-    int rc = mdb_cursor_open (txn, self->log, &cursor);
-    if (rc != 0)
-        return rc;
-    while (true) {
-        MDB_val key = { n, kbuf }, value;
-        if (mdb_cursor_get (cursor, &key, &value, MDB_SET_RANGE) != 0
-        ||  key.mv_size != n || memcmp (key.mv_data, kbuf, n - 8) != 0)
-            break;
-        if ((rc = mdb_cursor_del (cursor, 0)) != 0)
-            break;
-    }
-    mdb_cursor_close (cursor);
+    size_t deleted;
+    int rc = s_log_delete (self, txn, partition, UINT64_MAX, SIZE_MAX, &deleted);
     //  Until the snapshot is finished the partition holds nothing whole: a
     //  node that dies meanwhile comes back empty and asks again, rather
     //  than believing its old seq over half-replaced data
-    if (rc == 0 || rc == MDB_NOTFOUND)
+    if (rc == 0)
         rc = s_put_meta (self, txn, "seq", partition, 0);
     self->parts [p].pending_seq = 0;
     self->recompute_digest = true;
