@@ -765,16 +765,22 @@ bs_random_bytes (uint8_t *buf, size_t size)
 }
 
 void
-bs_rid_generate (uint8_t *buf)
+bs_rid_put_time (uint8_t *buf)
 {
-    //  Time first, so that ids made one after another sort together: every
-    //  table keyed by rid (the catalog's applied writes, the orders) then
-    //  grows at one end and a commit writes a few pages, not one per id
     struct timespec ts;
     clock_gettime (CLOCK_REALTIME, &ts);
     uint64_t ms = (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
     for (int i = 0; i < BS_RID_TIME_SIZE; i++)
         buf [i] = (uint8_t) (ms >> (8 * (BS_RID_TIME_SIZE - 1 - i)));
+}
+
+void
+bs_rid_generate (uint8_t *buf)
+{
+    //  Time first, so that ids made one after another sort together: every
+    //  table keyed by rid (the catalog's applied writes, the orders) then
+    //  grows at one end and a commit writes a few pages, not one per id
+    bs_rid_put_time (buf);
     bs_random_bytes (buf + BS_RID_TIME_SIZE, BS_RID_SIZE - BS_RID_TIME_SIZE);
 }
 

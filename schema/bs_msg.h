@@ -147,6 +147,10 @@ char *bs_msg_to_json (const bs_msg_t *self);
 //  Any 16 bytes are a valid rid; time-ordered ones are cheaper to store.
 void bs_rid_generate (uint8_t *buf);
 
+//  Writes the time part of a rid (the first BS_RID_TIME_SIZE bytes), for
+//  callers that fill the rest themselves
+void bs_rid_put_time (uint8_t *buf);
+
 //  Fills buf with size random bytes (tokens, names)
 void bs_random_bytes (uint8_t *buf, size_t size);
 

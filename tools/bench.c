@@ -457,7 +457,7 @@ s_send (bench_t *self, slot_t *slot, int64_t now)
     uint8_t *rid = t->body + t->rid_at;
     //  Time first like every generated rid (the tables keyed by rid grow at
     //  one end), then this run's mark, then which request this is, mixed
-    bs_rid_generate (rid);
+    bs_rid_put_time (rid);
     memcpy (rid + BS_RID_TIME_SIZE, self->run_id + BS_RID_TIME_SIZE, RUN_MARK_SIZE);
     s_put64 (rid + 8, s_mix (self, (uint64_t) (slot - self->slots) << 32 | slot->seq));
     for (int f = 0; f < INT_FIELDS; f++)
