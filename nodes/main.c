@@ -278,7 +278,9 @@ s_handle (node_t *self, zmq_msg_t *token, zmq_msg_t *body)
     }
     else
     if (op == BS_OP_orders)
-        reply = orders_list (self->orders, bs_msg_has (request, BS_FIELD_item)? bs_msg_int (request, BS_FIELD_item): 0);
+        reply = orders_list (self->orders, bs_msg_has (request, BS_FIELD_item)? bs_msg_int (request, BS_FIELD_item): 0,
+                             bs_msg_has (request, BS_FIELD_after)? bs_msg_str (request, BS_FIELD_after): NULL,
+                             bs_msg_has (request, BS_FIELD_limit)? bs_msg_int (request, BS_FIELD_limit): 0);
     else {
         reply = orders_find (self->orders, rid, BS_RID_SIZE);
         if (!reply) {

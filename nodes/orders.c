@@ -5,7 +5,6 @@
 #include <string.h>
 
 //  A listing stops here so that its reply stays under the message size limit
-#define ORDERS_LIST_MAX 20000
 
 const char *orders_dbs [] = { "orders", "by_request", "by_item", NULL };
 
@@ -125,23 +124,36 @@ orders_record (orders_t *self, MDB_txn *txn, const char *partition, const uint8_
 }
 
 bs_msg_t *
-orders_list (orders_t *self, int64_t item)
+orders_list (orders_t *self, int64_t item, const char *after, int64_t limit)
 {
     MDB_txn *txn = store_begin (journal_store (self->journal), false);
     if (!txn)
         return bs_msg_new_error (BS_ERR_storage, NULL);
     bs_msg_t *reply = bs_msg_new_ok ();
     bs_msg_set_list (reply, BS_FIELD_orders);
-    MDB_cursor *cursor;
-    MDB_val key, val;
+    size_t max = limit > 0 && limit < ORDERS_LIST_MAX? (size_t) limit: ORDERS_LIST_MAX;
     bool by_item = item != 0;
     uint8_t ibuf [4];
     store_key_u32 (ibuf, (uint32_t) item);
-    if (mdb_cursor_open (txn, by_item? self->by_item: self->orders, &cursor) == 0) {
-        key.mv_size = 4;
-        key.mv_data = ibuf;
-        int rc = mdb_cursor_get (cursor, &key, &val, by_item? MDB_SET_KEY: MDB_FIRST);
-        while (rc == 0 && bs_msg_count (reply, BS_FIELD_orders) < ORDERS_LIST_MAX) {
+    //  Order ids sort in time (they hold the buy's rid, time first), in
+    //  both the orders and each item's duplicates
+    MDB_val mark = { after? strlen (after): 0, (void *) after };
+    MDB_cursor *cursor;
+    int rc = mdb_cursor_open (txn, by_item? self->by_item: self->orders, &cursor);
+    if (rc == 0) {
+        MDB_val key = { 4, ibuf }, val = mark;
+        if (by_item)
+            rc = mdb_cursor_get (cursor, &key, &val, after? MDB_GET_BOTH_RANGE: MDB_SET_KEY);
+        else {
+            key = mark;
+            rc = mdb_cursor_get (cursor, &key, &val, after? MDB_SET_RANGE: MDB_FIRST);
+        }
+        MDB_cursor_op next = by_item? MDB_NEXT_DUP: MDB_NEXT;
+        //  The page starts after the given order
+        const MDB_val *id = by_item? &val: &key;
+        if (rc == 0 && after && id->mv_size == mark.mv_size && memcmp (id->mv_data, after, mark.mv_size) == 0)
+            rc = mdb_cursor_get (cursor, &key, &val, next);
+        while (rc == 0 && bs_msg_count (reply, BS_FIELD_orders) < max) {
             MDB_val record = val;
             if (by_item && mdb_get (txn, self->orders, &val, &record) != 0)
                 record.mv_size = 0;
@@ -149,10 +161,12 @@ orders_list (orders_t *self, int64_t item)
             bs_msg_t *order = record.mv_size? bs_msg_decode (record.mv_data, record.mv_size, &err, NULL, 0): NULL;
             if (order)
                 bs_msg_append (reply, BS_FIELD_orders, &order);
-            rc = mdb_cursor_get (cursor, &key, &val, by_item? MDB_NEXT_DUP: MDB_NEXT);
+            rc = mdb_cursor_get (cursor, &key, &val, next);
         }
         mdb_cursor_close (cursor);
     }
+    //  Stopped by the limit with an order left to give
+    bs_msg_set_int (reply, BS_FIELD_more, rc == 0);
     mdb_txn_abort (txn);
     return reply;
 }

@@ -23,6 +23,7 @@ static const bs_setting_t s_table [] = {
     { "attempts",   "3",    "how many times to send a request (same request id)" },
     { "rid",        "",     "request id as 32 hex digits (to retry a request by hand)" },
     { "item",       "",     "orders: only the orders of this item" },
+    { "page",       "",     "orders: ask for this many at a time (the store gives at most 20000 a request); every page is fetched" },
     { "node",       "",     "ask this node (by id) instead of letting the broker choose" },
     { "keys",       "",     "keys directory of a CURVE cluster (see keygen)" },
     { "cert",       "",     "your certificate (default <keys>/clients/client; admins/... may change the catalog)" },
@@ -36,7 +37,7 @@ static const char *s_usage_text =
     "  lookup ITEM                            price and stock of a book\n"
     "  list                                   every book\n"
     "  buy ITEM                               buy one copy\n"
-    "  orders [--item ITEM]                   list orders\n"
+    "  orders [--item ITEM] [--page N]        list orders, oldest first, every page\n"
     "  set-price ITEM COST                    change a price\n"
     "  restock ITEM COUNT                     add copies\n"
     "  add-book ITEM TOPIC TITLE COST STOCK   add a book\n"
@@ -97,7 +98,51 @@ s_fill (bs_msg_t *request, const command_t *cmd, bs_settings_t *settings, char *
     if (cmd->op == BS_OP_orders && *bs_settings_get (settings, "item")
     &&  !bs_request_set_text (request, BS_FIELD_item, bs_settings_get (settings, "item"), reason, size))
         return false;
+    if (cmd->op == BS_OP_orders && *bs_settings_get (settings, "page")
+    &&  !bs_request_set_text (request, BS_FIELD_limit, bs_settings_get (settings, "page"), reason, size))
+        return false;
     return bs_request_check (request, reason, size) == BS_OK;
+}
+
+//  A listing of orders comes in pages: asks for the pages after the first
+//  (the same request, a new rid, after the last order so far) and gathers
+//  every order into the first reply.  A page that fails fails the whole.
+static bs_msg_t *
+s_orders_rest (bs_client_t *client, const char *service, const bs_msg_t *first, bs_msg_t *reply)
+{
+    while (reply && bs_msg_int (reply, BS_FIELD_ok) && bs_msg_int (reply, BS_FIELD_more)) {
+        size_t n = bs_msg_count (reply, BS_FIELD_orders);
+        if (n == 0)
+            break;
+        bs_msg_t *next = bs_msg_new_request (BS_OP_orders);
+        if (bs_msg_has (first, BS_FIELD_item))
+            bs_msg_set_int (next, BS_FIELD_item, bs_msg_int (first, BS_FIELD_item));
+        if (bs_msg_has (first, BS_FIELD_limit))
+            bs_msg_set_int (next, BS_FIELD_limit, bs_msg_int (first, BS_FIELD_limit));
+        bs_msg_set_str (next, BS_FIELD_after,
+                        bs_msg_str (bs_msg_at (reply, BS_FIELD_orders, n - 1), BS_FIELD_order_id));
+        bs_msg_t *page = bs_client_call (client, service, next);
+        bs_msg_destroy (&next);
+        if (!page || !bs_msg_int (page, BS_FIELD_ok)) {
+            bs_msg_destroy (&reply);
+            return page;
+        }
+        //  Moved over as copies: a list hands out borrowed elements
+        for (size_t i = 0; i < bs_msg_count (page, BS_FIELD_orders); i++) {
+            size_t size;
+            uint8_t *data = bs_msg_encode (bs_msg_at (page, BS_FIELD_orders, i), &size);
+            bs_err_t err;
+            bs_msg_t *order = bs_msg_decode (data, size, &err, NULL, 0);
+            free (data);
+            if (order)
+                bs_msg_append (reply, BS_FIELD_orders, &order);
+        }
+        bs_msg_set_int (reply, BS_FIELD_more, bs_msg_int (page, BS_FIELD_more));
+        bs_msg_destroy (&page);
+    }
+    if (reply)
+        bs_msg_unset (reply, BS_FIELD_more);
+    return reply;
 }
 
 static void
@@ -242,6 +287,8 @@ s_run (bs_settings_t *settings)
     else
         snprintf (service, sizeof service, "%s", bs_op_service (cmd->op));
     bs_msg_t *reply = bs_client_call (client, service, request);
+    if (cmd->op == BS_OP_orders)
+        reply = s_orders_rest (client, service, request, reply);
     bs_client_destroy (&client);
     bs_msg_destroy (&request);
     if (!reply)

@@ -599,25 +599,46 @@ s_buy (bs_msg_t *request)
     s_queue_write (decrement, true);
 }
 
+//  LMDB's order of keys: bytes, then the shorter first
+static int
+s_key_cmp (const char *a, const char *b)
+{
+    size_t na = strlen (a), nb = strlen (b);
+    int c = memcmp (a, b, na < nb? na: nb);
+    return c? c: (na > nb) - (na < nb);
+}
+
 static void
 s_orders_list (const bs_msg_t *request)
 {
     int64_t item = bs_msg_has (request, BS_FIELD_item)? bs_msg_int (request, BS_FIELD_item): 0;
-    bs_msg_t *reply = orders_list (s_orders, item);
+    const char *after = bs_msg_has (request, BS_FIELD_after)? bs_msg_str (request, BS_FIELD_after): NULL;
+    int64_t limit = bs_msg_has (request, BS_FIELD_limit)? bs_msg_int (request, BS_FIELD_limit): 0;
+    bs_msg_t *reply = orders_list (s_orders, item, after, limit);
     FUZZ_CHECK (reply && bs_msg_int (reply, BS_FIELD_ok));
-    size_t expected = 0;
+    //  The model: the orders of the item after the mark, the first limit
+    //  of them, in order id order
+    size_t matching = 0;
     for (size_t i = 0; i < s_order_count; i++)
-        expected += item == 0 || s_orders_made [i].item == item;
+        matching += (item == 0 || s_orders_made [i].item == item)
+                 && (!after || s_key_cmp (s_orders_made [i].order_id, after) > 0);
+    size_t cap = limit > 0 && limit < ORDERS_LIST_MAX? (size_t) limit: ORDERS_LIST_MAX;
+    size_t expected = matching < cap? matching: cap;
     FUZZ_CHECK (bs_msg_count (reply, BS_FIELD_orders) == expected);
+    FUZZ_CHECK (!!bs_msg_int (reply, BS_FIELD_more) == (matching > expected));
+    const char *previous = after;
     for (size_t i = 0; i < bs_msg_count (reply, BS_FIELD_orders); i++) {
         bs_msg_t *order = bs_msg_at (reply, BS_FIELD_orders, i);
         FUZZ_CHECK (item == 0 || bs_msg_int (order, BS_FIELD_item) == item);
+        const char *id = bs_msg_str (order, BS_FIELD_order_id);
+        FUZZ_CHECK (!previous || s_key_cmp (id, previous) > 0);
+        previous = id;
         size_t rid_size;
         const uint8_t *rid = bs_msg_bin (order, BS_FIELD_rid, &rid_size);
         bool found = false;
         for (size_t k = 0; k < s_order_count && rid_size == BS_RID_SIZE; k++)
             found |= memcmp (s_orders_made [k].rid, rid, BS_RID_SIZE) == 0
-                  && strcmp (s_orders_made [k].order_id, bs_msg_str (order, BS_FIELD_order_id)) == 0;
+                  && strcmp (s_orders_made [k].order_id, id) == 0;
         FUZZ_CHECK (found);
     }
     s_check_sendable (reply, request);

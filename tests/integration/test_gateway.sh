@@ -107,6 +107,18 @@ check "the order is listed by GET /orders?item=N and by the CLI" \
 check "the buy took one copy" test "$(bs --json lookup 846 | jq .stock)" = $((before - 1))
 req GET /orders
 check "GET /orders lists every order" test "$STATUS:$(echo "$BODY" | jq '.orders | length')" = "200:$(bs --json orders | jq '.orders | length')"
+all=$(echo "$BODY" | jq -c '[.orders[].order_id]')
+req GET '/orders?limit=1'
+first=$(echo "$BODY" | jq -r '.orders[0].order_id')
+check "GET /orders?limit=1: the oldest order, and more to come" \
+    test "$STATUS:$(echo "$BODY" | jq -c '[(.orders | length), .more]'):$first" = "200:[1,true]:$(echo "$all" | jq -r '.[0]')"
+req GET "/orders?after=$first&limit=20000"
+check "GET /orders?after=ID: the orders after it, and no more" \
+    test "$STATUS:$(echo "$BODY" | jq -c '[.orders[].order_id]'):$(echo "$BODY" | jq .more)" = "200:$(echo "$all" | jq -c '.[1:]'):false"
+req GET '/orders?limit=0'
+check "GET /orders?limit=0 is a 400" test "$STATUS" = 400
+req GET '/orders?limit=x'
+check "GET /orders?limit=x is a 400" test "$STATUS" = 400
 key=0123456789abcdef0123456789abcd01
 json POST /orders '{"item": 846}' -H "Idempotency-Key: $key"
 first=$(echo "$BODY" | jq -r .order_id)

@@ -241,9 +241,9 @@ test_orders_are_deterministic (void)
     CHECK (journal_seq (a.journal, "order-1") == 1 && journal_sealed (a.journal) == 0);
     bs_msg_t *found = orders_find (a.orders, rid, sizeof rid);
     CHECK (found && strcmp (bs_msg_str (found, BS_FIELD_order_id), order_id) == 0);
-    bs_msg_t *list = orders_list (a.orders, 666);
+    bs_msg_t *list = orders_list (a.orders, 666, NULL, 0);
     CHECK (bs_msg_count (list, BS_FIELD_orders) == 1);
-    bs_msg_t *none = orders_list (a.orders, 5);
+    bs_msg_t *none = orders_list (a.orders, 5, NULL, 0);
     CHECK (bs_msg_count (none, BS_FIELD_orders) == 0 && bs_msg_has (none, BS_FIELD_orders));
     bs_msg_destroy (&none);
     bs_msg_destroy (&list);
@@ -406,6 +406,102 @@ test_snapshot_cut_short (void)
     s_close (&node);
 }
 
+//  Records a granted buy of item with rid in a transaction of its own
+static void
+s_record (node_t *node, const uint8_t *rid, int64_t item)
+{
+    bs_msg_t *grant = bs_msg_new_ok ();
+    char order_id [ORDERS_ID_SIZE];
+    orders_id_for (rid, order_id);
+    bs_msg_set_str (grant, BS_FIELD_order_id, order_id);
+    bs_msg_set_int (grant, BS_FIELD_item, item);
+    bs_msg_set_int (grant, BS_FIELD_cost, 10);
+    bs_msg_set_int (grant, BS_FIELD_time, 1700000000000);
+    MDB_txn *txn = journal_begin (node->journal);
+    int rc;
+    bs_msg_t *reply = orders_record (node->orders, txn, "order-1", rid, BS_RID_SIZE, grant, &rc);
+    CHECK (rc == 0 && journal_commit (node->journal, txn) == 0);
+    bs_msg_destroy (&reply);
+    bs_msg_destroy (&grant);
+}
+
+//  Follows a listing page by page (limit a page); the orders in the order
+//  they came, comma-separated, into ids
+static int
+s_pages (node_t *node, int64_t item, int64_t limit, char *ids, size_t size)
+{
+    char after [ORDERS_ID_SIZE] = "";
+    int pages = 0;
+    *ids = 0;
+    while (pages < 100) {
+        bs_msg_t *page = orders_list (node->orders, item, *after? after: NULL, limit);
+        pages++;
+        size_t n = bs_msg_count (page, BS_FIELD_orders);
+        CHECK (limit == 0 || n <= (size_t) limit);
+        for (size_t i = 0; i < n; i++) {
+            const char *id = bs_msg_str (bs_msg_at (page, BS_FIELD_orders, i), BS_FIELD_order_id);
+            snprintf (ids + strlen (ids), size - strlen (ids), "%s%s", *ids? ",": "", id);
+            snprintf (after, sizeof after, "%s", id);
+        }
+        bool more = bs_msg_int (page, BS_FIELD_more);
+        bs_msg_destroy (&page);
+        if (!more)
+            break;
+    }
+    return pages;
+}
+
+//  Listings come in time order, a page at a time: after an order id, at
+//  most limit, with "more" while some remain; by item too
+static void
+test_orders_pages (void)
+{
+    node_t node;
+    s_open (&node, "pages");
+    //  25 buys of 666 and 5 of 321, interleaved, with rids that grow
+    uint8_t rids [30][BS_RID_SIZE];
+    for (int i = 0; i < 30; i++) {
+        memset (rids [i], 0, BS_RID_SIZE);
+        rids [i][0] = 0x01;
+        rids [i][15] = (uint8_t) i;
+        s_record (&node, rids [i], i % 6 == 5? 321: 666);
+    }
+    char all [2000], expected [2000] = "";
+    for (int i = 0; i < 30; i++) {
+        char id [ORDERS_ID_SIZE];
+        orders_id_for (rids [i], id);
+        snprintf (expected + strlen (expected), sizeof expected - strlen (expected), "%s%s", i? ",": "", id);
+    }
+    //  One page of everything; then pages of 7 (5 pages), 30 (1, no more), 10 (3)
+    CHECK (s_pages (&node, 0, 0, all, sizeof all) == 1 && strcmp (all, expected) == 0);
+    CHECK (s_pages (&node, 0, 7, all, sizeof all) == 5 && strcmp (all, expected) == 0);
+    CHECK (s_pages (&node, 0, 30, all, sizeof all) == 1 && strcmp (all, expected) == 0);
+    //  A full last page knows it is the last
+    CHECK (s_pages (&node, 0, 10, all, sizeof all) == 3 && strcmp (all, expected) == 0);
+    //  By item: the 5 of 321 in pages of 2
+    char some [1000], want [1000] = "";
+    for (int i = 5; i < 30; i += 6) {
+        char id [ORDERS_ID_SIZE];
+        orders_id_for (rids [i], id);
+        snprintf (want + strlen (want), sizeof want - strlen (want), "%s%s", *want? ",": "", id);
+    }
+    CHECK (s_pages (&node, 321, 2, some, sizeof some) == 3 && strcmp (some, want) == 0);
+    //  After a mark that is no order id: from the next one on (order 27's
+    //  id and one more character sorts between 27 and 28)
+    char id [ORDERS_ID_SIZE + 1];
+    orders_id_for (rids [27], id);
+    strcat (id, "x");
+    bs_msg_t *tail = orders_list (node.orders, 0, id, 0);
+    CHECK (bs_msg_count (tail, BS_FIELD_orders) == 2 && !bs_msg_int (tail, BS_FIELD_more));
+    bs_msg_destroy (&tail);
+    //  After the last: nothing, no more
+    orders_id_for (rids [29], id);
+    tail = orders_list (node.orders, 666, id, 5);
+    CHECK (bs_msg_count (tail, BS_FIELD_orders) == 0 && !bs_msg_int (tail, BS_FIELD_more));
+    bs_msg_destroy (&tail);
+    s_close (&node);
+}
+
 static void
 test_bad_directory (void)
 {
@@ -488,6 +584,7 @@ main (void)
     RUN (test_seed_and_search);
     RUN (test_log_trim);
     RUN (test_snapshot_cut_short);
+    RUN (test_orders_pages);
     RUN (test_decrement_is_conditional_and_idempotent);
     RUN (test_writes_and_versions);
     RUN (test_orders_are_deterministic);

@@ -159,8 +159,7 @@ bs_seed_stock() {
 #    oversold    items whose stock differs, on some catalog replica, from
 #                initial + acknowledged restocks - acknowledged buys (writes
 #                given up on widen the range), or is negative
-#    unreadable  replicas that did not answer, or whose orders of one item
-#                are more than a listing holds
+#    unreadable  replicas that did not answer
 #  and one "# ..." line per finding on stderr.  Returns 1 when any is not 0.
 bs_audit() {
     local dir node status rc=0
@@ -263,29 +262,13 @@ bs_audit() {
     return $rc
 }
 
-#  A listing of orders stops at this many, without saying so
-BS_ORDERS_LIST_MAX=20000
-
 #  bs_orders_of NODE DIR: every order of an order replica, as one JSON
-#  array.  When the listing is full, item by item: the items of the load
-#  (DIR/load.json) and of the initial stock (DIR/initial.json).  False when
-#  a listing fails or even one item's is full.
+#  array (the CLI follows the listing's pages).  False when it fails.
 bs_orders_of() {
-    local node=$1 dir=$2 item
+    local node=$1 dir=$2
     bs --json --timeout-ms 5000 --attempts 3 --node "$node" orders > "$dir/all.json" 2>/dev/null || return 1
     jq -e .ok "$dir/all.json" > /dev/null || return 1
-    if [ "$(jq '.orders | length' "$dir/all.json")" -lt "$BS_ORDERS_LIST_MAX" ]; then
-        jq -c .orders "$dir/all.json"
-        return 0
-    fi
-    : > "$dir/items.list"
-    for item in $(jq -r -n --slurpfile l "$dir/load.json" --slurpfile i "$dir/initial.json" \
-                      '(($l[0].items // {}) + $i[0]) | keys[]'); do
-        bs --json --timeout-ms 5000 --attempts 3 --node "$node" orders --item "$item" > "$dir/item.json" 2>/dev/null \
-            && jq -e '.ok and (.orders | length) < '"$BS_ORDERS_LIST_MAX" "$dir/item.json" > /dev/null || return 1
-        jq -c '.orders[]' "$dir/item.json" >> "$dir/items.list"
-    done
-    jq -s -c . "$dir/items.list"
+    jq -c .orders "$dir/all.json"
 }
 
 #  bs_check_accounts LOAD-JSON: on every alive replica, for every item the

@@ -560,15 +560,23 @@ a_created (gw_api_t *self, const bs_msg_t *msg, const bs_msg_t *answer, bs_err_t
     s_forward (answer, err, reply, 201);
 }
 
-//  GET /orders[?item=N]
+//  GET /orders[?item=N][&after=ORDER_ID][&limit=N]: a page of orders,
+//  oldest first; "more" says whether the next page (after the last order
+//  listed) has any
 static bs_msg_t *
 r_orders (const gw_request_t *request, char **params, gw_reply_t *reply)
 {
     (void) params;
     bs_msg_t *msg = s_new_request (request, BS_OP_orders, reply);
-    const char *item = request->lookup (request->ctx, GW_ARG, "item");
-    if (item && !s_set_item (msg, item, reply))
-        bs_msg_destroy (&msg);
+    const bs_field_t fields [] = { BS_FIELD_item, BS_FIELD_after, BS_FIELD_limit };
+    for (size_t i = 0; msg && i < sizeof fields / sizeof fields [0]; i++) {
+        const char *text = request->lookup (request->ctx, GW_ARG, bs_field_name (fields [i]));
+        char reason [128];
+        if (text && !bs_request_set_text (msg, fields [i], text, reason, sizeof reason)) {
+            s_error (reply, "bad_field", reason);
+            bs_msg_destroy (&msg);
+        }
+    }
     return msg;
 }
 
