@@ -40,7 +40,8 @@ bs_msg_t *orders_find (orders_t *self, const uint8_t *rid, size_t rid_size);
 bs_msg_t *orders_record (orders_t *self, MDB_txn *txn, const char *partition,
                          const uint8_t *rid, size_t rid_size, const bs_msg_t *decrement, int *rc_p);
 
-//  Lists orders in time order: every one (item 0) or those of one item;
+//  Lists orders in order id order (time order, for rids that start with
+//  the time): every one (item 0) or those of one item;
 //  after: only those after this order id (NULL: from the first); at most
 //  limit (0 or more than ORDERS_LIST_MAX: ORDERS_LIST_MAX).  The reply's
 //  "more" says whether orders remain after the last one listed.

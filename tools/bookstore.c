@@ -37,7 +37,7 @@ static const char *s_usage_text =
     "  lookup ITEM                            price and stock of a book\n"
     "  list                                   every book\n"
     "  buy ITEM                               buy one copy\n"
-    "  orders [--item ITEM] [--page N]        list orders, oldest first, every page\n"
+    "  orders [--item ITEM] [--page N]        list orders (in order id order), every page\n"
     "  set-price ITEM COST                    change a price\n"
     "  restock ITEM COUNT                     add copies\n"
     "  add-book ITEM TOPIC TITLE COST STOCK   add a book\n"

@@ -56,11 +56,12 @@ done
 check "11 buys of a 10-copy book: 10 succeed, 1 is out of stock" test "$succ:$oos" = "10:1"
 check "its stock is 0" test "$(bs --json lookup 666 | jq .stock)" = 0
 check "10 orders for it are recorded" test "$(bs --json orders --item 666 | jq '.orders | length')" = 10
-#  Listings come in pages; the CLI follows them all, oldest first
+#  Listings come in pages; the CLI follows them all, by order id (oldest
+#  first: its rids start with the time)
 all=$(bs --json orders --item 666 | jq -c '[.orders[].order_id]')
 check "in pages of 3 the CLI lists the same 10 orders, in the same order" \
     test "$(bs --json --page 3 orders --item 666 | jq -c '[.orders[].order_id]')" = "$all"
-check "...oldest first" test "$(echo "$all" | jq -c 'sort')" = "$all"
+check "...by order id" test "$(echo "$all" | jq -c 'sort')" = "$all"
 check "...and does not say 'more' once it has them all" \
     test "$(bs --json --page 3 orders --item 666 | jq 'has("more")')" = false
 check "a page size out of range is a bad value (exit 2)" \
