@@ -22,6 +22,14 @@ ok()     { echo "ok - $*"; }
 not_ok() { echo "not ok - $*"; BS_FAILED=1; }
 log()    { echo "# $*"; }
 
+#  bs_plan N: the TAP plan, printed first: this script runs exactly N checks
+#  (ok / not ok lines, including the sanitizer check each bs_stop_cluster
+#  prints).  tests/run.sh fails a script that runs fewer or more.
+bs_plan() { echo "1..$1"; }
+
+#  skip NAME REASON: a check that could not run here; counted as skipped
+skip_check() { echo "ok - $1 # SKIP $2"; }
+
 #  check NAME COMMAND...: ok when the command succeeds
 check() {
     local name=$1; shift
