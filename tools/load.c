@@ -23,11 +23,24 @@
  *  Prints one JSON object: totals, latency (p50, p99, max), counts per op
  *  and per error, and per item the copies bought and restocked by
  *  acknowledged requests (and by writes given up on, whose outcome is
- *  unknown).  --record FILE writes one line per outcome the checker needs:
- *      buy RID ORDER_ID ITEM           an acknowledged buy
- *      restock RID ITEM COUNT          an acknowledged restock
- *      gave_up OP RID ITEM COUNT       a write with no definite answer
- *  (RID as 32 hex digits; COUNT 0 where the op takes none).
+ *  unknown).  --record FILE writes one line per write whose outcome the
+ *  checker needs (tools/chaos/lib.sh, bs_audit), in the order the answers
+ *  came to this process:
+ *      buy RID ORDER_ID ITEM SENT              an acknowledged buy
+ *      restock RID ITEM COUNT SENT             an acknowledged restock
+ *      set_price RID ITEM COST SENT            an acknowledged price change
+ *      add_book RID ITEM COST STOCK SENT       an acknowledged new book
+ *      gave_up OP RID ITEM COUNT COST SENT     a write with no definite answer
+ *  RID is 32 hex digits.  In gave_up lines COUNT is the copies the write
+ *  would add (restock's count, add_book's stock) and COST the price it
+ *  would set (set_price, add_book), 0 where the op takes none.  SENT is
+ *  the number of lines the record held when the request was first sent:
+ *  a line at a position (counted from 0) of at least another request's
+ *  SENT was answered, or given up on, after that request was sent, so the
+ *  two may have taken effect in either order; a line before it was done
+ *  before that request began.  Refused writes (any other answer) changed
+ *  nothing and are not recorded.  The file is written line by line, so it
+ *  can be watched while the load runs.
  *
  *  Exit codes: 0 every request got a definite answer, 1 some were given up
  *  on, 2 usage error, 3 the record file could not be written.
@@ -67,7 +80,7 @@ static const bs_setting_t s_table [] = {
     { "seed",       "",       "seed of the random choices (none: the process id)" },
     { "items",      "666,321,768,546,684,499,846", "items to buy, look up, restock and reprice, comma-separated" },
     { "topics",     "distributed_systems,graduate_school", "topics to search, comma-separated" },
-    { "record",     "",       "file for one line per acknowledged buy and restock and per write given up on" },
+    { "record",     "",       "file for one line per acknowledged write (buy, restock, set_price, add_book) and per write given up on" },
     { "attempt-ms", "1000",   "resend a request (same rid) after this long without an answer" },
     { "give-up-ms", "60000",  "give up on a request (a client error) after this long without a definite answer" },
     { NULL, NULL, NULL }
@@ -90,6 +103,7 @@ typedef struct {
     const char *service;
     int64_t first_sent, sent_at, retry_at;     //  ms, monotonic
     int64_t first_sent_us;                      //  for the latency
+    long sent_mark;             //  record lines written when first sent
     bool busy;
 } client_t;
 
@@ -117,6 +131,7 @@ typedef struct {
     int64_t next_book;
     int64_t attempt_ms, give_up_ms;
     FILE *record;
+    long record_lines;          //  lines written to the record
     bool record_failed;
     bs_histogram_t *latency;
     long issued, done, acked_buys, acked_restocks, refused, retries, gave_up, failovers;
@@ -277,6 +292,7 @@ s_record (load_t *self, const char *format, ...)
     if (vfprintf (self->record, format, args) < 0)
         self->record_failed = true;
     va_end (args);
+    self->record_lines++;
 }
 
 //  Starts a new request on an idle client
@@ -313,6 +329,7 @@ s_issue (load_t *self, client_t *c, int64_t now)
     c->not_active = 0;
     c->first_sent = now;
     c->first_sent_us = zclock_usecs ();
+    c->sent_mark = self->record_lines;
     self->issued++;
     s_send (c);
 }
@@ -336,7 +353,9 @@ s_give_up (load_t *self, client_t *c)
     s_mix_of (self, op)->gave_up++;
     if (bs_op_kind (op) == BS_KIND_WRITE) {
         int64_t item = bs_msg_int (c->request, BS_FIELD_item);
-        int64_t count = op == BS_OP_restock? bs_msg_int (c->request, BS_FIELD_count): 0;
+        int64_t count = op == BS_OP_restock? bs_msg_int (c->request, BS_FIELD_count)
+                      : op == BS_OP_add_book? bs_msg_int (c->request, BS_FIELD_stock): 0;
+        int64_t cost = op == BS_OP_set_price || op == BS_OP_add_book? bs_msg_int (c->request, BS_FIELD_cost): 0;
         tally_t *t = s_tally (self, item);
         if (t && op == BS_OP_buy)
             t->uncertain_bought++;
@@ -344,7 +363,8 @@ s_give_up (load_t *self, client_t *c)
             t->uncertain_restocked += count;
         char rid [2 * BS_RID_SIZE + 1];
         s_rid_hex (c->request, rid);
-        s_record (self, "gave_up %s %s %lld %lld\n", bs_op_name (op), rid, (long long) item, (long long) count);
+        s_record (self, "gave_up %s %s %lld %lld %lld %ld\n", bs_op_name (op), rid, (long long) item,
+                  (long long) count, (long long) cost, c->sent_mark);
     }
     s_finish (self, c);
 }
@@ -361,22 +381,34 @@ s_answered (load_t *self, client_t *c, bs_msg_t *reply)
     s_rid_hex (c->request, rid);
     if (bs_msg_int (reply, BS_FIELD_ok)) {
         mix->ok++;
-        //  Only writes change what the accounts count
+        //  Only writes change what the accounts count.  The record has
+        //  every write, the summary's items only the first MAX_ITEMS.
         tally_t *t = bs_op_kind (op) == BS_KIND_WRITE? s_tally (self, item): NULL;
-        if (op == BS_OP_buy && t) {
-            t->bought++;
+        if (op == BS_OP_buy) {
+            if (t)
+                t->bought++;
             self->acked_buys++;
-            s_record (self, "buy %s %s %lld\n", rid, bs_msg_str (reply, BS_FIELD_order_id), (long long) item);
+            s_record (self, "buy %s %s %lld %ld\n", rid, bs_msg_str (reply, BS_FIELD_order_id),
+                      (long long) item, c->sent_mark);
         }
-        if (op == BS_OP_restock && t) {
+        if (op == BS_OP_restock) {
             int64_t count = bs_msg_int (c->request, BS_FIELD_count);
-            t->restocked += count;
+            if (t)
+                t->restocked += count;
             self->acked_restocks++;
-            s_record (self, "restock %s %lld %lld\n", rid, (long long) item, (long long) count);
+            s_record (self, "restock %s %lld %lld %ld\n", rid, (long long) item, (long long) count, c->sent_mark);
         }
-        if (op == BS_OP_add_book && t) {
-            t->added = true;
-            t->initial = bs_msg_int (c->request, BS_FIELD_stock);
+        if (op == BS_OP_set_price)
+            s_record (self, "set_price %s %lld %lld %ld\n", rid, (long long) item,
+                      (long long) bs_msg_int (c->request, BS_FIELD_cost), c->sent_mark);
+        if (op == BS_OP_add_book) {
+            int64_t stock = bs_msg_int (c->request, BS_FIELD_stock);
+            if (t) {
+                t->added = true;
+                t->initial = stock;
+            }
+            s_record (self, "add_book %s %lld %lld %lld %ld\n", rid, (long long) item,
+                      (long long) bs_msg_int (c->request, BS_FIELD_cost), (long long) stock, c->sent_mark);
         }
     }
     else {
@@ -535,9 +567,18 @@ main (int argc, char **argv)
         return EXIT_USAGE;
     if (bs_settings_help_shown (settings)) {
         fprintf (stderr, "\nor: %s [options] CLIENTS REQUESTS MIX [SEED]\n"
-                 "Prints one JSON object; --record FILE also writes a line per outcome:\n"
-                 "  buy RID ORDER_ID ITEM | restock RID ITEM COUNT | gave_up OP RID ITEM COUNT\n"
-                 "Exit codes: 0 every request answered, 1 some given up on, 2 usage, 3 record not written.\n",
+                 "Prints one JSON object; --record FILE also writes a line per write, in the order\n"
+                 "the answers came (a write refused changed nothing and has none):\n"
+                 "  buy RID ORDER_ID ITEM SENT            an acknowledged buy\n"
+                 "  restock RID ITEM COUNT SENT           an acknowledged restock\n"
+                 "  set_price RID ITEM COST SENT          an acknowledged price change\n"
+                 "  add_book RID ITEM COST STOCK SENT     an acknowledged new book\n"
+                 "  gave_up OP RID ITEM COUNT COST SENT   no definite answer: it may or may not have\n"
+                 "                                        taken effect (COUNT: copies it adds, COST: the\n"
+                 "                                        price it sets, else 0)\n"
+                 "SENT: the lines the record held when the request was first sent.\n"
+                 "Exit codes: 0 every request answered, 1 some given up on, 2 usage, 3 record not\n"
+                 "written in full (the record cannot be trusted).\n",
                  argv [0]);
         bs_settings_destroy (&settings);
         return 0;
@@ -553,6 +594,9 @@ main (int argc, char **argv)
         fprintf (stderr, "bookstore-load: cannot write %s: %s\n", record, strerror (errno));
         rc = EXIT_RECORD;
     }
+    //  A line at a time, so that a test can watch the acknowledgements come
+    if (self->record)
+        setvbuf (self->record, NULL, _IOLBF, 0);
     if (rc) {
         for (int i = 0; i < self->topic_count; i++)
             free (self->topics [i]);
