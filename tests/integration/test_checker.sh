@@ -29,7 +29,7 @@ audit() {
     [ -z "$FINDINGS" ] || echo "$FINDINGS" | head -5
 }
 #  is FILTER: the last audit printed its JSON, and the filter holds for it
-is() { [ -n "$AUDIT" ] && jq -e "$1" <<< "$AUDIT" > /dev/null 2>&1; }
+is() { bs_holds "$1" <<< "$AUDIT"; }
 rid() { od -An -tx1 -N16 /dev/urandom | tr -d ' \n'; }
 #  doctored NAME LINE... : a copy of the record with these lines appended
 doctored() {

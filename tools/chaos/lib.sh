@@ -44,6 +44,19 @@ bs_free_port() {
     return 1
 }
 
+#  bs_holds FILTER [FILE]: the JSON on stdin (or in FILE) holds for the jq
+#  filter.  Empty input fails: jq -e alone exits 0 when it reads nothing,
+#  as when the program that should have answered printed nothing.
+bs_holds() {
+    if [ $# -ge 2 ]; then
+        [ -s "$2" ] && jq -e "$1" "$2" > /dev/null 2>&1
+    else
+        local in
+        in=$(cat)
+        [ -n "$in" ] && jq -e "$1" <<< "$in" > /dev/null 2>&1
+    fi
+}
+
 #  The pid of a node (or of a broker), from the launcher's pid file
 bs_pid() { cat "$BS_DATA/pids/$1.pid" 2>/dev/null; }
 
@@ -77,9 +90,9 @@ bs_active_broker() {
 bs_wait_pair() {
     local deadline=$((SECONDS + $1))
     while [ $SECONDS -lt "$deadline" ]; do
-        bs_status --timeout-ms 500 --attempts 1 | jq -e '[.brokers[]?] as $b
+        bs_status --timeout-ms 500 --attempts 1 | bs_holds '[.brokers[]?] as $b
             | ($b | length) == 2 and ([$b[] | select(.active)] | length) == 1
-              and ([$b[] | select(.state == "passive")] | length) == 1' > /dev/null 2>&1 && return 0
+              and ([$b[] | select(.state == "passive")] | length) == 1' && return 0
         sleep 0.1
     done
     return 1
@@ -154,8 +167,10 @@ bs_seed_books() {
 #  bs_books_now: the books the store holds now (through the broker), in the
 #  same form; false when it does not answer
 bs_books_now() {
-    bs --json --timeout-ms 5000 --attempts 3 list 2> /dev/null \
-        | jq -e -c 'select(.ok) | [.items[] | {key: (.item | tostring), value: {stock, cost}}] | from_entries'
+    local out
+    out=$(bs --json --timeout-ms 5000 --attempts 3 list 2> /dev/null)
+    bs_holds .ok <<< "$out" || return 1
+    jq -c '[.items[] | {key: (.item | tostring), value: {stock, cost}}] | from_entries' <<< "$out"
 }
 
 #  bs_audit LOAD-JSON INITIAL-JSON RECORD: reads every alive replica and
@@ -205,13 +220,13 @@ bs_audit() {
         return 2
     fi
     dir=$(mktemp -d "${TMPDIR:-/tmp}/bookstore-audit.XXXXXX")
-    if jq -e -c 'select(type == "object" and .requests != null)' <<< "$1" > "$dir/load.json" 2> /dev/null; then
-        :
+    if bs_holds 'type == "object" and .requests != null' <<< "$1"; then
+        jq -c . <<< "$1" > "$dir/load.json"
     else
         echo "# the load's summary is not its JSON object: the record cannot be checked against it" >&2
         echo null > "$dir/load.json"
     fi
-    jq -e -c 'select(type == "object")' <<< "$2" > "$dir/initial.json" 2> /dev/null || {
+    bs_holds 'type == "object"' <<< "$2" && jq -c . <<< "$2" > "$dir/initial.json" || {
         echo "# the initial books are not a JSON object" >&2
         rm -rf "$dir"
         return 2
@@ -235,7 +250,7 @@ bs_audit() {
     echo '[]' > "$dir/orders.json"
     #  One status: the replicas it lists alive are the ones to read
     status=$(bs_status --timeout-ms 2000 --attempts 3)
-    if ! jq -e '.ok and (.nodes | type == "array")' <<< "$status" > /dev/null 2>&1; then
+    if ! bs_holds '.ok and (.nodes | type == "array")' <<< "$status"; then
         echo "# the broker did not answer a status request with its nodes: no replica could be read" >&2
         unreadable=$((unreadable + 1))
         answered=0
@@ -243,7 +258,7 @@ bs_audit() {
     fi
     for node in $(jq -r '.nodes[] | select(.alive and .service == "catalog") | .id' <<< "$status"); do
         if bs --json --timeout-ms 5000 --attempts 3 --node "$node" list > "$dir/one.json" 2>/dev/null \
-           && jq -e .ok "$dir/one.json" > /dev/null; then
+           && bs_holds '.ok and (.items | type == "array")' "$dir/one.json"; then
             jq -c --arg n "$node" '{id: $n, items: .items}' "$dir/one.json" >> "$dir/catalogs.list"
         else
             echo "# $node: alive, but did not list its books" >&2
@@ -363,8 +378,8 @@ bs_audit() {
     if [ $rc = 0 ]; then
         jq -r '.findings[:50][] | "# " + .' "$dir/audit.json" >&2
         jq -c 'del(.findings)' "$dir/audit.json"
-        jq -e '.lost + .duplicated + .unacked + .oversold + .mispriced + .unreadable + .incomplete == 0' \
-            "$dir/audit.json" > /dev/null || rc=1
+        bs_holds '.lost + .duplicated + .unacked + .oversold + .mispriced + .unreadable + .incomplete == 0' \
+            "$dir/audit.json" || rc=1
     else
         echo "# the audit could not run" >&2
     fi
@@ -377,7 +392,7 @@ bs_audit() {
 bs_orders_of() {
     local node=$1 dir=$2
     bs --json --timeout-ms 5000 --attempts 3 --node "$node" orders > "$dir/all.json" 2>/dev/null || return 1
-    jq -e .ok "$dir/all.json" > /dev/null || return 1
+    bs_holds '.ok and (.orders | type == "array")' "$dir/all.json" || return 1
     jq -c .orders "$dir/all.json"
 }
 

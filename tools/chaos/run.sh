@@ -11,9 +11,11 @@
 #  (kill-broker.sh), once the other is passive and ready to take over.
 #
 #  Prints exactly one JSON line on stdout (progress and findings go to
-#  stderr) and exits 0 when nothing was lost, doubled or oversold, no
-#  replica diverged or stayed down, no node crashed by itself and every
-#  request got a definite answer; 1 on any violation; 2 on a usage error.
+#  stderr) and exits 0 when nothing was lost, doubled, oversold or
+#  mispriced (bs_audit, request by request against the load's record), the
+#  checker read every replica, no replica diverged or stayed down, no node
+#  crashed by itself and every request got a definite answer (the load
+#  exited 0); 1 on any violation; 2 on a usage error.
 set -u
 CHAOS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$CHAOS_DIR/lib.sh"
@@ -45,8 +47,9 @@ tools/chaos run in rounds of every kind in a seeded random order, keeping a
 serving replica of each service at any time, and kill-broker.sh kills the
 active broker every few seconds; then stops the faults, waits for the replicas
 to converge and the pair to settle, and checks the store.  Prints one JSON
-line; exits 0 when nothing was lost, doubled, oversold or diverged and every
-request got a definite answer, 1 otherwise, 2 on a usage error.
+line; exits 0 when nothing was lost, doubled, oversold, mispriced or diverged, every
+replica was read and every request got a definite answer, 1 otherwise, 2 on a
+usage error.
   --seconds N        how long the faults and the load run (default: \$DURATION, then 60)
   --seed N           seed of the fault order, the fault scripts and the load
                      (default: \$SEED, then from the clock)
@@ -213,8 +216,7 @@ bs_wait_ready "$NODES" 60 || fail "the cluster did not start (see $WORK/cluster.
 if [ "$BROKERS" = 2 ]; then
     bs_wait_pair 60 || fail "the broker pair did not settle (see $WORK/cluster.log)"
 fi
-initial=$(bs --json list | jq -c '[.items[] | {key: (.item | tostring), value: .stock}] | from_entries') \
-    || fail "cannot read the initial catalog"
+initial=$(bs_books_now) || fail "cannot read the initial catalog"
 echo "$initial" > "$WORK/initial.json"
 
 # ---------------------------------------------------------------------------
@@ -311,10 +313,13 @@ fi
 # shellcheck disable=SC2086
 wait $STREAM_PIDS
 STREAM_PIDS=
-declare -A done_by_kind skipped_by_kind
+#  Per kind: done (exit 0), skipped (3: no node could be stopped) and
+#  failed (any other exit: a node not restarted, the cluster unreachable)
+declare -A done_by_kind skipped_by_kind failed_by_kind
 for kind in $RUN_KINDS; do
     done_by_kind[$kind]=$(awk -v k="$kind" '$1 == k && $2 == 0' "$WORK/results.txt" | wc -l)
-    skipped_by_kind[$kind]=$(awk -v k="$kind" '$1 == k && $2 != 0' "$WORK/results.txt" | wc -l)
+    skipped_by_kind[$kind]=$(awk -v k="$kind" '$1 == k && $2 == 3' "$WORK/results.txt" | wc -l)
+    failed_by_kind[$kind]=$(awk -v k="$kind" '$1 == k && $2 != 0 && $2 != 3' "$WORK/results.txt" | wc -l)
 done
 
 # ---------------------------------------------------------------------------
@@ -342,9 +347,8 @@ if [ "$BROKERS" = 2 ]; then
 fi
 status=$(bs_status --timeout-ms 2000 --attempts 3) || fail "the broker does not answer"
 echo "$status" > "$WORK/status.json"
-down=$(echo "$status" | jq --argjson n "$NODES" '$n - ([.nodes[] | select(.alive)] | length)')
 #  Replicas whose digest is not their service's most common one
-divergent=$(echo "$status" | jq '[.nodes[] | select(.alive)] | group_by(.service)
+divergent=$(echo "$status" | jq '[.nodes[]? | select(.alive)] | group_by(.service)
     | map(length - (group_by(.digest) | map(length) | max)) | add // 0')
 [ "$converged" = true ] || progress "the replicas did not converge: $(echo "$status" | jq -c '[.nodes[] | {id, alive, insync, lag, seq, digest}]')"
 
@@ -352,7 +356,11 @@ divergent=$(echo "$status" | jq '[.nodes[] | select(.alive)] | group_by(.service
 #  5. The checks
 audit=$(bs_audit "$load" "$initial" "$WORK/record.txt" 2> "$WORK/audit.log")
 cat "$WORK/audit.log" >&2
-[ -n "$audit" ] || audit='{"lost":-1,"duplicated":-1,"unacked":-1,"oversold":-1,"unreadable":-1}'
+[ -n "$audit" ] || audit='{"lost":-1,"duplicated":-1,"unacked":-1,"oversold":-1,"mispriced":-1,"unreadable":-1,
+                          "incomplete":-1,"read":{"catalog":0,"order":0}}'
+#  Replicas down: every one the audit did not read, by the audit's own
+#  status call (a replica left out of it counts as down)
+down=$(echo "$audit" | jq --argjson n "$NODES" '$n - .read.catalog - .read.order')
 #  A node that died of anything but our SIGKILL crashed by itself; sanitizer
 #  reports are bugs as well
 crashes=$(grep -E 'cluster: [a-z0-9-]+ died: ' "$WORK/cluster.log" | grep -cv 'killed by signal 9 ')
@@ -364,27 +372,33 @@ for kind in $RUN_KINDS; do
     by_kind=$(echo "$by_kind" | jq -c --arg k "$kind" --argjson n "${done_by_kind[$kind]}" '. + {($k): $n}')
 done
 skipped="{}"
+failed="{}"
 for kind in $RUN_KINDS; do
     skipped=$(echo "$skipped" | jq -c --arg k "$kind" --argjson n "${skipped_by_kind[$kind]}" \
         'if $n > 0 then . + {($k): $n} else . end')
+    failed=$(echo "$failed" | jq -c --arg k "$kind" --argjson n "${failed_by_kind[$kind]}" \
+        'if $n > 0 then . + {($k): $n} else . end')
 done
 result=$(jq -n -c --argjson seconds "$DURATION" --argjson seed "$SEED" --argjson faults "$faults" \
-    --argjson by_kind "$by_kind" --argjson skipped "$skipped" --argjson load "$load" --argjson audit "$audit" \
+    --argjson by_kind "$by_kind" --argjson skipped "$skipped" --argjson failed "$failed" \
+    --argjson load "$load" --argjson audit "$audit" \
     --argjson divergent "$divergent" --argjson down "$down" --argjson converged "$converged" \
-    --argjson crashes "$crashes" --argjson sanitizer "$sanitizer" \
+    --argjson crashes "$crashes" --argjson sanitizer "$sanitizer" --argjson load_exit "$load_rc" \
     --argjson brokers "$BROKERS" --argjson pair_ok "$pair_ok" '
     {seconds: $seconds, seed: $seed, brokers: $brokers, faults: $faults, faults_by_kind: $by_kind,
-     faults_skipped: $skipped, pair_settled: $pair_ok,
+     faults_skipped: $skipped, faults_failed: $failed, pair_settled: $pair_ok,
      requests: $load.requests, acked_buys: $load.acked_buys,
      lost: $audit.lost, duplicated: $audit.duplicated, unacked_orders: $audit.unacked,
-     oversold: $audit.oversold, divergent: $divergent, down: $down, converged: $converged,
-     unreadable: $audit.unreadable, crashes: $crashes, sanitizer_reports: $sanitizer,
-     client_errors: $load.gave_up, max_latency_ms: $load.max_latency_ms,
+     oversold: $audit.oversold, mispriced: $audit.mispriced, divergent: $divergent, down: $down,
+     converged: $converged, unreadable: $audit.unreadable, record_incomplete: $audit.incomplete,
+     read: $audit.read, crashes: $crashes, sanitizer_reports: $sanitizer,
+     client_errors: $load.gave_up, load_exit: $load_exit, max_latency_ms: $load.max_latency_ms,
      p99_latency_ms: $load.p99_latency_ms, retries: $load.retries}')
 echo "$result" > "$WORK/result.json"
-if echo "$result" | jq -e '.lost == 0 and .duplicated == 0 and .unacked_orders == 0 and .oversold == 0
-        and .divergent == 0 and .down == 0 and .converged and .pair_settled and .unreadable == 0 and .crashes == 0
-        and .sanitizer_reports == 0 and .client_errors == 0' > /dev/null; then
+if echo "$result" | bs_holds '.lost == 0 and .duplicated == 0 and .unacked_orders == 0 and .oversold == 0
+        and .mispriced == 0 and .divergent == 0 and .down == 0 and .converged and .pair_settled
+        and .unreadable == 0 and .record_incomplete == 0 and .crashes == 0 and .sanitizer_reports == 0
+        and .client_errors == 0 and .load_exit == 0'; then
     FAILED=0
 fi
 echo "$result"
