@@ -387,6 +387,22 @@ bs_audit() {
     return $rc
 }
 
+#  bs_record_lines FILE: the lines of a load's record so far (0 before it
+#  exists); the load writes one per write answered or given up on
+bs_record_lines() {
+    if [ -f "$1" ]; then wc -l < "$1"; else echo 0; fi
+}
+
+#  bs_wait_record FILE N SECONDS: until the load's record holds N lines,
+#  that is, N writes were answered: evidence that a load is under way
+bs_wait_record() {
+    local deadline=$((SECONDS + $3))
+    while [ "$(bs_record_lines "$1")" -lt "$2" ]; do
+        [ $SECONDS -lt "$deadline" ] || return 1
+        sleep 0.05
+    done
+}
+
 #  bs_orders_of NODE DIR: every order of an order replica, as one JSON
 #  array (the CLI follows the listing's pages).  False when it fails.
 bs_orders_of() {
