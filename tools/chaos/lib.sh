@@ -403,6 +403,33 @@ bs_wait_record() {
     done
 }
 
+#  bs_join_loads OUT-RECORD SUMMARY RECORD [SUMMARY RECORD]...: loads run
+#  one after another (never side by side), as one history for bs_audit:
+#  writes their records, in order, into OUT-RECORD (each line's SENT
+#  shifted by the lines before its record, since every write of a later
+#  load began after the earlier load ended) and prints the summaries'
+#  counts, summed, as one summary
+bs_join_loads() {
+    local out=$1 offset=0 lines summaries=()
+    shift
+    : > "$out" || return 1
+    while [ $# -ge 2 ]; do
+        summaries+=("$1")
+        [ -f "$2" ] || { echo "# bs_join_loads: no record $2" >&2; return 1; }
+        awk -v off="$offset" '{ $NF = $NF + off; print }' "$2" >> "$out"
+        lines=$(bs_record_lines "$2")
+        offset=$((offset + lines))
+        shift 2
+    done
+    printf '%s\n' "${summaries[@]}" | jq -s -c '
+        reduce .[] as $l ({requests: 0, acked_buys: 0, acked_restocks: 0, refused: 0, gave_up: 0, ops: {}};
+            .requests += $l.requests | .acked_buys += $l.acked_buys | .acked_restocks += $l.acked_restocks
+            | .refused += $l.refused | .gave_up += $l.gave_up
+            | reduce ($l.ops | to_entries[]) as $o (.;
+                .ops[$o.key].ok += $o.value.ok | .ops[$o.key].refused += $o.value.refused
+                | .ops[$o.key].gave_up += $o.value.gave_up))'
+}
+
 #  bs_orders_of NODE DIR: every order of an order replica, as one JSON
 #  array (the CLI follows the listing's pages).  False when it fails.
 bs_orders_of() {
