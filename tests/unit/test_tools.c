@@ -212,6 +212,77 @@ test_load_not_active (void)
     zactor_destroy (&b);
 }
 
+//  Every write has its line in the record, in one of the documented forms,
+//  each answered after it was sent (SENT no later than its own position);
+//  writes given up on have theirs, with the values they would have written
+static void
+test_load_record (void)
+{
+    zactor_t *a = fake_broker_new (FAKE_OK), *b = fake_broker_new (FAKE_OK);
+    char *list = fake_broker_pair (a, b);
+    char record [] = "/tmp/test_tools_record_XXXXXX";
+    int fd = mkstemp (record);
+    close (fd);
+    char out [8192];
+    int rc = s_run (out, sizeof out, "bookstore-load --endpoint %s --clients 3 --requests 60 "
+                    "--mix buy:1,restock:1,set_price:1,add_book:1 --record %s", list, record);
+    CHECK (rc == 0);
+    CHECK (s_json_int (out, "requests") == 60);
+    FILE *file = fopen (record, "r");
+    char line [256];
+    int lines = 0, good = 0, kinds [4] = { 0 };
+    while (file && fgets (line, sizeof line, file)) {
+        char rid [64], text [64];
+        long item, value, cost, stock, sent = -1;
+        if (sscanf (line, "buy %63s %63s %ld %ld", rid, text, &item, &sent) == 4 && text [0] == 'o'
+        &&  streq (text + 1, rid))
+            kinds [0]++;
+        else
+        if (sscanf (line, "restock %63s %ld %ld %ld", rid, &item, &value, &sent) == 4 && value >= 1 && value <= 5)
+            kinds [1]++;
+        else
+        if (sscanf (line, "set_price %63s %ld %ld %ld", rid, &item, &value, &sent) == 4 && value >= 1 && value <= 50)
+            kinds [2]++;
+        else
+        if (sscanf (line, "add_book %63s %ld %ld %ld %ld", rid, &item, &cost, &stock, &sent) == 5
+        &&  cost >= 1 && cost <= 50 && stock == 5)
+            kinds [3]++;
+        else
+            sent = -1;
+        if (sent >= 0 && sent <= lines && strlen (rid) == 32)
+            good++;
+        lines++;
+    }
+    if (file)
+        fclose (file);
+    CHECK (lines == 60 && good == 60);
+    CHECK (kinds [0] > 0 && kinds [1] > 0 && kinds [2] > 0 && kinds [3] > 0);
+
+    //  Nothing answers: each price change is given up on, with its price
+    fake_broker_mode (a, FAKE_NOT_ACTIVE);
+    fake_broker_mode (b, FAKE_NOT_ACTIVE);
+    rc = s_run (out, sizeof out, "bookstore-load --endpoint %s --clients 2 --requests 2 --mix set_price:1 "
+                "--attempt-ms 100 --give-up-ms 400 --record %s", list, record);
+    CHECK (rc == 1);
+    file = fopen (record, "r");
+    lines = good = 0;
+    while (file && fgets (line, sizeof line, file)) {
+        char rid [64];
+        long item, count, cost, sent;
+        if (sscanf (line, "gave_up set_price %63s %ld %ld %ld %ld", rid, &item, &count, &cost, &sent) == 5
+        &&  strlen (rid) == 32 && count == 0 && cost >= 1 && cost <= 50 && sent == 0)
+            good++;
+        lines++;
+    }
+    if (file)
+        fclose (file);
+    CHECK (lines == 2 && good == 2);
+    unlink (record);
+    zstr_free (&list);
+    zactor_destroy (&a);
+    zactor_destroy (&b);
+}
+
 //  --------------------------------------------------------------------------
 //  The bench
 
@@ -373,6 +444,7 @@ main (void)
     RUN (test_cli);
     RUN (test_load_silent);
     RUN (test_load_not_active);
+    RUN (test_load_record);
     RUN (test_bench);
     RUN (test_monitor);
     free (s_bin);
