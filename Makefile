@@ -16,6 +16,12 @@ DEBS = build-essential pkg-config libczmq-dev libzmq3-dev liblmdb-dev \
 
 PKGS = libczmq libzmq lmdb msgpack
 
+#  The control plane: etcd (the server, for the launcher and the tests, and
+#  etcdctl for operators), spoken to through its JSON gateway with libcurl
+#  and jansson (lib/bs_etcd)
+DEBS += etcd-server etcd-client libcurl4-openssl-dev libjansson-dev
+PKGS += libcurl jansson
+
 #  The HTTP gateway's own libraries (linked by the gateway alone), and curl
 #  for its tests
 DEBS += libmicrohttpd-dev libjansson-dev curl
