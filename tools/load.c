@@ -8,7 +8,8 @@
  *
  *  Each client has one request outstanding and retries it, with the same
  *  request id, until it gets a definite answer (any reply but
- *  "unavailable"), so every write's outcome is known.  A request still
+ *  "unavailable" or "overloaded", which turn one copy away and say nothing
+ *  of an earlier copy), so every write's outcome is known.  A request still
  *  without one after --give-up-ms is given up on: a client error, whose
  *  outcome is unknown.  Latency runs from a request's first send to its
  *  definite answer.
@@ -65,7 +66,7 @@
 #define MAX_CLIENTS     1000
 //  Latencies in microseconds, up to an hour, to 3 significant figures
 #define HIGHEST_US      (INT64_C (3600) * 1000000)
-//  Pause before resending a request answered "unavailable"
+//  Pause before resending a request answered "unavailable" or "overloaded"
 #define UNAVAILABLE_PAUSE_MS 50
 //  Pause before the next round when every broker answered "not_active"
 #define NOT_ACTIVE_PAUSE_MS 100
@@ -456,7 +457,11 @@ s_receive (load_t *self, client_t *c)
     }
     else
     if (!bs_msg_int (reply, BS_FIELD_ok)
-    &&  strcmp (bs_msg_str (reply, BS_FIELD_error), bs_err_name (BS_ERR_unavailable)) == 0) {
+    &&  (strcmp (bs_msg_str (reply, BS_FIELD_error), bs_err_name (BS_ERR_unavailable)) == 0
+    ||   strcmp (bs_msg_str (reply, BS_FIELD_error), bs_err_name (BS_ERR_overloaded)) == 0)) {
+        //  The broker turned this copy away, which says nothing of an
+        //  earlier copy of the same request still in flight: wait and send
+        //  again, so that the outcome comes from the node's record
         c->not_active = 0;
         c->retry_at = zclock_mono () + UNAVAILABLE_PAUSE_MS;
     }
