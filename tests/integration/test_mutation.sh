@@ -5,4 +5,4 @@
 #  guarantee test starts and stops its own, and its lines stay in its log.
 source "$(dirname "$0")/lib.sh"
 bs_plan 6
-BS_MUTATION_SKIP_MISSING=1 "$BS_ROOT/tests/mutation/run.sh" || BS_FAILED=1
+BS_MUTATION_SKIP_MISSING=1 "$BS_ROOT/tests/mutation/run.sh"

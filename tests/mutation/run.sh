@@ -72,6 +72,7 @@ run_mutant() {
         "$OUT/$name.sid" "tests/integration/$test.sh" > "$log" 2>&1
     local rc=$? sid
     sid=$(cat "$OUT/$name.sid" 2>/dev/null)
+    rm -f "$OUT/$name.sid"
     local why=
     if [ "$rc" = 124 ]; then
         why="timed out after ${TIMEOUT}s"
