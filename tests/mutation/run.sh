@@ -42,6 +42,7 @@ MUTANTS=(
 )
 
 failed=0
+skipped=0
 total_start=$SECONDS
 
 #  The pids (not zombies) left in a session
@@ -57,6 +58,7 @@ run_mutant() {
     if [ ! -x "$bin/bookstore-node" ]; then
         if [ "${BS_MUTATION_SKIP_MISSING:-0}" = 1 ]; then
             echo "ok - $line # SKIP mutant not built (make mutants)"
+            skipped=$((skipped + 1))
         else
             echo "not ok - $line (mutant not built: make mutants)"
             failed=$((failed + 1))
@@ -119,7 +121,7 @@ for m in "${MUTANTS[@]}"; do
     count=$((count + 1))
     run_mutant "$name" "$guarantee" "$test" "$pattern"
 done
-echo "# $count mutants, $((count - failed)) caught, in $((SECONDS - total_start))s"
+echo "# $count mutants: $((count - failed - skipped)) caught, $failed not, $skipped skipped, in $((SECONDS - total_start))s"
 if [ "$failed" = 0 ] && [ -z "${BS_TEST_OUT:-}" ]; then
     rm -rf "$OUT"
 else
