@@ -22,6 +22,12 @@ cd "$(dirname "$0")/../.."
 ROOT=$PWD
 MUTANT_DIR=$ROOT/build/mutant
 export BS_HELPERS=${BS_HELPERS:-$ROOT/build/release/tests}
+#  test_bad_input and test_cache run the probe and stale_check helpers
+for helper in probe stale_check; do
+    if [ ! -x "$BS_HELPERS/$helper" ]; then
+        echo "# $BS_HELPERS/$helper is missing: the tests that need it cannot run (make bins)"
+    fi
+done
 FILTER=${1:-.}
 TIMEOUT=${BS_MUTATION_TIMEOUT:-300}
 if [ -n "${BS_TEST_OUT:-}" ]; then
