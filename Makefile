@@ -252,6 +252,46 @@ $(OUT)/tests/test_gw_pool: $(OUT)/obj/tests/unit/test_gw_pool.o $(call obj,tools
 	@echo "  LD $(VARIANT) $@"
 	@$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+#  Mutation tests: each mutant is the node built with one deliberately broken
+#  guarantee (a BS_MUTANT_<NAME> block in its sources, never defined
+#  otherwise).  `make mutants` compiles only the mutated sources (release
+#  flags), links bookstore-node from them and the release objects into
+#  build/mutant/<name>/bin/, and links the other programs there from bin/.
+#  `make mutation` runs each guarantee's integration test against its mutant
+#  and checks that the test fails on the check guarding that guarantee
+#  (tests/mutation/run.sh; the suite runs it as test_mutation).
+#  mutant name: the sources it changes
+MUTANTS := oversell no_dedup forget_store follower_skips_prices no_invalidation refused_write_applied
+MUTANT_SRC_oversell := nodes/catalog.c
+MUTANT_SRC_no_dedup := nodes/catalog.c
+MUTANT_SRC_forget_store := nodes/store.c
+MUTANT_SRC_follower_skips_prices := nodes/journal.c
+MUTANT_SRC_no_invalidation := nodes/invalidator.c
+MUTANT_SRC_refused_write_applied := nodes/catalog.c schema/bs_msg.c
+MUTANT_DIR := build/mutant
+.PHONY: mutants mutant-bins mutation
+ifeq ($(VARIANT),release)
+define MUTANT_RULES
+$(MUTANT_DIR)/$(1)/obj/%.o: %.c
+	@mkdir -p $$(dir $$@)
+	@echo "  CC mutant $(1) $$<"
+	@$$(CC) $$(CFLAGS) -DBS_MUTANT_$(shell echo $(1) | tr a-z A-Z) -c $$< -o $$@
+$(MUTANT_DIR)/$(1)/bin/bookstore-node: $(patsubst %.c,$(MUTANT_DIR)/$(1)/obj/%.o,$(MUTANT_SRC_$(1))) \
+        $(call obj,nodes/main.c) $(NODE_LIB) $(LIB) $(addprefix $(BINDIR)/,$(PROGRAMS))
+	@mkdir -p $$(dir $$@)
+	@echo "  LD mutant $(1) $$@"
+	@$$(CC) $$(LDFLAGS) $$(filter %.o,$$^) $$(filter %.a,$$^) $$(LDLIBS) -o $$@
+	@for p in $(filter-out bookstore-node,$(PROGRAMS)); do ln -sfn ../../../../$(BINDIR)/$$$$p $$(dir $$@)$$$$p; done
+endef
+$(foreach m,$(MUTANTS),$(eval $(call MUTANT_RULES,$(m))))
+mutant-bins: $(foreach m,$(MUTANTS),$(MUTANT_DIR)/$(m)/bin/bookstore-node)
+endif
+mutants:
+	@$(MAKE) --no-print-directory VARIANT=release mutant-bins
+mutation: bins mutants
+	tests/mutation/run.sh
+test: mutants
+
 #  A soak: SOAK_SECONDS (600) of mixed load on a cluster of the sanitizer
 #  build, each process's memory sampled every 10 s, then a clean stop so
 #  LeakSanitizer checks every process (tests/soak/soak.sh); fails on a leak,

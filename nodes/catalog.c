@@ -263,6 +263,11 @@ s_decrement (catalog_t *self, MDB_txn *txn, const bs_msg_t *request, uint64_t se
         return s_unknown_item (item);
     bs_msg_t *reply;
     int64_t stock = bs_msg_int (book, BS_FIELD_stock);
+#ifdef BS_MUTANT_OVERSELL
+    //  A deliberately broken variant for the mutation tests: sells a copy
+    //  even when none is left
+    stock = stock > 0? stock: 1;
+#endif
     if (stock <= 0) {
         char message [96];
         snprintf (message, sizeof message, "item %lld is out of stock", (long long) item);
@@ -360,7 +365,12 @@ catalog_write (catalog_t *self, MDB_txn *txn, const bs_msg_t *request, int *rc_p
     size_t rid_size;
     const uint8_t *rid = bs_msg_bin (request, BS_FIELD_rid, &rid_size);
     MDB_val rkey = { rid_size, (void *) rid }, rval;
+#ifdef BS_MUTANT_NO_DEDUP
+    //  A deliberately broken variant for the mutation tests: a retry runs again
+    if (false) {
+#else
     if (mdb_get (txn, self->applied, &rkey, &rval) == 0) {
+#endif
         bs_err_t err;
         bs_msg_t *reply = bs_msg_decode (rval.mv_data, rval.mv_size, &err, NULL, 0);
         return reply? reply: bs_msg_new_error (BS_ERR_internal, "a stored reply is unreadable");
@@ -376,6 +386,18 @@ catalog_write (catalog_t *self, MDB_txn *txn, const bs_msg_t *request, int *rc_p
         default:
             return bs_msg_new_error (BS_ERR_unknown_op, "the catalog does not write that way");
     }
+#ifdef BS_MUTANT_REFUSED_WRITE_APPLIED
+    //  A deliberately broken variant for the mutation tests: an out-of-range
+    //  price or count (let through by its codec) is applied, then refused,
+    //  and its book is not invalidated
+    int64_t cost = bs_msg_int (request, BS_FIELD_cost), count = bs_msg_int (request, BS_FIELD_count);
+    if (rc == 0 && bs_msg_int (reply, BS_FIELD_ok) && (cost < 0 || cost > 1000000000
+        || (bs_msg_has (request, BS_FIELD_count) && (count < 1 || count > 1000000)))) {
+        self->touched_count--;
+        bs_msg_destroy (&reply);
+        reply = bs_msg_new_error (BS_ERR_bad_field, "a field is out of range");
+    }
+#endif
     //  The reply is remembered under the rid, refusals too, so that a retry
     //  gets the same answer whatever happened since
     if (rc == 0) {

@@ -479,6 +479,26 @@ journal_sealed_at (journal_t *self, size_t index, size_t *size_p, uint64_t *seq_
 //  --------------------------------------------------------------------------
 //  Followers
 
+#ifdef BS_MUTANT_FOLLOWER_SKIPS_PRICES
+#include "bs_msg.h"
+//  A deliberately broken variant for the mutation tests: true for a change
+//  of a book's price, which this follower then leaves out (and acks)
+static bool
+s_mutant_price_change (db_t *db, MDB_txn *txn, MDB_val *key, MDB_val *value)
+{
+    MDB_val old;
+    if (strcmp (db->name, "books") != 0 || mdb_get (txn, db->dbi, key, &old) != 0)
+        return false;
+    bs_err_t err;
+    bs_msg_t *before = bs_msg_decode (old.mv_data, old.mv_size, &err, NULL, 0);
+    bs_msg_t *after = bs_msg_decode (value->mv_data, value->mv_size, &err, NULL, 0);
+    bool price = before && after && bs_msg_int (before, BS_FIELD_cost) != bs_msg_int (after, BS_FIELD_cost);
+    bs_msg_destroy (&before);
+    bs_msg_destroy (&after);
+    return price;
+}
+#endif
+
 int
 journal_apply (journal_t *self, MDB_txn *txn, bs_entry_t *entry, const void *data, size_t size)
 {
@@ -494,6 +514,10 @@ journal_apply (journal_t *self, MDB_txn *txn, bs_entry_t *entry, const void *dat
             return EINVAL;
         MDB_val key = { change.key_size, (void *) change.key };
         MDB_val value = { change.value_size, (void *) change.value };
+#ifdef BS_MUTANT_FOLLOWER_SKIPS_PRICES
+        if (!change.del && s_mutant_price_change (db, txn, &key, &value))
+            continue;
+#endif
         int rc = change.del? s_apply_del (self, txn, db, &key, change.value? &value: NULL)
                            : s_apply_put (self, txn, db, &key, &value);
         if (rc != 0)

@@ -22,6 +22,15 @@ store_new (const char *path, size_t map_size, size_t max_size)
         zsys_error ("store: cannot create data directory %s", path);
         return NULL;
     }
+#ifdef BS_MUTANT_FORGET_STORE
+    //  A deliberately broken variant for the mutation tests: every start
+    //  begins with an empty store
+    char file [4096];
+    snprintf (file, sizeof file, "%s/data.mdb", path);
+    zsys_file_delete (file);
+    snprintf (file, sizeof file, "%s/lock.mdb", path);
+    zsys_file_delete (file);
+#endif
     store_t *self = calloc (1, sizeof (store_t));
     if (!self)
         abort ();
