@@ -192,7 +192,7 @@ chaos: deps
 #  and tears everything down (tests/deploy/docker-test.sh; not part of `make
 #  test`).  deps-docker installs the engine, its compose tool, and
 #  debootstrap to make the Debian base images where none can be pulled.
-DOCKER_DEBS = podman podman-compose runc netavark aardvark-dns debootstrap jq curl iproute2
+DOCKER_DEBS = podman podman-compose runc netavark aardvark-dns iptables debootstrap jq curl iproute2
 .PHONY: deps-docker docker-test
 deps-docker:
 	@$(MAKE) --no-print-directory deps DEBS="$(DOCKER_DEBS)"
