@@ -195,15 +195,19 @@ chaos: deps
 
 #  Containers: `make docker-test` builds the image (Dockerfile) with Podman
 #  or Docker, runs compose.yaml, drives it with the CLI, kills containers
-#  and tears everything down (tests/deploy/docker-test.sh; not part of `make
-#  test`).  deps-docker installs the engine, its compose tool, and
-#  debootstrap to make the Debian base images where none can be pulled.
-DOCKER_DEBS = podman podman-compose runc netavark aardvark-dns debootstrap jq curl iproute2
+#  and tears everything down (tests/deploy/docker-test.sh; `make test` runs
+#  it too, as tests/integration/test_docker.sh, and reports it skipped, with
+#  the reason, where no container can run).  deps-docker installs the
+#  engine, its compose tool, iptables (netavark sets up container networks
+#  with it), and debootstrap to make the Debian base images where none can
+#  be pulled.
+DOCKER_DEBS = podman podman-compose runc netavark aardvark-dns iptables debootstrap jq curl iproute2
 .PHONY: deps-docker docker-test
 deps-docker:
 	@$(MAKE) --no-print-directory deps DEBS="$(DOCKER_DEBS)"
 docker-test: deps-docker
 	tests/deploy/docker-test.sh
+test: deps-docker
 
 #  Fuzzing with libFuzzer (clang): one target per tests/fuzz/fuzz_*.c, built
 #  into build/fuzz/fuzz/ with the modules it drives (make VARIANT=fuzz

@@ -18,17 +18,32 @@ BS_FAILED=0
 #  bs_wait_pid_change, bs_catalog_primary, bs_audit, bs_check_accounts
 source "$BS_ROOT/tools/chaos/lib.sh"
 
-ok()     { echo "ok - $*"; }
-not_ok() { echo "not ok - $*"; BS_FAILED=1; }
+#  BS_RAN counts the checks printed by this shell (not by subshells), for
+#  bs_skip_rest
+BS_PLAN=
+BS_RAN=0
+ok()     { echo "ok - $*"; BS_RAN=$((BS_RAN + 1)); }
+not_ok() { echo "not ok - $*"; BS_FAILED=1; BS_RAN=$((BS_RAN + 1)); }
 log()    { echo "# $*"; }
 
 #  bs_plan N: the TAP plan, printed first: this script runs exactly N checks
 #  (ok / not ok lines, including the sanitizer check each bs_stop_cluster
 #  prints).  tests/run.sh fails a script that runs fewer or more.
-bs_plan() { echo "1..$1"; }
+bs_plan() { BS_PLAN=$1; echo "1..$1"; }
 
 #  skip NAME REASON: a check that could not run here; counted as skipped
-skip_check() { echo "ok - $1 # SKIP $2"; }
+skip_check() { echo "ok - $1 # SKIP $2"; BS_RAN=$((BS_RAN + 1)); }
+
+#  bs_skip_rest REASON: the rest of the script cannot run here (a missing
+#  tool, no root): reports each planned check not yet run as skipped, with
+#  the reason, and exits.  Call it before any cluster starts.
+bs_skip_rest() {
+    local i n=$((BS_PLAN - BS_RAN))
+    for ((i = 1; i <= n; i++)); do
+        skip_check "$(basename "$0" .sh) check $((BS_RAN + 1)) of $BS_PLAN" "$1"
+    done
+    exit 0
+}
 
 #  check NAME COMMAND...: ok when the command succeeds
 check() {

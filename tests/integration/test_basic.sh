@@ -2,6 +2,7 @@
 #  The store's functions end to end: search, lookup, buy, orders, price,
 #  restock, add-book, status, exit codes and JSON shapes.
 source "$(dirname "$0")/lib.sh"
+bs_plan 26
 bs_start_cluster --restock-period 0
 
 titles=$(bs --json search distributed_systems | jq -r '[.items[].title] | sort | join("|")')

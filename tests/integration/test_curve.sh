@@ -2,6 +2,7 @@
 #  CURVE: only listed keys get anything; only admin keys change the
 #  catalog; only listed node keys, under their own id, can register
 source "$(dirname "$0")/lib.sh"
+bs_plan 21
 keys=$BS_TMP/keys
 out=$("$BS_BIN/bookstore" --json keygen "$keys")
 check "keygen writes the certificates" test "$(echo "$out" | jq .written)" = 10

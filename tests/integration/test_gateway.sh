@@ -6,6 +6,7 @@
 #  client address, a gateway whose broker is unreachable, supervision by the
 #  launcher, and (where Chromium is installed) the page in a browser.
 source "$(dirname "$0")/lib.sh"
+bs_plan 121
 
 bs_start_cluster --restock-period 0 --gateway-args "--max-body 4096"
 GW=http://127.0.0.1:$((BS_PORT + 80))
@@ -297,7 +298,7 @@ if curl -s -m 20 "$GW/cluster" | jq -e 'has("cache")' > /dev/null; then
     check "/metrics has the broker cache's hits and misses" \
         grep -q '^bookstore_cache_hits_total [0-9]' "$BS_TMP/metrics"
 else
-    log "the broker's status has no cache object: cache metrics not checked"
+    skip_check "/metrics has the broker cache's hits and misses" "the broker's status has no cache object"
 fi
 
 #  ---- Malformed HTTP never crashes the gateway
@@ -380,27 +381,45 @@ fi
 #  ---- A rate limit per client address: a burst from one client gets 429
 #  with Retry-After while another client is still served
 "$BS_BIN/bookstore-gateway" --listen "127.0.0.1:$((BS_PORT + 84))" --endpoint "tcp://127.0.0.1:$BS_PORT" \
-    --rate-limit 5 --rate-burst 10 > "$BS_TMP/gateway4.log" 2>&1 &
+    --rate-limit 2 --rate-burst 10 > "$BS_TMP/gateway4.log" 2>&1 &
 gw4=$!
 GW4=http://127.0.0.1:$((BS_PORT + 84))
 #  (readiness is polled from a third address, so the others' buckets stay full)
 deadline=$((SECONDS + 20))
 until curl -s -m 5 --interface 127.0.0.3 -o /dev/null "$GW4/healthz" || [ $SECONDS -ge $deadline ]; do sleep 0.2; done
 rm -f "$BS_TMP/burst"
+t0=$(date +%s%3N)
 pids=()
 for i in $(seq 30); do
-    curl -s -m 20 --interface 127.0.0.1 -o /dev/null -w '%{http_code}\n' "$GW4/books/666" >> "$BS_TMP/burst" &
+    curl -s -m 20 --interface 127.0.0.1 -D "$BS_TMP/burst-$i.headers" -o "$BS_TMP/burst-$i.body" \
+        -w '%{http_code}\n' "$GW4/books/666" >> "$BS_TMP/burst" &
     pids+=($!)
 done
 wait "${pids[@]}"
+ms=$(($(date +%s%3N) - t0))
 served=$(grep -c '^200$' "$BS_TMP/burst")
 limited=$(grep -c '^429$' "$BS_TMP/burst")
-log "a burst of 30 from one address: $served served, $limited limited"
-check "a burst of 30 from one client: the first 10 or so served, the rest 429" \
-    test "$served" -ge 10 -a "$served" -le 20 -a $((served + limited)) = 30
-STATUS=$(curl -s -m 20 --interface 127.0.0.1 -D "$BS_TMP/headers" -o "$BS_TMP/body" -w '%{http_code}' "$GW4/books/666")
-BODY=$(cat "$BS_TMP/body")
-retry=$(grep -i '^retry-after:' "$BS_TMP/headers" | tr -d '\r' | cut -d' ' -f2)
+#  The bucket holds 10 and refills 2 a second: however slow the machine,
+#  the first 10 are served, and at most 10 + 2 per second of the burst
+#  (rounded up) can be; the refill is slow so that even a slow burst of 30
+#  outruns it
+most=$((10 + (2 * ms + 999) / 1000))
+log "a burst of 30 from one address in $ms ms: $served served, $limited limited (at most $most could be served)"
+check "a burst of 30 from one client, past its bucket of 10: each answered 200 or 429" \
+    test $((served + limited)) = 30
+check "...at least the bucket's 10 served, at most what it refilled during the burst besides ($most)" \
+    test "$served" -ge 10 -a "$served" -le "$most"
+check "...so some are refused with 429" test "$limited" -gt 0
+#  One refused request of the burst, as its client saw it
+STATUS=none BODY= retry=
+for i in $(seq 30); do
+    if head -n 1 "$BS_TMP/burst-$i.headers" 2> /dev/null | grep -q ' 429'; then
+        STATUS=429
+        BODY=$(cat "$BS_TMP/burst-$i.body")
+        retry=$(grep -i '^retry-after:' "$BS_TMP/burst-$i.headers" | tr -d '\r' | cut -d' ' -f2)
+        break
+    fi
+done
 check "the limited client gets 429 rate_limited with Retry-After in seconds" \
     test "$(is 429 rate_limited && echo yes):${retry:-none}" = "yes:1"
 check "meanwhile another client address is served" \
@@ -409,13 +428,15 @@ sleep "${retry:-1}"
 check "after Retry-After the first client is served again" \
     test "$(curl -s -m 20 --interface 127.0.0.1 -o /dev/null -w '%{http_code}' "$GW4/books/666")" = 200
 check "429s are counted in the metrics" \
-    test "$(curl -s -m 20 --interface 127.0.0.3 "$GW4/metrics" | awk -F' ' '/^bookstore_gateway_requests_total/ && /code="429"/ { n += $2 } END { print n + 0 }')" -ge 10
+    test "$(curl -s -m 20 --interface 127.0.0.3 "$GW4/metrics" | awk -F' ' '/^bookstore_gateway_requests_total/ && /code="429"/ { n += $2 } END { print n + 0 }')" -ge "$limited"
 kill -TERM "$gw4"
 wait "$gw4"
 check "that gateway stops cleanly on SIGTERM" test $? = 0
 if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$BS_TMP/gateway4.log"; then
     not_ok "no sanitizer reports from the rate-limited gateway"
     grep -E -A 30 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$BS_TMP/gateway4.log" | head -60
+else
+    ok "no sanitizer reports from the rate-limited gateway"
 fi
 
 #  ---- The storefront in a browser
@@ -433,7 +454,8 @@ if command -v chromium > /dev/null; then
         test "$(grep -o 'id="node-[a-z]*-[0-9]*"' "$BS_TMP/dom.html" | sort | tr '\n' ' ')" \
              = 'id="node-catalog-1" id="node-catalog-2" id="node-order-1" id="node-order-2" '
 else
-    log "chromium is not installed: the browser checks are skipped"
+    skip_check "in Chromium the script renders the topic's books with Buy buttons" "chromium is not installed"
+    skip_check "in Chromium the cluster panel shows every node" "chromium is not installed"
 fi
 
 #  Clicking Buy, through WebDriver (chromedriver) driven with curl
@@ -513,6 +535,16 @@ if command -v chromium > /dev/null && command -v chromedriver > /dev/null; then
         sleep 2
     done
 fi
+#  The checks of the Buy button, skipped with the reason where Chromium
+#  cannot be driven
+skip_buy() {
+    local name
+    for name in "chromedriver drives a headless Chromium" "the storefront shows the stock of item 499" \
+                "clicking Buy shows the order" "and the stock shown drops by one" "as the CLI sees it" \
+                "the cluster panel shows the catalog primary" "a screenshot of the storefront was saved"; do
+        skip_check "$name" "$1"
+    done
+}
 if [ -n "$WD_PID" ] && [ -z "$WD_SESSION" ]; then
     #  A machine whose Chromium cannot be driven (the page itself was checked
     #  in Chromium above): say why, loudly, and wait for nothing
@@ -521,6 +553,7 @@ if [ -n "$WD_PID" ] && [ -z "$WD_SESSION" ]; then
     log "chromedriver log:"; tail -n 40 "$BS_TMP/chromedriver.log" | sed 's/^/#   /'
     log "chromium log:"; grep -v dbus "$BS_TMP/chromium-wd.log" | tail -n 20 | sed 's/^/#   /'
     wd_stop
+    skip_buy "no WebDriver session: $(jq -r '.value.message // empty' <<< "$reply" 2> /dev/null | head -c 200 | tr '\n' ' ')"
 elif [ -n "$WD_SESSION" ]; then
     ok "chromedriver drives a headless Chromium"
     wd POST "/session/$WD_SESSION/url" "$(jq -cn --arg u "$GW/?topic=distributed_systems" '{url: $u}')" > /dev/null
@@ -541,7 +574,7 @@ elif [ -n "$WD_SESSION" ]; then
     log "screenshot: $shot"
     wd_stop
 else
-    log "chromium or chromedriver is not installed: the Buy button is not clicked"
+    skip_buy "chromium or chromedriver is not installed"
 fi
 
 #  ---- Supervision: the launcher restarts a gateway that dies

@@ -2,6 +2,7 @@
 #  A client that floods the broker is refused (overloaded) alone: another
 #  client is served meanwhile, and nothing crashes
 source "$(dirname "$0")/lib.sh"
+bs_plan 6
 bs_start_cluster --restock-period 0 --no-gateway --broker-args "--max-per-client 20 --cache-entries 0"
 
 #  One client keeps 100 requests outstanding for 3 s, against a limit of 20

@@ -4,9 +4,9 @@
 #  data directory is refused at start.  The catalog keeps its data on a
 #  small tmpfs of the test's own (needs root).
 source "$(dirname "$0")/lib.sh"
+bs_plan 16
 if [ "$(id -u)" != 0 ] || ! mnt_probe=$(mktemp -d) || ! mount -t tmpfs -o size=1m tmpfs "$mnt_probe" 2>/dev/null; then
-    ok "# SKIP storage faults need root and tmpfs mounts"
-    exit 0
+    bs_skip_rest "storage faults need root and tmpfs mounts"
 fi
 umount "$mnt_probe"; rmdir "$mnt_probe"
 mnt=$BS_TMP/cluster/catalog-1

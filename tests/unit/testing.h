@@ -1,5 +1,7 @@
 /*  testing.h - a minimal test harness for the unit tests.
- *  Each test prints "ok - name" or "not ok - name"; tests/run.sh counts them.
+ *  Each test prints "ok - name" or "not ok - name"; DONE() prints the TAP
+ *  plan "1..N" after them (a binary that crashes mid-way fails by its exit
+ *  status and misses its plan); tests/run.sh counts them.
  */
 #ifndef TESTING_H_INCLUDED
 #define TESTING_H_INCLUDED
@@ -25,7 +27,8 @@ static int s_tests_passed, s_tests_failed;
     fflush (stdout); \
 } while (0)
 
-#define DONE() (printf ("# %d passed, %d failed\n", s_tests_passed, s_tests_failed), \
+#define DONE() (printf ("1..%d\n# %d passed, %d failed\n", \
+                        s_tests_passed + s_tests_failed, s_tests_passed, s_tests_failed), \
                 s_tests_failed? 1: 0)
 
 #endif
