@@ -25,6 +25,7 @@
  */
 #include "bs_client.h"
 #include "bs_endpoints.h"
+#include "bs_failover.h"
 #include "bs_histogram.h"
 #include "bs_mdp.h"
 #include "bs_msg.h"
@@ -74,9 +75,6 @@
 //  Every INT field a template patches is encoded with this value first: it
 //  takes the 4-byte form (0xce), which holds any item, cost, count or stock
 #define MARKER          INT64_C (65537)
-//  Every broker of the list said "not_active": wait this long (ns) before
-//  sending to the next one again
-#define NOT_ACTIVE_PAUSE_NS INT64_C (100000000)
 
 static const bs_setting_t s_table [] = {
     { "endpoint",     "tcp://127.0.0.1:5555", "the broker's client endpoint, or a pair's, comma-separated" },
@@ -189,7 +187,7 @@ typedef struct {
     //  Sockets
     zsock_t *socks [MAX_SOCKETS];
     bs_endpoints_t *endpoints [MAX_SOCKETS];    //  each socket's broker in use
-    size_t not_active [MAX_SOCKETS];    //  "not_active" answers in a row
+    bs_failover_t failover [MAX_SOCKETS];   //  "not_active" answers in a row
     int64_t resume_at [MAX_SOCKETS];    //  ns: resend after a pause (0: none)
     size_t first_broker;            //  the broker that answered the status
     void *handles [MAX_SOCKETS];
@@ -552,7 +550,7 @@ s_failover (bench_t *self, int i, bool pause, int64_t now)
     bs_endpoints_switch (self->endpoints [i], self->socks [i]);
     self->failovers++;
     if (pause)
-        self->resume_at [i] = now + NOT_ACTIVE_PAUSE_NS;
+        self->resume_at [i] = now + BS_FAILOVER_PAUSE_MS * INT64_C (1000000);
     else
         s_resend (self, i, now);
     return true;
@@ -600,15 +598,15 @@ s_recv_one (bench_t *self, void *sock)
     int i = slot->sock;
     if (result == RES_NOT_ACTIVE) {
         //  The passive broker of a pair: not an answer of the store
-        bool round = !self->endpoints [i] || ++self->not_active [i] >= bs_endpoints_size (self->endpoints [i]);
-        if (round)
-            self->not_active [i] = 0;
+        bool round = !self->endpoints [i]
+                  || bs_failover_not_active (&self->failover [i], bs_endpoints_size (self->endpoints [i]))
+                     == BS_FAILOVER_AFTER_PAUSE;
         if (s_failover (self, i, round, now))
             return true;
         s_note_error (self, "", data, size);
         result = RES_ERROR;         //  one broker, and it is the backup
     }
-    self->not_active [i] = 0;
+    bs_failover_reset (&self->failover [i]);
     s_on_reply (self, slot, result, data, size, now);
     return true;
 }
@@ -1287,7 +1285,7 @@ s_check_cluster (bench_t *self)
     if (!reply)
         return s_fail (self, EXIT_UNREACHABLE, "timeout",
                        "the cluster at %s did not answer; is the broker running there?", self->endpoint);
-    if (strcmp (bs_msg_str (reply, BS_FIELD_error), bs_err_name (BS_ERR_not_active)) == 0) {
+    if (bs_failover_is_not_active (reply)) {
         bs_msg_destroy (&reply);
         return s_fail (self, EXIT_UNREACHABLE, "not_active", "no broker at %s is active", self->endpoint);
     }
