@@ -10,6 +10,7 @@
 #include "peer.h"
 #include "quota.h"
 #include "workers.h"
+#include "bs_frames.h"
 #include "bs_mdp.h"
 #include "bs_msg.h"
 
@@ -155,38 +156,6 @@ s_token_decode (broker_t *self, const zmq_msg_t *frame, uint32_t *index_p)
 
 //  --------------------------------------------------------------------------
 //  Frame helpers
-
-static int
-s_recv_frames (void *sock, zmq_msg_t *frames, int *count_p)
-{
-    int count = 0, total = 0;
-    int more = 1;
-    while (more) {
-        zmq_msg_t part;
-        zmq_msg_init (&part);
-        if (zmq_msg_recv (&part, sock, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close (&part);
-            if (total == 0)
-                return -1;
-            break;
-        }
-        more = zmq_msg_more (&part);
-        total++;
-        if (count < MAX_FRAMES)
-            frames [count++] = part;
-        else
-            zmq_msg_close (&part);
-    }
-    *count_p = count;
-    return total;
-}
-
-static void
-s_close_frames (zmq_msg_t *frames, int count)
-{
-    for (int i = 0; i < count; i++)
-        zmq_msg_close (&frames [i]);
-}
 
 static bool
 s_frame_is (zmq_msg_t *frame, const char *text)
@@ -801,7 +770,7 @@ s_invalidation_message (broker_t *self)
     void *sock = zsock_resolve (self->invalidations);
     zmq_msg_t frames [MAX_FRAMES];
     int count;
-    int total = s_recv_frames (sock, frames, &count);
+    int total = bs_frames_recv (sock, frames, MAX_FRAMES, &count);
     if (total < 0)
         return;
     bs_msg_t *request = NULL, *reply = NULL;
@@ -860,7 +829,7 @@ s_invalidation_message (broker_t *self)
     free (data);
     bs_msg_destroy (&reply);
     bs_msg_destroy (&request);
-    s_close_frames (frames, count);
+    bs_frames_close (frames, count);
 }
 
 //  --------------------------------------------------------------------------
@@ -894,7 +863,7 @@ s_client_message (broker_t *self)
 {
     zmq_msg_t frames [MAX_FRAMES];
     int count;
-    int total = s_recv_frames (self->client_sock, frames, &count);
+    int total = bs_frames_recv (self->client_sock, frames, MAX_FRAMES, &count);
     if (total < 0)
         return;
     //  [client] [empty] [MDPC01] [service] [body]
@@ -905,13 +874,13 @@ s_client_message (broker_t *self)
         if (count >= 1)
             s_send_error (self, &frames [0], service, NULL, BS_ERR_bad_frame,
                           "a request must be [empty] \"MDPC01\" service body");
-        s_close_frames (frames, count);
+        bs_frames_close (frames, count);
         return;
     }
     if (zmq_msg_size (&frames [4]) > MAX_REQUEST) {
         s_send_error (self, &frames [0], service, NULL, BS_ERR_too_large,
                       "the request is larger than the 64 KiB limit");
-        s_close_frames (frames, count);
+        bs_frames_close (frames, count);
         return;
     }
     //  "broker" is the active broker's view: a passive one sends clients
@@ -921,7 +890,7 @@ s_client_message (broker_t *self)
     bool own_status = strcmp (service, own) == 0;
     if (own_status || (strcmp (service, BS_SERVICE_BROKER) == 0 && peer_client_verdict (self->peer) != PEER_REFUSE)) {
         s_handle_status (self, &frames [0], &frames [4]);
-        s_close_frames (frames, count);
+        bs_frames_close (frames, count);
         return;
     }
     //  A passive broker sends clients to the active one, unless the
@@ -929,7 +898,7 @@ s_client_message (broker_t *self)
     peer_verdict_t verdict = peer_client_verdict (self->peer);
     if (verdict == PEER_REFUSE) {
         s_refuse_passive (self, &frames [0], service, &frames [4]);
-        s_close_frames (frames, count);
+        bs_frames_close (frames, count);
         return;
     }
     //  "service@node" asks for one node by id (for operators and tests)
@@ -944,7 +913,7 @@ s_client_message (broker_t *self)
         char message [128];
         snprintf (message, sizeof message, "no service named '%.40s'", service);
         s_send_error (self, &frames [0], "", &frames [4], BS_ERR_unknown_service, message);
-        s_close_frames (frames, count);
+        bs_frames_close (frames, count);
         return;
     }
     bs_op_t op = bs_peek_op (zmq_msg_data (&frames [4]), zmq_msg_size (&frames [4]));
@@ -952,7 +921,7 @@ s_client_message (broker_t *self)
         char message [128];
         snprintf (message, sizeof message, "your key may not run '%s'", bs_op_name (op));
         s_send_error (self, &frames [0], service, &frames [4], BS_ERR_forbidden, message);
-        s_close_frames (frames, count);
+        bs_frames_close (frames, count);
         return;
     }
     uint8_t key [CACHE_KEY_MAX];
@@ -960,7 +929,7 @@ s_client_message (broker_t *self)
     if (svc == self->catalog && !target [0] && cache_enabled (self->cache) && verdict == PEER_SERVE)
         key_size = cache_key_for (op, zmq_msg_data (&frames [4]), zmq_msg_size (&frames [4]), key);
     if (key_size && s_serve_from_cache (self, &frames [0], &frames [4], key, key_size)) {
-        s_close_frames (frames, count);
+        bs_frames_close (frames, count);
         return;
     }
     //  A client that floods the broker is refused alone
@@ -970,7 +939,7 @@ s_client_message (broker_t *self)
                       quota_total (self->quota) >= (uint32_t) self->options.max_inflight?
                       "the broker has too many requests in flight; retry shortly":
                       "you have too many requests in flight; wait for answers before sending more");
-        s_close_frames (frames, count);
+        bs_frames_close (frames, count);
         return;
     }
     uint32_t index = s_request_alloc (self);
@@ -991,7 +960,7 @@ s_client_message (broker_t *self)
     snprintf (req->target, sizeof req->target, "%s", target);
     req->created = zclock_mono ();
     req->deadline = req->created + self->options.request_timeout_ms;
-    s_close_frames (frames, count);
+    bs_frames_close (frames, count);
     s_dispatch (self, index);
 }
 
@@ -1025,14 +994,14 @@ s_node_message (broker_t *self)
 {
     zmq_msg_t frames [MAX_FRAMES];
     int count;
-    int total = s_recv_frames (self->node_sock, frames, &count);
+    int total = bs_frames_recv (self->node_sock, frames, MAX_FRAMES, &count);
     if (total < 0)
         return;
     //  [node] [empty] [MDPW01] [command] ...
     if (total < 4 || zmq_msg_size (&frames [1]) != 0 || !s_frame_is (&frames [2], BS_MDPW)
     ||  zmq_msg_size (&frames [3]) != 1) {
         zsys_warning ("broker: dropped a malformed message from a node (%d frames)", total);
-        s_close_frames (frames, count);
+        bs_frames_close (frames, count);
         return;
     }
     uint8_t command = *(uint8_t *) zmq_msg_data (&frames [3]);
@@ -1042,7 +1011,7 @@ s_node_message (broker_t *self)
     if (peer_client_verdict (self->peer) == PEER_REFUSE) {
         if (command != BS_MDPW_DISCONNECT)
             s_send_backup (self, &frames [0]);
-        s_close_frames (frames, count);
+        bs_frames_close (frames, count);
         return;
     }
     //  A connection that dropped before this message came may have had the
@@ -1070,7 +1039,7 @@ s_node_message (broker_t *self)
                 last_id_warning = zclock_mono ();
                 zsys_warning ("broker: refused READY: node id '%.64s' is not plain text or is taken", id);
             }
-            s_close_frames (frames, count);
+            bs_frames_close (frames, count);
             return;
         }
         const char *key_name = "";
@@ -1086,7 +1055,7 @@ s_node_message (broker_t *self)
                 else
                     zsys_warning ("broker: refused READY for unknown service '%s'", service);
             }
-            s_close_frames (frames, count);
+            bs_frames_close (frames, count);
             return;
         }
         if (w && w->alive) {
@@ -1112,7 +1081,7 @@ s_node_message (broker_t *self)
             }
             s_control (self, true);
         }
-        s_close_frames (frames, count);
+        bs_frames_close (frames, count);
         return;
     }
     if (!w || !w->alive) {
@@ -1127,7 +1096,7 @@ s_node_message (broker_t *self)
         //  A late reply from a node declared dead may still answer a client
         //  whose request is waiting: deliver it once, below.
         if (command != BS_MDPW_REPLY) {
-            s_close_frames (frames, count);
+            bs_frames_close (frames, count);
             return;
         }
     }
@@ -1175,7 +1144,7 @@ s_node_message (broker_t *self)
     else
     if (command == BS_MDPW_DISCONNECT && w)
         s_worker_dead (self, w, "said DISCONNECT");
-    s_close_frames (frames, count);
+    bs_frames_close (frames, count);
 }
 
 //  --------------------------------------------------------------------------
