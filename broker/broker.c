@@ -989,6 +989,157 @@ s_disconnects (broker_t *self)
         }
 }
 
+//  Frames of a node's message: [node] [empty] [MDPW01] [command] ...
+#define NODE_IDENTITY   0
+#define NODE_COMMAND    3
+
+//  A node's liveness window starts again with each message it sends
+static void
+s_node_seen (broker_t *self, worker_t *w, zmq_msg_t *command)
+{
+    w->last_seen = zclock_mono ();
+    w->expiry = w->last_seen + (int64_t) self->options.heartbeat_ms * self->options.liveness;
+    w->fd = zmq_msg_get (command, ZMQ_SRCFD);
+}
+
+//  READY [service] [id] [status]: a node (re)registers.  A READY that
+//  cannot be accepted gets no answer: a DISCONNECT would only bring the
+//  same READY back.
+static void
+s_node_ready (broker_t *self, zmq_msg_t *frames, int count, int total)
+{
+    //  A connection that dropped before this message came may have had the
+    //  same descriptor: settle those first
+    s_disconnects (self);
+    worker_t *w = workers_find (self->workers, zmq_msg_data (&frames [NODE_IDENTITY]), zmq_msg_size (&frames [NODE_IDENTITY]));
+    char service [33] = "", id [65] = "";
+    if (count >= 5)
+        s_frame_text (&frames [4], service, sizeof service);
+    if (count >= 6)
+        s_frame_text (&frames [5], id, sizeof id);
+    int svc = s_service_find (self, service);
+    //  The id names the node everywhere (assignments, status, the
+    //  feed): plain text, and not another live node's
+    //  (a plain Majordomo worker sends no id: it is known by its routing
+    //  id in hex, which must not be another live node's either)
+    bool bad_id = (count >= 6 && (zmq_msg_size (&frames [5]) >= sizeof id || !workers_id_valid (id)))
+               || workers_id_holder (self->workers, id, zmq_msg_data (&frames [NODE_IDENTITY]),
+                                     zmq_msg_size (&frames [NODE_IDENTITY]));
+    if (bad_id) {
+        static int64_t last_id_warning;
+        if (zclock_mono () - last_id_warning > 5000) {
+            last_id_warning = zclock_mono ();
+            zsys_warning ("broker: refused READY: node id '%.64s' is not plain text or is taken", id);
+        }
+        return;
+    }
+    const char *key_name = "";
+    bool impostor = self->options.keys
+                 && (strcmp (bs_keys_role (&frames [NODE_COMMAND], &key_name), "node") != 0
+                     || strcmp (key_name, id) != 0);
+    if (svc < 0 || total > 7 || impostor) {
+        static int64_t last_warning;
+        if (zclock_mono () - last_warning > 5000) {
+            last_warning = zclock_mono ();
+            if (impostor)
+                zsys_warning ("broker: refused READY from '%s': its key belongs to '%s'", id, key_name);
+            else
+                zsys_warning ("broker: refused READY for unknown service '%s'", service);
+        }
+        return;
+    }
+    if (w && w->alive) {
+        //  A node that restarted under the same identity has forgotten
+        //  what it was doing: hand its requests to someone else
+        w->alive = false;
+        s_redispatch_from (self, w);
+    }
+    w = workers_register (self->workers, zmq_msg_data (&frames [NODE_IDENTITY]), zmq_msg_size (&frames [NODE_IDENTITY]),
+                          service, id);
+    if (!w)
+        return;
+    w->registered = w->last_seen = zclock_mono ();
+    w->expiry = w->registered + (int64_t) self->options.heartbeat_ms * self->options.liveness;
+    if (w->expiry < self->next_expiry)
+        self->next_expiry = w->expiry;
+    w->fd = zmq_msg_get (&frames [NODE_COMMAND], ZMQ_SRCFD);
+    feed_event (self->feed, "joined", w->id, w->service, 0, "joined service %s", w->service);
+    if (count >= 7)
+        workers_apply_status (w, zmq_msg_data (&frames [6]), zmq_msg_size (&frames [6]));
+    if (!peer_active (self->peer)) {
+        peer_state_t before = peer_state (self->peer);
+        if (peer_node_turns (self->peer, s_serving_nodes (self)))
+            s_peer_changed (self, before);
+    }
+    s_control (self, true);
+}
+
+//  A request answered while queued for re-dispatch leaves its service's
+//  queue
+static void
+s_request_unqueue (broker_t *self, request_t *req, uint32_t index)
+{
+    service_t *svc = &self->services [req->service];
+    uint32_t prev = NO_REQUEST;
+    for (uint32_t i = svc->head; i != NO_REQUEST; prev = i, i = self->requests [i].next)
+        if (i == index) {
+            if (prev == NO_REQUEST)
+                svc->head = req->next;
+            else
+                self->requests [prev].next = req->next;
+            if (svc->tail == index)
+                svc->tail = prev;
+            break;
+        }
+}
+
+//  REPLY [token] [empty] [body]: answers the client whose request the token
+//  names, at most once (a stale token, a reused slot, is dropped).  w is
+//  NULL or dead for a late reply from a node declared dead.
+static void
+s_node_reply (broker_t *self, worker_t *w, zmq_msg_t *frames, int total)
+{
+    uint32_t index;
+    request_t *req = total == 7? s_token_decode (self, &frames [4], &index): NULL;
+    if (!req)
+        return;
+    if (req->worker && req->worker->outstanding > 0)
+        req->worker->outstanding--;
+    if (w && w->alive)
+        w->served++;
+    if (!req->worker)
+        s_request_unqueue (self, req, index);
+    if (req->cacheable)
+        s_cache_fill (self, req, w, &frames [6]);
+    s_send_to_client (self, &req->client, self->services [req->service].name, &frames [6]);
+    s_request_free (self, index);
+}
+
+//  HEARTBEAT [status]: the node's status report rides on its heartbeat
+static void
+s_node_heartbeat (broker_t *self, worker_t *w, zmq_msg_t *frames, int count)
+{
+    if (count != 5)
+        return;
+    workers_apply_status (w, zmq_msg_data (&frames [4]), zmq_msg_size (&frames [4]));
+    s_control (self, false);
+}
+
+//  A message from a node that is not registered (or was declared dead): it
+//  is told to register again, unless it is saying goodbye itself
+static void
+s_node_stranger (broker_t *self, zmq_msg_t *identity, uint8_t command)
+{
+    if (command == BS_MDPW_DISCONNECT)
+        return;
+    worker_t stranger = { .identity_size = zmq_msg_size (identity) };
+    if (stranger.identity_size <= sizeof stranger.identity) {
+        memcpy (stranger.identity, zmq_msg_data (identity), stranger.identity_size);
+        s_send_to_worker (self, &stranger, BS_MDPW_DISCONNECT, NULL, NULL);
+    }
+}
+
+//  One message on the node socket, handed to its command's function
 static void
 s_node_message (broker_t *self)
 {
@@ -997,153 +1148,42 @@ s_node_message (broker_t *self)
     int total = bs_frames_recv (self->node_sock, frames, MAX_FRAMES, &count);
     if (total < 0)
         return;
-    //  [node] [empty] [MDPW01] [command] ...
     if (total < 4 || zmq_msg_size (&frames [1]) != 0 || !s_frame_is (&frames [2], BS_MDPW)
-    ||  zmq_msg_size (&frames [3]) != 1) {
+    ||  zmq_msg_size (&frames [NODE_COMMAND]) != 1) {
         zsys_warning ("broker: dropped a malformed message from a node (%d frames)", total);
         bs_frames_close (frames, count);
         return;
     }
-    uint8_t command = *(uint8_t *) zmq_msg_data (&frames [3]);
+    uint8_t command = *(uint8_t *) zmq_msg_data (&frames [NODE_COMMAND]);
     //  A passive broker whose peer is alive sends nodes on to it.  While
     //  the peer is silent it keeps the nodes that turn to it, and takes over
     //  once enough have (see peer.h).
     if (peer_client_verdict (self->peer) == PEER_REFUSE) {
         if (command != BS_MDPW_DISCONNECT)
-            s_send_backup (self, &frames [0]);
-        bs_frames_close (frames, count);
-        return;
+            s_send_backup (self, &frames [NODE_IDENTITY]);
     }
-    //  A connection that dropped before this message came may have had the
-    //  same descriptor: settle those first
+    else
     if (command == BS_MDPW_READY)
-        s_disconnects (self);
-    worker_t *w = workers_find (self->workers, zmq_msg_data (&frames [0]), zmq_msg_size (&frames [0]));
-
-    if (command == BS_MDPW_READY) {
-        char service [33] = "", id [65] = "";
-        if (count >= 5)
-            s_frame_text (&frames [4], service, sizeof service);
-        if (count >= 6)
-            s_frame_text (&frames [5], id, sizeof id);
-        int svc = s_service_find (self, service);
-        //  The id names the node everywhere (assignments, status, the
-        //  feed): plain text, and not another live node's
-        //  (a plain Majordomo worker sends no id: it is known by its routing
-        //  id in hex, which must not be another live node's either)
-        bool bad_id = (count >= 6 && (zmq_msg_size (&frames [5]) >= sizeof id || !workers_id_valid (id)))
-                   || workers_id_holder (self->workers, id, zmq_msg_data (&frames [0]), zmq_msg_size (&frames [0]));
-        if (bad_id) {
-            static int64_t last_id_warning;
-            if (zclock_mono () - last_id_warning > 5000) {
-                last_id_warning = zclock_mono ();
-                zsys_warning ("broker: refused READY: node id '%.64s' is not plain text or is taken", id);
-            }
-            bs_frames_close (frames, count);
-            return;
-        }
-        const char *key_name = "";
-        bool impostor = self->options.keys
-                     && (strcmp (bs_keys_role (&frames [3], &key_name), "node") != 0 || strcmp (key_name, id) != 0);
-        if (svc < 0 || total > 7 || impostor) {
-            //  No answer: a DISCONNECT would only bring the same READY back
-            static int64_t last_warning;
-            if (zclock_mono () - last_warning > 5000) {
-                last_warning = zclock_mono ();
-                if (impostor)
-                    zsys_warning ("broker: refused READY from '%s': its key belongs to '%s'", id, key_name);
-                else
-                    zsys_warning ("broker: refused READY for unknown service '%s'", service);
-            }
-            bs_frames_close (frames, count);
-            return;
-        }
-        if (w && w->alive) {
-            //  A node that restarted under the same identity has forgotten
-            //  what it was doing: hand its requests to someone else
-            w->alive = false;
-            s_redispatch_from (self, w);
-        }
-        w = workers_register (self->workers, zmq_msg_data (&frames [0]), zmq_msg_size (&frames [0]), service, id);
-        if (w) {
-            w->registered = w->last_seen = zclock_mono ();
-            w->expiry = w->registered + (int64_t) self->options.heartbeat_ms * self->options.liveness;
-            if (w->expiry < self->next_expiry)
-                self->next_expiry = w->expiry;
-            w->fd = zmq_msg_get (&frames [3], ZMQ_SRCFD);
-            feed_event (self->feed, "joined", w->id, w->service, 0, "joined service %s", w->service);
-            if (count >= 7)
-                workers_apply_status (w, zmq_msg_data (&frames [6]), zmq_msg_size (&frames [6]));
-            if (!peer_active (self->peer)) {
-                peer_state_t before = peer_state (self->peer);
-                if (peer_node_turns (self->peer, s_serving_nodes (self)))
-                    s_peer_changed (self, before);
-            }
-            s_control (self, true);
-        }
-        bs_frames_close (frames, count);
-        return;
-    }
-    if (!w || !w->alive) {
-        //  Not registered (or declared dead): tell it to register again
-        if (command != BS_MDPW_DISCONNECT) {
-            worker_t stranger = { .identity_size = zmq_msg_size (&frames [0]) };
-            if (stranger.identity_size <= sizeof stranger.identity) {
-                memcpy (stranger.identity, zmq_msg_data (&frames [0]), stranger.identity_size);
-                s_send_to_worker (self, &stranger, BS_MDPW_DISCONNECT, NULL, NULL);
-            }
-        }
+        s_node_ready (self, frames, count, total);
+    else {
+        worker_t *w = workers_find (self->workers, zmq_msg_data (&frames [NODE_IDENTITY]),
+                                    zmq_msg_size (&frames [NODE_IDENTITY]));
+        bool known = w && w->alive;
+        if (known)
+            s_node_seen (self, w, &frames [NODE_COMMAND]);
+        else
+            s_node_stranger (self, &frames [NODE_IDENTITY], command);
         //  A late reply from a node declared dead may still answer a client
-        //  whose request is waiting: deliver it once, below.
-        if (command != BS_MDPW_REPLY) {
-            bs_frames_close (frames, count);
-            return;
-        }
+        //  whose request is waiting: deliver it once
+        if (command == BS_MDPW_REPLY)
+            s_node_reply (self, w, frames, total);
+        else
+        if (command == BS_MDPW_HEARTBEAT && known)
+            s_node_heartbeat (self, w, frames, count);
+        else
+        if (command == BS_MDPW_DISCONNECT && known)
+            s_worker_dead (self, w, "said DISCONNECT");
     }
-    if (w && w->alive) {
-        w->last_seen = zclock_mono ();
-        w->expiry = w->last_seen + (int64_t) self->options.heartbeat_ms * self->options.liveness;
-        w->fd = zmq_msg_get (&frames [3], ZMQ_SRCFD);
-    }
-
-    if (command == BS_MDPW_REPLY) {
-        //  [node] [empty] [MDPW01] [REPLY] [token] [empty] [body]
-        uint32_t index;
-        request_t *req = total == 7? s_token_decode (self, &frames [4], &index): NULL;
-        if (req) {
-            if (req->worker && req->worker->outstanding > 0)
-                req->worker->outstanding--;
-            if (w && w->alive)
-                w->served++;
-            if (!req->worker) {
-                //  Answered while queued for re-dispatch: unlink it
-                service_t *svc = &self->services [req->service];
-                uint32_t prev = NO_REQUEST;
-                for (uint32_t i = svc->head; i != NO_REQUEST; prev = i, i = self->requests [i].next)
-                    if (i == index) {
-                        if (prev == NO_REQUEST)
-                            svc->head = req->next;
-                        else
-                            self->requests [prev].next = req->next;
-                        if (svc->tail == index)
-                            svc->tail = prev;
-                        break;
-                    }
-            }
-            if (req->cacheable)
-                s_cache_fill (self, req, w, &frames [6]);
-            s_send_to_client (self, &req->client, self->services [req->service].name, &frames [6]);
-            s_request_free (self, index);
-        }
-    }
-    else
-    if (command == BS_MDPW_HEARTBEAT && w && w->alive && count == 5) {
-        workers_apply_status (w, zmq_msg_data (&frames [4]), zmq_msg_size (&frames [4]));
-        s_control (self, false);
-    }
-    else
-    if (command == BS_MDPW_DISCONNECT && w)
-        s_worker_dead (self, w, "said DISCONNECT");
     bs_frames_close (frames, count);
 }
 
