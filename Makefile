@@ -99,7 +99,7 @@ $(BINDIR)/bookstore-node: $(call obj,nodes/main.c) $(NODE_LIB) $(LIB)
 $(BINDIR)/bookstore: $(call obj,tools/bookstore.c) $(LIB)
 $(BINDIR)/bookstore-cluster: $(call obj,tools/cluster.c) $(LIB)
 $(BINDIR)/bookstore-monitor: $(call obj,tools/monitor.c) $(LIB)
-$(BINDIR)/bookstore-bench: $(call obj,tools/bench.c) $(LIB)
+$(BINDIR)/bookstore-bench: $(call obj,tools/bench.c $(wildcard tools/bench/*.c)) $(LIB)
 $(BINDIR)/bookstore-load: $(call obj,tools/load.c) $(LIB)
 
 #  The gateway: its modules in tools/gateway, and its storefront
