@@ -18,6 +18,7 @@ struct _bs_settings_t {
     char *args [MAX_ARGS];
     int argc;
     bool help;
+    const char *program;            //  for messages: argv [0] without its folder
 };
 
 static int
@@ -29,15 +30,24 @@ s_find (const bs_settings_t *self, const char *name)
     return -1;
 }
 
+static bool
+s_ranged (const bs_setting_t *setting)
+{
+    return setting->min != 0 || setting->max != 0;
+}
+
 static void
 s_usage (const bs_settings_t *self, const char *program)
 {
     fprintf (stderr, "usage: %s [options]\n", program);
     for (int i = 0; i < self->count; i++) {
         const bs_setting_t *s = &self->table [i];
+        char range [64] = "";
+        if (s_ranged (s))
+            snprintf (range, sizeof range, ", %lld..%lld", (long long) s->min, (long long) s->max);
         if (s->fallback)
-            fprintf (stderr, "  --%-22s %s (default: %s)\n", s->name, s->help,
-                     *s->fallback? s->fallback: "none");
+            fprintf (stderr, "  --%-22s %s (default: %s%s)\n", s->name, s->help,
+                     *s->fallback? s->fallback: "none", range);
         else
             fprintf (stderr, "  --%-22s %s\n", s->name, s->help);
     }
@@ -64,6 +74,8 @@ bs_settings_new (const char *section, const bs_setting_t *table, int argc, char 
     if (!self)
         abort ();
     self->table = table;
+    const char *slash = argc > 0? strrchr (argv [0], '/'): NULL;
+    self->program = argc > 0? (slash? slash + 1: argv [0]): section;
     while (table [self->count].name && self->count < MAX_SETTINGS)
         self->count++;
     const char *config_file = getenv ("BOOKSTORE_CONFIG");
@@ -173,14 +185,29 @@ bs_settings_get (bs_settings_t *self, const char *name)
 }
 
 bool
-bs_settings_int (bs_settings_t *self, const char *name, int64_t *value_p)
+bs_settings_check_int (bs_settings_t *self, const char *name, int64_t *value_p, char *reason, size_t size)
 {
     const char *text = bs_settings_get (self, name);
-    if (!bs_parse_int (text, INT64_MIN, INT64_MAX, value_p)) {
-        fprintf (stderr, "--%s: '%s' is not a whole number\n", name, text? text: "");
-        return false;
-    }
-    return true;
+    const bs_setting_t *setting = &self->table [s_find (self, name)];
+    bool ranged = s_ranged (setting);
+    if (bs_parse_int (text, ranged? setting->min: INT64_MIN, ranged? setting->max: INT64_MAX, value_p))
+        return true;
+    if (ranged)
+        snprintf (reason, size, "--%s must be %lld..%lld, not '%.40s'", name,
+                  (long long) setting->min, (long long) setting->max, text? text: "");
+    else
+        snprintf (reason, size, "--%s must be a whole number, not '%.40s'", name, text? text: "");
+    return false;
+}
+
+bool
+bs_settings_int (bs_settings_t *self, const char *name, int64_t *value_p)
+{
+    char reason [200];
+    if (bs_settings_check_int (self, name, value_p, reason, sizeof reason))
+        return true;
+    fprintf (stderr, "%s: %s\n", self->program, reason);
+    return false;
 }
 
 bool

@@ -8,37 +8,40 @@
 #include <czmq.h>
 #include <string.h>
 
+//  The largest LMDB map, in MiB (16 TiB)
+#define MAP_MAX_MB (1 << 24)
+
 static const bs_setting_t s_table [] = {
-    { "service",         "",          "catalog or order" },
-    { "id",              "",          "node id, unique in the cluster (default <service>-1)" },
-    { "data",            "",          "data directory (default data/<id>)" },
-    { "broker",          "tcp://127.0.0.1:5556", "the broker's node endpoint; for a Binary Star pair, both, comma-separated, the primary first (the node moves to the other when one is silent or the backup)" },
-    { "broker-clients",  "tcp://127.0.0.1:5555", "the broker's client endpoint, or the pair's, comma-separated (order nodes reach the catalog there)" },
-    { "pub-bind",        "tcp://*:5570", "where to publish the replication log" },
-    { "sync-bind",       "tcp://*:5571", "where followers fetch and ack" },
-    { "pub-endpoint",    "",          "the publish endpoint others connect to (default from pub-bind on 127.0.0.1)" },
-    { "sync-endpoint",   "",          "the sync endpoint others connect to (default from sync-bind on 127.0.0.1)" },
-    { "heartbeat-ms",    "250",       "heartbeat interval in milliseconds" },
-    { "liveness",        "3",         "heartbeats the broker may miss before the node moves to the next broker of --broker (reconnects, with one)" },
-    { "insync-timeout-ms", "1000",    "a follower this far behind leaves the in-sync set" },
-    { "min-insync",      "1",         "replicas (primary included) that must be in sync to accept writes" },
-    { "hwm",             "100000",    "high-water mark of the replication PUB/SUB sockets" },
-    { "drop-every",      "0",         "test switch: do not publish every k-th log entry (0: off)" },
-    { "map-size-mb",     "1024",      "LMDB map size in MiB to start with" },
-    { "map-max-mb",      "65536",     "the LMDB map grows (doubling) up to this many MiB" },
-    { "seed",            "",          "initial catalog file, loaded by a primary whose catalog is empty" },
-    { "restock-period",  "10",        "seconds between restocks of sold-out books (0: never)" },
-    { "restock-amount",  "10",        "copies added to a sold-out book" },
-    { "invalidate",      "",          "catalog: the broker's invalidation endpoint, or one per broker of --broker, comma-separated in the same order (default: each broker's node port + 1)" },
-    { "invalidate-timeout-ms", "250", "catalog: how long to wait for the broker to acknowledge an invalidation" },
-    { "invalidate-attempts", "2",     "catalog: how many times to send an invalidation before failing the writes" },
-    { "keys",            "",          "keys directory: speak CURVE (see bookstore keygen); empty: plain, unauthenticated" },
-    { "cert",            "",          "this node's certificate (default <keys>/nodes/<id>)" },
-    { "catalog-timeout-ms", "1500",   "order node: how long to wait for the catalog before resending" },
-    { "catalog-attempts", "5",        "order node: how many times to ask the catalog" },
-    { "log-keep",        "200000",    "log entries each partition keeps for followers that fall behind; one further behind gets a snapshot (at least 100)" },
-    { "profile-seconds", "0",         "log every this many seconds where the event loop spent its time (0: never)" },
-    { NULL, NULL, NULL }
+    { "service",         "",          "catalog or order", 0, 0 },
+    { "id",              "",          "node id, unique in the cluster (default <service>-1)", 0, 0 },
+    { "data",            "",          "data directory (default data/<id>)", 0, 0 },
+    { "broker",          "tcp://127.0.0.1:5556", "the broker's node endpoint; for a Binary Star pair, both, comma-separated, the primary first (the node moves to the other when one is silent or the backup)", 0, 0 },
+    { "broker-clients",  "tcp://127.0.0.1:5555", "the broker's client endpoint, or the pair's, comma-separated (order nodes reach the catalog there)", 0, 0 },
+    { "pub-bind",        "tcp://*:5570", "where to publish the replication log", 0, 0 },
+    { "sync-bind",       "tcp://*:5571", "where followers fetch and ack", 0, 0 },
+    { "pub-endpoint",    "",          "the publish endpoint others connect to (default from pub-bind on 127.0.0.1)", 0, 0 },
+    { "sync-endpoint",   "",          "the sync endpoint others connect to (default from sync-bind on 127.0.0.1)", 0, 0 },
+    { "heartbeat-ms",    "250",       "heartbeat interval in milliseconds", 10, 60000 },
+    { "liveness",        "3",         "heartbeats the broker may miss before the node moves to the next broker of --broker (reconnects, with one)", 1, 100 },
+    { "insync-timeout-ms", "1000",    "a follower this far behind leaves the in-sync set", 1, 3600000 },
+    { "min-insync",      "1",         "replicas (primary included) that must be in sync to accept writes", 1, 100 },
+    { "hwm",             "100000",    "high-water mark of the replication PUB/SUB sockets", 0, INT32_MAX },
+    { "drop-every",      "0",         "test switch: do not publish every k-th log entry (0: off)", 0, INT32_MAX },
+    { "map-size-mb",     "1024",      "LMDB map size in MiB to start with", 1, MAP_MAX_MB },
+    { "map-max-mb",      "65536",     "the LMDB map grows (doubling) up to this many MiB", 1, MAP_MAX_MB },
+    { "seed",            "",          "initial catalog file, loaded by a primary whose catalog is empty", 0, 0 },
+    { "restock-period",  "10",        "seconds between restocks of sold-out books (0: never)", 0, 31536000 },
+    { "restock-amount",  "10",        "copies added to a sold-out book", 1, 1000000 },
+    { "invalidate",      "",          "catalog: the broker's invalidation endpoint, or one per broker of --broker, comma-separated in the same order (default: each broker's node port + 1)", 0, 0 },
+    { "invalidate-timeout-ms", "250", "catalog: how long to wait for the broker to acknowledge an invalidation", 1, 60000 },
+    { "invalidate-attempts", "2",     "catalog: how many times to send an invalidation before failing the writes", 1, 100 },
+    { "keys",            "",          "keys directory: speak CURVE (see bookstore keygen); empty: plain, unauthenticated", 0, 0 },
+    { "cert",            "",          "this node's certificate (default <keys>/nodes/<id>)", 0, 0 },
+    { "catalog-timeout-ms", "1500",   "order node: how long to wait for the catalog before resending", 1, 3600000 },
+    { "catalog-attempts", "5",        "order node: how many times to ask the catalog", 1, 1000 },
+    { "log-keep",        "200000",    "log entries each partition keeps for followers that fall behind; one further behind gets a snapshot (at least 100)", 100, INT64_C (1000000000000) },
+    { "profile-seconds", "0",         "log every this many seconds where the event loop spent its time (0: never)", 0, 86400 },
+    { NULL, NULL, NULL, 0, 0 }
 };
 
 //  An advertised endpoint from a bind endpoint: tcp://*:P -> tcp://127.0.0.1:P
@@ -137,13 +140,8 @@ main (int argc, char **argv)
     ||  !bs_settings_int (settings, "profile-seconds", &profile_seconds)
     ||  !bs_settings_int (settings, "log-keep", &log_keep))
         goto done;
-    if (heartbeat < 10 || liveness < 1 || map_mb < 1 || map_max_mb < map_mb || map_max_mb > (1 << 24)
-    ||  restock_period < 0
-    ||  restock_amount < 1 || restock_amount > 1000000 || timeout < 1 || attempts < 1
-    ||  insync_timeout < 1 || min_insync < 1 || hwm < 0 || drop_every < 0
-    ||  inval_timeout < 1 || inval_attempts < 1 || profile_seconds < 0 || profile_seconds > 86400
-    ||  log_keep < 100) {
-        fprintf (stderr, "bookstore-node: a numeric setting is out of range\n");
+    if (map_max_mb < map_mb) {
+        fprintf (stderr, "bookstore-node: --map-max-mb must be at least --map-size-mb (%lld)\n", (long long) map_mb);
         goto done;
     }
     bs_endpoints_t *brokers = bs_endpoints_new (bs_settings_get (settings, "broker"));

@@ -11,24 +11,24 @@
 #include <unistd.h>
 
 const bs_setting_t bench_settings_table [] = {
-    { "endpoint",     "tcp://127.0.0.1:5555", "the broker's client endpoint, or a pair's, comma-separated" },
-    { "workload",     "",      "pingpong, lookup-hot, lookup-cold, search, buy, mixed, write-mix or load-catalog" },
+    { "endpoint",     "tcp://127.0.0.1:5555", "the broker's client endpoint, or a pair's, comma-separated", 0, 0 },
+    { "workload",     "",      "pingpong, lookup-hot, lookup-cold, search, buy, mixed, write-mix or load-catalog", 0, 0 },
     { "clients",      "",      "closed loop: clients with one operation outstanding each (default 1); "
-                               "open loop: most operations outstanding (default 1000); load-catalog: requests outstanding (default 1000)" },
-    { "rate",         "0",     "open loop: operations started per second, on a fixed schedule (0: closed loop)" },
-    { "seconds",      "10",    "how long to measure" },
-    { "warmup",       "1",     "seconds to run before measuring" },
-    { "items",        "",      "items to use: a list (666,321), a range (1000001-1001000) or both; default: the bench's own books" },
-    { "topics",       "",      "topics to search, comma-separated; default: the topics of the items" },
-    { "hot",          "8",     "lookup-hot: how many items (the first ones) are looked up" },
-    { "catalog-size", "64",    "books in the bench's own catalog (items 1000001 on), added when missing" },
-    { "sockets",      "0",     "DEALER sockets the clients share (0: one per 25 clients, at most 8)" },
-    { "timeout-ms",   "5000",  "a request not answered within this time counts as an error" },
-    { "seed",         "1",     "seed for the random choice of items and topics" },
-    { "json",         NULL,    "print exactly one JSON object" },
-    { "progress",     NULL,    "show progress on stderr even when it is not a terminal" },
-    { "pingpong-server", "",   "internal: echo every message arriving on these endpoints (comma-separated)" },
-    { NULL, NULL, NULL }
+                               "open loop: most operations outstanding (default 1000); load-catalog: requests outstanding (default 1000)", 1, BENCH_MAX_CLIENTS },
+    { "rate",         "0",     "open loop: operations started per second, on a fixed schedule (0: closed loop)", 0, 0 },
+    { "seconds",      "10",    "how long to measure", 0, 0 },
+    { "warmup",       "1",     "seconds to run before measuring", 0, 0 },
+    { "items",        "",      "items to use: a list (666,321), a range (1000001-1001000) or both; default: the bench's own books", 0, 0 },
+    { "topics",       "",      "topics to search, comma-separated; default: the topics of the items", 0, 0 },
+    { "hot",          "8",     "lookup-hot: how many items (the first ones) are looked up", 1, BENCH_MAX_BOOKS },
+    { "catalog-size", "64",    "books in the bench's own catalog (items 1000001 on), added when missing", 1, BENCH_MAX_BOOKS },
+    { "sockets",      "0",     "DEALER sockets the clients share (0: one per 25 clients, at most 8)", 0, BENCH_MAX_SOCKETS },
+    { "timeout-ms",   "5000",  "a request not answered within this time counts as an error", 1, 3600000 },
+    { "seed",         "1",     "seed for the random choice of items and topics", 0, 0 },
+    { "json",         NULL,    "print exactly one JSON object", 0, 0 },
+    { "progress",     NULL,    "show progress on stderr even when it is not a terminal", 0, 0 },
+    { "pingpong-server", "",   "internal: echo every message arriving on these endpoints (comma-separated)", 0, 0 },
+    { NULL, NULL, NULL, 0, 0 }
 };
 
 const char *bench_settings_usage =
@@ -118,18 +118,6 @@ s_parse_number (bs_settings_t *settings, const char *name, double min, double ma
     return true;
 }
 
-static bool
-s_parse_int (bs_settings_t *settings, const char *name, int64_t min, int64_t max, int64_t *value_p,
-             char *reason, size_t reason_size)
-{
-    if (!bs_parse_int (bs_settings_get (settings, name), min, max, value_p)) {
-        snprintf (reason, reason_size, "--%s must be a whole number from %lld to %lld, not '%.40s'", name,
-                  (long long) min, (long long) max, bs_settings_get (settings, name));
-        return false;
-    }
-    return true;
-}
-
 bool
 bench_settings_read (bench_settings_t *self, bs_settings_t *settings, char *reason, size_t size)
 {
@@ -153,7 +141,7 @@ bench_settings_read (bench_settings_t *self, bs_settings_t *settings, char *reas
         return false;
     }
     int64_t value;
-    if (!s_parse_int (settings, "catalog-size", 1, BENCH_MAX_BOOKS, &self->catalog_size, reason, size))
+    if (!bs_settings_check_int (settings, "catalog-size", &self->catalog_size, reason, size))
         return false;
     if (self->workload == W_LOAD_CATALOG && positional < bs_settings_argc (settings)) {
         if (!bs_parse_int (bs_settings_arg (settings, positional++), 1, BENCH_MAX_BOOKS, &self->catalog_size)) {
@@ -175,16 +163,16 @@ bench_settings_read (bench_settings_t *self, bs_settings_t *settings, char *reas
     }
     const char *clients = bs_settings_get (settings, "clients");
     if (*clients) {
-        if (!s_parse_int (settings, "clients", 1, BENCH_MAX_CLIENTS, &value, reason, size))
+        if (!bs_settings_check_int (settings, "clients", &value, reason, size))
             return false;
         self->clients = (int) value;
     }
     else
         self->clients = self->rate > 0 || self->workload == W_LOAD_CATALOG? 1000: 1;
-    if (!s_parse_int (settings, "timeout-ms", 1, 3600000, &value, reason, size))
+    if (!bs_settings_check_int (settings, "timeout-ms", &value, reason, size))
         return false;
     self->timeout_ms = (int) value;
-    if (!s_parse_int (settings, "sockets", 0, BENCH_MAX_SOCKETS, &value, reason, size))
+    if (!bs_settings_check_int (settings, "sockets", &value, reason, size))
         return false;
     self->sockets = (int) value;
     if (self->sockets == 0) {
@@ -203,10 +191,10 @@ bench_settings_read (bench_settings_t *self, bs_settings_t *settings, char *reas
             return false;
         }
     }
-    if (!s_parse_int (settings, "hot", 1, BENCH_MAX_BOOKS, &value, reason, size))
+    if (!bs_settings_check_int (settings, "hot", &value, reason, size))
         return false;
     self->hot = (size_t) value;
-    if (!s_parse_int (settings, "seed", INT64_MIN, INT64_MAX, &value, reason, size))
+    if (!bs_settings_check_int (settings, "seed", &value, reason, size))
         return false;
     self->rng_seed = (uint64_t) value * UINT64_C (0x9e3779b97f4a7c15) + 1;
     if (!self->rng_seed)
