@@ -3,6 +3,7 @@
  *  zmq_msg_t frames: bodies are passed along without being copied or parsed.
  */
 #include "broker.h"
+#include "bs_alloc.h"
 #include "cache.h"
 #include "controller.h"
 #include "bs_monitor.h"
@@ -1277,7 +1278,7 @@ broker_new (const broker_options_t *options)
     self->free_head = NO_REQUEST;
     for (int i = 0; i < MAX_SERVICES; i++)
         self->services [i].head = self->services [i].tail = NO_REQUEST;
-    char *names = strdup (options->services);
+    char *names = bs_strdup (options->services);
     for (char *tok = strtok (names, ","); tok && self->service_count < MAX_SERVICES; tok = strtok (NULL, ","))
         snprintf (self->services [self->service_count++].name, 33, "%s", tok);
     free (names);

@@ -1,5 +1,6 @@
 /*  bs_settings - command line, environment, config file, defaults  */
 #include "bs_settings.h"
+#include "bs_alloc.h"
 
 #include <czmq.h>
 #include <ctype.h>
@@ -92,7 +93,7 @@ bs_settings_new (const char *section, const bs_setting_t *table, int argc, char 
                 bs_settings_destroy (&self);
                 return NULL;
             }
-            self->args [self->argc++] = strdup (arg);
+            self->args [self->argc++] = bs_strdup (arg);
             continue;
         }
         const char *name = arg + 2;
@@ -118,14 +119,14 @@ bs_settings_new (const char *section, const bs_setting_t *table, int argc, char 
         }
         free (self->values [k]);
         if (!table [k].fallback)
-            self->values [k] = strdup ("1");
+            self->values [k] = bs_strdup ("1");
         else {
             if (i + 1 >= argc) {
                 fprintf (stderr, "%s: --%s needs a value\n", argv [0], name);
                 bs_settings_destroy (&self);
                 return NULL;
             }
-            self->values [k] = strdup (argv [++i]);
+            self->values [k] = bs_strdup (argv [++i]);
         }
     }
     //  Environment, then config file, for what the command line left unset
@@ -153,7 +154,7 @@ bs_settings_new (const char *section, const bs_setting_t *table, int argc, char 
             value = zconfig_get (config, path, NULL);
         }
         if (value)
-            self->values [k] = strdup (value);
+            self->values [k] = bs_strdup (value);
     }
     zconfig_destroy (&config);
     return self;

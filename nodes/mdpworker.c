@@ -1,6 +1,7 @@
 /*  mdpworker - Majordomo worker with Paranoid Pirate reconnects and
  *  failover between the brokers of a Binary Star pair  */
 #include "mdpworker.h"
+#include "bs_alloc.h"
 #include "bs_endpoints.h"
 #include "bs_frames.h"
 #include "bs_monitor.h"
@@ -143,8 +144,8 @@ mdpworker_new (const char *endpoint, const char *service, const char *id, int he
     if (!self)
         abort ();
     self->endpoints = endpoints;
-    self->service = strdup (service);
-    self->id = strdup (id);
+    self->service = bs_strdup (service);
+    self->id = bs_strdup (id);
     self->heartbeat_ms = heartbeat_ms;
     self->liveness = liveness;
     self->keys = keys;

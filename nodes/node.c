@@ -1,5 +1,6 @@
 /*  node - a catalog or order replica: its modules and its event loop  */
 #include "node.h"
+#include "bs_alloc.h"
 #include "bs_msg.h"
 #include "buyer.h"
 #include "catalog.h"
@@ -427,10 +428,10 @@ node_t *
 node_new (const node_options_t *options, bool *refused_p)
 {
     *refused_p = false;
-    node_t *self = (node_t *) zmalloc (sizeof (node_t));
+    node_t *self = bs_alloc (1, sizeof (node_t));
     snprintf (self->service, sizeof self->service, "%s", options->service);
     snprintf (self->id, sizeof self->id, "%s", options->id);
-    self->seed = strdup (options->seed? options->seed: "");
+    self->seed = bs_strdup (options->seed? options->seed: "");
     self->internal = zlistx_new ();
     self->keys = options->keys;
     self->heartbeat_ms = options->heartbeat_ms;

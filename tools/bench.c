@@ -26,6 +26,7 @@
 #include "bench/bench_pingpong.h"
 #include "bench/bench_settings.h"
 #include "bench/bench_tmpl.h"
+#include "bs_alloc.h"
 #include "bs_client.h"
 #include "bs_endpoints.h"
 #include "bs_failover.h"
@@ -839,7 +840,7 @@ s_prep_job (bench_t *self, job_t job, int64_t count)
 static bool
 s_make_search_topics (bench_t *self, char *reason, size_t size)
 {
-    self->search_topics = calloc (self->cfg.topic_count, sizeof (tmpl_t));
+    self->search_topics = bs_alloc (self->cfg.topic_count, sizeof (tmpl_t));
     for (size_t i = 0; i < self->cfg.topic_count; i++)
         if (!bench_tmpl_init (&self->search_topics [i], BS_OP_search, 0, self->cfg.topics [i], NULL, false, reason, size)) {
             char why [300];
@@ -939,7 +940,7 @@ s_prepare (bench_t *self)
     int code;
     if (self->cfg.bench_books) {
         //  Are the first and last book there?  Then the catalog was loaded.
-        self->job_items = malloc (2 * sizeof (int64_t));
+        self->job_items = bs_alloc (2, sizeof (int64_t));
         self->job_items [0] = BENCH_BASE + 1;
         self->job_items [1] = BENCH_BASE + self->cfg.catalog_size;
         self->missing = 0;
@@ -963,7 +964,7 @@ s_prepare (bench_t *self)
     if (!self->cfg.bench_books || buys) {
         //  Look the items up: do they exist, how many copies, which topics
         size_t count = self->cfg.item_count < CHECK_MAX? self->cfg.item_count: CHECK_MAX;
-        self->job_items = malloc (count * sizeof (int64_t));
+        self->job_items = bs_alloc (count, sizeof (int64_t));
         memcpy (self->job_items, self->cfg.items, count * sizeof (int64_t));
         self->missing = self->restock_needed = 0;
         self->lowest_stock = INT64_MAX;
@@ -987,9 +988,9 @@ s_prepare (bench_t *self)
     if (need_topics) {
         if (!self->found_topic_count)
             return s_fail (self, EXIT_USAGE, "usage", "no topics to search: give --topics");
-        self->cfg.topics = calloc (BENCH_MAX_TOPICS, sizeof (char *));
+        self->cfg.topics = bs_alloc (BENCH_MAX_TOPICS, sizeof (char *));
         for (size_t i = 0; i < self->found_topic_count; i++)
-            self->cfg.topics [self->cfg.topic_count++] = strdup (self->found_topics [i]);
+            self->cfg.topics [self->cfg.topic_count++] = bs_strdup (self->found_topics [i]);
         char reason [300];
         if (!s_make_search_topics (self, reason, sizeof reason))
             return s_fail (self, EXIT_USAGE, "usage", "%s", reason);
@@ -1113,8 +1114,8 @@ s_run (bench_t *self, bs_settings_t *settings)
     self->inverse1 = s_inverse (MIX1);
     self->inverse2 = s_inverse (MIX2);
     self->slot_count = self->cfg.clients > PREP_WINDOW? self->cfg.clients: PREP_WINDOW;
-    self->slots = calloc ((size_t) self->slot_count, sizeof (slot_t));
-    self->idle = calloc ((size_t) self->slot_count, sizeof (int));
+    self->slots = bs_alloc ((size_t) self->slot_count, sizeof (slot_t));
+    self->idle = bs_alloc ((size_t) self->slot_count, sizeof (int));
     for (int i = 0; i < self->slot_count; i++)
         self->slots [i].sock = i % self->sock_count;
     self->hist = bs_histogram_new (HIGHEST_NS, 3);

@@ -1,6 +1,7 @@
 /*  bench_pingpong - the echo process and its start  */
 #include "bench_pingpong.h"
 #include "bench_settings.h"
+#include "bs_alloc.h"
 
 #include <errno.h>
 #include <string.h>
@@ -18,9 +19,9 @@ bench_pingpong_serve (const char *endpoints, volatile sig_atomic_t *interrupted)
     zsock_set_linger (router, 0);
     zsock_set_sndhwm (router, 100000);
     zsock_set_rcvhwm (router, 100000);
-    char *copy = strdup (endpoints), *save = NULL;
-    bool ok = copy != NULL;
-    for (char *ep = ok? strtok_r (copy, ",", &save): NULL; ep; ep = strtok_r (NULL, ",", &save))
+    char *copy = bs_strdup (endpoints), *save = NULL;
+    bool ok = true;
+    for (char *ep = strtok_r (copy, ",", &save); ep; ep = strtok_r (NULL, ",", &save))
         if (zsock_connect (router, "%s", ep) != 0) {
             fprintf (stderr, "bookstore-bench: cannot connect to %s\n", ep);
             ok = false;

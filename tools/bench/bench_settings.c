@@ -1,6 +1,7 @@
 /*  bench_settings - bookstore-bench's settings, read and checked  */
 #include "bench_settings.h"
 #include "bench_tmpl.h"
+#include "bs_alloc.h"
 #include "bs_endpoints.h"
 
 #include <errno.h>
@@ -59,8 +60,8 @@ static bool
 s_parse_items (const char *text, int64_t **items_p, size_t *count_p, char *reason, size_t reason_size)
 {
     size_t count = 0, cap = 64;
-    int64_t *items = malloc (cap * sizeof (int64_t));
-    char *copy = strdup (text), *save = NULL;
+    int64_t *items = bs_alloc (cap, sizeof (int64_t));
+    char *copy = bs_strdup (text), *save = NULL;
     bool ok = true;
     for (char *tok = strtok_r (copy, ",", &save); tok && ok; tok = strtok_r (NULL, ",", &save)) {
         char given [48];
@@ -84,7 +85,7 @@ s_parse_items (const char *text, int64_t **items_p, size_t *count_p, char *reaso
         }
         while (count + (size_t) (hi - lo + 1) > cap)
             cap *= 2;
-        items = realloc (items, cap * sizeof (int64_t));
+        items = bs_realloc (items, cap, sizeof (int64_t));
         for (int64_t v = lo; v <= hi; v++)
             items [count++] = v;
     }
@@ -211,7 +212,7 @@ bench_settings_read (bench_settings_t *self, bs_settings_t *settings, char *reas
     else {
         self->bench_books = true;
         self->item_count = (size_t) self->catalog_size;
-        self->items = malloc (self->item_count * sizeof (int64_t));
+        self->items = bs_alloc (self->item_count, sizeof (int64_t));
         for (size_t i = 0; i < self->item_count; i++)
             self->items [i] = BENCH_BASE + 1 + (int64_t) i;
     }
@@ -219,10 +220,10 @@ bench_settings_read (bench_settings_t *self, bs_settings_t *settings, char *reas
         self->hot = self->item_count;
     const char *topics = bs_settings_get (settings, "topics");
     if (*topics) {
-        char *copy = strdup (topics), *save = NULL;
-        self->topics = calloc (BENCH_MAX_TOPICS, sizeof (char *));
+        char *copy = bs_strdup (topics), *save = NULL;
+        self->topics = bs_alloc (BENCH_MAX_TOPICS, sizeof (char *));
         for (char *tok = strtok_r (copy, ",", &save); tok && self->topic_count < BENCH_MAX_TOPICS; tok = strtok_r (NULL, ",", &save))
-            self->topics [self->topic_count++] = strdup (tok);
+            self->topics [self->topic_count++] = bs_strdup (tok);
         free (copy);
         if (self->topic_count == 0) {
             snprintf (reason, size, "--topics: no topics given");
