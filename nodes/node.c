@@ -15,7 +15,7 @@
 #include <string.h>
 
 #define BATCH_MAX 512           //  writes per transaction
-#define POLL_MAX 24
+#define POLL_MAX 24             //  the broker link, its monitor, the buyer, replication's sockets
 #define TRIM_MAX 20000          //  log entries deleted per turn at most
 
 //  The event loop's phases, for --profile-seconds
@@ -24,7 +24,6 @@ enum { PHASE_WAIT, PHASE_REQUESTS, PHASE_BUYER, PHASE_EXECUTE, PHASE_INVALIDATE,
 static const char *s_phases [PHASE_COUNT] = {
     "wait", "requests", "buyer", "execute", "invalidate", "commit", "replicate", "reply", "other", "writes"
 };
-
 
 typedef struct {
     zmq_msg_t token;            //  empty for internal writes (seed, restock)

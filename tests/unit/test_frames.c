@@ -9,7 +9,7 @@ static void
 s_send_parts (void *sock, int parts)
 {
     for (int i = 0; i < parts; i++) {
-        char text [8];
+        char text [16];
         snprintf (text, sizeof text, "f%d", i);
         zmq_send (sock, text, strlen (text), i < parts - 1? ZMQ_SNDMORE: 0);
     }
