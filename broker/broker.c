@@ -3,6 +3,7 @@
  *  zmq_msg_t frames: bodies are passed along without being copied or parsed.
  */
 #include "broker.h"
+#include "bs_alloc.h"
 #include "cache.h"
 #include "controller.h"
 #include "bs_monitor.h"
@@ -10,6 +11,7 @@
 #include "peer.h"
 #include "quota.h"
 #include "workers.h"
+#include "bs_frames.h"
 #include "bs_mdp.h"
 #include "bs_msg.h"
 
@@ -155,38 +157,6 @@ s_token_decode (broker_t *self, const zmq_msg_t *frame, uint32_t *index_p)
 
 //  --------------------------------------------------------------------------
 //  Frame helpers
-
-static int
-s_recv_frames (void *sock, zmq_msg_t *frames, int *count_p)
-{
-    int count = 0, total = 0;
-    int more = 1;
-    while (more) {
-        zmq_msg_t part;
-        zmq_msg_init (&part);
-        if (zmq_msg_recv (&part, sock, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close (&part);
-            if (total == 0)
-                return -1;
-            break;
-        }
-        more = zmq_msg_more (&part);
-        total++;
-        if (count < MAX_FRAMES)
-            frames [count++] = part;
-        else
-            zmq_msg_close (&part);
-    }
-    *count_p = count;
-    return total;
-}
-
-static void
-s_close_frames (zmq_msg_t *frames, int count)
-{
-    for (int i = 0; i < count; i++)
-        zmq_msg_close (&frames [i]);
-}
 
 static bool
 s_frame_is (zmq_msg_t *frame, const char *text)
@@ -801,7 +771,7 @@ s_invalidation_message (broker_t *self)
     void *sock = zsock_resolve (self->invalidations);
     zmq_msg_t frames [MAX_FRAMES];
     int count;
-    int total = s_recv_frames (sock, frames, &count);
+    int total = bs_frames_recv (sock, frames, MAX_FRAMES, &count);
     if (total < 0)
         return;
     bs_msg_t *request = NULL, *reply = NULL;
@@ -860,7 +830,7 @@ s_invalidation_message (broker_t *self)
     free (data);
     bs_msg_destroy (&reply);
     bs_msg_destroy (&request);
-    s_close_frames (frames, count);
+    bs_frames_close (frames, count);
 }
 
 //  --------------------------------------------------------------------------
@@ -894,7 +864,7 @@ s_client_message (broker_t *self)
 {
     zmq_msg_t frames [MAX_FRAMES];
     int count;
-    int total = s_recv_frames (self->client_sock, frames, &count);
+    int total = bs_frames_recv (self->client_sock, frames, MAX_FRAMES, &count);
     if (total < 0)
         return;
     //  [client] [empty] [MDPC01] [service] [body]
@@ -905,13 +875,13 @@ s_client_message (broker_t *self)
         if (count >= 1)
             s_send_error (self, &frames [0], service, NULL, BS_ERR_bad_frame,
                           "a request must be [empty] \"MDPC01\" service body");
-        s_close_frames (frames, count);
+        bs_frames_close (frames, count);
         return;
     }
     if (zmq_msg_size (&frames [4]) > MAX_REQUEST) {
         s_send_error (self, &frames [0], service, NULL, BS_ERR_too_large,
                       "the request is larger than the 64 KiB limit");
-        s_close_frames (frames, count);
+        bs_frames_close (frames, count);
         return;
     }
     //  "broker" is the active broker's view: a passive one sends clients
@@ -921,7 +891,7 @@ s_client_message (broker_t *self)
     bool own_status = strcmp (service, own) == 0;
     if (own_status || (strcmp (service, BS_SERVICE_BROKER) == 0 && peer_client_verdict (self->peer) != PEER_REFUSE)) {
         s_handle_status (self, &frames [0], &frames [4]);
-        s_close_frames (frames, count);
+        bs_frames_close (frames, count);
         return;
     }
     //  A passive broker sends clients to the active one, unless the
@@ -929,7 +899,7 @@ s_client_message (broker_t *self)
     peer_verdict_t verdict = peer_client_verdict (self->peer);
     if (verdict == PEER_REFUSE) {
         s_refuse_passive (self, &frames [0], service, &frames [4]);
-        s_close_frames (frames, count);
+        bs_frames_close (frames, count);
         return;
     }
     //  "service@node" asks for one node by id (for operators and tests)
@@ -944,7 +914,7 @@ s_client_message (broker_t *self)
         char message [128];
         snprintf (message, sizeof message, "no service named '%.40s'", service);
         s_send_error (self, &frames [0], "", &frames [4], BS_ERR_unknown_service, message);
-        s_close_frames (frames, count);
+        bs_frames_close (frames, count);
         return;
     }
     bs_op_t op = bs_peek_op (zmq_msg_data (&frames [4]), zmq_msg_size (&frames [4]));
@@ -952,7 +922,7 @@ s_client_message (broker_t *self)
         char message [128];
         snprintf (message, sizeof message, "your key may not run '%s'", bs_op_name (op));
         s_send_error (self, &frames [0], service, &frames [4], BS_ERR_forbidden, message);
-        s_close_frames (frames, count);
+        bs_frames_close (frames, count);
         return;
     }
     uint8_t key [CACHE_KEY_MAX];
@@ -960,7 +930,7 @@ s_client_message (broker_t *self)
     if (svc == self->catalog && !target [0] && cache_enabled (self->cache) && verdict == PEER_SERVE)
         key_size = cache_key_for (op, zmq_msg_data (&frames [4]), zmq_msg_size (&frames [4]), key);
     if (key_size && s_serve_from_cache (self, &frames [0], &frames [4], key, key_size)) {
-        s_close_frames (frames, count);
+        bs_frames_close (frames, count);
         return;
     }
     //  A client that floods the broker is refused alone
@@ -970,7 +940,7 @@ s_client_message (broker_t *self)
                       quota_total (self->quota) >= (uint32_t) self->options.max_inflight?
                       "the broker has too many requests in flight; retry shortly":
                       "you have too many requests in flight; wait for answers before sending more");
-        s_close_frames (frames, count);
+        bs_frames_close (frames, count);
         return;
     }
     uint32_t index = s_request_alloc (self);
@@ -991,7 +961,7 @@ s_client_message (broker_t *self)
     snprintf (req->target, sizeof req->target, "%s", target);
     req->created = zclock_mono ();
     req->deadline = req->created + self->options.request_timeout_ms;
-    s_close_frames (frames, count);
+    bs_frames_close (frames, count);
     s_dispatch (self, index);
 }
 
@@ -1020,162 +990,202 @@ s_disconnects (broker_t *self)
         }
 }
 
+//  Frames of a node's message: [node] [empty] [MDPW01] [command] ...
+#define NODE_IDENTITY   0
+#define NODE_COMMAND    3
+
+//  A node's liveness window starts again with each message it sends
+static void
+s_node_seen (broker_t *self, worker_t *w, zmq_msg_t *command)
+{
+    w->last_seen = zclock_mono ();
+    w->expiry = w->last_seen + (int64_t) self->options.heartbeat_ms * self->options.liveness;
+    w->fd = zmq_msg_get (command, ZMQ_SRCFD);
+}
+
+//  READY [service] [id] [status]: a node (re)registers.  A READY that
+//  cannot be accepted gets no answer: a DISCONNECT would only bring the
+//  same READY back.
+static void
+s_node_ready (broker_t *self, zmq_msg_t *frames, int count, int total)
+{
+    //  A connection that dropped before this message came may have had the
+    //  same descriptor: settle those first
+    s_disconnects (self);
+    worker_t *w = workers_find (self->workers, zmq_msg_data (&frames [NODE_IDENTITY]), zmq_msg_size (&frames [NODE_IDENTITY]));
+    char service [33] = "", id [65] = "";
+    if (count >= 5)
+        s_frame_text (&frames [4], service, sizeof service);
+    if (count >= 6)
+        s_frame_text (&frames [5], id, sizeof id);
+    int svc = s_service_find (self, service);
+    //  The id names the node everywhere (assignments, status, the
+    //  feed): plain text, and not another live node's
+    //  (a plain Majordomo worker sends no id: it is known by its routing
+    //  id in hex, which must not be another live node's either)
+    bool bad_id = (count >= 6 && (zmq_msg_size (&frames [5]) >= sizeof id || !workers_id_valid (id)))
+               || workers_id_holder (self->workers, id, zmq_msg_data (&frames [NODE_IDENTITY]),
+                                     zmq_msg_size (&frames [NODE_IDENTITY]));
+    if (bad_id) {
+        static int64_t last_id_warning;
+        if (zclock_mono () - last_id_warning > 5000) {
+            last_id_warning = zclock_mono ();
+            zsys_warning ("broker: refused READY: node id '%.64s' is not plain text or is taken", id);
+        }
+        return;
+    }
+    const char *key_name = "";
+    bool impostor = self->options.keys
+                 && (strcmp (bs_keys_role (&frames [NODE_COMMAND], &key_name), "node") != 0
+                     || strcmp (key_name, id) != 0);
+    if (svc < 0 || total > 7 || impostor) {
+        static int64_t last_warning;
+        if (zclock_mono () - last_warning > 5000) {
+            last_warning = zclock_mono ();
+            if (impostor)
+                zsys_warning ("broker: refused READY from '%s': its key belongs to '%s'", id, key_name);
+            else
+                zsys_warning ("broker: refused READY for unknown service '%s'", service);
+        }
+        return;
+    }
+    if (w && w->alive) {
+        //  A node that restarted under the same identity has forgotten
+        //  what it was doing: hand its requests to someone else
+        w->alive = false;
+        s_redispatch_from (self, w);
+    }
+    w = workers_register (self->workers, zmq_msg_data (&frames [NODE_IDENTITY]), zmq_msg_size (&frames [NODE_IDENTITY]),
+                          service, id);
+    if (!w)
+        return;
+    w->registered = w->last_seen = zclock_mono ();
+    w->expiry = w->registered + (int64_t) self->options.heartbeat_ms * self->options.liveness;
+    if (w->expiry < self->next_expiry)
+        self->next_expiry = w->expiry;
+    w->fd = zmq_msg_get (&frames [NODE_COMMAND], ZMQ_SRCFD);
+    feed_event (self->feed, "joined", w->id, w->service, 0, "joined service %s", w->service);
+    if (count >= 7)
+        workers_apply_status (w, zmq_msg_data (&frames [6]), zmq_msg_size (&frames [6]));
+    if (!peer_active (self->peer)) {
+        peer_state_t before = peer_state (self->peer);
+        if (peer_node_turns (self->peer, s_serving_nodes (self)))
+            s_peer_changed (self, before);
+    }
+    s_control (self, true);
+}
+
+//  A request answered while queued for re-dispatch leaves its service's
+//  queue
+static void
+s_request_unqueue (broker_t *self, request_t *req, uint32_t index)
+{
+    service_t *svc = &self->services [req->service];
+    uint32_t prev = NO_REQUEST;
+    for (uint32_t i = svc->head; i != NO_REQUEST; prev = i, i = self->requests [i].next)
+        if (i == index) {
+            if (prev == NO_REQUEST)
+                svc->head = req->next;
+            else
+                self->requests [prev].next = req->next;
+            if (svc->tail == index)
+                svc->tail = prev;
+            break;
+        }
+}
+
+//  REPLY [token] [empty] [body]: answers the client whose request the token
+//  names, at most once (a stale token, a reused slot, is dropped).  w is
+//  NULL or dead for a late reply from a node declared dead.
+static void
+s_node_reply (broker_t *self, worker_t *w, zmq_msg_t *frames, int total)
+{
+    uint32_t index;
+    request_t *req = total == 7? s_token_decode (self, &frames [4], &index): NULL;
+    if (!req)
+        return;
+    if (req->worker && req->worker->outstanding > 0)
+        req->worker->outstanding--;
+    if (w && w->alive)
+        w->served++;
+    if (!req->worker)
+        s_request_unqueue (self, req, index);
+    if (req->cacheable)
+        s_cache_fill (self, req, w, &frames [6]);
+    s_send_to_client (self, &req->client, self->services [req->service].name, &frames [6]);
+    s_request_free (self, index);
+}
+
+//  HEARTBEAT [status]: the node's status report rides on its heartbeat
+static void
+s_node_heartbeat (broker_t *self, worker_t *w, zmq_msg_t *frames, int count)
+{
+    if (count != 5)
+        return;
+    workers_apply_status (w, zmq_msg_data (&frames [4]), zmq_msg_size (&frames [4]));
+    s_control (self, false);
+}
+
+//  A message from a node that is not registered (or was declared dead): it
+//  is told to register again, unless it is saying goodbye itself
+static void
+s_node_stranger (broker_t *self, zmq_msg_t *identity, uint8_t command)
+{
+    if (command == BS_MDPW_DISCONNECT)
+        return;
+    worker_t stranger = { .identity_size = zmq_msg_size (identity) };
+    if (stranger.identity_size <= sizeof stranger.identity) {
+        memcpy (stranger.identity, zmq_msg_data (identity), stranger.identity_size);
+        s_send_to_worker (self, &stranger, BS_MDPW_DISCONNECT, NULL, NULL);
+    }
+}
+
+//  One message on the node socket, handed to its command's function
 static void
 s_node_message (broker_t *self)
 {
     zmq_msg_t frames [MAX_FRAMES];
     int count;
-    int total = s_recv_frames (self->node_sock, frames, &count);
+    int total = bs_frames_recv (self->node_sock, frames, MAX_FRAMES, &count);
     if (total < 0)
         return;
-    //  [node] [empty] [MDPW01] [command] ...
     if (total < 4 || zmq_msg_size (&frames [1]) != 0 || !s_frame_is (&frames [2], BS_MDPW)
-    ||  zmq_msg_size (&frames [3]) != 1) {
+    ||  zmq_msg_size (&frames [NODE_COMMAND]) != 1) {
         zsys_warning ("broker: dropped a malformed message from a node (%d frames)", total);
-        s_close_frames (frames, count);
+        bs_frames_close (frames, count);
         return;
     }
-    uint8_t command = *(uint8_t *) zmq_msg_data (&frames [3]);
+    uint8_t command = *(uint8_t *) zmq_msg_data (&frames [NODE_COMMAND]);
     //  A passive broker whose peer is alive sends nodes on to it.  While
     //  the peer is silent it keeps the nodes that turn to it, and takes over
     //  once enough have (see peer.h).
     if (peer_client_verdict (self->peer) == PEER_REFUSE) {
         if (command != BS_MDPW_DISCONNECT)
-            s_send_backup (self, &frames [0]);
-        s_close_frames (frames, count);
-        return;
+            s_send_backup (self, &frames [NODE_IDENTITY]);
     }
-    //  A connection that dropped before this message came may have had the
-    //  same descriptor: settle those first
+    else
     if (command == BS_MDPW_READY)
-        s_disconnects (self);
-    worker_t *w = workers_find (self->workers, zmq_msg_data (&frames [0]), zmq_msg_size (&frames [0]));
-
-    if (command == BS_MDPW_READY) {
-        char service [33] = "", id [65] = "";
-        if (count >= 5)
-            s_frame_text (&frames [4], service, sizeof service);
-        if (count >= 6)
-            s_frame_text (&frames [5], id, sizeof id);
-        int svc = s_service_find (self, service);
-        //  The id names the node everywhere (assignments, status, the
-        //  feed): plain text, and not another live node's
-        //  (a plain Majordomo worker sends no id: it is known by its routing
-        //  id in hex, which must not be another live node's either)
-        bool bad_id = (count >= 6 && (zmq_msg_size (&frames [5]) >= sizeof id || !workers_id_valid (id)))
-                   || workers_id_holder (self->workers, id, zmq_msg_data (&frames [0]), zmq_msg_size (&frames [0]));
-        if (bad_id) {
-            static int64_t last_id_warning;
-            if (zclock_mono () - last_id_warning > 5000) {
-                last_id_warning = zclock_mono ();
-                zsys_warning ("broker: refused READY: node id '%.64s' is not plain text or is taken", id);
-            }
-            s_close_frames (frames, count);
-            return;
-        }
-        const char *key_name = "";
-        bool impostor = self->options.keys
-                     && (strcmp (bs_keys_role (&frames [3], &key_name), "node") != 0 || strcmp (key_name, id) != 0);
-        if (svc < 0 || total > 7 || impostor) {
-            //  No answer: a DISCONNECT would only bring the same READY back
-            static int64_t last_warning;
-            if (zclock_mono () - last_warning > 5000) {
-                last_warning = zclock_mono ();
-                if (impostor)
-                    zsys_warning ("broker: refused READY from '%s': its key belongs to '%s'", id, key_name);
-                else
-                    zsys_warning ("broker: refused READY for unknown service '%s'", service);
-            }
-            s_close_frames (frames, count);
-            return;
-        }
-        if (w && w->alive) {
-            //  A node that restarted under the same identity has forgotten
-            //  what it was doing: hand its requests to someone else
-            w->alive = false;
-            s_redispatch_from (self, w);
-        }
-        w = workers_register (self->workers, zmq_msg_data (&frames [0]), zmq_msg_size (&frames [0]), service, id);
-        if (w) {
-            w->registered = w->last_seen = zclock_mono ();
-            w->expiry = w->registered + (int64_t) self->options.heartbeat_ms * self->options.liveness;
-            if (w->expiry < self->next_expiry)
-                self->next_expiry = w->expiry;
-            w->fd = zmq_msg_get (&frames [3], ZMQ_SRCFD);
-            feed_event (self->feed, "joined", w->id, w->service, 0, "joined service %s", w->service);
-            if (count >= 7)
-                workers_apply_status (w, zmq_msg_data (&frames [6]), zmq_msg_size (&frames [6]));
-            if (!peer_active (self->peer)) {
-                peer_state_t before = peer_state (self->peer);
-                if (peer_node_turns (self->peer, s_serving_nodes (self)))
-                    s_peer_changed (self, before);
-            }
-            s_control (self, true);
-        }
-        s_close_frames (frames, count);
-        return;
-    }
-    if (!w || !w->alive) {
-        //  Not registered (or declared dead): tell it to register again
-        if (command != BS_MDPW_DISCONNECT) {
-            worker_t stranger = { .identity_size = zmq_msg_size (&frames [0]) };
-            if (stranger.identity_size <= sizeof stranger.identity) {
-                memcpy (stranger.identity, zmq_msg_data (&frames [0]), stranger.identity_size);
-                s_send_to_worker (self, &stranger, BS_MDPW_DISCONNECT, NULL, NULL);
-            }
-        }
+        s_node_ready (self, frames, count, total);
+    else {
+        worker_t *w = workers_find (self->workers, zmq_msg_data (&frames [NODE_IDENTITY]),
+                                    zmq_msg_size (&frames [NODE_IDENTITY]));
+        bool known = w && w->alive;
+        if (known)
+            s_node_seen (self, w, &frames [NODE_COMMAND]);
+        else
+            s_node_stranger (self, &frames [NODE_IDENTITY], command);
         //  A late reply from a node declared dead may still answer a client
-        //  whose request is waiting: deliver it once, below.
-        if (command != BS_MDPW_REPLY) {
-            s_close_frames (frames, count);
-            return;
-        }
+        //  whose request is waiting: deliver it once
+        if (command == BS_MDPW_REPLY)
+            s_node_reply (self, w, frames, total);
+        else
+        if (command == BS_MDPW_HEARTBEAT && known)
+            s_node_heartbeat (self, w, frames, count);
+        else
+        if (command == BS_MDPW_DISCONNECT && known)
+            s_worker_dead (self, w, "said DISCONNECT");
     }
-    if (w && w->alive) {
-        w->last_seen = zclock_mono ();
-        w->expiry = w->last_seen + (int64_t) self->options.heartbeat_ms * self->options.liveness;
-        w->fd = zmq_msg_get (&frames [3], ZMQ_SRCFD);
-    }
-
-    if (command == BS_MDPW_REPLY) {
-        //  [node] [empty] [MDPW01] [REPLY] [token] [empty] [body]
-        uint32_t index;
-        request_t *req = total == 7? s_token_decode (self, &frames [4], &index): NULL;
-        if (req) {
-            if (req->worker && req->worker->outstanding > 0)
-                req->worker->outstanding--;
-            if (w && w->alive)
-                w->served++;
-            if (!req->worker) {
-                //  Answered while queued for re-dispatch: unlink it
-                service_t *svc = &self->services [req->service];
-                uint32_t prev = NO_REQUEST;
-                for (uint32_t i = svc->head; i != NO_REQUEST; prev = i, i = self->requests [i].next)
-                    if (i == index) {
-                        if (prev == NO_REQUEST)
-                            svc->head = req->next;
-                        else
-                            self->requests [prev].next = req->next;
-                        if (svc->tail == index)
-                            svc->tail = prev;
-                        break;
-                    }
-            }
-            if (req->cacheable)
-                s_cache_fill (self, req, w, &frames [6]);
-            s_send_to_client (self, &req->client, self->services [req->service].name, &frames [6]);
-            s_request_free (self, index);
-        }
-    }
-    else
-    if (command == BS_MDPW_HEARTBEAT && w && w->alive && count == 5) {
-        workers_apply_status (w, zmq_msg_data (&frames [4]), zmq_msg_size (&frames [4]));
-        s_control (self, false);
-    }
-    else
-    if (command == BS_MDPW_DISCONNECT && w)
-        s_worker_dead (self, w, "said DISCONNECT");
-    s_close_frames (frames, count);
+    bs_frames_close (frames, count);
 }
 
 //  --------------------------------------------------------------------------
@@ -1268,7 +1278,7 @@ broker_new (const broker_options_t *options)
     self->free_head = NO_REQUEST;
     for (int i = 0; i < MAX_SERVICES; i++)
         self->services [i].head = self->services [i].tail = NO_REQUEST;
-    char *names = strdup (options->services);
+    char *names = bs_strdup (options->services);
     for (char *tok = strtok (names, ","); tok && self->service_count < MAX_SERVICES; tok = strtok (NULL, ","))
         snprintf (self->services [self->service_count++].name, 33, "%s", tok);
     free (names);

@@ -6,30 +6,30 @@
 #include <string.h>
 
 static const bs_setting_t s_table [] = {
-    { "id",                 "broker",   "node id used in logs" },
-    { "base-port",          "5555",     "client port; nodes use base-port + 1, invalidations + 2, the feed + 3, the peer + 4" },
-    { "client-bind",        "",         "client endpoint to bind (default tcp://*:<base-port>)" },
-    { "node-bind",          "",         "node endpoint to bind (default tcp://*:<base-port + 1>)" },
-    { "heartbeat-ms",       "250",      "heartbeat interval in milliseconds" },
-    { "liveness",           "3",        "heartbeats a node may miss before it is declared dead" },
-    { "request-timeout-ms", "2000",     "how long a request may wait for a live replica" },
-    { "services",           "catalog,order", "services that exist" },
-    { "invalidate-bind",    "",         "REP endpoint for cache invalidations (default tcp://*:<base-port + 2>)" },
-    { "feed-bind",          "",         "PUB endpoint for events and status (default tcp://*:<base-port + 3>)" },
-    { "cache-entries",      "100000",   "most catalog replies the cache holds (0 turns it off)" },
-    { "cache-mb",           "64",       "most memory the cache's entries take, in MiB" },
-    { "cache-ttl-ms",       "0",        "how long a cached reply may be served (0: until invalidated or evicted)" },
-    { "max-per-client",     "5000",     "requests one client may have in flight; more are refused (overloaded)" },
-    { "max-inflight",       "200000",   "requests all clients together may have in flight" },
-    { "keys",               "",         "keys directory: speak CURVE (see bookstore keygen); empty: plain, unauthenticated" },
-    { "cert",               "",         "the broker's certificate (default <keys>/broker)" },
-    { "ha-role",            "primary",  "in a pair: primary or backup" },
-    { "peer",               "",         "in a pair: the peer broker's peer endpoint (its base-port + 4); empty: alone" },
-    { "peer-bind",          "",         "in a pair: where the peer hears this broker (default tcp://*:<base-port + 4>)" },
-    { "advertise",          "",         "this broker's client endpoint as clients reach it (default tcp://127.0.0.1:<base-port>)" },
-    { "test-mute-file",     "",         "test switch: while this file exists, invalidations go unanswered" },
-    { "test-peer-mute-file", "",        "test switch: while this file exists, the peer is neither told nor heard" },
-    { NULL, NULL, NULL }
+    { "id",                 "broker",   "node id used in logs", 0, 0 },
+    { "base-port",          "5555",     "client port; nodes use base-port + 1, invalidations + 2, the feed + 3, the peer + 4", 1, 65531 },
+    { "client-bind",        "",         "client endpoint to bind (default tcp://*:<base-port>)", 0, 0 },
+    { "node-bind",          "",         "node endpoint to bind (default tcp://*:<base-port + 1>)", 0, 0 },
+    { "heartbeat-ms",       "250",      "heartbeat interval in milliseconds", 10, 60000 },
+    { "liveness",           "3",        "heartbeats a node may miss before it is declared dead", 1, 100 },
+    { "request-timeout-ms", "2000",     "how long a request may wait for a live replica", 1, 3600000 },
+    { "services",           "catalog,order", "services that exist", 0, 0 },
+    { "invalidate-bind",    "",         "REP endpoint for cache invalidations (default tcp://*:<base-port + 2>)", 0, 0 },
+    { "feed-bind",          "",         "PUB endpoint for events and status (default tcp://*:<base-port + 3>)", 0, 0 },
+    { "cache-entries",      "100000",   "most catalog replies the cache holds (0 turns it off)", 0, 100000000 },
+    { "cache-mb",           "64",       "most memory the cache's entries take, in MiB", 1, 1048576 },
+    { "cache-ttl-ms",       "0",        "how long a cached reply may be served (0: until invalidated or evicted)", 0, 86400000 },
+    { "max-per-client",     "5000",     "requests one client may have in flight; more are refused (overloaded)", 1, 10000000 },
+    { "max-inflight",       "200000",   "requests all clients together may have in flight", 1, 10000000 },
+    { "keys",               "",         "keys directory: speak CURVE (see bookstore keygen); empty: plain, unauthenticated", 0, 0 },
+    { "cert",               "",         "the broker's certificate (default <keys>/broker)", 0, 0 },
+    { "ha-role",            "primary",  "in a pair: primary or backup", 0, 0 },
+    { "peer",               "",         "in a pair: the peer broker's peer endpoint (its base-port + 4); empty: alone", 0, 0 },
+    { "peer-bind",          "",         "in a pair: where the peer hears this broker (default tcp://*:<base-port + 4>)", 0, 0 },
+    { "advertise",          "",         "this broker's client endpoint as clients reach it (default tcp://127.0.0.1:<base-port>)", 0, 0 },
+    { "test-mute-file",     "",         "test switch: while this file exists, invalidations go unanswered", 0, 0 },
+    { "test-peer-mute-file", "",        "test switch: while this file exists, the peer is neither told nor heard", 0, 0 },
+    { NULL, NULL, NULL, 0, 0 }
 };
 
 //  An endpoint setting, or by default tcp://<host>:<port> (out: 256 bytes)
@@ -62,12 +62,7 @@ main (int argc, char **argv)
     ||  !bs_settings_int (settings, "cache-mb", &cache_mb)
     ||  !bs_settings_int (settings, "cache-ttl-ms", &cache_ttl)
     ||  !bs_settings_int (settings, "max-per-client", &per_client)
-    ||  !bs_settings_int (settings, "max-inflight", &inflight)
-    ||  per_client < 1 || per_client > 10000000 || inflight < 1 || inflight > 10000000
-    ||  port < 1 || port > 65531 || heartbeat < 10 || liveness < 1 || timeout < 1
-    ||  cache_entries < 0 || cache_entries > 100000000 || cache_mb < 1 || cache_mb > 1048576
-    ||  cache_ttl < 0 || cache_ttl > 86400000) {
-        fprintf (stderr, "bookstore-broker: bad numeric setting\n");
+    ||  !bs_settings_int (settings, "max-inflight", &inflight)) {
         bs_settings_destroy (&settings);
         return 2;
     }

@@ -1,15 +1,12 @@
 /*  bs_client - Majordomo client with Lazy Pirate retries and failover  */
 #include "bs_client.h"
 #include "bs_endpoints.h"
+#include "bs_failover.h"
 #include "bs_mdp.h"
 #include "bs_monitor.h"
 
 #include <czmq.h>
 #include <string.h>
-
-//  Every broker of the list said "not_active": a takeover is under way, so
-//  wait this long before the next round rather than spinning
-#define NOT_ACTIVE_PAUSE_MS 100
 
 struct _bs_client_t {
     zsock_t *sock;
@@ -164,13 +161,6 @@ s_same_rid (const bs_msg_t *reply, const uint8_t *rid)
     return !got || (size == BS_RID_SIZE && memcmp (got, rid, BS_RID_SIZE) == 0);
 }
 
-static bool
-s_not_active (const bs_msg_t *reply)
-{
-    return !bs_msg_int (reply, BS_FIELD_ok)
-        && strcmp (bs_msg_str (reply, BS_FIELD_error), bs_err_name (BS_ERR_not_active)) == 0;
-}
-
 //  flags: ZMQ_DONTWAIT, or 0 to wait up to the send timeout
 static int
 s_send_frames (void *sock, const void **frames, const size_t *sizes, int count, int flags)
@@ -236,7 +226,7 @@ bs_client_call (bs_client_t *self, const char *service, const bs_msg_t *request)
     if (bs_client_lost (self))
         bs_client_failover (self);
     size_t count = bs_endpoints_size (self->endpoints);
-    size_t refused = 0;                 //  "not_active" answers in a row
+    bs_failover_t failover = { 0 };
     bs_msg_t *reply = NULL;
     int attempt = 0;
     while (attempt < self->attempts) {
@@ -247,7 +237,7 @@ bs_client_call (bs_client_t *self, const char *service, const bs_msg_t *request)
             if (zsys_interrupted)
                 break;
             attempt++;
-            refused = 0;
+            bs_failover_reset (&failover);
             bs_client_failover (self);
             continue;
         }
@@ -255,13 +245,13 @@ bs_client_call (bs_client_t *self, const char *service, const bs_msg_t *request)
         reply = s_await (self, rid_size == BS_RID_SIZE? rid: NULL, self->timeout_ms, &outcome);
         if (outcome == AWAIT_INTERRUPTED || zsys_interrupted)
             break;
-        if (reply && s_not_active (reply)) {
-            //  The passive broker of a pair: the next one should serve
-            if (++refused == count) {
-                refused = 0;
+        if (bs_failover_is_not_active (reply)) {
+            //  The passive broker of a pair: the next one should serve.  A
+            //  whole round refused counts as an attempt.
+            if (bs_failover_not_active (&failover, count) == BS_FAILOVER_AFTER_PAUSE) {
                 if (++attempt == self->attempts)
                     break;              //  the caller learns why
-                zclock_sleep (NOT_ACTIVE_PAUSE_MS);
+                zclock_sleep (BS_FAILOVER_PAUSE_MS);
                 if (zsys_interrupted)
                     break;
             }
@@ -273,7 +263,7 @@ bs_client_call (bs_client_t *self, const char *service, const bs_msg_t *request)
             break;
         //  No answer in time, or the broker's connection dropped
         attempt++;
-        refused = 0;
+        bs_failover_reset (&failover);
         bs_client_failover (self);
     }
     free (body);

@@ -1,5 +1,6 @@
 /*  bs_settings - command line, environment, config file, defaults  */
 #include "bs_settings.h"
+#include "bs_alloc.h"
 
 #include <czmq.h>
 #include <ctype.h>
@@ -18,6 +19,7 @@ struct _bs_settings_t {
     char *args [MAX_ARGS];
     int argc;
     bool help;
+    const char *program;            //  for messages: argv [0] without its folder
 };
 
 static int
@@ -29,15 +31,24 @@ s_find (const bs_settings_t *self, const char *name)
     return -1;
 }
 
+static bool
+s_ranged (const bs_setting_t *setting)
+{
+    return setting->min != 0 || setting->max != 0;
+}
+
 static void
 s_usage (const bs_settings_t *self, const char *program)
 {
     fprintf (stderr, "usage: %s [options]\n", program);
     for (int i = 0; i < self->count; i++) {
         const bs_setting_t *s = &self->table [i];
+        char range [64] = "";
+        if (s_ranged (s))
+            snprintf (range, sizeof range, ", %lld..%lld", (long long) s->min, (long long) s->max);
         if (s->fallback)
-            fprintf (stderr, "  --%-22s %s (default: %s)\n", s->name, s->help,
-                     *s->fallback? s->fallback: "none");
+            fprintf (stderr, "  --%-22s %s (default: %s%s)\n", s->name, s->help,
+                     *s->fallback? s->fallback: "none", range);
         else
             fprintf (stderr, "  --%-22s %s\n", s->name, s->help);
     }
@@ -64,6 +75,8 @@ bs_settings_new (const char *section, const bs_setting_t *table, int argc, char 
     if (!self)
         abort ();
     self->table = table;
+    const char *slash = argc > 0? strrchr (argv [0], '/'): NULL;
+    self->program = argc > 0? (slash? slash + 1: argv [0]): section;
     while (table [self->count].name && self->count < MAX_SETTINGS)
         self->count++;
     const char *config_file = getenv ("BOOKSTORE_CONFIG");
@@ -80,7 +93,7 @@ bs_settings_new (const char *section, const bs_setting_t *table, int argc, char 
                 bs_settings_destroy (&self);
                 return NULL;
             }
-            self->args [self->argc++] = strdup (arg);
+            self->args [self->argc++] = bs_strdup (arg);
             continue;
         }
         const char *name = arg + 2;
@@ -106,14 +119,14 @@ bs_settings_new (const char *section, const bs_setting_t *table, int argc, char 
         }
         free (self->values [k]);
         if (!table [k].fallback)
-            self->values [k] = strdup ("1");
+            self->values [k] = bs_strdup ("1");
         else {
             if (i + 1 >= argc) {
                 fprintf (stderr, "%s: --%s needs a value\n", argv [0], name);
                 bs_settings_destroy (&self);
                 return NULL;
             }
-            self->values [k] = strdup (argv [++i]);
+            self->values [k] = bs_strdup (argv [++i]);
         }
     }
     //  Environment, then config file, for what the command line left unset
@@ -141,7 +154,7 @@ bs_settings_new (const char *section, const bs_setting_t *table, int argc, char 
             value = zconfig_get (config, path, NULL);
         }
         if (value)
-            self->values [k] = strdup (value);
+            self->values [k] = bs_strdup (value);
     }
     zconfig_destroy (&config);
     return self;
@@ -173,14 +186,29 @@ bs_settings_get (bs_settings_t *self, const char *name)
 }
 
 bool
-bs_settings_int (bs_settings_t *self, const char *name, int64_t *value_p)
+bs_settings_check_int (bs_settings_t *self, const char *name, int64_t *value_p, char *reason, size_t size)
 {
     const char *text = bs_settings_get (self, name);
-    if (!bs_parse_int (text, INT64_MIN, INT64_MAX, value_p)) {
-        fprintf (stderr, "--%s: '%s' is not a whole number\n", name, text? text: "");
-        return false;
-    }
-    return true;
+    const bs_setting_t *setting = &self->table [s_find (self, name)];
+    bool ranged = s_ranged (setting);
+    if (bs_parse_int (text, ranged? setting->min: INT64_MIN, ranged? setting->max: INT64_MAX, value_p))
+        return true;
+    if (ranged)
+        snprintf (reason, size, "--%s must be %lld..%lld, not '%.40s'", name,
+                  (long long) setting->min, (long long) setting->max, text? text: "");
+    else
+        snprintf (reason, size, "--%s must be a whole number, not '%.40s'", name, text? text: "");
+    return false;
+}
+
+bool
+bs_settings_int (bs_settings_t *self, const char *name, int64_t *value_p)
+{
+    char reason [200];
+    if (bs_settings_check_int (self, name, value_p, reason, sizeof reason))
+        return true;
+    fprintf (stderr, "%s: %s\n", self->program, reason);
+    return false;
 }
 
 bool

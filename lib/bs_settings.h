@@ -14,12 +14,15 @@
 #define BS_SETTINGS_H_INCLUDED
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct {
     const char *name;       //  option name without dashes, e.g. "base-port"
     const char *fallback;   //  default value; NULL marks a flag (no value)
     const char *help;
+    int64_t min, max;       //  a number's range, which bs_settings_int checks
+                            //  and --help shows; both 0: any whole number
 } bs_setting_t;
 
 typedef struct _bs_settings_t bs_settings_t;
@@ -32,8 +35,13 @@ bs_settings_t *bs_settings_new (const char *section, const bs_setting_t *table,
 void bs_settings_destroy (bs_settings_t **self_p);
 
 const char *bs_settings_get (bs_settings_t *self, const char *name);
-//  Parses an integer; on a malformed value prints an error and returns false
+//  Parses a whole number within the setting's range.  On a malformed or
+//  out-of-range value prints a sentence naming the range to stderr
+//  ("program: --liveness must be 1..100, not '0'") and returns false.
 bool bs_settings_int (bs_settings_t *self, const char *name, int64_t *value_p);
+//  The same without printing: on failure the sentence goes into reason,
+//  without the program's name
+bool bs_settings_check_int (bs_settings_t *self, const char *name, int64_t *value_p, char *reason, size_t size);
 bool bs_settings_flag (bs_settings_t *self, const char *name);
 //  True when --help was given (the caller should exit 0)
 bool bs_settings_help_shown (bs_settings_t *self);

@@ -1,6 +1,7 @@
 /*  buyer - asynchronous buys: decrement at the catalog, then record  */
 #include "buyer.h"
 #include "bs_client.h"
+#include "bs_failover.h"
 #include "orders.h"
 
 #include <czmq.h>
@@ -18,7 +19,7 @@ typedef struct {
     int64_t deadline;
     bool paused;                //  the deadline ends a pause after an answer,
                                 //  not a wait for one: no reason to fail over
-    size_t not_active;          //  "not_active" answers in a row
+    bs_failover_t failover;     //  "not_active" answers in a row
 } buy_t;
 
 //  The catalog said "unavailable" (no primary this instant): ask again soon
@@ -203,19 +204,18 @@ buyer_on_input (buyer_t *self)
         zhashx_delete (self->pending, key);
     }
     else
-    if (s_error_is (reply, BS_ERR_not_active)) {
+    if (bs_failover_is_not_active (reply)) {
         //  The passive broker of a pair: the next one should serve.  A whole
         //  round of them in a row (a takeover under way) pauses and counts
         //  as an attempt, like "unavailable".  Whoever waits for the buy is
         //  never answered not_active: their own client would take it for
         //  their broker's word and fail over.
-        if (++buy->not_active < bs_client_endpoint_count (self->client))
+        if (bs_failover_not_active (&buy->failover, bs_client_endpoint_count (self->client)) == BS_FAILOVER_NOW)
             s_failover (self);
         else
         if (buy->attempts < self->attempts) {
-            buy->not_active = 0;
             buy->paused = true;
-            buy->deadline = zclock_mono () + RETRY_SOON_MS;
+            buy->deadline = zclock_mono () + BS_FAILOVER_PAUSE_MS;
             s_failover (self);
         }
         else {
@@ -228,7 +228,7 @@ buyer_on_input (buyer_t *self)
     else
     if (s_error_is (reply, BS_ERR_unavailable) && buy->attempts < self->attempts) {
         //  No catalog primary this instant (an election): try again shortly
-        buy->not_active = 0;
+        bs_failover_reset (&buy->failover);
         buy->paused = true;
         buy->deadline = zclock_mono () + RETRY_SOON_MS;
     }
@@ -257,7 +257,7 @@ buyer_tick (buyer_t *self)
             buy->attempts++;
             buy->deadline = now + self->timeout_ms;
             if (!buy->paused)
-                buy->not_active = 0;
+                bs_failover_reset (&buy->failover);
             buy->paused = false;
             //  A failover below sends it with every other buy under way
             if (!move)

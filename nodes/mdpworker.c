@@ -1,7 +1,9 @@
 /*  mdpworker - Majordomo worker with Paranoid Pirate reconnects and
  *  failover between the brokers of a Binary Star pair  */
 #include "mdpworker.h"
+#include "bs_alloc.h"
 #include "bs_endpoints.h"
+#include "bs_frames.h"
 #include "bs_monitor.h"
 #include "bs_mdp.h"
 #include "bs_msg.h"
@@ -142,8 +144,8 @@ mdpworker_new (const char *endpoint, const char *service, const char *id, int he
     if (!self)
         abort ();
     self->endpoints = endpoints;
-    self->service = strdup (service);
-    self->id = strdup (id);
+    self->service = bs_strdup (service);
+    self->id = bs_strdup (id);
     self->heartbeat_ms = heartbeat_ms;
     self->liveness = liveness;
     self->keys = keys;
@@ -198,23 +200,10 @@ mdpworker_recv (mdpworker_t *self, zmq_msg_t *token, zmq_msg_t *body)
 {
     void *sock = zsock_resolve (self->sock);
     zmq_msg_t frames [6];
-    int count = 0, total = 0, more = 1;
-    while (more) {
-        zmq_msg_t part;
-        zmq_msg_init (&part);
-        if (zmq_msg_recv (&part, sock, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close (&part);
-            if (total == 0)
-                return -1;
-            break;
-        }
-        more = zmq_msg_more (&part);
-        total++;
-        if (count < 6)
-            frames [count++] = part;
-        else
-            zmq_msg_close (&part);
-    }
+    int count;
+    int total = bs_frames_recv (sock, frames, 6, &count);
+    if (total < 0)
+        return -1;
     int rc = -1;
     if (count < 3 || zmq_msg_size (&frames [0]) != 0 || zmq_msg_size (&frames [2]) != 1
     ||  zmq_msg_size (&frames [1]) != strlen (BS_MDPW)
@@ -270,8 +259,7 @@ mdpworker_recv (mdpworker_t *self, zmq_msg_t *token, zmq_msg_t *body)
         if (command != BS_MDPW_HEARTBEAT)
             zsys_warning ("%s: dropped an unexpected command %d from the broker", self->id, command);
     }
-    for (int i = 0; i < count; i++)
-        zmq_msg_close (&frames [i]);
+    bs_frames_close (frames, count);
     return rc;
 }
 

@@ -23,37 +23,33 @@
  *  --items does not exist), 2 usage error, 3 the cluster is unreachable or
  *  stopped answering, 130 interrupted (what was measured is still printed).
  */
+#include "bench/bench_pingpong.h"
+#include "bench/bench_settings.h"
+#include "bench/bench_tmpl.h"
+#include "bs_alloc.h"
 #include "bs_client.h"
 #include "bs_endpoints.h"
+#include "bs_failover.h"
 #include "bs_histogram.h"
 #include "bs_mdp.h"
 #include "bs_msg.h"
-#include "bs_request.h"
 #include "bs_settings.h"
 
 #include <czmq.h>
-#include <errno.h>
-#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 #define EXIT_REFUSED     1
 #define EXIT_USAGE       2
 #define EXIT_UNREACHABLE 3
 #define EXIT_INTERRUPTED 130
 
-//  The bench's own books are items BENCH_BASE + 1 on, eight to a topic, so
-//  that a search answers the same few books whatever the catalog's size
-#define BENCH_BASE      INT64_C (1000000)
-#define TOPIC_BOOKS     8
-#define BENCH_MAX_BOOKS INT64_C (10000000)
-//  They start with the largest stock the store accepts, so buys never run out
+//  The bench's books start with the largest stock the store accepts, so
+//  buys never run out
 #define HUGE_STOCK      INT64_C (1000000000)
 //  Before a run that buys, items below this stock get RESTOCK_COUNT copies
 #define RESTOCK_BELOW   INT64_C (1000000)
@@ -64,80 +60,9 @@
 #define PREP_WINDOW     500
 //  Attempts of one preparation request before giving up
 #define PREP_ATTEMPTS   6
-#define MAX_ITEMS       BENCH_MAX_BOOKS
-#define MAX_TOPICS      1024
-#define MAX_SOCKETS     64
-#define MAX_CLIENTS     100000
 //  Latencies are recorded in nanoseconds, up to an hour, to 3 figures
 #define HIGHEST_NS      (INT64_C (3600) * 1000000000)
 #define NS_PER_S        INT64_C (1000000000)
-//  Every INT field a template patches is encoded with this value first: it
-//  takes the 4-byte form (0xce), which holds any item, cost, count or stock
-#define MARKER          INT64_C (65537)
-//  Every broker of the list said "not_active": wait this long (ns) before
-//  sending to the next one again
-#define NOT_ACTIVE_PAUSE_NS INT64_C (100000000)
-
-static const bs_setting_t s_table [] = {
-    { "endpoint",     "tcp://127.0.0.1:5555", "the broker's client endpoint, or a pair's, comma-separated" },
-    { "workload",     "",      "pingpong, lookup-hot, lookup-cold, search, buy, mixed, write-mix or load-catalog" },
-    { "clients",      "",      "closed loop: clients with one operation outstanding each (default 1); "
-                               "open loop: most operations outstanding (default 1000); load-catalog: requests outstanding (default 1000)" },
-    { "rate",         "0",     "open loop: operations started per second, on a fixed schedule (0: closed loop)" },
-    { "seconds",      "10",    "how long to measure" },
-    { "warmup",       "1",     "seconds to run before measuring" },
-    { "items",        "",      "items to use: a list (666,321), a range (1000001-1001000) or both; default: the bench's own books" },
-    { "topics",       "",      "topics to search, comma-separated; default: the topics of the items" },
-    { "hot",          "8",     "lookup-hot: how many items (the first ones) are looked up" },
-    { "catalog-size", "64",    "books in the bench's own catalog (items 1000001 on), added when missing" },
-    { "sockets",      "0",     "DEALER sockets the clients share (0: one per 25 clients, at most 8)" },
-    { "timeout-ms",   "5000",  "a request not answered within this time counts as an error" },
-    { "seed",         "1",     "seed for the random choice of items and topics" },
-    { "json",         NULL,    "print exactly one JSON object" },
-    { "progress",     NULL,    "show progress on stderr even when it is not a terminal" },
-    { "pingpong-server", "",   "internal: echo every message arriving on these endpoints (comma-separated)" },
-    { NULL, NULL, NULL }
-};
-
-static const char *s_usage_text =
-    "usage: bookstore-bench [--endpoint EP[,EP2]] --workload NAME [--clients N | --rate R] [--seconds S] [--json]\n"
-    "workloads:\n"
-    "  pingpong       bare ZeroMQ round trips to a child process: the baseline, no cluster\n"
-    "  lookup-hot     lookups of a few items, over and over (--hot)\n"
-    "  lookup-cold    lookups of items drawn from the whole catalog\n"
-    "  search         searches of topics\n"
-    "  buy            buys (of books with a huge stock)\n"
-    "  mixed          search, lookup and buy of one book per operation, like a shopper\n"
-    "  write-mix      buys 60%, restocks 20%, price changes 20%\n"
-    "  load-catalog   adds the bench's catalog (--catalog-size books) as fast as it can\n"
-    "The workload may also be given as the first argument (load-catalog N).\n";
-
-typedef enum {
-    W_PINGPONG, W_LOOKUP_HOT, W_LOOKUP_COLD, W_SEARCH, W_BUY, W_MIXED, W_WRITE_MIX, W_LOAD_CATALOG, W_COUNT
-} workload_t;
-
-static const char *s_workload_names [W_COUNT] = {
-    "pingpong", "lookup-hot", "lookup-cold", "search", "buy", "mixed", "write-mix", "load-catalog"
-};
-
-//  The INT fields a template can patch
-enum { INT_ITEM, INT_COST, INT_COUNT, INT_STOCK, INT_FIELDS };
-static const bs_field_t s_int_fields [INT_FIELDS] = {
-    BS_FIELD_item, BS_FIELD_cost, BS_FIELD_count, BS_FIELD_stock
-};
-
-//  One request body, encoded once, with the offsets of what changes from
-//  one request to the next (0: the body does not have it)
-typedef struct {
-    bs_op_t op;
-    const char *service;
-    uint8_t *body;
-    size_t size;
-    size_t rid_at;
-    size_t int_at [INT_FIELDS];     //  4-byte big-endian values
-    size_t topic_at, topic_len;     //  bench topics: "bench-NNNNNN"
-    size_t title_at, title_len;     //  bench titles: "Bench book NNNNNNNNN"
-} tmpl_t;
 
 //  What one request asks: its template and the values to patch in
 typedef struct {
@@ -169,31 +94,17 @@ typedef struct {
 typedef enum { JOB_ADD, JOB_LOOKUP, JOB_RESTOCK } job_t;
 
 typedef struct {
-    //  Settings
-    workload_t workload;
-    const char *endpoint;
-    int clients;
-    double rate;
-    double seconds, warmup;
-    int timeout_ms;
-    bool json, progress;
-    int64_t *items;             //  the items used
-    size_t item_count;
-    bool bench_books;           //  items are the bench's own catalog
-    int64_t catalog_size;
-    size_t hot;
-    char **topics;              //  topics searched (NULL: bench topics)
-    size_t topic_count;
+    bench_settings_t cfg;       //  what the bench was asked to do
     uint64_t rng;
 
     //  Sockets
-    zsock_t *socks [MAX_SOCKETS];
-    bs_endpoints_t *endpoints [MAX_SOCKETS];    //  each socket's broker in use
-    size_t not_active [MAX_SOCKETS];    //  "not_active" answers in a row
-    int64_t resume_at [MAX_SOCKETS];    //  ns: resend after a pause (0: none)
+    zsock_t *socks [BENCH_MAX_SOCKETS];
+    bs_endpoints_t *endpoints [BENCH_MAX_SOCKETS];    //  each socket's broker in use
+    bs_failover_t failover [BENCH_MAX_SOCKETS];   //  "not_active" answers in a row
+    int64_t resume_at [BENCH_MAX_SOCKETS];    //  ns: resend after a pause (0: none)
     size_t first_broker;            //  the broker that answered the status
-    void *handles [MAX_SOCKETS];
-    struct pollfd fds [MAX_SOCKETS];
+    void *handles [BENCH_MAX_SOCKETS];
+    struct pollfd fds [BENCH_MAX_SOCKETS];
     int sock_count;
     zmq_msg_t frames [5];       //  reused for every reply
     pid_t server;               //  pingpong: the echo process
@@ -232,7 +143,7 @@ typedef struct {
     int64_t first_missing;
     char first_error [300];
     int64_t lowest_stock;
-    char *found_topics [MAX_TOPICS];
+    char *found_topics [BENCH_MAX_TOPICS];
     size_t found_topic_count;
 } bench_t;
 
@@ -337,7 +248,7 @@ s_fail (bench_t *self, int code, const char *error, const char *fmt, ...)
     vsnprintf (message, sizeof message, fmt, args);
     va_end (args);
     fprintf (stderr, "bookstore-bench: %s\n", message);
-    if (self && self->json) {
+    if (self && self->cfg.json) {
         bs_msg_t *msg = bs_msg_new ();
         bs_msg_set_int (msg, BS_FIELD_ok, 0);
         bs_msg_set_str (msg, BS_FIELD_error, error);
@@ -348,100 +259,6 @@ s_fail (bench_t *self, int code, const char *error, const char *fmt, ...)
         bs_msg_destroy (&msg);
     }
     return code;
-}
-
-//  --------------------------------------------------------------------------
-//  Templates
-
-//  The bench's books: topic and title have a fixed width so that they can
-//  be patched in place
-static void s_bench_topic (char *buf, size_t size, int64_t topic) { snprintf (buf, size, "bench-%06lld", (long long) topic); }
-static void s_bench_title (char *buf, size_t size, int64_t item) { snprintf (buf, size, "Bench book %09lld", (long long) item); }
-static int64_t s_topic_of (int64_t item) { return (item - BENCH_BASE - 1) / TOPIC_BOOKS; }
-
-//  Finds where an INT field's 4-byte value sits: encodes the request with
-//  two values that differ only in their last byte.  0 when not found.
-static size_t
-s_int_offset (bs_msg_t *request, bs_field_t field)
-{
-    size_t size_a, size_b, at = 0;
-    bs_msg_set_int (request, field, MARKER);
-    uint8_t *a = bs_msg_encode (request, &size_a);
-    bs_msg_set_int (request, field, MARKER + 1);
-    uint8_t *b = bs_msg_encode (request, &size_b);
-    bs_msg_set_int (request, field, MARKER);
-    if (size_a == size_b)
-        for (size_t i = 4; i < size_a && !at; i++)
-            if (a [i] != b [i])
-                at = i - 3;
-    if (at && a [at - 1] != 0xce)
-        at = 0;
-    free (a);
-    free (b);
-    return at;
-}
-
-static size_t
-s_bytes_offset (const tmpl_t *t, bs_field_t field, size_t *size_p)
-{
-    const uint8_t *bytes;
-    if (!bs_peek_bytes (t->body, t->size, field, &bytes, size_p))
-        return 0;
-    return (size_t) (bytes - t->body);
-}
-
-//  Encodes a template for op.  ints is a mask (1 << INT_...) of the INT
-//  fields it takes; topic and title, when not NULL, are set as they are
-//  (patched later when bench_text is true).  Checks the request as a node
-//  would; false with a reason when it is not acceptable.
-static bool
-s_tmpl_init (tmpl_t *t, bs_op_t op, unsigned ints, const char *topic, const char *title,
-             bool bench_text, char *reason, size_t reason_size)
-{
-    memset (t, 0, sizeof *t);
-    t->op = op;
-    t->service = bs_op_service (op);
-    bs_msg_t *request = bs_msg_new_request (op);
-    if (topic)
-        bs_msg_set_str (request, BS_FIELD_topic, topic);
-    if (title)
-        bs_msg_set_str (request, BS_FIELD_title, title);
-    for (int f = 0; f < INT_FIELDS; f++)
-        if (ints & (1u << f))
-            bs_msg_set_int (request, s_int_fields [f], MARKER);
-    //  The codec's limits decide
-    bool ok = bs_request_check (request, reason, reason_size) == BS_OK;
-    for (int f = 0; f < INT_FIELDS && ok; f++)
-        if (ints & (1u << f)) {
-            t->int_at [f] = s_int_offset (request, s_int_fields [f]);
-            if (!t->int_at [f]) {
-                snprintf (reason, reason_size, "cannot find %s in the encoded %s", bs_field_name (s_int_fields [f]), bs_op_name (op));
-                ok = false;
-            }
-        }
-    if (ok) {
-        t->body = bs_msg_encode (request, &t->size);
-        size_t rid_size;
-        t->rid_at = s_bytes_offset (t, BS_FIELD_rid, &rid_size);
-        if (bench_text && topic)
-            t->topic_at = s_bytes_offset (t, BS_FIELD_topic, &t->topic_len);
-        if (bench_text && title)
-            t->title_at = s_bytes_offset (t, BS_FIELD_title, &t->title_len);
-        if (!t->rid_at || rid_size != BS_RID_SIZE || (bench_text && topic && !t->topic_at)
-        ||  (bench_text && title && !t->title_at)) {
-            snprintf (reason, reason_size, "cannot find the rid, topic or title in the encoded %s", bs_op_name (op));
-            ok = false;
-        }
-    }
-    bs_msg_destroy (&request);
-    return ok;
-}
-
-static void
-s_tmpl_fini (tmpl_t *t)
-{
-    free (t->body);
-    t->body = NULL;
 }
 
 //  --------------------------------------------------------------------------
@@ -465,11 +282,11 @@ s_send (bench_t *self, slot_t *slot, int64_t now)
             s_put32 (t->body + t->int_at [f], (uint32_t) req->ints [f]);
     char text [32];
     if (t->topic_at) {
-        s_bench_topic (text, sizeof text, req->topic);
+        bench_topic (text, sizeof text, req->topic);
         memcpy (t->body + t->topic_at, text, t->topic_len);
     }
     if (t->title_at) {
-        s_bench_title (text, sizeof text, req->ints [INT_ITEM]);
+        bench_title (text, sizeof text, req->ints [INT_ITEM]);
         memcpy (t->body + t->title_at, text, t->title_len);
     }
     void *sock = self->handles [slot->sock];
@@ -500,7 +317,7 @@ s_note_error (bench_t *self, const char *what, const uint8_t *data, size_t size)
 static result_t
 s_classify (bench_t *self, const uint8_t *data, size_t size)
 {
-    if (self->workload == W_PINGPONG)
+    if (self->cfg.workload == W_PINGPONG)
         return RES_OK;            //  the echo of the request itself
     int64_t ok;
     if (!bs_peek_int (data, size, BS_FIELD_ok, &ok)) {
@@ -552,7 +369,7 @@ s_failover (bench_t *self, int i, bool pause, int64_t now)
     bs_endpoints_switch (self->endpoints [i], self->socks [i]);
     self->failovers++;
     if (pause)
-        self->resume_at [i] = now + NOT_ACTIVE_PAUSE_NS;
+        self->resume_at [i] = now + BS_FAILOVER_PAUSE_MS * INT64_C (1000000);
     else
         s_resend (self, i, now);
     return true;
@@ -586,7 +403,7 @@ s_recv_one (bench_t *self, void *sock)
         name = s_unmix (self, s_get64 (rid + 8));
     if ((name >> 32) >= (uint64_t) self->slot_count) {
         self->unmatched++;
-        if (self->workload != W_PINGPONG)
+        if (self->cfg.workload != W_PINGPONG)
             s_note_error (self, "a reply without its request id: ", data, size);
         return true;
     }
@@ -600,15 +417,15 @@ s_recv_one (bench_t *self, void *sock)
     int i = slot->sock;
     if (result == RES_NOT_ACTIVE) {
         //  The passive broker of a pair: not an answer of the store
-        bool round = !self->endpoints [i] || ++self->not_active [i] >= bs_endpoints_size (self->endpoints [i]);
-        if (round)
-            self->not_active [i] = 0;
+        bool round = !self->endpoints [i]
+                  || bs_failover_not_active (&self->failover [i], bs_endpoints_size (self->endpoints [i]))
+                     == BS_FAILOVER_AFTER_PAUSE;
         if (s_failover (self, i, round, now))
             return true;
         s_note_error (self, "", data, size);
         result = RES_ERROR;         //  one broker, and it is the backup
     }
-    self->not_active [i] = 0;
+    bs_failover_reset (&self->failover [i]);
     s_on_reply (self, slot, result, data, size, now);
     return true;
 }
@@ -648,11 +465,11 @@ s_choose_step (bench_t *self, slot_t *slot)
     req_t *req = &slot->req;
     int64_t item = req->ints [INT_ITEM];
     if (slot->step == 0) {
-        if (self->topics)
-            req->tmpl = &self->search_topics [s_random (self) % self->topic_count];
+        if (self->cfg.topics)
+            req->tmpl = &self->search_topics [s_random (self) % self->cfg.topic_count];
         else {
             req->tmpl = &self->search;
-            req->topic = s_topic_of (item);
+            req->topic = bench_topic_of (item);
         }
     }
     else
@@ -665,22 +482,22 @@ s_begin (bench_t *self, slot_t *slot, int64_t start, int64_t now)
 {
     req_t *req = &slot->req;
     uint64_t r = s_random (self);
-    int64_t item = self->items [r % self->item_count];
+    int64_t item = self->cfg.items [r % self->cfg.item_count];
     req->ints [INT_ITEM] = item;
     slot->step = 0;
-    switch (self->workload) {
+    switch (self->cfg.workload) {
         case W_PINGPONG:
         case W_LOOKUP_COLD:
             req->tmpl = &self->lookup;
             break;
         case W_LOOKUP_HOT:
-            req->ints [INT_ITEM] = self->items [r % self->hot];
+            req->ints [INT_ITEM] = self->cfg.items [r % self->cfg.hot];
             req->tmpl = &self->lookup;
             break;
         case W_SEARCH:
             s_choose_step (self, slot);
-            if (!self->topics)
-                req->topic = (int64_t) (r % (uint64_t) ((self->catalog_size + TOPIC_BOOKS - 1) / TOPIC_BOOKS));
+            if (!self->cfg.topics)
+                req->topic = (int64_t) (r % (uint64_t) ((self->cfg.catalog_size + BENCH_TOPIC_BOOKS - 1) / BENCH_TOPIC_BOOKS));
             break;
         case W_BUY:
             req->tmpl = &self->buy;
@@ -735,7 +552,7 @@ s_finish (bench_t *self, slot_t *slot, result_t result, bool timed_out, int64_t 
     slot->busy = false;
     slot->seq++;                //  a late reply to it is now recognised
     self->busy_count--;
-    if (self->rate > 0)
+    if (self->cfg.rate > 0)
         self->idle [self->idle_count++] = (int) (slot - self->slots);
     else
     if (!self->stopping)
@@ -751,7 +568,7 @@ s_remember_topic (bench_t *self, const uint8_t *topic, size_t size)
     for (size_t i = 0; i < self->found_topic_count; i++)
         if (strlen (self->found_topics [i]) == size && memcmp (self->found_topics [i], topic, size) == 0)
             return;
-    if (self->found_topic_count < MAX_TOPICS)
+    if (self->found_topic_count < BENCH_MAX_TOPICS)
         self->found_topics [self->found_topic_count++] = strndup ((const char *) topic, size);
 }
 
@@ -771,7 +588,7 @@ s_job_begin (bench_t *self, slot_t *slot, int64_t now)
             req->ints [INT_ITEM] = BENCH_BASE + 1 + k;
             req->ints [INT_COST] = 1 + k % 100;
             req->ints [INT_STOCK] = HUGE_STOCK;
-            req->topic = k / TOPIC_BOOKS;
+            req->topic = k / BENCH_TOPIC_BOOKS;
             break;
         case JOB_LOOKUP:
             req->tmpl = &self->lookup;
@@ -843,7 +660,7 @@ s_on_reply (bench_t *self, slot_t *slot, result_t result, const uint8_t *data, s
         s_job_reply (self, slot, result, data, size, now);
         return;
     }
-    if (result == RES_OK && self->workload == W_MIXED && slot->step < 2) {
+    if (result == RES_OK && self->cfg.workload == W_MIXED && slot->step < 2) {
         slot->step++;
         s_choose_step (self, slot);
         slot->seq++;
@@ -866,7 +683,7 @@ s_progress (bench_t *self, int64_t now)
                  (long long) self->job_done, (long long) self->job_total, (long long) self->tick_ops);
     else
         fprintf (stderr, "bookstore-bench: %s  %5.1f s%s  %lld ops/s  p50 %.0f us  p99 %.0f us  errors %lld\n",
-                 s_workload_names [self->workload], elapsed, now < self->measure_start? " (warm-up)": "",
+                 bench_workload_name (self->cfg.workload), elapsed, now < self->measure_start? " (warm-up)": "",
                  (long long) self->tick_ops, bs_histogram_percentile (self->tick, 50) / 1e3,
                  bs_histogram_percentile (self->tick, 99) / 1e3, (long long) self->errors);
     self->tick_ops = 0;
@@ -878,7 +695,7 @@ s_progress (bench_t *self, int64_t now)
 static bool
 s_check_timeouts (bench_t *self, int64_t now)
 {
-    int64_t timeout = (int64_t) self->timeout_ms * 1000000;
+    int64_t timeout = (int64_t) self->cfg.timeout_ms * 1000000;
     for (int i = 0; i < self->sock_count; i++)
         if (self->resume_at [i] && now >= self->resume_at [i])
             s_resend (self, i, now);
@@ -926,16 +743,16 @@ s_loop (bench_t *self)
                 break;
     }
     else {
-        self->measure_start = now + (int64_t) (self->warmup * NS_PER_S);
-        self->measure_end = self->measure_start + (int64_t) (self->seconds * NS_PER_S);
+        self->measure_start = now + (int64_t) (self->cfg.warmup * NS_PER_S);
+        self->measure_end = self->measure_start + (int64_t) (self->cfg.seconds * NS_PER_S);
         self->next_send = now;
-        if (self->rate > 0) {
+        if (self->cfg.rate > 0) {
             self->idle_count = 0;
-            for (int i = self->clients - 1; i >= 0; i--)
+            for (int i = self->cfg.clients - 1; i >= 0; i--)
                 self->idle [self->idle_count++] = i;
         }
         else
-            for (int i = 0; i < self->clients; i++)
+            for (int i = 0; i < self->cfg.clients; i++)
                 s_begin (self, &self->slots [i], now, now);
     }
     int code = 0;
@@ -954,12 +771,12 @@ s_loop (bench_t *self)
         if (!self->batch && !self->stopping && now >= self->measure_end)
             self->stopping = true;
         //  Open loop: start every operation whose time has come
-        if (self->rate > 0 && !self->stopping) {
+        if (self->cfg.rate > 0 && !self->stopping) {
             while (self->next_send <= now && self->idle_count > 0) {
                 slot_t *slot = &self->slots [self->idle [--self->idle_count]];
                 s_begin (self, slot, self->next_send, now);
                 self->scheduled++;
-                self->next_send = self->t0 + (int64_t) ((double) self->scheduled * NS_PER_S / self->rate);
+                self->next_send = self->t0 + (int64_t) ((double) self->scheduled * NS_PER_S / self->cfg.rate);
             }
         }
         if (now >= next_check) {
@@ -968,7 +785,7 @@ s_loop (bench_t *self)
             next_check = now + 10000000;
         }
         if (now >= next_tick) {
-            if (self->progress)
+            if (self->cfg.progress)
                 s_progress (self, now);
             next_tick += NS_PER_S;
         }
@@ -978,7 +795,7 @@ s_loop (bench_t *self)
         if (s_interrupted && self->batch)
             break;
         int64_t until = next_check < next_tick? next_check: next_tick;
-        if (self->rate > 0 && !self->stopping && self->idle_count > 0 && self->next_send < until)
+        if (self->cfg.rate > 0 && !self->stopping && self->idle_count > 0 && self->next_send < until)
             until = self->next_send;
         if (!self->stopping && !self->batch && self->measure_end < until)
             until = self->measure_end;
@@ -1020,209 +837,15 @@ s_prep_job (bench_t *self, job_t job, int64_t count)
 //  --------------------------------------------------------------------------
 //  Setup
 
-//  Parses "666,321,1000001-1001000" into a new array
-static bool
-s_parse_items (const char *text, int64_t **items_p, size_t *count_p, char *reason, size_t reason_size)
-{
-    size_t count = 0, cap = 64;
-    int64_t *items = malloc (cap * sizeof (int64_t));
-    char *copy = strdup (text), *save = NULL;
-    bool ok = true;
-    for (char *tok = strtok_r (copy, ",", &save); tok && ok; tok = strtok_r (NULL, ",", &save)) {
-        char given [48];
-        snprintf (given, sizeof given, "%s", tok);
-        char *dash = strchr (tok, '-');
-        int64_t lo, hi;
-        if (dash)
-            *dash = 0;
-        ok = bs_parse_int (tok, 1, 999999999, &lo);
-        hi = lo;
-        if (ok && dash)
-            ok = bs_parse_int (dash + 1, lo, 999999999, &hi);
-        if (!ok) {
-            snprintf (reason, reason_size, "--items: '%s' is not an item (1 to 999999999) or a rising range of them", given);
-            break;
-        }
-        if ((int64_t) count + (hi - lo + 1) > MAX_ITEMS) {
-            snprintf (reason, reason_size, "--items: more than %lld items", (long long) MAX_ITEMS);
-            ok = false;
-            break;
-        }
-        while (count + (size_t) (hi - lo + 1) > cap)
-            cap *= 2;
-        items = realloc (items, cap * sizeof (int64_t));
-        for (int64_t v = lo; v <= hi; v++)
-            items [count++] = v;
-    }
-    free (copy);
-    if (ok && count == 0) {
-        snprintf (reason, reason_size, "--items: no items given");
-        ok = false;
-    }
-    if (!ok) {
-        free (items);
-        return false;
-    }
-    *items_p = items;
-    *count_p = count;
-    return true;
-}
-
-static bool
-s_parse_number (bs_settings_t *settings, const char *name, double min, double max, double *value_p,
-                char *reason, size_t reason_size)
-{
-    const char *text = bs_settings_get (settings, name);
-    char *end;
-    errno = 0;
-    double v = strtod (text, &end);
-    if (!*text || *end || errno || !isfinite (v) || v < min || v > max) {
-        snprintf (reason, reason_size, "--%s must be a number from %g to %g, not '%.40s'", name, min, max, text);
-        return false;
-    }
-    *value_p = v;
-    return true;
-}
-
-static bool
-s_parse_int (bs_settings_t *settings, const char *name, int64_t min, int64_t max, int64_t *value_p,
-             char *reason, size_t reason_size)
-{
-    if (!bs_parse_int (bs_settings_get (settings, name), min, max, value_p)) {
-        snprintf (reason, reason_size, "--%s must be a whole number from %lld to %lld, not '%.40s'", name,
-                  (long long) min, (long long) max, bs_settings_get (settings, name));
-        return false;
-    }
-    return true;
-}
-
-//  Reads the settings into the bench; false with a reason on a bad value
-static bool
-s_configure (bench_t *self, bs_settings_t *settings, char *reason, size_t size)
-{
-    self->json = bs_settings_flag (settings, "json");
-    self->progress = bs_settings_flag (settings, "progress") || isatty (STDERR_FILENO);
-    self->endpoint = bs_settings_get (settings, "endpoint");
-    const char *name = bs_settings_get (settings, "workload");
-    int positional = 0;
-    if (!*name && bs_settings_argc (settings) > 0)
-        name = bs_settings_arg (settings, positional++);
-    if (!*name) {
-        snprintf (reason, size, "no workload given (try --help)");
-        return false;
-    }
-    self->workload = W_COUNT;
-    for (int w = 0; w < W_COUNT; w++)
-        if (strcmp (name, s_workload_names [w]) == 0)
-            self->workload = (workload_t) w;
-    if (self->workload == W_COUNT) {
-        snprintf (reason, size, "unknown workload '%.40s' (try --help)", name);
-        return false;
-    }
-    int64_t value;
-    if (!s_parse_int (settings, "catalog-size", 1, BENCH_MAX_BOOKS, &self->catalog_size, reason, size))
-        return false;
-    if (self->workload == W_LOAD_CATALOG && positional < bs_settings_argc (settings)) {
-        if (!bs_parse_int (bs_settings_arg (settings, positional++), 1, BENCH_MAX_BOOKS, &self->catalog_size)) {
-            snprintf (reason, size, "load-catalog takes a number of books from 1 to %lld", (long long) BENCH_MAX_BOOKS);
-            return false;
-        }
-    }
-    if (positional < bs_settings_argc (settings)) {
-        snprintf (reason, size, "unexpected argument '%.40s'", bs_settings_arg (settings, positional));
-        return false;
-    }
-    if (!s_parse_number (settings, "rate", 0, 1e8, &self->rate, reason, size)
-    ||  !s_parse_number (settings, "seconds", 0.001, 1e6, &self->seconds, reason, size)
-    ||  !s_parse_number (settings, "warmup", 0, 1e6, &self->warmup, reason, size))
-        return false;
-    if (self->rate > 0 && self->workload == W_LOAD_CATALOG) {
-        snprintf (reason, size, "load-catalog runs closed loop: --rate does not apply");
-        return false;
-    }
-    const char *clients = bs_settings_get (settings, "clients");
-    if (*clients) {
-        if (!s_parse_int (settings, "clients", 1, MAX_CLIENTS, &value, reason, size))
-            return false;
-        self->clients = (int) value;
-    }
-    else
-        self->clients = self->rate > 0 || self->workload == W_LOAD_CATALOG? 1000: 1;
-    //  Open loop sends on a schedule: wake up on time, not up to the
-    //  kernel's default 50 us late
-    if (self->rate > 0)
-        prctl (PR_SET_TIMERSLACK, 1000UL);
-    if (!s_parse_int (settings, "timeout-ms", 1, 3600000, &value, reason, size))
-        return false;
-    self->timeout_ms = (int) value;
-    if (!s_parse_int (settings, "sockets", 0, MAX_SOCKETS, &value, reason, size))
-        return false;
-    self->sock_count = (int) value;
-    if (self->sock_count == 0) {
-        self->sock_count = (self->clients + 24) / 25;
-        if (self->sock_count > 8)
-            self->sock_count = 8;
-    }
-    //  Each socket keeps its own place in the list of brokers (pingpong
-    //  talks to no broker)
-    for (int i = 0; i < self->sock_count && self->workload != W_PINGPONG; i++) {
-        self->endpoints [i] = bs_endpoints_new (self->endpoint);
-        if (!self->endpoints [i] || (i == 0 && !bs_endpoints_valid (self->endpoints [0]))) {
-            snprintf (reason, size, "'%s' is not a valid ZeroMQ endpoint or comma-separated list of them",
-                      self->endpoint);
-            return false;
-        }
-    }
-    if (!s_parse_int (settings, "hot", 1, MAX_ITEMS, &value, reason, size))
-        return false;
-    self->hot = (size_t) value;
-    if (!s_parse_int (settings, "seed", INT64_MIN, INT64_MAX, &value, reason, size))
-        return false;
-    self->rng = (uint64_t) value * UINT64_C (0x9e3779b97f4a7c15) + 1;
-    if (!self->rng)
-        self->rng = 1;
-    const char *items = bs_settings_get (settings, "items");
-    if (*items) {
-        if (self->workload == W_LOAD_CATALOG) {
-            snprintf (reason, size, "load-catalog adds the bench's own books: --items does not apply");
-            return false;
-        }
-        if (!s_parse_items (items, &self->items, &self->item_count, reason, size))
-            return false;
-    }
-    else {
-        self->bench_books = true;
-        self->item_count = (size_t) self->catalog_size;
-        self->items = malloc (self->item_count * sizeof (int64_t));
-        for (size_t i = 0; i < self->item_count; i++)
-            self->items [i] = BENCH_BASE + 1 + (int64_t) i;
-    }
-    if (self->hot > self->item_count)
-        self->hot = self->item_count;
-    const char *topics = bs_settings_get (settings, "topics");
-    if (*topics) {
-        char *copy = strdup (topics), *save = NULL;
-        self->topics = calloc (MAX_TOPICS, sizeof (char *));
-        for (char *tok = strtok_r (copy, ",", &save); tok && self->topic_count < MAX_TOPICS; tok = strtok_r (NULL, ",", &save))
-            self->topics [self->topic_count++] = strdup (tok);
-        free (copy);
-        if (self->topic_count == 0) {
-            snprintf (reason, size, "--topics: no topics given");
-            return false;
-        }
-    }
-    return true;
-}
-
 static bool
 s_make_search_topics (bench_t *self, char *reason, size_t size)
 {
-    self->search_topics = calloc (self->topic_count, sizeof (tmpl_t));
-    for (size_t i = 0; i < self->topic_count; i++)
-        if (!s_tmpl_init (&self->search_topics [i], BS_OP_search, 0, self->topics [i], NULL, false, reason, size)) {
+    self->search_topics = bs_alloc (self->cfg.topic_count, sizeof (tmpl_t));
+    for (size_t i = 0; i < self->cfg.topic_count; i++)
+        if (!bench_tmpl_init (&self->search_topics [i], BS_OP_search, 0, self->cfg.topics [i], NULL, false, reason, size)) {
             char why [300];
             snprintf (why, sizeof why, "%s", reason);
-            snprintf (reason, size, "topic '%.40s': %.200s", self->topics [i], why);
+            snprintf (reason, size, "topic '%.40s': %.200s", self->cfg.topics [i], why);
             return false;
         }
     return true;
@@ -1232,18 +855,18 @@ static bool
 s_make_templates (bench_t *self, char *reason, size_t size)
 {
     char topic [32], title [32];
-    s_bench_topic (topic, sizeof topic, 0);
-    s_bench_title (title, sizeof title, BENCH_BASE + 1);
+    bench_topic (topic, sizeof topic, 0);
+    bench_title (title, sizeof title, BENCH_BASE + 1);
     const unsigned item = 1u << INT_ITEM;
-    if (!s_tmpl_init (&self->lookup, BS_OP_lookup, item, NULL, NULL, false, reason, size)
-    ||  !s_tmpl_init (&self->search, BS_OP_search, 0, topic, NULL, true, reason, size)
-    ||  !s_tmpl_init (&self->buy, BS_OP_buy, item, NULL, NULL, false, reason, size)
-    ||  !s_tmpl_init (&self->restock, BS_OP_restock, item | 1u << INT_COUNT, NULL, NULL, false, reason, size)
-    ||  !s_tmpl_init (&self->set_price, BS_OP_set_price, item | 1u << INT_COST, NULL, NULL, false, reason, size)
-    ||  !s_tmpl_init (&self->add_book, BS_OP_add_book, item | 1u << INT_COST | 1u << INT_STOCK,
+    if (!bench_tmpl_init (&self->lookup, BS_OP_lookup, item, NULL, NULL, false, reason, size)
+    ||  !bench_tmpl_init (&self->search, BS_OP_search, 0, topic, NULL, true, reason, size)
+    ||  !bench_tmpl_init (&self->buy, BS_OP_buy, item, NULL, NULL, false, reason, size)
+    ||  !bench_tmpl_init (&self->restock, BS_OP_restock, item | 1u << INT_COUNT, NULL, NULL, false, reason, size)
+    ||  !bench_tmpl_init (&self->set_price, BS_OP_set_price, item | 1u << INT_COST, NULL, NULL, false, reason, size)
+    ||  !bench_tmpl_init (&self->add_book, BS_OP_add_book, item | 1u << INT_COST | 1u << INT_STOCK,
                       topic, title, true, reason, size))
         return false;
-    if (self->topics)
+    if (self->cfg.topics)
         return s_make_search_topics (self, reason, size);
     return true;
 }
@@ -1268,10 +891,10 @@ s_open_sockets (bench_t *self)
 static int
 s_check_cluster (bench_t *self)
 {
-    bs_client_t *client = bs_client_new (self->endpoint);
+    bs_client_t *client = bs_client_new (self->cfg.endpoint);
     if (!client)
         return s_fail (self, EXIT_USAGE, "usage", "'%s' is not a valid ZeroMQ endpoint or comma-separated list of them",
-                       self->endpoint);
+                       self->cfg.endpoint);
     bs_client_set_timeout (client, 2000);
     bs_client_set_attempts (client, 2);
     bs_msg_t *request = bs_msg_new_request (BS_OP_status);
@@ -1286,10 +909,10 @@ s_check_cluster (bench_t *self)
     bs_client_destroy (&client);
     if (!reply)
         return s_fail (self, EXIT_UNREACHABLE, "timeout",
-                       "the cluster at %s did not answer; is the broker running there?", self->endpoint);
-    if (strcmp (bs_msg_str (reply, BS_FIELD_error), bs_err_name (BS_ERR_not_active)) == 0) {
+                       "the cluster at %s did not answer; is the broker running there?", self->cfg.endpoint);
+    if (bs_failover_is_not_active (reply)) {
         bs_msg_destroy (&reply);
-        return s_fail (self, EXIT_UNREACHABLE, "not_active", "no broker at %s is active", self->endpoint);
+        return s_fail (self, EXIT_UNREACHABLE, "not_active", "no broker at %s is active", self->cfg.endpoint);
     }
     int catalogs = 0, orders = 0;
     for (size_t i = 0; i < bs_msg_count (reply, BS_FIELD_nodes); i++) {
@@ -1300,11 +923,11 @@ s_check_cluster (bench_t *self)
         orders += strcmp (bs_msg_str (node, BS_FIELD_service), "order") == 0;
     }
     bs_msg_destroy (&reply);
-    bool buys = self->workload == W_BUY || self->workload == W_MIXED || self->workload == W_WRITE_MIX;
+    bool buys = self->cfg.workload == W_BUY || self->cfg.workload == W_MIXED || self->cfg.workload == W_WRITE_MIX;
     if (catalogs == 0)
-        return s_fail (self, EXIT_UNREACHABLE, "unavailable", "no catalog node is alive at %s", self->endpoint);
+        return s_fail (self, EXIT_UNREACHABLE, "unavailable", "no catalog node is alive at %s", self->cfg.endpoint);
     if (buys && orders == 0)
-        return s_fail (self, EXIT_UNREACHABLE, "unavailable", "no order node is alive at %s", self->endpoint);
+        return s_fail (self, EXIT_UNREACHABLE, "unavailable", "no order node is alive at %s", self->cfg.endpoint);
     return 0;
 }
 
@@ -1315,34 +938,34 @@ static int
 s_prepare (bench_t *self)
 {
     int code;
-    if (self->bench_books) {
+    if (self->cfg.bench_books) {
         //  Are the first and last book there?  Then the catalog was loaded.
-        self->job_items = malloc (2 * sizeof (int64_t));
+        self->job_items = bs_alloc (2, sizeof (int64_t));
         self->job_items [0] = BENCH_BASE + 1;
-        self->job_items [1] = BENCH_BASE + self->catalog_size;
+        self->job_items [1] = BENCH_BASE + self->cfg.catalog_size;
         self->missing = 0;
         if ((code = s_prep_job (self, JOB_LOOKUP, 2)))
             return code;
         free (self->job_items);
         self->job_items = NULL;
         if (self->missing) {
-            if (self->progress)
-                fprintf (stderr, "bookstore-bench: adding the bench's %lld books\n", (long long) self->catalog_size);
-            if ((code = s_prep_job (self, JOB_ADD, self->catalog_size)))
+            if (self->cfg.progress)
+                fprintf (stderr, "bookstore-bench: adding the bench's %lld books\n", (long long) self->cfg.catalog_size);
+            if ((code = s_prep_job (self, JOB_ADD, self->cfg.catalog_size)))
                 return code;
             if (self->errors)
                 return s_fail (self, EXIT_REFUSED, "refused", "the store refused %lld of the bench's books (%s)",
                                (long long) self->errors, self->first_error);
         }
     }
-    bool buys = self->workload == W_BUY || self->workload == W_MIXED || self->workload == W_WRITE_MIX;
-    bool need_topics = !self->topics && !self->bench_books
-                    && (self->workload == W_SEARCH || self->workload == W_MIXED);
-    if (!self->bench_books || buys) {
+    bool buys = self->cfg.workload == W_BUY || self->cfg.workload == W_MIXED || self->cfg.workload == W_WRITE_MIX;
+    bool need_topics = !self->cfg.topics && !self->cfg.bench_books
+                    && (self->cfg.workload == W_SEARCH || self->cfg.workload == W_MIXED);
+    if (!self->cfg.bench_books || buys) {
         //  Look the items up: do they exist, how many copies, which topics
-        size_t count = self->item_count < CHECK_MAX? self->item_count: CHECK_MAX;
-        self->job_items = malloc (count * sizeof (int64_t));
-        memcpy (self->job_items, self->items, count * sizeof (int64_t));
+        size_t count = self->cfg.item_count < CHECK_MAX? self->cfg.item_count: CHECK_MAX;
+        self->job_items = bs_alloc (count, sizeof (int64_t));
+        memcpy (self->job_items, self->cfg.items, count * sizeof (int64_t));
         self->missing = self->restock_needed = 0;
         self->lowest_stock = INT64_MAX;
         if ((code = s_prep_job (self, JOB_LOOKUP, (int64_t) count)))
@@ -1365,9 +988,9 @@ s_prepare (bench_t *self)
     if (need_topics) {
         if (!self->found_topic_count)
             return s_fail (self, EXIT_USAGE, "usage", "no topics to search: give --topics");
-        self->topics = calloc (MAX_TOPICS, sizeof (char *));
+        self->cfg.topics = bs_alloc (BENCH_MAX_TOPICS, sizeof (char *));
         for (size_t i = 0; i < self->found_topic_count; i++)
-            self->topics [self->topic_count++] = strdup (self->found_topics [i]);
+            self->cfg.topics [self->cfg.topic_count++] = bs_strdup (self->found_topics [i]);
         char reason [300];
         if (!s_make_search_topics (self, reason, sizeof reason))
             return s_fail (self, EXIT_USAGE, "usage", "%s", reason);
@@ -1375,101 +998,16 @@ s_prepare (bench_t *self)
     return 0;
 }
 
-//  --------------------------------------------------------------------------
-//  Ping-pong: the same requests, echoed by a child process
-
-static int
-s_echo_server (const char *endpoints)
-{
-    zsock_t *router = zsock_new (ZMQ_ROUTER);
-    zsock_set_linger (router, 0);
-    zsock_set_sndhwm (router, 100000);
-    zsock_set_rcvhwm (router, 100000);
-    char *copy = strdup (endpoints), *save = NULL;
-    int rc = 0;
-    for (char *ep = strtok_r (copy, ",", &save); ep; ep = strtok_r (NULL, ",", &save))
-        if (zsock_connect (router, "%s", ep) != 0) {
-            fprintf (stderr, "bookstore-bench: cannot connect to %s\n", ep);
-            rc = EXIT_USAGE;
-        }
-    free (copy);
-    void *sock = zsock_resolve (router);
-    zmq_msg_t part;
-    zmq_msg_init (&part);
-    while (!rc && !s_interrupted) {
-        if (zmq_msg_recv (&part, sock, 0) < 0)
-            continue;           //  EINTR: the loop looks at the flag
-        //  Frames go back as they came, the routing id first
-        zmq_msg_send (&part, sock, zmq_msg_more (&part)? ZMQ_SNDMORE: 0);
-    }
-    zmq_msg_close (&part);
-    zsock_destroy (&router);
-    return rc;
-}
-
 //  Binds the sockets, starts the echo process and waits until it answers
 static int
 s_start_pingpong (bench_t *self)
 {
-    char endpoints [MAX_SOCKETS * 32] = "";
-    for (int i = 0; i < self->sock_count; i++) {
-        int port = zsock_bind (self->socks [i], "tcp://127.0.0.1:*");
-        if (port < 0)
-            return s_fail (self, EXIT_UNREACHABLE, "internal", "cannot bind a socket on 127.0.0.1");
-        size_t n = strlen (endpoints);
-        snprintf (endpoints + n, sizeof endpoints - n, "%stcp://127.0.0.1:%d", i? ",": "", port);
-    }
-    char exe [4096];
-    ssize_t len = readlink ("/proc/self/exe", exe, sizeof exe - 1);
-    if (len <= 0)
-        return s_fail (self, EXIT_UNREACHABLE, "internal", "cannot find this program's path");
-    exe [len] = 0;
-    pid_t parent = getpid ();
-    self->server = fork ();
-    if (self->server < 0)
-        return s_fail (self, EXIT_UNREACHABLE, "internal", "cannot start the echo process: %s", strerror (errno));
-    if (self->server == 0) {
-        //  The echo process ends with us, however we end
-        prctl (PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid () != parent)
-            _exit (1);
-        execl (exe, "bookstore-bench", "--pingpong-server", endpoints, (char *) NULL);
-        _exit (127);
-    }
-    //  One round trip per socket before the clock starts
-    for (int i = 0; i < self->sock_count; i++) {
-        void *sock = self->handles [i];
-        const char *ping = "ping";
-        int64_t deadline = s_now () + 5 * NS_PER_S;
-        bool answered = false;
-        //  A bound DEALER holds messages back until a peer connects
-        zsock_set_sndtimeo (self->socks [i], 5000);
-        if (zmq_send (sock, "", 0, ZMQ_SNDMORE) < 0)
-            return s_fail (self, EXIT_UNREACHABLE, "timeout", "the echo process did not connect");
-        zmq_send (sock, ping, strlen (ping), 0);
-        zsock_set_sndtimeo (self->socks [i], -1);
-        while (!answered && s_now () < deadline && !s_interrupted) {
-            zmq_pollitem_t item = { sock, 0, ZMQ_POLLIN, 0 };
-            if (zmq_poll (&item, 1, 100) > 0) {
-                zmsg_t *msg = zmsg_recv (self->socks [i]);
-                answered = msg != NULL;
-                zmsg_destroy (&msg);
-            }
-        }
-        if (!answered)
-            return s_fail (self, EXIT_UNREACHABLE, "timeout", "the echo process did not answer");
-    }
+    const char *error;
+    char reason [300];
+    if (!bench_pingpong_start (self->socks, self->sock_count, &s_interrupted, &self->server, &error, reason,
+                               sizeof reason))
+        return s_fail (self, EXIT_UNREACHABLE, error, "%s", reason);
     return 0;
-}
-
-static void
-s_stop_pingpong (bench_t *self)
-{
-    if (self->server <= 0)
-        return;
-    kill (self->server, SIGTERM);
-    waitpid (self->server, NULL, 0);
-    self->server = 0;
 }
 
 //  --------------------------------------------------------------------------
@@ -1478,7 +1016,7 @@ s_stop_pingpong (bench_t *self)
 static void
 s_report (bench_t *self, double seconds)
 {
-    const char *name = s_workload_names [self->workload];
+    const char *name = bench_workload_name (self->cfg.workload);
     double ops_per_s = seconds > 0? (double) self->ops / seconds: 0;
     double p50 = bs_histogram_percentile (self->hist, 50) / 1e3;
     double p90 = bs_histogram_percentile (self->hist, 90) / 1e3;
@@ -1486,29 +1024,29 @@ s_report (bench_t *self, double seconds)
     double p999 = bs_histogram_percentile (self->hist, 99.9) / 1e3;
     double max = bs_histogram_max (self->hist) / 1e3;
     double mean = bs_histogram_mean (self->hist) / 1e3;
-    if (self->json) {
+    if (self->cfg.json) {
         printf ("{\"ok\":true,\"workload\":\"%s\",\"clients\":%d,\"rate\":%.0f,\"seconds\":%.3f,"
                 "\"ops\":%lld,\"ops_per_s\":%.1f,\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,"
                 "\"p999_us\":%.1f,\"max_us\":%.1f,\"mean_us\":%.1f,\"errors\":%lld,\"timeouts\":%lld,"
                 "\"out_of_stock\":%lld,\"failovers\":%lld,\"sockets\":%d,\"items\":%zu",
-                name, self->clients, self->rate, seconds, (long long) self->ops, ops_per_s, p50, p90, p99,
+                name, self->cfg.clients, self->cfg.rate, seconds, (long long) self->ops, ops_per_s, p50, p90, p99,
                 p999, max, mean, (long long) self->errors, (long long) self->timeouts,
-                (long long) self->out_of_stock, (long long) self->failovers, self->sock_count, self->item_count);
-        if (self->workload == W_LOAD_CATALOG)
+                (long long) self->out_of_stock, (long long) self->failovers, self->sock_count, self->cfg.item_count);
+        if (self->cfg.workload == W_LOAD_CATALOG)
             printf (",\"added\":%lld,\"existing\":%lld", (long long) self->added, (long long) self->existing);
         printf ("}\n");
         return;
     }
-    if (self->rate > 0)
+    if (self->cfg.rate > 0)
         printf ("%s: open loop at %.0f operations/s, at most %d outstanding, %.1f s measured\n",
-                name, self->rate, self->clients, seconds);
+                name, self->cfg.rate, self->cfg.clients, seconds);
     else
-    if (self->workload == W_LOAD_CATALOG)
+    if (self->cfg.workload == W_LOAD_CATALOG)
         printf ("%s: %lld books, %d requests outstanding, %.1f s\n",
-                name, (long long) self->catalog_size, self->clients, seconds);
+                name, (long long) self->cfg.catalog_size, self->cfg.clients, seconds);
     else
-        printf ("%s: %d client(s), %.1f s measured\n", name, self->clients, seconds);
-    if (self->workload == W_LOAD_CATALOG)
+        printf ("%s: %d client(s), %.1f s measured\n", name, self->cfg.clients, seconds);
+    if (self->cfg.workload == W_LOAD_CATALOG)
         printf ("  books      %lld added, %lld already there\n", (long long) self->added, (long long) self->existing);
     printf ("  ops        %lld (%.0f/s)\n", (long long) self->ops, ops_per_s);
     printf ("  latency    p50 %.1f us  p90 %.1f us  p99 %.1f us  p99.9 %.1f us  max %.1f us\n",
@@ -1527,7 +1065,7 @@ s_report (bench_t *self, double seconds)
 static void
 s_destroy (bench_t *self)
 {
-    s_stop_pingpong (self);
+    bench_pingpong_stop (&self->server);
     for (int i = 0; i < self->sock_count; i++) {
         zsock_destroy (&self->socks [i]);
         bs_endpoints_destroy (&self->endpoints [i]);
@@ -1536,18 +1074,14 @@ s_destroy (bench_t *self)
         zmq_msg_close (&self->frames [i]);
     tmpl_t *templates [] = { &self->lookup, &self->search, &self->buy, &self->restock, &self->set_price, &self->add_book };
     for (size_t i = 0; i < sizeof templates / sizeof templates [0]; i++)
-        s_tmpl_fini (templates [i]);
+        bench_tmpl_fini (templates [i]);
     if (self->search_topics)
-        for (size_t i = 0; i < self->topic_count; i++)
-            s_tmpl_fini (&self->search_topics [i]);
+        for (size_t i = 0; i < self->cfg.topic_count; i++)
+            bench_tmpl_fini (&self->search_topics [i]);
     free (self->search_topics);
-    if (self->topics)
-        for (size_t i = 0; i < self->topic_count; i++)
-            free (self->topics [i]);
-    free (self->topics);
     for (size_t i = 0; i < self->found_topic_count; i++)
         free (self->found_topics [i]);
-    free (self->items);
+    bench_settings_fini (&self->cfg);
     free (self->job_items);
     free (self->slots);
     free (self->idle);
@@ -1559,42 +1093,52 @@ static int
 s_run (bench_t *self, bs_settings_t *settings)
 {
     char reason [300];
-    if (!s_configure (self, settings, reason, sizeof reason)
+    if (!bench_settings_read (&self->cfg, settings, reason, sizeof reason)
     ||  !s_make_templates (self, reason, sizeof reason))
         return s_fail (self, EXIT_USAGE, "usage", "%s", reason);
+    self->rng = self->cfg.rng_seed;
+    self->sock_count = self->cfg.sockets;
+    //  Each socket keeps its own place in the list of brokers (pingpong
+    //  talks to no broker; the list was checked)
+    for (int i = 0; i < self->sock_count && self->cfg.workload != W_PINGPONG; i++)
+        self->endpoints [i] = bs_endpoints_new (self->cfg.endpoint);
+    //  Open loop sends on a schedule: wake up on time, not up to the
+    //  kernel's default 50 us late
+    if (self->cfg.rate > 0)
+        prctl (PR_SET_TIMERSLACK, 1000UL);
     int code;
-    if (self->workload != W_PINGPONG && (code = s_check_cluster (self)))
+    if (self->cfg.workload != W_PINGPONG && (code = s_check_cluster (self)))
         return code;
     bs_rid_generate (self->run_id);
     self->key = s_get64 (self->run_id);
     self->inverse1 = s_inverse (MIX1);
     self->inverse2 = s_inverse (MIX2);
-    self->slot_count = self->clients > PREP_WINDOW? self->clients: PREP_WINDOW;
-    self->slots = calloc ((size_t) self->slot_count, sizeof (slot_t));
-    self->idle = calloc ((size_t) self->slot_count, sizeof (int));
+    self->slot_count = self->cfg.clients > PREP_WINDOW? self->cfg.clients: PREP_WINDOW;
+    self->slots = bs_alloc ((size_t) self->slot_count, sizeof (slot_t));
+    self->idle = bs_alloc ((size_t) self->slot_count, sizeof (int));
     for (int i = 0; i < self->slot_count; i++)
         self->slots [i].sock = i % self->sock_count;
     self->hist = bs_histogram_new (HIGHEST_NS, 3);
     self->tick = bs_histogram_new (HIGHEST_NS, 3);
     s_open_sockets (self);
-    if (self->workload == W_PINGPONG)
+    if (self->cfg.workload == W_PINGPONG)
         code = s_start_pingpong (self);
     else {
         for (int i = 0; i < self->sock_count; i++) {
             bs_endpoints_select (self->endpoints [i], self->first_broker);
             zsock_connect (self->socks [i], "%s", bs_endpoints_current (self->endpoints [i]));
         }
-        if (self->workload != W_LOAD_CATALOG)
+        if (self->cfg.workload != W_LOAD_CATALOG)
             code = s_prepare (self);
     }
     if (code)
         return code;
     self->ops = self->errors = self->timeouts = self->out_of_stock = self->unmatched = self->late = 0;
     *self->first_error = 0;
-    if (self->workload == W_LOAD_CATALOG) {
+    if (self->cfg.workload == W_LOAD_CATALOG) {
         //  Each logical client is one add_book outstanding
         int64_t start = s_now ();
-        code = s_job (self, JOB_ADD, self->catalog_size, self->clients);
+        code = s_job (self, JOB_ADD, self->cfg.catalog_size, self->cfg.clients);
         if (code != EXIT_UNREACHABLE)
             s_report (self, (double) (s_now () - start) / NS_PER_S);
         return code;
@@ -1622,17 +1166,17 @@ main (int argc, char **argv)
     action.sa_handler = s_on_signal;
     sigaction (SIGINT, &action, NULL);
     sigaction (SIGTERM, &action, NULL);
-    bs_settings_t *settings = bs_settings_new ("bench", s_table, argc, argv);
+    bs_settings_t *settings = bs_settings_new ("bench", bench_settings_table, argc, argv);
     if (!settings) {
-        fputs (s_usage_text, stderr);
+        fputs (bench_settings_usage, stderr);
         return EXIT_USAGE;
     }
     int rc = 0;
     if (bs_settings_help_shown (settings))
-        fputs (s_usage_text, stderr);
+        fputs (bench_settings_usage, stderr);
     else
     if (*bs_settings_get (settings, "pingpong-server"))
-        rc = s_echo_server (bs_settings_get (settings, "pingpong-server"));
+        rc = bench_pingpong_serve (bs_settings_get (settings, "pingpong-server"), &s_interrupted)? 0: EXIT_USAGE;
     else {
         bench_t bench;
         memset (&bench, 0, sizeof bench);

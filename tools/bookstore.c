@@ -17,17 +17,17 @@
 #define EXIT_UNREACHABLE 3
 
 static const bs_setting_t s_table [] = {
-    { "endpoint",   "tcp://127.0.0.1:5555", "the broker's client endpoint, or a pair's, comma-separated" },
-    { "json",       NULL,   "print exactly one JSON object" },
-    { "timeout-ms", "2500", "how long to wait for each attempt" },
-    { "attempts",   "3",    "how many times to send a request (same request id)" },
-    { "rid",        "",     "request id as 32 hex digits (to retry a request by hand)" },
-    { "item",       "",     "orders: only the orders of this item" },
-    { "page",       "",     "orders: ask for this many at a time (the store gives at most 20000 a request); every page is fetched" },
-    { "node",       "",     "ask this node (by id) instead of letting the broker choose" },
-    { "keys",       "",     "keys directory of a CURVE cluster (see keygen)" },
-    { "cert",       "",     "your certificate (default <keys>/clients/client; admins/... may change the catalog)" },
-    { NULL, NULL, NULL }
+    { "endpoint",   "tcp://127.0.0.1:5555", "the broker's client endpoint, or a pair's, comma-separated", 0, 0 },
+    { "json",       NULL,   "print exactly one JSON object", 0, 0 },
+    { "timeout-ms", "2500", "how long to wait for each attempt", 1, 3600000 },
+    { "attempts",   "3",    "how many times to send a request (same request id)", 1, 1000 },
+    { "rid",        "",     "request id as 32 hex digits (to retry a request by hand)", 0, 0 },
+    { "item",       "",     "orders: only the orders of this item", 0, 0 },
+    { "page",       "",     "orders: ask for this many at a time (the store gives at most 20000 a request); every page is fetched", 0, 0 },
+    { "node",       "",     "ask this node (by id) instead of letting the broker choose", 0, 0 },
+    { "keys",       "",     "keys directory of a CURVE cluster (see keygen)", 0, 0 },
+    { "cert",       "",     "your certificate (default <keys>/clients/client; admins/... may change the catalog)", 0, 0 },
+    { NULL, NULL, NULL, 0, 0 }
 };
 
 static const char *s_usage_text =
@@ -250,9 +250,9 @@ s_run (bs_settings_t *settings)
         return s_fail (EXIT_USAGE, "usage", reason);
     }
     int64_t timeout, attempts;
-    if (!bs_settings_int (settings, "timeout-ms", &timeout) || !bs_settings_int (settings, "attempts", &attempts)
-    ||  timeout < 1 || attempts < 1)
-        return s_fail (EXIT_USAGE, "usage", "--timeout-ms and --attempts must be positive numbers");
+    if (!bs_settings_check_int (settings, "timeout-ms", &timeout, reason, sizeof reason)
+    ||  !bs_settings_check_int (settings, "attempts", &attempts, reason, sizeof reason))
+        return s_fail (EXIT_USAGE, "usage", reason);
     bs_msg_t *request = bs_msg_new_request (cmd->op);
     const char *rid_hex = bs_settings_get (settings, "rid");
     if (*rid_hex) {

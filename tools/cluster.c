@@ -36,26 +36,26 @@
 #define STABLE_MS 10000
 
 static const bs_setting_t s_table [] = {
-    { "data",           "data",   "directory for node data, pid files and hold files" },
-    { "base-port",      "5555",   "client port of the broker; nodes use base-port + 1 (with 2 brokers the backup's ports start at base-port + 5)" },
-    { "brokers",        "1",      "1: one broker (\"broker\"); 2: a Binary Star pair, \"broker-1\" (primary) and \"broker-2\" (backup)" },
-    { "catalog",        "2",      "number of catalog replicas" },
-    { "order",          "2",      "number of order replicas" },
-    { "node-args",      "",       "extra arguments for every node, space-separated (e.g. \"--drop-every 5\")" },
-    { "broker-args",    "",       "extra arguments for the broker (each of a pair), space-separated (e.g. \"--cache-entries 0\")" },
-    { "restock-period", "10",     "seconds between restocks of sold-out books (0: never)" },
-    { "heartbeat-ms",   "250",    "heartbeat interval for broker and nodes" },
-    { "liveness",       "3",      "heartbeats missed before a peer is declared dead" },
-    { "seed",           "",       "initial catalog (default: etc/catalog.cfg beside the programs)" },
-    { "bin-dir",        "",       "directory of the programs (default: this program's directory)" },
-    { "gateway-port",   "",       "HTTP port of the gateway (default: base-port + 80)" },
-    { "gateway-host",   "127.0.0.1", "address the gateway listens on (\"*\": every address)" },
-    { "backoff-max-ms", "5000",   "longest wait before restarting a node that keeps dying" },
-    { "keys",           "",       "keys directory: every process speaks CURVE (see bookstore keygen)" },
-    { "gateway-args",   "",       "extra arguments for the gateway, space-separated (e.g. \"--max-body 4096\")" },
-    { "admin-token-file", "",     "the gateway's admin token (default: DIR/admin-token, made when missing)" },
-    { "no-gateway",     NULL,     "do not start the HTTP gateway" },
-    { NULL, NULL, NULL }
+    { "data",           "data",   "directory for node data, pid files and hold files", 0, 0 },
+    { "base-port",      "5555",   "client port of the broker; nodes use base-port + 1 (with 2 brokers the backup's ports start at base-port + 5)", 1, 65000 },
+    { "brokers",        "1",      "1: one broker (\"broker\"); 2: a Binary Star pair, \"broker-1\" (primary) and \"broker-2\" (backup)", 1, 2 },
+    { "catalog",        "2",      "number of catalog replicas", 1, MAX_CHILDREN - 4 },
+    { "order",          "2",      "number of order replicas", 1, MAX_CHILDREN - 4 },
+    { "node-args",      "",       "extra arguments for every node, space-separated (e.g. \"--drop-every 5\")", 0, 0 },
+    { "broker-args",    "",       "extra arguments for the broker (each of a pair), space-separated (e.g. \"--cache-entries 0\")", 0, 0 },
+    { "restock-period", "10",     "seconds between restocks of sold-out books (0: never)", 0, 31536000 },
+    { "heartbeat-ms",   "250",    "heartbeat interval for broker and nodes", 10, 60000 },
+    { "liveness",       "3",      "heartbeats missed before a peer is declared dead", 1, 100 },
+    { "seed",           "",       "initial catalog (default: etc/catalog.cfg beside the programs)", 0, 0 },
+    { "bin-dir",        "",       "directory of the programs (default: this program's directory)", 0, 0 },
+    { "gateway-port",   "",       "HTTP port of the gateway (default: base-port + 80)", 0, 0 },
+    { "gateway-host",   "127.0.0.1", "address the gateway listens on (\"*\": every address)", 0, 0 },
+    { "backoff-max-ms", "5000",   "longest wait before restarting a node that keeps dying", BACKOFF_MIN_MS, 600000 },
+    { "keys",           "",       "keys directory: every process speaks CURVE (see bookstore keygen)", 0, 0 },
+    { "gateway-args",   "",       "extra arguments for the gateway, space-separated (e.g. \"--max-body 4096\")", 0, 0 },
+    { "admin-token-file", "",     "the gateway's admin token (default: DIR/admin-token, made when missing)", 0, 0 },
+    { "no-gateway",     NULL,     "do not start the HTTP gateway", 0, 0 },
+    { NULL, NULL, NULL, 0, 0 }
 };
 
 typedef struct {
@@ -288,15 +288,16 @@ main (int argc, char **argv)
     }
     int64_t port, catalogs, orders, restock, heartbeat, liveness, backoff_max, brokers;
     if (!bs_settings_int (settings, "base-port", &port) || !bs_settings_int (settings, "catalog", &catalogs)
-    ||  !bs_settings_int (settings, "brokers", &brokers) || brokers < 1 || brokers > 2
-    ||  !bs_settings_int (settings, "backoff-max-ms", &backoff_max) || backoff_max < BACKOFF_MIN_MS
-    ||  backoff_max > 600000
+    ||  !bs_settings_int (settings, "brokers", &brokers)
+    ||  !bs_settings_int (settings, "backoff-max-ms", &backoff_max)
     ||  !bs_settings_int (settings, "order", &orders) || !bs_settings_int (settings, "restock-period", &restock)
     ||  !bs_settings_int (settings, "heartbeat-ms", &heartbeat)
-    ||  !bs_settings_int (settings, "liveness", &liveness) || liveness < 1
-    ||  port < 1 || port > 65000 || catalogs < 1 || orders < 1 || catalogs + orders > MAX_CHILDREN - 3
-    ||  restock < 0 || heartbeat < 10) {
-        fprintf (stderr, "bookstore-cluster: bad setting (see --help)\n");
+    ||  !bs_settings_int (settings, "liveness", &liveness)) {
+        bs_settings_destroy (&settings);
+        return 2;
+    }
+    if (catalogs + orders > MAX_CHILDREN - 3) {
+        fprintf (stderr, "bookstore-cluster: --catalog and --order together must be at most %d\n", MAX_CHILDREN - 3);
         bs_settings_destroy (&settings);
         return 2;
     }

@@ -18,23 +18,23 @@
 #include <string.h>
 
 static const bs_setting_t s_table [] = {
-    { "listen",            "127.0.0.1:8080", "HOST:PORT to serve HTTP on (IPv6 as [::1]:PORT; port 0 picks one)" },
-    { "endpoint",          "tcp://127.0.0.1:5555", "the broker's client endpoint, or a Binary Star pair's, comma-separated (primary first)" },
-    { "timeout-ms",        "2500",  "how long to wait for each attempt of a store request" },
-    { "attempts",          "2",     "how many times to send a store request (same request id)" },
-    { "health-timeout-ms", "1000",  "how long /healthz, /metrics and /cluster wait for the broker" },
-    { "clients",           "8",     "broker clients shared by the connections (store requests at once)" },
-    { "max-connections",   "64",    "HTTP connections at once; more are refused" },
-    { "max-body",          "16384", "largest request body in bytes; larger ones get 413" },
-    { "idle-timeout",      "30",    "seconds an idle HTTP connection is kept" },
-    { "admin-token",       "",      "token admin routes require as 'Authorization: Bearer <token>' (16-256 characters)" },
-    { "admin-token-file",  "",      "file holding the admin token (its first line); without a token admin routes answer 403" },
-    { "rate-limit",        "100",   "requests per second each client address may make (0: no limit)" },
-    { "rate-burst",        "",      "requests a client may make at once before the rate applies (default: twice the rate)" },
-    { "verbose",           NULL,    "log every request" },
-    { "keys",              "",      "keys directory of a CURVE cluster" },
-    { "cert",              "",      "the gateway's certificate (default <keys>/admins/gateway)" },
-    { NULL, NULL, NULL }
+    { "listen",            "127.0.0.1:8080", "HOST:PORT to serve HTTP on (IPv6 as [::1]:PORT; port 0 picks one)", 0, 0 },
+    { "endpoint",          "tcp://127.0.0.1:5555", "the broker's client endpoint, or a Binary Star pair's, comma-separated (primary first)", 0, 0 },
+    { "timeout-ms",        "2500",  "how long to wait for each attempt of a store request", 1, 600000 },
+    { "attempts",          "2",     "how many times to send a store request (same request id)", 1, 100 },
+    { "health-timeout-ms", "1000",  "how long /healthz, /metrics and /cluster wait for the broker", 1, 600000 },
+    { "clients",           "8",     "broker clients shared by the connections (store requests at once)", 1, 1024 },
+    { "max-connections",   "64",    "HTTP connections at once; more are refused", 1, 10000 },
+    { "max-body",          "16384", "largest request body in bytes; larger ones get 413", 0, 16 * 1024 * 1024 },
+    { "idle-timeout",      "30",    "seconds an idle HTTP connection is kept", 1, 86400 },
+    { "admin-token",       "",      "token admin routes require as 'Authorization: Bearer <token>' (16-256 characters)", 0, 0 },
+    { "admin-token-file",  "",      "file holding the admin token (its first line); without a token admin routes answer 403", 0, 0 },
+    { "rate-limit",        "100",   "requests per second each client address may make (0: no limit)", 0, 1000000 },
+    { "rate-burst",        "",      "requests a client may make at once before the rate applies (default: twice the rate)", 0, 0 },
+    { "verbose",           NULL,    "log every request", 0, 0 },
+    { "keys",              "",      "keys directory of a CURVE cluster", 0, 0 },
+    { "cert",              "",      "the gateway's certificate (default <keys>/admins/gateway)", 0, 0 },
+    { NULL, NULL, NULL, 0, 0 }
 };
 
 static const char *s_usage_text =
@@ -295,12 +295,12 @@ main (int argc, char **argv)
     if (!bs_settings_int (settings, "timeout-ms", &timeout) || !bs_settings_int (settings, "attempts", &attempts)
     ||  !bs_settings_int (settings, "health-timeout-ms", &health) || !bs_settings_int (settings, "clients", &clients)
     ||  !bs_settings_int (settings, "max-connections", &connections)
-    ||  !bs_settings_int (settings, "max-body", &max_body) || !bs_settings_int (settings, "idle-timeout", &idle)
-    ||  timeout < 1 || timeout > 600000 || attempts < 1 || attempts > 100 || health < 1 || health > 600000
-    ||  clients < 1 || clients > 1024 || connections < 1 || connections > 10000
-    ||  max_body < 0 || max_body > 16 * 1024 * 1024 || idle < 1 || idle > 86400
-    ||  bs_settings_argc (settings) != 0) {
-        fprintf (stderr, "bookstore-gateway: bad setting (see --help)\n");
+    ||  !bs_settings_int (settings, "max-body", &max_body) || !bs_settings_int (settings, "idle-timeout", &idle)) {
+        bs_settings_destroy (&settings);
+        return 2;
+    }
+    if (bs_settings_argc (settings) != 0) {
+        fprintf (stderr, "bookstore-gateway: unexpected argument '%s' (see --help)\n", bs_settings_arg (settings, 0));
         bs_settings_destroy (&settings);
         return 2;
     }
@@ -313,9 +313,12 @@ main (int argc, char **argv)
     //  The rate limit: requests per second and burst per client address
     int64_t rate = 0, burst = 0;
     const char *burst_text = bs_settings_get (settings, "rate-burst");
-    if (!bs_settings_int (settings, "rate-limit", &rate) || rate < 0 || rate > 1000000
-    ||  (*burst_text && (!bs_parse_int (burst_text, 1, 10000000, &burst)))) {
-        fprintf (stderr, "bookstore-gateway: --rate-limit must be 0 to 1000000 and --rate-burst 1 to 10000000\n");
+    if (!bs_settings_int (settings, "rate-limit", &rate)) {
+        bs_settings_destroy (&settings);
+        return 2;
+    }
+    if (*burst_text && !bs_parse_int (burst_text, 1, 10000000, &burst)) {
+        fprintf (stderr, "bookstore-gateway: --rate-burst must be 1..10000000, not '%.40s'\n", burst_text);
         bs_settings_destroy (&settings);
         return 2;
     }
