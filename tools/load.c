@@ -47,6 +47,7 @@
  *  on, 2 usage error, 3 the record file could not be written.
  */
 #include "bs_endpoints.h"
+#include "bs_failover.h"
 #include "bs_histogram.h"
 #include "bs_mdp.h"
 #include "bs_msg.h"
@@ -68,23 +69,21 @@
 #define HIGHEST_US      (INT64_C (3600) * 1000000)
 //  Pause before resending a request answered "unavailable" or "overloaded"
 #define UNAVAILABLE_PAUSE_MS 50
-//  Pause before the next round when every broker answered "not_active"
-#define NOT_ACTIVE_PAUSE_MS 100
 
 static const bs_setting_t s_table [] = {
-    { "endpoint",   "tcp://127.0.0.1:5555", "the broker's client endpoint, or a pair's, comma-separated" },
-    { "clients",    "8",      "concurrent clients, each with one request outstanding" },
-    { "requests",   "",       "stop after this many requests (give this or --seconds)" },
-    { "seconds",    "",       "issue requests for this long, then wait for the last answers (give this or --requests)" },
+    { "endpoint",   "tcp://127.0.0.1:5555", "the broker's client endpoint, or a pair's, comma-separated", 0, 0 },
+    { "clients",    "8",      "concurrent clients, each with one request outstanding", 1, 1000 },
+    { "requests",   "",       "stop after this many requests (give this or --seconds)", 1, INT64_C (1000000000) },
+    { "seconds",    "",       "issue requests for this long, then wait for the last answers (give this or --requests)", 1, 86400 * 365 },
     { "mix",        "buy:60,lookup:20,restock:10,set_price:10",
-                              "ops and weights, op:weight,... (buy lookup search list orders restock set_price add_book)" },
-    { "seed",       "",       "seed of the random choices (none: the process id)" },
-    { "items",      "666,321,768,546,684,499,846", "items to buy, look up, restock and reprice, comma-separated" },
-    { "topics",     "distributed_systems,graduate_school", "topics to search, comma-separated" },
-    { "record",     "",       "file for one line per acknowledged write (buy, restock, set_price, add_book) and per write given up on" },
-    { "attempt-ms", "1000",   "resend a request (same rid) after this long without an answer" },
-    { "give-up-ms", "60000",  "give up on a request (a client error) after this long without a definite answer" },
-    { NULL, NULL, NULL }
+                              "ops and weights, op:weight,... (buy lookup search list orders restock set_price add_book)", 0, 0 },
+    { "seed",       "",       "seed of the random choices (none: the process id)", 0, UINT32_MAX },
+    { "items",      "666,321,768,546,684,499,846", "items to buy, look up, restock and reprice, comma-separated", 0, 0 },
+    { "topics",     "distributed_systems,graduate_school", "topics to search, comma-separated", 0, 0 },
+    { "record",     "",       "file for one line per acknowledged write (buy, restock, set_price, add_book) and per write given up on", 0, 0 },
+    { "attempt-ms", "1000",   "resend a request (same rid) after this long without an answer", 1, 3600000 },
+    { "give-up-ms", "60000",  "give up on a request (a client error) after this long without a definite answer", 1, 86400000 },
+    { NULL, NULL, NULL, 0, 0 }
 };
 
 //  The ops a load may send: every client op but decrement (which takes a
@@ -97,7 +96,7 @@ static const bs_op_t s_allowed [] = {
 typedef struct {
     zsock_t *sock;
     bs_endpoints_t *endpoints;  //  the brokers; this client's in use current
-    size_t not_active;          //  "not_active" answers in a row
+    bs_failover_t failover;     //  "not_active" answers in a row
     bs_msg_t *request;
     uint8_t *body;
     size_t size;
@@ -327,7 +326,7 @@ s_issue (load_t *self, client_t *c, int64_t now)
     c->body = bs_msg_encode (c->request, &c->size);
     c->service = bs_op_service (op);
     c->busy = true;
-    c->not_active = 0;
+    bs_failover_reset (&c->failover);
     c->first_sent = now;
     c->first_sent_us = zclock_usecs ();
     c->sent_mark = self->record_lines;
@@ -441,19 +440,16 @@ s_receive (load_t *self, client_t *c)
     if (r1 && (n1 != n2 || memcmp (r1, r2, n1) != 0))
         ;                   //  a late answer to an earlier request
     else
-    if (!bs_msg_int (reply, BS_FIELD_ok)
-    &&  strcmp (bs_msg_str (reply, BS_FIELD_error), bs_err_name (BS_ERR_not_active)) == 0) {
+    if (bs_failover_is_not_active (reply)) {
         //  The passive broker of a pair: send to the next one at once, or,
         //  when every one said so in a row (a takeover under way), shortly
         s_failover (self, c);
-        if (++c->not_active < bs_endpoints_size (c->endpoints)) {
+        if (bs_failover_not_active (&c->failover, bs_endpoints_size (c->endpoints)) == BS_FAILOVER_NOW) {
             self->retries++;
             s_send (c);
         }
-        else {
-            c->not_active = 0;
-            c->retry_at = zclock_mono () + NOT_ACTIVE_PAUSE_MS;
-        }
+        else
+            c->retry_at = zclock_mono () + BS_FAILOVER_PAUSE_MS;
     }
     else
     if (!bs_msg_int (reply, BS_FIELD_ok)
@@ -462,7 +458,7 @@ s_receive (load_t *self, client_t *c)
         //  The broker turned this copy away, which says nothing of an
         //  earlier copy of the same request still in flight: wait and send
         //  again, so that the outcome comes from the node's record
-        c->not_active = 0;
+        bs_failover_reset (&c->failover);
         c->retry_at = zclock_mono () + UNAVAILABLE_PAUSE_MS;
     }
     else
@@ -663,7 +659,7 @@ main (int argc, char **argv)
                     //  broker may be gone; try the next one
                     if (!c->retry_at) {
                         s_failover (self, c);
-                        c->not_active = 0;
+                        bs_failover_reset (&c->failover);
                     }
                     self->retries++;
                     s_send (c);

@@ -2,7 +2,7 @@
  *
  *  The input is a sequence of frames (fuzzing.h), each one request body as
  *  a node receives it from the broker.  Each is decoded and validated as
- *  nodes/main.c does, then executed the way a node executes it:
+ *  nodes/node.c does, then executed the way a node executes it:
  *
  *  - catalog reads (search, lookup, list) by catalog_read, at once;
  *  - catalog writes (decrement, set_price, restock, add_book) queued and
