@@ -15,7 +15,7 @@ FROM debian:bookworm AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         build-essential pkg-config libczmq-dev libzmq3-dev liblmdb-dev libmsgpack-dev \
-        libmicrohttpd-dev libjansson-dev \
+        libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -29,7 +29,7 @@ RUN make -j"$(nproc)" VARIANT=release \
 FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libczmq4 libzmq5 liblmdb0 libmsgpackc2 libmicrohttpd12 libjansson4 \
+        libczmq4 libzmq5 liblmdb0 libmsgpackc2 libmicrohttpd12 libjansson4 libcurl4 \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt/* /var/log/dpkg.log \
  && groupadd --system --gid 10001 bookstore \
  && useradd --system --uid 10001 --gid bookstore --home-dir /data --no-create-home \
