@@ -28,6 +28,7 @@
 #include "bs_frames.h"
 #include "bs_mdp.h"
 #include "bs_msg.h"
+#include "bs_sizes.h"
 
 #include <czmq.h>
 #include <string.h>
@@ -51,7 +52,7 @@ struct _broker_t {
     quota_t *quota;             //  requests in flight per client
     feed_t *feed;               //  events and status for the monitor
     bs_monitor_t *disconnects;  //  dropped node connections
-    char catalog_primary [65];  //  as last announced on the feed
+    char catalog_primary [BS_ID_MAX + 1];   //  as last announced on the feed
     int catalog;                //  index of the catalog service, or -1
     uint64_t catalog_epoch;     //  the cache holds replies of this epoch
     bool cache_ready;           //  the cache's base floor is known
@@ -60,7 +61,7 @@ struct _broker_t {
     controller_t *controller;
     peer_t *peer;               //  the other broker of a pair, if any
     int expected_nodes;         //  after a takeover: nodes the peer served
-    char expected_primary [65]; //  ...and its catalog primary
+    char expected_primary [BS_ID_MAX + 1];  //  ...and its catalog primary
     int64_t next_assign;        //  periodic refresh of the partition map
     requests_t *requests;       //  in flight, and queued per service
     int64_t next_heartbeat;
@@ -449,7 +450,7 @@ s_client_message (broker_t *self)
     }
     //  "service@node" asks for one node by id (for operators and tests)
     char *at = strchr (service, '@');
-    char target [65] = "";
+    char target [BS_ID_MAX + 1] = "";
     if (at) {
         snprintf (target, sizeof target, "%s", at + 1);
         *at = 0;
@@ -559,7 +560,7 @@ s_node_ready (broker_t *self, zmq_msg_t *frames, int count, int total)
     //  same descriptor: settle those first
     s_disconnects (self);
     worker_t *w = workers_find (self->workers, zmq_msg_data (&frames [NODE_IDENTITY]), zmq_msg_size (&frames [NODE_IDENTITY]));
-    char service [33] = "", id [65] = "";
+    char service [BS_SERVICE_MAX + 1] = "", id [BS_ID_MAX + 1] = "";
     if (count >= 5)
         wire_frame_text (&frames [4], service, sizeof service);
     if (count >= 6)

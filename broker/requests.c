@@ -9,7 +9,7 @@
 #include <string.h>
 
 typedef struct {
-    char name [33];
+    char name [BS_SERVICE_MAX + 1];
     uint32_t head, tail;        //  requests waiting for a worker
 } service_t;
 

@@ -27,6 +27,7 @@
 #include <zmq.h>
 
 #include "bs_msg.h"
+#include "bs_sizes.h"
 #include "cache.h"
 #include "quota.h"
 #include "workers.h"
@@ -42,7 +43,7 @@ typedef struct {
     zmq_msg_t body;
     int service;                //  index of its service (requests_service_name)
     bs_op_t op;                 //  peeked from the body, for routing
-    char target [65];           //  "service@node": only this node
+    char target [BS_ID_MAX + 1];           //  "service@node": only this node
     worker_t *worker;           //  NULL while waiting for a worker
     int64_t deadline;           //  while waiting: when to give up
     int64_t created;
