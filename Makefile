@@ -4,6 +4,7 @@
 #  make         build every program into bin/
 #  make run     start a local cluster in the foreground (Ctrl-C stops it)
 #  make test    install, build (plain, ASan/UBSan, clang) and run the suite
+#  make unit    build and run the unit tests alone (about 15 s)
 #  make asan    build the sanitizer variant into build/asan/bin
 #  make bench   run the benchmark suite (bench/run.sh) into bench/results.md
 #  make chaos   a chaos run: faults under load, then checks (DURATION=60 SEED=)
@@ -161,11 +162,23 @@ run: deps
 	$(MAKE) bins
 	bin/bookstore-cluster --data $(DATA) --base-port $(PORT) --catalog $(CATALOG) --order $(ORDER)
 
-test: deps
+#  The whole suite.  Its prerequisites, in the order they run: the Debian
+#  packages (deps, then the browser's and the container engine's), the
+#  fuzz targets (they install clang's fuzzer runtime first), the mutants;
+#  then the three builds, then the runner on the sanitizer build.
+test: deps deps-browser deps-docker fuzz-build mutants
 	$(MAKE) bins
 	$(MAKE) VARIANT=clang bins
 	$(MAKE) VARIANT=asan bins
 	BS_BIN=$(CURDIR)/build/asan/bin BS_UNIT=$(CURDIR)/build/asan/tests tests/run.sh
+
+#  The fast loop: build this variant (release unless VARIANT says) and run
+#  the unit tests alone, through the same runner (TESTS names each unit
+#  test, so that no integration script runs)
+UNIT_NAMES := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
+unit: bins
+	BS_BIN=$(CURDIR)/$(BINDIR) BS_UNIT=$(CURDIR)/$(OUT)/tests \
+	    TESTS='^($(subst $(eval) ,|,$(strip $(UNIT_NAMES))))$$' tests/run.sh
 
 #  The benchmark suite: a fresh local cluster, every workload, results in
 #  bench/results.md (several minutes; BENCH_SECONDS changes each run's length)
@@ -181,7 +194,6 @@ BROWSER_DEBS = chromium chromium-driver
 .PHONY: deps-browser
 deps-browser: deps
 	@$(MAKE) --no-print-directory deps DEBS="$(BROWSER_DEBS)"
-test: deps-browser
 
 #  A chaos run: a fresh cluster under load while nodes are killed, frozen
 #  and flapped, then checked for lost, doubled or oversold buys and
@@ -207,7 +219,6 @@ deps-docker:
 	@$(MAKE) --no-print-directory deps DEBS="$(DOCKER_DEBS)"
 docker-test: deps-docker
 	tests/deploy/docker-test.sh
-test: deps-docker
 
 #  Fuzzing with libFuzzer (clang): one target per tests/fuzz/fuzz_*.c, built
 #  into build/fuzz/fuzz/ with the modules it drives (make VARIANT=fuzz
@@ -242,8 +253,8 @@ fuzz: fuzz-build
 	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
 fuzz-corpus: fuzz-build
 	build/fuzz/tests/make_corpus tests/fuzz/corpus tests/fuzz/crashes
-#  The suite runs each target briefly (tests/integration/test_fuzz.sh)
-test: fuzz-build
+#  The suite runs each target briefly (tests/integration/test_fuzz.sh):
+#  `make test` builds them (fuzz-build)
 
 #  The gateway's rate limiter has a unit test of its own
 $(OUT)/obj/tests/unit/test_gw_limit.o: CFLAGS += -Itools/gateway
@@ -294,7 +305,6 @@ mutants:
 	@$(MAKE) --no-print-directory VARIANT=release mutant-bins
 mutation: bins mutants
 	tests/mutation/run.sh
-test: mutants
 
 #  A soak: SOAK_SECONDS (600) of mixed load on a cluster of the sanitizer
 #  build, each process's memory sampled every 10 s, then a clean stop so
@@ -309,4 +319,10 @@ soak: deps
 clean:
 	rm -rf build bin
 
--include $(shell find build -name '*.d' 2>/dev/null)
+#  Header dependencies of this variant's objects (and, for release, of the
+#  mutants' objects, built with release flags)
+DEPFILES := $(shell find $(OUT) -name '*.d' 2>/dev/null)
+ifeq ($(VARIANT),release)
+DEPFILES += $(shell find $(MUTANT_DIR) -name '*.d' 2>/dev/null)
+endif
+-include $(DEPFILES)

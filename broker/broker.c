@@ -1,60 +1,45 @@
 /*  broker - Majordomo broker with least-outstanding load balancing and
  *  re-dispatch of in-flight requests.  The forwarding path works on raw
  *  zmq_msg_t frames: bodies are passed along without being copied or parsed.
+ *
+ *  This file holds the event loop and the wiring between the broker's
+ *  modules: the client path (s_client_message), the node commands
+ *  (s_node_message and its s_node_*), dispatch and re-dispatch, the
+ *  broker pair's takeover and yield, and the heartbeat tick.  The pieces
+ *  live apart: requests (the table of requests in flight and the services'
+ *  queues), route (which worker takes a request), wire (the frames on the
+ *  sockets), cache_io (cached replies and invalidations), status (the
+ *  cluster as one message), and workers, controller, peer, cache, quota,
+ *  feed.
  */
 #include "broker.h"
-#include "bs_alloc.h"
 #include "cache.h"
+#include "cache_io.h"
 #include "controller.h"
 #include "bs_monitor.h"
 #include "feed.h"
 #include "peer.h"
 #include "quota.h"
+#include "requests.h"
+#include "route.h"
+#include "status.h"
+#include "wire.h"
 #include "workers.h"
 #include "bs_frames.h"
 #include "bs_mdp.h"
 #include "bs_msg.h"
+#include "bs_sizes.h"
 
 #include <czmq.h>
 #include <string.h>
 #include <unistd.h>
 
 #define MAX_FRAMES      8
-#define MAX_SERVICES    8
-#define TOKEN_SIZE      8
-#define NO_REQUEST      UINT32_MAX
 //  Requests are capped in size well below the socket limit so that an
 //  oversized one still gets an answer
 #define MAX_REQUEST     65536
 //  An in-flight request older than this is forgotten (its client gave up)
 #define REQUEST_MAX_AGE_MS 60000
-
-typedef struct {
-    bool used;
-    uint32_t gen;               //  bumped on reuse; part of the token
-    zmq_msg_t client;           //  client routing id
-    zmq_msg_t body;
-    int service;                //  index in broker->services
-    bs_op_t op;                 //  peeked from the body, for routing
-    char target [65];           //  "service@node": only this node
-    worker_t *worker;           //  NULL while waiting for a worker
-    int64_t deadline;           //  while waiting: when to give up
-    int64_t created;
-    uint32_t next;              //  pending queue link, or free-list link
-    //  A catalog read whose reply may be cached under this key, if it was
-    //  read at a seq no lower than the key's floor and the catalog epoch
-    //  has not changed meanwhile
-    bool cacheable;
-    uint8_t cache_key_size;
-    uint8_t cache_key [CACHE_KEY_MAX];
-    uint64_t cache_epoch;
-    uint64_t client_key;        //  its client's quota
-} request_t;
-
-typedef struct {
-    char name [33];
-    uint32_t head, tail;        //  requests waiting for a worker
-} service_t;
 
 struct _broker_t {
     broker_options_t options;
@@ -67,7 +52,7 @@ struct _broker_t {
     quota_t *quota;             //  requests in flight per client
     feed_t *feed;               //  events and status for the monitor
     bs_monitor_t *disconnects;  //  dropped node connections
-    char catalog_primary [65];  //  as last announced on the feed
+    char catalog_primary [BS_ID_MAX + 1];   //  as last announced on the feed
     int catalog;                //  index of the catalog service, or -1
     uint64_t catalog_epoch;     //  the cache holds replies of this epoch
     bool cache_ready;           //  the cache's base floor is known
@@ -76,286 +61,36 @@ struct _broker_t {
     controller_t *controller;
     peer_t *peer;               //  the other broker of a pair, if any
     int expected_nodes;         //  after a takeover: nodes the peer served
-    char expected_primary [65]; //  ...and its catalog primary
+    char expected_primary [BS_ID_MAX + 1];  //  ...and its catalog primary
     int64_t next_assign;        //  periodic refresh of the partition map
-    service_t services [MAX_SERVICES];
-    int service_count;
-    request_t *requests;
-    uint32_t request_cap;
-    uint32_t free_head;
-    uint32_t inflight;
+    requests_t *requests;       //  in flight, and queued per service
     int64_t next_heartbeat;
     int64_t next_expiry;        //  no node expires before this
 };
 
 //  --------------------------------------------------------------------------
-//  Request slab
-
-static uint32_t
-s_request_alloc (broker_t *self)
-{
-    if (self->free_head == NO_REQUEST) {
-        uint32_t old = self->request_cap;
-        uint32_t cap = old? old * 2: 1024;
-        self->requests = realloc (self->requests, cap * sizeof (request_t));
-        if (!self->requests)
-            abort ();
-        memset (self->requests + old, 0, (cap - old) * sizeof (request_t));
-        for (uint32_t i = old; i < cap; i++)
-            self->requests [i].next = i + 1 < cap? i + 1: NO_REQUEST;
-        self->free_head = old;
-        self->request_cap = cap;
-    }
-    uint32_t index = self->free_head;
-    request_t *req = &self->requests [index];
-    self->free_head = req->next;
-    req->used = true;
-    req->gen++;
-    req->next = NO_REQUEST;
-    req->worker = NULL;
-    self->inflight++;
-    return index;
-}
-
-static void
-s_request_free (broker_t *self, uint32_t index)
-{
-    request_t *req = &self->requests [index];
-    quota_give (self->quota, req->client_key);
-    zmq_msg_close (&req->client);
-    zmq_msg_close (&req->body);
-    req->used = false;
-    req->worker = NULL;
-    req->next = self->free_head;
-    self->free_head = index;
-    self->inflight--;
-}
-
-static void
-s_token_encode (uint8_t *token, uint32_t index, uint32_t gen)
-{
-    memcpy (token, &index, 4);
-    memcpy (token + 4, &gen, 4);
-}
-
-static request_t *
-s_token_decode (broker_t *self, const zmq_msg_t *frame, uint32_t *index_p)
-{
-    if (zmq_msg_size ((zmq_msg_t *) frame) != TOKEN_SIZE)
-        return NULL;
-    uint32_t index, gen;
-    memcpy (&index, zmq_msg_data ((zmq_msg_t *) frame), 4);
-    memcpy (&gen, (uint8_t *) zmq_msg_data ((zmq_msg_t *) frame) + 4, 4);
-    if (index >= self->request_cap)
-        return NULL;
-    request_t *req = &self->requests [index];
-    if (!req->used || req->gen != gen)
-        return NULL;
-    *index_p = index;
-    return req;
-}
-
-//  --------------------------------------------------------------------------
-//  Frame helpers
-
-static bool
-s_frame_is (zmq_msg_t *frame, const char *text)
-{
-    size_t n = strlen (text);
-    return zmq_msg_size (frame) == n && memcmp (zmq_msg_data (frame), text, n) == 0;
-}
-
-static void
-s_frame_text (zmq_msg_t *frame, char *buf, size_t size)
-{
-    size_t n = zmq_msg_size (frame);
-    if (n >= size)
-        n = size - 1;
-    memcpy (buf, zmq_msg_data (frame), n);
-    buf [n] = 0;
-}
-
-//  Sends the reply envelope and a body frame (consumed) to a client
-static void
-s_send_to_client (broker_t *self, zmq_msg_t *client, const char *service, zmq_msg_t *body)
-{
-    zmq_msg_t copy;
-    zmq_msg_init (&copy);
-    zmq_msg_copy (&copy, client);
-    void *sock = self->client_sock;
-    zmq_msg_send (&copy, sock, ZMQ_SNDMORE);
-    zmq_send (sock, "", 0, ZMQ_SNDMORE);
-    zmq_send (sock, BS_MDPC, strlen (BS_MDPC), ZMQ_SNDMORE);
-    zmq_send (sock, service, strlen (service), ZMQ_SNDMORE);
-    zmq_msg_send (body, sock, 0);
-}
-
-static void
-s_send_msg_to_client (broker_t *self, zmq_msg_t *client, const char *service, bs_msg_t *msg)
-{
-    size_t size;
-    uint8_t *data = bs_msg_encode (msg, &size);
-    zmq_msg_t body;
-    zmq_msg_init_size (&body, size);
-    memcpy (zmq_msg_data (&body), data, size);
-    free (data);
-    s_send_to_client (self, client, service, &body);
-}
-
-//  request: the body the error answers, whose rid the reply echoes so that
-//  a client with many requests outstanding can match it (NULL: none)
-static void
-s_send_error (broker_t *self, zmq_msg_t *client, const char *service, zmq_msg_t *request,
-              bs_err_t err, const char *message)
-{
-    bs_msg_t *msg = bs_msg_new_error (err, message);
-    const uint8_t *rid;
-    size_t size;
-    if (request && bs_peek_bytes (zmq_msg_data (request), zmq_msg_size (request), BS_FIELD_rid, &rid, &size)
-    &&  size == BS_RID_SIZE)
-        bs_msg_set_bin (msg, BS_FIELD_rid, rid, size);
-    s_send_msg_to_client (self, client, service, msg);
-    bs_msg_destroy (&msg);
-}
-
-static int
-s_send_to_worker (broker_t *self, worker_t *w, uint8_t command, const void *token, zmq_msg_t *body)
-{
-    void *sock = self->node_sock;
-    if (zmq_send (sock, w->identity, w->identity_size, ZMQ_SNDMORE) < 0)
-        return -1;      //  EHOSTUNREACH: the node is gone
-    zmq_send (sock, "", 0, ZMQ_SNDMORE);
-    zmq_send (sock, BS_MDPW, strlen (BS_MDPW), ZMQ_SNDMORE);
-    if (!body)
-        return zmq_send (sock, &command, 1, 0) < 0? -1: 0;
-    zmq_send (sock, &command, 1, ZMQ_SNDMORE);
-    if (!token)
-        return zmq_msg_send (body, sock, 0) < 0? -1: 0;
-    zmq_send (sock, token, TOKEN_SIZE, ZMQ_SNDMORE);
-    zmq_send (sock, "", 0, ZMQ_SNDMORE);
-    return zmq_msg_send (body, sock, 0) < 0? -1: 0;
-}
-
-//  --------------------------------------------------------------------------
 //  Dispatch
 
-static int
-s_service_find (broker_t *self, const char *name)
-{
-    for (int i = 0; i < self->service_count; i++)
-        if (strcmp (self->services [i].name, name) == 0)
-            return i;
-    return -1;
-}
-
 static void s_worker_dead (broker_t *self, worker_t *w, const char *why);
-
-static void
-s_enqueue (broker_t *self, uint32_t index)
-{
-    request_t *req = &self->requests [index];
-    service_t *svc = &self->services [req->service];
-    req->worker = NULL;
-    req->next = NO_REQUEST;
-    if (svc->tail == NO_REQUEST)
-        svc->head = index;
-    else
-        self->requests [svc->tail].next = index;
-    svc->tail = index;
-}
-
-static bool
-s_filter_readable (void *arg, worker_t *worker)
-{
-    return controller_readable ((controller_t *) arg, worker);
-}
-
-static bool
-s_filter_reporting (void *arg, worker_t *worker)
-{
-    (void) arg;
-    return worker->has_status;
-}
-
-//  The highest catalog seq a node is known to have applied
-static uint64_t
-s_catalog_seq (worker_t *worker)
-{
-    worker_partition_t *part = worker_partition (worker, "catalog");
-    uint64_t reported = part? part->seq: 0;
-    return reported > worker->read_seq? reported: worker->read_seq;
-}
-
-typedef struct {
-    controller_t *controller;
-    uint64_t floor;
-} floor_filter_t;
-
-static bool
-s_filter_applied (void *arg, worker_t *worker)
-{
-    floor_filter_t *filter = arg;
-    return controller_readable (filter->controller, worker) && s_catalog_seq (worker) >= filter->floor;
-}
-
-//  A catalog read of a key that was invalidated goes to a replica known to
-//  have applied the invalidated version, or else to the primary, so that
-//  its reply can be cached
-static worker_t *
-s_choose_catalog_read (broker_t *self, request_t *req)
-{
-    if (req->cacheable && self->cache_ready) {
-        floor_filter_t filter = {
-            self->controller, cache_floor (self->cache, req->cache_key, req->cache_key_size)
-        };
-        if (filter.floor > 0) {
-            worker_t *w = workers_choose (self->workers, "catalog", s_filter_applied, &filter);
-            if (!w)
-                w = controller_catalog_primary (self->controller, self->workers);
-            if (w)
-                return w;
-        }
-    }
-    return workers_choose (self->workers, "catalog", s_filter_readable, self->controller);
-}
-
-//  Who may take the request: catalog writes go to the primary, reads to
-//  in-sync replicas; buys to any reporting order node, order reads to
-//  those that have caught up; "service@node" to that node alone
-static worker_t *
-s_choose (broker_t *self, request_t *req)
-{
-    const char *service = self->services [req->service].name;
-    if (req->target [0]) {
-        worker_t *w = workers_by_id (self->workers, req->target);
-        return w && w->alive && strcmp (w->service, service) == 0? w: NULL;
-    }
-    if (req->op == BS_OP_COUNT)
-        return workers_choose (self->workers, service, NULL, NULL);     //  it will say what is wrong
-    bool write = bs_op_kind (req->op) == BS_KIND_WRITE;
-    if (strcmp (service, "catalog") == 0)
-        return write? controller_catalog_primary (self->controller, self->workers)
-                    : s_choose_catalog_read (self, req);
-    if (strcmp (service, "order") == 0)
-        return workers_choose (self->workers, service, write? s_filter_reporting: s_filter_readable,
-                               self->controller);
-    return workers_choose (self->workers, service, NULL, NULL);
-}
 
 //  Sends the request to the best worker, or queues it until one can take it
 static void
 s_dispatch (broker_t *self, uint32_t index)
 {
-    request_t *req = &self->requests [index];
+    request_t *req = requests_at (self->requests, index);
+    const char *service = requests_service_name (self->requests, req->service);
     worker_t *w;
-    //  A broker that is not active holds requests for its takeover
-    while (peer_active (self->peer) && (w = s_choose (self, req))) {
-        uint8_t token [TOKEN_SIZE];
-        s_token_encode (token, index, req->gen);
+    //  A broker that is not active holds requests for its takeover; the
+    //  cache's floors count once its base floor is known
+    while (peer_active (self->peer)
+       &&  (w = route_choose (self->workers, self->controller, self->cache_ready? self->cache: NULL,
+                              req, service))) {
+        uint8_t token [REQUEST_TOKEN_SIZE];
+        requests_token (self->requests, index, token);
         zmq_msg_t copy;
         zmq_msg_init (&copy);
         zmq_msg_copy (&copy, &req->body);
-        if (s_send_to_worker (self, w, BS_MDPW_REQUEST, token, &copy) == 0) {
+        if (wire_to_worker (self->node_sock, w, BS_MDPW_REQUEST, token, &copy) == 0) {
             req->worker = w;
             w->outstanding++;
             return;
@@ -363,19 +98,17 @@ s_dispatch (broker_t *self, uint32_t index)
         zmq_msg_close (&copy);
         s_worker_dead (self, w, "unreachable");
     }
-    s_enqueue (self, index);
+    requests_enqueue (self->requests, index);
 }
 
 //  Offers queued requests of a service to workers again
 static void
 s_drain_pending (broker_t *self, int service)
 {
-    service_t *svc = &self->services [service];
-    uint32_t head = svc->head;
-    svc->head = svc->tail = NO_REQUEST;
+    uint32_t head = requests_take_queue (self->requests, service);
     while (head != NO_REQUEST) {
         uint32_t index = head;
-        head = self->requests [index].next;
+        head = requests_at (self->requests, index)->next;
         s_dispatch (self, index);
     }
 }
@@ -383,7 +116,7 @@ s_drain_pending (broker_t *self, int service)
 static void
 s_drain_all (broker_t *self)
 {
-    for (int s = 0; s < self->service_count; s++)
+    for (int s = 0; s < requests_service_count (self->requests); s++)
         s_drain_pending (self, s);
 }
 
@@ -391,18 +124,19 @@ s_drain_all (broker_t *self)
 static void
 s_send_assignments (broker_t *self)
 {
-    for (int s = 0; s < self->service_count; s++) {
-        bs_msg_t *assign = controller_assign (self->controller, self->services [s].name);
+    for (int s = 0; s < requests_service_count (self->requests); s++) {
+        const char *service = requests_service_name (self->requests, s);
+        bs_msg_t *assign = controller_assign (self->controller, service);
         size_t size;
         uint8_t *data = bs_msg_encode (assign, &size);
         for (size_t i = 0; i < workers_size (self->workers); i++) {
             worker_t *w = workers_at (self->workers, i);
-            if (!w->alive || strcmp (w->service, self->services [s].name) != 0)
+            if (!w->alive || strcmp (w->service, service) != 0)
                 continue;
             zmq_msg_t body;
             zmq_msg_init_size (&body, size);
             memcpy (zmq_msg_data (&body), data, size);
-            if (s_send_to_worker (self, w, BS_MDPW_ASSIGN, NULL, &body) != 0)
+            if (wire_to_worker (self->node_sock, w, BS_MDPW_ASSIGN, NULL, &body) != 0)
                 zmq_msg_close (&body);
         }
         free (data);
@@ -442,8 +176,8 @@ s_cache_follow_catalog (broker_t *self)
         uint64_t head = 0;
         for (size_t i = 0; i < workers_size (self->workers); i++) {
             worker_t *w = workers_at (self->workers, i);
-            if (w->alive && strcmp (w->service, "catalog") == 0 && s_catalog_seq (w) > head)
-                head = s_catalog_seq (w);
+            if (w->alive && strcmp (w->service, "catalog") == 0 && route_catalog_seq (w) > head)
+                head = route_catalog_seq (w);
         }
         cache_set_base_floor (self->cache, head);
         self->cache_ready = true;
@@ -491,8 +225,8 @@ static void
 s_redispatch_from (broker_t *self, worker_t *w)
 {
     int moved = 0;
-    for (uint32_t i = 0; i < self->request_cap; i++) {
-        request_t *req = &self->requests [i];
+    for (uint32_t i = 0; i < requests_cap (self->requests); i++) {
+        request_t *req = requests_at (self->requests, i);
         if (req->used && req->worker == w) {
             req->worker = NULL;
             req->deadline = zclock_mono () + self->options.request_timeout_ms;
@@ -519,20 +253,6 @@ s_worker_dead (broker_t *self, worker_t *w, const char *why)
 //  --------------------------------------------------------------------------
 //  Broker pairs
 
-//  DISCONNECT "backup": this broker is passive, register with the other
-static void
-s_send_backup_to (broker_t *self, const void *identity, size_t size)
-{
-    void *sock = self->node_sock;
-    uint8_t command = BS_MDPW_DISCONNECT;
-    if (zmq_send (sock, identity, size, ZMQ_SNDMORE) < 0)
-        return;
-    zmq_send (sock, "", 0, ZMQ_SNDMORE);
-    zmq_send (sock, BS_MDPW, strlen (BS_MDPW), ZMQ_SNDMORE);
-    zmq_send (sock, &command, 1, ZMQ_SNDMORE);
-    zmq_send (sock, "backup", 6, 0);
-}
-
 static void s_refuse_passive (broker_t *self, zmq_msg_t *client, const char *service, zmq_msg_t *body);
 
 //  Answers every request this broker holds "not_active", so that its
@@ -541,18 +261,17 @@ static void
 s_release_all (broker_t *self)
 {
     int released = 0;
-    for (uint32_t i = 0; i < self->request_cap; i++) {
-        request_t *req = &self->requests [i];
+    for (uint32_t i = 0; i < requests_cap (self->requests); i++) {
+        request_t *req = requests_at (self->requests, i);
         if (!req->used)
             continue;
         if (req->worker && req->worker->outstanding > 0)
             req->worker->outstanding--;
-        s_refuse_passive (self, &req->client, self->services [req->service].name, &req->body);
-        s_request_free (self, i);
+        s_refuse_passive (self, &req->client, requests_service_name (self->requests, req->service), &req->body);
+        requests_free (self->requests, i);
         released++;
     }
-    for (int s = 0; s < self->service_count; s++)
-        self->services [s].head = self->services [s].tail = NO_REQUEST;
+    requests_clear_queues (self->requests);
     if (released)
         zsys_info ("broker: sent %d request(s) on to the active broker", released);
 }
@@ -603,7 +322,7 @@ s_release_nodes (broker_t *self)
         worker_t *w = workers_at (self->workers, i);
         if (!w->alive)
             continue;
-        s_send_backup_to (self, w->identity, w->identity_size);
+        wire_backup (self->node_sock, w->identity, w->identity_size);
         w->alive = false;
         w->outstanding = 0;
     }
@@ -634,59 +353,6 @@ s_peer_changed (broker_t *self, peer_state_t before)
 //  --------------------------------------------------------------------------
 //  Broker's own service
 
-//  The cluster as the broker sees it: the status reply and the feed's
-//  snapshot
-static bs_msg_t *
-s_status_msg (broker_t *self)
-{
-    bs_msg_t *reply = bs_msg_new_ok ();
-    int64_t now = zclock_mono ();
-    bs_msg_set_int (reply, BS_FIELD_inflight, self->inflight);
-    cache_stats_t stats;
-    cache_stats (self->cache, &stats);
-    bs_msg_t *cache = bs_msg_new ();
-    bs_msg_set_int (cache, BS_FIELD_capacity, (int64_t) stats.capacity);
-    bs_msg_set_int (cache, BS_FIELD_size, (int64_t) stats.size);
-    bs_msg_set_int (cache, BS_FIELD_bytes, (int64_t) stats.bytes);
-    bs_msg_set_int (cache, BS_FIELD_hits, (int64_t) stats.hits);
-    bs_msg_set_int (cache, BS_FIELD_misses, (int64_t) stats.misses);
-    bs_msg_set_int (cache, BS_FIELD_evictions, (int64_t) stats.evictions);
-    bs_msg_set_int (cache, BS_FIELD_invalidations, (int64_t) stats.invalidations);
-    bs_msg_set_int (cache, BS_FIELD_stale, (int64_t) stats.stale);
-    bs_msg_set_map (reply, BS_FIELD_cache, &cache);
-    for (size_t i = 0; i < workers_size (self->workers); i++) {
-        worker_t *w = workers_at (self->workers, i);
-        bs_msg_t *node = bs_msg_new ();
-        bs_msg_set_str (node, BS_FIELD_id, w->id);
-        bs_msg_set_str (node, BS_FIELD_service, w->service);
-        bs_msg_set_int (node, BS_FIELD_alive, w->alive);
-        bs_msg_set_int (node, BS_FIELD_inflight, w->outstanding);
-        bs_msg_set_int (node, BS_FIELD_requests, (int64_t) w->served);
-        if (w->alive)
-            bs_msg_set_int (node, BS_FIELD_age, now - w->last_seen);
-        if (w->has_status) {
-            bs_msg_set_str (node, BS_FIELD_role, controller_role (self->controller, w));
-            bs_msg_set_int (node, BS_FIELD_insync, controller_insync (self->controller, w));
-            bs_msg_set_int (node, BS_FIELD_ready, w->ready);
-            bs_msg_set_int (node, BS_FIELD_lag, (int64_t) controller_lag (self->controller, self->workers, w));
-            bs_msg_set_str (node, BS_FIELD_digest, w->digest);
-            //  The partition the node writes (order) or the catalog's
-            worker_partition_t *main = NULL;
-            for (int k = 0; k < w->partition_count && !main; k++)
-                if (strcmp (w->service, "catalog") == 0 || strcmp (w->partitions [k].role, "primary") == 0)
-                    main = &w->partitions [k];
-            if (main) {
-                bs_msg_set_str (node, BS_FIELD_partition, main->name);
-                bs_msg_set_int (node, BS_FIELD_epoch, (int64_t) main->epoch);
-                bs_msg_set_int (node, BS_FIELD_seq, (int64_t) main->seq);
-            }
-        }
-        bs_msg_append (reply, BS_FIELD_nodes, &node);
-    }
-    peer_describe (self->peer, reply);
-    return reply;
-}
-
 static void
 s_handle_status (broker_t *self, zmq_msg_t *client, zmq_msg_t *body)
 {
@@ -700,137 +366,17 @@ s_handle_status (broker_t *self, zmq_msg_t *client, zmq_msg_t *body)
         snprintf (reason, sizeof reason, "the broker service only answers 'status'");
     }
     if (err != BS_OK) {
-        s_send_error (self, client, BS_SERVICE_BROKER, body, err, reason);
+        wire_error (self->client_sock, client, BS_SERVICE_BROKER, body, err, reason);
         bs_msg_destroy (&request);
         return;
     }
-    bs_msg_t *reply = s_status_msg (self);
+    bs_msg_t *reply = status_msg (requests_inflight (self->requests), self->cache, self->workers, self->controller, self->peer);
     size_t rid_size;
     const uint8_t *rid = bs_msg_bin (request, BS_FIELD_rid, &rid_size);
     bs_msg_set_bin (reply, BS_FIELD_rid, rid, rid_size);
-    s_send_msg_to_client (self, client, BS_SERVICE_BROKER, reply);
+    wire_msg_to_client (self->client_sock, client, BS_SERVICE_BROKER, reply);
     bs_msg_destroy (&reply);
     bs_msg_destroy (&request);
-}
-
-//  --------------------------------------------------------------------------
-//  Cache (keys: cache_key_item, cache_key_topic, cache_key_for)
-
-//  Answers a request from the cache: the stored reply with this request's
-//  id in place of the one it was first read for
-static bool
-s_serve_from_cache (broker_t *self, zmq_msg_t *client, zmq_msg_t *request,
-                    const uint8_t *key, size_t key_size)
-{
-    size_t size, rid_offset;
-    int64_t now = self->options.cache_ttl_ms? zclock_mono (): 0;
-    const uint8_t *cached = cache_get (self->cache, key, key_size, now, &size, &rid_offset);
-    if (!cached)
-        return false;
-    const uint8_t *rid;
-    size_t n;
-    bs_peek_bytes (zmq_msg_data (request), zmq_msg_size (request), BS_FIELD_rid, &rid, &n);
-    zmq_msg_t body;
-    zmq_msg_init_size (&body, size);
-    uint8_t *data = zmq_msg_data (&body);
-    memcpy (data, cached, size);
-    memcpy (data + rid_offset, rid, BS_RID_SIZE);
-    s_send_to_client (self, client, "catalog", &body);
-    return true;
-}
-
-//  A catalog node answered a cacheable read: note how far it has applied
-//  the catalog, and keep the reply if it is fresh enough
-static void
-s_cache_fill (broker_t *self, request_t *req, worker_t *worker, zmq_msg_t *reply)
-{
-    const uint8_t *data = zmq_msg_data (reply);
-    size_t size = zmq_msg_size (reply);
-    int64_t ok = 0, seq = 0;
-    const uint8_t *rid;
-    size_t n;
-    if (!bs_peek_int (data, size, BS_FIELD_seq, &seq) || seq < 0)
-        return;
-    if (worker && worker == req->worker && (uint64_t) seq > worker->read_seq)
-        worker->read_seq = (uint64_t) seq;
-    if (!bs_peek_int (data, size, BS_FIELD_ok, &ok) || !ok
-    ||  !bs_peek_bytes (data, size, BS_FIELD_rid, &rid, &n) || n != BS_RID_SIZE
-    ||  req->cache_epoch != self->catalog_epoch)
-        return;
-    int64_t now = self->options.cache_ttl_ms? zclock_mono (): 0;
-    cache_put (self->cache, req->cache_key, req->cache_key_size, now, data, size,
-               (size_t) (rid - data), (uint64_t) seq);
-}
-
-//  Catalog primary -> broker: [invalidate] on the REP socket.  Every
-//  request gets exactly one reply, an error when it is malformed (and then
-//  nothing is invalidated).
-static void
-s_invalidation_message (broker_t *self)
-{
-    void *sock = zsock_resolve (self->invalidations);
-    zmq_msg_t frames [MAX_FRAMES];
-    int count;
-    int total = bs_frames_recv (sock, frames, MAX_FRAMES, &count);
-    if (total < 0)
-        return;
-    bs_msg_t *request = NULL, *reply = NULL;
-    char reason [160] = "";
-    bs_err_t err = BS_ERR_bad_frame;
-    if (total == 1) {
-        request = bs_msg_decode (zmq_msg_data (&frames [0]), zmq_msg_size (&frames [0]), &err, reason, sizeof reason);
-        if (request)
-            err = bs_msg_validate_request (request, reason, sizeof reason);
-        if (err == BS_OK && bs_msg_op (request) != BS_OP_invalidate) {
-            err = BS_ERR_unknown_op;
-            snprintf (reason, sizeof reason, "this socket only takes 'invalidate'");
-        }
-        for (size_t i = 0; err == BS_OK && i < bs_msg_count (request, BS_FIELD_items); i++) {
-            bs_msg_t *key = bs_msg_at (request, BS_FIELD_items, i);
-            if (!bs_msg_has (key, BS_FIELD_item) && !bs_msg_has (key, BS_FIELD_topic)) {
-                err = BS_ERR_missing_field;
-                snprintf (reason, sizeof reason, "every entry of 'items' needs an 'item' or a 'topic'");
-            }
-        }
-    }
-    else
-        snprintf (reason, sizeof reason, "an invalidation is one frame");
-    //  Only the active broker's cache matters; a write must not count a
-    //  passive broker's ack as the invalidation
-    if (err == BS_OK && !peer_active (self->peer)) {
-        err = BS_ERR_not_active;
-        snprintf (reason, sizeof reason, "this broker is not the active one of its pair");
-    }
-    if (err == BS_OK) {
-        uint64_t version = (uint64_t) bs_msg_int (request, BS_FIELD_version);
-        for (size_t i = 0; i < bs_msg_count (request, BS_FIELD_items); i++) {
-            bs_msg_t *entry = bs_msg_at (request, BS_FIELD_items, i);
-            uint8_t key [CACHE_KEY_MAX];
-            size_t key_size;
-            if (bs_msg_has (entry, BS_FIELD_item)) {
-                key_size = cache_key_item (key, bs_msg_int (entry, BS_FIELD_item));
-                cache_invalidate (self->cache, key, key_size, version);
-            }
-            if (bs_msg_has (entry, BS_FIELD_topic)) {
-                const char *topic = bs_msg_str (entry, BS_FIELD_topic);
-                key_size = cache_key_topic (key, topic, strlen (topic));
-                if (key_size)
-                    cache_invalidate (self->cache, key, key_size, version);
-            }
-        }
-        reply = bs_msg_new_ok ();
-    }
-    else {
-        zsys_warning ("broker: refused an invalidation: %s", reason);
-        reply = bs_msg_new_error (err, reason);
-    }
-    size_t size;
-    uint8_t *data = bs_msg_encode (reply, &size);
-    zmq_send (sock, data, size, 0);
-    free (data);
-    bs_msg_destroy (&reply);
-    bs_msg_destroy (&request);
-    bs_frames_close (frames, count);
 }
 
 //  --------------------------------------------------------------------------
@@ -856,7 +402,7 @@ s_refuse_passive (broker_t *self, zmq_msg_t *client, const char *service, zmq_ms
     snprintf (message, sizeof message, "this broker is %s in a pair; the active one is %s",
               peer_state_name (peer_state (self->peer)),
               *peer_endpoint (self->peer)? peer_endpoint (self->peer): "its peer");
-    s_send_error (self, client, service, body, BS_ERR_not_active, message);
+    wire_error (self->client_sock, client, service, body, BS_ERR_not_active, message);
 }
 
 static void
@@ -870,16 +416,16 @@ s_client_message (broker_t *self)
     //  [client] [empty] [MDPC01] [service] [body]
     char service [64] = "";
     if (count >= 4)
-        s_frame_text (&frames [3], service, sizeof service);
-    if (total != 5 || zmq_msg_size (&frames [1]) != 0 || !s_frame_is (&frames [2], BS_MDPC)) {
+        wire_frame_text (&frames [3], service, sizeof service);
+    if (total != 5 || zmq_msg_size (&frames [1]) != 0 || !wire_frame_is (&frames [2], BS_MDPC)) {
         if (count >= 1)
-            s_send_error (self, &frames [0], service, NULL, BS_ERR_bad_frame,
+            wire_error (self->client_sock, &frames [0], service, NULL, BS_ERR_bad_frame,
                           "a request must be [empty] \"MDPC01\" service body");
         bs_frames_close (frames, count);
         return;
     }
     if (zmq_msg_size (&frames [4]) > MAX_REQUEST) {
-        s_send_error (self, &frames [0], service, NULL, BS_ERR_too_large,
+        wire_error (self->client_sock, &frames [0], service, NULL, BS_ERR_too_large,
                       "the request is larger than the 64 KiB limit");
         bs_frames_close (frames, count);
         return;
@@ -904,16 +450,16 @@ s_client_message (broker_t *self)
     }
     //  "service@node" asks for one node by id (for operators and tests)
     char *at = strchr (service, '@');
-    char target [65] = "";
+    char target [BS_ID_MAX + 1] = "";
     if (at) {
         snprintf (target, sizeof target, "%s", at + 1);
         *at = 0;
     }
-    int svc = zmq_msg_size (&frames [3]) < sizeof service? s_service_find (self, service): -1;
+    int svc = zmq_msg_size (&frames [3]) < sizeof service? requests_service_find (self->requests, service): -1;
     if (svc < 0) {
         char message [128];
         snprintf (message, sizeof message, "no service named '%.40s'", service);
-        s_send_error (self, &frames [0], "", &frames [4], BS_ERR_unknown_service, message);
+        wire_error (self->client_sock, &frames [0], "", &frames [4], BS_ERR_unknown_service, message);
         bs_frames_close (frames, count);
         return;
     }
@@ -921,7 +467,7 @@ s_client_message (broker_t *self)
     if (self->options.keys && !s_allowed (op, bs_keys_role (&frames [4], NULL))) {
         char message [128];
         snprintf (message, sizeof message, "your key may not run '%s'", bs_op_name (op));
-        s_send_error (self, &frames [0], service, &frames [4], BS_ERR_forbidden, message);
+        wire_error (self->client_sock, &frames [0], service, &frames [4], BS_ERR_forbidden, message);
         bs_frames_close (frames, count);
         return;
     }
@@ -929,22 +475,23 @@ s_client_message (broker_t *self)
     size_t key_size = 0;
     if (svc == self->catalog && !target [0] && cache_enabled (self->cache) && verdict == PEER_SERVE)
         key_size = cache_key_for (op, zmq_msg_data (&frames [4]), zmq_msg_size (&frames [4]), key);
-    if (key_size && s_serve_from_cache (self, &frames [0], &frames [4], key, key_size)) {
+    if (key_size && cache_io_serve (self->cache, self->options.cache_ttl_ms, self->client_sock, &frames [0],
+                                     &frames [4], key, key_size)) {
         bs_frames_close (frames, count);
         return;
     }
     //  A client that floods the broker is refused alone
     uint64_t client_key = quota_key (zmq_msg_data (&frames [0]), zmq_msg_size (&frames [0]));
     if (!quota_take (self->quota, client_key)) {
-        s_send_error (self, &frames [0], service, &frames [4], BS_ERR_overloaded,
+        wire_error (self->client_sock, &frames [0], service, &frames [4], BS_ERR_overloaded,
                       quota_total (self->quota) >= (uint32_t) self->options.max_inflight?
                       "the broker has too many requests in flight; retry shortly":
                       "you have too many requests in flight; wait for answers before sending more");
         bs_frames_close (frames, count);
         return;
     }
-    uint32_t index = s_request_alloc (self);
-    request_t *req = &self->requests [index];
+    uint32_t index = requests_alloc (self->requests);
+    request_t *req = requests_at (self->requests, index);
     req->client_key = client_key;
     zmq_msg_init (&req->client);
     zmq_msg_move (&req->client, &frames [0]);
@@ -971,7 +518,7 @@ s_client_message (broker_t *self)
 static void
 s_send_backup (broker_t *self, zmq_msg_t *node)
 {
-    s_send_backup_to (self, zmq_msg_data (node), zmq_msg_size (node));
+    wire_backup (self->node_sock, zmq_msg_data (node), zmq_msg_size (node));
 }
 
 //  A node's connection closed (it was killed, or its host went away):
@@ -1013,12 +560,12 @@ s_node_ready (broker_t *self, zmq_msg_t *frames, int count, int total)
     //  same descriptor: settle those first
     s_disconnects (self);
     worker_t *w = workers_find (self->workers, zmq_msg_data (&frames [NODE_IDENTITY]), zmq_msg_size (&frames [NODE_IDENTITY]));
-    char service [33] = "", id [65] = "";
+    char service [BS_SERVICE_MAX + 1] = "", id [BS_ID_MAX + 1] = "";
     if (count >= 5)
-        s_frame_text (&frames [4], service, sizeof service);
+        wire_frame_text (&frames [4], service, sizeof service);
     if (count >= 6)
-        s_frame_text (&frames [5], id, sizeof id);
-    int svc = s_service_find (self, service);
+        wire_frame_text (&frames [5], id, sizeof id);
+    int svc = requests_service_find (self->requests, service);
     //  The id names the node everywhere (assignments, status, the
     //  feed): plain text, and not another live node's
     //  (a plain Majordomo worker sends no id: it is known by its routing
@@ -1075,25 +622,6 @@ s_node_ready (broker_t *self, zmq_msg_t *frames, int count, int total)
     s_control (self, true);
 }
 
-//  A request answered while queued for re-dispatch leaves its service's
-//  queue
-static void
-s_request_unqueue (broker_t *self, request_t *req, uint32_t index)
-{
-    service_t *svc = &self->services [req->service];
-    uint32_t prev = NO_REQUEST;
-    for (uint32_t i = svc->head; i != NO_REQUEST; prev = i, i = self->requests [i].next)
-        if (i == index) {
-            if (prev == NO_REQUEST)
-                svc->head = req->next;
-            else
-                self->requests [prev].next = req->next;
-            if (svc->tail == index)
-                svc->tail = prev;
-            break;
-        }
-}
-
 //  REPLY [token] [empty] [body]: answers the client whose request the token
 //  names, at most once (a stale token, a reused slot, is dropped).  w is
 //  NULL or dead for a late reply from a node declared dead.
@@ -1101,7 +629,7 @@ static void
 s_node_reply (broker_t *self, worker_t *w, zmq_msg_t *frames, int total)
 {
     uint32_t index;
-    request_t *req = total == 7? s_token_decode (self, &frames [4], &index): NULL;
+    request_t *req = total == 7? requests_by_token (self->requests, &frames [4], &index): NULL;
     if (!req)
         return;
     if (req->worker && req->worker->outstanding > 0)
@@ -1109,11 +637,12 @@ s_node_reply (broker_t *self, worker_t *w, zmq_msg_t *frames, int total)
     if (w && w->alive)
         w->served++;
     if (!req->worker)
-        s_request_unqueue (self, req, index);
+        requests_unqueue (self->requests, index);
     if (req->cacheable)
-        s_cache_fill (self, req, w, &frames [6]);
-    s_send_to_client (self, &req->client, self->services [req->service].name, &frames [6]);
-    s_request_free (self, index);
+        cache_io_fill (self->cache, self->options.cache_ttl_ms, self->catalog_epoch, req, w, &frames [6]);
+    wire_to_client (self->client_sock, &req->client, requests_service_name (self->requests, req->service),
+                    &frames [6]);
+    requests_free (self->requests, index);
 }
 
 //  HEARTBEAT [status]: the node's status report rides on its heartbeat
@@ -1136,7 +665,7 @@ s_node_stranger (broker_t *self, zmq_msg_t *identity, uint8_t command)
     worker_t stranger = { .identity_size = zmq_msg_size (identity) };
     if (stranger.identity_size <= sizeof stranger.identity) {
         memcpy (stranger.identity, zmq_msg_data (identity), stranger.identity_size);
-        s_send_to_worker (self, &stranger, BS_MDPW_DISCONNECT, NULL, NULL);
+        wire_to_worker (self->node_sock, &stranger, BS_MDPW_DISCONNECT, NULL, NULL);
     }
 }
 
@@ -1149,7 +678,7 @@ s_node_message (broker_t *self)
     int total = bs_frames_recv (self->node_sock, frames, MAX_FRAMES, &count);
     if (total < 0)
         return;
-    if (total < 4 || zmq_msg_size (&frames [1]) != 0 || !s_frame_is (&frames [2], BS_MDPW)
+    if (total < 4 || zmq_msg_size (&frames [1]) != 0 || !wire_frame_is (&frames [2], BS_MDPW)
     ||  zmq_msg_size (&frames [NODE_COMMAND]) != 1) {
         zsys_warning ("broker: dropped a malformed message from a node (%d frames)", total);
         bs_frames_close (frames, count);
@@ -1233,35 +762,32 @@ s_on_tick (broker_t *self)
     s_check_expiry (self, now);
     for (size_t i = 0; i < workers_size (self->workers); i++) {
         worker_t *w = workers_at (self->workers, i);
-        if (w->alive && s_send_to_worker (self, w, BS_MDPW_HEARTBEAT, NULL, NULL) != 0)
+        if (w->alive && wire_to_worker (self->node_sock, w, BS_MDPW_HEARTBEAT, NULL, NULL) != 0)
             s_worker_dead (self, w, "unreachable");
     }
-    bs_msg_t *status = s_status_msg (self);
+    bs_msg_t *status = status_msg (requests_inflight (self->requests), self->cache, self->workers, self->controller, self->peer);
     feed_status (self->feed, status);
     bs_msg_destroy (&status);
     //  Requests that waited too long for a worker get a clear error
-    for (int s = 0; s < self->service_count; s++) {
-        service_t *svc = &self->services [s];
-        while (svc->head != NO_REQUEST && self->requests [svc->head].deadline <= now) {
-            uint32_t index = svc->head;
-            svc->head = self->requests [index].next;
-            if (svc->head == NO_REQUEST)
-                svc->tail = NO_REQUEST;
+    for (int s = 0; s < requests_service_count (self->requests); s++) {
+        const char *name = requests_service_name (self->requests, s);
+        uint32_t index;
+        while ((index = requests_pop_expired (self->requests, s, now)) != NO_REQUEST) {
+            request_t *req = requests_at (self->requests, index);
             char message [128];
-            snprintf (message, sizeof message, "no replica of service '%s' is available", svc->name);
-            s_send_error (self, &self->requests [index].client, svc->name, &self->requests [index].body,
-                          BS_ERR_unavailable, message);
-            s_request_free (self, index);
+            snprintf (message, sizeof message, "no replica of service '%s' is available", name);
+            wire_error (self->client_sock, &req->client, name, &req->body, BS_ERR_unavailable, message);
+            requests_free (self->requests, index);
         }
     }
     //  Forget requests whose worker never answered and whose client has long
     //  since given up, so that memory stays bounded
-    for (uint32_t i = 0; i < self->request_cap; i++) {
-        request_t *req = &self->requests [i];
+    for (uint32_t i = 0; i < requests_cap (self->requests); i++) {
+        request_t *req = requests_at (self->requests, i);
         if (req->used && req->worker && now - req->created > REQUEST_MAX_AGE_MS) {
             if (req->worker->outstanding > 0)
                 req->worker->outstanding--;
-            s_request_free (self, i);
+            requests_free (self->requests, i);
         }
     }
 }
@@ -1275,16 +801,10 @@ broker_new (const broker_options_t *options)
     if (!self)
         abort ();
     self->options = *options;
-    self->free_head = NO_REQUEST;
-    for (int i = 0; i < MAX_SERVICES; i++)
-        self->services [i].head = self->services [i].tail = NO_REQUEST;
-    char *names = bs_strdup (options->services);
-    for (char *tok = strtok (names, ","); tok && self->service_count < MAX_SERVICES; tok = strtok (NULL, ","))
-        snprintf (self->services [self->service_count++].name, 33, "%s", tok);
-    free (names);
-    self->catalog = s_service_find (self, "catalog");
-    self->cache = cache_new (options->cache_entries, options->cache_bytes, options->cache_ttl_ms);
     self->quota = quota_new ((uint32_t) options->max_per_client, (uint32_t) options->max_inflight);
+    self->requests = requests_new (options->services, self->quota);
+    self->catalog = requests_service_find (self->requests, "catalog");
+    self->cache = cache_new (options->cache_entries, options->cache_bytes, options->cache_ttl_ms);
     self->workers = workers_new ();
     //  Wait a few heartbeats for nodes to report before the first election
     self->controller = controller_new (options->heartbeat_ms * (options->liveness + 1));
@@ -1340,10 +860,7 @@ broker_destroy (broker_t **self_p)
     if (!self_p || !*self_p)
         return;
     broker_t *self = *self_p;
-    for (uint32_t i = 0; i < self->request_cap; i++)
-        if (self->requests [i].used)
-            s_request_free (self, i);
-    free (self->requests);
+    requests_destroy (&self->requests);
     workers_destroy (&self->workers);
     controller_destroy (&self->controller);
     cache_destroy (&self->cache);
@@ -1405,7 +922,7 @@ broker_run (broker_t *self)
             s_disconnects (self);
         //  Invalidations first: a catalog write is waiting on each
         if (items [2].revents & ZMQ_POLLIN)
-            s_invalidation_message (self);
+            cache_io_invalidation (self->cache, self->peer, zsock_resolve (self->invalidations));
         //  Drain in batches so one busy side cannot starve the other
         for (int n = 0; n < 1000 && (items [0].revents & ZMQ_POLLIN); n++) {
             int events;

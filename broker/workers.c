@@ -158,7 +158,7 @@ bool
 workers_id_valid (const char *id)
 {
     size_t n = strlen (id);
-    if (n == 0 || n > 64)
+    if (n == 0 || n > BS_ID_MAX)
         return false;
     for (size_t i = 0; i < n; i++) {
         char c = id [i];
@@ -172,7 +172,7 @@ workers_id_valid (const char *id)
 worker_t *
 workers_id_holder (workers_t *self, const char *id, const void *identity, size_t size)
 {
-    char own [65];
+    char own [BS_ID_MAX + 1];
     if (!id || !*id) {
         s_identity_id (identity, size, own);
         id = own;

@@ -19,13 +19,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bs_sizes.h"
+
 typedef struct _workers_t workers_t;
 
 #define WORKER_MAX_PARTITIONS 16
 
 //  A partition as the node reported it in its last status
 typedef struct {
-    char name [65];
+    char name [BS_ID_MAX + 1];
     char role [17];             //  primary, follower, none
     uint64_t epoch, seq, head;
     bool ready;
@@ -36,8 +38,8 @@ typedef struct {
 typedef struct {
     uint8_t identity [256];     //  ROUTER routing id of the node's socket
     size_t identity_size;
-    char id [65];               //  node id it announced (or its identity in hex)
-    char service [33];
+    char id [BS_ID_MAX + 1];    //  node id it announced (or its identity in hex)
+    char service [BS_SERVICE_MAX + 1];
     bool alive;
     int outstanding;            //  requests sent and not yet answered
     uint64_t served;            //  replies received since registration
@@ -49,8 +51,8 @@ typedef struct {
     bool reported_insync;       //  the feed has told it is in sync
     //  From the node's status (READY and HEARTBEAT)
     bool has_status;
-    char pub [257], sync [257];
-    char digest [65];
+    char pub [BS_ENDPOINT_MAX + 1], sync [BS_ENDPOINT_MAX + 1];
+    char digest [BS_DIGEST_MAX + 1];
     bool ready;                 //  caught up on everything it follows
     worker_partition_t partitions [WORKER_MAX_PARTITIONS];
     int partition_count;

@@ -1,6 +1,7 @@
 /*  bs_entry - replication log entries  */
 #include "bs_entry.h"
 #include "bs_msg.h"
+#include "bs_sizes.h"
 
 #include <msgpack.h>
 #include <stdlib.h>
@@ -97,7 +98,7 @@ bs_entry_builder_finish (bs_entry_builder_t *self, const char *partition, uint64
 
 struct _bs_entry_t {
     msgpack_unpacked unpacked;
-    char partition [65];
+    char partition [BS_ID_MAX + 1];
     uint64_t epoch, seq;
     const msgpack_object *changes;
 };
@@ -116,7 +117,7 @@ bs_entry_parse (const void *data, size_t size)
     ||  offset != size || root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size != 4)
         goto bad;
     const msgpack_object *f = root->via.array.ptr;
-    if (f [0].type != MSGPACK_OBJECT_STR || f [0].via.str.size == 0 || f [0].via.str.size > 64
+    if (f [0].type != MSGPACK_OBJECT_STR || f [0].via.str.size == 0 || f [0].via.str.size > BS_ID_MAX
     ||  !bs_text_valid (f [0].via.str.ptr, f [0].via.str.size)
     ||  f [1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || f [2].type != MSGPACK_OBJECT_POSITIVE_INTEGER
     ||  f [3].type != MSGPACK_OBJECT_ARRAY)

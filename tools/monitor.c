@@ -17,6 +17,7 @@
 #include "bs_keys.h"
 #include "bs_msg.h"
 #include "bs_settings.h"
+#include "bs_sizes.h"
 
 #include <czmq.h>
 #include <string.h>
@@ -43,7 +44,7 @@ static const bs_setting_t s_table [] = {
 };
 
 typedef struct {
-    char id [65];
+    char id [BS_ID_MAX + 1];
     uint64_t requests;
     int64_t at;
     double rate;                //  requests per second, smoothed

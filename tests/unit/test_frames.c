@@ -43,8 +43,8 @@ test_whole_message (void)
     int count = 0;
     zmq_pollitem_t item = { zsock_resolve (in), 0, ZMQ_POLLIN, 0 };
     CHECK (zmq_poll (&item, 1, 1000) == 1);
-    CHECK (bs_frames_recv (zsock_resolve (in), frames, 4, &count) == 3);
-    CHECK (count == 3);
+    CHECK_EQ (bs_frames_recv (zsock_resolve (in), frames, 4, &count), 3);
+    CHECK_EQ (count, 3);
     CHECK (count == 3 && s_frame_is (&frames [0], "f0") && s_frame_is (&frames [2], "f2"));
     bs_frames_close (frames, count);
     zsock_destroy (&out);
@@ -64,8 +64,8 @@ test_too_many_frames (void)
     CHECK (zmq_poll (&item, 1, 1000) == 1);
     zmq_msg_t frames [2];
     int count = 0;
-    CHECK (bs_frames_recv (zsock_resolve (in), frames, 2, &count) == 6);
-    CHECK (count == 2);
+    CHECK_EQ (bs_frames_recv (zsock_resolve (in), frames, 2, &count), 6);
+    CHECK_EQ (count, 2);
     CHECK (count == 2 && s_frame_is (&frames [0], "f0") && s_frame_is (&frames [1], "f1"));
     bs_frames_close (frames, count);
     CHECK (bs_frames_recv (zsock_resolve (in), frames, 2, &count) == 1);

@@ -12,7 +12,9 @@ test_per_client_limit (void)
     CHECK (quota_take (quota, b));              //  ...B is not
     quota_give (quota, a);
     CHECK (quota_take (quota, a));
-    CHECK (quota_of (quota, a) == 3 && quota_of (quota, b) == 1 && quota_total (quota) == 4);
+    CHECK_EQ (quota_of (quota, a), 3);
+    CHECK_EQ (quota_of (quota, b), 1);
+    CHECK_EQ (quota_total (quota), 4);
     quota_destroy (&quota);
     CHECK (quota == NULL);
 }

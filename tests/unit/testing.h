@@ -1,7 +1,8 @@
 /*  testing.h - a minimal test harness for the unit tests.
  *  Each test prints "ok - name" or "not ok - name"; DONE() prints the TAP
  *  plan "1..N" after them (a binary that crashes mid-way fails by its exit
- *  status and misses its plan); tests/run.sh counts them.
+ *  status and misses its plan); tests/run.sh counts them.  CHECK (cond)
+ *  prints the condition when it fails; CHECK_EQ (a, b) prints both values.
  */
 #ifndef TESTING_H_INCLUDED
 #define TESTING_H_INCLUDED
@@ -15,6 +16,18 @@ static int s_tests_passed, s_tests_failed;
 #define CHECK(cond) do { \
     if (!(cond)) { \
         fprintf (stderr, "  %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+        s_test_failed = 1; \
+    } \
+} while (0)
+
+//  Two integers that must be equal; on failure both values are printed
+//  (as long long), so that the log says what came instead.  Each argument
+//  is evaluated once.
+#define CHECK_EQ(a, b) do { \
+    long long check_a_ = (long long) (a), check_b_ = (long long) (b); \
+    if (check_a_ != check_b_) { \
+        fprintf (stderr, "  %s:%d: check failed: %s == %s (%lld != %lld)\n", \
+                 __FILE__, __LINE__, #a, #b, check_a_, check_b_); \
         s_test_failed = 1; \
     } \
 } while (0)

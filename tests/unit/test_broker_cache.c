@@ -1,4 +1,4 @@
-/*  test_cache - the broker's reply cache: LRU bounds, TTL, floors  */
+/*  test_broker_cache - the broker's reply cache: LRU bounds, TTL, floors  */
 #include "cache.h"
 #include "testing.h"
 
@@ -47,7 +47,7 @@ test_nothing_stored_before_base_floor (void)
     CHECK (s_put (cache, "l1", 10, 0));
     cache_stats_t stats;
     cache_stats (cache, &stats);
-    CHECK (stats.stale == 2);
+    CHECK_EQ (stats.stale, 2);
     cache_destroy (&cache);
 }
 
@@ -59,8 +59,8 @@ test_invalidation_floors (void)
     CHECK (s_put (cache, "l7", 3, 0));
     cache_invalidate (cache, "l7", 2, 8);
     CHECK (!s_has (cache, "l7", 0));
-    CHECK (cache_floor (cache, "l7", 2) == 8);
-    CHECK (cache_floor (cache, "l8", 2) == 0);
+    CHECK_EQ (cache_floor (cache, "l7", 2), 8);
+    CHECK_EQ (cache_floor (cache, "l8", 2), 0);
     //  A reply that was on its way when the invalidation came is refused
     CHECK (!s_put (cache, "l7", 7, 0));
     CHECK (!s_has (cache, "l7", 0));
@@ -68,12 +68,12 @@ test_invalidation_floors (void)
     CHECK (s_has (cache, "l7", 0));
     //  Floors only rise
     cache_invalidate (cache, "l7", 2, 4);
-    CHECK (cache_floor (cache, "l7", 2) == 8);
+    CHECK_EQ (cache_floor (cache, "l7", 2), 8);
     //  Clearing drops entries, not floors
     CHECK (s_put (cache, "l9", 1, 0));
     cache_clear (cache);
     CHECK (!s_has (cache, "l9", 0));
-    CHECK (cache_floor (cache, "l7", 2) == 8);
+    CHECK_EQ (cache_floor (cache, "l7", 2), 8);
     cache_stats_t stats;
     cache_stats (cache, &stats);
     CHECK (stats.invalidations == 2 && stats.size == 0 && stats.bytes == 0);
@@ -93,7 +93,8 @@ test_lru_order (void)
     CHECK (s_has (cache, "a", 0) && !s_has (cache, "b", 0) && s_has (cache, "c", 0) && s_has (cache, "d", 0));
     cache_stats_t stats;
     cache_stats (cache, &stats);
-    CHECK (stats.size == 3 && stats.evictions == 1);
+    CHECK_EQ (stats.size, 3);
+    CHECK_EQ (stats.evictions, 1);
     cache_destroy (&cache);
 }
 
@@ -154,9 +155,10 @@ test_million_distinct_keys (void)
     }
     cache_stats_t stats;
     cache_stats (cache, &stats);
-    CHECK (stats.size == 10000);
+    CHECK_EQ (stats.size, 10000);
     CHECK (stats.bytes <= 4 << 20);
-    CHECK (stats.misses == 1000000 && stats.evictions == 990000);
+    CHECK_EQ (stats.misses, 1000000);
+    CHECK_EQ (stats.evictions, 990000);
     CHECK (s_has (cache, "l999999", 0) && !s_has (cache, "l0", 0));
     cache_destroy (&cache);
 }

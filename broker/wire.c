@@ -1,0 +1,93 @@
+/*  wire - the broker's frames on its client and node sockets (see wire.h).
+ */
+#include "wire.h"
+#include "bs_mdp.h"
+#include "requests.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+bool
+wire_frame_is (zmq_msg_t *frame, const char *text)
+{
+    size_t n = strlen (text);
+    return zmq_msg_size (frame) == n && memcmp (zmq_msg_data (frame), text, n) == 0;
+}
+
+void
+wire_frame_text (zmq_msg_t *frame, char *buf, size_t size)
+{
+    size_t n = zmq_msg_size (frame);
+    if (n >= size)
+        n = size - 1;
+    memcpy (buf, zmq_msg_data (frame), n);
+    buf [n] = 0;
+}
+
+void
+wire_to_client (void *sock, zmq_msg_t *client, const char *service, zmq_msg_t *body)
+{
+    zmq_msg_t copy;
+    zmq_msg_init (&copy);
+    zmq_msg_copy (&copy, client);
+    zmq_msg_send (&copy, sock, ZMQ_SNDMORE);
+    zmq_send (sock, "", 0, ZMQ_SNDMORE);
+    zmq_send (sock, BS_MDPC, strlen (BS_MDPC), ZMQ_SNDMORE);
+    zmq_send (sock, service, strlen (service), ZMQ_SNDMORE);
+    zmq_msg_send (body, sock, 0);
+}
+
+void
+wire_msg_to_client (void *sock, zmq_msg_t *client, const char *service, bs_msg_t *msg)
+{
+    size_t size;
+    uint8_t *data = bs_msg_encode (msg, &size);
+    zmq_msg_t body;
+    zmq_msg_init_size (&body, size);
+    memcpy (zmq_msg_data (&body), data, size);
+    free (data);
+    wire_to_client (sock, client, service, &body);
+}
+
+void
+wire_error (void *sock, zmq_msg_t *client, const char *service, zmq_msg_t *request,
+            bs_err_t err, const char *message)
+{
+    bs_msg_t *msg = bs_msg_new_error (err, message);
+    const uint8_t *rid;
+    size_t size;
+    if (request && bs_peek_bytes (zmq_msg_data (request), zmq_msg_size (request), BS_FIELD_rid, &rid, &size)
+    &&  size == BS_RID_SIZE)
+        bs_msg_set_bin (msg, BS_FIELD_rid, rid, size);
+    wire_msg_to_client (sock, client, service, msg);
+    bs_msg_destroy (&msg);
+}
+
+int
+wire_to_worker (void *sock, worker_t *w, uint8_t command, const void *token, zmq_msg_t *body)
+{
+    if (zmq_send (sock, w->identity, w->identity_size, ZMQ_SNDMORE) < 0)
+        return -1;      //  EHOSTUNREACH: the node is gone
+    zmq_send (sock, "", 0, ZMQ_SNDMORE);
+    zmq_send (sock, BS_MDPW, strlen (BS_MDPW), ZMQ_SNDMORE);
+    if (!body)
+        return zmq_send (sock, &command, 1, 0) < 0? -1: 0;
+    zmq_send (sock, &command, 1, ZMQ_SNDMORE);
+    if (!token)
+        return zmq_msg_send (body, sock, 0) < 0? -1: 0;
+    zmq_send (sock, token, REQUEST_TOKEN_SIZE, ZMQ_SNDMORE);
+    zmq_send (sock, "", 0, ZMQ_SNDMORE);
+    return zmq_msg_send (body, sock, 0) < 0? -1: 0;
+}
+
+void
+wire_backup (void *sock, const void *identity, size_t size)
+{
+    uint8_t command = BS_MDPW_DISCONNECT;
+    if (zmq_send (sock, identity, size, ZMQ_SNDMORE) < 0)
+        return;
+    zmq_send (sock, "", 0, ZMQ_SNDMORE);
+    zmq_send (sock, BS_MDPW, strlen (BS_MDPW), ZMQ_SNDMORE);
+    zmq_send (sock, &command, 1, ZMQ_SNDMORE);
+    zmq_send (sock, "backup", 6, 0);
+}

@@ -1,0 +1,48 @@
+/*  wire - what the broker puts on its client and node sockets, frame by
+ *  frame, as raw zmq_msg_t (the hot path copies no body and parses none).
+ *
+ *  A plain-function module: no object.  Every function takes the raw
+ *  socket handle (zsock_resolve of a ROUTER) it sends on; bodies passed in
+ *  are consumed when sent.  Single-threaded, as the broker.
+ */
+#ifndef WIRE_H_INCLUDED
+#define WIRE_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+
+#include "bs_msg.h"
+#include "workers.h"
+
+//  True when the frame holds exactly this text
+bool wire_frame_is (zmq_msg_t *frame, const char *text);
+
+//  Copies a frame into buf as a string, cut to size - 1 bytes
+void wire_frame_text (zmq_msg_t *frame, char *buf, size_t size);
+
+//  Sends the reply envelope and a body frame (consumed) to a client:
+//  [client] [empty] [MDPC01] [service] [body]
+void wire_to_client (void *sock, zmq_msg_t *client, const char *service, zmq_msg_t *body);
+
+//  Sends a message (borrowed, encoded here) to a client
+void wire_msg_to_client (void *sock, zmq_msg_t *client, const char *service, bs_msg_t *msg);
+
+//  Sends a client an error.  request: the body the error answers, whose
+//  rid the reply echoes so that a client with many requests outstanding
+//  can match it (NULL: none)
+void wire_error (void *sock, zmq_msg_t *client, const char *service, zmq_msg_t *request,
+                 bs_err_t err, const char *message);
+
+//  Sends a node [node] [empty] [MDPW01] [command], then, with a body, the
+//  body (consumed), preceded with a token by [token] [empty].  Returns 0,
+//  or -1 when the node cannot be reached (EHOSTUNREACH: it is gone) or a
+//  send failed (the body is then the caller's to close)
+int wire_to_worker (void *sock, worker_t *w, uint8_t command, const void *token, zmq_msg_t *body);
+
+//  DISCONNECT "backup" to a node: this broker is passive, register with
+//  the other
+void wire_backup (void *sock, const void *identity, size_t size);
+
+#endif
