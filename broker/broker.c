@@ -59,6 +59,7 @@ struct _broker_t {
     bool muted;                 //  test switch: invalidations unanswered
     workers_t *workers;
     controller_t *controller;
+    ctlplane_t *store;          //  the control plane (etcd), or NULL
     peer_t *peer;               //  the other broker of a pair, if any
     int expected_nodes;         //  after a takeover: nodes the peer served
     char expected_primary [BS_ID_MAX + 1];  //  ...and its catalog primary
@@ -303,6 +304,8 @@ s_activate (broker_t *self)
     int settle = self->options.heartbeat_ms * (self->options.liveness + 1);
     controller_destroy (&self->controller);
     self->controller = controller_new (self->expected_primary [0]? 2 * settle: settle);
+    if (self->store)
+        controller_use_store (self->controller, self->store);
     controller_raise_epoch (self->controller, epoch);
     cache_clear (self->cache);
     self->cache_ready = false;
@@ -808,6 +811,19 @@ broker_new (const broker_options_t *options)
     self->workers = workers_new ();
     //  Wait a few heartbeats for nodes to report before the first election
     self->controller = controller_new (options->heartbeat_ms * (options->liveness + 1));
+    if (options->etcd && *options->etcd) {
+        self->store = ctlplane_new (options->etcd, options->cluster? options->cluster: "default",
+                                    options->etcd_timeout_ms > 0? options->etcd_timeout_ms: 1000);
+        if (!self->store) {
+            zsys_error ("broker: cannot use etcd at '%s' for cluster '%s'", options->etcd,
+                        options->cluster? options->cluster: "default");
+            broker_destroy (&self);
+            return NULL;
+        }
+        controller_use_store (self->controller, self->store);
+        zsys_info ("broker: the partition map lives in etcd at %s under %s", options->etcd,
+                   ctlplane_prefix (self->store));
+    }
 
     self->clients = zsock_new (ZMQ_ROUTER);
     self->nodes = zsock_new (ZMQ_ROUTER);
@@ -863,6 +879,7 @@ broker_destroy (broker_t **self_p)
     requests_destroy (&self->requests);
     workers_destroy (&self->workers);
     controller_destroy (&self->controller);
+    ctlplane_destroy (&self->store);
     cache_destroy (&self->cache);
     quota_destroy (&self->quota);
     bs_monitor_destroy (&self->disconnects);
@@ -887,7 +904,7 @@ broker_run (broker_t *self)
         zsys_info ("broker: cache off");
     self->next_heartbeat = zclock_mono () + self->options.heartbeat_ms;
     feed_event (self->feed, "started", NULL, NULL, 0, "broker started");
-    zmq_pollitem_t items [] = {
+    zmq_pollitem_t items [7] = {
         { self->node_sock, 0, ZMQ_POLLIN, 0 },
         { self->client_sock, 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->invalidations), 0, ZMQ_POLLIN, 0 },
@@ -895,7 +912,13 @@ broker_run (broker_t *self)
         { peer_socket (self->peer), 0, ZMQ_POLLIN, 0 },
         { peer_monitor (self->peer), 0, ZMQ_POLLIN, 0 },
     };
-    int item_count = peer_alone (self->peer)? 4: 6;
+    bool paired = !peer_alone (self->peer);
+    int item_count = paired? 6: 4;
+    int store_item = -1;
+    if (self->store) {
+        items [item_count] = (zmq_pollitem_t) { zsock_resolve (ctlplane_socket (self->store)), 0, ZMQ_POLLIN, 0 };
+        store_item = item_count++;
+    }
     while (!zsys_interrupted) {
         int64_t now = zclock_mono ();
         if (now > self->next_expiry)
@@ -909,9 +932,17 @@ broker_run (broker_t *self)
         items [2].events = self->muted? 0: ZMQ_POLLIN;
         if (zmq_poll (items, item_count, (long) wait) < 0)
             break;
-        if (item_count > 4 && (items [5].revents & ZMQ_POLLIN))
+        if (store_item >= 0 && (items [store_item].revents & ZMQ_POLLIN)) {
+            //  The control plane answered: what it holds is the map
+            ctlplane_result_t *result = ctlplane_recv (self->store);
+            bool changed = result && controller_on_store (self->controller, result);
+            ctlplane_result_destroy (&result);
+            if (changed)
+                s_control (self, false);
+        }
+        if (paired && (items [5].revents & ZMQ_POLLIN))
             peer_recv_monitor (self->peer);
-        if (item_count > 4 && (items [4].revents & ZMQ_POLLIN)) {
+        if (paired && (items [4].revents & ZMQ_POLLIN)) {
             peer_state_t before = peer_state (self->peer);
             while (peer_recv (self->peer))
                 ;

@@ -55,6 +55,12 @@ typedef struct {
     const char *advertise;          //  this broker's client endpoint
     const char *peer_mute_file;     //  test switch: while it exists, the
                                     //  peer is neither told nor heard
+    //  The control plane: etcd's client URLs (NULL or "": the partition
+    //  map lives in this broker alone), the cluster's name under
+    //  /bookstore/, and how long one call to etcd may take
+    const char *etcd;
+    const char *cluster;
+    int etcd_timeout_ms;
 } broker_options_t;
 
 typedef struct _broker_t broker_t;

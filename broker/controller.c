@@ -1,6 +1,7 @@
 /*  controller - partition map, elections and the confirmed in-sync sets  */
 #include "controller.h"
 #include "bs_idlist.h"
+#include "election.h"
 
 #include <czmq.h>
 #include <string.h>
@@ -22,12 +23,35 @@ typedef struct {
     uint64_t max_epoch;         //  the highest epoch any node reported or we gave
 } cpart_t;
 
+//  What the control plane (etcd) holds of the elected partition, when the
+//  controller has one: the meta is the truth, written only by
+//  compare-and-swap on the revision it was read at
+typedef enum { STORE_UNREAD, STORE_READING, STORE_KNOWN } store_state_t;
+
 struct _controller_t {
     cpart_t parts [MAX_PARTS];
     int count;
     int64_t settle_until;
     uint64_t epoch_floor;       //  the catalog's epochs start above this
+    ctlplane_t *store;          //  borrowed; NULL: the map lives here alone
+    uint32_t generation;        //  tags this controller's requests
+    store_state_t state;
+    election_meta_t meta;       //  the catalog's, as last read or written
+    int64_t revision;           //  its mod revision (0: no such key)
+    bool pending;               //  a write is under way
+    election_meta_t proposed;   //  what it writes
+    int64_t retry_at;           //  after a failure, not before this
+    bool dirty;                 //  a store answer changed the map
+    bool waiting_logged;
 };
+
+//  Tags: the generation in the high bits, what was asked in the low ones
+#define TAG_READ 1
+#define TAG_WRITE 2
+#define STORE_KEY "partitions/" ELECTED_PARTITION
+#define STORE_RETRY_MS 200
+//  Candidates considered in one election (every live replica, in practice)
+#define WORKERS_LIMIT_FOR_ELECTION 64
 
 controller_t *
 controller_new (int settle_ms)
@@ -37,6 +61,15 @@ controller_new (int settle_ms)
         abort ();
     self->settle_until = zclock_mono () + settle_ms;
     return self;
+}
+
+void
+controller_use_store (controller_t *self, ctlplane_t *store)
+{
+    static uint32_t s_generations;
+    self->store = store;
+    self->generation = ++s_generations & 0xFFFFFF;
+    self->state = STORE_UNREAD;
 }
 
 void
@@ -63,6 +96,8 @@ controller_raise_epoch (controller_t *self, uint64_t epoch)
 uint64_t
 controller_max_epoch (controller_t *self)
 {
+    if (self->store)
+        return self->meta.epoch;
     cpart_t *part = s_find (self, ELECTED_PARTITION);
     return part && part->max_epoch > self->epoch_floor? part->max_epoch: self->epoch_floor;
 }
@@ -174,10 +209,223 @@ s_elect (cpart_t *part, workers_t *workers)
     return true;
 }
 
+// ---------------------------------------------------------------------------
+//  The elected partition when the control plane holds its meta
+
+static void
+s_store_read (controller_t *self)
+{
+    self->state = STORE_READING;
+    ctlplane_get_prefix (self->store, STORE_KEY, self->generation << 8 | TAG_READ);
+}
+
+static void
+s_store_write (controller_t *self, const election_meta_t *next, const char *why)
+{
+    char *value = election_meta_encode (next);
+    zsys_info ("broker: writing %s%s at revision %lld: %s (%s)", ctlplane_prefix (self->store), STORE_KEY,
+               (long long) self->revision, value, why);
+    ctlplane_put_if (self->store, STORE_KEY, value, self->revision, self->generation << 8 | TAG_WRITE);
+    free (value);
+    self->proposed = *next;
+    self->pending = true;
+}
+
+//  The in-sync set as the nodes are told it: the followers of the
+//  committed set
+static void
+s_committed_followers (controller_t *self, char *out, size_t size)
+{
+    out [0] = 0;
+    for (size_t index = 0; index < self->meta.insync_count; index++) {
+        if (strcmp (self->meta.insync [index], self->meta.primary) == 0)
+            continue;
+        size_t used = strlen (out);
+        snprintf (out + used, size - used, "%s%s", used? ",": "", self->meta.insync [index]);
+    }
+}
+
+//  Brings the elected partition's primary, epoch and in-sync set from the
+//  stored meta, and proposes the changes the live cluster calls for: an
+//  election when the stored primary is gone, the in-sync set the primary
+//  reports.  Nothing a node says of itself is taken as the map.
+static bool
+s_update_stored (controller_t *self, cpart_t *part, workers_t *workers)
+{
+    bool changed = false;
+    int64_t now = zclock_mono ();
+    if (self->state == STORE_UNREAD && now >= self->retry_at)
+        s_store_read (self);
+    if (self->state != STORE_KNOWN) {
+        //  Until the meta is read, no primary: one may have been elected
+        //  since any node last heard
+        changed |= s_set (part->primary, sizeof part->primary, "");
+        return changed;
+    }
+    //  Live replicas that could lead: not loading a snapshot (their state
+    //  is partial)
+    election_candidate_t live [WORKERS_LIMIT_FOR_ELECTION];
+    size_t count = 0;
+    uint64_t highest_reported = 0;
+    for (size_t i = 0; i < workers_size (workers) && count < WORKERS_LIMIT_FOR_ELECTION; i++) {
+        worker_t *w = workers_at (workers, i);
+        if (!w->alive || !w->has_status || strcmp (w->service, part->service) != 0)
+            continue;
+        worker_partition_t *rep = worker_partition (w, part->name);
+        if (rep && rep->epoch > highest_reported)
+            highest_reported = rep->epoch;
+        if (rep && rep->snapshot)
+            continue;
+        live [count++] = (election_candidate_t) { w->id, rep? rep->epoch: 0, rep? rep->seq: 0 };
+    }
+    election_meta_t base = self->meta, next;
+    //  A store that never held this partition (a new etcd beside old data)
+    //  starts its epochs above every one the replicas hold
+    if (base.epoch == 0 && highest_reported > 0)
+        base.epoch = highest_reported;
+    election_verdict_t verdict = ELECTION_WAIT;
+    if (!self->pending && now >= self->retry_at && now >= self->settle_until)
+        verdict = election_decide (&base, live, count, false, &next);
+    else
+    if (self->meta.epoch > 0)
+        for (size_t i = 0; i < count; i++)
+            if (strcmp (live [i].id, self->meta.primary) == 0)
+                verdict = ELECTION_KEEP;
+    if (verdict == ELECTION_ELECT) {
+        if (next.epoch >= BS_EPOCH_MAX - 1)
+            zsys_error ("broker: cannot elect a primary of %s: its epochs have reached the ceiling (%llu)",
+                        part->name, (unsigned long long) base.epoch);
+        else
+            s_store_write (self, &next, "the primary is gone");
+        changed |= s_set (part->primary, sizeof part->primary, "");
+        return changed;
+    }
+    if (verdict == ELECTION_WAIT) {
+        if (!self->pending && now >= self->settle_until && self->meta.epoch > 0 && !self->waiting_logged) {
+            char members [512];
+            s_committed_followers (self, members, sizeof members);
+            zsys_warning ("broker: no live member of the in-sync set of %s (%s%s%s): waiting for one; "
+                          "electing another could lose acknowledged writes",
+                          part->name, self->meta.primary, *members? ",": "", members);
+            self->waiting_logged = true;
+        }
+        changed |= s_set (part->primary, sizeof part->primary, "");
+        return changed;
+    }
+    //  KEEP: the stored primary is alive
+    self->waiting_logged = false;
+    changed |= s_set (part->primary, sizeof part->primary, self->meta.primary);
+    if (part->epoch != self->meta.epoch) {
+        part->epoch = self->meta.epoch;
+        changed = true;
+    }
+    if (self->meta.epoch > part->max_epoch)
+        part->max_epoch = self->meta.epoch;
+    //  The in-sync set: what the primary reports at this epoch, less the
+    //  dead; written before it counts
+    worker_t *primary = s_alive (workers, part->primary);
+    worker_partition_t *rep = primary? worker_partition (primary, part->name): NULL;
+    if (!self->pending && now >= self->retry_at) {
+        election_meta_t want = self->meta;
+        want.insync_count = 0;
+        snprintf (want.insync [want.insync_count++], ELECTION_ID_MAX + 1, "%s", self->meta.primary);
+        char reported [512];
+        snprintf (reported, sizeof reported, "%s",
+                  rep && strcmp (rep->role, "primary") == 0 && rep->epoch == self->meta.epoch? rep->insync: "");
+        bool reports = rep && strcmp (rep->role, "primary") == 0 && rep->epoch == self->meta.epoch;
+        if (reports) {
+            for (char *tok = strtok (reported, ","); tok; tok = strtok (NULL, ","))
+                if (s_alive (workers, tok) && election_id_valid (tok) && !election_insync_has (&want, tok)
+                &&  want.insync_count < ELECTION_REPLICAS_MAX)
+                    snprintf (want.insync [want.insync_count++], ELECTION_ID_MAX + 1, "%s", tok);
+        }
+        else
+            //  Until the primary reports at this epoch, only the dead leave
+            for (size_t index = 0; index < self->meta.insync_count; index++) {
+                const char *member = self->meta.insync [index];
+                if (strcmp (member, self->meta.primary) && s_alive (workers, member)
+                &&  want.insync_count < ELECTION_REPLICAS_MAX)
+                    snprintf (want.insync [want.insync_count++], ELECTION_ID_MAX + 1, "%s", member);
+            }
+        bool same = want.insync_count == self->meta.insync_count;
+        for (size_t index = 0; same && index < want.insync_count; index++)
+            same = election_insync_has (&self->meta, want.insync [index]);
+        if (!same)
+            s_store_write (self, &want, "the in-sync set changed");
+    }
+    char insync [512];
+    s_committed_followers (self, insync, sizeof insync);
+    changed |= s_set (part->insync, sizeof part->insync, insync);
+    part->insync_known = true;
+    return changed;
+}
+
+bool
+controller_on_store (controller_t *self, ctlplane_result_t *result)
+{
+    if (!self->store || result->tag >> 8 != self->generation)
+        return false;       //  meant for a controller this one replaced
+    bool changed = false;
+    if ((result->tag & 0xFF) == TAG_READ) {
+        if (result->rc != BS_ETCD_OK) {
+            zsys_warning ("broker: cannot read the partition map from etcd: %s", result->error);
+            self->state = STORE_UNREAD;
+            self->retry_at = zclock_mono () + STORE_RETRY_MS;
+            return false;
+        }
+        election_meta_t meta;
+        memset (&meta, 0, sizeof meta);
+        int64_t revision = 0;
+        for (size_t index = 0; index < result->count; index++) {
+            if (strcmp (result->keys [index], STORE_KEY) != 0)
+                continue;
+            char reason [200];
+            if (!election_meta_decode (result->values [index], &meta, reason, sizeof reason)) {
+                //  Never half-believed: the partition waits for an operator
+                zsys_error ("broker: %s%s in etcd is not a valid partition map (%s): "
+                            "no primary until it is mended", ctlplane_prefix (self->store), STORE_KEY, reason);
+                self->state = STORE_UNREAD;
+                self->retry_at = zclock_mono () + 5000;
+                return false;
+            }
+            revision = result->mod_revisions [index];
+        }
+        if (self->state != STORE_KNOWN || revision != self->revision)
+            zsys_info ("broker: etcd holds %s at epoch %llu, primary '%s' (revision %lld)", ELECTED_PARTITION,
+                       (unsigned long long) meta.epoch, meta.primary, (long long) revision);
+        self->meta = meta;
+        self->revision = revision;
+        self->state = STORE_KNOWN;
+        changed = true;
+    }
+    else
+    if ((result->tag & 0xFF) == TAG_WRITE) {
+        self->pending = false;
+        if (result->rc == BS_ETCD_OK) {
+            self->meta = self->proposed;
+            self->revision = result->revision;
+            zsys_info ("broker: etcd committed %s: epoch %llu, primary %s, %zu in sync (revision %lld)",
+                       ELECTED_PARTITION, (unsigned long long) self->meta.epoch, self->meta.primary,
+                       self->meta.insync_count, (long long) self->revision);
+            changed = true;
+        }
+        else {
+            //  Lost a race, or the outcome is unknown: read what etcd holds
+            //  and decide again from that
+            zsys_warning ("broker: etcd did not take the partition map: %s", result->error);
+            self->retry_at = zclock_mono () + (result->rc == BS_ETCD_COMPARE_FAILED? 0: STORE_RETRY_MS);
+            s_store_read (self);
+        }
+    }
+    self->dirty |= changed;
+    return changed;
+}
+
 bool
 controller_update (controller_t *self, workers_t *workers)
 {
-    bool changed = false;
+    bool changed = self->dirty;
+    self->dirty = false;
     //  Learn partitions and epochs from every report
     for (size_t i = 0; i < workers_size (workers); i++) {
         worker_t *w = workers_at (workers, i);
@@ -221,6 +469,11 @@ controller_update (controller_t *self, workers_t *workers)
             primary = NULL;
             changed = true;
         }
+        if (part->elected && self->store) {
+            changed |= s_update_stored (self, part, workers);
+            primary = s_alive (workers, part->primary);
+        }
+        else
         if (part->elected) {
             if (!primary && part->primary [0]) {
                 zsys_warning ("broker: primary %s of %s is gone", part->primary, part->name);
@@ -252,8 +505,12 @@ controller_update (controller_t *self, workers_t *workers)
             }
             primary = owner;
         }
-        //  Confirm the in-sync set the primary reports (minus the dead)
+        //  Confirm the in-sync set the primary reports (minus the dead);
+        //  the control plane's is confirmed only once written
         char insync [512] = "";
+        if (part->elected && self->store)
+            snprintf (insync, sizeof insync, "%s", part->insync);
+        else
         if (primary) {
             worker_partition_t *rep = worker_partition (primary, part->name);
             if (rep && strcmp (rep->role, "primary") == 0 && rep->epoch == part->epoch)

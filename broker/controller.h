@@ -21,6 +21,7 @@
 #define CONTROLLER_H_INCLUDED
 
 #include "bs_msg.h"
+#include "ctlplane.h"
 #include "workers.h"
 
 typedef struct _controller_t controller_t;
@@ -29,6 +30,20 @@ typedef struct _controller_t controller_t;
 //  before the first election
 controller_t *controller_new (int settle_ms);
 void controller_destroy (controller_t **self_p);
+
+//  Keeps the catalog's map (epoch, primary, in-sync set) in the control
+//  plane (borrowed; see ctlplane.h): it is read before anything is elected,
+//  and every election and in-sync change is written there by
+//  compare-and-swap before the nodes are told.  The stored primary is kept
+//  while it lives; when it is gone, only the most advanced live member of
+//  the stored in-sync set is elected, and with none alive the partition
+//  waits.  Claims of nodes (a role, an epoch) never become the map.
+void controller_use_store (controller_t *self, ctlplane_t *store);
+
+//  An answer from the store; true when the map changed (the broker then
+//  calls controller_update and tells the nodes).  Answers to a request of
+//  another controller (one this replaced) are ignored.
+bool controller_on_store (controller_t *self, ctlplane_result_t *result);
 
 //  A broker taking over from its peer: no catalog epoch at or below this
 //  one is ever given (the peer may have given it to a node not seen yet)

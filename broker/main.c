@@ -27,6 +27,9 @@ static const bs_setting_t s_table [] = {
     { "peer",               "",         "in a pair: the peer broker's peer endpoint (its base-port + 4); empty: alone", 0, 0 },
     { "peer-bind",          "",         "in a pair: where the peer hears this broker (default tcp://*:<base-port + 4>)", 0, 0 },
     { "advertise",          "",         "this broker's client endpoint as clients reach it (default tcp://127.0.0.1:<base-port>)", 0, 0 },
+    { "etcd",               "",         "etcd's client URLs, comma-separated: the partition map lives there (empty: in this broker alone)", 0, 0 },
+    { "cluster",            "default",  "the cluster's name in etcd: its keys live under /bookstore/<cluster>/", 0, 0 },
+    { "etcd-timeout-ms",    "1000",     "how long one call to etcd may take", 10, 60000 },
     { "test-mute-file",     "",         "test switch: while this file exists, invalidations go unanswered", 0, 0 },
     { "test-peer-mute-file", "",        "test switch: while this file exists, the peer is neither told nor heard", 0, 0 },
     { NULL, NULL, NULL, 0, 0 }
@@ -54,7 +57,9 @@ main (int argc, char **argv)
         return 0;
     }
     int64_t port, heartbeat, liveness, timeout, cache_entries, cache_mb, cache_ttl, per_client, inflight;
+    int64_t etcd_timeout;
     if (!bs_settings_int (settings, "base-port", &port)
+    ||  !bs_settings_int (settings, "etcd-timeout-ms", &etcd_timeout)
     ||  !bs_settings_int (settings, "heartbeat-ms", &heartbeat)
     ||  !bs_settings_int (settings, "liveness", &liveness)
     ||  !bs_settings_int (settings, "request-timeout-ms", &timeout)
@@ -102,6 +107,9 @@ main (int argc, char **argv)
         .peer_connect = bs_settings_get (settings, "peer"),
         .advertise = advertise,
         .peer_mute_file = bs_settings_get (settings, "test-peer-mute-file"),
+        .etcd = bs_settings_get (settings, "etcd"),
+        .cluster = bs_settings_get (settings, "cluster"),
+        .etcd_timeout_ms = (int) etcd_timeout,
     };
     int rc = 1;
     bs_keys_t *keys = NULL;

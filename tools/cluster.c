@@ -11,6 +11,10 @@
  *  from base-port + 5; nodes and clients get both endpoints, the primary's
  *  first.  Node number k (from 0) publishes its log on base-port + 10 + 2k
  *  and serves fetches on the next.
+ *  The control plane: unless --etcd names a running etcd cluster, one etcd
+ *  member is started first (and stopped last) with its data in DIR/etcd,
+ *  clients on base-port + 90 and peers on base-port + 91; every broker is
+ *  given its URL and keeps the partition map there.
  *  The HTTP gateway, started last and stopped first, serves on base-port +
  *  80 (--gateway-port; --no-gateway leaves it out).  Its admin routes take
  *  the token in DIR/admin-token, made on the first start (--admin-token-file
@@ -54,6 +58,9 @@ static const bs_setting_t s_table [] = {
     { "keys",           "",       "keys directory: every process speaks CURVE (see bookstore keygen)", 0, 0 },
     { "gateway-args",   "",       "extra arguments for the gateway, space-separated (e.g. \"--max-body 4096\")", 0, 0 },
     { "admin-token-file", "",     "the gateway's admin token (default: DIR/admin-token, made when missing)", 0, 0 },
+    { "etcd",           "",       "etcd's client URLs, comma-separated, for the partition map (empty: start one etcd member, data in DIR/etcd, on base-port + 90 and + 91)", 0, 0 },
+    { "cluster-name",   "default", "the cluster's name in etcd: its keys live under /bookstore/<name>/", 0, 0 },
+    { "etcd-bin",       "etcd",   "the etcd program to start (a name is looked up in PATH)", 0, 0 },
     { "no-gateway",     NULL,     "do not start the HTTP gateway", 0, 0 },
     { NULL, NULL, NULL, 0, 0 }
 };
@@ -276,6 +283,26 @@ s_add_split (child_t *child, const char *args)
     free (copy);
 }
 
+//  The full path of a program: as given when it names a path, else the
+//  first executable of that name in PATH.  False when there is none.
+static bool
+s_find_program (const char *name, char *out, size_t size)
+{
+    if (strchr (name, '/')) {
+        snprintf (out, size, "%s", name);
+        return access (out, X_OK) == 0;
+    }
+    const char *path = getenv ("PATH");
+    char *copy = strdup (path && *path? path: "/usr/local/bin:/usr/bin:/bin");
+    bool found = false;
+    for (char *dir = strtok (copy, ":"); dir && !found; dir = strtok (NULL, ":")) {
+        snprintf (out, size, "%s/%s", dir, name);
+        found = access (out, X_OK) == 0;
+    }
+    free (copy);
+    return found;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -296,8 +323,8 @@ main (int argc, char **argv)
         bs_settings_destroy (&settings);
         return 2;
     }
-    if (catalogs + orders > MAX_CHILDREN - 3) {
-        fprintf (stderr, "bookstore-cluster: --catalog and --order together must be at most %d\n", MAX_CHILDREN - 3);
+    if (catalogs + orders > MAX_CHILDREN - 4) {
+        fprintf (stderr, "bookstore-cluster: --catalog and --order together must be at most %d\n", MAX_CHILDREN - 4);
         bs_settings_destroy (&settings);
         return 2;
     }
@@ -347,6 +374,34 @@ main (int argc, char **argv)
     snprintf (live_s, sizeof live_s, "%d", (int) liveness);
     snprintf (hb_s, sizeof hb_s, "%d", (int) heartbeat);
     snprintf (restock_s, sizeof restock_s, "%d", (int) restock);
+    //  The control plane: one etcd member of our own unless the operator
+    //  named a cluster; it comes first so that it starts first and stops
+    //  last.  Its ports lie within the hundred the base port opens.
+    char etcd_urls [512];
+    const char *cluster_name = bs_settings_get (settings, "cluster-name");
+    if (*bs_settings_get (settings, "etcd"))
+        snprintf (etcd_urls, sizeof etcd_urls, "%s", bs_settings_get (settings, "etcd"));
+    else {
+        char etcd_prog [PATH_MAX];
+        if (!s_find_program (bs_settings_get (settings, "etcd-bin"), etcd_prog, sizeof etcd_prog)) {
+            fprintf (stderr, "bookstore-cluster: no etcd program '%s' (Debian: apt-get install etcd-server); "
+                     "or give --etcd URL of a running etcd\n", bs_settings_get (settings, "etcd-bin"));
+            bs_settings_destroy (&settings);
+            return 2;
+        }
+        char client_url [64], peer_url [64], initial [96], etcd_dir [PATH_MAX + 16];
+        snprintf (client_url, sizeof client_url, "http://127.0.0.1:%d", (int) port + 90);
+        snprintf (peer_url, sizeof peer_url, "http://127.0.0.1:%d", (int) port + 91);
+        snprintf (initial, sizeof initial, "etcd=%s", peer_url);
+        snprintf (etcd_dir, sizeof etcd_dir, "%s/etcd", s_data);
+        snprintf (etcd_urls, sizeof etcd_urls, "%s", client_url);
+        //  Short heartbeats let leases as short as a second be granted
+        s_add ("etcd", etcd_prog, "--name", "etcd", "--data-dir", etcd_dir,
+               "--listen-client-urls", client_url, "--advertise-client-urls", client_url,
+               "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
+               "--initial-cluster", initial, "--heartbeat-interval", "50", "--election-timeout", "500",
+               "--logger", "zap", "--log-level", "warn", NULL);
+    }
     if (brokers == 1) {
         //  One broker, as ever: nodes find its invalidation port themselves
         char port_s [16];
@@ -354,7 +409,8 @@ main (int argc, char **argv)
         snprintf (client_ep, sizeof client_ep, "tcp://127.0.0.1:%d", (int) port);
         snprintf (node_ep, sizeof node_ep, "tcp://127.0.0.1:%d", (int) port + 1);
         invalidate_ep [0] = 0;
-        s_add ("broker", broker_prog, "--base-port", port_s, "--heartbeat-ms", hb_s, "--liveness", live_s, NULL);
+        s_add ("broker", broker_prog, "--base-port", port_s, "--heartbeat-ms", hb_s, "--liveness", live_s,
+               "--etcd", etcd_urls, "--cluster", cluster_name, NULL);
         s_add_keys (&s_children [s_count - 1], bs_settings_get (settings, "keys"));
         s_add_split (&s_children [s_count - 1], bs_settings_get (settings, "broker-args"));
     }
@@ -374,7 +430,8 @@ main (int argc, char **argv)
             snprintf (peer, sizeof peer, "tcp://127.0.0.1:%d", base [1 - i] + 4);
             snprintf (advertise, sizeof advertise, "tcp://127.0.0.1:%d", base [i]);
             s_add (id, broker_prog, "--id", id, "--ha-role", i == 0? "primary": "backup", "--base-port", port_s,
-                   "--peer", peer, "--advertise", advertise, "--heartbeat-ms", hb_s, "--liveness", live_s, NULL);
+                   "--peer", peer, "--advertise", advertise, "--heartbeat-ms", hb_s, "--liveness", live_s,
+                   "--etcd", etcd_urls, "--cluster", cluster_name, NULL);
             s_add_keys (&s_children [s_count - 1], bs_settings_get (settings, "keys"));
             s_add_split (&s_children [s_count - 1], bs_settings_get (settings, "broker-args"));
         }
