@@ -162,11 +162,14 @@ s_send_msg (void *sock, const void *identity, size_t identity_size, bs_msg_t *ms
     free (data);
 }
 
-//  The epoch of the entry at seq in our own log, or the partition's epoch
+//  The epoch of the entry at seq in our own log; for our last entry, when
+//  the log no longer has it (trimmed, or we loaded a snapshot), the epoch
+//  the journal kept of it.  Never the epoch we were assigned: a replica
+//  told a newer epoch than its last entry's still holds the old history.
 static uint64_t
 s_epoch_at (repl_t *self, const char *partition, uint64_t seq)
 {
-    uint64_t epoch = journal_epoch (self->journal, partition);
+    uint64_t epoch = journal_last_epoch (self->journal, partition);
     if (seq == 0)
         return 0;
     MDB_txn *txn = store_begin (journal_store (self->journal), false);
@@ -788,8 +791,10 @@ s_on_snapshot (repl_t *self, part_t *part, bs_msg_t *msg)
     }
     else
     if (op == BS_OP_snap_end && part->snapshot) {
-        uint64_t epoch = (uint64_t) bs_msg_int (msg, BS_FIELD_epoch);
-        rc = journal_finish_snapshot (self->journal, txn, part->name, epoch > part->epoch? epoch: part->epoch,
+        //  The epoch of the snapshot's last entry, not the one we follow
+        //  at: with seq it must name the source's history, or our next
+        //  fetch looks diverged and gets another snapshot, and another
+        rc = journal_finish_snapshot (self->journal, txn, part->name, (uint64_t) bs_msg_int (msg, BS_FIELD_epoch),
                                       (uint64_t) bs_msg_int (msg, BS_FIELD_seq));
     }
     if (rc != 0) {
@@ -805,6 +810,8 @@ s_on_snapshot (repl_t *self, part_t *part, bs_msg_t *msg)
         return;
     }
     if (op == BS_OP_snap_end && part->snapshot) {
+        if (journal_epoch (self->journal, part->name) > part->epoch)
+            part->epoch = journal_epoch (self->journal, part->name);
         part->snapshot = false;
         part->fetching = false;
         zsys_info ("%s: snapshot of %s loaded at seq %llu", self->id, part->name,
