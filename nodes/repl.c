@@ -86,6 +86,7 @@ struct _repl_t {
     part_t parts [MAX_PARTS];
     int part_count;
     int64_t next_beat;
+    bool assigned;              //  the broker has sent us our roles
 };
 
 //  --------------------------------------------------------------------------
@@ -946,6 +947,7 @@ s_become_follower (repl_t *self, part_t *part, uint64_t epoch, const char *prima
 void
 repl_assign (repl_t *self, const bs_msg_t *assign)
 {
+    self->assigned = true;
     for (size_t i = 0; i < bs_msg_count (assign, BS_FIELD_partitions); i++) {
         bs_msg_t *entry = bs_msg_at (assign, BS_FIELD_partitions, i);
         part_t *part = s_part (self, bs_msg_str (entry, BS_FIELD_partition), true);
@@ -1189,8 +1191,14 @@ repl_tick (repl_t *self)
 bool
 repl_caught_up (repl_t *self)
 {
+    //  Until the broker has told us our roles we cannot know what we lack:
+    //  a partition we hold without a role may be far behind its primary
+    if (!self->assigned)
+        return false;
     for (int i = 0; i < self->part_count; i++) {
         part_t *part = &self->parts [i];
+        if (part->role == ROLE_NONE || part->snapshot)
+            return false;
         if (part->role == ROLE_FOLLOWER && part->primary [0]
         &&  (!part->synced || journal_seq (self->journal, part->name) < part->head_seen))
             return false;

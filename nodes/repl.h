@@ -82,7 +82,10 @@ void repl_on_poll (repl_t *self, zmq_pollitem_t *items, int count);
 //  Heartbeats, ack timeouts, fetch retries; returns ms until needed again
 int64_t repl_tick (repl_t *self);
 
-//  True when every followed partition has caught up with its primary
+//  True when this node may serve reads: the broker has assigned its roles,
+//  every partition it holds has one, none is loading a snapshot, and every
+//  followed partition with a primary has caught up with it.  A node that
+//  has not been told its roles is not ready.
 bool repl_caught_up (repl_t *self);
 
 //  Appends this node's partitions to a node_status message
