@@ -56,6 +56,7 @@ typedef struct {
     link_t *ack;                //  the primary's ROUTER
     bool fetching;
     int64_t fetch_deadline;
+    uint64_t fetch_serial;      //  names our latest fetch (with the epoch, in its rid)
     bool snapshot;              //  a snapshot is being received
     uint64_t snap_epoch, snap_seq;
     zlistx_t *buffer;           //  live_t, in arrival order
@@ -185,6 +186,28 @@ s_epoch_at (repl_t *self, const char *partition, uint64_t seq)
     }
     mdb_txn_abort (txn);
     return epoch;
+}
+
+//  --------------------------------------------------------------------------
+//  Fetch ids: which fetch a reply answers
+
+void
+repl_fetch_rid (uint64_t epoch, uint64_t serial, uint8_t *rid)
+{
+    for (int i = 0; i < 8; i++) {
+        rid [i] = (uint8_t) (epoch >> (56 - 8 * i));
+        rid [8 + i] = (uint8_t) (serial >> (56 - 8 * i));
+    }
+}
+
+bool
+repl_reply_acceptable (bool from_source, const uint8_t *rid, size_t rid_size, uint64_t epoch, uint64_t serial)
+{
+    if (!from_source || !rid || rid_size != BS_RID_SIZE)
+        return false;
+    uint8_t want [BS_RID_SIZE];
+    repl_fetch_rid (epoch, serial, want);
+    return memcmp (rid, want, BS_RID_SIZE) == 0;
 }
 
 //  --------------------------------------------------------------------------
@@ -352,8 +375,20 @@ s_evict_laggards (repl_t *self, part_t *part, int64_t now)
 //  --------------------------------------------------------------------------
 //  Serving fetches (any node that holds the partition)
 
+//  Every reply to a fetch carries the fetch's rid back, so that the
+//  follower can tell it from replies to its older fetches
 static void
-s_send_snapshot (repl_t *self, const void *identity, size_t identity_size, const char *partition)
+s_echo_rid (bs_msg_t *msg, const bs_msg_t *request)
+{
+    size_t size;
+    const uint8_t *rid = bs_msg_bin (request, BS_FIELD_rid, &size);
+    if (rid)
+        bs_msg_set_bin (msg, BS_FIELD_rid, rid, size);
+}
+
+static void
+s_send_snapshot (repl_t *self, const void *identity, size_t identity_size, const char *partition,
+                 const bs_msg_t *request)
 {
     void *router = zsock_resolve (self->router);
     MDB_txn *txn = store_begin (journal_store (self->journal), false);
@@ -364,6 +399,7 @@ s_send_snapshot (repl_t *self, const void *identity, size_t identity_size, const
     bs_msg_t *msg = bs_msg_new ();
     bs_msg_set_str (msg, BS_FIELD_op, "snapshot");
     bs_msg_set_str (msg, BS_FIELD_partition, partition);
+    s_echo_rid (msg, request);
     bs_msg_set_int (msg, BS_FIELD_epoch, (int64_t) epoch);
     bs_msg_set_int (msg, BS_FIELD_seq, (int64_t) seq);
     s_send_msg (router, identity, identity_size, msg);
@@ -383,6 +419,7 @@ s_send_snapshot (repl_t *self, const void *identity, size_t identity_size, const
                 msg = bs_msg_new ();
                 bs_msg_set_str (msg, BS_FIELD_op, "snap_data");
                 bs_msg_set_str (msg, BS_FIELD_partition, partition);
+                s_echo_rid (msg, request);
                 bs_msg_set_list (msg, BS_FIELD_entries);
             }
             bs_msg_t *record = bs_msg_new ();
@@ -407,6 +444,7 @@ s_send_snapshot (repl_t *self, const void *identity, size_t identity_size, const
     msg = bs_msg_new ();
     bs_msg_set_str (msg, BS_FIELD_op, "snap_end");
     bs_msg_set_str (msg, BS_FIELD_partition, partition);
+    s_echo_rid (msg, request);
     bs_msg_set_int (msg, BS_FIELD_epoch, (int64_t) epoch);
     bs_msg_set_int (msg, BS_FIELD_seq, (int64_t) seq);
     s_send_msg (router, identity, identity_size, msg);
@@ -468,12 +506,13 @@ s_serve_fetch (repl_t *self, const void *identity, size_t identity_size, const b
     }
     if (snapshot) {
         mdb_txn_abort (txn);
-        s_send_snapshot (self, identity, identity_size, partition);
+        s_send_snapshot (self, identity, identity_size, partition, request);
         return;
     }
     bs_msg_t *reply = bs_msg_new ();
     bs_msg_set_str (reply, BS_FIELD_op, "entries");
     bs_msg_set_str (reply, BS_FIELD_partition, partition);
+    s_echo_rid (reply, request);
     bs_msg_set_int (reply, BS_FIELD_head, (int64_t) head);
     bs_msg_set_list (reply, BS_FIELD_entries);
     size_t bytes = 0;
@@ -568,6 +607,11 @@ s_fetch (repl_t *self, part_t *part)
     bs_msg_set_str (msg, BS_FIELD_partition, part->name);
     bs_msg_set_int (msg, BS_FIELD_seq, (int64_t) seq);
     bs_msg_set_int (msg, BS_FIELD_epoch, (int64_t) s_epoch_at (self, part->name, seq));
+    //  Only replies to this very fetch, made at the epoch we follow now,
+    //  are taken (repl_reply_acceptable)
+    uint8_t rid [BS_RID_SIZE];
+    repl_fetch_rid (part->epoch, ++part->fetch_serial, rid);
+    bs_msg_set_bin (msg, BS_FIELD_rid, rid, sizeof rid);
     s_send_msg (zsock_resolve (part->source->sock), NULL, 0, msg);
     bs_msg_destroy (&msg);
     part->fetching = true;
@@ -836,6 +880,16 @@ s_on_link (repl_t *self, link_t *link)
         if (reply && bs_msg_validate_request (reply, reason, sizeof reason) != BS_OK)
             bs_msg_destroy (&reply);
         part_t *part = reply? s_part (self, bs_msg_str (reply, BS_FIELD_partition), false): NULL;
+        size_t rid_size = 0;
+        const uint8_t *rid = reply? bs_msg_bin (reply, BS_FIELD_rid, &rid_size): NULL;
+        if (part && part->role == ROLE_FOLLOWER
+        &&  !repl_reply_acceptable (link == part->source, rid, rid_size, part->epoch, part->fetch_serial))
+            //  A late answer from a source we left, or to a fetch made
+            //  at an older epoch: a deposed primary's unreplicated tail
+            //  must not be applied
+            zsys_debug ("%s: ignored a %s reply for %s from %s: not an answer to our current fetch", self->id,
+                        bs_msg_str (reply, BS_FIELD_op), part->name, link->endpoint);
+        else
         if (part && part->role == ROLE_FOLLOWER) {
             if (bs_msg_op (reply) == BS_OP_entries)
                 s_on_entries (self, part, reply);
@@ -901,8 +955,9 @@ s_become_follower (repl_t *self, part_t *part, uint64_t epoch, const char *prima
         part->follower_count = 0;
     }
     bool changed = part->role != ROLE_FOLLOWER || strcmp (part->primary, primary) != 0 || epoch != part->epoch;
+    bool newer = epoch > part->epoch;
     part->role = ROLE_FOLLOWER;
-    if (epoch > part->epoch)
+    if (newer)
         part->epoch = epoch;
     snprintf (part->primary, sizeof part->primary, "%s", primary);
     if (strcmp (part->pub, pub) != 0) {
@@ -929,9 +984,12 @@ s_become_follower (repl_t *self, part_t *part, uint64_t epoch, const char *prima
     bool ourselves = *source_id? strcmp (source_id, self->id) == 0
                                : strcmp (source_sync, self->options.sync_endpoint) == 0;
     link_t *source = ourselves? NULL: s_link (self, source_sync, source_id);
-    if (source != part->source) {
+    if (source != part->source || newer) {
+        //  A fetch made of another source or at another epoch is answered
+        //  no more (its replies are ignored): ask again, from scratch
         part->source = source;
         part->fetching = false;
+        part->snapshot = false;
         changed = true;
     }
     part->ack = *primary? source: NULL;

@@ -88,6 +88,18 @@ int64_t repl_tick (repl_t *self);
 //  has not been told its roles is not ready.
 bool repl_caught_up (repl_t *self);
 
+//  Fetch ids.  Each fetch carries a rid naming the epoch the follower
+//  followed at when it asked and a serial; every reply (entries, snapshot
+//  parts) carries it back.  repl_fetch_rid writes that rid (BS_RID_SIZE
+//  bytes).  repl_reply_acceptable: whether a follower takes a reply; only
+//  one that came over the link it fetches from now (from_source) and
+//  answers its latest fetch (serial) made at the epoch it follows now.
+//  Anything else (a deposed primary answering late, a fetch from before
+//  the epoch changed) is ignored: applying it could take in entries the
+//  new primary never had.
+void repl_fetch_rid (uint64_t epoch, uint64_t serial, uint8_t *rid);
+bool repl_reply_acceptable (bool from_source, const uint8_t *rid, size_t rid_size, uint64_t epoch, uint64_t serial);
+
 //  Appends this node's partitions to a node_status message
 void repl_status (repl_t *self, bs_msg_t *status);
 
