@@ -5,7 +5,6 @@
 #include <string.h>
 
 #define MAX_DBS 16
-#define MAX_PARTITIONS 64
 
 typedef struct {
     char name [33];
@@ -36,8 +35,8 @@ struct _journal_t {
     db_t dbs [MAX_DBS];
     int db_count;
     MDB_dbi log, meta;
-    part_t parts [MAX_PARTITIONS];
-    int part_count;
+    part_t *parts;                      //  grows: one per partition held
+    int part_count, part_cap;
     bs_entry_builder_t *builder;
     sealed_t *sealed;
     size_t sealed_count, sealed_cap;
@@ -118,8 +117,16 @@ static int
 s_part_get (journal_t *self, const char *name)
 {
     int i = s_part_find (self, name);
-    if (i >= 0 || self->part_count == MAX_PARTITIONS)
+    if (i >= 0)
         return i;
+    if (self->part_count == self->part_cap) {
+        int cap = self->part_cap? self->part_cap * 2: 8;
+        part_t *grown = realloc (self->parts, (size_t) cap * sizeof (part_t));
+        if (!grown)
+            abort ();
+        self->parts = grown;
+        self->part_cap = cap;
+    }
     i = self->part_count++;
     memset (&self->parts [i], 0, sizeof (part_t));
     snprintf (self->parts [i].name, sizeof self->parts [i].name, "%s", name);
@@ -215,6 +222,7 @@ journal_destroy (journal_t **self_p)
     for (size_t i = 0; i < self->sealed_count; i++)
         free (self->sealed [i].data);
     free (self->sealed);
+    free (self->parts);
     bs_entry_builder_destroy (&self->builder);
     free (self);
     *self_p = NULL;

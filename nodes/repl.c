@@ -5,9 +5,6 @@
 #include <czmq.h>
 #include <string.h>
 
-#define MAX_PARTS        32
-#define MAX_FOLLOWERS    16
-#define MAX_LINKS        16
 #define FETCH_BATCH      2000       //  entries per catch-up reply
 #define FETCH_BYTES      (2 << 20)  //  ... and at most this many bytes
 #define SNAP_BATCH       2000       //  records per snapshot message
@@ -62,10 +59,11 @@ typedef struct {
     zlistx_t *buffer;           //  live_t, in arrival order
     uint64_t head_seen;
     bool synced;                //  caught up since the last assignment
+    bool touched;               //  live entries arrived in this poll turn
     int64_t next_ack;
     //  primary
-    follower_t followers [MAX_FOLLOWERS];
-    int follower_count;
+    follower_t *followers;      //  grows: as many as fetch or ack
+    int follower_count, follower_cap;
     pending_t *pending;         //  ring, in seq order
     size_t pending_head, pending_count, pending_cap;
     uint64_t published;
@@ -82,10 +80,12 @@ struct _repl_t {
     repl_send_fn *send;
     void *send_arg;
     zsock_t *pub, *router, *sub;
-    link_t links [MAX_LINKS];
-    int link_count;
-    part_t parts [MAX_PARTS];
-    int part_count;
+    //  Both grow as the broker's map does; each element is allocated on
+    //  its own, so pointers to it (a partition's source) stay valid
+    link_t **links;
+    int link_count, link_cap;
+    part_t **parts;
+    int part_count, part_cap;
     int64_t next_beat;
     bool assigned;              //  the broker has sent us our roles
 };
@@ -93,16 +93,33 @@ struct _repl_t {
 //  --------------------------------------------------------------------------
 //  Helpers
 
+//  Makes room for one more element in a table of count (doubling)
+static void
+s_grow (void **table, int *cap, int count, size_t size)
+{
+    if (count < *cap)
+        return;
+    int new_cap = *cap? *cap * 2: 8;
+    void *grown = realloc (*table, (size_t) new_cap * size);
+    if (!grown)
+        abort ();
+    *table = grown;
+    *cap = new_cap;
+}
+
 static part_t *
 s_part (repl_t *self, const char *name, bool create)
 {
     for (int i = 0; i < self->part_count; i++)
-        if (strcmp (self->parts [i].name, name) == 0)
-            return &self->parts [i];
-    if (!create || self->part_count == MAX_PARTS)
+        if (strcmp (self->parts [i]->name, name) == 0)
+            return self->parts [i];
+    if (!create)
         return NULL;
-    part_t *part = &self->parts [self->part_count++];
-    memset (part, 0, sizeof (part_t));
+    s_grow ((void **) &self->parts, &self->part_cap, self->part_count, sizeof (part_t *));
+    part_t *part = calloc (1, sizeof (part_t));
+    if (!part)
+        abort ();
+    self->parts [self->part_count++] = part;
     snprintf (part->name, sizeof part->name, "%s", name);
     snprintf (part->topic, sizeof part->topic, "%s|", name);
     part->epoch = journal_epoch (self->journal, name);
@@ -134,11 +151,13 @@ s_link (repl_t *self, const char *endpoint, const char *server)
     if (!endpoint || !*endpoint)
         return NULL;
     for (int i = 0; i < self->link_count; i++)
-        if (strcmp (self->links [i].endpoint, endpoint) == 0)
-            return &self->links [i];
-    if (self->link_count == MAX_LINKS)
-        return NULL;
-    link_t *link = &self->links [self->link_count++];
+        if (strcmp (self->links [i]->endpoint, endpoint) == 0)
+            return self->links [i];
+    s_grow ((void **) &self->links, &self->link_cap, self->link_count, sizeof (link_t *));
+    link_t *link = calloc (1, sizeof (link_t));
+    if (!link)
+        abort ();
+    self->links [self->link_count++] = link;
     snprintf (link->endpoint, sizeof link->endpoint, "%s", endpoint);
     link->sock = zsock_new (ZMQ_DEALER);
     zsock_set_identity (link->sock, self->id);
@@ -228,8 +247,7 @@ s_follower (part_t *part, const char *id)
     for (int i = 0; i < part->follower_count; i++)
         if (strcmp (part->followers [i].id, id) == 0)
             return &part->followers [i];
-    if (part->follower_count == MAX_FOLLOWERS)
-        return NULL;
+    s_grow ((void **) &part->followers, &part->follower_cap, part->follower_count, sizeof (follower_t));
     follower_t *f = &part->followers [part->follower_count++];
     memset (f, 0, sizeof *f);
     snprintf (f->id, sizeof f->id, "%s", id);
@@ -698,8 +716,6 @@ static void
 s_on_sub (repl_t *self)
 {
     void *sub = zsock_resolve (self->sub);
-    part_t *touched [MAX_PARTS];
-    int touched_count = 0;
     for (int n = 0; n < DRAIN_MAX; n++) {
         zmsg_t *msg = zmsg_recv_nowait (self->sub);
         if (!msg)
@@ -742,11 +758,7 @@ s_on_sub (repl_t *self)
                     zlistx_add_end (part->buffer, live);
                     if (bs_entry_seq (live->entry) > part->head_seen)
                         part->head_seen = bs_entry_seq (live->entry);
-                    bool seen = false;
-                    for (int i = 0; i < touched_count; i++)
-                        seen |= touched [i] == part;
-                    if (!seen)
-                        touched [touched_count++] = part;
+                    part->touched = true;
                 }
                 bs_entry_destroy (&entry);
             }
@@ -756,8 +768,11 @@ s_on_sub (repl_t *self)
         zframe_destroy (&body);
         zmsg_destroy (&msg);
     }
-    for (int i = 0; i < touched_count; i++)
-        s_advance (self, touched [i]);
+    for (int i = 0; i < self->part_count; i++)
+        if (self->parts [i]->touched) {
+            self->parts [i]->touched = false;
+            s_advance (self, self->parts [i]);
+        }
 }
 
 static void
@@ -966,7 +981,7 @@ s_become_follower (repl_t *self, part_t *part, uint64_t epoch, const char *prima
             //  Stop hearing the old primary, unless another partition uses it
             bool shared = false;
             for (int i = 0; i < self->part_count; i++)
-                shared |= &self->parts [i] != part && strcmp (self->parts [i].pub, part->pub) == 0;
+                shared |= self->parts [i] != part && strcmp (self->parts [i]->pub, part->pub) == 0;
             if (!shared)
                 zsock_disconnect (self->sub, "%s", part->pub);
         }
@@ -1039,9 +1054,11 @@ int
 repl_claim (repl_t *self, const char *partition, uint64_t epoch)
 {
     part_t *part = s_part (self, partition, true);
-    if (!part)
-        return -1;
     s_become_primary (self, part, epoch);
+    if (part->role != ROLE_PRIMARY) {
+        zsys_error ("%s: cannot take the primary role of %s", self->id, partition);
+        return -1;
+    }
     part->home = true;
     return 0;
 }
@@ -1078,7 +1095,7 @@ s_publish_heads (repl_t *self)
 {
     void *pub = zsock_resolve (self->pub);
     for (int i = 0; i < self->part_count; i++) {
-        part_t *part = &self->parts [i];
+        part_t *part = self->parts [i];
         if (part->role != ROLE_PRIMARY)
             continue;
         uint64_t body [2] = { part->published, part->epoch };
@@ -1167,7 +1184,7 @@ repl_destroy (repl_t **self_p)
         return;
     repl_t *self = *self_p;
     for (int i = 0; i < self->part_count; i++) {
-        part_t *part = &self->parts [i];
+        part_t *part = self->parts [i];
         while (part->pending_count) {
             pending_t *p = &part->pending [part->pending_head];
             zmq_msg_close (&p->token);
@@ -1178,14 +1195,26 @@ repl_destroy (repl_t **self_p)
         free (part->pending);
         s_buffer_clear (part);
         zlistx_destroy (&part->buffer);
+        free (part->followers);
+        free (part);
     }
-    for (int i = 0; i < self->link_count; i++)
-        zsock_destroy (&self->links [i].sock);
+    free (self->parts);
+    for (int i = 0; i < self->link_count; i++) {
+        zsock_destroy (&self->links [i]->sock);
+        free (self->links [i]);
+    }
+    free (self->links);
     zsock_destroy (&self->pub);
     zsock_destroy (&self->router);
     zsock_destroy (&self->sub);
     free (self);
     *self_p = NULL;
+}
+
+int
+repl_pollitem_count (repl_t *self)
+{
+    return 2 + self->link_count;
 }
 
 int
@@ -1197,7 +1226,7 @@ repl_pollitems (repl_t *self, zmq_pollitem_t *items, int max)
     if (n < max)
         items [n++] = (zmq_pollitem_t) { zsock_resolve (self->sub), 0, ZMQ_POLLIN, 0 };
     for (int i = 0; i < self->link_count && n < max; i++)
-        items [n++] = (zmq_pollitem_t) { zsock_resolve (self->links [i].sock), 0, ZMQ_POLLIN, 0 };
+        items [n++] = (zmq_pollitem_t) { zsock_resolve (self->links [i]->sock), 0, ZMQ_POLLIN, 0 };
     return n;
 }
 
@@ -1214,8 +1243,8 @@ repl_on_poll (repl_t *self, zmq_pollitem_t *items, int count)
             s_on_sub (self);
         else
             for (int k = 0; k < self->link_count; k++)
-                if (items [i].socket == zsock_resolve (self->links [k].sock))
-                    s_on_link (self, &self->links [k]);
+                if (items [i].socket == zsock_resolve (self->links [k]->sock))
+                    s_on_link (self, self->links [k]);
     }
 }
 
@@ -1224,7 +1253,7 @@ repl_tick (repl_t *self)
 {
     int64_t now = zclock_mono ();
     for (int i = 0; i < self->part_count; i++) {
-        part_t *part = &self->parts [i];
+        part_t *part = self->parts [i];
         if (part->role == ROLE_PRIMARY)
             s_evict_laggards (self, part, now);
         else
@@ -1254,7 +1283,7 @@ repl_caught_up (repl_t *self)
     if (!self->assigned)
         return false;
     for (int i = 0; i < self->part_count; i++) {
-        part_t *part = &self->parts [i];
+        part_t *part = self->parts [i];
         if (part->role == ROLE_NONE || part->snapshot)
             return false;
         if (part->role == ROLE_FOLLOWER && part->primary [0]
@@ -1271,7 +1300,7 @@ repl_status (repl_t *self, bs_msg_t *status)
     bs_msg_set_str (status, BS_FIELD_sync, self->options.sync_endpoint);
     bs_msg_set_list (status, BS_FIELD_partitions);
     for (int i = 0; i < self->part_count; i++) {
-        part_t *part = &self->parts [i];
+        part_t *part = self->parts [i];
         bs_msg_t *entry = bs_msg_new ();
         uint64_t seq = journal_seq (self->journal, part->name);
         bs_msg_set_str (entry, BS_FIELD_partition, part->name);

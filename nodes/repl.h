@@ -17,6 +17,9 @@
  *  Roles come from the broker (repl_assign); entries and acks carry epochs
  *  and a follower drops entries from an epoch older than it was told.
  *
+ *  Its tables (partitions, sources, followers) grow with the broker's map;
+ *  none has a fixed size.
+ *
  *  Ownership: repl_new borrows the journal.  Tokens given to repl_defer are
  *  taken over; the send callback gets them back (and closes them itself).
  */
@@ -58,7 +61,8 @@ void repl_destroy (repl_t **self_p);
 void repl_assign (repl_t *self, const bs_msg_t *assign);
 
 //  Makes this node primary of partition at epoch (order nodes, for their
-//  own partition); persists the epoch when it grows
+//  own partition); persists the epoch when it grows.  -1 when the role
+//  cannot be taken (logged): the node must not run without it.
 int repl_claim (repl_t *self, const char *partition, uint64_t epoch);
 
 bool repl_is_primary (repl_t *self, const char *partition);
@@ -75,7 +79,10 @@ void repl_publish (repl_t *self);
 void repl_defer (repl_t *self, const char *partition, uint64_t seq, zmq_msg_t *token,
                  const void *data, size_t size);
 
-//  Fills poll items for every socket it reads; returns how many
+//  How many poll items it needs now (grows with the sources it fetches
+//  from: the caller sizes its array with this before each poll)
+int repl_pollitem_count (repl_t *self);
+//  Fills poll items for every socket it reads, at most max; returns how many
 int repl_pollitems (repl_t *self, zmq_pollitem_t *items, int max);
 //  Handles whatever input the poll found on those items
 void repl_on_poll (repl_t *self, zmq_pollitem_t *items, int count);

@@ -9,6 +9,8 @@
  *  and released its own, different entry at that seq, which the follower
  *  skipped as applied: the two diverged for good.
  *
+ *  Its tables (partitions, followers, sources) have no fixed size.
+ *
  *  A real repl_t follows over inproc; ROUTER sockets of the test play the
  *  sources, and a second journal seals the entries they send.  */
 #include "repl.h"
@@ -262,6 +264,87 @@ test_late_reply_not_applied (void)
     s_close (&n);
 }
 
+//  Past 32 partitions, 16 followers of one partition and 16 sources, the
+//  tables used to be full: a claim failed (ignored), a follower's acks
+//  were dropped and it never counted in sync, a partition whose source
+//  found no room never fetched.  They grow now.
+#define MANY 40
+
+static void
+test_tables_grow (void)
+{
+    node_t node;
+    s_open (&node, "many", true);
+    char name [32];
+    //  Partitions: MANY of our own
+    int claimed = 0;
+    for (int i = 0; i < MANY; i++) {
+        snprintf (name, sizeof name, "p-%d", i);
+        claimed += repl_claim (node.repl, name, 1) == 0 && repl_is_primary (node.repl, name);
+    }
+    CHECK (claimed == MANY);
+
+    //  Followers: MANY replicas ack p-0, each is in sync
+    zsock_t *dealers [MANY];
+    for (int i = 0; i < MANY; i++) {
+        dealers [i] = zsock_new (ZMQ_DEALER);
+        snprintf (name, sizeof name, "f-%d", i);
+        zsock_set_identity (dealers [i], name);
+        zsock_connect (dealers [i], "inproc://many-sync");
+        bs_msg_t *ack = bs_msg_new ();
+        bs_msg_set_str (ack, BS_FIELD_op, "ack");
+        bs_msg_set_str (ack, BS_FIELD_partition, "p-0");
+        bs_msg_set_int (ack, BS_FIELD_epoch, 1);
+        bs_msg_set_int (ack, BS_FIELD_seq, 0);
+        size_t size;
+        uint8_t *data = bs_msg_encode (ack, &size);
+        zsock_send (dealers [i], "b", data, size);
+        free (data);
+        bs_msg_destroy (&ack);
+    }
+    s_pump (node.repl, 300);
+    bs_msg_t *status = bs_msg_new ();
+    repl_status (node.repl, status);
+    int insync = -1, parts = (int) bs_msg_count (status, BS_FIELD_partitions);
+    for (int i = 0; i < parts; i++) {
+        bs_msg_t *entry = bs_msg_at (status, BS_FIELD_partitions, i);
+        if (streq (bs_msg_str (entry, BS_FIELD_partition), "p-0")) {
+            const char *isr = bs_msg_str (entry, BS_FIELD_isr);
+            insync = *isr? 1: 0;
+            for (const char *c = isr; *c; c++)
+                insync += *c == ',';
+        }
+    }
+    bs_msg_destroy (&status);
+    CHECK (parts == MANY);
+    CHECK (insync == MANY);
+    for (int i = 0; i < MANY; i++)
+        zsock_destroy (&dealers [i]);
+
+    //  Sources: MANY partitions to follow, each from a source of its own;
+    //  every source gets a fetch
+    zsock_t *sources [MANY];
+    for (int i = 0; i < MANY; i++) {
+        char sync [64], primary [32];
+        snprintf (sync, sizeof sync, "inproc://s-%d", i);
+        snprintf (primary, sizeof primary, "s-%d", i);
+        snprintf (name, sizeof name, "q-%d", i);
+        sources [i] = zsock_new_router (sync);
+        s_assign (node.repl, name, 1, primary, sync);
+    }
+    CHECK (repl_pollitem_count (node.repl) == 2 + MANY);
+    int fetched = 0;
+    for (int i = 0; i < MANY; i++) {
+        fetch_t fetch;
+        if (s_recv_fetch (sources [i], node.repl, &fetch))
+            fetched++;
+        s_fetch_destroy (&fetch);
+        zsock_destroy (&sources [i]);
+    }
+    CHECK (fetched == MANY);
+    s_close (&node);
+}
+
 int
 main (void)
 {
@@ -271,6 +354,7 @@ main (void)
     zsys_dir_create ("%s", s_dir);
     RUN (test_reply_acceptable);
     RUN (test_late_reply_not_applied);
+    RUN (test_tables_grow);
     zsys_dir_delete ("%s", s_dir);
     char cmd [300];
     snprintf (cmd, sizeof cmd, "rm -rf %s", s_dir);
