@@ -5,7 +5,6 @@
 #include <string.h>
 
 #define MAX_DBS 16
-#define MAX_PARTITIONS 64
 
 typedef struct {
     char name [33];
@@ -16,8 +15,12 @@ typedef struct {
 
 typedef struct {
     char name [65];
-    uint64_t epoch, seq;                //  committed
-    uint64_t pending_epoch, pending_seq;
+    //  epoch: the one this node writes (primary) or follows at, never
+    //  lower than any entry's; last_epoch: the epoch of the entry at seq.
+    //  Only (seq, last_epoch) names a history: a replica that was told a
+    //  newer epoch than its last entry's still holds the old history.
+    uint64_t epoch, seq, last_epoch;    //  committed
+    uint64_t pending_epoch, pending_seq, pending_last_epoch;
 } part_t;
 
 typedef struct {
@@ -32,8 +35,8 @@ struct _journal_t {
     db_t dbs [MAX_DBS];
     int db_count;
     MDB_dbi log, meta;
-    part_t parts [MAX_PARTITIONS];
-    int part_count;
+    part_t *parts;                      //  grows: one per partition held
+    int part_count, part_cap;
     bs_entry_builder_t *builder;
     sealed_t *sealed;
     size_t sealed_count, sealed_cap;
@@ -114,8 +117,16 @@ static int
 s_part_get (journal_t *self, const char *name)
 {
     int i = s_part_find (self, name);
-    if (i >= 0 || self->part_count == MAX_PARTITIONS)
+    if (i >= 0)
         return i;
+    if (self->part_count == self->part_cap) {
+        int cap = self->part_cap? self->part_cap * 2: 8;
+        part_t *grown = realloc (self->parts, (size_t) cap * sizeof (part_t));
+        if (!grown)
+            abort ();
+        self->parts = grown;
+        self->part_cap = cap;
+    }
     i = self->part_count++;
     memset (&self->parts [i], 0, sizeof (part_t));
     snprintf (self->parts [i].name, sizeof self->parts [i].name, "%s", name);
@@ -131,6 +142,23 @@ s_log_key (uint8_t *buf, const char *partition, uint64_t seq)
     for (int i = 0; i < 8; i++)
         buf [n + 1 + i] = (uint8_t) (seq >> (56 - 8 * i));
     return n + 9;
+}
+
+//  The epoch of the log entry at seq; fallback when the log lacks it (a
+//  store written before last_epoch was kept)
+static uint64_t
+s_log_epoch (journal_t *self, MDB_txn *txn, const char *partition, uint64_t seq, uint64_t fallback)
+{
+    uint8_t kbuf [80];
+    MDB_val key = { s_log_key (kbuf, partition, seq), kbuf }, value;
+    uint64_t epoch = fallback;
+    if (mdb_get (txn, self->log, &key, &value) == 0) {
+        bs_entry_t *entry = bs_entry_parse (value.mv_data, value.mv_size);
+        if (entry)
+            epoch = bs_entry_epoch (entry);
+        bs_entry_destroy (&entry);
+    }
+    return epoch;
 }
 
 journal_t *
@@ -167,8 +195,14 @@ journal_new (store_t *store)
                     self->parts [p].seq = store_meta_get (txn, self->meta, mk);
                     s_meta_key (mk, sizeof mk, "epoch", name);
                     self->parts [p].epoch = store_meta_get (txn, self->meta, mk);
+                    s_meta_key (mk, sizeof mk, "last_epoch", name);
+                    self->parts [p].last_epoch = store_meta_get (txn, self->meta, mk);
+                    if (self->parts [p].last_epoch == 0 && self->parts [p].seq > 0)
+                        self->parts [p].last_epoch = s_log_epoch (self, txn, name, self->parts [p].seq,
+                                                                  self->parts [p].epoch);
                     self->parts [p].pending_seq = self->parts [p].seq;
                     self->parts [p].pending_epoch = self->parts [p].epoch;
+                    self->parts [p].pending_last_epoch = self->parts [p].last_epoch;
                 }
             }
             rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
@@ -188,6 +222,7 @@ journal_destroy (journal_t **self_p)
     for (size_t i = 0; i < self->sealed_count; i++)
         free (self->sealed [i].data);
     free (self->sealed);
+    free (self->parts);
     bs_entry_builder_destroy (&self->builder);
     free (self);
     *self_p = NULL;
@@ -258,6 +293,13 @@ journal_epoch (journal_t *self, const char *partition)
 {
     int p = s_part_find (self, partition);
     return p < 0? 0: self->parts [p].epoch;
+}
+
+uint64_t
+journal_last_epoch (journal_t *self, const char *partition)
+{
+    int p = s_part_find (self, partition);
+    return p < 0? 0: self->parts [p].last_epoch;
 }
 
 uint64_t
@@ -355,7 +397,7 @@ s_put_meta (journal_t *self, MDB_txn *txn, const char *what, const char *partiti
 
 //  Appends an entry to the log and advances the partition
 static int
-s_append (journal_t *self, MDB_txn *txn, int p, uint64_t seq, const void *data, size_t size)
+s_append (journal_t *self, MDB_txn *txn, int p, uint64_t epoch, uint64_t seq, const void *data, size_t size)
 {
     uint8_t kbuf [80];
     MDB_val key = { s_log_key (kbuf, self->parts [p].name, seq), kbuf };
@@ -363,8 +405,12 @@ s_append (journal_t *self, MDB_txn *txn, int p, uint64_t seq, const void *data, 
     int rc = mdb_put (txn, self->log, &key, &value, 0);
     if (rc == 0)
         rc = s_put_meta (self, txn, "seq", self->parts [p].name, seq);
-    if (rc == 0)
+    if (rc == 0 && epoch != self->parts [p].pending_last_epoch)
+        rc = s_put_meta (self, txn, "last_epoch", self->parts [p].name, epoch);
+    if (rc == 0) {
         self->parts [p].pending_seq = seq;
+        self->parts [p].pending_last_epoch = epoch;
+    }
     return rc;
 }
 
@@ -381,7 +427,7 @@ journal_seal (journal_t *self, MDB_txn *txn, const char *partition, uint64_t *se
     size_t size;
     uint8_t *data = bs_entry_builder_finish (self->builder, partition, self->parts [p].pending_epoch, seq, &size);
     bs_entry_builder_clear (self->builder);
-    int rc = s_append (self, txn, p, seq, data, size);
+    int rc = s_append (self, txn, p, self->parts [p].pending_epoch, seq, data, size);
     if (rc != 0) {
         free (data);
         return rc;
@@ -423,6 +469,7 @@ s_revert (journal_t *self)
     for (int i = 0; i < self->part_count; i++) {
         self->parts [i].pending_seq = self->parts [i].seq;
         self->parts [i].pending_epoch = self->parts [i].epoch;
+        self->parts [i].pending_last_epoch = self->parts [i].last_epoch;
     }
     self->digest_pending = self->digest;
     self->recompute_digest = false;
@@ -441,6 +488,7 @@ journal_commit (journal_t *self, MDB_txn *txn)
     for (int i = 0; i < self->part_count; i++) {
         self->parts [i].seq = self->parts [i].pending_seq;
         self->parts [i].epoch = self->parts [i].pending_epoch;
+        self->parts [i].last_epoch = self->parts [i].pending_last_epoch;
     }
     self->digest = self->digest_pending;
     if (self->recompute_digest) {
@@ -530,7 +578,7 @@ journal_apply (journal_t *self, MDB_txn *txn, bs_entry_t *entry, const void *dat
             return rc;
         self->parts [p].pending_epoch = epoch;
     }
-    return s_append (self, txn, p, bs_entry_seq (entry), data, size);
+    return s_append (self, txn, p, epoch, bs_entry_seq (entry), data, size);
 }
 
 int
@@ -630,6 +678,7 @@ journal_reset (journal_t *self, MDB_txn *txn, const char *partition, const char 
     if (rc == 0)
         rc = s_put_meta (self, txn, "seq", partition, 0);
     self->parts [p].pending_seq = 0;
+    self->parts [p].pending_last_epoch = 0;
     self->recompute_digest = true;
     return rc;
 }
@@ -649,11 +698,18 @@ journal_finish_snapshot (journal_t *self, MDB_txn *txn, const char *partition, u
     int p = s_part_get (self, partition);
     if (p < 0)
         return ENOSPC;
-    int rc = s_put_meta (self, txn, "epoch", partition, epoch);
+    //  The snapshot's epoch is its last entry's: with seq it names the
+    //  source's history, which the next fetch must name alike.  The epoch
+    //  followed only grows.
+    int rc = s_put_meta (self, txn, "last_epoch", partition, epoch);
     if (rc == 0)
         rc = s_put_meta (self, txn, "seq", partition, seq);
+    if (rc == 0 && epoch > self->parts [p].pending_epoch)
+        rc = s_put_meta (self, txn, "epoch", partition, epoch);
     if (rc == 0) {
-        self->parts [p].pending_epoch = epoch;
+        if (epoch > self->parts [p].pending_epoch)
+            self->parts [p].pending_epoch = epoch;
+        self->parts [p].pending_last_epoch = epoch;
         self->parts [p].pending_seq = seq;
     }
     return rc;

@@ -33,9 +33,13 @@ store_t *journal_store (journal_t *self);
 //  Opens a replicated database.  digest: its records count in the digest.
 bool journal_db (journal_t *self, const char *name, unsigned flags, bool digest, MDB_dbi *dbi_p);
 
-//  Partitions: epoch and last sequence number (committed)
+//  Partitions (committed): the last sequence number; the epoch this node
+//  writes or follows at (journal_set_epoch, never below an entry's); and
+//  the epoch of the entry at seq.  (seq, last epoch) names one history: a
+//  new primary that has written nothing yet holds its old last epoch.
 uint64_t journal_seq (journal_t *self, const char *partition);
 uint64_t journal_epoch (journal_t *self, const char *partition);
+uint64_t journal_last_epoch (journal_t *self, const char *partition);
 //  The sequence number the next sealed entry of the partition will get
 uint64_t journal_next_seq (journal_t *self, const char *partition);
 //  Names of every partition this node holds entries of
@@ -80,7 +84,9 @@ int journal_trim (journal_t *self, MDB_txn *txn, const char *partition, uint64_t
 //  Snapshots: a follower replaces (or merges) its copy of a partition's
 //  databases.  journal_reset drops the named databases' contents and the
 //  partition's log; journal_load_record writes one record without logging
-//  it; journal_finish_snapshot sets the partition's epoch and seq.
+//  it; journal_finish_snapshot sets the partition's seq and last epoch to
+//  the snapshot's (the epoch of its last entry) and raises its epoch to
+//  that when lower.
 int journal_reset (journal_t *self, MDB_txn *txn, const char *partition, const char **dbs, bool drop);
 int journal_load_record (journal_t *self, MDB_txn *txn, const char *db, MDB_val *key, MDB_val *value);
 int journal_finish_snapshot (journal_t *self, MDB_txn *txn, const char *partition, uint64_t epoch, uint64_t seq);

@@ -15,7 +15,6 @@
 #include <string.h>
 
 #define BATCH_MAX 512           //  writes per transaction
-#define POLL_MAX 24             //  the broker link, its monitor, the buyer, replication's sockets
 #define TRIM_MAX 20000          //  log entries deleted per turn at most
 
 //  The event loop's phases, for --profile-seconds
@@ -58,6 +57,9 @@ struct _node_t {
     bs_profile_t *profile;      //  NULL unless --profile-seconds
     int64_t restock_period_ms;  //  catalog: 0 for never
     int64_t restock_amount;
+    //  The broker link, its monitor, the buyer, replication's sockets
+    zmq_pollitem_t *poll_items;
+    int poll_cap;
 };
 
 //  --------------------------------------------------------------------------
@@ -494,7 +496,11 @@ node_new (const node_options_t *options, bool *refused_p)
     }
     if (self->orders) {
         //  An order node always writes its own partition
-        repl_claim (self->repl, self->partition, 1);
+        if (repl_claim (self->repl, self->partition, 1) != 0) {
+            fprintf (stderr, "bookstore-node: cannot take the primary role of its own partition %s\n",
+                     self->partition);
+            goto fail;
+        }
         self->buyer = buyer_new (options->broker_clients, self->keys, self->link, options->catalog_timeout_ms,
                                  options->catalog_attempts, s_on_grant, self);
         if (!self->buyer)
@@ -532,6 +538,7 @@ node_destroy (node_t **self_p)
         zlistx_destroy (&self->internal);
     }
     free (self->seed);
+    free (self->poll_items);
     free (self);
     *self_p = NULL;
 }
@@ -575,7 +582,16 @@ node_run (node_t *self)
         }
         if (next_restock - now < wait)
             wait = next_restock - now;
-        zmq_pollitem_t items [POLL_MAX];
+        //  Replication's sockets grow with the sources it fetches from
+        int need = 3 + repl_pollitem_count (self->repl);
+        if (need > self->poll_cap) {
+            zmq_pollitem_t *grown = realloc (self->poll_items, (size_t) need * sizeof (zmq_pollitem_t));
+            if (!grown)
+                abort ();
+            self->poll_items = grown;
+            self->poll_cap = need;
+        }
+        zmq_pollitem_t *items = self->poll_items;
         int n = 0;
         items [n++] = (zmq_pollitem_t) { mdpworker_socket (self->link), 0, ZMQ_POLLIN, 0 };
         if (self->buyer)
@@ -584,7 +600,7 @@ node_run (node_t *self)
         if (mdpworker_monitor (self->link))
             items [n++] = (zmq_pollitem_t) { mdpworker_monitor (self->link), 0, ZMQ_POLLIN, 0 };
         int first_repl = n;
-        n += repl_pollitems (self->repl, items + n, POLL_MAX - n);
+        n += repl_pollitems (self->repl, items + n, self->poll_cap - n);
         bs_profile_enter (self->profile, PHASE_WAIT);
         if (zmq_poll (items, n, (long) (wait < 0? 0: wait)) < 0)
             break;

@@ -5,9 +5,6 @@
 #include <czmq.h>
 #include <string.h>
 
-#define MAX_PARTS        32
-#define MAX_FOLLOWERS    16
-#define MAX_LINKS        16
 #define FETCH_BATCH      2000       //  entries per catch-up reply
 #define FETCH_BYTES      (2 << 20)  //  ... and at most this many bytes
 #define SNAP_BATCH       2000       //  records per snapshot message
@@ -56,15 +53,17 @@ typedef struct {
     link_t *ack;                //  the primary's ROUTER
     bool fetching;
     int64_t fetch_deadline;
+    uint64_t fetch_serial;      //  names our latest fetch (with the epoch, in its rid)
     bool snapshot;              //  a snapshot is being received
     uint64_t snap_epoch, snap_seq;
     zlistx_t *buffer;           //  live_t, in arrival order
     uint64_t head_seen;
     bool synced;                //  caught up since the last assignment
+    bool touched;               //  live entries arrived in this poll turn
     int64_t next_ack;
     //  primary
-    follower_t followers [MAX_FOLLOWERS];
-    int follower_count;
+    follower_t *followers;      //  grows: as many as fetch or ack
+    int follower_count, follower_cap;
     pending_t *pending;         //  ring, in seq order
     size_t pending_head, pending_count, pending_cap;
     uint64_t published;
@@ -81,26 +80,46 @@ struct _repl_t {
     repl_send_fn *send;
     void *send_arg;
     zsock_t *pub, *router, *sub;
-    link_t links [MAX_LINKS];
-    int link_count;
-    part_t parts [MAX_PARTS];
-    int part_count;
+    //  Both grow as the broker's map does; each element is allocated on
+    //  its own, so pointers to it (a partition's source) stay valid
+    link_t **links;
+    int link_count, link_cap;
+    part_t **parts;
+    int part_count, part_cap;
     int64_t next_beat;
+    bool assigned;              //  the broker has sent us our roles
 };
 
 //  --------------------------------------------------------------------------
 //  Helpers
 
+//  Makes room for one more element in a table of count (doubling)
+static void
+s_grow (void **table, int *cap, int count, size_t size)
+{
+    if (count < *cap)
+        return;
+    int new_cap = *cap? *cap * 2: 8;
+    void *grown = realloc (*table, (size_t) new_cap * size);
+    if (!grown)
+        abort ();
+    *table = grown;
+    *cap = new_cap;
+}
+
 static part_t *
 s_part (repl_t *self, const char *name, bool create)
 {
     for (int i = 0; i < self->part_count; i++)
-        if (strcmp (self->parts [i].name, name) == 0)
-            return &self->parts [i];
-    if (!create || self->part_count == MAX_PARTS)
+        if (strcmp (self->parts [i]->name, name) == 0)
+            return self->parts [i];
+    if (!create)
         return NULL;
-    part_t *part = &self->parts [self->part_count++];
-    memset (part, 0, sizeof (part_t));
+    s_grow ((void **) &self->parts, &self->part_cap, self->part_count, sizeof (part_t *));
+    part_t *part = calloc (1, sizeof (part_t));
+    if (!part)
+        abort ();
+    self->parts [self->part_count++] = part;
     snprintf (part->name, sizeof part->name, "%s", name);
     snprintf (part->topic, sizeof part->topic, "%s|", name);
     part->epoch = journal_epoch (self->journal, name);
@@ -132,11 +151,13 @@ s_link (repl_t *self, const char *endpoint, const char *server)
     if (!endpoint || !*endpoint)
         return NULL;
     for (int i = 0; i < self->link_count; i++)
-        if (strcmp (self->links [i].endpoint, endpoint) == 0)
-            return &self->links [i];
-    if (self->link_count == MAX_LINKS)
-        return NULL;
-    link_t *link = &self->links [self->link_count++];
+        if (strcmp (self->links [i]->endpoint, endpoint) == 0)
+            return self->links [i];
+    s_grow ((void **) &self->links, &self->link_cap, self->link_count, sizeof (link_t *));
+    link_t *link = calloc (1, sizeof (link_t));
+    if (!link)
+        abort ();
+    self->links [self->link_count++] = link;
     snprintf (link->endpoint, sizeof link->endpoint, "%s", endpoint);
     link->sock = zsock_new (ZMQ_DEALER);
     zsock_set_identity (link->sock, self->id);
@@ -162,11 +183,14 @@ s_send_msg (void *sock, const void *identity, size_t identity_size, bs_msg_t *ms
     free (data);
 }
 
-//  The epoch of the entry at seq in our own log, or the partition's epoch
+//  The epoch of the entry at seq in our own log; for our last entry, when
+//  the log no longer has it (trimmed, or we loaded a snapshot), the epoch
+//  the journal kept of it.  Never the epoch we were assigned: a replica
+//  told a newer epoch than its last entry's still holds the old history.
 static uint64_t
 s_epoch_at (repl_t *self, const char *partition, uint64_t seq)
 {
-    uint64_t epoch = journal_epoch (self->journal, partition);
+    uint64_t epoch = journal_last_epoch (self->journal, partition);
     if (seq == 0)
         return 0;
     MDB_txn *txn = store_begin (journal_store (self->journal), false);
@@ -181,6 +205,28 @@ s_epoch_at (repl_t *self, const char *partition, uint64_t seq)
     }
     mdb_txn_abort (txn);
     return epoch;
+}
+
+//  --------------------------------------------------------------------------
+//  Fetch ids: which fetch a reply answers
+
+void
+repl_fetch_rid (uint64_t epoch, uint64_t serial, uint8_t *rid)
+{
+    for (int i = 0; i < 8; i++) {
+        rid [i] = (uint8_t) (epoch >> (56 - 8 * i));
+        rid [8 + i] = (uint8_t) (serial >> (56 - 8 * i));
+    }
+}
+
+bool
+repl_reply_acceptable (bool from_source, const uint8_t *rid, size_t rid_size, uint64_t epoch, uint64_t serial)
+{
+    if (!from_source || !rid || rid_size != BS_RID_SIZE)
+        return false;
+    uint8_t want [BS_RID_SIZE];
+    repl_fetch_rid (epoch, serial, want);
+    return memcmp (rid, want, BS_RID_SIZE) == 0;
 }
 
 //  --------------------------------------------------------------------------
@@ -201,8 +247,7 @@ s_follower (part_t *part, const char *id)
     for (int i = 0; i < part->follower_count; i++)
         if (strcmp (part->followers [i].id, id) == 0)
             return &part->followers [i];
-    if (part->follower_count == MAX_FOLLOWERS)
-        return NULL;
+    s_grow ((void **) &part->followers, &part->follower_cap, part->follower_count, sizeof (follower_t));
     follower_t *f = &part->followers [part->follower_count++];
     memset (f, 0, sizeof *f);
     snprintf (f->id, sizeof f->id, "%s", id);
@@ -348,8 +393,20 @@ s_evict_laggards (repl_t *self, part_t *part, int64_t now)
 //  --------------------------------------------------------------------------
 //  Serving fetches (any node that holds the partition)
 
+//  Every reply to a fetch carries the fetch's rid back, so that the
+//  follower can tell it from replies to its older fetches
 static void
-s_send_snapshot (repl_t *self, const void *identity, size_t identity_size, const char *partition)
+s_echo_rid (bs_msg_t *msg, const bs_msg_t *request)
+{
+    size_t size;
+    const uint8_t *rid = bs_msg_bin (request, BS_FIELD_rid, &size);
+    if (rid)
+        bs_msg_set_bin (msg, BS_FIELD_rid, rid, size);
+}
+
+static void
+s_send_snapshot (repl_t *self, const void *identity, size_t identity_size, const char *partition,
+                 const bs_msg_t *request)
 {
     void *router = zsock_resolve (self->router);
     MDB_txn *txn = store_begin (journal_store (self->journal), false);
@@ -360,6 +417,7 @@ s_send_snapshot (repl_t *self, const void *identity, size_t identity_size, const
     bs_msg_t *msg = bs_msg_new ();
     bs_msg_set_str (msg, BS_FIELD_op, "snapshot");
     bs_msg_set_str (msg, BS_FIELD_partition, partition);
+    s_echo_rid (msg, request);
     bs_msg_set_int (msg, BS_FIELD_epoch, (int64_t) epoch);
     bs_msg_set_int (msg, BS_FIELD_seq, (int64_t) seq);
     s_send_msg (router, identity, identity_size, msg);
@@ -379,6 +437,7 @@ s_send_snapshot (repl_t *self, const void *identity, size_t identity_size, const
                 msg = bs_msg_new ();
                 bs_msg_set_str (msg, BS_FIELD_op, "snap_data");
                 bs_msg_set_str (msg, BS_FIELD_partition, partition);
+                s_echo_rid (msg, request);
                 bs_msg_set_list (msg, BS_FIELD_entries);
             }
             bs_msg_t *record = bs_msg_new ();
@@ -403,6 +462,7 @@ s_send_snapshot (repl_t *self, const void *identity, size_t identity_size, const
     msg = bs_msg_new ();
     bs_msg_set_str (msg, BS_FIELD_op, "snap_end");
     bs_msg_set_str (msg, BS_FIELD_partition, partition);
+    s_echo_rid (msg, request);
     bs_msg_set_int (msg, BS_FIELD_epoch, (int64_t) epoch);
     bs_msg_set_int (msg, BS_FIELD_seq, (int64_t) seq);
     s_send_msg (router, identity, identity_size, msg);
@@ -464,12 +524,13 @@ s_serve_fetch (repl_t *self, const void *identity, size_t identity_size, const b
     }
     if (snapshot) {
         mdb_txn_abort (txn);
-        s_send_snapshot (self, identity, identity_size, partition);
+        s_send_snapshot (self, identity, identity_size, partition, request);
         return;
     }
     bs_msg_t *reply = bs_msg_new ();
     bs_msg_set_str (reply, BS_FIELD_op, "entries");
     bs_msg_set_str (reply, BS_FIELD_partition, partition);
+    s_echo_rid (reply, request);
     bs_msg_set_int (reply, BS_FIELD_head, (int64_t) head);
     bs_msg_set_list (reply, BS_FIELD_entries);
     size_t bytes = 0;
@@ -564,6 +625,11 @@ s_fetch (repl_t *self, part_t *part)
     bs_msg_set_str (msg, BS_FIELD_partition, part->name);
     bs_msg_set_int (msg, BS_FIELD_seq, (int64_t) seq);
     bs_msg_set_int (msg, BS_FIELD_epoch, (int64_t) s_epoch_at (self, part->name, seq));
+    //  Only replies to this very fetch, made at the epoch we follow now,
+    //  are taken (repl_reply_acceptable)
+    uint8_t rid [BS_RID_SIZE];
+    repl_fetch_rid (part->epoch, ++part->fetch_serial, rid);
+    bs_msg_set_bin (msg, BS_FIELD_rid, rid, sizeof rid);
     s_send_msg (zsock_resolve (part->source->sock), NULL, 0, msg);
     bs_msg_destroy (&msg);
     part->fetching = true;
@@ -650,8 +716,6 @@ static void
 s_on_sub (repl_t *self)
 {
     void *sub = zsock_resolve (self->sub);
-    part_t *touched [MAX_PARTS];
-    int touched_count = 0;
     for (int n = 0; n < DRAIN_MAX; n++) {
         zmsg_t *msg = zmsg_recv_nowait (self->sub);
         if (!msg)
@@ -694,11 +758,7 @@ s_on_sub (repl_t *self)
                     zlistx_add_end (part->buffer, live);
                     if (bs_entry_seq (live->entry) > part->head_seen)
                         part->head_seen = bs_entry_seq (live->entry);
-                    bool seen = false;
-                    for (int i = 0; i < touched_count; i++)
-                        seen |= touched [i] == part;
-                    if (!seen)
-                        touched [touched_count++] = part;
+                    part->touched = true;
                 }
                 bs_entry_destroy (&entry);
             }
@@ -708,8 +768,11 @@ s_on_sub (repl_t *self)
         zframe_destroy (&body);
         zmsg_destroy (&msg);
     }
-    for (int i = 0; i < touched_count; i++)
-        s_advance (self, touched [i]);
+    for (int i = 0; i < self->part_count; i++)
+        if (self->parts [i]->touched) {
+            self->parts [i]->touched = false;
+            s_advance (self, self->parts [i]);
+        }
 }
 
 static void
@@ -788,8 +851,10 @@ s_on_snapshot (repl_t *self, part_t *part, bs_msg_t *msg)
     }
     else
     if (op == BS_OP_snap_end && part->snapshot) {
-        uint64_t epoch = (uint64_t) bs_msg_int (msg, BS_FIELD_epoch);
-        rc = journal_finish_snapshot (self->journal, txn, part->name, epoch > part->epoch? epoch: part->epoch,
+        //  The epoch of the snapshot's last entry, not the one we follow
+        //  at: with seq it must name the source's history, or our next
+        //  fetch looks diverged and gets another snapshot, and another
+        rc = journal_finish_snapshot (self->journal, txn, part->name, (uint64_t) bs_msg_int (msg, BS_FIELD_epoch),
                                       (uint64_t) bs_msg_int (msg, BS_FIELD_seq));
     }
     if (rc != 0) {
@@ -805,6 +870,8 @@ s_on_snapshot (repl_t *self, part_t *part, bs_msg_t *msg)
         return;
     }
     if (op == BS_OP_snap_end && part->snapshot) {
+        if (journal_epoch (self->journal, part->name) > part->epoch)
+            part->epoch = journal_epoch (self->journal, part->name);
         part->snapshot = false;
         part->fetching = false;
         zsys_info ("%s: snapshot of %s loaded at seq %llu", self->id, part->name,
@@ -828,6 +895,16 @@ s_on_link (repl_t *self, link_t *link)
         if (reply && bs_msg_validate_request (reply, reason, sizeof reason) != BS_OK)
             bs_msg_destroy (&reply);
         part_t *part = reply? s_part (self, bs_msg_str (reply, BS_FIELD_partition), false): NULL;
+        size_t rid_size = 0;
+        const uint8_t *rid = reply? bs_msg_bin (reply, BS_FIELD_rid, &rid_size): NULL;
+        if (part && part->role == ROLE_FOLLOWER
+        &&  !repl_reply_acceptable (link == part->source, rid, rid_size, part->epoch, part->fetch_serial))
+            //  A late answer from a source we left, or to a fetch made
+            //  at an older epoch: a deposed primary's unreplicated tail
+            //  must not be applied
+            zsys_debug ("%s: ignored a %s reply for %s from %s: not an answer to our current fetch", self->id,
+                        bs_msg_str (reply, BS_FIELD_op), part->name, link->endpoint);
+        else
         if (part && part->role == ROLE_FOLLOWER) {
             if (bs_msg_op (reply) == BS_OP_entries)
                 s_on_entries (self, part, reply);
@@ -893,8 +970,9 @@ s_become_follower (repl_t *self, part_t *part, uint64_t epoch, const char *prima
         part->follower_count = 0;
     }
     bool changed = part->role != ROLE_FOLLOWER || strcmp (part->primary, primary) != 0 || epoch != part->epoch;
+    bool newer = epoch > part->epoch;
     part->role = ROLE_FOLLOWER;
-    if (epoch > part->epoch)
+    if (newer)
         part->epoch = epoch;
     snprintf (part->primary, sizeof part->primary, "%s", primary);
     if (strcmp (part->pub, pub) != 0) {
@@ -903,7 +981,7 @@ s_become_follower (repl_t *self, part_t *part, uint64_t epoch, const char *prima
             //  Stop hearing the old primary, unless another partition uses it
             bool shared = false;
             for (int i = 0; i < self->part_count; i++)
-                shared |= &self->parts [i] != part && strcmp (self->parts [i].pub, part->pub) == 0;
+                shared |= self->parts [i] != part && strcmp (self->parts [i]->pub, part->pub) == 0;
             if (!shared)
                 zsock_disconnect (self->sub, "%s", part->pub);
         }
@@ -921,9 +999,12 @@ s_become_follower (repl_t *self, part_t *part, uint64_t epoch, const char *prima
     bool ourselves = *source_id? strcmp (source_id, self->id) == 0
                                : strcmp (source_sync, self->options.sync_endpoint) == 0;
     link_t *source = ourselves? NULL: s_link (self, source_sync, source_id);
-    if (source != part->source) {
+    if (source != part->source || newer) {
+        //  A fetch made of another source or at another epoch is answered
+        //  no more (its replies are ignored): ask again, from scratch
         part->source = source;
         part->fetching = false;
+        part->snapshot = false;
         changed = true;
     }
     part->ack = *primary? source: NULL;
@@ -939,6 +1020,7 @@ s_become_follower (repl_t *self, part_t *part, uint64_t epoch, const char *prima
 void
 repl_assign (repl_t *self, const bs_msg_t *assign)
 {
+    self->assigned = true;
     for (size_t i = 0; i < bs_msg_count (assign, BS_FIELD_partitions); i++) {
         bs_msg_t *entry = bs_msg_at (assign, BS_FIELD_partitions, i);
         part_t *part = s_part (self, bs_msg_str (entry, BS_FIELD_partition), true);
@@ -972,9 +1054,11 @@ int
 repl_claim (repl_t *self, const char *partition, uint64_t epoch)
 {
     part_t *part = s_part (self, partition, true);
-    if (!part)
-        return -1;
     s_become_primary (self, part, epoch);
+    if (part->role != ROLE_PRIMARY) {
+        zsys_error ("%s: cannot take the primary role of %s", self->id, partition);
+        return -1;
+    }
     part->home = true;
     return 0;
 }
@@ -1011,7 +1095,7 @@ s_publish_heads (repl_t *self)
 {
     void *pub = zsock_resolve (self->pub);
     for (int i = 0; i < self->part_count; i++) {
-        part_t *part = &self->parts [i];
+        part_t *part = self->parts [i];
         if (part->role != ROLE_PRIMARY)
             continue;
         uint64_t body [2] = { part->published, part->epoch };
@@ -1100,7 +1184,7 @@ repl_destroy (repl_t **self_p)
         return;
     repl_t *self = *self_p;
     for (int i = 0; i < self->part_count; i++) {
-        part_t *part = &self->parts [i];
+        part_t *part = self->parts [i];
         while (part->pending_count) {
             pending_t *p = &part->pending [part->pending_head];
             zmq_msg_close (&p->token);
@@ -1111,14 +1195,26 @@ repl_destroy (repl_t **self_p)
         free (part->pending);
         s_buffer_clear (part);
         zlistx_destroy (&part->buffer);
+        free (part->followers);
+        free (part);
     }
-    for (int i = 0; i < self->link_count; i++)
-        zsock_destroy (&self->links [i].sock);
+    free (self->parts);
+    for (int i = 0; i < self->link_count; i++) {
+        zsock_destroy (&self->links [i]->sock);
+        free (self->links [i]);
+    }
+    free (self->links);
     zsock_destroy (&self->pub);
     zsock_destroy (&self->router);
     zsock_destroy (&self->sub);
     free (self);
     *self_p = NULL;
+}
+
+int
+repl_pollitem_count (repl_t *self)
+{
+    return 2 + self->link_count;
 }
 
 int
@@ -1130,7 +1226,7 @@ repl_pollitems (repl_t *self, zmq_pollitem_t *items, int max)
     if (n < max)
         items [n++] = (zmq_pollitem_t) { zsock_resolve (self->sub), 0, ZMQ_POLLIN, 0 };
     for (int i = 0; i < self->link_count && n < max; i++)
-        items [n++] = (zmq_pollitem_t) { zsock_resolve (self->links [i].sock), 0, ZMQ_POLLIN, 0 };
+        items [n++] = (zmq_pollitem_t) { zsock_resolve (self->links [i]->sock), 0, ZMQ_POLLIN, 0 };
     return n;
 }
 
@@ -1147,8 +1243,8 @@ repl_on_poll (repl_t *self, zmq_pollitem_t *items, int count)
             s_on_sub (self);
         else
             for (int k = 0; k < self->link_count; k++)
-                if (items [i].socket == zsock_resolve (self->links [k].sock))
-                    s_on_link (self, &self->links [k]);
+                if (items [i].socket == zsock_resolve (self->links [k]->sock))
+                    s_on_link (self, self->links [k]);
     }
 }
 
@@ -1157,7 +1253,7 @@ repl_tick (repl_t *self)
 {
     int64_t now = zclock_mono ();
     for (int i = 0; i < self->part_count; i++) {
-        part_t *part = &self->parts [i];
+        part_t *part = self->parts [i];
         if (part->role == ROLE_PRIMARY)
             s_evict_laggards (self, part, now);
         else
@@ -1182,8 +1278,14 @@ repl_tick (repl_t *self)
 bool
 repl_caught_up (repl_t *self)
 {
+    //  Until the broker has told us our roles we cannot know what we lack:
+    //  a partition we hold without a role may be far behind its primary
+    if (!self->assigned)
+        return false;
     for (int i = 0; i < self->part_count; i++) {
-        part_t *part = &self->parts [i];
+        part_t *part = self->parts [i];
+        if (part->role == ROLE_NONE || part->snapshot)
+            return false;
         if (part->role == ROLE_FOLLOWER && part->primary [0]
         &&  (!part->synced || journal_seq (self->journal, part->name) < part->head_seen))
             return false;
@@ -1198,7 +1300,7 @@ repl_status (repl_t *self, bs_msg_t *status)
     bs_msg_set_str (status, BS_FIELD_sync, self->options.sync_endpoint);
     bs_msg_set_list (status, BS_FIELD_partitions);
     for (int i = 0; i < self->part_count; i++) {
-        part_t *part = &self->parts [i];
+        part_t *part = self->parts [i];
         bs_msg_t *entry = bs_msg_new ();
         uint64_t seq = journal_seq (self->journal, part->name);
         bs_msg_set_str (entry, BS_FIELD_partition, part->name);

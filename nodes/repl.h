@@ -17,6 +17,9 @@
  *  Roles come from the broker (repl_assign); entries and acks carry epochs
  *  and a follower drops entries from an epoch older than it was told.
  *
+ *  Its tables (partitions, sources, followers) grow with the broker's map;
+ *  none has a fixed size.
+ *
  *  Ownership: repl_new borrows the journal.  Tokens given to repl_defer are
  *  taken over; the send callback gets them back (and closes them itself).
  */
@@ -58,7 +61,8 @@ void repl_destroy (repl_t **self_p);
 void repl_assign (repl_t *self, const bs_msg_t *assign);
 
 //  Makes this node primary of partition at epoch (order nodes, for their
-//  own partition); persists the epoch when it grows
+//  own partition); persists the epoch when it grows.  -1 when the role
+//  cannot be taken (logged): the node must not run without it.
 int repl_claim (repl_t *self, const char *partition, uint64_t epoch);
 
 bool repl_is_primary (repl_t *self, const char *partition);
@@ -75,15 +79,33 @@ void repl_publish (repl_t *self);
 void repl_defer (repl_t *self, const char *partition, uint64_t seq, zmq_msg_t *token,
                  const void *data, size_t size);
 
-//  Fills poll items for every socket it reads; returns how many
+//  How many poll items it needs now (grows with the sources it fetches
+//  from: the caller sizes its array with this before each poll)
+int repl_pollitem_count (repl_t *self);
+//  Fills poll items for every socket it reads, at most max; returns how many
 int repl_pollitems (repl_t *self, zmq_pollitem_t *items, int max);
 //  Handles whatever input the poll found on those items
 void repl_on_poll (repl_t *self, zmq_pollitem_t *items, int count);
 //  Heartbeats, ack timeouts, fetch retries; returns ms until needed again
 int64_t repl_tick (repl_t *self);
 
-//  True when every followed partition has caught up with its primary
+//  True when this node may serve reads: the broker has assigned its roles,
+//  every partition it holds has one, none is loading a snapshot, and every
+//  followed partition with a primary has caught up with it.  A node that
+//  has not been told its roles is not ready.
 bool repl_caught_up (repl_t *self);
+
+//  Fetch ids.  Each fetch carries a rid naming the epoch the follower
+//  followed at when it asked and a serial; every reply (entries, snapshot
+//  parts) carries it back.  repl_fetch_rid writes that rid (BS_RID_SIZE
+//  bytes).  repl_reply_acceptable: whether a follower takes a reply; only
+//  one that came over the link it fetches from now (from_source) and
+//  answers its latest fetch (serial) made at the epoch it follows now.
+//  Anything else (a deposed primary answering late, a fetch from before
+//  the epoch changed) is ignored: applying it could take in entries the
+//  new primary never had.
+void repl_fetch_rid (uint64_t epoch, uint64_t serial, uint8_t *rid);
+bool repl_reply_acceptable (bool from_source, const uint8_t *rid, size_t rid_size, uint64_t epoch, uint64_t serial);
 
 //  Appends this node's partitions to a node_status message
 void repl_status (repl_t *self, bs_msg_t *status);
