@@ -934,9 +934,26 @@ broker_run (broker_t *self)
             break;
         if (store_item >= 0 && (items [store_item].revents & ZMQ_POLLIN)) {
             //  The control plane answered: what it holds is the map
+            uint64_t epoch_before = 0, epoch_after = 0;
+            const char *primary = NULL;
+            char insync_before [1024] = "", insync_after [1024] = "";
+            int64_t revision = 0;
+            bool known = controller_stored (self->controller, &epoch_before, &primary,
+                                            insync_before, sizeof insync_before, &revision);
             ctlplane_result_t *result = ctlplane_recv (self->store);
             bool changed = result && controller_on_store (self->controller, result);
             ctlplane_result_destroy (&result);
+            if (changed && controller_stored (self->controller, &epoch_after, &primary,
+                                              insync_after, sizeof insync_after, &revision)) {
+                if (known && epoch_after != epoch_before)
+                    feed_event (self->feed, "elected", primary, "catalog", epoch_after,
+                                "is primary of catalog in etcd (revision %lld)", (long long) revision);
+                else
+                if (known && strcmp (insync_before, insync_after))
+                    feed_event (self->feed, "insync", NULL, "catalog", epoch_after,
+                                "in-sync set of catalog in etcd: %s (revision %lld)", insync_after,
+                                (long long) revision);
+            }
             if (changed)
                 s_control (self, false);
         }

@@ -422,6 +422,33 @@ controller_on_store (controller_t *self, ctlplane_result_t *result)
 }
 
 bool
+controller_stored (controller_t *self, uint64_t *epoch, const char **primary,
+                   char *insync, size_t insync_size, int64_t *revision)
+{
+    if (!self->store || self->state != STORE_KNOWN)
+        return false;
+    *epoch = self->meta.epoch;
+    *primary = self->meta.primary;
+    *revision = self->revision;
+    insync [0] = 0;
+    if (self->meta.epoch > 0)
+        snprintf (insync, insync_size, "%s", self->meta.primary);
+    for (size_t index = 0; index < self->meta.insync_count; index++) {
+        if (strcmp (self->meta.insync [index], self->meta.primary) == 0)
+            continue;
+        size_t used = strlen (insync);
+        snprintf (insync + used, insync_size - used, "%s%s", used? ",": "", self->meta.insync [index]);
+    }
+    return true;
+}
+
+const char *
+controller_store_prefix (controller_t *self)
+{
+    return self->store? ctlplane_prefix (self->store): "";
+}
+
+bool
 controller_update (controller_t *self, workers_t *workers)
 {
     bool changed = self->dirty;

@@ -45,6 +45,16 @@ void controller_use_store (controller_t *self, ctlplane_t *store);
 //  another controller (one this replaced) are ignored.
 bool controller_on_store (controller_t *self, ctlplane_result_t *result);
 
+//  The catalog's map as the control plane last held it, for status and the
+//  feed: false (nothing set) while it is not read or there is no store.
+//  insync (of insync_size bytes) gets the committed set, comma-separated,
+//  the primary first.
+bool controller_stored (controller_t *self, uint64_t *epoch, const char **primary,
+                        char *insync, size_t insync_size, int64_t *revision);
+
+//  The control plane's prefix ("" without a store)
+const char *controller_store_prefix (controller_t *self);
+
 //  A broker taking over from its peer: no catalog epoch at or below this
 //  one is ever given (the peer may have given it to a node not seen yet)
 void controller_raise_epoch (controller_t *self, uint64_t epoch);

@@ -24,7 +24,8 @@ feed_t *feed_new (const char *endpoint, bs_keys_t *keys);
 void feed_destroy (feed_t **self_p);
 
 //  Publishes an event and logs it.  id and service may be NULL; epoch 0 is
-//  left out.  kind: joined, dead, caught_up, elected, cache_cleared, started
+//  left out.  kind: joined, dead, caught_up, elected, insync, cache_cleared,
+//  started
 void feed_event (feed_t *self, const char *kind, const char *id, const char *service,
                  uint64_t epoch, const char *format, ...) __attribute__ ((format (printf, 6, 7)));
 

@@ -53,5 +53,21 @@ status_msg (uint32_t inflight, cache_t *cache_, workers_t *workers, controller_t
         bs_msg_append (reply, BS_FIELD_nodes, &node);
     }
     peer_describe (peer, reply);
+    //  The control plane: where the map lives and what it holds there
+    bs_msg_set_str (reply, BS_FIELD_store, controller_store_prefix (controller));
+    bs_msg_set_list (reply, BS_FIELD_control);
+    uint64_t epoch;
+    const char *primary;
+    char insync [1024];
+    int64_t revision;
+    if (controller_stored (controller, &epoch, &primary, insync, sizeof insync, &revision)) {
+        bs_msg_t *part = bs_msg_new ();
+        bs_msg_set_str (part, BS_FIELD_partition, "catalog");
+        bs_msg_set_int (part, BS_FIELD_epoch, (int64_t) epoch);
+        bs_msg_set_str (part, BS_FIELD_primary, primary);
+        bs_msg_set_str (part, BS_FIELD_isr, insync);
+        bs_msg_set_int (part, BS_FIELD_revision, revision);
+        bs_msg_append (reply, BS_FIELD_control, &part);
+    }
     return reply;
 }

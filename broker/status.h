@@ -1,7 +1,8 @@
 /*  status - the cluster as the broker sees it, as one message: the reply to
  *  a "status" request and the snapshot the feed publishes every heartbeat
  *  (requests in flight, the cache's counters, every node the broker knows
- *  with its role, lag and partition, and the pair's state).
+ *  with its role, lag and partition, the pair's state, and the control
+ *  plane's map: where it lives and what it holds).
  *
  *  A plain-function module: no object; it reads what it is given.  The
  *  message it returns is the caller's to destroy.  Single-threaded, as the

@@ -184,6 +184,17 @@ s_print_human (const command_t *cmd, bs_msg_t *reply)
                     (long long) bs_msg_int (w, BS_FIELD_inflight),
                     (long long) bs_msg_int (w, BS_FIELD_requests));
         }
+        //  The control plane: where the map lives and what it holds
+        if (*bs_msg_str (reply, BS_FIELD_store)) {
+            printf ("\ncontrol plane: etcd, keys under %s\n", bs_msg_str (reply, BS_FIELD_store));
+            for (size_t i = 0; i < bs_msg_count (reply, BS_FIELD_control); i++) {
+                bs_msg_t *part = bs_msg_at (reply, BS_FIELD_control, i);
+                printf ("  %s: epoch %lld, primary %s, in sync %s (revision %lld)\n",
+                        bs_msg_str (part, BS_FIELD_partition), (long long) bs_msg_int (part, BS_FIELD_epoch),
+                        *bs_msg_str (part, BS_FIELD_primary)? bs_msg_str (part, BS_FIELD_primary): "(none)",
+                        bs_msg_str (part, BS_FIELD_isr), (long long) bs_msg_int (part, BS_FIELD_revision));
+            }
+        }
         //  A pair of brokers: which one serves
         size_t brokers = bs_msg_count (reply, BS_FIELD_brokers);
         if (brokers > 1) {

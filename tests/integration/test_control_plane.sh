@@ -11,7 +11,7 @@
 #  sync: the partition waits for a member of the stored in-sync set, and
 #  the price survives.
 source "$(dirname "$0")/lib.sh"
-bs_plan 13
+bs_plan 15
 bs_start_cluster --restock-period 0
 ETCD=http://127.0.0.1:$((BS_PORT + 90))
 KEY=/bookstore/default/partitions/catalog
@@ -72,3 +72,8 @@ check "the follower rejoins the in-sync set in etcd" \
     until_true 20 meta_holds ".primary == \"$primary\" and (.insync | length) == 2"
 check "...and holds the price itself" \
     until_true 10 eval "bs --json --timeout-ms 2000 --node $follower lookup 666 | bs_holds '.cost == 77'"
+check "status shows the map as etcd holds it" \
+    eval "bs --json status | bs_holds '.store == \"/bookstore/default/\" and .control[0].partition == \"catalog\"
+          and .control[0].primary == \"$primary\" and .control[0].epoch == $epoch
+          and (.control[0].isr | split(\",\") | sort) == ([\"catalog-1\", \"catalog-2\"])'"
+check "the feed told of the in-sync changes" grep -q "in-sync set of catalog in etcd: $primary " "$BS_TMP/cluster.log"
