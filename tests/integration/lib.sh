@@ -51,6 +51,17 @@ check() {
     if "$@"; then ok "$name"; else not_ok "$name"; fi
 }
 
+#  until_true SECONDS COMMAND...: polls the command (every 0.1 s) until it
+#  succeeds; false when it has not within the time
+until_true() {
+    local deadline=$((SECONDS + $1))
+    shift
+    until "$@"; do
+        [ $SECONDS -lt "$deadline" ] || return 1
+        sleep 0.1
+    done
+}
+
 #  bs_no_line PATTERN FILE: no line of FILE matches PATTERN (grep -E)
 bs_no_line() { ! grep -qE "$1" "$2"; }
 

@@ -18,15 +18,6 @@ KEY=/bookstore/default/partitions/catalog
 
 #  The catalog's map as etcd holds it (JSON), or nothing
 meta() { etcdctl --endpoints "$ETCD" --command-timeout 2s get --print-value-only "$KEY" 2> /dev/null; }
-#  until_true SECONDS COMMAND...: polls the command until it succeeds
-until_true() {
-    local deadline=$((SECONDS + $1))
-    shift
-    until "$@"; do
-        [ $SECONDS -lt "$deadline" ] || return 1
-        sleep 0.1
-    done
-}
 meta_holds() { meta | bs_holds "$1"; }
 warnings() { grep -c "no live member of the in-sync set of catalog" "$BS_TMP/cluster.log"; }
 

@@ -17,15 +17,6 @@ log_at_most() { local n; n=$(log_entries "$1"); [ -n "$n" ] && [ "$n" -le "$2" ]
 snapshots() { grep -c "$1: snapshot of catalog loaded" "$BS_TMP/cluster.log"; }
 snapshots_above() { [ "$(snapshots "$1")" -gt "$2" ]; }
 
-#  until_true SECONDS COMMAND...: polls the command until it succeeds
-until_true() {
-    local deadline=$((SECONDS + $1))
-    shift
-    until "$@"; do
-        [ $SECONDS -lt "$deadline" ] || return 1
-        sleep 0.1
-    done
-}
 
 primary=$(bs_catalog_primary)
 follower=$(bs --json status | jq -r '[.nodes[] | select(.service == "catalog" and .role == "follower") | .id][0]')
