@@ -815,8 +815,9 @@ broker_new (const broker_options_t *options)
         self->store = ctlplane_new (options->etcd, options->cluster? options->cluster: "default",
                                     options->etcd_timeout_ms > 0? options->etcd_timeout_ms: 1000);
         if (!self->store) {
-            zsys_error ("broker: cannot use etcd at '%s' for cluster '%s'", options->etcd,
-                        options->cluster? options->cluster: "default");
+            zsys_error ("broker: cannot use etcd at '%s' for cluster '%s': --etcd takes http:// or https:// "
+                        "URLs, comma-separated, at most 8; --cluster is 1-64 letters, digits, '-' or '_'",
+                        options->etcd, options->cluster? options->cluster: "default");
             broker_destroy (&self);
             return NULL;
         }

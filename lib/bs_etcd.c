@@ -155,6 +155,15 @@ s_int (json_t *value)
     return 0;
 }
 
+//  etcd's JSON gateway takes 64-bit integers as decimal strings
+static json_t *
+s_int_text (int64_t value)
+{
+    char text [32];
+    snprintf (text, sizeof text, "%" PRId64, value);
+    return json_string (text);
+}
+
 //  POSTs body to path and parses the answer into *answer_p.  A read is
 //  tried at every endpoint; a write only moves on while nothing was sent.
 static bs_etcd_rc_t
@@ -380,11 +389,8 @@ s_put_request (bs_etcd_t *self, const char *key, const char *value, int64_t leas
     json_t *put = json_object ();
     json_object_set_new (put, "key", s_base64 (self, key, strlen (key)));
     json_object_set_new (put, "value", s_base64 (self, value, strlen (value)));
-    if (lease) {
-        char text [32];
-        snprintf (text, sizeof text, "%" PRId64, lease);
-        json_object_set_new (put, "lease", json_string (text));
-    }
+    if (lease)
+        json_object_set_new (put, "lease", s_int_text (lease));
     return put;
 }
 
@@ -405,14 +411,12 @@ static bs_etcd_rc_t
 s_txn (bs_etcd_t *self, const char *key, int64_t mod_revision,
        const char *request_name, json_t *request, int64_t *revision_p)
 {
-    char text [32];
-    snprintf (text, sizeof text, "%" PRId64, mod_revision);
     json_t *compare = json_object ();
     json_object_set_new (compare, "key", s_base64 (self, key, strlen (key)));
     //  A key that does not exist has create revision 0; one that does has
     //  a mod revision of at least 1
     json_object_set_new (compare, "target", json_string (mod_revision? "MOD": "CREATE"));
-    json_object_set_new (compare, mod_revision? "mod_revision": "create_revision", json_string (text));
+    json_object_set_new (compare, mod_revision? "mod_revision": "create_revision", s_int_text (mod_revision));
     json_t *body = json_pack ("{s:[o], s:[{s:o}]}", "compare", compare, "success", request_name, request);
     json_t *answer;
     bs_etcd_rc_t rc = s_call (self, "/v3/kv/txn", body, true, &answer);
@@ -459,9 +463,7 @@ bs_etcd_lease_grant (bs_etcd_t *self, int ttl_seconds, int64_t *lease_p)
     *lease_p = 0;
     if (ttl_seconds <= 0)
         return BS_ETCD_ERROR;
-    char text [32];
-    snprintf (text, sizeof text, "%d", ttl_seconds);
-    json_t *body = json_pack ("{s:s}", "TTL", text);
+    json_t *body = json_pack ("{s:o}", "TTL", s_int_text (ttl_seconds));
     json_t *answer;
     bs_etcd_rc_t rc = s_call (self, "/v3/lease/grant", body, true, &answer);
     json_decref (body);
@@ -480,9 +482,7 @@ bs_etcd_rc_t
 bs_etcd_lease_keepalive (bs_etcd_t *self, int64_t lease, int64_t *ttl_p)
 {
     *ttl_p = 0;
-    char text [32];
-    snprintf (text, sizeof text, "%" PRId64, lease);
-    json_t *body = json_pack ("{s:s}", "ID", text);
+    json_t *body = json_pack ("{s:o}", "ID", s_int_text (lease));
     json_t *answer;
     //  Renewing twice is harmless, so a keep-alive counts as a read: it may
     //  be sent to the next endpoint when one does not answer
@@ -497,9 +497,7 @@ bs_etcd_lease_keepalive (bs_etcd_t *self, int64_t lease, int64_t *ttl_p)
 bs_etcd_rc_t
 bs_etcd_lease_revoke (bs_etcd_t *self, int64_t lease)
 {
-    char text [32];
-    snprintf (text, sizeof text, "%" PRId64, lease);
-    json_t *body = json_pack ("{s:s}", "ID", text);
+    json_t *body = json_pack ("{s:o}", "ID", s_int_text (lease));
     json_t *answer;
     bs_etcd_rc_t rc = s_call (self, "/v3/lease/revoke", body, true, &answer);
     json_decref (body);
