@@ -263,7 +263,9 @@ s_update_stored (controller_t *self, cpart_t *part, workers_t *workers)
         return changed;
     }
     //  Live replicas that could lead: not loading a snapshot (their state
-    //  is partial)
+    //  is partial); once the partition has had a primary, none that never
+    //  held it (a member of the in-sync set that lost its disk says so)
+    //  and none that has not said what it holds
     election_candidate_t live [WORKERS_LIMIT_FOR_ELECTION];
     size_t count = 0;
     uint64_t highest_reported = 0;
@@ -276,7 +278,13 @@ s_update_stored (controller_t *self, cpart_t *part, workers_t *workers)
             highest_reported = rep->epoch;
         if (rep && rep->snapshot)
             continue;
-        live [count++] = (election_candidate_t) { w->id, rep? rep->epoch: 0, rep? rep->seq: 0 };
+        //  The first primary of an epoch-1 partition is fresh until it
+        //  takes the role: its store, which the meta names, may still lead
+        bool first_primary = self->meta.epoch == 1 && self->meta.primary_store
+                          && w->incarnation == self->meta.primary_store && strcmp (w->id, self->meta.primary) == 0;
+        if (self->meta.epoch > 0 && (!rep || rep->empty) && !first_primary)
+            continue;
+        live [count++] = (election_candidate_t) { w->id, rep? rep->epoch: 0, rep? rep->seq: 0, w->incarnation };
     }
     election_meta_t base = self->meta, next;
     //  A store that never held this partition (a new etcd beside old data)
@@ -289,7 +297,8 @@ s_update_stored (controller_t *self, cpart_t *part, workers_t *workers)
     else
     if (self->meta.epoch > 0)
         for (size_t i = 0; i < count; i++)
-            if (strcmp (live [i].id, self->meta.primary) == 0)
+            if (strcmp (live [i].id, self->meta.primary) == 0
+            &&  (!self->meta.primary_store || live [i].store == self->meta.primary_store))
                 verdict = ELECTION_KEEP;
     if (verdict == ELECTION_ELECT) {
         if (next.epoch >= BS_EPOCH_MAX - 1)
@@ -304,8 +313,8 @@ s_update_stored (controller_t *self, cpart_t *part, workers_t *workers)
         if (!self->pending && now >= self->settle_until && self->meta.epoch > 0 && !self->waiting_logged) {
             char members [512];
             s_committed_followers (self, members, sizeof members);
-            zsys_warning ("broker: no live member of the in-sync set of %s (%s%s%s): waiting for one; "
-                          "electing another could lose acknowledged writes",
+            zsys_warning ("broker: no live member of the in-sync set of %s (%s%s%s) holds it whole: waiting "
+                          "for one; electing another could lose acknowledged writes",
                           part->name, self->meta.primary, *members? ",": "", members);
             self->waiting_logged = true;
         }
@@ -489,9 +498,11 @@ controller_update (controller_t *self, workers_t *workers)
         cpart_t *part = &self->parts [i];
         worker_t *primary = s_alive (workers, part->primary);
         worker_partition_t *primary_rep = primary? worker_partition (primary, part->name): NULL;
-        if (part->elected && primary_rep && primary_rep->snapshot) {
-            //  Elected, but found loading a snapshot: it refuses to lead
-            zsys_warning ("broker: %s is loading a snapshot of %s: electing another", part->primary, part->name);
+        if (part->elected && primary_rep && (primary_rep->snapshot || (primary_rep->empty && part->epoch > 1))) {
+            //  Elected, but found loading a snapshot, or holding nothing
+            //  past the partition's first epoch: it refuses to lead
+            zsys_warning ("broker: %s is loading a snapshot of %s, or holds none of it: electing another",
+                          part->primary, part->name);
             part->primary [0] = 0;
             primary = NULL;
             changed = true;

@@ -39,6 +39,21 @@ s_ahead (const election_candidate_t *a, const election_candidate_t *b)
     return strcmp (a->id, b->id) < 0;
 }
 
+//  The stored primary itself, on the store it was elected with
+static bool
+s_is_primary (const election_meta_t *meta, const election_candidate_t *candidate)
+{
+    return strcmp (candidate->id, meta->primary) == 0
+        && (meta->primary_store == 0 || candidate->store == meta->primary_store);
+}
+
+//  The stored primary's name on another store: it lost what it led with
+static bool
+s_lost_store (const election_meta_t *meta, const election_candidate_t *candidate)
+{
+    return meta->epoch > 0 && strcmp (candidate->id, meta->primary) == 0 && !s_is_primary (meta, candidate);
+}
+
 election_verdict_t
 election_decide (const election_meta_t *meta,
                  const election_candidate_t *live, size_t count,
@@ -46,7 +61,7 @@ election_decide (const election_meta_t *meta,
 {
     *next = *meta;
     for (size_t index = 0; index < count; index++)
-        if (meta->epoch > 0 && strcmp (live [index].id, meta->primary) == 0)
+        if (meta->epoch > 0 && s_is_primary (meta, &live [index]))
             return ELECTION_KEEP;
 
     //  A partition never elected has no in-sync set yet: every live
@@ -54,7 +69,7 @@ election_decide (const election_meta_t *meta,
     const election_candidate_t *best = NULL;
     for (size_t index = 0; index < count; index++) {
         const election_candidate_t *candidate = &live [index];
-        if (!election_id_valid (candidate->id))
+        if (!election_id_valid (candidate->id) || (s_lost_store (meta, candidate) && !unclean))
             continue;
         bool member = meta->epoch == 0 || election_insync_has (meta, candidate->id);
         if ((member || unclean) && (!best || s_ahead (candidate, best)))
@@ -66,6 +81,7 @@ election_decide (const election_meta_t *meta,
     next->epoch = meta->epoch + 1;
     snprintf (next->primary, sizeof next->primary, "%s", best->id);
     next->start_seq = best->last_seq + 1;
+    next->primary_store = best->store;
     //  The new in-sync set: the old one without the primary that is gone
     //  (every member holds every acknowledged entry), and the new primary
     next->insync_count = 0;
@@ -114,6 +130,8 @@ election_meta_encode (const election_meta_t *meta)
                                 "primary", meta->primary,
                                 "insync", insync,
                                 "start_seq", (json_int_t) meta->start_seq);
+    if (meta->primary_store)
+        json_object_set_new (object, "primary_store", json_integer ((json_int_t) meta->primary_store));
     char *text = json_dumps (object, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref (object);
     return text;
@@ -136,8 +154,14 @@ election_meta_decode (const char *text, election_meta_t *meta, char *reason, siz
     json_t *primary = json_object_get (object, "primary");
     json_t *insync = json_object_get (object, "insync");
     json_t *start_seq = json_object_get (object, "start_seq");
-    if (json_object_size (object) != 4 || !epoch || !primary || !insync || !start_seq)
-        REFUSE ("a partition's meta has exactly epoch, primary, insync and start_seq");
+    json_t *primary_store = json_object_get (object, "primary_store");
+    if (json_object_size (object) != (primary_store? 5u: 4u) || !epoch || !primary || !insync || !start_seq)
+        REFUSE ("a partition's meta has exactly epoch, primary, insync, start_seq and "
+                "perhaps primary_store");
+    if (primary_store && (!json_is_integer (primary_store) || json_integer_value (primary_store) < 1
+                      ||  json_integer_value (primary_store) > COUNTER_MAX))
+        REFUSE ("primary_store must be a whole number from 1 to 2^53-1");
+    meta->primary_store = primary_store? (uint64_t) json_integer_value (primary_store): 0;
     if (!json_is_integer (epoch) || json_integer_value (epoch) < 0
     ||  json_integer_value (epoch) > COUNTER_MAX)
         REFUSE ("epoch must be a whole number from 0 to 2^53-1");

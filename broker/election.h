@@ -18,9 +18,14 @@
  *  compare-and-swap on the revision it read, so of two brokers deciding at
  *  once, one wins and the other reads again.
  *
+ *  A primary is a store, not a name: the meta records the identity of the
+ *  elected primary's store, and a node that comes back under that name
+ *  with another store (it lost its disk) is neither kept nor elected.
+ *
  *  The metadata travels as a JSON object (the value etcd stores):
  *    {"epoch":3,"primary":"catalog-2","insync":["catalog-1","catalog-2"],
- *     "start_seq":1041}
+ *     "start_seq":1041,"primary_store":6254318864113871}
+ *  (primary_store is left out when not recorded: meta written before it)
  *  election_meta_decode checks every field: a value that does not follow
  *  the rules above (a primary outside its in-sync set, a bad id) is
  *  refused, never half-believed.
@@ -46,6 +51,8 @@ typedef struct {
     size_t insync_count;
     char insync [ELECTION_REPLICAS_MAX][ELECTION_ID_MAX + 1];
     uint64_t start_seq;                 //  the epoch's first sequence number
+    uint64_t primary_store;             //  the elected primary's store
+                                        //  identity (0: not recorded)
 } election_meta_t;
 
 //  What a live replica reports of its log
@@ -53,6 +60,7 @@ typedef struct {
     const char *id;
     uint64_t last_epoch;                //  the epoch of its last entry
     uint64_t last_seq;                  //  its last entry's seq (0: empty)
+    uint64_t store;                     //  its store's identity (0: unknown)
 } election_candidate_t;
 
 typedef enum {

@@ -208,6 +208,11 @@ workers_apply_status (worker_t *worker, const void *data, size_t size)
     snprintf (worker->pub, sizeof worker->pub, "%s", bs_msg_str (status, BS_FIELD_pub));
     snprintf (worker->sync, sizeof worker->sync, "%s", bs_msg_str (status, BS_FIELD_sync));
     snprintf (worker->digest, sizeof worker->digest, "%s", bs_msg_str (status, BS_FIELD_digest));
+    //  16 hex digits, or nothing; anything else is no identity at all
+    const char *store = bs_msg_str (status, BS_FIELD_store);
+    char *end = NULL;
+    unsigned long long incarnation = strlen (store) == 16? strtoull (store, &end, 16): 0;
+    worker->incarnation = end && *end == 0? (uint64_t) incarnation: 0;
     worker->ready = bs_msg_int (status, BS_FIELD_ready);
     worker->partition_count = 0;
     bool catalog_node = strcmp (worker->service, "catalog") == 0;
@@ -232,6 +237,7 @@ workers_apply_status (worker_t *worker, const void *data, size_t size)
         wp->head = (uint64_t) bs_msg_int (p, BS_FIELD_head);
         wp->ready = bs_msg_int (p, BS_FIELD_ready);
         wp->snapshot = strcmp (bs_msg_str (p, BS_FIELD_status), "snapshot") == 0;
+        wp->empty = strcmp (bs_msg_str (p, BS_FIELD_status), "empty") == 0;
     }
     bs_msg_destroy (&status);
     return true;

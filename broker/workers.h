@@ -32,6 +32,8 @@ typedef struct {
     uint64_t epoch, seq, head;
     bool ready;
     bool snapshot;              //  loading a snapshot: its state is partial
+    bool empty;                 //  it never held the partition: it may
+                                //  lead only the partition's first epoch
     char insync [512];          //  primary only: followers it sees in sync
 } worker_partition_t;
 
@@ -53,6 +55,7 @@ typedef struct {
     bool has_status;
     char pub [BS_ENDPOINT_MAX + 1], sync [BS_ENDPOINT_MAX + 1];
     char digest [BS_DIGEST_MAX + 1];
+    uint64_t incarnation;       //  its store's identity (0: not said)
     bool ready;                 //  caught up on everything it follows
     worker_partition_t partitions [WORKER_MAX_PARTITIONS];
     int partition_count;

@@ -21,6 +21,11 @@ typedef struct {
     //  newer epoch than its last entry's still holds the old history.
     uint64_t epoch, seq, last_epoch;    //  committed
     uint64_t pending_epoch, pending_seq, pending_last_epoch;
+    //  How much of the partition's history the store holds; stored: the
+    //  meta knows the partition (a partition only ever held in memory is
+    //  written as fresh with its first meta)
+    journal_holding_t holding, pending_holding;
+    bool stored, pending_stored;
 } part_t;
 
 typedef struct {
@@ -42,6 +47,7 @@ struct _journal_t {
     size_t sealed_count, sealed_cap;
     uint64_t digest, digest_pending;
     bool recompute_digest;
+    uint64_t incarnation;               //  this store's identity; 0: unknown
 };
 
 //  --------------------------------------------------------------------------
@@ -130,6 +136,9 @@ s_part_get (journal_t *self, const char *name)
     i = self->part_count++;
     memset (&self->parts [i], 0, sizeof (part_t));
     snprintf (self->parts [i].name, sizeof self->parts [i].name, "%s", name);
+    //  Never held here: nothing proves this copy is any prefix of the
+    //  partition's history until a primary's log or snapshot says so
+    self->parts [i].holding = self->parts [i].pending_holding = JOURNAL_FRESH;
     return i;
 }
 
@@ -159,6 +168,33 @@ s_log_epoch (journal_t *self, MDB_txn *txn, const char *partition, uint64_t seq,
         bs_entry_destroy (&entry);
     }
     return epoch;
+}
+
+//  A store created empty gets an identity of its own, so that the control
+//  plane can tell a replica that lost its disk from the one it elected.
+//  53 bits: it travels as a JSON number.
+static void
+s_new_incarnation (journal_t *self)
+{
+    uint64_t value = 0;
+    FILE *random = fopen ("/dev/urandom", "rb");
+    if (random) {
+        if (fread (&value, sizeof value, 1, random) != 1)
+            value = 0;
+        fclose (random);
+    }
+    if (value == 0)
+        value = (uint64_t) zclock_time () * 2654435761u ^ (uint64_t) getpid ();
+    value &= (UINT64_C (1) << 53) - 1;
+    if (value == 0)
+        value = 1;
+    MDB_txn *txn = store_begin (self->store, true);
+    if (!txn)
+        return;
+    if (store_meta_put (txn, self->meta, "incarnation", value) == 0 && store_commit (self->store, txn) == 0)
+        self->incarnation = value;
+    else
+        zsys_warning ("journal: cannot record the store's identity; the broker will not elect it");
 }
 
 journal_t *
@@ -200,16 +236,29 @@ journal_new (store_t *store)
                     if (self->parts [p].last_epoch == 0 && self->parts [p].seq > 0)
                         self->parts [p].last_epoch = s_log_epoch (self, txn, name, self->parts [p].seq,
                                                                   self->parts [p].epoch);
+                    //  Stores written before holding was kept say nothing:
+                    //  they held whole partitions or were loading a
+                    //  snapshot, which their seq 0 then shows
+                    s_meta_key (mk, sizeof mk, "holding", name);
+                    uint64_t holding = store_meta_get (txn, self->meta, mk);
+                    self->parts [p].holding = holding == JOURNAL_FRESH || holding == JOURNAL_PARTIAL?
+                                              (journal_holding_t) holding: JOURNAL_WHOLE;
+                    self->parts [p].stored = true;
                     self->parts [p].pending_seq = self->parts [p].seq;
                     self->parts [p].pending_epoch = self->parts [p].epoch;
                     self->parts [p].pending_last_epoch = self->parts [p].last_epoch;
+                    self->parts [p].pending_holding = self->parts [p].holding;
+                    self->parts [p].pending_stored = true;
                 }
             }
             rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
         }
         mdb_cursor_close (cursor);
     }
+    self->incarnation = store_meta_get (txn, self->meta, "incarnation");
     mdb_txn_abort (txn);
+    if (self->incarnation == 0 && !store_read_only (store))
+        s_new_incarnation (self);
     return self;
 }
 
@@ -302,6 +351,15 @@ journal_last_epoch (journal_t *self, const char *partition)
     return p < 0? 0: self->parts [p].last_epoch;
 }
 
+uint64_t journal_incarnation (journal_t *self) { return self->incarnation; }
+
+journal_holding_t
+journal_holding (journal_t *self, const char *partition)
+{
+    int p = s_part_find (self, partition);
+    return p < 0? JOURNAL_FRESH: self->parts [p].holding;
+}
+
 uint64_t
 journal_next_seq (journal_t *self, const char *partition)
 {
@@ -391,8 +449,43 @@ static int
 s_put_meta (journal_t *self, MDB_txn *txn, const char *what, const char *partition, uint64_t value)
 {
     char key [80];
+    int p = s_part_find (self, partition);
+    if (p >= 0 && !self->parts [p].pending_stored && strcmp (what, "holding") != 0) {
+        //  The partition's first meta: say with it how much is held, or a
+        //  restart would take an empty copy for a whole one
+        s_meta_key (key, sizeof key, "holding", partition);
+        int rc = store_meta_put (txn, self->meta, key, self->parts [p].pending_holding);
+        if (rc != 0)
+            return rc;
+        self->parts [p].pending_stored = true;
+    }
     s_meta_key (key, sizeof key, what, partition);
     return store_meta_put (txn, self->meta, key, value);
+}
+
+static int
+s_set_holding (journal_t *self, MDB_txn *txn, int p, journal_holding_t holding)
+{
+    if (self->parts [p].pending_holding == holding && self->parts [p].pending_stored)
+        return 0;
+    self->parts [p].pending_holding = holding;
+    int rc = s_put_meta (self, txn, "holding", self->parts [p].name, holding);
+    if (rc == 0)
+        self->parts [p].pending_stored = true;
+    return rc;
+}
+
+int
+journal_set_whole (journal_t *self, MDB_txn *txn, const char *partition)
+{
+    int p = s_part_get (self, partition);
+    if (p < 0)
+        return ENOSPC;
+    int rc = s_set_holding (self, txn, p, JOURNAL_WHOLE);
+    //  A partition is known by its seq meta (journal_new)
+    if (rc == 0)
+        rc = s_put_meta (self, txn, "seq", partition, self->parts [p].pending_seq);
+    return rc;
 }
 
 //  Appends an entry to the log and advances the partition
@@ -403,6 +496,10 @@ s_append (journal_t *self, MDB_txn *txn, int p, uint64_t epoch, uint64_t seq, co
     MDB_val key = { s_log_key (kbuf, self->parts [p].name, seq), kbuf };
     MDB_val value = { size, (void *) data };
     int rc = mdb_put (txn, self->log, &key, &value, 0);
+    //  A fresh copy that gets the first entry holds the history from its
+    //  beginning
+    if (rc == 0 && seq == 1 && self->parts [p].pending_holding == JOURNAL_FRESH)
+        rc = s_set_holding (self, txn, p, JOURNAL_WHOLE);
     if (rc == 0)
         rc = s_put_meta (self, txn, "seq", self->parts [p].name, seq);
     if (rc == 0 && epoch != self->parts [p].pending_last_epoch)
@@ -470,6 +567,8 @@ s_revert (journal_t *self)
         self->parts [i].pending_seq = self->parts [i].seq;
         self->parts [i].pending_epoch = self->parts [i].epoch;
         self->parts [i].pending_last_epoch = self->parts [i].last_epoch;
+        self->parts [i].pending_holding = self->parts [i].holding;
+        self->parts [i].pending_stored = self->parts [i].stored;
     }
     self->digest_pending = self->digest;
     self->recompute_digest = false;
@@ -489,6 +588,8 @@ journal_commit (journal_t *self, MDB_txn *txn)
         self->parts [i].seq = self->parts [i].pending_seq;
         self->parts [i].epoch = self->parts [i].pending_epoch;
         self->parts [i].last_epoch = self->parts [i].pending_last_epoch;
+        self->parts [i].holding = self->parts [i].pending_holding;
+        self->parts [i].stored = self->parts [i].pending_stored;
     }
     self->digest = self->digest_pending;
     if (self->recompute_digest) {
@@ -677,6 +778,10 @@ journal_reset (journal_t *self, MDB_txn *txn, const char *partition, const char 
     //  than believing its old seq over half-replaced data
     if (rc == 0)
         rc = s_put_meta (self, txn, "seq", partition, 0);
+    //  ...and says so until the snapshot ends, across restarts and changes
+    //  of source: a node holding part of a partition must never lead it
+    if (rc == 0)
+        rc = s_set_holding (self, txn, p, JOURNAL_PARTIAL);
     self->parts [p].pending_seq = 0;
     self->parts [p].pending_last_epoch = 0;
     self->recompute_digest = true;
@@ -704,6 +809,8 @@ journal_finish_snapshot (journal_t *self, MDB_txn *txn, const char *partition, u
     int rc = s_put_meta (self, txn, "last_epoch", partition, epoch);
     if (rc == 0)
         rc = s_put_meta (self, txn, "seq", partition, seq);
+    if (rc == 0)
+        rc = s_set_holding (self, txn, p, JOURNAL_WHOLE);
     if (rc == 0 && epoch > self->parts [p].pending_epoch)
         rc = s_put_meta (self, txn, "epoch", partition, epoch);
     if (rc == 0) {

@@ -24,11 +24,26 @@
 
 typedef struct _journal_t journal_t;
 
+//  How much of a partition's history a store holds.  Only a whole copy may
+//  lead the partition: a fresh one may be a replica that lost its disk,
+//  a partial one dropped its state for a snapshot it has not finished.
+//  Kept in the store, so a restart or a change of source does not forget
+//  it.
+typedef enum {
+    JOURNAL_WHOLE = 0,      //  a prefix of the partition's history
+    JOURNAL_FRESH = 1,      //  never held: no entry, no snapshot yet
+    JOURNAL_PARTIAL = 2     //  a snapshot began and has not ended
+} journal_holding_t;
+
 journal_t *journal_new (store_t *store);
 void journal_destroy (journal_t **self_p);
 
 //  The store underneath
 store_t *journal_store (journal_t *self);
+//  The store's identity: a random number below 2^53 drawn when the store
+//  was created (0 when a read-only store has none).  A replica that lost
+//  its disk comes back with another.
+uint64_t journal_incarnation (journal_t *self);
 
 //  Opens a replicated database.  digest: its records count in the digest.
 bool journal_db (journal_t *self, const char *name, unsigned flags, bool digest, MDB_dbi *dbi_p);
@@ -40,6 +55,12 @@ bool journal_db (journal_t *self, const char *name, unsigned flags, bool digest,
 uint64_t journal_seq (journal_t *self, const char *partition);
 uint64_t journal_epoch (journal_t *self, const char *partition);
 uint64_t journal_last_epoch (journal_t *self, const char *partition);
+//  How much of the partition the store holds (committed); a partition
+//  never held is fresh.  A copy becomes whole with a finished snapshot, its
+//  first entry (seq 1), or journal_set_whole (a fetch its source answered
+//  with its log, or the first primary of a new partition).
+journal_holding_t journal_holding (journal_t *self, const char *partition);
+int journal_set_whole (journal_t *self, MDB_txn *txn, const char *partition);
 //  The sequence number the next sealed entry of the partition will get
 uint64_t journal_next_seq (journal_t *self, const char *partition);
 //  Names of every partition this node holds entries of
@@ -83,10 +104,10 @@ int journal_trim (journal_t *self, MDB_txn *txn, const char *partition, uint64_t
 
 //  Snapshots: a follower replaces (or merges) its copy of a partition's
 //  databases.  journal_reset drops the named databases' contents and the
-//  partition's log; journal_load_record writes one record without logging
+//  partition's log and marks the partition partial; journal_load_record writes one record without logging
 //  it; journal_finish_snapshot sets the partition's seq and last epoch to
-//  the snapshot's (the epoch of its last entry) and raises its epoch to
-//  that when lower.
+//  the snapshot's (the epoch of its last entry), raises its epoch to
+//  that when lower, and marks it whole.
 int journal_reset (journal_t *self, MDB_txn *txn, const char *partition, const char **dbs, bool drop);
 int journal_load_record (journal_t *self, MDB_txn *txn, const char *db, MDB_val *key, MDB_val *value);
 int journal_finish_snapshot (journal_t *self, MDB_txn *txn, const char *partition, uint64_t epoch, uint64_t seq);

@@ -320,6 +320,13 @@ s_update_status (node_t *self)
     char digest [17];
     journal_digest (self->journal, digest);
     bs_msg_set_str (status, BS_FIELD_digest, digest);
+    //  Which store holds what we report: the broker elects a store, not a
+    //  name (a node that lost its disk comes back with another)
+    if (journal_incarnation (self->journal)) {
+        char store [17];
+        snprintf (store, sizeof store, "%016llx", (unsigned long long) journal_incarnation (self->journal));
+        bs_msg_set_str (status, BS_FIELD_store, store);
+    }
     bs_msg_set_int (status, BS_FIELD_ready, repl_caught_up (self->repl));
     size_t size;
     uint8_t *data = bs_msg_encode (status, &size);

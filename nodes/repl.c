@@ -479,6 +479,12 @@ s_serve_fetch (repl_t *self, const void *identity, size_t identity_size, const b
     uint64_t epoch = (uint64_t) bs_msg_int (request, BS_FIELD_epoch);
     uint64_t head = journal_seq (self->journal, partition);
     part_t *part = s_part (self, partition, false);
+    if (journal_holding (self->journal, partition) != JOURNAL_WHOLE) {
+        //  We hold none or part of it: any answer would pass our gap for
+        //  the partition's history (the fetcher times out and asks again)
+        zsys_debug ("%s: a fetch of %s left unanswered: this node does not hold it whole", self->id, partition);
+        return;
+    }
     follower_t *fetcher = NULL;
     if (part && part->role == ROLE_PRIMARY) {
         //  Whoever fetches is not in sync until it acks our head
@@ -775,6 +781,19 @@ s_on_sub (repl_t *self)
         }
 }
 
+static bool
+s_mark_whole (repl_t *self, part_t *part)
+{
+    MDB_txn *txn = journal_begin (self->journal);
+    if (!txn)
+        return false;
+    if (journal_set_whole (self->journal, txn, part->name) != 0) {
+        journal_abort (self->journal, txn);
+        return false;
+    }
+    return journal_commit (self->journal, txn) == 0;
+}
+
 static void
 s_on_entries (repl_t *self, part_t *part, bs_msg_t *msg)
 {
@@ -798,6 +817,10 @@ s_on_entries (repl_t *self, part_t *part, bs_msg_t *msg)
         sizes [n++] = size;
     }
     part->fetching = false;
+    if (journal_holding (self->journal, part->name) == JOURNAL_FRESH)
+        //  Our source found our (empty) history a prefix of its own and
+        //  answered from its log: from here this copy is whole
+        s_mark_whole (self, part);
     s_apply (self, part, entries, NULL, datas, sizes, n, false);
     for (size_t i = 0; i < n; i++)
         bs_entry_destroy (&entries [i]);
@@ -927,11 +950,24 @@ s_become_primary (repl_t *self, part_t *part, uint64_t epoch)
 {
     if (part->role == ROLE_PRIMARY && part->epoch == epoch)
         return;
-    if (part->snapshot) {
+    journal_holding_t holding = journal_holding (self->journal, part->name);
+    if (part->snapshot || holding == JOURNAL_PARTIAL) {
         //  Half a snapshot is not the partition: leading from it would lose
         //  acknowledged writes.  The status says why; the broker elects
         //  someone else.
         zsys_warning ("%s: refused to lead %s while loading a snapshot of it", self->id, part->name);
+        return;
+    }
+    if (holding == JOURNAL_FRESH && epoch != 1) {
+        //  A copy that never held the partition may lead only its first
+        //  epoch: at a later one it may be a replica that lost its disk,
+        //  and whatever the partition held would be gone
+        zsys_warning ("%s: refused to lead %s at epoch %llu: this node holds none of it", self->id,
+                      part->name, (unsigned long long) epoch);
+        return;
+    }
+    if (holding == JOURNAL_FRESH && !s_mark_whole (self, part)) {
+        zsys_error ("%s: cannot lead %s: its store refused the write", self->id, part->name);
         return;
     }
     if (part->role == ROLE_FOLLOWER && part->pub [0])
@@ -999,6 +1035,11 @@ s_become_follower (repl_t *self, part_t *part, uint64_t epoch, const char *prima
     bool ourselves = *source_id? strcmp (source_id, self->id) == 0
                                : strcmp (source_sync, self->options.sync_endpoint) == 0;
     link_t *source = ourselves? NULL: s_link (self, source_sync, source_id);
+    //  A copy that is not whole fills itself from a primary only: a peer
+    //  we catch up from while there is none may be behind, and this copy
+    //  would then pass for one that holds every acknowledged write
+    if (!*primary && journal_holding (self->journal, part->name) != JOURNAL_WHOLE)
+        source = NULL;
     if (source != part->source || newer) {
         //  A fetch made of another source or at another epoch is answered
         //  no more (its replies are ignored): ask again, from scratch
@@ -1284,7 +1325,8 @@ repl_caught_up (repl_t *self)
         return false;
     for (int i = 0; i < self->part_count; i++) {
         part_t *part = self->parts [i];
-        if (part->role == ROLE_NONE || part->snapshot)
+        if (part->role == ROLE_NONE || part->snapshot
+        ||  journal_holding (self->journal, part->name) != JOURNAL_WHOLE)
             return false;
         if (part->role == ROLE_FOLLOWER && part->primary [0]
         &&  (!part->synced || journal_seq (self->journal, part->name) < part->head_seen))
@@ -1310,9 +1352,16 @@ repl_status (repl_t *self, bs_msg_t *status)
         bs_msg_set_int (entry, BS_FIELD_seq, (int64_t) seq);
         uint64_t head = part->role == ROLE_PRIMARY? part->published: part->head_seen;
         bs_msg_set_int (entry, BS_FIELD_head, (int64_t) (head > seq? head: seq));
-        bs_msg_set_int (entry, BS_FIELD_ready, (part->role == ROLE_PRIMARY || part->synced) && !part->snapshot);
-        if (part->snapshot)
+        journal_holding_t holding = journal_holding (self->journal, part->name);
+        bs_msg_set_int (entry, BS_FIELD_ready, (part->role == ROLE_PRIMARY || part->synced) && !part->snapshot
+                                               && holding == JOURNAL_WHOLE);
+        //  What the broker must know before it elects us: a partial copy
+        //  may never lead, a fresh one only the partition's first epoch
+        if (part->snapshot || holding == JOURNAL_PARTIAL)
             bs_msg_set_str (entry, BS_FIELD_status, "snapshot");
+        else
+        if (holding == JOURNAL_FRESH)
+            bs_msg_set_str (entry, BS_FIELD_status, "empty");
         if (part->role == ROLE_PRIMARY) {
             char insync [1024] = "";
             for (int k = 0; k < part->follower_count; k++)

@@ -26,7 +26,7 @@ test_live_primary_is_kept (void)
 {
     election_meta_t meta = s_meta (3, "catalog-1", "catalog-1", "catalog-2"), next;
     election_candidate_t live [] = {
-        { "catalog-2", 3, 90 }, { "catalog-1", 3, 80 }
+        { "catalog-2", 3, 90, 0 }, { "catalog-1", 3, 80, 0 }
     };
     //  Even a follower further ahead does not depose a live primary
     CHECK (election_decide (&meta, live, 2, false, &next) == ELECTION_KEEP);
@@ -40,7 +40,7 @@ test_only_the_insync_set_is_elected (void)
     //  sync, the primary acknowledged alone, then hung.  catalog-2 alone is
     //  alive: it must not be elected, however far it claims to be.
     election_meta_t meta = s_meta (1, "catalog-1", "catalog-1", NULL), next;
-    election_candidate_t live [] = { { "catalog-2", 1, 1000 } };
+    election_candidate_t live [] = { { "catalog-2", 1, 1000, 0 } };
     CHECK (election_decide (&meta, live, 1, false, &next) == ELECTION_WAIT);
     CHECK (next.epoch == 1 && strcmp (next.primary, "catalog-1") == 0);
     //  An operator's unclean election takes it, at a new epoch
@@ -59,7 +59,7 @@ test_most_advanced_member_wins (void)
     //  catalog-4 is furthest ahead but out of sync; of the members, the
     //  later epoch beats the longer log
     election_candidate_t live [] = {
-        { "catalog-4", 4, 500 }, { "catalog-2", 3, 400 }, { "catalog-3", 4, 120 }
+        { "catalog-4", 4, 500, 0 }, { "catalog-2", 3, 400, 0 }, { "catalog-3", 4, 120, 0 }
     };
     CHECK (election_decide (&meta, live, 3, false, &next) == ELECTION_ELECT);
     CHECK (strcmp (next.primary, "catalog-3") == 0);
@@ -76,8 +76,8 @@ test_ties_decide_alike (void)
 {
     election_meta_t meta = s_meta (2, "catalog-1", "catalog-1", "catalog-3"), next_a, next_b;
     snprintf (meta.insync [meta.insync_count++], ELECTION_ID_MAX + 1, "catalog-2");
-    election_candidate_t one_way [] = { { "catalog-3", 2, 7 }, { "catalog-2", 2, 7 } };
-    election_candidate_t other_way [] = { { "catalog-2", 2, 7 }, { "catalog-3", 2, 7 } };
+    election_candidate_t one_way [] = { { "catalog-3", 2, 7, 0 }, { "catalog-2", 2, 7, 0 } };
+    election_candidate_t other_way [] = { { "catalog-2", 2, 7, 0 }, { "catalog-3", 2, 7, 0 } };
     CHECK (election_decide (&meta, one_way, 2, false, &next_a) == ELECTION_ELECT);
     CHECK (election_decide (&meta, other_way, 2, false, &next_b) == ELECTION_ELECT);
     CHECK (strcmp (next_a.primary, next_b.primary) == 0);
@@ -91,12 +91,12 @@ test_epochs_only_grow (void)
     //  raise the partition's epoch by claiming one), the next epoch is the
     //  stored one plus one
     election_meta_t meta = s_meta (7, "order-1", "order-1", "order-2"), next;
-    election_candidate_t live [] = { { "order-2", 1000000, 3 } };
+    election_candidate_t live [] = { { "order-2", 1000000, 3, 0 } };
     CHECK (election_decide (&meta, live, 1, false, &next) == ELECTION_ELECT);
     CHECK (next.epoch == 8);
     //  Repeated elections climb one at a time
     election_meta_t again;
-    election_candidate_t none [] = { { "order-1", 7, 3 } };
+    election_candidate_t none [] = { { "order-1", 7, 3, 0 } };
     CHECK (election_decide (&next, none, 1, false, &again) == ELECTION_WAIT);
     CHECK (again.epoch == 8);
 }
@@ -106,14 +106,14 @@ test_first_election (void)
 {
     election_meta_t meta, next;
     memset (&meta, 0, sizeof meta);
-    election_candidate_t live [] = { { "catalog-2", 0, 0 }, { "catalog-1", 0, 0 } };
+    election_candidate_t live [] = { { "catalog-2", 0, 0, 0 }, { "catalog-1", 0, 0, 0 } };
     CHECK (election_decide (&meta, live, 2, false, &next) == ELECTION_ELECT);
     CHECK (next.epoch == 1 && strcmp (next.primary, "catalog-1") == 0);
     CHECK (next.insync_count == 1);
     //  No live replica at all: wait
     CHECK (election_decide (&meta, NULL, 0, false, &next) == ELECTION_WAIT);
     //  An id that is not valid is never elected
-    election_candidate_t bad [] = { { "cat,alog", 0, 9 } };
+    election_candidate_t bad [] = { { "cat,alog", 0, 9, 0 } };
     CHECK (election_decide (&meta, bad, 1, false, &next) == ELECTION_WAIT);
 }
 
@@ -155,7 +155,41 @@ test_meta_round_trip (void)
     CHECK (election_meta_decode (text, &back, reason, sizeof reason));
     CHECK (back.epoch == 3 && back.start_seq == 1041 && strcmp (back.primary, "catalog-2") == 0);
     CHECK (back.insync_count == 2 && strcmp (back.insync [1], "catalog-2") == 0);
+    CHECK (back.primary_store == 0);
     free (text);
+    //  With the primary's store recorded
+    meta.primary_store = 6254318864113871;
+    text = election_meta_encode (&meta);
+    CHECK (text && strstr (text, "\"primary_store\":6254318864113871"));
+    CHECK (election_meta_decode (text, &back, reason, sizeof reason));
+    CHECK (back.primary_store == 6254318864113871);
+    free (text);
+}
+
+static void
+test_a_primary_is_a_store (void)
+{
+    //  catalog-1 was elected on store 11 and acknowledged writes alone.  It
+    //  comes back under its name with an empty disk (store 12): it is not
+    //  the primary, and it may not be elected in its own place
+    election_meta_t meta = s_meta (3, "catalog-1", "catalog-1", NULL), next;
+    meta.primary_store = 11;
+    election_candidate_t wiped [] = { { "catalog-1", 0, 0, 12 } };
+    CHECK (election_decide (&meta, wiped, 1, false, &next) == ELECTION_WAIT);
+    CHECK (next.epoch == 3);
+    //  Its own store is kept
+    election_candidate_t same [] = { { "catalog-1", 3, 40, 11 } };
+    CHECK (election_decide (&meta, same, 1, false, &next) == ELECTION_KEEP);
+    //  A member of the in-sync set is elected in its place, and the meta
+    //  records the store it is elected with
+    snprintf (meta.insync [meta.insync_count++], ELECTION_ID_MAX + 1, "catalog-2");
+    election_candidate_t both [] = { { "catalog-1", 0, 0, 12 }, { "catalog-2", 3, 40, 21 } };
+    CHECK (election_decide (&meta, both, 2, false, &next) == ELECTION_ELECT);
+    CHECK (strcmp (next.primary, "catalog-2") == 0 && next.epoch == 4 && next.primary_store == 21);
+    CHECK (!election_insync_has (&next, "catalog-1"));
+    //  Meta written before stores were recorded keeps the primary by name
+    meta.primary_store = 0;
+    CHECK (election_decide (&meta, wiped, 1, false, &next) == ELECTION_KEEP);
 }
 
 static void
@@ -177,6 +211,9 @@ test_meta_refuses_what_breaks_the_rules (void)
         "{\"epoch\":0,\"primary\":\"\",\"insync\":[\"a\"],\"start_seq\":0}",
         "{\"epoch\":1,\"epoch\":2,\"primary\":\"a\",\"insync\":[\"a\"],\"start_seq\":1}",
         "{\"epoch\":1,\"primary\":\"a\",\"insync\":[1],\"start_seq\":1}",
+        "{\"epoch\":1,\"primary\":\"a\",\"insync\":[\"a\"],\"start_seq\":1,\"primary_store\":0}",
+        "{\"epoch\":1,\"primary\":\"a\",\"insync\":[\"a\"],\"start_seq\":1,\"primary_store\":\"7\"}",
+        "{\"epoch\":1,\"primary\":\"a\",\"insync\":[\"a\"],\"start_seq\":1,\"primary_store\":9007199254740992}",
     };
     for (size_t index = 0; index < sizeof bad / sizeof bad [0]; index++) {
         election_meta_t meta;
@@ -204,6 +241,7 @@ main (void)
     RUN (test_first_election);
     RUN (test_insync_changes);
     RUN (test_meta_round_trip);
+    RUN (test_a_primary_is_a_store);
     RUN (test_meta_refuses_what_breaks_the_rules);
     return DONE ();
 }
