@@ -626,15 +626,21 @@ s_node_ready (broker_t *self, zmq_msg_t *frames, int count, int total)
 }
 
 //  REPLY [token] [empty] [body]: answers the client whose request the token
-//  names, at most once (a stale token, a reused slot, is dropped).  w is
-//  NULL or dead for a late reply from a node declared dead.
+//  names, at most once (a stale token, a reused slot, or one from before
+//  this broker started, is dropped).  w is NULL or dead for a late reply
+//  from a node declared dead.
 static void
 s_node_reply (broker_t *self, worker_t *w, zmq_msg_t *frames, int total)
 {
     uint32_t index;
     request_t *req = total == 7? requests_by_token (self->requests, &frames [4], &index): NULL;
-    if (!req)
+    if (!req) {
+        //  Routine after a re-dispatch or a restart: the client was or
+        //  will be answered another way
+        zsys_debug ("broker: dropped a reply from %s: its token names no request in flight",
+                    w? w->id: "an unregistered node");
         return;
+    }
     if (req->worker && req->worker->outstanding > 0)
         req->worker->outstanding--;
     if (w && w->alive)
