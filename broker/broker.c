@@ -245,7 +245,7 @@ s_worker_dead (broker_t *self, worker_t *w, const char *why)
 {
     if (!w->alive)
         return;
-    w->alive = false;
+    workers_declare_dead (w, zclock_mono ());
     feed_event (self->feed, "dead", w->id, w->service, 0, "declared dead: %s", why);
     s_control (self, false);
     s_redispatch_from (self, w);
@@ -326,7 +326,7 @@ s_release_nodes (broker_t *self)
         if (!w->alive)
             continue;
         wire_backup (self->node_sock, w->identity, w->identity_size);
-        w->alive = false;
+        workers_declare_dead (w, zclock_mono ());
         w->outstanding = 0;
     }
 }
@@ -602,7 +602,7 @@ s_node_ready (broker_t *self, zmq_msg_t *frames, int count, int total)
     if (w && w->alive) {
         //  A node that restarted under the same identity has forgotten
         //  what it was doing: hand its requests to someone else
-        w->alive = false;
+        workers_declare_dead (w, zclock_mono ());
         s_redispatch_from (self, w);
     }
     w = workers_register (self->workers, zmq_msg_data (&frames [NODE_IDENTITY]), zmq_msg_size (&frames [NODE_IDENTITY]),
@@ -769,6 +769,9 @@ s_on_tick (broker_t *self)
     }
     s_control (self, now >= self->next_assign);
     s_check_expiry (self, now);
+    //  Here no worker pointer is held, and a dead worker holds no request
+    //  (they were taken back when it died)
+    workers_forget (self->workers, now);
     for (size_t i = 0; i < workers_size (self->workers); i++) {
         worker_t *w = workers_at (self->workers, i);
         if (w->alive && wire_to_worker (self->node_sock, w, BS_MDPW_HEARTBEAT, NULL, NULL) != 0)
