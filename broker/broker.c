@@ -245,7 +245,7 @@ s_worker_dead (broker_t *self, worker_t *w, const char *why)
 {
     if (!w->alive)
         return;
-    w->alive = false;
+    workers_declare_dead (w, zclock_mono ());
     feed_event (self->feed, "dead", w->id, w->service, 0, "declared dead: %s", why);
     s_control (self, false);
     s_redispatch_from (self, w);
@@ -326,7 +326,7 @@ s_release_nodes (broker_t *self)
         if (!w->alive)
             continue;
         wire_backup (self->node_sock, w->identity, w->identity_size);
-        w->alive = false;
+        workers_declare_dead (w, zclock_mono ());
         w->outstanding = 0;
     }
 }
@@ -602,7 +602,7 @@ s_node_ready (broker_t *self, zmq_msg_t *frames, int count, int total)
     if (w && w->alive) {
         //  A node that restarted under the same identity has forgotten
         //  what it was doing: hand its requests to someone else
-        w->alive = false;
+        workers_declare_dead (w, zclock_mono ());
         s_redispatch_from (self, w);
     }
     w = workers_register (self->workers, zmq_msg_data (&frames [NODE_IDENTITY]), zmq_msg_size (&frames [NODE_IDENTITY]),
@@ -626,15 +626,21 @@ s_node_ready (broker_t *self, zmq_msg_t *frames, int count, int total)
 }
 
 //  REPLY [token] [empty] [body]: answers the client whose request the token
-//  names, at most once (a stale token, a reused slot, is dropped).  w is
-//  NULL or dead for a late reply from a node declared dead.
+//  names, at most once (a stale token, a reused slot, or one from before
+//  this broker started, is dropped).  w is NULL or dead for a late reply
+//  from a node declared dead.
 static void
 s_node_reply (broker_t *self, worker_t *w, zmq_msg_t *frames, int total)
 {
     uint32_t index;
     request_t *req = total == 7? requests_by_token (self->requests, &frames [4], &index): NULL;
-    if (!req)
+    if (!req) {
+        //  Routine after a re-dispatch or a restart: the client was or
+        //  will be answered another way
+        zsys_debug ("broker: dropped a reply from %s: its token names no request in flight",
+                    w? w->id: "an unregistered node");
         return;
+    }
     if (req->worker && req->worker->outstanding > 0)
         req->worker->outstanding--;
     if (w && w->alive)
@@ -763,6 +769,9 @@ s_on_tick (broker_t *self)
     }
     s_control (self, now >= self->next_assign);
     s_check_expiry (self, now);
+    //  Here no worker pointer is held, and a dead worker holds no request
+    //  (they were taken back when it died)
+    workers_forget (self->workers, now);
     for (size_t i = 0; i < workers_size (self->workers); i++) {
         worker_t *w = workers_at (self->workers, i);
         if (w->alive && wire_to_worker (self->node_sock, w, BS_MDPW_HEARTBEAT, NULL, NULL) != 0)

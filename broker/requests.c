@@ -19,6 +19,7 @@ struct _requests_t {
     uint32_t cap;
     uint32_t free_head;
     uint32_t inflight;
+    uint64_t incarnation;       //  random, in every token of this table
     service_t services [REQUESTS_MAX_SERVICES];
     int service_count;
 };
@@ -30,6 +31,7 @@ requests_new (const char *services, quota_t *quota)
     if (!self)
         abort ();
     self->quota = quota;
+    bs_random_bytes ((uint8_t *) &self->incarnation, sizeof self->incarnation);
     self->free_head = NO_REQUEST;
     for (int i = 0; i < REQUESTS_MAX_SERVICES; i++)
         self->services [i].head = self->services [i].tail = NO_REQUEST;
@@ -119,6 +121,7 @@ requests_token (requests_t *self, uint32_t index, uint8_t *token)
     uint32_t gen = self->requests [index].gen;
     memcpy (token, &index, 4);
     memcpy (token + 4, &gen, 4);
+    memcpy (token + 8, &self->incarnation, 8);
 }
 
 request_t *
@@ -126,10 +129,13 @@ requests_by_token (requests_t *self, const zmq_msg_t *frame, uint32_t *index_p)
 {
     if (zmq_msg_size ((zmq_msg_t *) frame) != REQUEST_TOKEN_SIZE)
         return NULL;
+    const uint8_t *data = zmq_msg_data ((zmq_msg_t *) frame);
     uint32_t index, gen;
-    memcpy (&index, zmq_msg_data ((zmq_msg_t *) frame), 4);
-    memcpy (&gen, (uint8_t *) zmq_msg_data ((zmq_msg_t *) frame) + 4, 4);
-    if (index >= self->cap)
+    uint64_t incarnation;
+    memcpy (&index, data, 4);
+    memcpy (&gen, data + 4, 4);
+    memcpy (&incarnation, data + 8, 8);
+    if (incarnation != self->incarnation || index >= self->cap)
         return NULL;
     request_t *req = &self->requests [index];
     if (!req->used || req->gen != gen)

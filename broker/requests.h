@@ -4,9 +4,15 @@
  *  A request lives in a slot of one growing array from the moment a client
  *  sends it until it is answered (or given up on); the broker keeps its
  *  client's routing id and its body as raw zmq_msg_t so that it can send
- *  the same body again when its worker dies.  Workers see a request as an
- *  8-byte token, its slot index and the slot's generation: a reply whose
- *  token names a freed or reused slot is a stale one and is dropped.
+ *  the same body again when its worker dies.  Workers see a request as a
+ *  16-byte token: its slot index, the slot's generation, and the table's
+ *  incarnation, 64 random bits chosen at requests_new.  A reply whose token
+ *  names a freed or reused slot is a stale one and is dropped; so is one
+ *  whose token another incarnation handed out.  Generations start again
+ *  at 1 when the broker restarts, and a node keeps its socket across a
+ *  quick restart: without the incarnation, a late reply from before the
+ *  restart could name a live request of the new broker and answer it with
+ *  an unrelated body.
  *
  *  The services the broker knows are fixed at start; each has a FIFO of
  *  its requests that no worker can take yet, linked through the requests'
@@ -32,7 +38,7 @@
 #include "quota.h"
 #include "workers.h"
 
-#define REQUEST_TOKEN_SIZE  8           //  slot index and generation
+#define REQUEST_TOKEN_SIZE  16          //  slot index, generation, incarnation
 #define REQUESTS_MAX_SERVICES 8
 #define NO_REQUEST          UINT32_MAX  //  end of a queue or free list
 
@@ -82,7 +88,8 @@ uint32_t requests_inflight (requests_t *self);
 void requests_token (requests_t *self, uint32_t index, uint8_t *token);
 
 //  The request a token frame names, with its index in *index_p; NULL when
-//  the frame is no token or its slot was freed or reused since
+//  the frame is no token, is another incarnation's, or its slot was freed
+//  or reused since
 request_t *requests_by_token (requests_t *self, const zmq_msg_t *frame, uint32_t *index_p);
 
 //  The services: their count, the index of one by name (-1: none), a name

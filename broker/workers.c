@@ -86,6 +86,7 @@ workers_register (workers_t *self, const void *identity, size_t size,
     else
         s_identity_id (identity, size, w->id);
     w->alive = true;
+    w->dead_since = 0;
     w->outstanding = 0;
     w->served = 0;
     w->read_seq = 0;
@@ -95,6 +96,34 @@ workers_register (workers_t *self, const void *identity, size_t size,
     w->partition_count = 0;
     w->ready = false;
     return w;
+}
+
+void
+workers_declare_dead (worker_t *worker, int64_t now)
+{
+    worker->alive = false;
+    worker->dead_since = now;
+}
+
+size_t
+workers_forget (workers_t *self, int64_t now)
+{
+    size_t kept = 0, forgotten = 0;
+    for (size_t i = 0; i < self->size; i++) {
+        worker_t *w = self->items [i];
+        if (!w->alive && now - w->dead_since > WORKERS_FORGET_MS) {
+            zsys_info ("broker: forgot node %s (%s), dead for %lld s", w->id, w->service,
+                       (long long) (now - w->dead_since) / 1000);
+            free (w);
+            forgotten++;
+        }
+        else
+            self->items [kept++] = w;
+    }
+    self->size = kept;
+    if (self->rotor >= self->size)
+        self->rotor = 0;
+    return forgotten;
 }
 
 worker_t *

@@ -1,16 +1,23 @@
 /*  workers - the broker's registry of nodes and its load-balancing choice.
  *
  *  Every node that sent READY is a worker of one service.  A worker is alive
- *  until it misses its heartbeats (or says DISCONNECT); dead workers stay in
- *  the registry, marked not alive, so status can show them.  The module
+ *  until it misses its heartbeats (or says DISCONNECT); a dead worker stays
+ *  in the registry, marked not alive, so status can show it, for
+ *  WORKERS_FORGET_MS, then workers_forget drops it: otherwise every node
+ *  that ever came under a new routing id would stay listed, and scanned,
+ *  for good.  The module
  *  also holds the broker's rule for node ids (workers_id_valid,
  *  workers_id_holder) and reads nodes' status reports into their records
  *  (workers_apply_status), so that tests and fuzz targets run the broker's
  *  own code.
  *
  *  Ownership: workers_new returns a registry the caller destroys with
- *  workers_destroy.  worker_t pointers stay valid until the registry is
- *  destroyed (workers are never freed while the registry lives).
+ *  workers_destroy.  A worker_t pointer stays valid until workers_forget
+ *  forgets that worker (dead for longer than WORKERS_FORGET_MS) or the
+ *  registry is destroyed.  The caller calls workers_forget where it holds
+ *  no worker pointer, and keeps none to a dead worker across calls: the
+ *  broker takes back a worker's requests when it declares it dead, and the
+ *  controller names workers by id.  Single-threaded.
  */
 #ifndef WORKERS_H_INCLUDED
 #define WORKERS_H_INCLUDED
@@ -24,6 +31,14 @@
 typedef struct _workers_t workers_t;
 
 #define WORKER_MAX_PARTITIONS 16
+
+//  How long a dead worker stays listed.  Long enough that status (and the
+//  chaos reports built on it) still shows a node killed a few minutes ago
+//  as down rather than as never there; a node that comes back registers
+//  afresh anyway, so nothing is lost when it is forgotten.  Nodes use
+//  their id as routing id, so the registry grows only with ids seen in
+//  this window.
+#define WORKERS_FORGET_MS   (10 * 60 * 1000)
 
 //  A partition as the node reported it in its last status
 typedef struct {
@@ -49,6 +64,7 @@ typedef struct {
     int64_t expiry;             //  when it is declared dead without news
     int64_t registered;         //  when it last sent READY
     int64_t last_seen;          //  when it last sent anything
+    int64_t dead_since;         //  when it was declared dead (not alive)
     int fd;                     //  descriptor of its connection (-1: unknown)
     bool reported_insync;       //  the feed has told it is in sync
     //  From the node's status (READY and HEARTBEAT)
@@ -70,6 +86,15 @@ worker_t *workers_find (workers_t *self, const void *identity, size_t size);
 //  Registers (or re-registers) a worker; returns it
 worker_t *workers_register (workers_t *self, const void *identity, size_t size,
                             const char *service, const char *id);
+
+//  Declares a worker dead at now (the broker's monotonic clock, ms); its
+//  forgetting time runs from then.  The caller takes back its requests.
+void workers_declare_dead (worker_t *worker, int64_t now);
+
+//  Frees every worker dead for longer than WORKERS_FORGET_MS at now and
+//  returns how many; the others keep their registration order.  Pointers
+//  to the forgotten workers are invalid from then on.
+size_t workers_forget (workers_t *self, int64_t now);
 
 //  Least outstanding requests among the alive workers of a service that
 //  pass the filter (NULL: all); among equals, rotates so that idle workers

@@ -71,6 +71,49 @@ test_dead_workers_are_skipped (void)
     workers_destroy (&workers);
 }
 
+//  A dead worker is listed (status shows it) for WORKERS_FORGET_MS, then
+//  forgotten; a live one never is, however long since it registered
+static void
+test_dead_workers_are_forgotten (void)
+{
+    workers_t *workers = workers_new ();
+    worker_t *a = s_add (workers, "catalog-1", "catalog");
+    worker_t *b = s_add (workers, "catalog-2", "catalog");
+    worker_t *c = s_add (workers, "catalog-3", "catalog");
+    int64_t t0 = 5000;
+    workers_declare_dead (a, t0);
+    workers_declare_dead (b, t0 + WORKERS_FORGET_MS / 2);
+    CHECK (!a->alive && !b->alive);
+    //  Dead for exactly the time, not longer: all still listed
+    CHECK_EQ (workers_forget (workers, t0 + WORKERS_FORGET_MS), 0);
+    CHECK_EQ (workers_size (workers), 3);
+    CHECK (workers_by_id (workers, "catalog-1") == a);
+    //  a is past it; b, dead for less, stays, and the order is kept
+    CHECK_EQ (workers_forget (workers, t0 + WORKERS_FORGET_MS + 1), 1);
+    CHECK_EQ (workers_size (workers), 2);
+    CHECK (workers_at (workers, 0) == b && workers_at (workers, 1) == c);
+    CHECK (workers_by_id (workers, "catalog-1") == NULL);
+    CHECK (workers_find (workers, "catalog-1", strlen ("catalog-1")) == NULL);
+    CHECK (workers_id_holder (workers, "catalog-1", "other", 5) == NULL);
+    //  Much later: b goes too, the live c stays
+    CHECK_EQ (workers_forget (workers, t0 + 100 * (int64_t) WORKERS_FORGET_MS), 1);
+    CHECK_EQ (workers_size (workers), 1);
+    CHECK (workers_at (workers, 0) == c && c->alive);
+    CHECK (workers_choose (workers, "catalog", NULL, NULL) == c);
+    //  The forgotten id registers afresh, as a new worker
+    worker_t *again = s_add (workers, "catalog-1", "catalog");
+    CHECK (again && again->alive && again->served == 0 && again->outstanding == 0);
+    CHECK_EQ (workers_size (workers), 2);
+    CHECK (workers_by_id (workers, "catalog-1") == again);
+    CHECK_EQ (workers_alive (workers, "catalog"), 2);
+    //  Registering again clears the death: it is not forgotten while alive
+    workers_declare_dead (c, t0);
+    CHECK (s_add (workers, "catalog-3", "catalog") == c);
+    CHECK_EQ (workers_forget (workers, t0 + 100 * (int64_t) WORKERS_FORGET_MS), 0);
+    CHECK_EQ (workers_size (workers), 2);
+    workers_destroy (&workers);
+}
+
 static void
 test_binary_identity (void)
 {
@@ -89,6 +132,7 @@ main (void)
     RUN (test_least_outstanding_wins);
     RUN (test_idle_workers_share_load);
     RUN (test_dead_workers_are_skipped);
+    RUN (test_dead_workers_are_forgotten);
     RUN (test_binary_identity);
     return DONE ();
 }
