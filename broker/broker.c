@@ -391,6 +391,11 @@ s_refuse_unfenced (broker_t *self, zmq_msg_t *client, const char *service, zmq_m
         wire_error (self->client_sock, client, service, body, BS_ERR_not_active, message);
     }
     else
+    if (!peer_alone (self->peer))
+        //  Its peer may serve: the client moves on
+        wire_error (self->client_sock, client, service, body, BS_ERR_not_active,
+                    "this broker cannot prove it holds the active lease in etcd; try its peer");
+    else
         wire_error (self->client_sock, client, service, body, BS_ERR_unavailable,
                     "this broker cannot prove it holds the active lease in etcd (is etcd reachable?)");
 }
@@ -1008,6 +1013,11 @@ broker_run (broker_t *self)
             if (items [fence_item].revents & ZMQ_POLLIN)
                 fence_recv (self->fence, zclock_mono ());
             fence_step (self->fence, peer_active (self->peer), zclock_mono ());
+            if (peer_active (self->peer) && fence_outranked (self->fence, zclock_mono ())) {
+                peer_state_t before = peer_state (self->peer);
+                if (peer_yield (self->peer, "another broker holds the active lease in etcd"))
+                    s_peer_changed (self, before);
+            }
             s_fenced (self);
         }
         if (store_item >= 0 && (items [store_item].revents & ZMQ_POLLIN)) {

@@ -5,14 +5,20 @@
 
 #include <czmq.h>
 
-//  etcd's leases are whole seconds, and etcd will not grant less than
-//  about 1.5 election timeouts (0.75 s with the launcher's etcd): one
-//  second.  The broker stops serving a quarter of it before the lease
-//  could run out, and renews five times a second, so a keep-alive may
-//  be late by half the lease before anything stops.
-#define LEASE_TTL_SECONDS   1
-#define LEASE_MARGIN_MS     250
-#define LEASE_RENEW_MS      200
+//  etcd's leases are whole seconds, and etcd grants none shorter than
+//  about 1.5 election timeouts.  Two seconds: a one-second lease stopped
+//  the active broker whenever etcd took a few hundred milliseconds to
+//  answer on a loaded machine.  The broker stops serving half a second
+//  before the lease could run out and renews four times a second; a
+//  keep-alive answered late still counts from when it was sent, so each
+//  call may take up to a second, and several may fail before anything
+//  stops.  The price: a broker killed
+//  without revoking its lease is replaced only once the lease runs out
+//  in etcd (two seconds, plus etcd's own check, half a second).
+#define LEASE_TTL_SECONDS   2
+#define LEASE_MARGIN_MS     500
+#define LEASE_RENEW_MS      250
+#define LEASE_CALL_MS       1000
 #define LEASE_KEY           "active"
 
 struct _fence_t {
@@ -23,8 +29,8 @@ struct _fence_t {
 fence_t *
 fence_new (const char *etcd, const char *cluster, int timeout_ms, const char *id, const char *endpoint)
 {
-    //  A keep-alive that takes longer than the margin is of no use
-    ctlplane_t *plane = ctlplane_new (etcd, cluster, timeout_ms < LEASE_MARGIN_MS? timeout_ms: LEASE_MARGIN_MS);
+    //  A keep-alive answered after the lease's validity is of no use
+    ctlplane_t *plane = ctlplane_new (etcd, cluster, timeout_ms < LEASE_CALL_MS? timeout_ms: LEASE_CALL_MS);
     if (!plane)
         return NULL;
     fence_t *self = (fence_t *) zmalloc (sizeof (fence_t));
@@ -109,6 +115,12 @@ bool
 fence_serving (fence_t *self, int64_t now)
 {
     return lease_serving (self->lease, now);
+}
+
+bool
+fence_outranked (fence_t *self, int64_t now)
+{
+    return lease_outranked (self->lease, now);
 }
 
 const char *

@@ -32,6 +32,8 @@ void fence_recv (fence_t *self, int64_t now);
 void fence_step (fence_t *self, bool want, int64_t now);
 //  This broker holds the active key and its lease is provably valid now
 bool fence_serving (fence_t *self, int64_t now);
+//  Another broker holds the active lease, alive (lease_outranked)
+bool fence_outranked (fence_t *self, int64_t now);
 //  The active broker's client endpoint as etcd named it ("" unknown)
 const char *fence_holder (fence_t *self);
 //  The longest a caller may wait before calling fence_step again

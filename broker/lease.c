@@ -17,6 +17,7 @@ struct _lease_t {
     int64_t renewed_at;         //  when the last keep-alive (or grant) was sent
     int64_t next_campaign;
     bool holding;               //  the key was created with our lease
+    int64_t taken_since;        //  campaigns have found the key held since
     char value [512];
     char holder_endpoint [256];
 };
@@ -61,8 +62,10 @@ lease_next (lease_t *self, bool want, int64_t now)
     if (self->out != LEASE_IDLE)
         return LEASE_IDLE;
     lease_ask_t ask = LEASE_IDLE;
-    if (!want)
+    if (!want) {
         ask = self->lease? LEASE_ASK_REVOKE: LEASE_IDLE;
+        self->taken_since = 0;
+    }
     else
     if (!self->lease)
         ask = now >= self->next_campaign? LEASE_ASK_GRANT: LEASE_IDLE;
@@ -144,8 +147,14 @@ lease_answer (lease_t *self, lease_answer_t answer, int64_t number, const char *
                 self->holder_endpoint [0] = 0;
             }
             else
-            if (answer == LEASE_ANSWER_TAKEN)
+            if (answer == LEASE_ANSWER_TAKEN) {
                 s_read_holder (self, holder);
+                if (self->holding || !holder || !*holder)
+                    self->taken_since = 0;
+                else
+                if (!self->taken_since)
+                    self->taken_since = now;
+            }
             else
             if (answer == LEASE_ANSWER_REFUSED)
                 s_forget_lease (self);          //  our lease expired meanwhile
@@ -165,6 +174,15 @@ bool
 lease_serving (lease_t *self, int64_t now)
 {
     return self->holding && self->lease && now < self->valid_until;
+}
+
+bool
+lease_outranked (lease_t *self, int64_t now)
+{
+    //  A dead holder's key goes within its TTL (and etcd's check, half a
+    //  second); one still there a second after that is renewed
+    return !self->holding && self->taken_since
+        && now - self->taken_since >= (int64_t) self->ttl_seconds * 1000 + 1000;
 }
 
 const char *

@@ -71,6 +71,10 @@ void lease_answer (lease_t *self, lease_answer_t answer, int64_t number, const c
 
 //  This broker holds the key and its lease is provably valid at now
 bool lease_serving (lease_t *self, int64_t now);
+//  Another broker has held the key, renewing it, for longer than a lease:
+//  it is alive and serving, and this one should stop wanting to be active
+//  (a broker that holds the lease outranks what Binary Star says)
+bool lease_outranked (lease_t *self, int64_t now);
 //  The active broker's endpoint as the key last named it ("" unknown, or
 //  this broker)
 const char *lease_holder_endpoint (lease_t *self);
