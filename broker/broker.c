@@ -18,6 +18,7 @@
 #include "controller.h"
 #include "bs_monitor.h"
 #include "feed.h"
+#include "fence.h"
 #include "peer.h"
 #include "quota.h"
 #include "requests.h"
@@ -61,6 +62,8 @@ struct _broker_t {
     controller_t *controller;
     ctlplane_t *store;          //  the control plane (etcd), or NULL
     peer_t *peer;               //  the other broker of a pair, if any
+    fence_t *fence;             //  with etcd: the active broker's lease
+    bool serving;               //  ...held and provably valid (last seen)
     int expected_nodes;         //  after a takeover: nodes the peer served
     char expected_primary [BS_ID_MAX + 1];  //  ...and its catalog primary
     int64_t next_assign;        //  periodic refresh of the partition map
@@ -173,7 +176,7 @@ s_cache_follow_catalog (broker_t *self)
         feed_event (self->feed, "elected", primary->id, "catalog", epoch,
                     "is primary of the catalog at epoch %llu", (unsigned long long) epoch);
     }
-    if (!self->cache_ready && primary) {
+    if (!self->cache_ready && primary && (!self->fence || self->serving)) {
         uint64_t head = 0;
         for (size_t i = 0; i < workers_size (self->workers); i++) {
             worker_t *w = workers_at (self->workers, i);
@@ -353,6 +356,50 @@ s_peer_changed (broker_t *self, peer_state_t before)
         s_deactivate (self);
 }
 
+//  With etcd, Binary Star's word is not enough to serve: the broker must
+//  also hold the active lease, provably valid now (fence.h).  Whenever that
+//  changes the cache goes: replies cached while another broker may have
+//  served writes are stale, and so is what a broker cached before a pause.
+//  True when the broker may not serve.
+static bool
+s_fenced (broker_t *self)
+{
+    if (!self->fence)
+        return false;
+    bool serving = fence_serving (self->fence, zclock_mono ());
+    if (serving != self->serving) {
+        self->serving = serving;
+        cache_clear (self->cache);
+        self->cache_ready = false;
+        if (serving)
+            feed_event (self->feed, "lease", self->options.id, NULL, 0, "holds the active lease in etcd");
+        else
+            feed_event (self->feed, "lease_lost", self->options.id, NULL, 0,
+                        "cannot prove it holds the active lease in etcd: it stops serving");
+    }
+    return !serving;
+}
+
+static void
+s_refuse_unfenced (broker_t *self, zmq_msg_t *client, const char *service, zmq_msg_t *body)
+{
+    char message [384];
+    const char *holder = fence_holder (self->fence);
+    if (*holder) {
+        snprintf (message, sizeof message, "this broker does not hold the active lease in etcd; the active one is %s",
+                  holder);
+        wire_error (self->client_sock, client, service, body, BS_ERR_not_active, message);
+    }
+    else
+    if (!peer_alone (self->peer))
+        //  Its peer may serve: the client moves on
+        wire_error (self->client_sock, client, service, body, BS_ERR_not_active,
+                    "this broker cannot prove it holds the active lease in etcd; try its peer");
+    else
+        wire_error (self->client_sock, client, service, body, BS_ERR_unavailable,
+                    "this broker cannot prove it holds the active lease in etcd (is etcd reachable?)");
+}
+
 //  --------------------------------------------------------------------------
 //  Broker's own service
 
@@ -448,6 +495,13 @@ s_client_message (broker_t *self)
     peer_verdict_t verdict = peer_client_verdict (self->peer);
     if (verdict == PEER_REFUSE) {
         s_refuse_passive (self, &frames [0], service, &frames [4]);
+        bs_frames_close (frames, count);
+        return;
+    }
+    //  Checked as each request is read, after any pause: a broker that was
+    //  stopped past its lease answers nothing, not even from its cache
+    if (s_fenced (self)) {
+        s_refuse_unfenced (self, &frames [0], service, &frames [4]);
         bs_frames_close (frames, count);
         return;
     }
@@ -833,6 +887,11 @@ broker_new (const broker_options_t *options)
         controller_use_store (self->controller, self->store);
         zsys_info ("broker: the partition map lives in etcd at %s under %s", options->etcd,
                    ctlplane_prefix (self->store));
+        self->fence = fence_new (options->etcd, options->cluster? options->cluster: "default",
+                                 options->etcd_timeout_ms > 0? options->etcd_timeout_ms: 1000,
+                                 options->id && *options->id? options->id: "broker",
+                                 options->advertise && *options->advertise? options->advertise
+                                                                          : options->client_endpoint);
     }
 
     self->clients = zsock_new (ZMQ_ROUTER);
@@ -889,6 +948,7 @@ broker_destroy (broker_t **self_p)
     requests_destroy (&self->requests);
     workers_destroy (&self->workers);
     controller_destroy (&self->controller);
+    fence_destroy (&self->fence);
     ctlplane_destroy (&self->store);
     cache_destroy (&self->cache);
     quota_destroy (&self->quota);
@@ -914,7 +974,7 @@ broker_run (broker_t *self)
         zsys_info ("broker: cache off");
     self->next_heartbeat = zclock_mono () + self->options.heartbeat_ms;
     feed_event (self->feed, "started", NULL, NULL, 0, "broker started");
-    zmq_pollitem_t items [7] = {
+    zmq_pollitem_t items [8] = {
         { self->node_sock, 0, ZMQ_POLLIN, 0 },
         { self->client_sock, 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->invalidations), 0, ZMQ_POLLIN, 0 },
@@ -929,6 +989,11 @@ broker_run (broker_t *self)
         items [item_count] = (zmq_pollitem_t) { zsock_resolve (ctlplane_socket (self->store)), 0, ZMQ_POLLIN, 0 };
         store_item = item_count++;
     }
+    int fence_item = -1;
+    if (self->fence) {
+        items [item_count] = (zmq_pollitem_t) { zsock_resolve (fence_socket (self->fence)), 0, ZMQ_POLLIN, 0 };
+        fence_item = item_count++;
+    }
     while (!zsys_interrupted) {
         int64_t now = zclock_mono ();
         if (now > self->next_expiry)
@@ -937,11 +1002,24 @@ broker_run (broker_t *self)
         if (self->next_expiry < wake)
             wake = self->next_expiry + 1;
         int64_t wait = wake - now;
+        if (self->fence && wait > fence_interval_ms (self->fence))
+            wait = fence_interval_ms (self->fence);
         if (wait < 0)
             wait = 0;
         items [2].events = self->muted? 0: ZMQ_POLLIN;
         if (zmq_poll (items, item_count, (long) wait) < 0)
             break;
+        if (fence_item >= 0) {
+            if (items [fence_item].revents & ZMQ_POLLIN)
+                fence_recv (self->fence, zclock_mono ());
+            fence_step (self->fence, peer_active (self->peer), zclock_mono ());
+            if (peer_active (self->peer) && fence_outranked (self->fence, zclock_mono ())) {
+                peer_state_t before = peer_state (self->peer);
+                if (peer_yield (self->peer, "another broker holds the active lease in etcd"))
+                    s_peer_changed (self, before);
+            }
+            s_fenced (self);
+        }
         if (store_item >= 0 && (items [store_item].revents & ZMQ_POLLIN)) {
             //  The control plane answered: what it holds is the map
             uint64_t epoch_before = 0, epoch_after = 0;

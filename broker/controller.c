@@ -349,13 +349,10 @@ s_update_stored (controller_t *self, cpart_t *part, workers_t *workers)
                     snprintf (want.insync [want.insync_count++], ELECTION_ID_MAX + 1, "%s", tok);
         }
         else
-            //  Until the primary reports at this epoch, only the dead leave
-            for (size_t index = 0; index < self->meta.insync_count; index++) {
-                const char *member = self->meta.insync [index];
-                if (strcmp (member, self->meta.primary) && s_alive (workers, member)
-                &&  want.insync_count < ELECTION_REPLICAS_MAX)
-                    snprintf (want.insync [want.insync_count++], ELECTION_ID_MAX + 1, "%s", member);
-            }
+            //  Until the primary reports at this epoch, nobody leaves, not
+            //  even the dead: the old primary among them may be needed
+            //  again if the new one cannot lead (election.c)
+            want = self->meta;
         bool same = want.insync_count == self->meta.insync_count;
         for (size_t index = 0; same && index < want.insync_count; index++)
             same = election_insync_has (&self->meta, want.insync [index]);

@@ -21,6 +21,7 @@ typedef struct {
     int timeout_ms;
 } actor_args_t;
 
+//  revision carries the op's number: a mod revision, a lease id or a TTL
 static void
 s_send_answer (zsock_t *pipe, const char *tag, ctlplane_op_t op, bs_etcd_rc_t rc,
                int64_t revision, const char *error, bs_etcd_kvs_t *kvs, size_t prefix_size)
@@ -83,6 +84,43 @@ s_actor (zsock_t *pipe, void *arg)
                            bs_etcd_error (etcd), NULL, prefix_size);
             zstr_free (&value);
             zstr_free (&revision_text);
+        }
+        else
+        if (streq (command, "GRANT")) {
+            //  relative carries the TTL in seconds
+            int64_t lease = 0;
+            bs_etcd_rc_t rc = bs_etcd_lease_grant (etcd, atoi (relative? relative: "0"), &lease);
+            s_send_answer (pipe, tag? tag: "0", CTLPLANE_GRANT, rc, lease, bs_etcd_error (etcd), NULL, prefix_size);
+        }
+        else
+        if (streq (command, "KEEPALIVE") || streq (command, "REVOKE")) {
+            //  relative carries the lease id
+            int64_t lease = strtoll (relative? relative: "0", NULL, 10), ttl = 0;
+            bool renew = streq (command, "KEEPALIVE");
+            bs_etcd_rc_t rc = renew? bs_etcd_lease_keepalive (etcd, lease, &ttl): bs_etcd_lease_revoke (etcd, lease);
+            s_send_answer (pipe, tag? tag: "0", renew? CTLPLANE_KEEPALIVE: CTLPLANE_REVOKE, rc, ttl,
+                           bs_etcd_error (etcd), NULL, prefix_size);
+        }
+        else
+        if (streq (command, "CAMPAIGN") || streq (command, "PUTLEASED")) {
+            char *value = zmsg_popstr (request);
+            char *lease_text = zmsg_popstr (request);
+            int64_t lease = lease_text? strtoll (lease_text, NULL, 10): 0;
+            bool campaign = streq (command, "CAMPAIGN");
+            int64_t now_revision = 0;
+            bs_etcd_rc_t rc = campaign? bs_etcd_put_if (etcd, key, value? value: "", 0, lease, &now_revision)
+                                      : bs_etcd_put (etcd, key, value? value: "", lease);
+            bs_etcd_kvs_t *kvs = NULL;
+            char error [256];
+            snprintf (error, sizeof error, "%s", bs_etcd_error (etcd));
+            //  Lost: who holds it, read at once (it may have gone since)
+            if (campaign && rc == BS_ETCD_COMPARE_FAILED && bs_etcd_get (etcd, key, &kvs) != BS_ETCD_OK)
+                bs_etcd_kvs_destroy (&kvs);
+            s_send_answer (pipe, tag? tag: "0", campaign? CTLPLANE_CAMPAIGN: CTLPLANE_PUT_LEASED, rc, now_revision,
+                           error, kvs, prefix_size);
+            bs_etcd_kvs_destroy (&kvs);
+            zstr_free (&value);
+            zstr_free (&lease_text);
         }
         zstr_free (&command);
         zstr_free (&tag);
@@ -171,6 +209,58 @@ ctlplane_put_if (ctlplane_t *self, const char *relative, const char *value,
     zstr_sendx (self->actor, "PUT", tag_text, relative, value, revision_text, NULL);
 }
 
+void
+ctlplane_grant (ctlplane_t *self, int ttl_seconds, uint32_t tag)
+{
+    char tag_text [16], ttl_text [16];
+    snprintf (tag_text, sizeof tag_text, "%" PRIu32, tag);
+    snprintf (ttl_text, sizeof ttl_text, "%d", ttl_seconds);
+    zstr_sendx (self->actor, "GRANT", tag_text, ttl_text, NULL);
+}
+
+static void
+s_send_lease_command (ctlplane_t *self, const char *command, int64_t lease, uint32_t tag)
+{
+    char tag_text [16], lease_text [32];
+    snprintf (tag_text, sizeof tag_text, "%" PRIu32, tag);
+    snprintf (lease_text, sizeof lease_text, "%" PRId64, lease);
+    zstr_sendx (self->actor, command, tag_text, lease_text, NULL);
+}
+
+void
+ctlplane_keepalive (ctlplane_t *self, int64_t lease, uint32_t tag)
+{
+    s_send_lease_command (self, "KEEPALIVE", lease, tag);
+}
+
+void
+ctlplane_revoke (ctlplane_t *self, int64_t lease, uint32_t tag)
+{
+    s_send_lease_command (self, "REVOKE", lease, tag);
+}
+
+static void
+s_send_leased_put (ctlplane_t *self, const char *command, const char *relative, const char *value,
+                   int64_t lease, uint32_t tag)
+{
+    char tag_text [16], lease_text [32];
+    snprintf (tag_text, sizeof tag_text, "%" PRIu32, tag);
+    snprintf (lease_text, sizeof lease_text, "%" PRId64, lease);
+    zstr_sendx (self->actor, command, tag_text, relative, value, lease_text, NULL);
+}
+
+void
+ctlplane_campaign (ctlplane_t *self, const char *relative, const char *value, int64_t lease, uint32_t tag)
+{
+    s_send_leased_put (self, "CAMPAIGN", relative, value, lease, tag);
+}
+
+void
+ctlplane_put_leased (ctlplane_t *self, const char *relative, const char *value, int64_t lease, uint32_t tag)
+{
+    s_send_leased_put (self, "PUTLEASED", relative, value, lease, tag);
+}
+
 ctlplane_result_t *
 ctlplane_recv (ctlplane_t *self)
 {
@@ -196,6 +286,12 @@ ctlplane_recv (ctlplane_t *self)
     text = zmsg_popstr (answer);
     result->revision = strtoll (text, NULL, 10);
     zstr_free (&text);
+    if (result->op == CTLPLANE_GRANT)
+        result->lease = result->revision;
+    if (result->op == CTLPLANE_KEEPALIVE)
+        result->ttl = result->revision;
+    if (result->op == CTLPLANE_GRANT || result->op == CTLPLANE_KEEPALIVE || result->op == CTLPLANE_REVOKE)
+        result->revision = 0;
     text = zmsg_popstr (answer);
     snprintf (result->error, sizeof result->error, "%s", text);
     zstr_free (&text);

@@ -32,7 +32,13 @@ typedef struct _ctlplane_t ctlplane_t;
 
 typedef enum {
     CTLPLANE_GET_PREFIX,        //  every key under a relative prefix
-    CTLPLANE_PUT_IF             //  compare-and-swap on one key's mod revision
+    CTLPLANE_PUT_IF,            //  compare-and-swap on one key's mod revision
+    CTLPLANE_GRANT,             //  a new lease (result: lease)
+    CTLPLANE_KEEPALIVE,         //  renews a lease (result: ttl, 0: gone)
+    CTLPLANE_CAMPAIGN,          //  creates a key bound to a lease if absent;
+                                //  else the key as it is (count 1)
+    CTLPLANE_PUT_LEASED,        //  writes a key bound to a lease
+    CTLPLANE_REVOKE             //  ends a lease (its keys go)
 } ctlplane_op_t;
 
 typedef struct {
@@ -40,6 +46,8 @@ typedef struct {
     ctlplane_op_t op;
     bs_etcd_rc_t rc;
     int64_t revision;           //  PUT_IF: the key's new mod revision
+    int64_t lease;              //  GRANT: the lease's id
+    int64_t ttl;                //  KEEPALIVE: seconds the lease has left
     size_t count;               //  GET_PREFIX: key-values read
     char **keys;                //  relative to the prefix
     char **values;
@@ -63,6 +71,18 @@ const char *ctlplane_prefix (ctlplane_t *self);
 void ctlplane_get_prefix (ctlplane_t *self, const char *relative, uint32_t tag);
 void ctlplane_put_if (ctlplane_t *self, const char *relative, const char *value,
                       int64_t mod_revision, uint32_t tag);
+
+//  Leases.  GRANT's answer carries the lease id (result lease); KEEPALIVE's
+//  the seconds left (result ttl; 0 when the lease is gone); CAMPAIGN writes
+//  value under the key bound to the lease only if the key does not exist
+//  (rc BS_ETCD_OK), and otherwise answers BS_ETCD_COMPARE_FAILED with the
+//  key as it is (count 1, or 0 if it went meanwhile).
+void ctlplane_grant (ctlplane_t *self, int ttl_seconds, uint32_t tag);
+void ctlplane_keepalive (ctlplane_t *self, int64_t lease, uint32_t tag);
+void ctlplane_campaign (ctlplane_t *self, const char *relative, const char *value, int64_t lease, uint32_t tag);
+void ctlplane_put_leased (ctlplane_t *self, const char *relative, const char *value, int64_t lease,
+                          uint32_t tag);
+void ctlplane_revoke (ctlplane_t *self, int64_t lease, uint32_t tag);
 
 //  Reads one answer (the socket is readable); NULL when the message was
 //  not an answer (it is logged)

@@ -82,14 +82,22 @@ election_decide (const election_meta_t *meta,
     snprintf (next->primary, sizeof next->primary, "%s", best->id);
     next->start_seq = best->last_seq + 1;
     next->primary_store = best->store;
-    //  The new in-sync set: the old one without the primary that is gone
-    //  (every member holds every acknowledged entry), and the new primary
+    //  The new in-sync set: the new primary first, then the old set, the
+    //  old primary included.  Every member holds every acknowledged entry,
+    //  and the old primary stays eligible until the new one has taken the
+    //  role (the broker then writes the set the new primary reports): if
+    //  the new one turns out unable to lead (its copy went partial since
+    //  its last report), the old primary, back, is still electable,
+    //  rather than the partition waiting for ever on a member that holds
+    //  nothing whole
     next->insync_count = 0;
     snprintf (next->insync [next->insync_count++], ELECTION_ID_MAX + 1, "%s", best->id);
-    for (size_t index = 0; index < meta->insync_count; index++) {
+    //  An unclean election starts a history of its own: nobody else holds
+    //  what the new primary will acknowledge
+    bool member = meta->epoch == 0 || election_insync_has (meta, best->id);
+    for (size_t index = 0; member && index < meta->insync_count; index++) {
         const char *member = meta->insync [index];
-        if (strcmp (member, best->id) && strcmp (member, meta->primary)
-        &&  next->insync_count < ELECTION_REPLICAS_MAX)
+        if (strcmp (member, best->id) && next->insync_count < ELECTION_REPLICAS_MAX)
             snprintf (next->insync [next->insync_count++], ELECTION_ID_MAX + 1, "%s", member);
     }
     return ELECTION_ELECT;

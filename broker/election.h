@@ -13,7 +13,12 @@
  *      operator asked for an unclean election, which takes the most
  *      advanced live replica and says how many entries may be lost;
  *    - the in-sync set never loses its primary, and never shrinks to
- *      nothing.
+ *      nothing;
+ *    - an election keeps the old in-sync set, the old primary included
+ *      (the broker narrows it to what the new primary reports once that
+ *      one has taken the role): if the new primary cannot lead after all,
+ *      the old one is still electable.  An unclean election's set is the
+ *      new primary alone.
  *  A decision is only a proposal: the broker writes it to etcd with a
  *  compare-and-swap on the revision it read, so of two brokers deciding at
  *  once, one wins and the other reads again.

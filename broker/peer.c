@@ -308,6 +308,12 @@ peer_node_turns (peer_t *self, int nodes)
     return true;
 }
 
+bool
+peer_yield (peer_t *self, const char *why)
+{
+    return self->state == PEER_STATE_ACTIVE && s_become (self, PEER_STATE_PASSIVE, why);
+}
+
 peer_verdict_t
 peer_client_verdict (peer_t *self)
 {

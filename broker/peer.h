@@ -101,6 +101,10 @@ bool peer_alone (peer_t *self);
 //  at least half the nodes the peer last served (or one) have come.
 bool peer_node_turns (peer_t *self, int nodes);
 
+//  Leaves the active state for passive (another broker holds the active
+//  lease in etcd, which outranks these rules).  True when the state changed.
+bool peer_yield (peer_t *self, const char *why);
+
 //  What to do with a client request
 peer_verdict_t peer_client_verdict (peer_t *self);
 

@@ -65,10 +65,18 @@ test_most_advanced_member_wins (void)
     CHECK (strcmp (next.primary, "catalog-3") == 0);
     CHECK (next.epoch == 5);
     CHECK (next.start_seq == 121);
-    //  The dead primary leaves the set; the others stay
-    CHECK (next.insync_count == 2);
-    CHECK (election_insync_has (&next, "catalog-3") && election_insync_has (&next, "catalog-2"));
-    CHECK (!election_insync_has (&next, "catalog-1") && !election_insync_has (&next, "catalog-4"));
+    //  The set keeps its members, the old primary too (until the new one
+    //  takes the role, the broker's business), and gains nobody
+    CHECK (next.insync_count == 3);
+    CHECK (strcmp (next.insync [0], "catalog-3") == 0);
+    CHECK (election_insync_has (&next, "catalog-2") && election_insync_has (&next, "catalog-1"));
+    CHECK (!election_insync_has (&next, "catalog-4"));
+    //  Should catalog-3 be unable to lead, the old primary, back, is
+    //  electable in its place
+    election_candidate_t back [] = { { "catalog-1", 4, 130, 0 } };
+    election_meta_t again;
+    CHECK (election_decide (&next, back, 1, false, &again) == ELECTION_ELECT);
+    CHECK (strcmp (again.primary, "catalog-1") == 0 && again.epoch == 6);
 }
 
 static void
@@ -94,11 +102,16 @@ test_epochs_only_grow (void)
     election_candidate_t live [] = { { "order-2", 1000000, 3, 0 } };
     CHECK (election_decide (&meta, live, 1, false, &next) == ELECTION_ELECT);
     CHECK (next.epoch == 8);
-    //  Repeated elections climb one at a time
+    //  Repeated elections climb one at a time (order-2 could not lead:
+    //  the old primary, still in the set, is elected back at 9)
     election_meta_t again;
-    election_candidate_t none [] = { { "order-1", 7, 3, 0 } };
-    CHECK (election_decide (&next, none, 1, false, &again) == ELECTION_WAIT);
-    CHECK (again.epoch == 8);
+    election_candidate_t back [] = { { "order-1", 7, 3, 0 } };
+    CHECK (election_decide (&next, back, 1, false, &again) == ELECTION_ELECT);
+    CHECK (again.epoch == 9 && strcmp (again.primary, "order-1") == 0);
+    //  A replica outside the set is never elected
+    election_candidate_t outsider [] = { { "order-3", 9, 3, 0 } };
+    CHECK (election_decide (&again, outsider, 1, false, &next) == ELECTION_WAIT);
+    CHECK (next.epoch == 9);
 }
 
 static void
@@ -186,7 +199,6 @@ test_a_primary_is_a_store (void)
     election_candidate_t both [] = { { "catalog-1", 0, 0, 12 }, { "catalog-2", 3, 40, 21 } };
     CHECK (election_decide (&meta, both, 2, false, &next) == ELECTION_ELECT);
     CHECK (strcmp (next.primary, "catalog-2") == 0 && next.epoch == 4 && next.primary_store == 21);
-    CHECK (!election_insync_has (&next, "catalog-1"));
     //  Meta written before stores were recorded keeps the primary by name
     meta.primary_store = 0;
     CHECK (election_decide (&meta, wiped, 1, false, &next) == ELECTION_KEEP);

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+#  Two brokers that cannot see each other, both reachable by everyone,
+#  never both serve, and a book with ten copies sells ten.
+#
+#  The interleaving: the link between the brokers is cut; broker A (the
+#  active one) is paused long enough for the nodes to turn to broker B,
+#  which takes over; A resumes.  Neither hears the other, so by Binary
+#  Star's rules each believes it is the active one.  With the active lease
+#  in etcd only the holder serves: the other refuses every request, even
+#  the lookup its cache still holds.  Then 100 buys of the ten-copy book
+#  by 25 clients at once, half sending to A first and half to B first.
+source "$(dirname "$0")/lib.sh"
+bs_plan 8
+CUT=$BS_TMP/peer-link-cut
+bs_start_cluster --brokers 2 --restock-period 0 --broker-args "--test-peer-mute-file $CUT"
+EP1=tcp://127.0.0.1:$BS_PORT
+EP2=tcp://127.0.0.1:$((BS_PORT + 5))
+BS_ENDPOINTS=$EP1,$EP2
+one() { local ep=$1; shift; "$BS_BIN/bookstore" --endpoint "$ep" "$@"; }
+endpoint_of() { [ "$1" = broker-1 ] && echo "$EP1" || echo "$EP2"; }
+other_of() { [ "$1" = broker-1 ] && echo broker-2 || echo broker-1; }
+#  believes_active ID: that broker's own status says it is active
+believes_active() {
+    one "$(endpoint_of "$1")" --json --attempts 1 --timeout-ms 500 --node "$1" status 2> /dev/null \
+        | bs_holds "[.brokers[] | select(.id == \"$1\" and .active)] | length == 1"
+}
+serves() { one "$(endpoint_of "$1")" --json --attempts 1 --timeout-ms 2000 lookup 9000 2> /dev/null | bs_holds .ok; }
+
+check "the pair settles" bs_wait_pair 20
+check "a book with ten copies is added" bs_holds .ok <<< "$(bs --json add-book 9000 systems 'Ten Copies' 5 10)"
+a=$(bs_active_broker)
+b=$(other_of "$a")
+serves "$a" || log "$a did not answer the lookup that fills its cache"
+
+touch "$CUT"
+pid=$(bs_pid "$a")
+kill -STOP "$pid"
+until_true 20 believes_active "$b" || log "$b did not take over"
+kill -CONT "$pid"
+check "with the link cut, both brokers believe they are active" \
+    until_true 10 eval "believes_active $a && believes_active $b"
+served=0
+serves "$a" && served=$((served + 1))
+serves "$b" && served=$((served + 1))
+check "...yet only one of them serves (the other refuses, its cache too)" test "$served" = 1
+
+#  25 clients at once, four buys each: each client sends to both brokers,
+#  half of them to A first
+buyer() {
+    local n
+    for n in 1 2 3 4; do
+        one "$2" --json --attempts 20 --timeout-ms 2000 buy 9000 > "$BS_TMP/buy.$1.$n" 2>&1
+    done
+}
+pids=()
+for i in $(seq 1 25); do
+    if [ $((i % 2)) = 0 ]; then eps=$EP1,$EP2; else eps=$EP2,$EP1; fi
+    buyer "$i" "$eps" &
+    pids+=($!)
+done
+wait "${pids[@]}"
+sold=$(cat "$BS_TMP"/buy.* | jq -s '[.[] | select(.ok == true)] | length' 2> /dev/null)
+log "$sold of 100 buys acknowledged"
+check "100 buys by 25 concurrent clients through both brokers sell exactly ten copies" test "$sold" = 10
+check "...the book is sold out, with ten orders for it" \
+    eval "bs --json lookup 9000 | bs_holds '.stock == 0' && bs --json orders | bs_holds '[.orders[] | select(.item == 9000)] | length == 10'"
+rm -f "$CUT"
+check "with the link back, the pair settles again" bs_wait_pair 20
