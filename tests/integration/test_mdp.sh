@@ -5,7 +5,7 @@
 #  immediate when nothing can change them, and carry the request's rid, and
 #  a malformed request gets the same answer whether the cache holds its key
 source "$(dirname "$0")/lib.sh"
-bs_plan 23
+bs_plan 24
 PY=
 for p in python3 /usr/bin/python3; do
     "$p" -c 'import zmq, msgpack' 2> /dev/null && { PY=$p; break; }
@@ -99,6 +99,13 @@ mdp catalog '{"op": "search", "topic": "distributed_systems"}' > /dev/null
 check "a search with a field it does not take: bad_field on a hit and on a miss" \
     test "$(error catalog '{"op": "search", "topic": "distributed_systems", "item": 1}'):$(error catalog '{"op": "search", "topic": "nothing_here", "item": 1}')" \
     = "bad_field:bad_field"
+
+#  The CLI's status, for people: each node's role, epoch, seq, lag and
+#  whether it is in sync, as the monitor shows them
+out=$(bs status)
+check "bookstore status shows each node's role, epoch, seq, lag and in-sync" \
+    test "$(grep -cE '^(catalog|order)-[0-9]+ +(catalog|order) +(primary|follower) +yes +[0-9]+ +[0-9]+ +[0-9]+ +yes ' <<< "$out"):$(head -1 <<< "$out" | tr -s ' ')" \
+    = "4:NODE SERVICE ROLE ALIVE EPOCH SEQ LAG IN-SYNC INFLIGHT SERVED"
 
 #  A known node that is down: the request waits for it, then unavailable
 node=$(bs_pid catalog-2)
