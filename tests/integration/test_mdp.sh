@@ -5,7 +5,7 @@
 #  immediate when nothing can change them, and carry the request's rid, and
 #  a malformed request gets the same answer whether the cache holds its key
 source "$(dirname "$0")/lib.sh"
-bs_plan 24
+bs_plan 25
 PY=
 for p in python3 /usr/bin/python3; do
     "$p" -c 'import zmq, msgpack' 2> /dev/null && { PY=$p; break; }
@@ -39,6 +39,10 @@ out=$(mdp order '{"op": "buy", "item": 666}')
 order=$(jq -r '.reply.order_id' <<< "$out")
 check "buy: an order whose id is o and the rid in hex" \
     holds '.reply.ok and .reply.rid == .sent and .reply.order_id == "o" + .sent and .reply.item == 666' "$out"
+rid=$(jq -r .sent <<< "$out")
+out=$(mdp order "{\"op\": \"buy\", \"item\": 846, \"rid\": \"hex:$rid\"}")
+check "a buy of another item under a used rid: the first buy's answer" \
+    holds "(.reply.ok and .reply.order_id == \"$order\" and .reply.item == 666)" "$out"
 out=$(mdp order '{"op": "orders", "item": 666}')
 check "orders: the book's orders, the buy among them" \
     holds "(.reply.ok and ([.reply.orders[].order_id] | index(\"$order\") != null) and (.reply.more | type) == \"boolean\")" "$out"
