@@ -28,6 +28,9 @@ PKGS += libcurl jansson
 DEBS += libmicrohttpd-dev libjansson-dev curl
 GATEWAY_PKGS = libmicrohttpd jansson
 
+#  test_mdp's standard Majordomo client (tests/mdp) is Python
+DEBS += python3-zmq python3-msgpack
+
 #  One variant per output tree: release binaries land in bin/, others in
 #  build/<variant>/bin.
 VARIANT ?= release
