@@ -28,6 +28,9 @@ PKGS += libcurl jansson
 DEBS += libmicrohttpd-dev libjansson-dev curl
 GATEWAY_PKGS = libmicrohttpd jansson
 
+#  test_mdp's standard Majordomo client (tests/mdp) is Python
+DEBS += python3-zmq python3-msgpack
+
 #  One variant per output tree: release binaries land in bin/, others in
 #  build/<variant>/bin.
 VARIANT ?= release
@@ -270,7 +273,8 @@ $(OUT)/tests/test_gw_pool: $(OUT)/obj/tests/unit/test_gw_pool.o $(call obj,tools
 #  Mutation tests: each mutant is the node built with one deliberately broken
 #  guarantee (a BS_MUTANT_<NAME> block in its sources, never defined
 #  otherwise).  `make mutants` compiles only the mutated sources (release
-#  flags), links bookstore-node from them and the release objects into
+#  flags), links bookstore-node (and bookstore-broker, which checks
+#  requests with the shared codec) from them and the release objects into
 #  build/mutant/<name>/bin/, and links the other programs there from bin/.
 #  `make mutation` runs each guarantee's integration test against its mutant
 #  and checks that the test fails on the check guarding that guarantee
@@ -296,11 +300,23 @@ $(MUTANT_DIR)/$(1)/bin/bookstore-node: $(patsubst %.c,$(MUTANT_DIR)/$(1)/obj/%.o
 	@mkdir -p $$(dir $$@)
 	@echo "  LD mutant $(1) $$@"
 	@$$(CC) $$(LDFLAGS) $$(filter %.o,$$^) $$(filter %.a,$$^) $$(LDLIBS) -o $$@
-	@for p in $(filter-out bookstore-node,$(PROGRAMS)); do ln -sfn ../../../../$(BINDIR)/$$$$p $$(dir $$@)$$$$p; done
+	@for p in $(filter-out bookstore-node bookstore-broker,$(PROGRAMS)); do ln -sfn ../../../../$(BINDIR)/$$$$p $$(dir $$@)$$$$p; done
+#  The broker checks requests with the same codec before any node sees
+#  them: it is built with the mutant's shared-layer sources (schema/, lib/).
+#  (A link to bin/ left by an older tree is replaced, never written through.)
+$(MUTANT_DIR)/$(1)/bin/bookstore-broker: $(patsubst %.c,$(MUTANT_DIR)/$(1)/obj/%.o,$(filter schema/% lib/%,$(MUTANT_SRC_$(1)))) \
+        $(call obj,broker/main.c) $(BROKER_LIB) $(LIB) \
+        $(if $(shell test -L $(MUTANT_DIR)/$(1)/bin/bookstore-broker && echo link),FORCE)
+	@mkdir -p $$(dir $$@)
+	@rm -f $$@
+	@echo "  LD mutant $(1) $$@"
+	@$$(CC) $$(LDFLAGS) $$(filter %.o,$$^) $$(filter %.a,$$^) $$(LDLIBS) -o $$@
 endef
 $(foreach m,$(MUTANTS),$(eval $(call MUTANT_RULES,$(m))))
-mutant-bins: $(foreach m,$(MUTANTS),$(MUTANT_DIR)/$(m)/bin/bookstore-node)
+mutant-bins: $(foreach m,$(MUTANTS),$(MUTANT_DIR)/$(m)/bin/bookstore-node $(MUTANT_DIR)/$(m)/bin/bookstore-broker)
 endif
+.PHONY: FORCE
+FORCE:
 mutants:
 	@$(MAKE) --no-print-directory VARIANT=release mutant-bins
 mutation: bins mutants

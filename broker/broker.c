@@ -41,6 +41,8 @@
 #define MAX_REQUEST     65536
 //  An in-flight request older than this is forgotten (its client gave up)
 #define REQUEST_MAX_AGE_MS 60000
+//  A request's service frame: "service" or "service@node"
+#define REQUEST_SERVICE_MAX (BS_SERVICE_MAX + 1 + BS_ID_MAX + 1)
 
 struct _broker_t {
     broker_options_t options;
@@ -76,6 +78,18 @@ struct _broker_t {
 //  Dispatch
 
 static void s_worker_dead (broker_t *self, worker_t *w, const char *why);
+
+//  The service frame a request came with, which its reply repeats: the
+//  service, and "@node" when it asked one node.  buf holds the latter.
+static const char *
+s_request_service (broker_t *self, const request_t *req, char *buf, size_t size)
+{
+    const char *name = requests_service_name (self->requests, req->service);
+    if (!req->target [0])
+        return name;
+    snprintf (buf, size, "%s@%s", name, req->target);
+    return buf;
+}
 
 //  Sends the request to the best worker, or queues it until one can take it
 static void
@@ -271,7 +285,8 @@ s_release_all (broker_t *self)
             continue;
         if (req->worker && req->worker->outstanding > 0)
             req->worker->outstanding--;
-        s_refuse_passive (self, &req->client, requests_service_name (self->requests, req->service), &req->body);
+        char service [REQUEST_SERVICE_MAX];
+        s_refuse_passive (self, &req->client, s_request_service (self, req, service, sizeof service), &req->body);
         requests_free (self->requests, i);
         released++;
     }
@@ -403,8 +418,10 @@ s_refuse_unfenced (broker_t *self, zmq_msg_t *client, const char *service, zmq_m
 //  --------------------------------------------------------------------------
 //  Broker's own service
 
+//  Answers "status" on service "broker" or "broker@<this broker's id>";
+//  service: the request's service frame, which the reply repeats
 static void
-s_handle_status (broker_t *self, zmq_msg_t *client, zmq_msg_t *body)
+s_handle_status (broker_t *self, zmq_msg_t *client, const char *service, zmq_msg_t *body)
 {
     char reason [128];
     bs_err_t err;
@@ -416,7 +433,7 @@ s_handle_status (broker_t *self, zmq_msg_t *client, zmq_msg_t *body)
         snprintf (reason, sizeof reason, "the broker service only answers 'status'");
     }
     if (err != BS_OK) {
-        wire_error (self->client_sock, client, BS_SERVICE_BROKER, body, err, reason);
+        wire_error (self->client_sock, client, service, body, err, reason);
         bs_msg_destroy (&request);
         return;
     }
@@ -424,13 +441,18 @@ s_handle_status (broker_t *self, zmq_msg_t *client, zmq_msg_t *body)
     size_t rid_size;
     const uint8_t *rid = bs_msg_bin (request, BS_FIELD_rid, &rid_size);
     bs_msg_set_bin (reply, BS_FIELD_rid, rid, rid_size);
-    wire_msg_to_client (self->client_sock, client, BS_SERVICE_BROKER, reply);
+    wire_msg_to_client (self->client_sock, client, service, reply);
     bs_msg_destroy (&reply);
     bs_msg_destroy (&request);
 }
 
 //  --------------------------------------------------------------------------
 //  Client side
+//
+//  Every reply to a client repeats the service frame of its request, and
+//  every error the broker makes carries the request's rid when the body
+//  has one, so that any 7/MDP client, REQ or pipelining DEALER, can read
+//  and match it.
 
 //  With CURVE: who may run what.  Changing the catalog takes an admin key;
 //  taking stock without an order is for order nodes alone.
@@ -455,6 +477,83 @@ s_refuse_passive (broker_t *self, zmq_msg_t *client, const char *service, zmq_ms
     wire_error (self->client_sock, client, service, body, BS_ERR_not_active, message);
 }
 
+//  An error for a request whose service frame may be anything: the reply
+//  repeats the frame as it came (NULL: the request had none), and the rid
+//  when the body (NULL: none) has one
+static void
+s_refuse_frame (broker_t *self, zmq_msg_t *client, zmq_msg_t *service, zmq_msg_t *body,
+                bs_err_t err, const char *message)
+{
+    bs_msg_t *msg = bs_msg_new_error (err, message);
+    const uint8_t *rid;
+    size_t size;
+    if (body && bs_peek_bytes (zmq_msg_data (body), zmq_msg_size (body), BS_FIELD_rid, &rid, &size)
+    &&  size == BS_RID_SIZE)
+        bs_msg_set_bin (msg, BS_FIELD_rid, rid, size);
+    uint8_t *data = bs_msg_encode (msg, &size);
+    bs_msg_destroy (&msg);
+    zmq_msg_t frame;
+    zmq_msg_init (&frame);
+    zmq_msg_copy (&frame, client);
+    zmq_msg_send (&frame, self->client_sock, ZMQ_SNDMORE);
+    zmq_send (self->client_sock, "", 0, ZMQ_SNDMORE);
+    zmq_send (self->client_sock, BS_MDPC, strlen (BS_MDPC), ZMQ_SNDMORE);
+    zmq_msg_init (&frame);
+    if (service)
+        zmq_msg_copy (&frame, service);
+    zmq_msg_send (&frame, self->client_sock, ZMQ_SNDMORE);
+    zmq_send (self->client_sock, data, size, 0);
+    free (data);
+}
+
+//  True when some client operation of the schema (messages.def) belongs to
+//  the service: its bodies are then checked here, whole, before the cache
+//  and before any node sees them
+static bool
+s_schema_service (const char *service)
+{
+    for (int op = 0; op < BS_OP_COUNT; op++)
+        if (bs_op_kind ((bs_op_t) op) != BS_KIND_CONTROL && strcmp (bs_op_service ((bs_op_t) op), service) == 0)
+            return true;
+    return false;
+}
+
+//  Checks a request of a schema service as a node would: a well-formed
+//  body, every field within its limits, the fields its op takes, an op of
+//  this service.  BS_OK, or the error with its sentence in reason; *op_p
+//  receives the op.
+static bs_err_t
+s_check_request (zmq_msg_t *body, const char *service, bs_op_t *op_p, char *reason, size_t size)
+{
+    bs_err_t err;
+    bs_msg_t *request = bs_msg_decode (zmq_msg_data (body), zmq_msg_size (body), &err, reason, size);
+    if (request)
+        err = bs_msg_validate_request (request, reason, size);
+    *op_p = request? bs_msg_op (request): BS_OP_COUNT;
+    if (err == BS_OK && strcmp (bs_op_service (*op_p), service) != 0) {
+        err = BS_ERR_unknown_op;
+        snprintf (reason, size, "the %s service does not execute '%s'", service, bs_op_name (*op_p));
+    }
+    bs_msg_destroy (&request);
+    return err;
+}
+
+//  "service@node": the node must exist and be of that service.  Known but
+//  down, the request waits for it (and is answered "unavailable" after the
+//  request timeout); unknown, it is refused at once, except while this
+//  broker is still learning its nodes (just started or taking over), when
+//  the node may yet register.
+static bool
+s_node_known (broker_t *self, const char *service, const char *id)
+{
+    if (!workers_id_valid (id))
+        return false;
+    worker_t *w = workers_by_id (self->workers, id);
+    if (w)
+        return strcmp (w->service, service) == 0;
+    return !peer_active (self->peer) || controller_settling (self->controller);
+}
+
 static void
 s_client_message (broker_t *self)
 {
@@ -464,29 +563,51 @@ s_client_message (broker_t *self)
     if (total < 0)
         return;
     //  [client] [empty] [MDPC01] [service] [body]
-    char service [64] = "";
-    if (count >= 4)
-        wire_frame_text (&frames [3], service, sizeof service);
     if (total != 5 || zmq_msg_size (&frames [1]) != 0 || !wire_frame_is (&frames [2], BS_MDPC)) {
         if (count >= 1)
-            wire_error (self->client_sock, &frames [0], service, NULL, BS_ERR_bad_frame,
-                          "a request must be [empty] \"MDPC01\" service body");
+            s_refuse_frame (self, &frames [0], count >= 4? &frames [3]: NULL, count >= 5? &frames [4]: NULL,
+                            BS_ERR_bad_frame, "a request must be [empty] \"MDPC01\" service body");
         bs_frames_close (frames, count);
         return;
     }
-    if (zmq_msg_size (&frames [4]) > MAX_REQUEST) {
-        wire_error (self->client_sock, &frames [0], service, NULL, BS_ERR_too_large,
-                      "the request is larger than the 64 KiB limit");
+    zmq_msg_t *client = &frames [0], *body = &frames [4];
+    if (zmq_msg_size (body) > MAX_REQUEST) {
+        s_refuse_frame (self, client, &frames [3], body, BS_ERR_too_large,
+                        "the request is larger than the 64 KiB limit");
         bs_frames_close (frames, count);
         return;
     }
+    //  The service frame: "service", or "service@node" to ask one node.
+    //  The reply repeats it, so it must be text the broker can hold.
+    char service [REQUEST_SERVICE_MAX] = "", message [256];
+    size_t frame_size = zmq_msg_size (&frames [3]);
+    if (frame_size < sizeof service && bs_text_valid (zmq_msg_data (&frames [3]), frame_size))
+        wire_frame_text (&frames [3], service, sizeof service);
+    char *at = strchr (service, '@');
+    const char *target = at? at + 1: "";
+    if (at)
+        *at = 0;
+    int svc = *service? requests_service_find (self->requests, service): -1;
+    bool own_broker = strcmp (service, BS_SERVICE_BROKER) == 0;
+    if (svc < 0 && !own_broker) {
+        snprintf (message, sizeof message, "no service named '%.40s'", service);
+        s_refuse_frame (self, client, &frames [3], body, BS_ERR_unknown_service, message);
+        bs_frames_close (frames, count);
+        return;
+    }
+    if (at)
+        *at = '@';      //  service is the whole frame again, for replies
     //  "broker" is the active broker's view: a passive one sends clients
     //  on; "broker@<id>" asks that broker itself, whatever its state
-    char own [80];
-    snprintf (own, sizeof own, "%s@%s", BS_SERVICE_BROKER, self->options.id? self->options.id: "");
-    bool own_status = strcmp (service, own) == 0;
-    if (own_status || (strcmp (service, BS_SERVICE_BROKER) == 0 && peer_client_verdict (self->peer) != PEER_REFUSE)) {
-        s_handle_status (self, &frames [0], &frames [4]);
+    if (own_broker && at && strcmp (target, self->options.id? self->options.id: "") != 0) {
+        snprintf (message, sizeof message, "this broker is '%.64s': ask broker '%.64s' itself",
+                  self->options.id? self->options.id: "", target);
+        wire_error (self->client_sock, client, service, body, BS_ERR_unknown_node, message);
+        bs_frames_close (frames, count);
+        return;
+    }
+    if (own_broker && (at || peer_client_verdict (self->peer) != PEER_REFUSE)) {
+        s_handle_status (self, client, service, body);
         bs_frames_close (frames, count);
         return;
     }
@@ -494,53 +615,59 @@ s_client_message (broker_t *self)
     //  active one has gone silent: then it holds them for its takeover
     peer_verdict_t verdict = peer_client_verdict (self->peer);
     if (verdict == PEER_REFUSE) {
-        s_refuse_passive (self, &frames [0], service, &frames [4]);
+        s_refuse_passive (self, client, service, body);
         bs_frames_close (frames, count);
         return;
     }
     //  Checked as each request is read, after any pause: a broker that was
     //  stopped past its lease answers nothing, not even from its cache
     if (s_fenced (self)) {
-        s_refuse_unfenced (self, &frames [0], service, &frames [4]);
+        s_refuse_unfenced (self, client, service, body);
         bs_frames_close (frames, count);
         return;
     }
-    //  "service@node" asks for one node by id (for operators and tests)
-    char *at = strchr (service, '@');
-    char target [BS_ID_MAX + 1] = "";
-    if (at) {
-        snprintf (target, sizeof target, "%s", at + 1);
-        *at = 0;
-    }
-    int svc = zmq_msg_size (&frames [3]) < sizeof service? requests_service_find (self->requests, service): -1;
-    if (svc < 0) {
-        char message [128];
-        snprintf (message, sizeof message, "no service named '%.40s'", service);
-        wire_error (self->client_sock, &frames [0], "", &frames [4], BS_ERR_unknown_service, message);
+    const char *name = requests_service_name (self->requests, svc);
+    if (at && !s_node_known (self, name, target)) {
+        snprintf (message, sizeof message, "no node '%.64s' serves '%s'", target, name);
+        wire_error (self->client_sock, client, service, body, BS_ERR_unknown_node, message);
         bs_frames_close (frames, count);
         return;
     }
-    bs_op_t op = bs_peek_op (zmq_msg_data (&frames [4]), zmq_msg_size (&frames [4]));
-    if (self->options.keys && !s_allowed (op, bs_keys_role (&frames [4], NULL))) {
-        char message [128];
+    //  The schema's services get every request checked whole here, so that
+    //  a cache hit and a miss get the same answer, and every refusal
+    //  carries the rid (a node could not read it from a body it cannot
+    //  decode).  Other services' bodies are opaque.
+    bs_op_t op;
+    if (s_schema_service (name)) {
+        char reason [160];
+        bs_err_t err = s_check_request (body, name, &op, reason, sizeof reason);
+        if (err != BS_OK) {
+            wire_error (self->client_sock, client, service, body, err, reason);
+            bs_frames_close (frames, count);
+            return;
+        }
+    }
+    else
+        op = bs_peek_op (zmq_msg_data (body), zmq_msg_size (body));
+    if (self->options.keys && !s_allowed (op, bs_keys_role (body, NULL))) {
         snprintf (message, sizeof message, "your key may not run '%s'", bs_op_name (op));
-        wire_error (self->client_sock, &frames [0], service, &frames [4], BS_ERR_forbidden, message);
+        wire_error (self->client_sock, client, service, body, BS_ERR_forbidden, message);
         bs_frames_close (frames, count);
         return;
     }
     uint8_t key [CACHE_KEY_MAX];
     size_t key_size = 0;
-    if (svc == self->catalog && !target [0] && cache_enabled (self->cache) && verdict == PEER_SERVE)
-        key_size = cache_key_for (op, zmq_msg_data (&frames [4]), zmq_msg_size (&frames [4]), key);
-    if (key_size && cache_io_serve (self->cache, self->options.cache_ttl_ms, self->client_sock, &frames [0],
-                                     &frames [4], key, key_size)) {
+    if (svc == self->catalog && !at && cache_enabled (self->cache) && verdict == PEER_SERVE)
+        key_size = cache_key_for (op, zmq_msg_data (body), zmq_msg_size (body), key);
+    if (key_size && cache_io_serve (self->cache, self->options.cache_ttl_ms, self->client_sock, client,
+                                     body, key, key_size)) {
         bs_frames_close (frames, count);
         return;
     }
     //  A client that floods the broker is refused alone
-    uint64_t client_key = quota_key (zmq_msg_data (&frames [0]), zmq_msg_size (&frames [0]));
+    uint64_t client_key = quota_key (zmq_msg_data (client), zmq_msg_size (client));
     if (!quota_take (self->quota, client_key)) {
-        wire_error (self->client_sock, &frames [0], service, &frames [4], BS_ERR_overloaded,
+        wire_error (self->client_sock, client, service, body, BS_ERR_overloaded,
                       quota_total (self->quota) >= (uint32_t) self->options.max_inflight?
                       "the broker has too many requests in flight; retry shortly":
                       "you have too many requests in flight; wait for answers before sending more");
@@ -551,9 +678,9 @@ s_client_message (broker_t *self)
     request_t *req = requests_at (self->requests, index);
     req->client_key = client_key;
     zmq_msg_init (&req->client);
-    zmq_msg_move (&req->client, &frames [0]);
+    zmq_msg_move (&req->client, client);
     zmq_msg_init (&req->body);
-    zmq_msg_move (&req->body, &frames [4]);
+    zmq_msg_move (&req->body, body);
     req->service = svc;
     req->op = op;
     req->cacheable = key_size > 0;
@@ -703,7 +830,8 @@ s_node_reply (broker_t *self, worker_t *w, zmq_msg_t *frames, int total)
         requests_unqueue (self->requests, index);
     if (req->cacheable)
         cache_io_fill (self->cache, self->options.cache_ttl_ms, self->catalog_epoch, req, w, &frames [6]);
-    wire_to_client (self->client_sock, &req->client, requests_service_name (self->requests, req->service),
+    char service [REQUEST_SERVICE_MAX];
+    wire_to_client (self->client_sock, &req->client, s_request_service (self, req, service, sizeof service),
                     &frames [6]);
     requests_free (self->requests, index);
 }
@@ -841,8 +969,13 @@ s_on_tick (broker_t *self)
         while ((index = requests_pop_expired (self->requests, s, now)) != NO_REQUEST) {
             request_t *req = requests_at (self->requests, index);
             char message [128];
-            snprintf (message, sizeof message, "no replica of service '%s' is available", name);
-            wire_error (self->client_sock, &req->client, name, &req->body, BS_ERR_unavailable, message);
+            char service [REQUEST_SERVICE_MAX];
+            if (req->target [0])
+                snprintf (message, sizeof message, "node '%s' of service '%s' is not available", req->target, name);
+            else
+                snprintf (message, sizeof message, "no replica of service '%s' is available", name);
+            wire_error (self->client_sock, &req->client, s_request_service (self, req, service, sizeof service),
+                        &req->body, BS_ERR_unavailable, message);
             requests_free (self->requests, index);
         }
     }

@@ -175,12 +175,25 @@ s_print_human (const command_t *cmd, bs_msg_t *reply)
     }
     else
     if (cmd->op == BS_OP_status) {
+        //  As the monitor shows them: a node that has not reported its
+        //  state yet has no role, epoch, seq, lag or in-sync ("-")
         size_t n = bs_msg_count (reply, BS_FIELD_nodes);
-        printf ("%-16s %-8s %-6s %8s %10s\n", "NODE", "SERVICE", "ALIVE", "INFLIGHT", "SERVED");
+        printf ("%-16s %-8s %-9s %-6s %6s %9s %6s %-7s %8s %10s\n", "NODE", "SERVICE", "ROLE", "ALIVE",
+                "EPOCH", "SEQ", "LAG", "IN-SYNC", "INFLIGHT", "SERVED");
         for (size_t i = 0; i < n; i++) {
             bs_msg_t *w = bs_msg_at (reply, BS_FIELD_nodes, i);
-            printf ("%-16s %-8s %-6s %8lld %10lld\n", bs_msg_str (w, BS_FIELD_id),
-                    bs_msg_str (w, BS_FIELD_service), bs_msg_int (w, BS_FIELD_alive)? "yes": "no",
+            bool reported = bs_msg_has (w, BS_FIELD_role);
+            char epoch [24] = "-", seq [24] = "-", lag [24] = "-";
+            if (bs_msg_has (w, BS_FIELD_epoch)) {
+                snprintf (epoch, sizeof epoch, "%lld", (long long) bs_msg_int (w, BS_FIELD_epoch));
+                snprintf (seq, sizeof seq, "%lld", (long long) bs_msg_int (w, BS_FIELD_seq));
+            }
+            if (bs_msg_has (w, BS_FIELD_lag))
+                snprintf (lag, sizeof lag, "%lld", (long long) bs_msg_int (w, BS_FIELD_lag));
+            printf ("%-16s %-8s %-9s %-6s %6s %9s %6s %-7s %8lld %10lld\n", bs_msg_str (w, BS_FIELD_id),
+                    bs_msg_str (w, BS_FIELD_service), reported? bs_msg_str (w, BS_FIELD_role): "-",
+                    bs_msg_int (w, BS_FIELD_alive)? "yes": "no", epoch, seq, lag,
+                    !reported? "-": bs_msg_int (w, BS_FIELD_insync)? "yes": "no",
                     (long long) bs_msg_int (w, BS_FIELD_inflight),
                     (long long) bs_msg_int (w, BS_FIELD_requests));
         }
