@@ -99,7 +99,8 @@ bool gw_api_begin (gw_api_t *self, const gw_request_t *request, gw_parsed_t *par
 //  once with the answer, as gw_link_call says
 gw_waiter_t *gw_api_call (gw_api_t *self, const gw_parsed_t *parsed, gw_link_fn *fn, void *arg);
 
-//  Turns the store's answer (NULL: the link's error err) into the reply
+//  Turns the store's answer (NULL: the link's error err) into the reply,
+//  which it fills from scratch
 void gw_api_finish (gw_api_t *self, const gw_parsed_t *parsed, const bs_msg_t *answer, bs_err_t err,
                     gw_reply_t *reply);
 
