@@ -27,6 +27,9 @@ PKGS += libcurl jansson
 #  for its tests
 DEBS += libmicrohttpd-dev libjansson-dev curl
 GATEWAY_PKGS = libmicrohttpd jansson
+#  The bench's HTTP rows: wrk against the gateway and against nginx serving
+#  the same JSON from a file
+DEBS += wrk nginx-light
 
 #  One variant per output tree: release binaries land in bin/, others in
 #  build/<variant>/bin.
