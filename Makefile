@@ -27,6 +27,9 @@ PKGS += libcurl jansson
 #  for its tests
 DEBS += libmicrohttpd-dev libjansson-dev curl
 GATEWAY_PKGS = libmicrohttpd jansson
+#  The bench's HTTP rows: wrk against the gateway and against nginx serving
+#  the same JSON from a file
+DEBS += wrk nginx-light
 
 #  test_mdp's standard Majordomo client (tests/mdp) is Python
 DEBS += python3-zmq python3-msgpack
@@ -262,10 +265,10 @@ fuzz-corpus: fuzz-build
 #  The gateway's rate limiter has a unit test of its own
 $(OUT)/obj/tests/unit/test_gw_limit.o: CFLAGS += -Itools/gateway
 $(OUT)/tests/test_gw_limit: $(call obj,tools/gateway/gw_limit.c)
-#  ...and so has its pool of broker clients (failover between a pair),
+#  ...and so has its asynchronous broker link (failover between a pair),
 #  linked before the library it calls
-$(OUT)/obj/tests/unit/test_gw_pool.o: CFLAGS += -Itools/gateway
-$(OUT)/tests/test_gw_pool: $(OUT)/obj/tests/unit/test_gw_pool.o $(call obj,tools/gateway/gw_pool.c) $(LIB)
+$(OUT)/obj/tests/unit/test_gw_link.o: CFLAGS += -Itools/gateway
+$(OUT)/tests/test_gw_link: $(OUT)/obj/tests/unit/test_gw_link.o $(call obj,tools/gateway/gw_link.c) $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD $(VARIANT) $@"
 	@$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@

@@ -9,6 +9,9 @@
 #  3. A fresh cluster with the cache off, so that reads reach the catalog
 #     replicas: lookup-cold and search on the seed catalog (7 books), then on
 #     a catalog of 1,000,000 books, at 1 and 100 clients.
+#  4. HTTP: wrk against the gateway's cached lookup (GET /lookup/666) and
+#     against nginx serving the same JSON from a file, side by side in the
+#     same run, reported as a ratio.
 #  Results go to bench/results.md: the machine, a table with every latency
 #  also as a multiple of the ping-pong p50, and the issue's targets.
 #
@@ -16,6 +19,7 @@
 #  BENCH_WARMUP   seconds of warm-up per run (default 2)
 #  BENCH_CATALOG  books in the large catalog (default 1000000)
 #  BENCH_OUT      the results file (default bench/results.md)
+#  BENCH_PARTS    which parts run: "store" (1 to 3), "http" (4); default both
 #  BS_BIN         the programs (default bin)
 set -u
 cd "$(dirname "$0")/.."
@@ -23,6 +27,7 @@ ROOT=$PWD
 RUN_SECONDS=${BENCH_SECONDS:-10}
 WARMUP=${BENCH_WARMUP:-2}
 BIG=${BENCH_CATALOG:-1000000}
+PARTS=${BENCH_PARTS:-store http}
 OUT=${BENCH_OUT:-$ROOT/bench/results.md}
 export BS_BIN=${BS_BIN:-$ROOT/bin}
 SEED_ITEMS=666,321,768,546,684,499,846
@@ -113,6 +118,7 @@ profile() {
     } >> "$PROFILES"
 }
 
+if [[ " $PARTS " == *" store "* ]]; then
 say "ping-pong baseline"
 record - - --workload pingpong --clients 1
 record - - --workload pingpong --clients 100
@@ -147,6 +153,85 @@ for workload in lookup-cold search; do
     done
 done
 stop_cluster
+fi
+
+#  --------------------------------------------------------------------------
+#  HTTP: the gateway's cached lookup against nginx serving the same bytes
+#  from a file, each with wrk at HTTP_CONNECTIONS connections, one after the
+#  other on the same machine
+
+HTTP_CONNECTIONS=${BENCH_HTTP_CONNECTIONS:-50}
+HTTP=$BS_TMP/http.jsonl
+: > "$HTTP"
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+#  wrk_json NAME URL: one wrk run as a JSON line in $HTTP
+wrk_json() {
+    local name=$1 url=$2
+    say "wrk $name: $url ($HTTP_CONNECTIONS connections)"
+    wrk -t2 -c "$HTTP_CONNECTIONS" -d "${WARMUP}s" "$url" > /dev/null 2>&1
+    wrk -t2 -c "$HTTP_CONNECTIONS" -d "${RUN_SECONDS}s" --latency "$url" > "$BS_TMP/wrk-$name.txt" 2>&1
+    awk -v name="$name" -v conns="$HTTP_CONNECTIONS" '
+        function us(v) { if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000; if (v ~ /s$/) return v * 1000000; return v }
+        $1 == "50%" { p50 = us($2) } $1 == "90%" { p90 = us($2) } $1 == "99%" { p99 = us($2) }
+        $1 == "Requests/sec:" { rate = $2 }
+        /Non-2xx/ { errors += $NF }
+        /Socket errors/ { for (i = 4; i <= NF; i += 2) { v = $i; sub(/,/, "", v); errors += v } }
+        END { printf "{\"server\":\"%s\",\"connections\":%d,\"rps\":%.0f,\"p50_us\":%.0f,\"p90_us\":%.0f,\"p99_us\":%.0f,\"errors\":%d}\n",
+                     name, conns, rate, p50, p90, p99, errors + 0 }' "$BS_TMP/wrk-$name.txt" | tee -a "$HTTP" >&2
+}
+
+if [[ " $PARTS " != *" http "* ]]; then
+    :
+elif command -v wrk > /dev/null && [ -x "$NGINX" ] && [ -x "$BS_BIN/bookstore-gateway" ]; then
+    start_cluster
+    GW_PORT=$(bs_free_port)
+    "$BS_BIN/bookstore-gateway" --listen "127.0.0.1:$GW_PORT" --endpoint "$EP" > "$BS_TMP/gateway.log" 2>&1 &
+    GW_PID=$!
+    until_true 20 curl -sf -m 2 -o "$BS_TMP/lookup.json" "http://127.0.0.1:$GW_PORT/lookup/666"
+    #  nginx on a free port, its files and pid in the temporary folder
+    NGINX_PORT=$(bs_free_port)
+    mkdir -p "$BS_TMP/nginx"
+    cp "$BS_TMP/lookup.json" "$BS_TMP/nginx/lookup.json"
+    #  (as root its workers would otherwise run as a user who cannot read
+    #  the temporary folder)
+    NGINX_USER=
+    [ "$(id -u)" = 0 ] && NGINX_USER="user root root;"
+    cat > "$BS_TMP/nginx/nginx.conf" <<CONF
+$NGINX_USER
+worker_processes auto;
+daemon off;
+pid $BS_TMP/nginx/nginx.pid;
+error_log $BS_TMP/nginx/error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $BS_TMP/nginx/body;
+    proxy_temp_path $BS_TMP/nginx/proxy;
+    fastcgi_temp_path $BS_TMP/nginx/fastcgi;
+    uwsgi_temp_path $BS_TMP/nginx/uwsgi;
+    scgi_temp_path $BS_TMP/nginx/scgi;
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        location / { root $BS_TMP/nginx; default_type application/json; try_files /lookup.json =404; }
+    }
+}
+CONF
+    "$NGINX" -p "$BS_TMP/nginx" -c "$BS_TMP/nginx/nginx.conf" > "$BS_TMP/nginx/stdout" 2>&1 &
+    NGINX_PID=$!
+    if until_true 20 curl -sf -m 2 -o /dev/null "http://127.0.0.1:$NGINX_PORT/lookup/666"; then
+        wrk_json nginx "http://127.0.0.1:$NGINX_PORT/lookup/666"
+        wrk_json gateway "http://127.0.0.1:$GW_PORT/lookup/666"
+    else
+        say "nginx did not start: $(cat "$BS_TMP/nginx/error.log" "$BS_TMP/nginx/stdout" 2>/dev/null | tail -3)"
+        FAILED=1
+    fi
+    kill -TERM "$NGINX_PID" "$GW_PID" 2> /dev/null
+    wait "$NGINX_PID" "$GW_PID" 2> /dev/null
+    stop_cluster
+else
+    say "wrk, nginx or the gateway missing (make deps): no HTTP rows"
+fi
 
 #  --------------------------------------------------------------------------
 #  The report
@@ -254,6 +339,32 @@ def find($w; $c; $cat): [.[] | select(.failed != true and .workload == $w and .c
         [.[] | select(.workload == "load-catalog")][0] as $l
         | if $l == null then empty else
           "Loading the \($l.catalog)-book catalog (add_book, replicated, \($l.clients) requests outstanding): \($l.ops_per_s | rate) books/s, p50 \($l.p50_us | us) us, p99 \($l.p99_us | us) us." end' "$RESULTS"
+    echo
+    echo "## HTTP"
+    echo
+    echo "wrk (2 threads, $HTTP_CONNECTIONS connections, keep-alive) against the gateway's"
+    echo "\`GET /lookup/666\` (answered from the broker's cache) and against nginx-light"
+    echo "serving the same JSON from a file, one after the other in this run on the"
+    echo "same machine, with the cluster running beside both."
+    echo
+    if [ -s "$HTTP" ]; then
+        jq -s -r "$JQ_LIB"'
+            ([.[] | select(.server == "nginx")][0]) as $n | ([.[] | select(.server == "gateway")][0]) as $g
+            | "| server | connections | requests/s | p50 | p90 | p99 | errors |",
+              "|---|---:|---:|---:|---:|---:|---:|",
+              (.[] | "| \(.server) | \(.connections) | \(.rps | rate) | \(.p50_us | us) us | \(.p90_us | us) us | \(.p99_us | us) us | \(.errors) |"),
+              "",
+              (if $n != null and $g != null and $n.rps > 0 then
+                 "The gateway served \($g.rps / $n.rps * 100 | round)% of nginx'"'"'s rate.",
+                 "",
+                 "| target | measured | met |",
+                 "|---|---|---|",
+                 "| gateway cached lookup >= 0.5x nginx static file | \($g.rps / $n.rps * 100 | round / 100)x (\($g.rps | rate) against \($n.rps | rate) requests/s) | \(if $g.rps >= 0.5 * $n.rps then "yes" else "**no**" end) |",
+                 "| gateway p99 < 5 ms at \($g.connections) connections | \($g.p99_us | us) us | \(if $g.p99_us < 5000 then "yes" else "**no**" end) |"
+               else empty end)' "$HTTP"
+    else
+        echo "Not measured (wrk or nginx missing)."
+    fi
     echo
     echo "## Where the time of a buy goes"
     echo

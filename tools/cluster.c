@@ -242,31 +242,39 @@ s_add_keys (child_t *child, const char *keys)
 }
 
 //  Makes the gateway's admin token file when it does not exist: 64 random
-//  hex digits, readable by this user alone.  False (logged) on failure.
+//  hex digits, readable by this user alone.  The file is created with
+//  O_EXCL | O_NOFOLLOW, so a file or symlink planted at the path is never
+//  written through; an existing path is used only when it is a regular file
+//  (never a symlink, which could point the gateway at another file).  False
+//  (logged) on failure.
 static bool
 s_admin_token (const char *path)
 {
-    if (s_exists (path))
-        return true;
+    struct stat info;
+    if (lstat (path, &info) == 0) {
+        if (S_ISREG (info.st_mode))
+            return true;
+        zsys_error ("cluster: the admin token's path %s is %s, not a regular file: refused "
+                    "(remove it, or give --admin-token-file another path)",
+                    path, S_ISLNK (info.st_mode)? "a symbolic link": "something else");
+        return false;
+    }
     uint8_t random [2 * BS_RID_SIZE];
     bs_random_bytes (random, sizeof random);
     char text [4 * BS_RID_SIZE + 2];
     for (size_t i = 0; i < sizeof random; i++)
         snprintf (text + 2 * i, 3, "%02x", random [i]);
     strcat (text, "\n");
-    char temp [PATH_MAX + 64];
-    if (strlen (path) >= PATH_MAX) {
-        zsys_error ("cluster: the admin token's path is too long");
-        return false;
-    }
-    snprintf (temp, sizeof temp, "%s.tmp", path);
-    int fd = open (temp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    bool written = fd >= 0 && write (fd, text, strlen (text)) == (ssize_t) strlen (text);
+    int fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    bool written = fd >= 0 && write (fd, text, strlen (text)) == (ssize_t) strlen (text)
+                && fsync (fd) == 0;
+    int error = errno;
     if (fd >= 0)
         close (fd);
-    if (!written || rename (temp, path) != 0) {
-        zsys_error ("cluster: cannot write the admin token to %s: %s", path, strerror (errno));
-        unlink (temp);
+    if (!written) {
+        zsys_error ("cluster: cannot write the admin token to %s: %s", path, strerror (error));
+        if (fd >= 0)
+            unlink (path);      //  ours, half written: the next start makes it again
         return false;
     }
     zsys_info ("cluster: wrote a new admin token for the gateway to %s", path);

@@ -2,20 +2,31 @@
  *
  *  Serves the original system's REST API, a JSON API, the cluster's status,
  *  Prometheus metrics, a health check and a storefront page, and talks to
- *  the broker as an ordinary client.  libmicrohttpd runs one thread per
- *  connection, up to --max-connections; each request borrows a broker client
- *  from a small pool (gw_pool) for its store calls.  Routes live in gw_api.
+ *  the broker as an ordinary client.  One thread runs one event loop:
+ *  libmicrohttpd's connections (its epoll set, run from here) and the
+ *  broker link (gw_link, one DEALER socket) are polled together.  A request
+ *  that needs the store suspends its connection, its store request goes out
+ *  on the link, and the reply, matched by request id, resumes it: no
+ *  connection waits on another's store call, and none holds a thread.
+ *  Routes live in gw_api.
+ *
+ *  One address cannot starve the others: it may hold at most
+ *  --max-connections-per-address connections (an IPv6 address counts by its
+ *  /64), and a connection must finish each request's line and headers
+ *  within --header-timeout seconds of opening or of its previous reply.
  */
 #include "bs_settings.h"
 #include "gw_api.h"
 #include "gw_limit.h"
-#include "gw_pool.h"
+#include "gw_link.h"
 
 #include <czmq.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 
 static const bs_setting_t s_table [] = {
     { "listen",            "127.0.0.1:8080", "HOST:PORT to serve HTTP on (IPv6 as [::1]:PORT; port 0 picks one)", 0, 0 },
@@ -23,14 +34,16 @@ static const bs_setting_t s_table [] = {
     { "timeout-ms",        "2500",  "how long to wait for each attempt of a store request", 1, 600000 },
     { "attempts",          "2",     "how many times to send a store request (same request id)", 1, 100 },
     { "health-timeout-ms", "1000",  "how long /healthz, /metrics and /cluster wait for the broker", 1, 600000 },
-    { "clients",           "8",     "broker clients shared by the connections (store requests at once)", 1, 1024 },
-    { "max-connections",   "64",    "HTTP connections at once; more are refused", 1, 10000 },
+    { "max-connections",   "4096",  "HTTP connections at once; more are refused", 1, 100000 },
+    { "max-connections-per-address", "256", "HTTP connections one client address (an IPv6 one by its /64) may hold; more are refused", 1, 100000 },
     { "max-body",          "16384", "largest request body in bytes; larger ones get 413", 0, 16 * 1024 * 1024 },
-    { "idle-timeout",      "30",    "seconds an idle HTTP connection is kept", 1, 86400 },
+    { "header-timeout",    "10",    "seconds a connection has to send a request's line and headers, from its opening or its previous reply", 1, 3600 },
+    { "idle-timeout",      "30",    "seconds an HTTP connection may send nothing while a request is read", 1, 86400 },
     { "admin-token",       "",      "token admin routes require as 'Authorization: Bearer <token>' (16-256 characters)", 0, 0 },
     { "admin-token-file",  "",      "file holding the admin token (its first line); without a token admin routes answer 403", 0, 0 },
-    { "rate-limit",        "100",   "requests per second each client address may make (0: no limit)", 0, 1000000 },
+    { "rate-limit",        "1000",  "requests per second each client address may make (0: no limit)", 0, 1000000 },
     { "rate-burst",        "",      "requests a client may make at once before the rate applies (default: twice the rate)", 0, 0 },
+    { "rate-limit-loopback", NULL,  "rate-limit loopback addresses too (by default the machine's own clients are not limited)", 0, 0 },
     { "verbose",           NULL,    "log every request", 0, 0 },
     { "keys",              "",      "keys directory of a CURVE cluster", 0, 0 },
     { "cert",              "",      "the gateway's certificate (default <keys>/admins/gateway)", 0, 0 },
@@ -50,19 +63,48 @@ s_on_signal (int sig)
     s_stop = 1;
 }
 
+//  How often connections slow to send their headers are looked for
+#define SWEEP_MS 250
+
+//  One TCP connection (libmicrohttpd's socket context), from its opening to
+//  its closing
+typedef struct _conn_t conn_t;
+struct _conn_t {
+    conn_t *prev, *next;        //  every open connection, for the sweep
+    int fd;
+    char key [GW_LIMIT_KEY_MAX];    //  the client's address key
+    bool limited;               //  rate-limited (not a loopback address)
+    int64_t waiting_since;      //  ms: awaiting a request's headers since
+                                //  then; 0 while a request is under way
+};
+
 typedef struct {
     gw_api_t *api;
+    gw_link_t *link;
+    struct MHD_Daemon *daemon;
     size_t max_body;
     bool verbose;
+    bool limit_loopback;
+    int64_t header_timeout_ms;
+    int64_t per_address;
+    zhashx_t *addresses;        //  address key -> connections open (size_t *)
+    conn_t *conns;              //  every open connection
+    int64_t refused_logged;     //  when a refused address was last logged
 } gateway_t;
 
 //  One request's state, from its first callback to its completion
 typedef struct {
+    gateway_t *gateway;
+    struct MHD_Connection *connection;
     int64_t started;            //  monotonic, microseconds
     char *body;
     size_t size;
     bool too_large;
-    bool answered;
+    bool answered;              //  its response is queued
+    gw_parsed_t parsed;         //  the store request, while one is under way
+    gw_waiter_t *waiter;        //  the store call under way, or NULL
+    bool ready;                 //  reply holds the answer: resume and send it
+    gw_reply_t reply;
 } exchange_t;
 
 //  Metrics keep label strings for good: methods become static names
@@ -83,37 +125,32 @@ s_lookup (void *ctx, gw_kind_t kind, const char *name)
                                         kind == GW_ARG? MHD_GET_ARGUMENT_KIND: MHD_HEADER_KIND, name);
 }
 
-//  Answers the request through gw_api and queues its reply
-static enum MHD_Result
-s_answer (gateway_t *self, struct MHD_Connection *connection, exchange_t *exchange,
-          const char *method, const char *url)
+static conn_t *
+s_conn (struct MHD_Connection *connection)
 {
-    //  Clients are rate-limited by address (an IPv6 one by its /64)
-    char client [GW_LIMIT_KEY_MAX] = "";
     const union MHD_ConnectionInfo *info = MHD_get_connection_info (connection,
-                                                                    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (info)
-        gw_limit_key (info->client_addr, client);
-    gw_request_t request = {
-        .method = method, .path = url, .lookup = s_lookup, .ctx = connection,
-        .body = exchange->body, .body_size = exchange->size, .too_large = exchange->too_large,
-        .client = client
-    };
-    gw_reply_t reply;
-    gw_api_handle (self->api, &request, &reply);
+                                                                    MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info? (conn_t *) info->socket_context: NULL;
+}
+
+//  Queues the reply as the connection's response, counts and logs it
+static enum MHD_Result
+s_respond (gateway_t *self, struct MHD_Connection *connection, exchange_t *exchange,
+           const char *method, const char *url, gw_reply_t *reply)
+{
     struct MHD_Response *response;
-    if (reply.owned) {
-        response = MHD_create_response_from_buffer (reply.size, reply.owned, MHD_RESPMEM_MUST_FREE);
+    if (reply->owned) {
+        response = MHD_create_response_from_buffer (reply->size, reply->owned, MHD_RESPMEM_MUST_FREE);
         if (response)
-            reply.owned = NULL;     //  the response frees it
+            reply->owned = NULL;    //  the response frees it
     }
     else
-        response = MHD_create_response_from_buffer (reply.size, (void *) reply.data, MHD_RESPMEM_PERSISTENT);
+        response = MHD_create_response_from_buffer (reply->size, (void *) reply->data, MHD_RESPMEM_PERSISTENT);
     enum MHD_Result result = MHD_NO;
     if (response) {
-        MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_TYPE, reply.type);
+        MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_TYPE, reply->type);
         MHD_add_response_header (response, "X-Content-Type-Options", "nosniff");
-        if (reply.page) {
+        if (reply->page) {
             //  The page runs only its own script and talks only to us
             MHD_add_response_header (response, "Content-Security-Policy",
                 "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
@@ -123,40 +160,75 @@ s_answer (gateway_t *self, struct MHD_Connection *connection, exchange_t *exchan
         }
         else
             MHD_add_response_header (response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-        if (*reply.allow)
-            MHD_add_response_header (response, MHD_HTTP_HEADER_ALLOW, reply.allow);
-        if (*reply.location)
-            MHD_add_response_header (response, MHD_HTTP_HEADER_LOCATION, reply.location);
-        if (reply.challenge)
+        if (*reply->allow)
+            MHD_add_response_header (response, MHD_HTTP_HEADER_ALLOW, reply->allow);
+        if (*reply->location)
+            MHD_add_response_header (response, MHD_HTTP_HEADER_LOCATION, reply->location);
+        if (reply->challenge)
             MHD_add_response_header (response, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"bookstore\"");
-        if (reply.retry_after > 0) {
+        if (reply->retry_after > 0) {
             char seconds [16];
-            snprintf (seconds, sizeof seconds, "%d", reply.retry_after);
+            snprintf (seconds, sizeof seconds, "%d", reply->retry_after);
             MHD_add_response_header (response, MHD_HTTP_HEADER_RETRY_AFTER, seconds);
         }
-        result = MHD_queue_response (connection, (unsigned) reply.status, response);
+        result = MHD_queue_response (connection, (unsigned) reply->status, response);
         MHD_destroy_response (response);
     }
     double seconds = (double) (zclock_usecs () - exchange->started) / 1e6;
-    gw_metrics_record (gw_api_metrics (self->api), reply.route, s_method_label (method),
-                       reply.status, seconds);
-    if (self->verbose || reply.status >= 500) {
+    gw_metrics_record (gw_api_metrics (self->api), reply->route, s_method_label (method),
+                       reply->status, seconds);
+    if (self->verbose || reply->status >= 500) {
         //  Paths are decoded: keep their control characters out of the log
         char path [201];
         snprintf (path, sizeof path, "%s", url);
         for (char *c = path; *c; c++)
             if ((unsigned char) *c < 0x20 || *c == 0x7f)
                 *c = '?';
-        zsys_info ("gateway: %s %s -> %d (%.1f ms)", s_method_label (method), path, reply.status,
+        zsys_info ("gateway: %s %s -> %d (%.1f ms)", s_method_label (method), path, reply->status,
                    seconds * 1000);
     }
-    gw_reply_reset (&reply);
+    gw_reply_reset (reply);
     exchange->answered = true;
     return result;
 }
 
+//  The store's answer (or the link's error) for a suspended request: the
+//  reply is made now, and sent once libmicrohttpd calls the request again
+static void
+s_on_answer (void *arg, const bs_msg_t *answer, bs_err_t err)
+{
+    exchange_t *exchange = (exchange_t *) arg;
+    exchange->waiter = NULL;
+    gw_api_finish (exchange->gateway->api, &exchange->parsed, answer, err, &exchange->reply);
+    gw_parsed_reset (&exchange->parsed);
+    exchange->ready = true;
+    MHD_resume_connection (exchange->connection);
+}
+
+//  Answers the request: at once when it needs no store call, else sends
+//  the call and suspends the connection until its answer
+static enum MHD_Result
+s_answer (gateway_t *self, struct MHD_Connection *connection, exchange_t *exchange,
+          const char *method, const char *url)
+{
+    conn_t *conn = s_conn (connection);
+    gw_request_t request = {
+        .method = method, .path = url, .lookup = s_lookup, .ctx = connection,
+        .body = exchange->body, .body_size = exchange->size, .too_large = exchange->too_large,
+        .client = conn && conn->limited? conn->key: NULL
+    };
+    gw_reply_t reply;
+    if (!gw_api_begin (self->api, &request, &exchange->parsed, &reply))
+        return s_respond (self, connection, exchange, method, url, &reply);
+    //  Suspended before the call goes out: its answer can only come later
+    MHD_suspend_connection (connection);
+    exchange->waiter = gw_api_call (self->api, &exchange->parsed, s_on_answer, exchange);
+    return MHD_YES;
+}
+
 //  libmicrohttpd calls this first with the headers, then once per piece of
-//  body, then once more with no data: the request is complete
+//  body, then once more with no data: the request is complete.  A request
+//  suspended for its store call is called again once resumed.
 static enum MHD_Result
 s_on_request (void *cls, struct MHD_Connection *connection, const char *url, const char *method,
               const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
@@ -167,9 +239,16 @@ s_on_request (void *cls, struct MHD_Connection *connection, const char *url, con
     if (!exchange) {
         exchange = calloc (1, sizeof (exchange_t));
         if (!exchange)
-            return MHD_NO;
+            abort ();
+        exchange->gateway = self;
+        exchange->connection = connection;
         exchange->started = zclock_usecs ();
+        exchange->parsed.route = -1;
         *con_cls = exchange;
+        //  The headers are in: the header deadline is met
+        conn_t *conn = s_conn (connection);
+        if (conn)
+            conn->waiting_since = 0;
         //  A body announced too large is refused before it is read
         const char *length = MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
                                                           MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -179,6 +258,10 @@ s_on_request (void *cls, struct MHD_Connection *connection, const char *url, con
             return s_answer (self, connection, exchange, method, url);
         }
         return MHD_YES;
+    }
+    if (exchange->ready) {
+        exchange->ready = false;
+        return s_respond (self, connection, exchange, method, url, &exchange->reply);
     }
     if (*upload_data_size) {
         size_t size = *upload_data_size;
@@ -195,13 +278,13 @@ s_on_request (void *cls, struct MHD_Connection *connection, const char *url, con
         }
         char *body = realloc (exchange->body, exchange->size + size);
         if (!body)
-            return MHD_NO;
+            abort ();
         memcpy (body + exchange->size, upload_data, size);
         exchange->body = body;
         exchange->size += size;
         return MHD_YES;
     }
-    if (exchange->answered)
+    if (exchange->answered || exchange->waiter)
         return MHD_YES;
     return s_answer (self, connection, exchange, method, url);
 }
@@ -210,22 +293,112 @@ static void
 s_on_completed (void *cls, struct MHD_Connection *connection, void **con_cls,
                 enum MHD_RequestTerminationCode code)
 {
-    (void) cls, (void) connection, (void) code;
+    (void) code;
+    gateway_t *self = (gateway_t *) cls;
     exchange_t *exchange = *con_cls;
     if (exchange) {
+        gw_link_cancel (self->link, &exchange->waiter);
+        gw_parsed_reset (&exchange->parsed);
+        gw_reply_reset (&exchange->reply);
         free (exchange->body);
         free (exchange);
         *con_cls = NULL;
     }
+    //  A kept-alive connection now awaits its next request's headers
+    conn_t *conn = s_conn (connection);
+    if (conn)
+        conn->waiting_since = zclock_mono ();
+}
+
+static void
+s_free_count (void **item_p)
+{
+    free (*item_p);
+    *item_p = NULL;
+}
+
+//  Refuses a connection from an address that holds its share already
+static enum MHD_Result
+s_on_accept (void *cls, const struct sockaddr *address, socklen_t size)
+{
+    (void) size;
+    gateway_t *self = (gateway_t *) cls;
+    char key [GW_LIMIT_KEY_MAX];
+    gw_limit_key (address, key);
+    size_t *open = zhashx_lookup (self->addresses, key);
+    if (!open || (int64_t) *open < self->per_address)
+        return MHD_YES;
+    int64_t now = zclock_mono ();
+    if (now - self->refused_logged >= 10000) {
+        self->refused_logged = now;
+        zsys_warning ("gateway: %s holds %zu connections already (--max-connections-per-address): "
+                      "refusing more", key, *open);
+    }
+    return MHD_NO;
 }
 
 static void
 s_on_connection (void *cls, struct MHD_Connection *connection, void **socket_context,
                  enum MHD_ConnectionNotificationCode code)
 {
-    (void) connection, (void) socket_context;
     gateway_t *self = (gateway_t *) cls;
     gw_metrics_connection (gw_api_metrics (self->api), code == MHD_CONNECTION_NOTIFY_STARTED? 1: -1);
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        conn_t *conn = calloc (1, sizeof (conn_t));
+        if (!conn)
+            abort ();
+        const union MHD_ConnectionInfo *info = MHD_get_connection_info (connection,
+                                                                        MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (info) {
+            gw_limit_key (info->client_addr, conn->key);
+            conn->limited = self->limit_loopback || !gw_limit_loopback (info->client_addr);
+        }
+        info = MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+        conn->fd = info? info->connect_fd: -1;
+        conn->waiting_since = zclock_mono ();
+        size_t *open = zhashx_lookup (self->addresses, conn->key);
+        if (!open) {
+            open = calloc (1, sizeof (size_t));
+            if (!open)
+                abort ();
+            zhashx_insert (self->addresses, conn->key, open);
+        }
+        (*open)++;
+        conn->next = self->conns;
+        if (self->conns)
+            self->conns->prev = conn;
+        self->conns = conn;
+        *socket_context = conn;
+    }
+    else {
+        conn_t *conn = *socket_context;
+        if (!conn)
+            return;
+        size_t *open = zhashx_lookup (self->addresses, conn->key);
+        if (open && --*open == 0)
+            zhashx_delete (self->addresses, conn->key);
+        if (conn->prev)
+            conn->prev->next = conn->next;
+        else
+            self->conns = conn->next;
+        if (conn->next)
+            conn->next->prev = conn->prev;
+        free (conn);
+        *socket_context = NULL;
+    }
+}
+
+//  Ends connections that did not send a request's headers in time (one
+//  byte at a time, or nothing): shutting the socket down makes
+//  libmicrohttpd see it closed and clean up as for any other
+static void
+s_sweep (gateway_t *self, int64_t now)
+{
+    for (conn_t *conn = self->conns; conn; conn = conn->next)
+        if (conn->waiting_since && now - conn->waiting_since > self->header_timeout_ms && conn->fd >= 0) {
+            shutdown (conn->fd, SHUT_RDWR);
+            conn->waiting_since = 0;
+        }
 }
 
 static void
@@ -238,6 +411,30 @@ s_on_log (void *cls, const char *format, va_list args)
     while (n && line [n - 1] == '\n')
         line [--n] = 0;
     zsys_warning ("gateway: http: %s", line);
+}
+
+//  One pass of the loop: waits up to wait_ms for the connections or the
+//  link, then serves what is ready
+static void
+s_run_once (gateway_t *self, int mhd_fd, long wait_ms)
+{
+    MHD_UNSIGNED_LONG_LONG mhd_wait;
+    if (MHD_get_timeout (self->daemon, &mhd_wait) == MHD_YES && (long long) mhd_wait < wait_ms)
+        wait_ms = (long) mhd_wait;
+    zmq_pollitem_t items [3] = {
+        { NULL, mhd_fd, ZMQ_POLLIN, 0 },
+        { gw_link_socket (self->link), 0, ZMQ_POLLIN, 0 },
+        { gw_link_monitor (self->link), 0, ZMQ_POLLIN, 0 }
+    };
+    int count = items [2].socket? 3: 2;
+    if (zmq_poll (items, count, wait_ms) > 0) {
+        if (items [1].revents & ZMQ_POLLIN)
+            gw_link_on_input (self->link);
+        if (count == 3 && (items [2].revents & ZMQ_POLLIN))
+            gw_link_tick (self->link);      //  reads the events: a broker gone
+    }
+    //  Resumed connections and new input alike
+    MHD_run (self->daemon);
 }
 
 //  Parses HOST:PORT ([V6]:PORT, or *:PORT for every address) into address;
@@ -289,13 +486,15 @@ main (int argc, char **argv)
         bs_settings_destroy (&settings);
         return 0;
     }
-    int64_t timeout, attempts, health, clients, connections, max_body, idle;
+    int64_t timeout, attempts, health, connections, per_address, max_body, header, idle;
     struct sockaddr_storage address;
     socklen_t address_size = 0;
     if (!bs_settings_int (settings, "timeout-ms", &timeout) || !bs_settings_int (settings, "attempts", &attempts)
-    ||  !bs_settings_int (settings, "health-timeout-ms", &health) || !bs_settings_int (settings, "clients", &clients)
+    ||  !bs_settings_int (settings, "health-timeout-ms", &health)
     ||  !bs_settings_int (settings, "max-connections", &connections)
-    ||  !bs_settings_int (settings, "max-body", &max_body) || !bs_settings_int (settings, "idle-timeout", &idle)) {
+    ||  !bs_settings_int (settings, "max-connections-per-address", &per_address)
+    ||  !bs_settings_int (settings, "max-body", &max_body) || !bs_settings_int (settings, "header-timeout", &header)
+    ||  !bs_settings_int (settings, "idle-timeout", &idle)) {
         bs_settings_destroy (&settings);
         return 2;
     }
@@ -336,8 +535,8 @@ main (int argc, char **argv)
         bs_settings_destroy (&settings);
         return 2;
     }
-    gw_pool_t *pool = gw_pool_new (endpoint, keys, (int) clients, (int) timeout, (int) attempts);
-    if (!pool) {
+    gw_link_t *link = gw_link_new (endpoint, keys, (int) timeout, (int) attempts);
+    if (!link) {
         fprintf (stderr, "bookstore-gateway: '%s' is not a valid ZeroMQ endpoint or comma-separated list of them\n", endpoint);
         bs_keys_destroy (&keys);
         bs_settings_destroy (&settings);
@@ -345,52 +544,95 @@ main (int argc, char **argv)
     }
     zsys_set_logident ("gateway");
     if (!*token)
-        zsys_warning ("gateway: no admin token: prices, restocks and new books answer 403 "
-                      "(see --admin-token-file)");
+        zsys_warning ("gateway: no admin token: prices, restocks, new books and the list of orders "
+                      "answer 403 (see --admin-token-file)");
+    //  Each connection is a descriptor: make room for them all
+    struct rlimit files;
+    rlim_t wanted = (rlim_t) connections + 256;
+    if (getrlimit (RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < wanted) {
+        files.rlim_cur = files.rlim_max < wanted? files.rlim_max: wanted;
+        setrlimit (RLIMIT_NOFILE, &files);
+        if (files.rlim_cur < wanted) {
+            connections = files.rlim_cur > 512? (int64_t) files.rlim_cur - 256: 256;
+            zsys_warning ("gateway: this process may open %llu files: serving at most %lld connections",
+                          (unsigned long long) files.rlim_cur, (long long) connections);
+        }
+    }
     gw_api_options_t options = {
         .health_timeout_ms = (int) health, .admin_token = token,
         .rate_limit = (double) rate, .rate_burst = (double) burst
     };
     gateway_t gateway = {
-        .api = gw_api_new (pool, &options),
+        .link = link,
         .max_body = (size_t) max_body,
-        .verbose = bs_settings_flag (settings, "verbose")
+        .verbose = bs_settings_flag (settings, "verbose"),
+        .limit_loopback = bs_settings_flag (settings, "rate-limit-loopback"),
+        .header_timeout_ms = header * 1000,
+        .per_address = per_address,
+        .addresses = zhashx_new ()
     };
+    gateway.api = gw_api_new (link, &options);
+    zhashx_set_destructor (gateway.addresses, s_free_count);
     struct sigaction action = { .sa_handler = s_on_signal };
     sigemptyset (&action.sa_mask);
     sigaction (SIGINT, &action, NULL);
     sigaction (SIGTERM, &action, NULL);
     signal (SIGPIPE, SIG_IGN);
 
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL
-                   | MHD_USE_ERROR_LOG;
+    //  No thread of libmicrohttpd's own: its epoll set is polled here, with
+    //  the broker link
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
     if (address.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    struct MHD_Daemon *daemon = MHD_start_daemon (flags, 0, NULL, NULL, s_on_request, &gateway,
+    gateway.daemon = MHD_start_daemon (flags, 0, s_on_accept, &gateway, s_on_request, &gateway,
         MHD_OPTION_EXTERNAL_LOGGER, s_on_log, &gateway,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &address,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned) connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) idle,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned) 1024,
         MHD_OPTION_NOTIFY_COMPLETED, s_on_completed, &gateway,
         MHD_OPTION_NOTIFY_CONNECTION, s_on_connection, &gateway,
         MHD_OPTION_END);
+    const union MHD_DaemonInfo *epoll = gateway.daemon
+        ? MHD_get_daemon_info (gateway.daemon, MHD_DAEMON_INFO_EPOLL_FD): NULL;
     int rc = 0;
-    if (!daemon) {
+    if (!gateway.daemon || !epoll) {
         zsys_error ("gateway: cannot listen on %s (in use, or not an address of this machine?)", listen);
         rc = 1;
     }
     else {
-        const union MHD_DaemonInfo *info = MHD_get_daemon_info (daemon, MHD_DAEMON_INFO_BIND_PORT);
+        const union MHD_DaemonInfo *info = MHD_get_daemon_info (gateway.daemon, MHD_DAEMON_INFO_BIND_PORT);
         zsys_info ("gateway: serving http on %s (port %u), broker(s) at %s", listen,
                    info? (unsigned) info->port: 0, endpoint);
-        while (!s_stop)
-            usleep (50000);
+        int64_t next_tick = 0, next_sweep = 0;
+        bool link_idle = true;
+        while (!s_stop) {
+            int64_t now = zclock_mono ();
+            //  The link's timers; at once when calls started while it was idle
+            if (now >= next_tick || (link_idle && gw_link_pending (link))) {
+                int wait = gw_link_tick (link);
+                link_idle = wait < 0;
+                next_tick = now + (wait < 0? SWEEP_MS: wait);
+            }
+            if (now >= next_sweep) {
+                s_sweep (&gateway, now);
+                next_sweep = now + SWEEP_MS;
+            }
+            int64_t due = next_tick < next_sweep? next_tick: next_sweep;
+            s_run_once (&gateway, epoll->epoll_fd, due > now? (long) (due - now): 0);
+        }
         zsys_info ("gateway: stopping");
-        //  Waits for the connection threads, each within its store timeouts
-        MHD_stop_daemon (daemon);
+        //  Requests still waiting for the store are answered 503 and sent
+        //  for a moment; libmicrohttpd then closes every connection
+        gw_link_fail_all (link, BS_ERR_unavailable);
+        int64_t until = zclock_mono () + 200;
+        while (zclock_mono () < until)
+            s_run_once (&gateway, epoll->epoll_fd, 10);
+        MHD_stop_daemon (gateway.daemon);
     }
     gw_api_destroy (&gateway.api);
-    gw_pool_destroy (&pool);
+    zhashx_destroy (&gateway.addresses);
+    gw_link_destroy (&link);
     bs_keys_destroy (&keys);
     bs_settings_destroy (&settings);
     return rc;

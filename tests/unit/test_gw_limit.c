@@ -64,29 +64,95 @@ test_bounded_clients (void)
 {
     gw_limit_t *limit = gw_limit_new (1, 5, 4);
     char name [32];
-    //  Four busy clients fill the table
+    //  Four busy clients fill the table, each with its bucket drained
     for (int i = 0; i < 4; i++) {
         snprintf (name, sizeof name, "busy-%d", i);
         for (int k = 0; k < 5; k++)
-            gw_limit_take (limit, name, i * 1000, NULL);
+            CHECK (gw_limit_take (limit, name, i * 1000, NULL));
     }
     CHECK (gw_limit_clients (limit) == 4);
     CHECK (!gw_limit_take (limit, "busy-3", 4000, NULL));
-    //  A fifth pushes out the one silent longest, and stays within the bound
-    CHECK (gw_limit_take (limit, "new", 5000, NULL));
+    //  A fifth takes the bucket silent longest (busy-0's), drained as it was:
+    //  a new address in a full table gets no fresh burst
+    int retry = 0;
+    CHECK (!gw_limit_take (limit, "new", 5000, &retry) && retry == 1);
     CHECK (gw_limit_clients (limit) == 4);
-    //  busy-0 was forgotten: it starts over with a full bucket
-    CHECK (gw_limit_take (limit, "busy-0", 6000, NULL));
-    //  Much later every bucket has refilled: they are all dropped for room
-    CHECK (gw_limit_take (limit, "later", 100 * SECOND, NULL));
-    CHECK (gw_limit_clients (limit) == 1);
+    //  busy-0 comes back: its bucket went to "new", and it takes the next
+    //  oldest (busy-1's, as drained), so forgetting it gave it nothing either
+    CHECK (!gw_limit_take (limit, "busy-0", 6000, NULL));
+    //  The others are still known, still drained
+    CHECK (!gw_limit_take (limit, "busy-3", 7000, NULL));
     //  Thousands of addresses never grow it past the bound
     for (int i = 0; i < 5000; i++) {
         snprintf (name, sizeof name, "flood-%d", i);
-        gw_limit_take (limit, name, 100 * SECOND + i, NULL);
+        gw_limit_take (limit, name, 8000 + i, NULL);
     }
-    CHECK (gw_limit_clients (limit) <= 4);
+    CHECK (gw_limit_clients (limit) == 4);
+    //  Much later, a bucket taken over has refilled: a newcomer then starts
+    //  with a full burst, as it would in an empty table
+    int taken = 0;
+    for (int i = 0; i < 10; i++)
+        taken += gw_limit_take (limit, "later", 100 * SECOND, NULL);
+    CHECK_EQ (taken, 5);
     gw_limit_destroy (&limit);
+}
+
+//  A flood cycling through more addresses than the table holds, each
+//  draining its bucket, is held to what the buckets earn, never to a burst
+//  per address
+static void
+test_cycling_earns_no_bursts (void)
+{
+    const int size = 100;
+    gw_limit_t *limit = gw_limit_new (10, 20, (size_t) size);
+    char name [32];
+    int served = 0, requests = 0;
+    //  Ten rounds through 1,000 addresses within one second (1 ms apart)
+    for (int round = 0; round < 10; round++)
+        for (int i = 0; i < 100; i++) {
+            snprintf (name, sizeof name, "10.0.%d.%d", round, i + 1);
+            int64_t now = (int64_t) (round * 100 + i) * 1000;
+            for (int k = 0; k < 20; k++, requests++)
+                served += gw_limit_take (limit, name, now, NULL);
+        }
+    //  A fresh burst each would serve 20 per address, 20,000 in all; the
+    //  100 buckets hold 20 each at first and earn 10 a second
+    CHECK_EQ (requests, 20000);
+    CHECK (served <= size * 20 + size * 10 + 1000);
+    CHECK (gw_limit_clients (limit) == (size_t) size);
+    //  Many more clients than chains start with: each is still found
+    gw_limit_t *large = gw_limit_new (1, 1, 20000);
+    for (int i = 0; i < 20000; i++) {
+        snprintf (name, sizeof name, "2001:db8:%x:%x::/64", i >> 8, i & 255);
+        CHECK (gw_limit_take (large, name, 0, NULL));
+    }
+    int refused = 0;
+    for (int i = 0; i < 20000; i++) {
+        snprintf (name, sizeof name, "2001:db8:%x:%x::/64", i >> 8, i & 255);
+        refused += !gw_limit_take (large, name, 0, NULL);
+    }
+    CHECK_EQ (refused, 20000);
+    CHECK (gw_limit_clients (large) == 20000);
+    gw_limit_destroy (&large);
+    gw_limit_destroy (&limit);
+}
+
+static void
+test_loopback (void)
+{
+    struct sockaddr_in v4 = { .sin_family = AF_INET };
+    inet_pton (AF_INET, "127.0.0.2", &v4.sin_addr);
+    CHECK (gw_limit_loopback ((struct sockaddr *) &v4));
+    inet_pton (AF_INET, "128.0.0.1", &v4.sin_addr);
+    CHECK (!gw_limit_loopback ((struct sockaddr *) &v4));
+    struct sockaddr_in6 v6 = { .sin6_family = AF_INET6 };
+    inet_pton (AF_INET6, "::1", &v6.sin6_addr);
+    CHECK (gw_limit_loopback ((struct sockaddr *) &v6));
+    inet_pton (AF_INET6, "::ffff:127.0.0.1", &v6.sin6_addr);
+    CHECK (gw_limit_loopback ((struct sockaddr *) &v6));
+    inet_pton (AF_INET6, "2001:db8::1", &v6.sin6_addr);
+    CHECK (!gw_limit_loopback ((struct sockaddr *) &v6));
+    CHECK (!gw_limit_loopback (NULL));
 }
 
 static void
@@ -118,6 +184,8 @@ main (void)
     RUN (test_clients_apart);
     RUN (test_slow_rate_retry_after);
     RUN (test_bounded_clients);
+    RUN (test_cycling_earns_no_bursts);
+    RUN (test_loopback);
     RUN (test_keys);
     return DONE ();
 }

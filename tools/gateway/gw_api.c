@@ -7,15 +7,18 @@
 #include <czmq.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #define MAX_SEGMENTS 8
 #define TOKEN_MAX 257
 
 struct _gw_api_t {
-    gw_pool_t *pool;            //  borrowed
+    gw_link_t *link;            //  borrowed
     gw_metrics_t *metrics;
     gw_limit_t *limit;          //  NULL: no rate limit
     int health_timeout_ms;
@@ -73,12 +76,12 @@ gw_api_status (const char *error)
 }
 
 gw_api_t *
-gw_api_new (gw_pool_t *pool, const gw_api_options_t *options)
+gw_api_new (gw_link_t *link, const gw_api_options_t *options)
 {
     gw_api_t *self = calloc (1, sizeof (gw_api_t));
     if (!self)
         abort ();
-    self->pool = pool;
+    self->link = link;
     self->metrics = gw_metrics_new ();
     self->health_timeout_ms = options->health_timeout_ms;
     snprintf (self->admin_token, sizeof self->admin_token, "%s",
@@ -143,8 +146,19 @@ gw_api_read_token (const char *text, const char *file, char *token, size_t size,
         snprintf (buffer, sizeof buffer, "%s", text);
     else
     if (file && *file) {
-        FILE *handle = fopen (file, "r");
+        //  Never through a symbolic link: one planted at the path could
+        //  make any file the token
+        int fd = open (file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        FILE *handle = fd >= 0? fdopen (fd, "r"): NULL;
         if (!handle) {
+            int error = errno;
+            if (fd >= 0)
+                close (fd);
+            errno = error;
+            if (errno == ELOOP) {
+                snprintf (reason, reason_size, "the admin token file %s is a symbolic link: refused", file);
+                return false;
+            }
             snprintf (reason, reason_size, "cannot read the admin token file %s: %s", file, strerror (errno));
             return false;
         }
@@ -258,7 +272,26 @@ s_msg_json (const bs_msg_t *msg)
 static bs_msg_t *
 s_new_request (const gw_request_t *request, bs_op_t op, gw_reply_t *reply)
 {
-    bs_msg_t *msg = bs_msg_new_request (op);
+    //  A fresh rid as bs_rid_generate makes it (the time, then random
+    //  bytes), with the random bytes drawn from a pool refilled in bulk: a
+    //  system call per request costs more than the rest of a cached lookup
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static uint8_t pool [4000];
+    static size_t used = sizeof pool;
+    const size_t random_size = BS_RID_SIZE - BS_RID_TIME_SIZE;
+    uint8_t rid [BS_RID_SIZE];
+    bs_rid_put_time (rid);
+    pthread_mutex_lock (&lock);
+    if (used + random_size > sizeof pool) {
+        bs_random_bytes (pool, sizeof pool);
+        used = 0;
+    }
+    memcpy (rid + BS_RID_TIME_SIZE, pool + used, random_size);
+    used += random_size;
+    pthread_mutex_unlock (&lock);
+    bs_msg_t *msg = bs_msg_new ();
+    bs_msg_set_str (msg, BS_FIELD_op, bs_op_name (op));
+    bs_msg_set_bin (msg, BS_FIELD_rid, rid, sizeof rid);
     const char *key = request->lookup (request->ctx, GW_HEADER, "Idempotency-Key");
     if (key && bs_op_kind (op) == BS_KIND_WRITE) {
         uint8_t rid [BS_RID_SIZE];
@@ -386,9 +419,17 @@ r_legacy_search (const gw_request_t *request, char **params, gw_reply_t *reply)
 static void
 a_legacy_search (gw_api_t *self, const bs_msg_t *msg, const bs_msg_t *answer, bs_err_t err, gw_reply_t *reply)
 {
-    (void) self, (void) msg;
+    (void) self;
     if (!s_ok (answer, err, reply))
         return;
+    if (bs_msg_count (answer, BS_FIELD_items) == 0) {
+        //  The original's sentence for a topic without books, status 200
+        char *text = zsys_sprintf ("There is no relevant book available associated with topic- %s",
+                                   bs_msg_str (msg, BS_FIELD_topic));
+        s_json_reply (reply, 200, s_text (text));
+        zstr_free (&text);
+        return;
+    }
     json_t *items = json_object ();
     for (size_t i = 0; i < bs_msg_count (answer, BS_FIELD_items); i++) {
         bs_msg_t *book = bs_msg_at (answer, BS_FIELD_items, i);
@@ -412,7 +453,16 @@ r_lookup (const gw_request_t *request, char **params, gw_reply_t *reply)
 static void
 a_legacy_lookup (gw_api_t *self, const bs_msg_t *msg, const bs_msg_t *answer, bs_err_t err, gw_reply_t *reply)
 {
-    (void) self, (void) msg;
+    (void) self;
+    if (answer && !bs_msg_int (answer, BS_FIELD_ok)
+    &&  strcmp (bs_msg_str (answer, BS_FIELD_error), bs_err_name (BS_ERR_unknown_item)) == 0) {
+        //  The original's sentence for an unknown book, status 200
+        char text [96];
+        snprintf (text, sizeof text, "There is no book available of number- %lld",
+                  (long long) bs_msg_int (msg, BS_FIELD_item));
+        s_json_reply (reply, 200, json_string (text));
+    }
+    else
     if (s_ok (answer, err, reply))
         s_json_reply (reply, 200, json_pack ("{s:I,s:I,s:I,s:s,s:s}",
             "item_number", (json_int_t) bs_msg_int (answer, BS_FIELD_item),
@@ -432,15 +482,19 @@ r_legacy_buy (const gw_request_t *request, char **params, gw_reply_t *reply)
     return msg;
 }
 
-//  -> "Transaction successful." or a sentence saying the book is out of
-//  stock; both 200, as the original answered them
+//  -> "Transaction successful." or the original's sentence for a book out
+//  of stock; both 200, as the original answered them
 static void
 a_legacy_buy (gw_api_t *self, const bs_msg_t *msg, const bs_msg_t *answer, bs_err_t err, gw_reply_t *reply)
 {
-    (void) self, (void) msg;
+    (void) self;
     if (answer && !bs_msg_int (answer, BS_FIELD_ok)
-    &&  strcmp (bs_msg_str (answer, BS_FIELD_error), bs_err_name (BS_ERR_out_of_stock)) == 0)
-        s_json_reply (reply, 200, json_string ("Transaction failed: the book is out of stock."));
+    &&  strcmp (bs_msg_str (answer, BS_FIELD_error), bs_err_name (BS_ERR_out_of_stock)) == 0) {
+        char text [128];
+        snprintf (text, sizeof text, "Oops! We ran out of %lld's stock. Please try again after sometime.",
+                  (long long) bs_msg_int (msg, BS_FIELD_item));
+        s_json_reply (reply, 200, json_string (text));
+    }
     else
     if (s_ok (answer, err, reply))
         s_json_reply (reply, 200, json_string ("Transaction successful."));
@@ -685,7 +739,8 @@ typedef struct {
     const char *pattern;        //  "*" matches one non-empty segment
     const char *label;          //  for metrics
     bool safe;                  //  no effect: HEAD is answered too
-    bool admin;                 //  changes the catalog: takes the admin token
+    bool admin;                 //  changes the catalog, or lists everyone's
+                                //  orders: takes the admin token
     bool health;                //  a status call: --health-timeout-ms, one attempt
     reader_t *reader;
     answerer_t *answerer;
@@ -702,7 +757,7 @@ static const route_t s_routes [] = {
     { "GET",  "/books/*",         "/books/{item}",         true,  false, false, r_lookup,        a_forward },
     { "PUT",  "/books/*/price",   "/books/{item}/price",   false, true,  false, r_set_price,     a_forward },
     { "POST", "/books/*/restock", "/books/{item}/restock", false, true,  false, r_restock,       a_forward },
-    { "GET",  "/orders",          "/orders",               true,  false, false, r_orders,        a_orders },
+    { "GET",  "/orders",          "/orders",               true,  true,  false, r_orders,        a_orders },
     { "POST", "/orders",          "/orders",               false, false, false, r_buy,           a_created },
     { "GET",  "/cluster",         "/cluster",              true,  false, true,  r_status,        a_cluster },
     { "GET",  "/healthz",         "/healthz",              true,  false, true,  r_status,        a_healthz },
@@ -857,31 +912,50 @@ gw_api_parse (gw_api_t *self, const gw_request_t *request, gw_parsed_t *parsed, 
     return true;
 }
 
-void
-gw_api_handle (gw_api_t *self, const gw_request_t *request, gw_reply_t *reply)
+bool
+gw_api_begin (gw_api_t *self, const gw_request_t *request, gw_parsed_t *parsed, gw_reply_t *reply)
 {
     int retry_after = 0;
-    if (self->limit && !gw_limit_take (self->limit, request->client? request->client: "",
-                                       zclock_usecs (), &retry_after)) {
+    parsed->route = -1;
+    parsed->msg = NULL;
+    if (self->limit && request->client
+    &&  !gw_limit_take (self->limit, request->client, zclock_usecs (), &retry_after)) {
         memset (reply, 0, sizeof *reply);
         reply->route = "unmatched";
         s_error (reply, "rate_limited", "too many requests from your address; retry after the "
                  "number of seconds in Retry-After");
         reply->retry_after = retry_after;
-        return;
+        return false;
     }
-    gw_parsed_t parsed;
-    if (!gw_api_parse (self, request, &parsed, reply))
-        return;
-    const route_t *route = &s_routes [parsed.route];
-    bs_err_t err = BS_ERR_unavailable;
-    bs_msg_t *answer = self->pool
-        ? gw_pool_call (self->pool, bs_op_service (bs_msg_op (parsed.msg)), parsed.msg,
-                        route->health? self->health_timeout_ms: 0, route->health? 1: 0, &err)
-        : NULL;
-    route->answerer (self, parsed.msg, answer, err, reply);
+    return gw_api_parse (self, request, parsed, reply);
+}
+
+gw_waiter_t *
+gw_api_call (gw_api_t *self, const gw_parsed_t *parsed, gw_link_fn *fn, void *arg)
+{
+    const route_t *route = &s_routes [parsed->route];
+    return gw_link_call (self->link, bs_op_service (bs_msg_op (parsed->msg)), parsed->msg,
+                         route->health? self->health_timeout_ms: 0, route->health? 1: 0, fn, arg);
+}
+
+void
+gw_api_finish (gw_api_t *self, const gw_parsed_t *parsed, const bs_msg_t *answer, bs_err_t err,
+               gw_reply_t *reply)
+{
+    const route_t *route = &s_routes [parsed->route];
+    memset (reply, 0, sizeof *reply);
+    reply->route = route->label;
+    route->answerer (self, parsed->msg, answer, err, reply);
     if (reply->status == 0)         //  an answerer that left no answer is a bug
         s_error (reply, "internal", "the gateway could not answer");
-    bs_msg_destroy (&answer);
+}
+
+void
+gw_api_handle (gw_api_t *self, const gw_request_t *request, gw_reply_t *reply)
+{
+    gw_parsed_t parsed;
+    if (!gw_api_begin (self, request, &parsed, reply))
+        return;
+    gw_api_finish (self, &parsed, NULL, BS_ERR_unavailable, reply);
     gw_parsed_reset (&parsed);
 }

@@ -10,25 +10,29 @@
  *    arguments and JSON body, and builds the store request with a fresh rid
  *    (or the client's Idempotency-Key), checked against the codec's limits.
  *    Every malformed request ends here with its 4xx.
- *  - gw_api_handle, which rate-limits the client, parses, sends the store
- *    request through the client pool and turns the store's answer into the
- *    reply; each store error code becomes an HTTP status through one table.
+ *  - gw_api_begin, which rate-limits the client and parses; gw_api_call,
+ *    which sends the store request through the broker link (gw_link) and
+ *    returns at once; and gw_api_finish, which turns the store's answer
+ *    (or the link's error) into the reply; each store error code becomes
+ *    an HTTP status through one table.
  *
- *  Admin routes (prices, restocks, new books) take `Authorization: Bearer
- *  <token>`.  Without a configured token they are refused with 403.
+ *  Admin routes (prices, restocks, new books, and the list of every order)
+ *  take `Authorization: Bearer <token>`.  Without a configured token they
+ *  are refused with 403.
  *
- *  Ownership: gw_api_new borrows the pool (which may be NULL for an api used
+ *  Ownership: gw_api_new borrows the link (which may be NULL for an api used
  *  only to parse) and copies the token; it makes the metrics and the rate
- *  limiter it owns.  gw_api_parse and gw_api_handle fill a reply the caller
- *  releases with gw_reply_reset, and gw_api_parse a parsed request the
- *  caller releases with gw_parsed_reset.  Both may run on many threads at
- *  once.
+ *  limiter it owns.  gw_api_parse, gw_api_begin, gw_api_finish and
+ *  gw_api_handle fill a reply the caller releases with gw_reply_reset, and
+ *  gw_api_parse and gw_api_begin a parsed request the caller releases with
+ *  gw_parsed_reset.  Parsing may run on many threads at once; gw_api_call
+ *  runs on the thread that polls the link.
  */
 #ifndef GW_API_H_INCLUDED
 #define GW_API_H_INCLUDED
 
 #include "gw_metrics.h"
-#include "gw_pool.h"
+#include "gw_link.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -77,7 +81,7 @@ typedef struct {
 
 typedef struct _gw_api_t gw_api_t;
 
-gw_api_t *gw_api_new (gw_pool_t *pool, const gw_api_options_t *options);
+gw_api_t *gw_api_new (gw_link_t *link, const gw_api_options_t *options);
 void gw_api_destroy (gw_api_t **self_p);
 
 //  Reads a request without sending anything.  Returns true with *parsed
@@ -86,7 +90,22 @@ void gw_api_destroy (gw_api_t **self_p);
 bool gw_api_parse (gw_api_t *self, const gw_request_t *request, gw_parsed_t *parsed,
                    gw_reply_t *reply);
 
-//  Answers one request; never fails (errors are replies)
+//  Takes a token from the client's bucket (request->client NULL: not
+//  limited), then parses as gw_api_parse does
+bool gw_api_begin (gw_api_t *self, const gw_request_t *request, gw_parsed_t *parsed,
+                   gw_reply_t *reply);
+
+//  Sends a parsed request through the link (which must be set): fn is called
+//  once with the answer, as gw_link_call says
+gw_waiter_t *gw_api_call (gw_api_t *self, const gw_parsed_t *parsed, gw_link_fn *fn, void *arg);
+
+//  Turns the store's answer (NULL: the link's error err) into the reply,
+//  which it fills from scratch
+void gw_api_finish (gw_api_t *self, const gw_parsed_t *parsed, const bs_msg_t *answer, bs_err_t err,
+                    gw_reply_t *reply);
+
+//  Answers one request without a broker (begin, then finish as if the
+//  cluster were unavailable): for fuzzing; never fails (errors are replies)
 void gw_api_handle (gw_api_t *self, const gw_request_t *request, gw_reply_t *reply);
 
 //  The metrics, owned by the api

@@ -8,10 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 typedef struct _bucket_t bucket_t;
 struct _bucket_t {
-    bucket_t *chain;
+    bucket_t *chain;            //  next in its hash chain
+    bucket_t *newer, *older;    //  neighbours on the list by last use
     uint64_t hash;
     double tokens;
     int64_t updated;            //  when tokens were last brought up to date
@@ -22,18 +25,39 @@ struct _gw_limit_t {
     pthread_mutex_t lock;
     double rate, burst;
     size_t max_clients;
-    bucket_t **buckets;
-    size_t bucket_count;        //  a power of two
+    bucket_t **heads;
+    size_t mask;                //  heads has mask + 1 chains, a power of two
     size_t count;
+    bucket_t *newest, *oldest;  //  the list by last use
+    uint64_t secret;            //  the hash's key
 };
 
+//  A keyed hash of the client key: each 8 bytes are folded into the state
+//  through a strong 64-bit mixer (the finaliser of MurmurHash3), starting
+//  from a random secret; without the secret, a client cannot aim addresses
+//  at one chain
 static uint64_t
-s_hash (const char *key)
+s_mix (uint64_t h)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;         //  FNV-1a
-    for (const unsigned char *p = (const unsigned char *) key; *p; p++)
-        h = (h ^ *p) * 0x100000001b3ULL;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
     return h;
+}
+
+static uint64_t
+s_hash (gw_limit_t *self, const char *key)
+{
+    uint64_t h = self->secret;
+    size_t n = strlen (key);
+    for (size_t i = 0; i < n; i += 8) {
+        uint64_t word = 0;
+        memcpy (&word, key + i, n - i < 8? n - i: 8);
+        h = s_mix (h ^ word) + 0x9e3779b97f4a7c15ULL;
+    }
+    return s_mix (h ^ n);
 }
 
 gw_limit_t *
@@ -46,12 +70,18 @@ gw_limit_new (double rate, double burst, size_t max_clients)
     self->burst = burst >= 1? burst: 1;
     self->max_clients = max_clients? max_clients: 1;
     //  About one bucket per chain when the table is full
-    self->bucket_count = 64;
-    while (self->bucket_count < self->max_clients && self->bucket_count < (1u << 20))
-        self->bucket_count *= 2;
-    self->buckets = calloc (self->bucket_count, sizeof (bucket_t *));
-    if (!self->buckets)
+    size_t chains = 64;
+    while (chains < self->max_clients && chains < (1u << 20))
+        chains *= 2;
+    self->mask = chains - 1;
+    self->heads = calloc (chains, sizeof (bucket_t *));
+    if (!self->heads)
         abort ();
+    if (getrandom (&self->secret, sizeof self->secret, 0) != sizeof self->secret) {
+        struct timespec now;
+        clock_gettime (CLOCK_REALTIME, &now);
+        self->secret = s_mix ((uint64_t) now.tv_nsec ^ ((uint64_t) now.tv_sec << 32) ^ (uintptr_t) self);
+    }
     pthread_mutex_init (&self->lock, NULL);
     return self;
 }
@@ -62,15 +92,13 @@ gw_limit_destroy (gw_limit_t **self_p)
     if (!self_p || !*self_p)
         return;
     gw_limit_t *self = *self_p;
-    for (size_t b = 0; b < self->bucket_count; b++) {
-        bucket_t *bucket = self->buckets [b];
-        while (bucket) {
-            bucket_t *next = bucket->chain;
-            free (bucket);
-            bucket = next;
-        }
+    bucket_t *bucket = self->newest;
+    while (bucket) {
+        bucket_t *next = bucket->older;
+        free (bucket);
+        bucket = next;
     }
-    free (self->buckets);
+    free (self->heads);
     pthread_mutex_destroy (&self->lock);
     free (self);
     *self_p = NULL;
@@ -88,36 +116,40 @@ s_refill (gw_limit_t *self, bucket_t *bucket, int64_t now_us)
     }
 }
 
-//  Makes room for one more client: drops every bucket that refilled, or
-//  else the one silent for longest
 static void
-s_make_room (gw_limit_t *self, int64_t now_us)
+s_list_remove (gw_limit_t *self, bucket_t *bucket)
 {
-    bucket_t **oldest = NULL;
-    for (size_t b = 0; b < self->bucket_count; b++) {
-        bucket_t **link = &self->buckets [b];
-        while (*link) {
-            bucket_t *bucket = *link;
-            s_refill (self, bucket, now_us);
-            if (bucket->tokens >= self->burst) {
-                //  Only a kept bucket's link is ever remembered as the
-                //  oldest, and removing this one changes no such link
-                *link = bucket->chain;
-                free (bucket);
-                self->count--;
-                continue;
-            }
-            if (!oldest || bucket->updated < (*oldest)->updated)
-                oldest = link;
-            link = &bucket->chain;
-        }
-    }
-    if (self->count >= self->max_clients && oldest) {
-        bucket_t *bucket = *oldest;
-        *oldest = bucket->chain;
-        free (bucket);
-        self->count--;
-    }
+    if (bucket->newer)
+        bucket->newer->older = bucket->older;
+    else
+        self->newest = bucket->older;
+    if (bucket->older)
+        bucket->older->newer = bucket->newer;
+    else
+        self->oldest = bucket->newer;
+    bucket->newer = bucket->older = NULL;
+}
+
+static void
+s_list_push (gw_limit_t *self, bucket_t *bucket)
+{
+    bucket->older = self->newest;
+    bucket->newer = NULL;
+    if (self->newest)
+        self->newest->newer = bucket;
+    self->newest = bucket;
+    if (!self->oldest)
+        self->oldest = bucket;
+}
+
+//  Unlinks a bucket from its hash chain
+static void
+s_chain_remove (gw_limit_t *self, bucket_t *bucket)
+{
+    bucket_t **link = &self->heads [bucket->hash & self->mask];
+    while (*link != bucket)
+        link = &(*link)->chain;
+    *link = bucket->chain;
 }
 
 bool
@@ -125,30 +157,35 @@ gw_limit_take (gw_limit_t *self, const char *client, int64_t now_us, int *retry_
 {
     char key [GW_LIMIT_KEY_MAX];
     snprintf (key, sizeof key, "%s", client? client: "");
-    uint64_t hash = s_hash (key);
+    uint64_t hash = s_hash (self, key);
     pthread_mutex_lock (&self->lock);
-    bucket_t **link = &self->buckets [hash & (self->bucket_count - 1)];
-    while (*link && ((*link)->hash != hash || strcmp ((*link)->key, key) != 0))
-        link = &(*link)->chain;
-    bucket_t *bucket = *link;
-    if (!bucket) {
-        if (self->count >= self->max_clients) {
-            s_make_room (self, now_us);
-            //  The chains changed: find the end of ours again
-            link = &self->buckets [hash & (self->bucket_count - 1)];
-            while (*link)
-                link = &(*link)->chain;
+    bucket_t *bucket = self->heads [hash & self->mask];
+    while (bucket && (bucket->hash != hash || strcmp (bucket->key, key) != 0))
+        bucket = bucket->chain;
+    if (bucket)
+        s_list_remove (self, bucket);
+    else {
+        if (self->count < self->max_clients) {
+            bucket = calloc (1, sizeof (bucket_t));
+            if (!bucket)
+                abort ();
+            bucket->tokens = self->burst;
+            bucket->updated = now_us;
+            self->count++;
         }
-        bucket = calloc (1, sizeof (bucket_t));
-        if (!bucket)
-            abort ();
+        else {
+            //  Full: the newcomer takes the bucket silent for longest, tokens
+            //  and all (brought up to now below), never a fresh burst
+            bucket = self->oldest;
+            s_list_remove (self, bucket);
+            s_chain_remove (self, bucket);
+        }
         bucket->hash = hash;
-        bucket->tokens = self->burst;
-        bucket->updated = now_us;
         memcpy (bucket->key, key, sizeof key);
-        *link = bucket;
-        self->count++;
+        bucket->chain = self->heads [hash & self->mask];
+        self->heads [hash & self->mask] = bucket;
     }
+    s_list_push (self, bucket);
     s_refill (self, bucket, now_us);
     bool admitted = bucket->tokens >= 1;
     if (admitted)
@@ -170,6 +207,20 @@ gw_limit_clients (gw_limit_t *self)
     size_t count = self->count;
     pthread_mutex_unlock (&self->lock);
     return count;
+}
+
+bool
+gw_limit_loopback (const struct sockaddr *address)
+{
+    if (!address)
+        return false;
+    if (address->sa_family == AF_INET)
+        return (ntohl (((const struct sockaddr_in *) address)->sin_addr.s_addr) >> 24) == 127;
+    if (address->sa_family == AF_INET6) {
+        const struct in6_addr *v6 = &((const struct sockaddr_in6 *) address)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK (v6) || (IN6_IS_ADDR_V4MAPPED (v6) && v6->s6_addr [12] == 127);
+    }
+    return false;
 }
 
 bool

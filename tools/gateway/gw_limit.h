@@ -7,10 +7,14 @@
  *
  *  Clients are told apart by address: an IPv4 address, or the /64 prefix of
  *  an IPv6 one (a single host commonly owns a whole /64, and could otherwise
- *  rotate through it).  The table holds at most `max_clients` buckets; when
- *  it is full, buckets that refilled (they carry no information) are
- *  dropped first, then the one silent for longest, so a flood of new
- *  addresses cannot grow memory.
+ *  rotate through it).  Buckets live in a hash table (keyed with a secret
+ *  chosen at start, so that clients cannot pick addresses that collide) and
+ *  on a list by last use, so each request costs O(1) whatever the number of
+ *  clients.  The table holds at most `max_clients` buckets; a new client
+ *  that finds it full takes over the bucket silent for longest *with its
+ *  tokens*: had it refilled, that is a fresh bucket; if not, the newcomer
+ *  inherits its deficit.  So cycling through more addresses than the table
+ *  holds never earns a fresh burst per address, and memory stays bounded.
  *
  *  Ownership: gw_limit_new returns a limiter the caller destroys with
  *  gw_limit_destroy.  Every function may be called from any thread.
@@ -39,6 +43,10 @@ bool gw_limit_take (gw_limit_t *self, const char *client, int64_t now_us, int *r
 
 //  Number of clients tracked now
 size_t gw_limit_clients (gw_limit_t *self);
+
+//  True for a loopback address (127.0.0.0/8, ::1, or IPv4-mapped
+//  127.0.0.0/8): the machine itself
+bool gw_limit_loopback (const struct sockaddr *address);
 
 //  Writes the client key of a socket address into key [GW_LIMIT_KEY_MAX]:
 //  the IPv4 address, or the /64 prefix of an IPv6 address ("2001:db8:1:2::/64";
