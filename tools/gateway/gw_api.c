@@ -62,6 +62,7 @@ static const struct {
     { "bad_msgpack",        500 },
     { "unknown_op",         500 },
     { "unknown_service",    500 },
+    { "unknown_node",       500 },      //  the gateway never names a node
     { "storage",            500 },
     { "internal",           500 },
 };
