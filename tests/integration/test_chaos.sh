@@ -3,8 +3,9 @@
 #  a broker pair, 3 catalog and 2 order nodes, and never stops a service's
 #  last serving replica, nor the active broker without a passive one ready;
 #  then a bounded chaos run on a broker pair (tools/chaos/run.sh: at least
-#  60 s, every kind of node fault landing again and again and the active
-#  broker killed every few seconds, under load) loses, doubles, oversells
+#  60 s, every kind of node fault landing again and again, the active
+#  broker killed every few seconds and etcd frozen or killed every nine or
+#  so, under load) loses, doubles, oversells
 #  and misprices nothing (audited request by request against the load's
 #  record), every replica converges and is read, the pair settles and every
 #  request gets a definite answer.  (The checker's own failures are shown
@@ -12,7 +13,7 @@
 #
 #  BS_CHAOS_SECONDS and BS_CHAOS_SEED change the run's length and seed.
 source "$(dirname "$0")/lib.sh"
-bs_plan 80
+bs_plan 81
 CHAOS=$BS_ROOT/tools/chaos
 SECONDS_RUN=${BS_CHAOS_SECONDS:-90}
 SEED=${BS_CHAOS_SEED:-$(( ($(date +%s%N) / 1000) % 1000000 ))}
@@ -261,6 +262,8 @@ landed() {
 check "...with every kind of node fault landing, most tries of each" \
     eval 'landed kill-random && landed kill-primary && landed freeze && landed flap && landed kill-several'
 check "...and the active broker killed, most tries" landed kill-broker
+check "...and etcd frozen or killed, every try" \
+    bs_holds '(.faults_by_kind.etcd // 0) >= 1 and (.faults_skipped.etcd // 0) == 0 and (.faults_failed.etcd // 0) == 0' <<< "$result"
 check "...under load: more requests answered than faults" \
     jqt '.requests > .faults and .acked_buys > 0' <<< "$result"
 check "nothing lost, doubled, unacknowledged, oversold or mispriced" \

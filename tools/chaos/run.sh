@@ -37,6 +37,7 @@ KEEP=0
 CLUSTER_ARGS=${CHAOS_CLUSTER_ARGS:-}
 BROKERS=2
 BROKER_KILL_MS=5000
+ETCD_FAULT_MS=9000
 
 usage() {
     cat <<EOF
@@ -65,6 +66,9 @@ usage error.
   --broker-kill-ms N with a pair: how often the active broker is SIGKILLed, on
                      average (each wait drawn from half to one and a half times
                      this; 0: never; default: $BROKER_KILL_MS)
+  --etcd-fault-ms N  how often the launcher's etcd member is frozen (0.5 to 2 s)
+                     or SIGKILLed (restarted by the launcher), on average, in
+                     turns (0: never; default: $ETCD_FAULT_MS)
   --backoff-max-ms N the launcher's longest wait before restarting a node
                      (default: $BACKOFF_MAX_MS; given to bookstore-cluster when it has that setting)
   --give-up-ms N     a request with no definite answer this long is a client error
@@ -99,6 +103,7 @@ while [ $# -gt 0 ]; do
         --streams) STREAMS=$2 ;;
         --brokers) BROKERS=$2 ;;
         --broker-kill-ms) BROKER_KILL_MS=$2 ;;
+        --etcd-fault-ms) ETCD_FAULT_MS=$2 ;;
         --backoff-max-ms) BACKOFF_MAX_MS=$2 ;;
         --give-up-ms) GIVE_UP_MS=$2 ;;
         --cluster-args) CLUSTER_ARGS=$2 ;;
@@ -118,6 +123,7 @@ is_count "$STREAMS" && [ "$STREAMS" -ge 1 ] || die_usage "--streams must be a wh
 is_count "$BACKOFF_MAX_MS" || die_usage "--backoff-max-ms must be whole milliseconds"
 [ "$BROKERS" = 1 ] || [ "$BROKERS" = 2 ] || die_usage "--brokers must be 1 or 2"
 is_count "$BROKER_KILL_MS" || die_usage "--broker-kill-ms must be whole milliseconds"
+is_count "$ETCD_FAULT_MS" || die_usage "--etcd-fault-ms must be whole milliseconds"
 [ "$BROKER_KILL_MS" = 0 ] || [ "$BROKER_KILL_MS" -ge 500 ] || die_usage "--broker-kill-ms must be 0 or at least 500"
 is_count "$GIVE_UP_MS" || die_usage "--give-up-ms must be whole milliseconds"
 for kind in $KINDS; do
@@ -299,15 +305,54 @@ broker_stream() {
     done
 }
 
+#  etcd_stream: freezes (0.5 to 2 s) or SIGKILLs, in turns, the launcher's
+#  etcd member every ETCD_FAULT_MS on average until the end; appends "etcd
+#  exit-code" lines to results.txt.  While etcd does not answer, the
+#  active broker serves until its lease's validity runs out, then refuses
+#  (the load retries); no election or in-sync change is made meanwhile.
+etcd_stream() {
+    local rc wait_ms mode args child= turn=0
+    trap '[ -n "$child" ] && kill -s TERM "$child" 2>/dev/null; exit 0' TERM
+    RANDOM=$((SEED + 15485863))
+    while true; do
+        wait_ms=$((ETCD_FAULT_MS / 2 + (RANDOM * 32768 + RANDOM) % (ETCD_FAULT_MS + 1)))
+        [ $(( $(now_ms) + wait_ms + 2000 )) -lt "$end_ms" ] || break
+        sleep "$(chaos_ms_text "$wait_ms")" &
+        child=$!
+        wait "$child"
+        turn=$((turn + 1))
+        if [ $((turn % 2)) = 1 ]; then
+            args=(--mode freeze --seconds "$(chaos_ms_text $((500 + RANDOM % 1501)))")
+        else
+            args=(--mode kill)
+        fi
+        "$CHAOS_DIR/etcd.sh" --data "$BS_DATA" --endpoint "$BS_ENDPOINT" --seed "$RANDOM" --wait 5 "${args[@]}" \
+            > >(tee -a "$WORK/faults.log" >&2) 2>> "$WORK/faults.log" &
+        child=$!
+        wait "$child"
+        rc=$?
+        child=
+        echo "etcd $rc" >> "$WORK/results.txt"
+        [ "$rc" = 0 ] || [ "$rc" = 3 ] || progress "etcd fault failed (exit $rc)"
+    done
+}
+
 RUN_KINDS=$KINDS
 [ "$BROKERS" = 2 ] && [ "$BROKER_KILL_MS" -gt 0 ] && RUN_KINDS="$KINDS kill-broker"
-progress "load and faults for $DURATION s (kinds: $RUN_KINDS; $STREAMS stream(s)$([ "$RUN_KINDS" != "$KINDS" ] && echo " and the active broker killed every ${BROKER_KILL_MS} ms or so"))"
+ETCD_FAULTS=no
+[ "$ETCD_FAULT_MS" -gt 0 ] && [ -s "$BS_DATA/pids/etcd.pid" ] && ETCD_FAULTS=yes
+[ "$ETCD_FAULTS" = yes ] && RUN_KINDS="$RUN_KINDS etcd"
+progress "load and faults for $DURATION s (kinds: $RUN_KINDS; $STREAMS stream(s)$([[ " $RUN_KINDS " == *" kill-broker "* ]] && echo "; the active broker killed every ${BROKER_KILL_MS} ms or so")$([ "$ETCD_FAULTS" = yes ] && echo "; etcd frozen or killed every ${ETCD_FAULT_MS} ms or so"))"
 for ((s = 1; s <= STREAMS; s++)); do
     fault_stream "$s" &
     STREAM_PIDS="$STREAM_PIDS $!"
 done
-if [ "$RUN_KINDS" != "$KINDS" ]; then
+if [[ " $RUN_KINDS " == *" kill-broker "* ]]; then
     broker_stream &
+    STREAM_PIDS="$STREAM_PIDS $!"
+fi
+if [ "$ETCD_FAULTS" = yes ]; then
+    etcd_stream &
     STREAM_PIDS="$STREAM_PIDS $!"
 fi
 # shellcheck disable=SC2086
