@@ -21,6 +21,9 @@ typedef struct {
     char pub [257], sync [257];
     char last_primary [65];     //  it holds every write it acknowledged
     uint64_t max_epoch;         //  the highest epoch any node reported or we gave
+    uint64_t isr_version;       //  insync was built from the primary's
+                                //  report of this version (0: none)
+    char reported [512];        //  the in-sync list of that report
 } cpart_t;
 
 //  What the control plane (etcd) holds of the elected partition, when the
@@ -40,6 +43,9 @@ struct _controller_t {
     int64_t revision;           //  its mod revision (0: no such key)
     bool pending;               //  a write is under way
     election_meta_t proposed;   //  what it writes
+    uint64_t basis;             //  the committed set reflects the primary's
+                                //  report of this version (0: none yet)
+    uint64_t proposed_basis;    //  ...and the one being written, once it is
     int64_t retry_at;           //  after a failure, not before this
     bool dirty;                 //  a store answer changed the map
     bool waiting_logged;
@@ -220,7 +226,7 @@ s_store_read (controller_t *self)
 }
 
 static void
-s_store_write (controller_t *self, const election_meta_t *next, const char *why)
+s_store_write (controller_t *self, const election_meta_t *next, uint64_t basis, const char *why)
 {
     char *value = election_meta_encode (next);
     zsys_info ("broker: writing %s%s at revision %lld: %s (%s)", ctlplane_prefix (self->store), STORE_KEY,
@@ -228,6 +234,7 @@ s_store_write (controller_t *self, const election_meta_t *next, const char *why)
     ctlplane_put_if (self->store, STORE_KEY, value, self->revision, self->generation << 8 | TAG_WRITE);
     free (value);
     self->proposed = *next;
+    self->proposed_basis = basis;
     self->pending = true;
 }
 
@@ -305,7 +312,7 @@ s_update_stored (controller_t *self, cpart_t *part, workers_t *workers)
             zsys_error ("broker: cannot elect a primary of %s: its epochs have reached the ceiling (%llu)",
                         part->name, (unsigned long long) base.epoch);
         else
-            s_store_write (self, &next, "the primary is gone");
+            s_store_write (self, &next, 0, "the primary is gone");
         changed |= s_set (part->primary, sizeof part->primary, "");
         return changed;
     }
@@ -357,11 +364,21 @@ s_update_stored (controller_t *self, cpart_t *part, workers_t *workers)
         for (size_t index = 0; same && index < want.insync_count; index++)
             same = election_insync_has (&self->meta, want.insync [index]);
         if (!same)
-            s_store_write (self, &want, "the in-sync set changed");
+            s_store_write (self, &want, reports? rep->version: 0, "the in-sync set changed");
+        else
+        if (reports)
+            self->basis = rep->version;     //  the stored set is what it reports
+        //  A follower the primary stopped reporting: tell it at once that
+        //  the set no longer counts on it (it waits until told)
+        if (reports && strcmp (rep->insync, part->reported)) {
+            snprintf (part->reported, sizeof part->reported, "%s", rep->insync);
+            changed = true;
+        }
     }
     char insync [512];
     s_committed_followers (self, insync, sizeof insync);
     changed |= s_set (part->insync, sizeof part->insync, insync);
+    part->isr_version = self->basis;
     part->insync_known = true;
     return changed;
 }
@@ -399,6 +416,9 @@ controller_on_store (controller_t *self, ctlplane_result_t *result)
         if (self->state != STORE_KNOWN || revision != self->revision)
             zsys_info ("broker: etcd holds %s at epoch %llu, primary '%s' (revision %lld)", ELECTED_PARTITION,
                        (unsigned long long) meta.epoch, meta.primary, (long long) revision);
+        //  Written by another broker, perhaps from reports we never saw
+        if (revision != self->revision)
+            self->basis = 0;
         self->meta = meta;
         self->revision = revision;
         self->state = STORE_KNOWN;
@@ -409,6 +429,7 @@ controller_on_store (controller_t *self, ctlplane_result_t *result)
         self->pending = false;
         if (result->rc == BS_ETCD_OK) {
             self->meta = self->proposed;
+            self->basis = self->proposed_basis;
             self->revision = result->revision;
             zsys_info ("broker: etcd committed %s: epoch %llu, primary %s, %zu in sync (revision %lld)",
                        ELECTED_PARTITION, (unsigned long long) self->meta.epoch, self->meta.primary,
@@ -548,13 +569,23 @@ controller_update (controller_t *self, workers_t *workers)
         else
         if (primary) {
             worker_partition_t *rep = worker_partition (primary, part->name);
-            if (rep && strcmp (rep->role, "primary") == 0 && rep->epoch == part->epoch)
+            if (rep && strcmp (rep->role, "primary") == 0 && rep->epoch == part->epoch) {
                 s_filter_alive (workers, rep->insync, insync, sizeof insync);
-            else
+                part->isr_version = rep->version;
+                if (strcmp (rep->insync, part->reported)) {
+                    snprintf (part->reported, sizeof part->reported, "%s", rep->insync);
+                    changed = true;
+                }
+            }
+            else {
                 s_filter_alive (workers, part->insync, insync, sizeof insync);
+                part->isr_version = 0;
+            }
         }
-        else
+        else {
             s_filter_alive (workers, part->insync, insync, sizeof insync);
+            part->isr_version = 0;
+        }
         changed |= s_set (part->insync, sizeof part->insync, insync);
         //  Fetch from the primary, or else from the most advanced replica
         worker_t *source = primary;
@@ -594,6 +625,10 @@ controller_assign (controller_t *self, const char *service)
         bs_msg_set_str (entry, BS_FIELD_pub, part->pub);
         bs_msg_set_str (entry, BS_FIELD_sync, part->sync);
         bs_msg_set_str (entry, BS_FIELD_isr, part->insync);
+        //  Which report of the primary's the set was built from: the
+        //  primary stops waiting for a follower it reported in sync only on
+        //  a set built from a report at least as new (repl_waits_for)
+        bs_msg_set_int (entry, BS_FIELD_version, (int64_t) part->isr_version);
         bs_msg_append (msg, BS_FIELD_partitions, &entry);
     }
     return msg;

@@ -264,6 +264,7 @@ workers_apply_status (worker_t *worker, const void *data, size_t size)
         wp->epoch = (uint64_t) bs_msg_int (p, BS_FIELD_epoch);
         wp->seq = (uint64_t) bs_msg_int (p, BS_FIELD_seq);
         wp->head = (uint64_t) bs_msg_int (p, BS_FIELD_head);
+        wp->version = (uint64_t) bs_msg_int (p, BS_FIELD_version);
         wp->ready = bs_msg_int (p, BS_FIELD_ready);
         wp->snapshot = strcmp (bs_msg_str (p, BS_FIELD_status), "snapshot") == 0;
         wp->empty = strcmp (bs_msg_str (p, BS_FIELD_status), "empty") == 0;

@@ -45,6 +45,7 @@ typedef struct {
     char name [BS_ID_MAX + 1];
     char role [17];             //  primary, follower, none
     uint64_t epoch, seq, head;
+    uint64_t version;           //  primary only: the report's version
     bool ready;
     bool snapshot;              //  loading a snapshot: its state is partial
     bool empty;                 //  it never held the partition: it may

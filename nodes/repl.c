@@ -26,6 +26,8 @@ typedef struct {
     bool insync;
     bool snapshotting;          //  we sent it a snapshot: its acks mean
                                 //  nothing until it fetches from there
+    uint64_t reported_at;       //  the newest of our reports naming it in
+                                //  sync (0: none)
 } follower_t;
 
 typedef struct {
@@ -69,6 +71,8 @@ typedef struct {
     uint64_t published;
     uint64_t publish_count;     //  for the drop test switch
     char confirmed [512];       //  the in-sync set the broker confirmed
+    uint64_t confirmed_version; //  ...built from our report of this version
+    uint64_t report_version;    //  our latest status report's version
     bool home;                  //  ours to write for good (an order node's own)
 } part_t;
 
@@ -254,17 +258,30 @@ s_follower (part_t *part, const char *id)
     return f;
 }
 
-//  The highest seq every in-sync follower has.  A follower counts while we
-//  see it in sync or while the broker still lists it: we stop waiting for a
-//  follower only once the broker has confirmed it left, so that the broker
-//  never elects a replica that lacks an acknowledged write.
+//  Whether a write waits for this follower.  It counts while we see it in
+//  sync, while the broker's confirmed set lists it, and while a report of
+//  ours named it in sync that the confirmed set is not yet built from: the
+//  broker may be adding it to the stored set on that report's word, and
+//  once that lands the follower is electable, so it must hold every write
+//  acknowledged meanwhile.  We stop waiting for a follower only once a
+//  confirmation built from a report at least as new as our last one
+//  naming it leaves it out.
+bool
+repl_waits_for (bool insync, bool confirmed, uint64_t reported_at, uint64_t confirmed_version)
+{
+    return insync || confirmed || reported_at > confirmed_version;
+}
+
+//  The highest seq every follower we wait for has
 static uint64_t
 s_acked_by_all (part_t *part)
 {
     uint64_t low = UINT64_MAX;
     for (int i = 0; i < part->follower_count; i++) {
         follower_t *f = &part->followers [i];
-        if ((f->insync || bs_idlist_has (part->confirmed, f->id)) && f->acked < low)
+        if (repl_waits_for (f->insync, bs_idlist_has (part->confirmed, f->id), f->reported_at,
+                            part->confirmed_version)
+        &&  f->acked < low)
             low = f->acked;
     }
     //  Listed by the broker but never heard from since we became primary
@@ -991,6 +1008,7 @@ s_become_primary (repl_t *self, part_t *part, uint64_t epoch)
     //  Followers must prove themselves again under the new epoch
     part->follower_count = 0;
     part->confirmed [0] = 0;
+    part->confirmed_version = 0;
     zsys_info ("%s: primary of %s at epoch %llu, seq %llu", self->id, part->name,
                (unsigned long long) epoch, (unsigned long long) part->published);
 }
@@ -1073,6 +1091,7 @@ repl_assign (repl_t *self, const bs_msg_t *assign)
             //  Nobody else writes our own partition; only learn who is in sync
             if (strcmp (primary, self->id) == 0) {
                 snprintf (part->confirmed, sizeof part->confirmed, "%s", bs_msg_str (entry, BS_FIELD_isr));
+                part->confirmed_version = (uint64_t) bs_msg_int (entry, BS_FIELD_version);
                 s_release (self, part);
             }
             continue;
@@ -1081,6 +1100,7 @@ repl_assign (repl_t *self, const bs_msg_t *assign)
             s_become_primary (self, part, epoch);
             if (part->role == ROLE_PRIMARY && part->epoch == epoch) {
                 snprintf (part->confirmed, sizeof part->confirmed, "%s", bs_msg_str (entry, BS_FIELD_isr));
+                part->confirmed_version = (uint64_t) bs_msg_int (entry, BS_FIELD_version);
                 s_release (self, part);
             }
         }
@@ -1363,13 +1383,20 @@ repl_status (repl_t *self, bs_msg_t *status)
         if (holding == JOURNAL_FRESH)
             bs_msg_set_str (entry, BS_FIELD_status, "empty");
         if (part->role == ROLE_PRIMARY) {
+            //  Each report has a version the broker's confirmation echoes:
+            //  wall-clock milliseconds, so that it grows across our
+            //  restarts too (repl_waits_for)
+            uint64_t version = (uint64_t) zclock_time ();
+            part->report_version = version > part->report_version? version: part->report_version + 1;
             char insync [1024] = "";
             for (int k = 0; k < part->follower_count; k++)
                 if (part->followers [k].insync) {
                     size_t n = strlen (insync);
                     snprintf (insync + n, sizeof insync - n, "%s%s", n? ",": "", part->followers [k].id);
+                    part->followers [k].reported_at = part->report_version;
                 }
             bs_msg_set_str (entry, BS_FIELD_isr, insync);
+            bs_msg_set_int (entry, BS_FIELD_version, (int64_t) part->report_version);
         }
         bs_msg_append (status, BS_FIELD_partitions, &entry);
     }

@@ -107,6 +107,16 @@ bool repl_caught_up (repl_t *self);
 void repl_fetch_rid (uint64_t epoch, uint64_t serial, uint8_t *rid);
 bool repl_reply_acceptable (bool from_source, const uint8_t *rid, size_t rid_size, uint64_t epoch, uint64_t serial);
 
+//  Pure, for the unit tests: whether a primary's writes wait for a
+//  follower's ack.  insync: the primary sees it in sync now; confirmed: the
+//  broker's confirmed set lists it; reported_at: the version of the
+//  primary's newest status report naming it in sync (0: none);
+//  confirmed_version: the version of the report the confirmed set was built
+//  from (the assignment echoes it).  A follower reported in sync may be
+//  added to the stored in-sync set on that report's word at any moment
+//  until a confirmation built from a newer report leaves it out.
+bool repl_waits_for (bool insync, bool confirmed, uint64_t reported_at, uint64_t confirmed_version);
+
 //  Appends this node's partitions to a node_status message
 void repl_status (repl_t *self, bs_msg_t *status);
 

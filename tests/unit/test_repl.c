@@ -270,6 +270,29 @@ test_late_reply_not_applied (void)
 //  found no room never fetched.  They grow now.
 #define MANY 40
 
+//  The in-sync set's expansion window: the primary reported F in sync (its
+//  report of version 20), the broker is adding F to the stored set on that
+//  word, and F falls behind before the confirmation arrives.  The primary
+//  must keep waiting for F: once the write lands, F is electable.
+static void
+test_waits_for_a_follower_it_reported (void)
+{
+    //  In sync now, or listed by the broker: always
+    CHECK (repl_waits_for (true, false, 0, 0));
+    CHECK (repl_waits_for (false, true, 0, 0));
+    //  Evicted here, not confirmed, but reported at 20 while the broker's
+    //  set is built from report 10: it may still be added
+    CHECK (repl_waits_for (false, false, 20, 10));
+    //  A set built from report 20 or newer leaves it out: no longer
+    CHECK (!repl_waits_for (false, false, 20, 20));
+    CHECK (!repl_waits_for (false, false, 20, 35));
+    //  Never reported in sync: nothing to wait for
+    CHECK (!repl_waits_for (false, false, 0, 0));
+    //  A broker that knows no report yet (a fresh one, 0) leaves the
+    //  primary waiting for every follower it ever reported
+    CHECK (repl_waits_for (false, false, 5, 0));
+}
+
 static void
 test_tables_grow (void)
 {
@@ -354,6 +377,7 @@ main (void)
     zsys_dir_create ("%s", s_dir);
     RUN (test_reply_acceptable);
     RUN (test_late_reply_not_applied);
+    RUN (test_waits_for_a_follower_it_reported);
     RUN (test_tables_grow);
     zsys_dir_delete ("%s", s_dir);
     char cmd [300];
