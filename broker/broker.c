@@ -406,13 +406,11 @@ s_refuse_unfenced (broker_t *self, zmq_msg_t *client, const char *service, zmq_m
         wire_error (self->client_sock, client, service, body, BS_ERR_not_active, message);
     }
     else
-    if (!peer_alone (self->peer))
-        //  Its peer may serve: the client moves on
+        //  Its peer may serve: the client moves on (only a broker with a
+        //  peer takes the lease)
         wire_error (self->client_sock, client, service, body, BS_ERR_not_active,
-                    "this broker cannot prove it holds the active lease in etcd; try its peer");
-    else
-        wire_error (self->client_sock, client, service, body, BS_ERR_unavailable,
-                    "this broker cannot prove it holds the active lease in etcd (is etcd reachable?)");
+                    "this broker cannot prove it holds the active lease in etcd (is etcd reachable?); "
+                    "try its peer");
 }
 
 //  --------------------------------------------------------------------------
@@ -1020,11 +1018,14 @@ broker_new (const broker_options_t *options)
         controller_use_store (self->controller, self->store);
         zsys_info ("broker: the partition map lives in etcd at %s under %s", options->etcd,
                    ctlplane_prefix (self->store));
-        self->fence = fence_new (options->etcd, options->cluster? options->cluster: "default",
-                                 options->etcd_timeout_ms > 0? options->etcd_timeout_ms: 1000,
-                                 options->id && *options->id? options->id: "broker",
-                                 options->advertise && *options->advertise? options->advertise
-                                                                          : options->client_endpoint);
+        //  Only a broker with a peer needs the active lease: alone, no
+        //  other broker can serve while it is paused or cut off
+        if (options->peer_connect && *options->peer_connect)
+            self->fence = fence_new (options->etcd, options->cluster? options->cluster: "default",
+                                     options->etcd_timeout_ms > 0? options->etcd_timeout_ms: 1000,
+                                     options->id && *options->id? options->id: "broker",
+                                     options->advertise && *options->advertise? options->advertise
+                                                                              : options->client_endpoint);
     }
 
     self->clients = zsock_new (ZMQ_ROUTER);
