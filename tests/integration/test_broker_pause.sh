@@ -21,6 +21,10 @@ BS_ENDPOINTS=$EP1,$EP2
 one() { local ep=$1; shift; "$BS_BIN/bookstore" --endpoint "$ep" "$@"; }
 endpoint_of() { [ "$1" = broker-1 ] && echo "$EP1" || echo "$EP2"; }
 other_of() { [ "$1" = broker-1 ] && echo broker-2 || echo broker-1; }
+#  serves ID: that broker, asked alone, answers a lookup
+serves() {
+    one "$(endpoint_of "$1")" --json --attempts 1 --timeout-ms 1000 lookup 666 2> /dev/null | bs_holds .ok
+}
 #  is_active ID: that broker's own status says it is the active one
 is_active() {
     one "$(endpoint_of "$1")" --json --attempts 1 --timeout-ms 500 --node "$1" status 2> /dev/null \
@@ -38,7 +42,9 @@ for round in $(seq 1 20); do
     one "$(endpoint_of "$active")" --json --attempts 3 --timeout-ms 2000 lookup 666 > /dev/null 2>&1
     pid=$(bs_pid "$active")
     kill -STOP "$pid"
-    if ! until_true 20 is_active "$other"; then
+    #  It takes over by Binary Star's rules, then serves once the paused
+    #  broker's lease has run out in etcd
+    if ! until_true 20 eval "is_active $other && serves $other"; then
         kill -CONT "$pid"
         log "round $round: $other did not take over"
         continue
