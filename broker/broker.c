@@ -395,6 +395,18 @@ s_fenced (broker_t *self)
     return !serving;
 }
 
+//  Binary Star's verdict, except that a passive broker does not hold
+//  clients and nodes for a takeover while another broker is known to hold
+//  the active lease: it sends them on, so that nodes and lease meet
+static peer_verdict_t
+s_verdict (broker_t *self)
+{
+    peer_verdict_t verdict = peer_client_verdict (self->peer);
+    if (verdict == PEER_HOLD && self->fence && *fence_holder (self->fence))
+        verdict = PEER_REFUSE;
+    return verdict;
+}
+
 static void
 s_refuse_unfenced (broker_t *self, zmq_msg_t *client, const char *service, zmq_msg_t *body)
 {
@@ -604,14 +616,14 @@ s_client_message (broker_t *self)
         bs_frames_close (frames, count);
         return;
     }
-    if (own_broker && (at || peer_client_verdict (self->peer) != PEER_REFUSE)) {
+    if (own_broker && (at || s_verdict (self) != PEER_REFUSE)) {
         s_handle_status (self, client, service, body);
         bs_frames_close (frames, count);
         return;
     }
     //  A passive broker sends clients to the active one, unless the
     //  active one has gone silent: then it holds them for its takeover
-    peer_verdict_t verdict = peer_client_verdict (self->peer);
+    peer_verdict_t verdict = s_verdict (self);
     if (verdict == PEER_REFUSE) {
         s_refuse_passive (self, client, service, body);
         bs_frames_close (frames, count);
@@ -877,7 +889,7 @@ s_node_message (broker_t *self)
     //  A passive broker whose peer is alive sends nodes on to it.  While
     //  the peer is silent it keeps the nodes that turn to it, and takes over
     //  once enough have (see peer.h).
-    if (peer_client_verdict (self->peer) == PEER_REFUSE) {
+    if (s_verdict (self) == PEER_REFUSE) {
         if (command != BS_MDPW_DISCONNECT)
             s_send_backup (self, &frames [NODE_IDENTITY]);
     }
@@ -943,7 +955,7 @@ s_on_tick (broker_t *self)
                    primary? primary->id: ""))
         s_peer_changed (self, before);
     //  Held for a takeover that did not come: the peer is back and active
-    if (peer_client_verdict (self->peer) == PEER_REFUSE) {
+    if (s_verdict (self) == PEER_REFUSE) {
         s_release_nodes (self);
         s_release_all (self);
     }

@@ -126,7 +126,7 @@ fence_outranked (fence_t *self, int64_t now)
 const char *
 fence_holder (fence_t *self)
 {
-    return lease_holder_endpoint (self->lease);
+    return lease_holder_endpoint (self->lease, zclock_mono ());
 }
 
 int

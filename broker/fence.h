@@ -34,7 +34,7 @@ void fence_step (fence_t *self, bool want, int64_t now);
 bool fence_serving (fence_t *self, int64_t now);
 //  Another broker holds the active lease, alive (lease_outranked)
 bool fence_outranked (fence_t *self, int64_t now);
-//  The active broker's client endpoint as etcd named it ("" unknown)
+//  The active broker's client endpoint as etcd named it lately ("" unknown)
 const char *fence_holder (fence_t *self);
 //  The longest a caller may wait before calling fence_step again
 int fence_interval_ms (fence_t *self);

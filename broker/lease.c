@@ -20,6 +20,7 @@ struct _lease_t {
     int64_t taken_since;        //  campaigns have found the key held since
     char value [512];
     char holder_endpoint [256];
+    int64_t holder_seen;        //  when a campaign last found it held
 };
 
 #define RETRY_MS 100            //  after a failure, or between campaigns
@@ -91,8 +92,9 @@ const char *lease_value (lease_t *self) { return self->value; }
 
 //  The key's value names who holds it and with which lease
 static void
-s_read_holder (lease_t *self, const char *holder)
+s_read_holder (lease_t *self, const char *holder, int64_t now)
 {
+    self->holder_seen = now;
     self->holder_endpoint [0] = 0;
     json_t *value = json_loads (holder? holder: "", 0, NULL);
     const char *endpoint = json_string_value (json_object_get (value, "endpoint"));
@@ -148,7 +150,7 @@ lease_answer (lease_t *self, lease_answer_t answer, int64_t number, const char *
             }
             else
             if (answer == LEASE_ANSWER_TAKEN) {
-                s_read_holder (self, holder);
+                s_read_holder (self, holder, now);
                 if (self->holding || !holder || !*holder)
                     self->taken_since = 0;
                 else
@@ -186,8 +188,11 @@ lease_outranked (lease_t *self, int64_t now)
 }
 
 const char *
-lease_holder_endpoint (lease_t *self)
+lease_holder_endpoint (lease_t *self, int64_t now)
 {
+    //  A holder seen longer ago than a lease may be gone
+    if (now - self->holder_seen > (int64_t) self->ttl_seconds * 1000 + 1000)
+        return "";
     return self->holder_endpoint;
 }
 

@@ -75,9 +75,9 @@ bool lease_serving (lease_t *self, int64_t now);
 //  it is alive and serving, and this one should stop wanting to be active
 //  (a broker that holds the lease outranks what Binary Star says)
 bool lease_outranked (lease_t *self, int64_t now);
-//  The active broker's endpoint as the key last named it ("" unknown, or
-//  this broker)
-const char *lease_holder_endpoint (lease_t *self);
+//  The active broker's endpoint as the key last named it, within a lease
+//  and a second of now ("" unknown, too old, or this broker)
+const char *lease_holder_endpoint (lease_t *self, int64_t now);
 //  How long, at now, this broker may still serve (0 when it may not)
 int64_t lease_left_ms (lease_t *self, int64_t now);
 
