@@ -11,6 +11,7 @@ struct _workers_t {
     worker_t **items;
     size_t size, cap;
     size_t rotor;           //  where the next tie-break search starts
+    uint64_t serial;        //  the last registration's number
 };
 
 workers_t *
@@ -80,6 +81,7 @@ workers_register (workers_t *self, const void *identity, size_t size,
         w->identity_size = size;
         self->items [self->size++] = w;
     }
+    w->serial = ++self->serial;
     snprintf (w->service, sizeof w->service, "%s", service);
     if (id && *id)
         snprintf (w->id, sizeof w->id, "%s", id);
@@ -103,6 +105,13 @@ workers_declare_dead (worker_t *worker, int64_t now)
 {
     worker->alive = false;
     worker->dead_since = now;
+}
+
+void
+workers_displace (worker_t *worker, int64_t now)
+{
+    worker->alive = false;
+    worker->dead_since = now - WORKERS_FORGET_MS - 1;
 }
 
 size_t
