@@ -5,7 +5,7 @@
 #  reads.  Each attack is refused and leaves no trace in data, cache or
 #  routing.
 source "$(dirname "$0")/lib.sh"
-bs_plan 19
+bs_plan 16
 PY=/usr/bin/python3
 "$PY" -c 'import zmq, msgpack' 2> /dev/null || PY=python3
 ROGUE="$BS_ROOT/tests/rogue/rogue.py"
@@ -38,7 +38,7 @@ check "...and takes no stock on any replica" test "$(field catalog-1 stock):$(fi
 
 #  One client floods lookups without reading; another keeps being served
 broker_pid=$(cat "$BS_DATA/pids/broker.pid")
-rogue flood "tcp://127.0.0.1:$BS_PORT" 10 666 > "$BS_TMP/flood.json" &
+rogue flood "tcp://127.0.0.1:$BS_PORT" 10 distributed_systems > "$BS_TMP/flood.json" &
 flood=$!
 answers=0 asked=0
 until ! kill -0 "$flood" 2> /dev/null; do
@@ -49,9 +49,8 @@ done
 wait "$flood"
 rss_kb=$(awk '/^VmRSS/ { print $2 }' "/proc/$broker_pid/status")
 log "flood: $(cat "$BS_TMP/flood.json"); broker VmRSS ${rss_kb} kB; the other client got $answers of $asked answers"
-check "a client that sends lookups for 10 s and never reads leaves the broker under 200 MB" \
-    test "$rss_kb" -lt 204800
-check "...while another client gets its answers" test "$answers" -ge 3 -a "$answers" -ge $((asked / 2))
+check "a client that sends searches for 10 s and never reads leaves the broker under 200 MB, while another gets its answers" \
+    test "$rss_kb" -lt 204800 -a "$answers" -ge 3 -a "$answers" -ge $((asked / 2))
 check "...and the replies the flooder lost are counted in status" \
     test "$(bs --json status | jq '.evictions // 0')" -gt 0
 bs_stop_cluster
@@ -97,17 +96,17 @@ while kill -0 "$forger" 2> /dev/null; do
     titles="$titles $(bs --json lookup 666 | jq -r .title)"
 done
 wait "$forger"
-check "forged replies are refused and counted in status (stale)" \
-    test "$(bs --json status | jq '.stale // -1')" -gt "$stale"
-check "...no client got one, and the cache holds none" \
-    bash -c "! echo '$titles $(bs --json lookup 666 | jq -r .title)' | grep -q FORGED"
+titles="$titles $(bs --json lookup 666 | jq -r .title)"
+check "forged replies are refused and counted in status (stale); no client, nor the cache, got one" \
+    test "$(bs --json status | jq '.stale // -1')" -gt "$stale" -a "${titles/FORGED/}" = "$titles"
 
 #  A follower name its key does not own, on the catalog primary's sync socket
+primary=$(bs --json status | jq -r '.nodes[] | select(.service == "catalog" and .role == "primary") | .id')
 k=$([ "$primary" = catalog-1 ] && echo 0 || echo 1)
 epoch=$(bs --json status | jq ".nodes[] | select(.id == \"$primary\") | .epoch")
 rogue ack "tcp://127.0.0.1:$((BS_PORT + 11 + 2 * k))" catalog-9 catalog "$epoch" \
     --cert "$keys/nodes/order-1" --server "$keys/nodes/$primary" > /dev/null
 check "acks under a name the key does not own are refused on the sync socket" \
     until_true 5 grep -q "refused a replication request for catalog from key 'order-1'" "$BS_TMP/cluster.log"
-check "...and the primary never counts catalog-9 in sync" bs_no_line "catalog-9 is in sync" "$BS_TMP/cluster.log"
-check "replicas still converge" bs_wait_converged 20
+never_in_sync() { bs_no_line "catalog-9 is in sync" "$BS_TMP/cluster.log" && bs_wait_converged 20; }
+check "...so the primary never counts catalog-9 in sync, and the replicas converge" never_in_sync

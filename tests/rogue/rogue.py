@@ -17,9 +17,9 @@ the test script asserts on that and on the cluster's own state.
   ack EP ID PARTITION EPOCH --cert CERT --server SERVERCERT
         a follower calling itself ID that acks PARTITION far ahead on a
         primary's sync socket
-  flood EP SECONDS ITEM
-        a client that sends lookups flat out and never reads; prints how
-        many it sent
+  flood EP SECONDS TOPIC
+        a client that sends searches (cached, and the largest catalog
+        replies) flat out and never reads; prints how many it sent
 """
 import json
 import os
@@ -163,19 +163,27 @@ def cmd_ack(ctx, pos, named):
 
 
 def cmd_flood(ctx, pos, named):
-    ep, seconds, item = pos[0], float(pos[1]), int(pos[2])
+    ep, seconds, topic = pos[0], float(pos[1]), pos[2]
     sock = socket(ctx, zmq.DEALER, named)
     sock.sndhwm = 1000
     sock.rcvhwm = 1000      #  what we never read stays in the broker's queues
     sock.connect(ep)
+    #  One body for every request: a cached reply echoes its rid, and the
+    #  flood goes as fast as this process can send
+    request = body("search", topic=topic)
     sent = 0
     deadline = time.time() + seconds
     while time.time() < deadline:
-        try:
-            sock.send_multipart([b"", MDPC, b"catalog", body("lookup", item=item)], zmq.NOBLOCK)
-            sent += 1
-        except zmq.Again:
-            time.sleep(0.001)
+        for _ in range(1000):
+            try:
+                sock.send(b"", zmq.SNDMORE | zmq.NOBLOCK)
+                sock.send(MDPC, zmq.SNDMORE)
+                sock.send(b"catalog", zmq.SNDMORE)
+                sock.send(request)
+                sent += 1
+            except zmq.Again:
+                time.sleep(0.001)
+                break
     print(json.dumps({"sent": sent}))
 
 
