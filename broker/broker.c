@@ -514,18 +514,20 @@ s_client_message (broker_t *self)
     size_t key_size = 0;
     if (svc == self->catalog && !target [0] && cache_enabled (self->cache) && verdict == PEER_SERVE)
         key_size = cache_key_for (op, zmq_msg_data (&frames [4]), zmq_msg_size (&frames [4]), key);
-    if (key_size && cache_io_serve (self->cache, self->options.cache_ttl_ms, self->client_sock, &frames [0],
-                                     &frames [4], key, key_size)) {
-        bs_frames_close (frames, count);
-        return;
-    }
-    //  A client that floods the broker is refused alone
+    //  A client that floods the broker is refused alone, cache hits included
     uint64_t client_key = quota_key (zmq_msg_data (&frames [0]), zmq_msg_size (&frames [0]));
     if (!quota_take (self->quota, client_key)) {
         wire_error (self->client_sock, &frames [0], service, &frames [4], BS_ERR_overloaded,
                       quota_total (self->quota) >= (uint32_t) self->options.max_inflight?
                       "the broker has too many requests in flight; retry shortly":
                       "you have too many requests in flight; wait for answers before sending more");
+        bs_frames_close (frames, count);
+        return;
+    }
+    //  A cache hit holds its place only while it is answered
+    if (key_size && cache_io_serve (self->cache, self->options.cache_ttl_ms, self->client_sock, &frames [0],
+                                     &frames [4], key, key_size)) {
+        quota_give (self->quota, client_key);
         bs_frames_close (frames, count);
         return;
     }

@@ -186,8 +186,9 @@ bs_keys_open (bs_settings_t *settings, const char *default_cert, bool quiet, bs_
     const char *dir = bs_settings_get (settings, "keys");
     if (!dir || !*dir) {
         if (!quiet)
-            zsys_warning ("PLAIN MODE: no keys directory, so nothing is encrypted or authenticated; "
-                          "anyone who reaches these ports can join or change the catalog (see bookstore keygen)");
+            zsys_warning ("PLAIN MODE: no keys directory, so nothing is encrypted or authenticated; servers "
+                          "listen on loopback alone (unless --insecure), and anyone on this machine can join or "
+                          "change the catalog (see bookstore keygen)");
         return true;
     }
     const char *cert = bs_settings_get (settings, "cert");
