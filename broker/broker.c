@@ -31,6 +31,7 @@
 #include "bs_sizes.h"
 
 #include <czmq.h>
+#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -99,7 +100,7 @@ s_dispatch (broker_t *self, uint32_t index)
             return;
         }
         zmq_msg_close (&copy);
-        s_worker_dead (self, w, "unreachable");
+        s_worker_dead (self, w, zmq_errno () == EAGAIN? "unreachable: its queue is full": "unreachable");
     }
     requests_enqueue (self->requests, index);
 }
@@ -591,6 +592,21 @@ s_node_seen (broker_t *self, worker_t *w, zmq_msg_t *command)
     w->fd = zmq_msg_get (command, ZMQ_SRCFD);
 }
 
+//  True when the connection of routing id is newer than the worker's.  The
+//  node socket's ROUTER numbers the connections it names itself, in order:
+//  [0] and a 32-bit big-endian counter (compared with wrap-around).  Ids of
+//  any other shape are taken as newer.
+static bool
+s_newer_connection (zmq_msg_t *routing_id, worker_t *w)
+{
+    const uint8_t *a = zmq_msg_data (routing_id), *b = w->identity;
+    if (zmq_msg_size (routing_id) != 5 || w->identity_size != 5 || a [0] != 0 || b [0] != 0)
+        return true;
+    uint32_t na = (uint32_t) a [1] << 24 | (uint32_t) a [2] << 16 | (uint32_t) a [3] << 8 | a [4];
+    uint32_t nb = (uint32_t) b [1] << 24 | (uint32_t) b [2] << 16 | (uint32_t) b [3] << 8 | b [4];
+    return (int32_t) (na - nb) > 0;
+}
+
 //  READY [service] [id] [status]: a node (re)registers.  A READY that
 //  cannot be accepted gets no answer: a DISCONNECT would only bring the
 //  same READY back.
@@ -642,6 +658,12 @@ s_node_ready (broker_t *self, zmq_msg_t *frames, int count, int total)
     //  the newcomer displaces the old record too, but never silently.
     worker_t *holder = workers_id_holder (self->workers, id, zmq_msg_data (&frames [NODE_IDENTITY]),
                                           zmq_msg_size (&frames [NODE_IDENTITY]));
+    if (holder && !s_newer_connection (&frames [NODE_IDENTITY], holder)) {
+        //  A READY still queued from a connection the node has since
+        //  replaced: the newer one stays
+        zsys_debug ("broker: ignored a READY for %s from a connection older than its current one", id);
+        return;
+    }
     if (holder) {
         if (self->options.keys)
             zsys_info ("broker: node %s registered again from a new connection: its old one is dropped", id);
@@ -988,6 +1010,9 @@ broker_new (const broker_options_t *options)
     //  --max-inflight, besides a few control messages; past that it is
     //  stuck and is declared unreachable.
     int client_hwm = options->max_per_client < INT32_MAX / 2? 2 * options->max_per_client: INT32_MAX;
+    if (client_hwm < 10000)
+        client_hwm = 10000;     //  room for a burst of immediate answers
+                                //  (refusals, cache hits) to a small quota
     int node_hwm = options->max_inflight < INT32_MAX - 1000? options->max_inflight + 1000: INT32_MAX;
     zsock_set_sndhwm (self->clients, client_hwm);
     zsock_set_rcvhwm (self->clients, client_hwm);

@@ -241,9 +241,10 @@ s_insync_count (part_t *part)
     return n;
 }
 
-//  At most this many followers per partition: a name past them takes the
-//  place of the one longest silent that is not in sync, or is not tracked
-#define FOLLOWERS_MAX 16
+//  At most this many followers per partition, far more replicas than a
+//  partition has: a name past them takes the place of the one longest
+//  silent that is not in sync, or is not tracked
+#define FOLLOWERS_MAX 64
 
 static follower_t *
 s_follower (part_t *part, const char *id)
