@@ -17,6 +17,10 @@ rogue() { "$PY" "$ROGUE" "$@"; }
 field() { bs --node "$1" --json lookup 666 | jq -r ".$2"; }
 
 #  --- Plain mode -------------------------------------------------------
+#  Under AddressSanitizer freed memory waits in a quarantine (256 MB by
+#  default) that counts as resident: keep it small so that the broker's
+#  resident size measures what it holds
+export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=8
 bs_start_cluster --restock-period 0 --no-gateway
 stock=$(field catalog-1 stock); cost=$(field catalog-1 cost)
 address=$(ip -4 -o addr show scope global 2> /dev/null | awk '{ sub(/\/.*/, "", $4); print $4; exit }')
