@@ -5,7 +5,7 @@
 #  reads.  Each attack is refused and leaves no trace in data, cache or
 #  routing.
 source "$(dirname "$0")/lib.sh"
-bs_plan 16
+bs_plan 17
 PY=/usr/bin/python3
 "$PY" -c 'import zmq, msgpack' 2> /dev/null || PY=python3
 ROGUE="$BS_ROOT/tests/rogue/rogue.py"
@@ -39,6 +39,13 @@ fi
 out=$(rogue client "tcp://127.0.0.1:$BS_PORT" decrement 666)
 check "plain mode: a client's decrement is refused: forbidden" test "$(echo "$out" | jq -r .error)" = forbidden
 check "...and takes no stock on any replica" test "$(field catalog-1 stock):$(field catalog-2 stock)" = "$stock:$stock"
+
+#  A second connection under a live node's id: plain mode cannot tell the
+#  impostor (every local process is trusted alike), but says so
+rogue takeover "tcp://127.0.0.1:$((BS_PORT + 1))" order-2 order 1 > /dev/null
+check "plain mode: a connection displacing live order-2 is logged" \
+    grep -q "node id 'order-2' was registered on another connection" "$BS_TMP/cluster.log"
+bs_wait_ready "$BS_NODES" 10 || log "the cluster did not settle after the impostor left"
 
 #  One client floods lookups without reading; another keeps being served
 broker_pid=$(cat "$BS_DATA/pids/broker.pid")
