@@ -88,6 +88,7 @@ workers_register (workers_t *self, const void *identity, size_t size,
     else
         s_identity_id (identity, size, w->id);
     w->alive = true;
+    w->displaced = false;
     w->dead_since = 0;
     w->outstanding = 0;
     w->served = 0;
@@ -111,6 +112,7 @@ void
 workers_displace (worker_t *worker, int64_t now)
 {
     worker->alive = false;
+    worker->displaced = true;
     worker->dead_since = now - WORKERS_FORGET_MS - 1;
 }
 
@@ -121,8 +123,11 @@ workers_forget (workers_t *self, int64_t now)
     for (size_t i = 0; i < self->size; i++) {
         worker_t *w = self->items [i];
         if (!w->alive && now - w->dead_since > WORKERS_FORGET_MS) {
-            zsys_info ("broker: forgot node %s (%s), dead for %lld s", w->id, w->service,
-                       (long long) (now - w->dead_since) / 1000);
+            if (w->displaced)
+                zsys_debug ("broker: forgot a former connection of node %s (%s)", w->id, w->service);
+            else
+                zsys_info ("broker: forgot node %s (%s), dead for %lld s", w->id, w->service,
+                           (long long) (now - w->dead_since) / 1000);
             free (w);
             forgotten++;
         }

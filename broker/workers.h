@@ -70,6 +70,7 @@ typedef struct {
     int64_t registered;         //  when it last sent READY
     int64_t last_seen;          //  when it last sent anything
     int64_t dead_since;         //  when it was declared dead (not alive)
+    bool displaced;             //  its node registered from another connection
     int fd;                     //  descriptor of its connection (-1: unknown)
     bool reported_insync;       //  the feed has told it is in sync
     //  From the node's status (READY and HEARTBEAT)
