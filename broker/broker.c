@@ -654,10 +654,21 @@ s_node_ready (broker_t *self, zmq_msg_t *frames, int count, int total)
     //  Every connection has its own routing id, so a node that connects
     //  again (it restarted, or its link dropped) comes under a new one.
     //  With CURVE its key proved the id: its old record is displaced.  In
-    //  plain mode ids prove nothing (and servers listen on loopback alone):
-    //  the newcomer displaces the old record too, but never silently.
+    //  plain mode ids prove nothing: the id stays with the live connection
+    //  that holds it (a node's old connection is noticed closed at once on
+    //  loopback, or dies with its heartbeats), and the newcomer is refused,
+    //  never silently.
     worker_t *holder = workers_id_holder (self->workers, id, zmq_msg_data (&frames [NODE_IDENTITY]),
                                           zmq_msg_size (&frames [NODE_IDENTITY]));
+    if (holder && !self->options.keys) {
+        static int64_t last_holder_warning;
+        if (zclock_mono () - last_holder_warning > 5000) {
+            last_holder_warning = zclock_mono ();
+            zsys_warning ("broker: refused READY for '%s': a live node holds that id on another connection "
+                          "(plain mode: node ids are not authenticated)", id);
+        }
+        return;
+    }
     if (holder && !s_newer_connection (&frames [NODE_IDENTITY], holder)) {
         //  A READY still queued from a connection the node has since
         //  replaced: the newer one stays
@@ -665,11 +676,7 @@ s_node_ready (broker_t *self, zmq_msg_t *frames, int count, int total)
         return;
     }
     if (holder) {
-        if (self->options.keys)
-            zsys_info ("broker: node %s registered again from a new connection: its old one is dropped", id);
-        else
-            zsys_warning ("broker: node id '%s' was registered on another connection, which this READY displaces "
-                          "(plain mode: node ids are not authenticated)", id);
+        zsys_info ("broker: node %s registered again from a new connection: its old one is dropped", id);
         workers_displace (holder, zclock_mono ());
         s_redispatch_from (self, holder);
     }

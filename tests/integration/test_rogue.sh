@@ -40,12 +40,16 @@ out=$(rogue client "tcp://127.0.0.1:$BS_PORT" decrement 666)
 check "plain mode: a client's decrement is refused: forbidden" test "$(echo "$out" | jq -r .error)" = forbidden
 check "...and takes no stock on any replica" test "$(field catalog-1 stock):$(field catalog-2 stock)" = "$stock:$stock"
 
-#  A second connection under a live node's id: plain mode cannot tell the
-#  impostor (every local process is trusted alike), but says so
-rogue takeover "tcp://127.0.0.1:$((BS_PORT + 1))" order-2 order 1 > /dev/null
-check "plain mode: a connection displacing live order-2 is logged" \
-    grep -q "node id 'order-2' was registered on another connection" "$BS_TMP/cluster.log"
-bs_wait_ready "$BS_NODES" 10 || log "the cluster did not settle after the impostor left"
+#  A second connection under a live node's id (and its routing id): it
+#  gets none of its requests, and the broker says so
+rogue takeover "tcp://127.0.0.1:$((BS_PORT + 1))" order-2 order 3 > "$BS_TMP/twin.json" &
+twin=$!
+until_true 3 grep -q "refused READY for 'order-2'" "$BS_TMP/cluster.log"
+bought=0
+for i in 1 2 3 4; do [ "$(bs --json buy 666 | jq .ok)" = true ] && bought=$((bought + 1)); done
+wait "$twin"
+check "plain mode: a second connection as live order-2 is refused and logged, and gets none of its buys" \
+    test "$(grep -c "refused READY for 'order-2': a live node holds" "$BS_TMP/cluster.log"):$(jq .requests "$BS_TMP/twin.json"):$bought" = 1:0:4
 
 #  One client floods lookups without reading; another keeps being served
 broker_pid=$(cat "$BS_DATA/pids/broker.pid")
