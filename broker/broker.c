@@ -32,6 +32,7 @@
 #include "bs_sizes.h"
 
 #include <czmq.h>
+#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -72,6 +73,7 @@ struct _broker_t {
     requests_t *requests;       //  in flight, and queued per service
     int64_t next_heartbeat;
     int64_t next_expiry;        //  no node expires before this
+    uint64_t replies_refused;   //  replies from no request's registration
 };
 
 //  --------------------------------------------------------------------------
@@ -110,11 +112,12 @@ s_dispatch (broker_t *self, uint32_t index)
         zmq_msg_copy (&copy, &req->body);
         if (wire_to_worker (self->node_sock, w, BS_MDPW_REQUEST, token, &copy) == 0) {
             req->worker = w;
+            req->sent_to = w->serial;
             w->outstanding++;
             return;
         }
         zmq_msg_close (&copy);
-        s_worker_dead (self, w, "unreachable");
+        s_worker_dead (self, w, zmq_errno () == EAGAIN? "unreachable: its queue is full": "unreachable");
     }
     requests_enqueue (self->requests, index);
 }
@@ -286,7 +289,12 @@ s_release_all (broker_t *self)
         if (req->worker && req->worker->outstanding > 0)
             req->worker->outstanding--;
         char service [REQUEST_SERVICE_MAX];
-        s_refuse_passive (self, &req->client, s_request_service (self, req, service, sizeof service), &req->body);
+        s_request_service (self, req, service, sizeof service);
+        if (req->from_node)
+            wire_error (self->node_sock, &req->client, service, &req->body, BS_ERR_not_active,
+                        "this broker is no longer active in its pair");
+        else
+            s_refuse_passive (self, &req->client, service, &req->body);
         requests_free (self->requests, i);
         released++;
     }
@@ -428,6 +436,21 @@ s_refuse_unfenced (broker_t *self, zmq_msg_t *client, const char *service, zmq_m
 //  --------------------------------------------------------------------------
 //  Broker's own service
 
+//  The cluster as status shows it, with the broker's own drop counters:
+//  "stale", replies refused because they came from no connection their
+//  request was sent to (late ones after a re-dispatch, and forgeries);
+//  "evictions", replies dropped because their client did not read (its
+//  queue was full) or was gone
+static bs_msg_t *
+s_status_msg (broker_t *self)
+{
+    bs_msg_t *status = status_msg (requests_inflight (self->requests), self->cache, self->workers,
+                                   self->controller, self->peer);
+    bs_msg_set_int (status, BS_FIELD_stale, (int64_t) self->replies_refused);
+    bs_msg_set_int (status, BS_FIELD_evictions, (int64_t) wire_client_drops ());
+    return status;
+}
+
 //  Answers "status" on service "broker" or "broker@<this broker's id>";
 //  service: the request's service frame, which the reply repeats
 static void
@@ -447,7 +470,7 @@ s_handle_status (broker_t *self, zmq_msg_t *client, const char *service, zmq_msg
         bs_msg_destroy (&request);
         return;
     }
-    bs_msg_t *reply = status_msg (requests_inflight (self->requests), self->cache, self->workers, self->controller, self->peer);
+    bs_msg_t *reply = s_status_msg (self);
     size_t rid_size;
     const uint8_t *rid = bs_msg_bin (request, BS_FIELD_rid, &rid_size);
     bs_msg_set_bin (reply, BS_FIELD_rid, rid, rid_size);
@@ -464,16 +487,32 @@ s_handle_status (broker_t *self, zmq_msg_t *client, const char *service, zmq_msg
 //  has one, so that any 7/MDP client, REQ or pipelining DEALER, can read
 //  and match it.
 
-//  With CURVE: who may run what.  Changing the catalog takes an admin key;
-//  taking stock without an order is for order nodes alone.
+//  Operations nodes send one another through the broker (an order node's
+//  decrement: stock taken without an order) and the internal messages:
+//  never from a client, whatever its key.  Nodes send theirs on the node
+//  socket (s_node_request).
 static bool
-s_allowed (bs_op_t op, const char *role)
+s_node_only (bs_op_t op)
 {
-    if (op == BS_OP_set_price || op == BS_OP_restock || op == BS_OP_add_book)
-        return strcmp (role, "admin") == 0;
-    if (op == BS_OP_decrement)
-        return strcmp (role, "node") == 0;
-    return *role != 0;
+    return op < BS_OP_COUNT && (op == BS_OP_decrement || bs_op_kind (op) == BS_KIND_CONTROL);
+}
+
+//  Who may run what on the client socket, in every mode; with CURVE
+//  (role not NULL) changing the catalog also takes an admin key.  On a
+//  refusal, the sentence for the client goes into message.
+static bool
+s_allowed (bs_op_t op, const char *role, char *message, size_t size)
+{
+    if (s_node_only (op)) {
+        snprintf (message, size, "'%s' is an operation between nodes, which clients may not send", bs_op_name (op));
+        return false;
+    }
+    bool ok = !role
+           || ((op == BS_OP_set_price || op == BS_OP_restock || op == BS_OP_add_book)?
+               strcmp (role, "admin") == 0: *role != 0);
+    if (!ok)
+        snprintf (message, size, "your key may not run '%s'", bs_op_name (op));
+    return ok;
 }
 
 //  The not_active answer of a passive broker, naming the active one
@@ -659,8 +698,7 @@ s_client_message (broker_t *self)
     }
     else
         op = bs_peek_op (zmq_msg_data (body), zmq_msg_size (body));
-    if (self->options.keys && !s_allowed (op, bs_keys_role (body, NULL))) {
-        snprintf (message, sizeof message, "your key may not run '%s'", bs_op_name (op));
+    if (!s_allowed (op, self->options.keys? bs_keys_role (body, NULL): NULL, message, sizeof message)) {
         wire_error (self->client_sock, client, service, body, BS_ERR_forbidden, message);
         bs_frames_close (frames, count);
         return;
@@ -669,18 +707,20 @@ s_client_message (broker_t *self)
     size_t key_size = 0;
     if (svc == self->catalog && !at && cache_enabled (self->cache) && verdict == PEER_SERVE)
         key_size = cache_key_for (op, zmq_msg_data (body), zmq_msg_size (body), key);
-    if (key_size && cache_io_serve (self->cache, self->options.cache_ttl_ms, self->client_sock, client,
-                                     body, key, key_size)) {
-        bs_frames_close (frames, count);
-        return;
-    }
-    //  A client that floods the broker is refused alone
+    //  A client that floods the broker is refused alone, cache hits included
     uint64_t client_key = quota_key (zmq_msg_data (client), zmq_msg_size (client));
     if (!quota_take (self->quota, client_key)) {
         wire_error (self->client_sock, client, service, body, BS_ERR_overloaded,
                       quota_total (self->quota) >= (uint32_t) self->options.max_inflight?
                       "the broker has too many requests in flight; retry shortly":
                       "you have too many requests in flight; wait for answers before sending more");
+        bs_frames_close (frames, count);
+        return;
+    }
+    //  A cache hit holds its place only while it is answered
+    if (key_size && cache_io_serve (self->cache, self->options.cache_ttl_ms, self->client_sock, &frames [0],
+                                     &frames [4], key, key_size)) {
+        quota_give (self->quota, client_key);
         bs_frames_close (frames, count);
         return;
     }
@@ -744,6 +784,21 @@ s_node_seen (broker_t *self, worker_t *w, zmq_msg_t *command)
     w->fd = zmq_msg_get (command, ZMQ_SRCFD);
 }
 
+//  True when the connection of routing id is newer than the worker's.  The
+//  node socket's ROUTER numbers the connections it names itself, in order:
+//  [0] and a 32-bit big-endian counter (compared with wrap-around).  Ids of
+//  any other shape are taken as newer.
+static bool
+s_newer_connection (zmq_msg_t *routing_id, worker_t *w)
+{
+    const uint8_t *a = zmq_msg_data (routing_id), *b = w->identity;
+    if (zmq_msg_size (routing_id) != 5 || w->identity_size != 5 || a [0] != 0 || b [0] != 0)
+        return true;
+    uint32_t na = (uint32_t) a [1] << 24 | (uint32_t) a [2] << 16 | (uint32_t) a [3] << 8 | a [4];
+    uint32_t nb = (uint32_t) b [1] << 24 | (uint32_t) b [2] << 16 | (uint32_t) b [3] << 8 | b [4];
+    return (int32_t) (na - nb) > 0;
+}
+
 //  READY [service] [id] [status]: a node (re)registers.  A READY that
 //  cannot be accepted gets no answer: a DISCONNECT would only bring the
 //  same READY back.
@@ -764,14 +819,12 @@ s_node_ready (broker_t *self, zmq_msg_t *frames, int count, int total)
     //  feed): plain text, and not another live node's
     //  (a plain Majordomo worker sends no id: it is known by its routing
     //  id in hex, which must not be another live node's either)
-    bool bad_id = (count >= 6 && (zmq_msg_size (&frames [5]) >= sizeof id || !workers_id_valid (id)))
-               || workers_id_holder (self->workers, id, zmq_msg_data (&frames [NODE_IDENTITY]),
-                                     zmq_msg_size (&frames [NODE_IDENTITY]));
+    bool bad_id = count >= 6 && (zmq_msg_size (&frames [5]) >= sizeof id || !workers_id_valid (id));
     if (bad_id) {
         static int64_t last_id_warning;
         if (zclock_mono () - last_id_warning > 5000) {
             last_id_warning = zclock_mono ();
-            zsys_warning ("broker: refused READY: node id '%.64s' is not plain text or is taken", id);
+            zsys_warning ("broker: refused READY: node id '%.64s' is not plain text", id);
         }
         return;
     }
@@ -789,6 +842,41 @@ s_node_ready (broker_t *self, zmq_msg_t *frames, int count, int total)
                 zsys_warning ("broker: refused READY for unknown service '%s'", service);
         }
         return;
+    }
+    //  Every connection has its own routing id, so a node that connects
+    //  again (it restarted, or its link dropped) comes under a new one.
+    //  With CURVE its key proved the id: its old record is displaced.  In
+    //  plain mode ids prove nothing: the id stays with the live connection
+    //  that holds it (a node's old connection is noticed closed at once on
+    //  loopback, or dies with its heartbeats), and the newcomer is refused,
+    //  never silently.
+    worker_t *holder = workers_id_holder (self->workers, id, zmq_msg_data (&frames [NODE_IDENTITY]),
+                                          zmq_msg_size (&frames [NODE_IDENTITY]));
+    if (holder && !self->options.keys) {
+        static int64_t last_holder_warning;
+        if (zclock_mono () - last_holder_warning > 5000) {
+            last_holder_warning = zclock_mono ();
+            zsys_warning ("broker: refused READY for '%s': a live node holds that id on another connection "
+                          "(plain mode: node ids are not authenticated)", id);
+        }
+        return;
+    }
+    if (holder && !s_newer_connection (&frames [NODE_IDENTITY], holder)) {
+        //  A READY still queued from a connection the node has since
+        //  replaced: the newer one stays
+        zsys_debug ("broker: ignored a READY for %s from a connection older than its current one", id);
+        return;
+    }
+    if (holder) {
+        zsys_info ("broker: node %s registered again from a new connection: its old one is dropped", id);
+        workers_displace (holder, zclock_mono ());
+        s_redispatch_from (self, holder);
+    }
+    //  Dead records of the id are forgotten now rather than in 10 minutes
+    for (size_t i = 0; i < workers_size (self->workers); i++) {
+        worker_t *old = workers_at (self->workers, i);
+        if (!old->alive && old != w && strcmp (old->id, *id? id: "") == 0)
+            workers_displace (old, zclock_mono ());
     }
     if (w && w->alive) {
         //  A node that restarted under the same identity has forgotten
@@ -817,32 +905,49 @@ s_node_ready (broker_t *self, zmq_msg_t *frames, int count, int total)
 }
 
 //  REPLY [token] [empty] [body]: answers the client whose request the token
-//  names, at most once (a stale token, a reused slot, or one from before
-//  this broker started, is dropped).  w is NULL or dead for a late reply
-//  from a node declared dead.
+//  names, at most once, and only when it comes from the registration (the
+//  connection, and the node on it) the request was last sent to: a late
+//  reply from a node declared dead still answers a client waiting for it,
+//  but no other connection can answer, whatever token it guesses.  Stale
+//  tokens (a freed or reused slot, or another broker incarnation's) and
+//  replies from elsewhere are dropped and counted.  w is NULL for an
+//  unregistered connection, or dead for a node declared dead.
 static void
 s_node_reply (broker_t *self, worker_t *w, zmq_msg_t *frames, int total)
 {
     uint32_t index;
     request_t *req = total == 7? requests_by_token (self->requests, &frames [4], &index): NULL;
-    if (!req) {
-        //  Routine after a re-dispatch or a restart: the client was or
-        //  will be answered another way
-        zsys_debug ("broker: dropped a reply from %s: its token names no request in flight",
-                    w? w->id: "an unregistered node");
+    if (!req || !w || req->sent_to != w->serial) {
+        self->replies_refused++;
+        if (req && !w) {
+            static int64_t last_warning;
+            if (zclock_mono () - last_warning > 5000) {
+                last_warning = zclock_mono ();
+                zsys_warning ("broker: refused a reply from an unregistered connection");
+            }
+        }
+        else
+        if (req)
+            //  Routine too after a re-dispatch: another node holds it now
+            zsys_debug ("broker: dropped a reply from %s: its request was sent to another node", w->id);
+        else
+            //  Routine after a re-dispatch or a restart: the client was or
+            //  will be answered another way
+            zsys_debug ("broker: dropped a reply from %s: its token names no request in flight",
+                        w? w->id: "an unregistered node");
         return;
     }
     if (req->worker && req->worker->outstanding > 0)
         req->worker->outstanding--;
-    if (w && w->alive)
+    if (w->alive)
         w->served++;
     if (!req->worker)
         requests_unqueue (self->requests, index);
     if (req->cacheable)
         cache_io_fill (self->cache, self->options.cache_ttl_ms, self->catalog_epoch, req, w, &frames [6]);
     char service [REQUEST_SERVICE_MAX];
-    wire_to_client (self->client_sock, &req->client, s_request_service (self, req, service, sizeof service),
-                    &frames [6]);
+    wire_to_client (req->from_node? self->node_sock: self->client_sock, &req->client,
+                    s_request_service (self, req, service, sizeof service), &frames [6]);
     requests_free (self->requests, index);
 }
 
@@ -870,6 +975,58 @@ s_node_stranger (broker_t *self, zmq_msg_t *identity, uint8_t command)
     }
 }
 
+//  [node] [empty] [MDPC01] [service] [body]: a node's own request (an
+//  order node's decrement), which only the node socket takes, so that no
+//  client can send one; answered on the node socket, as a client is.
+static void
+s_node_request (broker_t *self, zmq_msg_t *frames, int count, int total)
+{
+    char service [BS_SERVICE_MAX + 1] = "";
+    if (count >= 4)
+        wire_frame_text (&frames [3], service, sizeof service);
+    if (total != 5 || zmq_msg_size (&frames [1]) != 0 || zmq_msg_size (&frames [4]) > MAX_REQUEST) {
+        wire_error (self->node_sock, &frames [0], service, NULL, BS_ERR_bad_frame,
+                    "a node's request must be [empty] \"MDPC01\" service body, at most 64 KiB");
+        return;
+    }
+    if (peer_client_verdict (self->peer) == PEER_REFUSE) {
+        char message [384];
+        snprintf (message, sizeof message, "this broker is %s in a pair; the active one is %s",
+                  peer_state_name (peer_state (self->peer)),
+                  *peer_endpoint (self->peer)? peer_endpoint (self->peer): "its peer");
+        wire_error (self->node_sock, &frames [0], service, &frames [4], BS_ERR_not_active, message);
+        return;
+    }
+    int svc = zmq_msg_size (&frames [3]) < sizeof service? requests_service_find (self->requests, service): -1;
+    bs_op_t op = bs_peek_op (zmq_msg_data (&frames [4]), zmq_msg_size (&frames [4]));
+    if (svc < 0 || op != BS_OP_decrement) {
+        wire_error (self->node_sock, &frames [0], service, &frames [4], BS_ERR_forbidden,
+                    "the node socket takes only requests between nodes (decrement); clients use the client port");
+        return;
+    }
+    uint64_t client_key = quota_key (zmq_msg_data (&frames [0]), zmq_msg_size (&frames [0]));
+    if (!quota_take (self->quota, client_key)) {
+        wire_error (self->node_sock, &frames [0], service, &frames [4], BS_ERR_overloaded,
+                    "the broker has too many requests in flight; retry shortly");
+        return;
+    }
+    uint32_t index = requests_alloc (self->requests);
+    request_t *req = requests_at (self->requests, index);
+    req->client_key = client_key;
+    zmq_msg_init (&req->client);
+    zmq_msg_move (&req->client, &frames [0]);
+    zmq_msg_init (&req->body);
+    zmq_msg_move (&req->body, &frames [4]);
+    req->service = svc;
+    req->op = op;
+    req->cacheable = false;
+    req->from_node = true;
+    req->target [0] = 0;
+    req->created = zclock_mono ();
+    req->deadline = req->created + self->options.request_timeout_ms;
+    s_dispatch (self, index);
+}
+
 //  One message on the node socket, handed to its command's function
 static void
 s_node_message (broker_t *self)
@@ -879,6 +1036,11 @@ s_node_message (broker_t *self)
     int total = bs_frames_recv (self->node_sock, frames, MAX_FRAMES, &count);
     if (total < 0)
         return;
+    if (total >= 3 && wire_frame_is (&frames [2], BS_MDPC)) {
+        s_node_request (self, frames, count, total);
+        bs_frames_close (frames, count);
+        return;
+    }
     if (total < 4 || zmq_msg_size (&frames [1]) != 0 || !wire_frame_is (&frames [2], BS_MDPW)
     ||  zmq_msg_size (&frames [NODE_COMMAND]) != 1) {
         zsys_warning ("broker: dropped a malformed message from a node (%d frames)", total);
@@ -969,7 +1131,7 @@ s_on_tick (broker_t *self)
         if (w->alive && wire_to_worker (self->node_sock, w, BS_MDPW_HEARTBEAT, NULL, NULL) != 0)
             s_worker_dead (self, w, "unreachable");
     }
-    bs_msg_t *status = status_msg (requests_inflight (self->requests), self->cache, self->workers, self->controller, self->peer);
+    bs_msg_t *status = s_status_msg (self);
     feed_status (self->feed, status);
     bs_msg_destroy (&status);
     //  Requests that waited too long for a worker get a clear error
@@ -984,8 +1146,9 @@ s_on_tick (broker_t *self)
                 snprintf (message, sizeof message, "node '%s' of service '%s' is not available", req->target, name);
             else
                 snprintf (message, sizeof message, "no replica of service '%s' is available", name);
-            wire_error (self->client_sock, &req->client, s_request_service (self, req, service, sizeof service),
-                        &req->body, BS_ERR_unavailable, message);
+            wire_error (req->from_node? self->node_sock: self->client_sock, &req->client,
+                        s_request_service (self, req, service, sizeof service), &req->body, BS_ERR_unavailable,
+                        message);
             requests_free (self->requests, index);
         }
     }
@@ -1050,13 +1213,35 @@ broker_new (const broker_options_t *options)
     bs_keys_serve (options->keys, self->invalidations, "nodes");
     zsock_set_maxmsgsize (self->clients, BS_MAX_BODY);
     zsock_set_maxmsgsize (self->nodes, BS_MAX_BODY);
-    zsock_set_sndhwm (self->clients, 0);
-    zsock_set_rcvhwm (self->clients, 0);
-    zsock_set_sndhwm (self->nodes, 0);
-    zsock_set_rcvhwm (self->nodes, 0);
+    //  Finite queues everywhere, in messages of at most BS_MAX_BODY.  A
+    //  client has at most --max-per-client requests in flight, so a client
+    //  that reads never has more replies waiting than that plus as many
+    //  cache hits; one that does not read loses its own replies past it
+    //  (ROUTER_MANDATORY: wire_to_client counts them), never the broker's
+    //  memory.  The same bound on what the broker takes from one client
+    //  before TCP pushes back.  A node never holds more requests than
+    //  --max-inflight, besides a few control messages; past that it is
+    //  stuck and is declared unreachable.
+    int client_hwm = options->max_per_client < INT32_MAX / 2? 2 * options->max_per_client: INT32_MAX;
+    if (client_hwm < 10000)
+        client_hwm = 10000;     //  room for a burst of immediate answers
+                                //  (refusals, cache hits) to a small quota
+    int node_hwm = options->max_inflight < INT32_MAX - 1000? options->max_inflight + 1000: INT32_MAX;
+    zsock_set_sndhwm (self->clients, client_hwm);
+    zsock_set_rcvhwm (self->clients, client_hwm);
+    zsock_set_router_mandatory (self->clients, 1);
+    zsock_set_sndhwm (self->nodes, node_hwm);
+    zsock_set_rcvhwm (self->nodes, node_hwm);
     zsock_set_router_mandatory (self->nodes, 1);
-    //  A node that restarts reuses its routing id; let it take the pipe over
-    zsock_set_router_handover (self->nodes, 1);
+    //  One catalog primary sends one invalidation at a time (REQ); a few
+    //  more around a failover
+    zsock_set_sndhwm (self->invalidations, 100);
+    zsock_set_rcvhwm (self->invalidations, 100);
+    //  No handover: nodes let the broker choose their routing id, one per
+    //  connection, so no connection can take over another's; a node that
+    //  connects again registers again and displaces its old record
+    //  (s_node_ready)
+    zsock_set_router_handover (self->nodes, 0);
     zsock_set_linger (self->clients, 0);
     zsock_set_linger (self->nodes, 0);
     if (zsock_bind (self->clients, "%s", options->client_endpoint) < 0

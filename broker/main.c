@@ -8,7 +8,7 @@
 static const bs_setting_t s_table [] = {
     { "id",                 "broker",   "node id used in logs", 0, 0 },
     { "base-port",          "5555",     "client port; nodes use base-port + 1, invalidations + 2, the feed + 3, the peer + 4", 1, 65531 },
-    { "client-bind",        "",         "client endpoint to bind (default tcp://*:<base-port>)", 0, 0 },
+    { "client-bind",        "",         "client endpoint to bind (default tcp://*:<base-port>; without keys 127.0.0.1 unless --insecure)", 0, 0 },
     { "node-bind",          "",         "node endpoint to bind (default tcp://*:<base-port + 1>)", 0, 0 },
     { "heartbeat-ms",       "250",      "heartbeat interval in milliseconds", 10, 60000 },
     { "liveness",           "3",        "heartbeats a node may miss before it is declared dead", 1, 100 },
@@ -23,6 +23,7 @@ static const bs_setting_t s_table [] = {
     { "max-inflight",       "200000",   "requests all clients together may have in flight", 1, 10000000 },
     { "keys",               "",         "keys directory: speak CURVE (see bookstore keygen); empty: plain, unauthenticated", 0, 0 },
     { "cert",               "",         "the broker's certificate (default <keys>/broker)", 0, 0 },
+    { "insecure",           NULL,       "without keys, bind the addresses given even beyond loopback (anyone who reaches them is trusted)", 0, 0 },
     { "ha-role",            "primary",  "in a pair: primary or backup", 0, 0 },
     { "peer",               "",         "in a pair: the peer broker's peer endpoint (its base-port + 4); empty: alone", 0, 0 },
     { "peer-bind",          "",         "in a pair: where the peer hears this broker (default tcp://*:<base-port + 4>)", 0, 0 },
@@ -118,6 +119,21 @@ main (int argc, char **argv)
         return 1;
     }
     options.keys = keys;
+    //  Without keys nothing authenticates a peer: listen on loopback alone
+    //  unless told otherwise
+    bool insecure = bs_settings_flag (settings, "insecure");
+    char *binds [] = { client_bind, node_bind, invalidate_bind, feed_bind, peer_bind };
+    for (size_t i = 0; i < sizeof binds / sizeof binds [0]; i++) {
+        char checked [256], reason [384];
+        if (!bs_keys_bind_endpoint (keys, insecure, binds [i], checked, sizeof checked, reason, sizeof reason)) {
+            fprintf (stderr, "bookstore-broker: %s\n", reason);
+            bs_keys_destroy (&keys);
+            bs_settings_destroy (&settings);
+            return 2;
+        }
+        snprintf (binds [i], 256, "%s", checked);
+    }
+    bs_keys_warn_insecure (keys, insecure, "bookstore-broker");
     broker_t *broker = broker_new (&options);
     if (broker) {
         broker_run (broker);

@@ -79,6 +79,8 @@ requests_alloc (requests_t *self)
     req->gen++;
     req->next = NO_REQUEST;
     req->worker = NULL;
+    req->sent_to = 0;
+    req->from_node = false;
     self->inflight++;
     return index;
 }

@@ -51,6 +51,11 @@ typedef struct {
     bs_op_t op;                 //  peeked from the body, for routing
     char target [BS_ID_MAX + 1];           //  "service@node": only this node
     worker_t *worker;           //  NULL while waiting for a worker
+    uint64_t sent_to;           //  serial of the registration it was last
+                                //  sent to (0: none): the one whose reply
+                                //  it takes, even late
+    bool from_node;             //  a node's request (decrement), which came
+                                //  on the node socket and is answered there
     int64_t deadline;           //  while waiting: when to give up
     int64_t created;
     uint32_t next;              //  pending queue link, or free-list link

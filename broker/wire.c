@@ -24,17 +24,35 @@ wire_frame_text (zmq_msg_t *frame, char *buf, size_t size)
     buf [n] = 0;
 }
 
-void
+//  Replies dropped because their client's queue was full or it was gone
+static uint64_t s_client_drops;
+
+uint64_t
+wire_client_drops (void)
+{
+    return s_client_drops;
+}
+
+int
 wire_to_client (void *sock, zmq_msg_t *client, const char *service, zmq_msg_t *body)
 {
     zmq_msg_t copy;
     zmq_msg_init (&copy);
     zmq_msg_copy (&copy, client);
-    zmq_msg_send (&copy, sock, ZMQ_SNDMORE);
+    //  The client socket is ROUTER_MANDATORY: a client whose queue is full
+    //  (it does not read) or that is gone refuses the routing id, and the
+    //  reply is dropped whole, never queued without bound
+    if (zmq_msg_send (&copy, sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close (&copy);
+        zmq_msg_close (body);
+        s_client_drops++;
+        return -1;
+    }
     zmq_send (sock, "", 0, ZMQ_SNDMORE);
     zmq_send (sock, BS_MDPC, strlen (BS_MDPC), ZMQ_SNDMORE);
     zmq_send (sock, service, strlen (service), ZMQ_SNDMORE);
     zmq_msg_send (body, sock, 0);
+    return 0;
 }
 
 void
@@ -66,8 +84,10 @@ wire_error (void *sock, zmq_msg_t *client, const char *service, zmq_msg_t *reque
 int
 wire_to_worker (void *sock, worker_t *w, uint8_t command, const void *token, zmq_msg_t *body)
 {
-    if (zmq_send (sock, w->identity, w->identity_size, ZMQ_SNDMORE) < 0)
-        return -1;      //  EHOSTUNREACH: the node is gone
+    //  Never blocks: a node whose queue is full is as unreachable as a
+    //  gone one
+    if (zmq_send (sock, w->identity, w->identity_size, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return -1;      //  EHOSTUNREACH: the node is gone; EAGAIN: it is stuck
     zmq_send (sock, "", 0, ZMQ_SNDMORE);
     zmq_send (sock, BS_MDPW, strlen (BS_MDPW), ZMQ_SNDMORE);
     if (!body)
@@ -84,7 +104,7 @@ void
 wire_backup (void *sock, const void *identity, size_t size)
 {
     uint8_t command = BS_MDPW_DISCONNECT;
-    if (zmq_send (sock, identity, size, ZMQ_SNDMORE) < 0)
+    if (zmq_send (sock, identity, size, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
         return;
     zmq_send (sock, "", 0, ZMQ_SNDMORE);
     zmq_send (sock, BS_MDPW, strlen (BS_MDPW), ZMQ_SNDMORE);

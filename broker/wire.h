@@ -23,8 +23,15 @@ bool wire_frame_is (zmq_msg_t *frame, const char *text);
 void wire_frame_text (zmq_msg_t *frame, char *buf, size_t size);
 
 //  Sends the reply envelope and a body frame (consumed) to a client:
-//  [client] [empty] [MDPC01] [service] [body]
-void wire_to_client (void *sock, zmq_msg_t *client, const char *service, zmq_msg_t *body);
+//  [client] [empty] [MDPC01] [service] [body].  sock must be
+//  ROUTER_MANDATORY: a client whose queue is at its high-water mark (it
+//  does not read) or that is gone loses the reply (-1, counted), and the
+//  broker's memory stays bounded; 0 when sent
+int wire_to_client (void *sock, zmq_msg_t *client, const char *service, zmq_msg_t *body);
+
+//  Replies dropped so far because their client did not read or was gone
+//  (for status).  One count per process: the broker has one client socket.
+uint64_t wire_client_drops (void);
 
 //  Sends a message (borrowed, encoded here) to a client
 void wire_msg_to_client (void *sock, zmq_msg_t *client, const char *service, bs_msg_t *msg);
@@ -37,8 +44,9 @@ void wire_error (void *sock, zmq_msg_t *client, const char *service, zmq_msg_t *
 
 //  Sends a node [node] [empty] [MDPW01] [command], then, with a body, the
 //  body (consumed), preceded with a token by [token] [empty].  Returns 0,
-//  or -1 when the node cannot be reached (EHOSTUNREACH: it is gone) or a
-//  send failed (the body is then the caller's to close)
+//  or -1 when the node cannot be reached (EHOSTUNREACH: it is gone;
+//  EAGAIN: its queue is at the high-water mark) or a send failed (the body
+//  is then the caller's to close).  Never blocks.
 int wire_to_worker (void *sock, worker_t *w, uint8_t command, const void *token, zmq_msg_t *body);
 
 //  DISCONNECT "backup" to a node: this broker is passive, register with

@@ -11,6 +11,7 @@ struct _workers_t {
     worker_t **items;
     size_t size, cap;
     size_t rotor;           //  where the next tie-break search starts
+    uint64_t serial;        //  the last registration's number
 };
 
 workers_t *
@@ -80,12 +81,14 @@ workers_register (workers_t *self, const void *identity, size_t size,
         w->identity_size = size;
         self->items [self->size++] = w;
     }
+    w->serial = ++self->serial;
     snprintf (w->service, sizeof w->service, "%s", service);
     if (id && *id)
         snprintf (w->id, sizeof w->id, "%s", id);
     else
         s_identity_id (identity, size, w->id);
     w->alive = true;
+    w->displaced = false;
     w->dead_since = 0;
     w->outstanding = 0;
     w->served = 0;
@@ -105,6 +108,14 @@ workers_declare_dead (worker_t *worker, int64_t now)
     worker->dead_since = now;
 }
 
+void
+workers_displace (worker_t *worker, int64_t now)
+{
+    worker->alive = false;
+    worker->displaced = true;
+    worker->dead_since = now - WORKERS_FORGET_MS - 1;
+}
+
 size_t
 workers_forget (workers_t *self, int64_t now)
 {
@@ -112,8 +123,11 @@ workers_forget (workers_t *self, int64_t now)
     for (size_t i = 0; i < self->size; i++) {
         worker_t *w = self->items [i];
         if (!w->alive && now - w->dead_since > WORKERS_FORGET_MS) {
-            zsys_info ("broker: forgot node %s (%s), dead for %lld s", w->id, w->service,
-                       (long long) (now - w->dead_since) / 1000);
+            if (w->displaced)
+                zsys_debug ("broker: forgot a former connection of node %s (%s)", w->id, w->service);
+            else
+                zsys_info ("broker: forgot node %s (%s), dead for %lld s", w->id, w->service,
+                           (long long) (now - w->dead_since) / 1000);
             free (w);
             forgotten++;
         }

@@ -35,8 +35,10 @@ typedef struct _workers_t workers_t;
 //  How long a dead worker stays listed.  Long enough that status (and the
 //  chaos reports built on it) still shows a node killed a few minutes ago
 //  as down rather than as never there; a node that comes back registers
-//  afresh anyway, so nothing is lost when it is forgotten.  Nodes use
-//  their id as routing id, so the registry grows only with ids seen in
+//  afresh anyway, so nothing is lost when it is forgotten.  Each
+//  connection has its own routing id; a node that registers again from a
+//  new connection displaces its old record, which the broker then forgets
+//  at once (workers_displace), so the registry grows only with ids seen in
 //  this window.
 #define WORKERS_FORGET_MS   (10 * 60 * 1000)
 
@@ -54,8 +56,11 @@ typedef struct {
 } worker_partition_t;
 
 typedef struct {
-    uint8_t identity [256];     //  ROUTER routing id of the node's socket
-    size_t identity_size;
+    uint8_t identity [256];     //  ROUTER routing id of the node's connection
+    size_t identity_size;       //  (the broker's choice: one per connection)
+    uint64_t serial;            //  this registration's number, never reused:
+                                //  a reply must come from the registration
+                                //  its request was sent to
     char id [BS_ID_MAX + 1];    //  node id it announced (or its identity in hex)
     char service [BS_SERVICE_MAX + 1];
     bool alive;
@@ -66,6 +71,7 @@ typedef struct {
     int64_t registered;         //  when it last sent READY
     int64_t last_seen;          //  when it last sent anything
     int64_t dead_since;         //  when it was declared dead (not alive)
+    bool displaced;             //  its node registered from another connection
     int fd;                     //  descriptor of its connection (-1: unknown)
     bool reported_insync;       //  the feed has told it is in sync
     //  From the node's status (READY and HEARTBEAT)
@@ -91,6 +97,11 @@ worker_t *workers_register (workers_t *self, const void *identity, size_t size,
 //  Declares a worker dead at now (the broker's monotonic clock, ms); its
 //  forgetting time runs from then.  The caller takes back its requests.
 void workers_declare_dead (worker_t *worker, int64_t now);
+
+//  Declares a worker dead for good because its node registered again from
+//  another connection: it is forgotten at the next workers_forget.  The
+//  caller takes back its requests.
+void workers_displace (worker_t *worker, int64_t now);
 
 //  Frees every worker dead for longer than WORKERS_FORGET_MS at now and
 //  returns how many; the others keep their registration order.  Pointers

@@ -186,8 +186,9 @@ bs_keys_open (bs_settings_t *settings, const char *default_cert, bool quiet, bs_
     const char *dir = bs_settings_get (settings, "keys");
     if (!dir || !*dir) {
         if (!quiet)
-            zsys_warning ("PLAIN MODE: no keys directory, so nothing is encrypted or authenticated; "
-                          "anyone who reaches these ports can join or change the catalog (see bookstore keygen)");
+            zsys_warning ("PLAIN MODE: no keys directory, so nothing is encrypted or authenticated; servers "
+                          "listen on loopback alone (unless --insecure), and anyone on this machine can join or "
+                          "change the catalog (see bookstore keygen)");
         return true;
     }
     const char *cert = bs_settings_get (settings, "cert");
@@ -212,6 +213,58 @@ bs_keys_destroy (bs_keys_t **self_p)
     zcert_destroy (&self->cert);
     free (self);
     *self_p = NULL;
+}
+
+//  True for a host that only this machine can reach
+static bool
+s_loopback_host (const char *host, size_t n)
+{
+    if ((n == 9 && memcmp (host, "localhost", 9) == 0) || (n == 2 && memcmp (host, "lo", 2) == 0)
+    ||  (n == 5 && memcmp (host, "[::1]", 5) == 0) || (n == 3 && memcmp (host, "::1", 3) == 0))
+        return true;
+    //  127.0.0.0/8: "127." then digits and dots only
+    if (n < 5 || memcmp (host, "127.", 4) != 0)
+        return false;
+    for (size_t i = 4; i < n; i++)
+        if (!((host [i] >= '0' && host [i] <= '9') || host [i] == '.'))
+            return false;
+    return true;
+}
+
+bool
+bs_keys_bind_endpoint (bs_keys_t *self, bool insecure, const char *endpoint,
+                       char *out, size_t size, char *reason, size_t reason_size)
+{
+    snprintf (out, size, "%s", endpoint);
+    if (self || insecure || strncmp (endpoint, "ipc://", 6) == 0 || strncmp (endpoint, "inproc://", 9) == 0)
+        return true;
+    //  tcp://host:port; the port is after the last colon
+    const char *host = strncmp (endpoint, "tcp://", 6) == 0? endpoint + 6: NULL;
+    const char *colon = host? strrchr (host, ':'): NULL;
+    if (!host || !colon) {
+        snprintf (reason, reason_size, "'%s' is not a tcp://host:port endpoint", endpoint);
+        return false;
+    }
+    size_t n = (size_t) (colon - host);
+    if ((n == 1 && host [0] == '*') || (n == 7 && memcmp (host, "0.0.0.0", 7) == 0)) {
+        snprintf (out, size, "tcp://127.0.0.1%s", colon);
+        zsys_info ("PLAIN MODE: %s binds %s only: without keys, servers listen on this machine alone "
+                   "(--insecure to listen on every address)", endpoint, out);
+        return true;
+    }
+    if (s_loopback_host (host, n))
+        return true;
+    snprintf (reason, reason_size, "'%s' would listen beyond this machine without keys: give --keys DIR "
+              "(see bookstore keygen), a 127.0.0.1 address, or --insecure", endpoint);
+    return false;
+}
+
+void
+bs_keys_warn_insecure (bs_keys_t *self, bool insecure, const char *program)
+{
+    if (!self && insecure)
+        zsys_warning ("INSECURE: %s runs without keys on the addresses it was given: anyone who reaches its "
+                      "ports can read, change the catalog, buy, and pose as a node", program);
 }
 
 void

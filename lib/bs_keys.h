@@ -47,6 +47,20 @@ bool bs_keys_open (bs_settings_t *settings, const char *default_cert, bool quiet
 //  "nodes/<id>", "admins/<name>" or "clients/<name>"
 void bs_keys_path (const char *dir, const char *name, char *path, size_t size);
 
+//  The endpoint a server may bind, into out.  With keys: endpoint as given.
+//  In plain mode nothing authenticates a peer, so servers listen on this
+//  machine alone: "*" and "0.0.0.0" become 127.0.0.1 (said in the log, once
+//  per endpoint), and any other address that is not loopback (127.x,
+//  localhost, ::1, lo, ipc://, inproc://) is refused: false, with the
+//  sentence in reason.  insecure (the programs' --insecure) lifts the rule
+//  and the caller warns at start (bs_keys_warn_insecure).
+bool bs_keys_bind_endpoint (bs_keys_t *self, bool insecure, const char *endpoint,
+                            char *out, size_t size, char *reason, size_t reason_size);
+
+//  Logs, in plain mode with insecure set, that the program's ports are open
+//  to whoever can reach them.  Does nothing with keys.
+void bs_keys_warn_insecure (bs_keys_t *self, bool insecure, const char *program);
+
 //  Makes sock a CURVE server for domain ("nodes", "brokers" or "clients").  Call
 //  before binding.
 void bs_keys_serve (bs_keys_t *self, zsock_t *sock, const char *domain);

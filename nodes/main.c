@@ -16,9 +16,9 @@ static const bs_setting_t s_table [] = {
     { "id",              "",          "node id, unique in the cluster (default <service>-1)", 0, 0 },
     { "data",            "",          "data directory (default data/<id>)", 0, 0 },
     { "broker",          "tcp://127.0.0.1:5556", "the broker's node endpoint; for a Binary Star pair, both, comma-separated, the primary first (the node moves to the other when one is silent or the backup)", 0, 0 },
-    { "broker-clients",  "tcp://127.0.0.1:5555", "the broker's client endpoint, or the pair's, comma-separated (order nodes reach the catalog there)", 0, 0 },
-    { "pub-bind",        "tcp://*:5570", "where to publish the replication log", 0, 0 },
-    { "sync-bind",       "tcp://*:5571", "where followers fetch and ack", 0, 0 },
+    { "broker-clients",  "tcp://127.0.0.1:5555", "the broker's client endpoint, for tools that ask about this node (the image's health check); the node's own requests go through --broker, as the client port refuses node operations", 0, 0 },
+    { "pub-bind",        "tcp://*:5570", "where to publish the replication log (without keys 127.0.0.1 unless --insecure)", 0, 0 },
+    { "sync-bind",       "tcp://*:5571", "where followers fetch and ack (without keys 127.0.0.1 unless --insecure)", 0, 0 },
     { "pub-endpoint",    "",          "the publish endpoint others connect to (default from pub-bind on 127.0.0.1)", 0, 0 },
     { "sync-endpoint",   "",          "the sync endpoint others connect to (default from sync-bind on 127.0.0.1)", 0, 0 },
     { "heartbeat-ms",    "250",       "heartbeat interval in milliseconds", 10, 60000 },
@@ -37,6 +37,7 @@ static const bs_setting_t s_table [] = {
     { "invalidate-attempts", "2",     "catalog: how many times to send an invalidation before failing the writes", 1, 100 },
     { "keys",            "",          "keys directory: speak CURVE (see bookstore keygen); empty: plain, unauthenticated", 0, 0 },
     { "cert",            "",          "this node's certificate (default <keys>/nodes/<id>)", 0, 0 },
+    { "insecure",        NULL,        "without keys, bind the addresses given even beyond loopback (anyone who reaches them is trusted)", 0, 0 },
     { "catalog-timeout-ms", "1500",   "order node: how long to wait for the catalog before resending", 1, 3600000 },
     { "catalog-attempts", "5",        "order node: how many times to ask the catalog", 1, 1000 },
     { "log-keep",        "200000",    "log entries each partition keeps for followers that fall behind; one further behind gets a snapshot (at least 100)", 100, INT64_C (1000000000000) },
@@ -171,17 +172,32 @@ main (int argc, char **argv)
     snprintf (own_cert, sizeof own_cert, "nodes/%s", id);
     if (!bs_keys_open (settings, own_cert, false, &keys))
         goto done;
+    //  Without keys nothing authenticates a peer: listen on loopback alone
+    //  unless told otherwise
+    bool insecure = bs_settings_flag (settings, "insecure");
+    char pub_bind [300], sync_bind [300], reason [384];
+    if (!bs_keys_bind_endpoint (keys, insecure, bs_settings_get (settings, "pub-bind"), pub_bind, sizeof pub_bind,
+                                reason, sizeof reason)
+    ||  !bs_keys_bind_endpoint (keys, insecure, bs_settings_get (settings, "sync-bind"), sync_bind, sizeof sync_bind,
+                                reason, sizeof reason)) {
+        fprintf (stderr, "bookstore-node: %s\n", reason);
+        rc = 2;
+        goto done;
+    }
+    bs_keys_warn_insecure (keys, insecure, "bookstore-node");
     char pub_ep [300], sync_ep [300];
-    s_advertise (bs_settings_get (settings, "pub-bind"), bs_settings_get (settings, "pub-endpoint"), pub_ep, sizeof pub_ep);
-    s_advertise (bs_settings_get (settings, "sync-bind"), bs_settings_get (settings, "sync-endpoint"), sync_ep, sizeof sync_ep);
+    s_advertise (pub_bind, bs_settings_get (settings, "pub-endpoint"), pub_ep, sizeof pub_ep);
+    s_advertise (sync_bind, bs_settings_get (settings, "sync-endpoint"), sync_ep, sizeof sync_ep);
     node_options_t options = {
         .service = service,
         .id = id,
         .data = data,
         .brokers = bs_settings_get (settings, "broker"),
-        .broker_clients = bs_settings_get (settings, "broker-clients"),
-        .pub_bind = bs_settings_get (settings, "pub-bind"),
-        .sync_bind = bs_settings_get (settings, "sync-bind"),
+        //  A node's own requests (an order node's decrement) go to the
+        //  broker's node port: its client port refuses them
+        .broker_clients = bs_settings_get (settings, "broker"),
+        .pub_bind = pub_bind,
+        .sync_bind = sync_bind,
         .pub_endpoint = pub_ep,
         .sync_endpoint = sync_ep,
         .invalidate = invalidate,

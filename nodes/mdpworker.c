@@ -93,7 +93,8 @@ s_connect (mdpworker_t *self)
     zsock_set_maxmsgsize (self->sock, BS_MAX_BODY + 1024);
     zsock_set_sndhwm (self->sock, 0);
     zsock_set_rcvhwm (self->sock, 0);
-    zsock_set_identity (self->sock, self->id);
+    //  No routing id of our own: the broker gives each connection one, so
+    //  that no other connection can take ours over; READY says who we are
     //  TCP reconnects back off too, from 100 ms up to 2 s
     zsock_set_reconnect_ivl (self->sock, 100);
     zsock_set_reconnect_ivl_max (self->sock, 2000);

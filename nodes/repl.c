@@ -245,14 +245,28 @@ s_insync_count (part_t *part)
     return n;
 }
 
+//  At most this many followers per partition, far more replicas than a
+//  partition has: a name past them takes the place of the one longest
+//  silent that is not in sync, or is not tracked
+#define FOLLOWERS_MAX 64
+
 static follower_t *
 s_follower (part_t *part, const char *id)
 {
     for (int i = 0; i < part->follower_count; i++)
         if (strcmp (part->followers [i].id, id) == 0)
             return &part->followers [i];
-    s_grow ((void **) &part->followers, &part->follower_cap, part->follower_count, sizeof (follower_t));
-    follower_t *f = &part->followers [part->follower_count++];
+    follower_t *f = NULL;
+    if (part->follower_count < FOLLOWERS_MAX) {
+        s_grow ((void **) &part->followers, &part->follower_cap, part->follower_count, sizeof (follower_t));
+        f = &part->followers [part->follower_count++];
+    }
+    else
+        for (int i = 0; i < part->follower_count; i++)
+            if (!part->followers [i].insync && (!f || part->followers [i].last_seen < f->last_seen))
+                f = &part->followers [i];
+    if (!f)
+        return NULL;
     memset (f, 0, sizeof *f);
     snprintf (f->id, sizeof f->id, "%s", id);
     return f;
@@ -572,6 +586,35 @@ s_serve_fetch (repl_t *self, const void *identity, size_t identity_size, const b
     bs_msg_destroy (&reply);
 }
 
+//  The sync socket names a follower by its routing id.  With CURVE the
+//  name must be the connection's key (its ZAP User-Id "node:<name>"), and
+//  only nodes of the partition's service fetch or ack it: catalog nodes
+//  (keys named catalog...) the catalog, order nodes the order partitions.
+//  In plain mode the socket listens on loopback alone and names are
+//  believed.
+static bool
+s_peer_allowed (repl_t *self, zmq_msg_t *identity, zmq_msg_t *body, const char *partition)
+{
+    if (!self->options.keys)
+        return true;
+    const char *name = "";
+    const char *role = bs_keys_role (body, &name);
+    bool catalog_key = strncmp (name, "catalog", 7) == 0;
+    bool ok = strcmp (role, "node") == 0
+           && strlen (name) == zmq_msg_size (identity) && memcmp (name, zmq_msg_data (identity), strlen (name)) == 0
+           && catalog_key == (strcmp (partition, "catalog") == 0);
+    if (!ok) {
+        static int64_t last_warning;
+        if (zclock_mono () - last_warning > 5000) {
+            last_warning = zclock_mono ();
+            zsys_warning ("%s: refused a replication request for %s from key '%s' calling itself '%.*s'", self->id,
+                          partition, name, (int) (zmq_msg_size (identity) < 64? zmq_msg_size (identity): 64),
+                          (const char *) zmq_msg_data (identity));
+        }
+    }
+    return ok;
+}
+
 static void
 s_on_router (repl_t *self)
 {
@@ -600,6 +643,9 @@ s_on_router (repl_t *self)
             bs_msg_destroy (&msg);
         if (!msg)
             zsys_warning ("%s: dropped a malformed replication request", self->id);
+        else
+        if (!s_peer_allowed (self, &identity, &body, bs_msg_str (msg, BS_FIELD_partition)))
+            ;                               //  logged
         else
         if (bs_msg_op (msg) == BS_OP_fetch)
             s_serve_fetch (self, zmq_msg_data (&identity), zmq_msg_size (&identity), msg);
@@ -1215,8 +1261,18 @@ repl_new (journal_t *journal, const repl_options_t *options, repl_send_fn *send,
     zsock_set_rcvhwm (self->sub, options->hwm);
     zsock_set_maxmsgsize (self->sub, BS_MAX_BODY + 65536);
     zsock_set_maxmsgsize (self->router, 65536);
+    //  A follower that restarts comes back under its id and takes its old
+    //  connection over; under CURVE every request is checked against the
+    //  connection's key (s_peer_allowed), so a takeover by another key
+    //  gains nothing
     zsock_set_router_handover (self->router, 1);
-    zsock_set_sndhwm (self->router, 0);
+    //  What waits for one follower: a fetch's reply, or a snapshot sent in
+    //  one go as messages of SNAP_BATCH records, so 10,000 messages hold a
+    //  partition of 20 million records; a follower that stops reading
+    //  loses what is past the mark (and fetches again), never the node's
+    //  memory.  It sends one fetch or ack at a time.
+    zsock_set_sndhwm (self->router, 10000);
+    zsock_set_rcvhwm (self->router, 1000);
     zsock_set_linger (self->pub, 0);
     zsock_set_linger (self->router, 0);
     zsock_set_linger (self->sub, 0);

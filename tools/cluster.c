@@ -56,6 +56,7 @@ static const bs_setting_t s_table [] = {
     { "gateway-host",   "127.0.0.1", "address the gateway listens on (\"*\": every address)", 0, 0 },
     { "backoff-max-ms", "5000",   "longest wait before restarting a node that keeps dying", BACKOFF_MIN_MS, 600000 },
     { "keys",           "",       "keys directory: every process speaks CURVE (see bookstore keygen)", 0, 0 },
+    { "insecure",       NULL,     "without keys, let broker and nodes listen on every address (passes --insecure on; anyone who reaches the ports is trusted)", 0, 0 },
     { "gateway-args",   "",       "extra arguments for the gateway, space-separated (e.g. \"--max-body 4096\")", 0, 0 },
     { "admin-token-file", "",     "the gateway's admin token (default: DIR/admin-token, made when missing)", 0, 0 },
     { "etcd",           "",       "etcd's client URLs, comma-separated, for the partition map (empty: start one etcd member, data in DIR/etcd, on base-port + 90 and + 91)", 0, 0 },
@@ -233,12 +234,18 @@ s_exists (const char *path)
     return access (path, F_OK) == 0;
 }
 
-//  With a keys directory every child speaks CURVE
+static bool s_insecure;         //  --insecure: passed on to broker and nodes
+
+//  With a keys directory every child speaks CURVE; without, it listens on
+//  loopback alone unless the launcher was told --insecure
 static void
 s_add_keys (child_t *child, const char *keys)
 {
     if (*keys)
         s_add_args (child, "--keys", keys, NULL);
+    else
+    if (s_insecure)
+        s_add_args (child, "--insecure", NULL);
 }
 
 //  Makes the gateway's admin token file when it does not exist: 64 random
@@ -322,6 +329,7 @@ main (int argc, char **argv)
         return 0;
     }
     int64_t port, catalogs, orders, restock, heartbeat, liveness, backoff_max, brokers;
+    s_insecure = bs_settings_flag (settings, "insecure");
     if (!bs_settings_int (settings, "base-port", &port) || !bs_settings_int (settings, "catalog", &catalogs)
     ||  !bs_settings_int (settings, "brokers", &brokers)
     ||  !bs_settings_int (settings, "backoff-max-ms", &backoff_max)
@@ -450,8 +458,10 @@ main (int argc, char **argv)
         char id [32], dir [PATH_MAX + 40], pub [64], sync [64];
         snprintf (id, sizeof id, "%s-%d", catalog? "catalog": "order", catalog? k + 1: (int) (k - catalogs + 1));
         snprintf (dir, sizeof dir, "%s/%s", s_data, id);
-        snprintf (pub, sizeof pub, "tcp://*:%d", (int) port + 10 + 2 * k);
-        snprintf (sync, sizeof sync, "tcp://*:%d", (int) port + 11 + 2 * k);
+        //  Every address with keys (or --insecure); loopback alone without
+        const char *host = *bs_settings_get (settings, "keys") || s_insecure? "*": "127.0.0.1";
+        snprintf (pub, sizeof pub, "tcp://%s:%d", host, (int) port + 10 + 2 * k);
+        snprintf (sync, sizeof sync, "tcp://%s:%d", host, (int) port + 11 + 2 * k);
         s_add (id, node_prog, "--service", catalog? "catalog": "order", "--id", id, "--data", dir,
                "--broker", node_ep, "--broker-clients", client_ep, "--heartbeat-ms", hb_s,
                "--liveness", live_s, "--pub-bind", pub, "--sync-bind", sync, NULL);
@@ -491,7 +501,10 @@ main (int argc, char **argv)
             }
             s_add ("gateway", gateway_prog, "--listen", listen, "--endpoint", client_ep,
                    "--admin-token-file", token_file, NULL);
-            s_add_keys (&s_children [s_count - 1], bs_settings_get (settings, "keys"));
+            //  A client of the broker: keys, never --insecure (its listen
+            //  address is --gateway-host)
+            if (*bs_settings_get (settings, "keys"))
+                s_add_args (&s_children [s_count - 1], "--keys", bs_settings_get (settings, "keys"), NULL);
             s_add_split (&s_children [s_count - 1], bs_settings_get (settings, "gateway-args"));
             zsys_info ("cluster: the HTTP gateway serves http://%s/ (admin token in %s)", listen, token_file);
         }

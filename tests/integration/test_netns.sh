@@ -139,12 +139,14 @@ on() { local h=$1; shift; ip netns exec "$P-$h" "$@"; }
 B=${ADDR[broker]}
 CLIENT_PORT=5555 NODE_PORT=6001 INVAL_PORT=6502 FEED_PORT=7003
 cat > "$TMP/cluster.cfg" <<EOF
-#  The test cluster: broker at $B, ports apart from the default layout
+#  The test cluster: broker at $B, ports apart from the default layout;
+#  plain mode across hosts, so broker and nodes are told --insecure
 broker
     client-bind = "tcp://*:$CLIENT_PORT"
     node-bind = "tcp://*:$NODE_PORT"
     invalidate-bind = "tcp://*:$INVAL_PORT"
     feed-bind = "tcp://*:$FEED_PORT"
+    insecure = 1
     heartbeat-ms = 100
     liveness = 10
 node
@@ -153,6 +155,7 @@ node
     invalidate = "tcp://$B:$INVAL_PORT"
     pub-bind = "tcp://*:5570"
     sync-bind = "tcp://*:5571"
+    insecure = 1
     heartbeat-ms = 100
     liveness = 10
     restock-period = 0

@@ -20,6 +20,35 @@ typedef struct {
     int command;
 } got_t;
 
+//  The routing id the broker gave the node's connection, per broker socket
+//  (nodes set none: the broker's ROUTER chooses one per connection)
+static struct {
+    zsock_t *broker;
+    uint8_t id [256];
+    size_t size;
+} s_ids [4];
+
+static void
+s_remember_id (zsock_t *broker, zframe_t *id)
+{
+    int slot = 0;
+    while (slot < 3 && s_ids [slot].broker && s_ids [slot].broker != broker)
+        slot++;
+    s_ids [slot].broker = broker;
+    s_ids [slot].size = zframe_size (id) < sizeof s_ids [slot].id? zframe_size (id): sizeof s_ids [slot].id;
+    memcpy (s_ids [slot].id, zframe_data (id), s_ids [slot].size);
+}
+
+//  Adds the routing id of the node's connection at broker to msg
+static void
+s_add_node_id (zmsg_t *msg, zsock_t *broker)
+{
+    int slot = 0;
+    while (slot < 3 && s_ids [slot].broker != broker)
+        slot++;
+    zmsg_addmem (msg, s_ids [slot].id, s_ids [slot].broker == broker? s_ids [slot].size: 0);
+}
+
 //  Runs the worker's loop for up to ms, as nodes/main.c does, and returns
 //  as soon as the broker socket has a message; then reads it into got.
 //  False when nothing came.
@@ -50,6 +79,7 @@ s_pump (mdpworker_t *worker, zsock_t *broker, int ms, got_t *got)
         }
         if (broker && (items [1].revents & ZMQ_POLLIN)) {
             zmsg_t *msg = zmsg_recv (broker);
+            s_remember_id (broker, zmsg_first (msg));
             char *id = zmsg_popstr (msg);
             zframe_t *empty = zmsg_pop (msg);
             char *proto = zmsg_popstr (msg);
@@ -90,7 +120,7 @@ static bool
 s_say (zsock_t *broker, int command, const char *extra)
 {
     zmsg_t *msg = zmsg_new ();
-    zmsg_addstr (msg, "node-1");
+    s_add_node_id (msg, broker);
     zmsg_addmem (msg, "", 0);
     zmsg_addstr (msg, BS_MDPW);
     uint8_t byte = (uint8_t) command;
@@ -173,7 +203,7 @@ test_backup_moves_on (void)
     CHECK (mdpworker_broker_index (worker) == 1);
     //  A request is answered there
     zmsg_t *msg = zmsg_new ();
-    zmsg_addstr (msg, "node-1");
+    s_add_node_id (msg, b);
     zmsg_addmem (msg, "", 0);
     zmsg_addstr (msg, BS_MDPW);
     uint8_t request = BS_MDPW_REQUEST;

@@ -126,6 +126,31 @@ test_binary_identity (void)
     workers_destroy (&workers);
 }
 
+//  Each registration has a serial of its own, a re-registration too; a
+//  displaced record (its node registered from another connection) is
+//  forgotten at the next workers_forget, the other dead ones are kept
+static void
+test_registrations_and_displacement (void)
+{
+    workers_t *workers = workers_new ();
+    worker_t *a = workers_register (workers, "conn-a", 6, "catalog", "catalog-1");
+    uint64_t first = a->serial;
+    a = workers_register (workers, "conn-a", 6, "catalog", "catalog-1");
+    CHECK (a->serial != first && a->serial != 0);
+    worker_t *b = workers_register (workers, "conn-b", 6, "catalog", "catalog-1");
+    CHECK (b->serial != a->serial && b->serial != first);
+    CHECK (workers_id_holder (workers, "catalog-1", "conn-b", 6) == a);
+    worker_t *c = workers_register (workers, "conn-c", 6, "order", "order-1");
+    workers_displace (a, 1000);
+    workers_declare_dead (c, 1000);
+    CHECK (!a->alive && workers_id_holder (workers, "catalog-1", "conn-b", 6) == NULL);
+    CHECK (workers_forget (workers, 1001) == 1);
+    CHECK (workers_size (workers) == 2);
+    CHECK (workers_find (workers, "conn-a", 6) == NULL);
+    CHECK (workers_find (workers, "conn-c", 6) != NULL);
+    workers_destroy (&workers);
+}
+
 int
 main (void)
 {
@@ -134,5 +159,6 @@ main (void)
     RUN (test_dead_workers_are_skipped);
     RUN (test_dead_workers_are_forgotten);
     RUN (test_binary_identity);
+    RUN (test_registrations_and_displacement);
     return DONE ();
 }
