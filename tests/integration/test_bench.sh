@@ -31,6 +31,8 @@ check_run() {
     fi
     check "$name: some operations were measured" jqe '.ops > 0 and .ops_per_s > 0 and .seconds > 0' <<< "$out"
     check "$name: no errors" jqe '.errors == 0 and .timeouts == 0' <<< "$out"
+    jqe '.errors == 0 and .timeouts == 0' <<< "$out" \
+        || log "$name: $(jq -c 'with_entries(select(.key | test("error|timeout|retr")))' <<< "$out" 2> /dev/null)"
     check "$name: p50 <= p90 <= p99 <= p99.9 <= max" \
         jqe '.p50_us > 0 and .p50_us <= .p90_us and .p90_us <= .p99_us and .p99_us <= .p999_us and .p999_us <= .max_us' <<< "$out"
 }
