@@ -50,6 +50,28 @@ bs_monitor_socket (bs_monitor_t *self)
 }
 
 bool
+bs_monitor_track (bs_monitor_t *self, const char *endpoint, bool *connected, bool *lost)
+{
+    bool dropped = false;
+    bs_monitor_event_t event;
+    while (bs_monitor_next (self, &event)) {
+        if (strcmp (event.endpoint, endpoint) != 0)
+            continue;
+        if (event.event == ZMQ_EVENT_DISCONNECTED)
+            dropped = *lost = true;
+        else
+        if (event.event == ZMQ_EVENT_CONNECTED) {
+            *lost = false;
+            *connected = true;
+        }
+        else
+        if (event.event == ZMQ_EVENT_CONNECT_RETRIED && !*connected)
+            dropped = *lost = true;
+    }
+    return dropped;
+}
+
+bool
 bs_monitor_next (bs_monitor_t *self, bs_monitor_event_t *event)
 {
     //  [event: uint16, value: uint32] [endpoint]

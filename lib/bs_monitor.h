@@ -33,4 +33,13 @@ void *bs_monitor_socket (bs_monitor_t *self);
 //  The next event waiting, without blocking; false when none is
 bool bs_monitor_next (bs_monitor_t *self, bs_monitor_event_t *event);
 
+//  A client's view of the broker it uses (a monitor of CONNECTED,
+//  DISCONNECTED and CONNECT_RETRIED): reads every event waiting, counting
+//  only those of endpoint (one we moved away from may still report its
+//  connection's end).  *connected: that connection was ever made; *lost:
+//  it is down.  True when it dropped, or was refused before it ever took
+//  us (that broker is down: a client started while the first broker of a
+//  pair is away).
+bool bs_monitor_track (bs_monitor_t *self, const char *endpoint, bool *connected, bool *lost);
+
 #endif

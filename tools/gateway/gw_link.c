@@ -281,25 +281,8 @@ gw_link_endpoint (gw_link_t *self)
 static bool
 s_read_events (gw_link_t *self)
 {
-    if (!self->monitor)
-        return false;
-    bool dropped = false;
-    bs_monitor_event_t event;
-    while (bs_monitor_next (self->monitor, &event)) {
-        if (strcmp (event.endpoint, bs_endpoints_current (self->endpoints)) != 0)
-            continue;
-        if (event.event == ZMQ_EVENT_DISCONNECTED)
-            dropped = self->lost = true;
-        else
-        if (event.event == ZMQ_EVENT_CONNECTED) {
-            self->lost = false;
-            self->connected = true;
-        }
-        else
-        if (event.event == ZMQ_EVENT_CONNECT_RETRIED && !self->connected)
-            dropped = self->lost = true;
-    }
-    return dropped;
+    return self->monitor
+        && bs_monitor_track (self->monitor, bs_endpoints_current (self->endpoints), &self->connected, &self->lost);
 }
 
 //  Moves to the next broker of the pair and resends every request under
