@@ -93,6 +93,23 @@ bs_start_cluster() {
     fi
 }
 
+#  A broker pair (after bs_start_cluster --brokers 2): EP1 and EP2, each
+#  broker's client endpoint, and BS_ENDPOINTS both, for every later call
+bs_use_pair() {
+    EP1=tcp://127.0.0.1:$BS_PORT
+    EP2=tcp://127.0.0.1:$((BS_PORT + 5))
+    BS_ENDPOINTS=$EP1,$EP2
+}
+#  one ENDPOINTS ARGS...: the CLI against those brokers only
+one() { local ep=$1; shift; "$BS_BIN/bookstore" --endpoint "$ep" "$@"; }
+endpoint_of() { [ "$1" = broker-1 ] && echo "$EP1" || echo "$EP2"; }
+other_of() { [ "$1" = broker-1 ] && echo broker-2 || echo broker-1; }
+#  believes_active ID: that broker's own status says it is the active one
+believes_active() {
+    one "$(endpoint_of "$1")" --json --attempts 1 --timeout-ms 500 --node "$1" status 2> /dev/null \
+        | bs_holds "[.brokers[] | select(.id == \"$1\" and .active)] | length == 1"
+}
+
 #  Every process of the cluster is still running
 bs_all_running() {
     local f

@@ -12,10 +12,7 @@ bs_plan 26
 CUT=$BS_TMP/peer-link-cut
 #  No periodic restocks: the audit accounts for every copy
 bs_start_cluster --brokers 2 --restock-period 0 --broker-args "--test-peer-mute-file $CUT"
-EP1=tcp://127.0.0.1:$BS_PORT
-EP2=tcp://127.0.0.1:$((BS_PORT + 5))
-BS_ENDPOINTS=$EP1,$EP2
-one() { local ep=$1; shift; "$BS_BIN/bookstore" --endpoint "$ep" "$@"; }
+bs_use_pair
 #  brokers ENDPOINT: that broker's own view of the pair ("broker@<id>", as
 #  a plain status goes to the active one), "id:state ..." sorted
 brokers() {

@@ -15,20 +15,10 @@
 source "$(dirname "$0")/lib.sh"
 bs_plan 6
 bs_start_cluster --brokers 2 --restock-period 0
-EP1=tcp://127.0.0.1:$BS_PORT
-EP2=tcp://127.0.0.1:$((BS_PORT + 5))
-BS_ENDPOINTS=$EP1,$EP2
-one() { local ep=$1; shift; "$BS_BIN/bookstore" --endpoint "$ep" "$@"; }
-endpoint_of() { [ "$1" = broker-1 ] && echo "$EP1" || echo "$EP2"; }
-other_of() { [ "$1" = broker-1 ] && echo broker-2 || echo broker-1; }
+bs_use_pair
 #  serves ID: that broker, asked alone, answers a lookup
 serves() {
     one "$(endpoint_of "$1")" --json --attempts 1 --timeout-ms 1000 lookup 666 2> /dev/null | bs_holds .ok
-}
-#  is_active ID: that broker's own status says it is the active one
-is_active() {
-    one "$(endpoint_of "$1")" --json --attempts 1 --timeout-ms 500 --node "$1" status 2> /dev/null \
-        | bs_holds "[.brokers[] | select(.id == \"$1\" and .active)] | length == 1"
 }
 
 check "the pair settles: one broker active, the other passive" bs_wait_pair 20
@@ -44,7 +34,7 @@ for round in $(seq 1 20); do
     kill -STOP "$pid"
     #  It takes over by Binary Star's rules, then serves once the paused
     #  broker's lease has run out in etcd
-    if ! until_true 20 eval "is_active $other && serves $other"; then
+    if ! until_true 20 eval "believes_active $other && serves $other"; then
         kill -CONT "$pid"
         log "round $round: $other did not take over"
         continue

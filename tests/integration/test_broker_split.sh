@@ -13,17 +13,7 @@ source "$(dirname "$0")/lib.sh"
 bs_plan 9
 CUT=$BS_TMP/peer-link-cut
 bs_start_cluster --brokers 2 --restock-period 0 --broker-args "--test-peer-mute-file $CUT"
-EP1=tcp://127.0.0.1:$BS_PORT
-EP2=tcp://127.0.0.1:$((BS_PORT + 5))
-BS_ENDPOINTS=$EP1,$EP2
-one() { local ep=$1; shift; "$BS_BIN/bookstore" --endpoint "$ep" "$@"; }
-endpoint_of() { [ "$1" = broker-1 ] && echo "$EP1" || echo "$EP2"; }
-other_of() { [ "$1" = broker-1 ] && echo broker-2 || echo broker-1; }
-#  believes_active ID: that broker's own status says it is active
-believes_active() {
-    one "$(endpoint_of "$1")" --json --attempts 1 --timeout-ms 500 --node "$1" status 2> /dev/null \
-        | bs_holds "[.brokers[] | select(.id == \"$1\" and .active)] | length == 1"
-}
+bs_use_pair
 serves() { one "$(endpoint_of "$1")" --json --attempts 1 --timeout-ms 2000 lookup 9000 2> /dev/null | bs_holds .ok; }
 
 check "the pair settles" bs_wait_pair 20
