@@ -76,9 +76,15 @@ lease_next (lease_t *self, bool want, int64_t now)
     else
     if (!self->holding && now >= self->next_campaign)
         ask = LEASE_ASK_CAMPAIGN;
-    if (ask == LEASE_ASK_CAMPAIGN)
-        snprintf (self->value, sizeof self->value, "{\"endpoint\":\"%s\",\"id\":\"%s\",\"lease\":%lld}",
-                  self->endpoint, self->id, (long long) self->lease);
+    if (ask == LEASE_ASK_CAMPAIGN) {
+        //  jansson escapes what an endpoint or id may hold
+        json_t *value = json_pack ("{s:s, s:s, s:I}", "endpoint", self->endpoint, "id", self->id,
+                                   "lease", (json_int_t) self->lease);
+        char *text = value? json_dumps (value, JSON_COMPACT | JSON_SORT_KEYS): NULL;
+        snprintf (self->value, sizeof self->value, "%s", text? text: "{}");
+        free (text);
+        json_decref (value);
+    }
     if (ask != LEASE_IDLE) {
         self->out = ask;
         self->sent_at = now;
