@@ -67,6 +67,8 @@ struct _broker_t {
     peer_t *peer;               //  the other broker of a pair, if any
     fence_t *fence;             //  with etcd: the active broker's lease
     bool serving;               //  ...held and provably valid (last seen)
+    uint32_t serving_round;     //  counts the changes of serving: a reply to
+                                //  a request of another round is not cached
     int expected_nodes;         //  after a takeover: nodes the peer served
     char expected_primary [BS_ID_MAX + 1];  //  ...and its catalog primary
     int64_t next_assign;        //  periodic refresh of the partition map
@@ -392,6 +394,7 @@ s_fenced (broker_t *self)
     bool serving = fence_serving (self->fence, zclock_mono ());
     if (serving != self->serving) {
         self->serving = serving;
+        self->serving_round++;
         cache_clear (self->cache);
         self->cache_ready = false;
         if (serving)
@@ -738,6 +741,7 @@ s_client_message (broker_t *self)
         memcpy (req->cache_key, key, key_size);
         req->cache_key_size = (uint8_t) key_size;
         req->cache_epoch = self->catalog_epoch;
+        req->cache_round = self->serving_round;
     }
     snprintf (req->target, sizeof req->target, "%s", target);
     req->created = zclock_mono ();
@@ -943,7 +947,9 @@ s_node_reply (broker_t *self, worker_t *w, zmq_msg_t *frames, int total)
         w->served++;
     if (!req->worker)
         requests_unqueue (self->requests, index);
-    if (req->cacheable)
+    //  A read that was under way while the broker lost its lease (another
+    //  broker may have served writes since) is answered, not cached
+    if (req->cacheable && req->cache_round == self->serving_round)
         cache_io_fill (self->cache, self->options.cache_ttl_ms, self->catalog_epoch, req, w, &frames [6]);
     char service [REQUEST_SERVICE_MAX];
     wire_to_client (req->from_node? self->node_sock: self->client_sock, &req->client,

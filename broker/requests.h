@@ -66,6 +66,7 @@ typedef struct {
     uint8_t cache_key_size;
     uint8_t cache_key [CACHE_KEY_MAX];
     uint64_t cache_epoch;
+    uint32_t cache_round;       //  the broker's serving round it was read in
     uint64_t client_key;        //  its client's quota
 } request_t;
 
