@@ -44,6 +44,8 @@ static const char *s_usage_text =
     "  status                                 the cluster's nodes (and brokers, of a pair)\n"
     "  keygen DIR [nodes/ID|admins/NAME|clients/NAME ...]\n"
     "                                         write CURVE certificates into DIR\n"
+    "  keys-export DIR NAME OUT               OUT gets what the process NAME needs: every\n"
+    "                                         public certificate and NAME's secret alone\n"
     "The endpoint may also come from BOOKSTORE_ENDPOINT.  With a Binary Star pair of\n"
     "brokers give both, comma-separated (the primary first): the request goes to the\n"
     "active one, and is sent to the other, with the same request id, when it fails.\n";
@@ -247,6 +249,23 @@ s_keygen (bs_settings_t *settings)
     return 0;
 }
 
+//  keys-export DIR NAME OUT: one process's view of the keys directory
+static int
+s_keys_export (bs_settings_t *settings)
+{
+    if (bs_settings_argc (settings) != 4)
+        return s_fail (EXIT_USAGE, "usage", "keys-export takes DIR NAME OUT");
+    char reason [1200];
+    if (!bs_keys_export (bs_settings_arg (settings, 1), bs_settings_arg (settings, 2), bs_settings_arg (settings, 3),
+                         reason, sizeof reason))
+        return s_fail (EXIT_USAGE, "bad_value", reason);
+    if (s_json)
+        printf ("{\"ok\":true}\n");
+    else
+        printf ("%s holds the keys of %s\n", bs_settings_arg (settings, 3), bs_settings_arg (settings, 2));
+    return 0;
+}
+
 static int
 s_run (bs_settings_t *settings)
 {
@@ -258,6 +277,8 @@ s_run (bs_settings_t *settings)
     }
     if (strcmp (name, "keygen") == 0)
         return s_keygen (settings);
+    if (strcmp (name, "keys-export") == 0)
+        return s_keys_export (settings);
     const command_t *cmd = NULL;
     for (size_t i = 0; i < sizeof s_commands / sizeof s_commands [0]; i++)
         if (strcmp (s_commands [i].name, name) == 0)
