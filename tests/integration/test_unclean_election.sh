@@ -14,17 +14,12 @@
 source "$(dirname "$0")/lib.sh"
 bs_plan 14
 bs_start_cluster --restock-period 0
-ETCD=http://127.0.0.1:$((BS_PORT + 90))
-KEY=/bookstore/default/partitions/catalog
-meta() { etcdctl --endpoints "$ETCD" --command-timeout 2s get --print-value-only "$KEY" 2> /dev/null; }
-meta_holds() { meta | bs_holds "$1"; }
-waiting() { grep -c "no live member of the in-sync set of catalog" "$BS_TMP/cluster.log"; }
-unclean() { "$BS_BIN/bookstore" --etcd "$ETCD" --json unclean-election "$@"; }
+unclean() { "$BS_BIN/bookstore" --etcd "$(bs_etcd_url)" --json unclean-election "$@"; }
 
 check "etcd holds the catalog's map with both replicas in sync" \
-    until_true 15 meta_holds '.primary as $p | .epoch >= 1 and (.insync | length) == 2 and any(.insync[]; . == $p)'
-primary=$(meta | jq -r .primary)
-epoch=$(meta | jq -r .epoch)
+    until_true 15 bs_meta_holds '.primary as $p | .epoch >= 1 and (.insync | length) == 2 and any(.insync[]; . == $p)'
+primary=$(bs_meta | jq -r .primary)
+epoch=$(bs_meta | jq -r .epoch)
 follower=$( [ "$primary" = catalog-1 ] && echo catalog-2 || echo catalog-1 )
 cost=$(bs --json lookup 666 | jq .cost)
 log "primary $primary at epoch $epoch, follower $follower, cost $cost"
@@ -33,22 +28,22 @@ log "primary $primary at epoch $epoch, follower $follower, cost $cost"
 out=$(unclean --wait-ms 1500 catalog); rc=$?
 check "with the primary alive the request deposes nobody: an error that says why" \
     eval "[ $rc = 3 ] && bs_holds '.error == \"unavailable\" and (.message | test(\"no broker elected\"))' <<< '$out' \
-          && meta_holds '.primary == \"$primary\" and .epoch == $epoch'"
+          && bs_meta_holds '.primary == \"$primary\" and .epoch == $epoch'"
 check "...and the request is withdrawn, so it cannot fire when the in-sync set is lost later" \
-    test "$(etcdctl --endpoints "$ETCD" get --keys-only "$KEY/unclean" | grep -c unclean)" = 0
+    test "$(etcdctl --endpoints "$(bs_etcd_url)" get --keys-only "$BS_MAP_KEY/unclean" | grep -c unclean)" = 0
 
 #  The follower goes down (held down by the launcher) and leaves the
 #  in-sync set; the primary acknowledges a price alone, then hangs; the
 #  follower comes back without that price
 touch "$BS_DATA/hold/$follower"
 kill -KILL "$(bs_pid "$follower")"
-check "the dead follower leaves the in-sync set" until_true 15 meta_holds ".insync == [\"$primary\"]"
+check "the dead follower leaves the in-sync set" until_true 15 bs_meta_holds ".insync == [\"$primary\"]"
 check "the lone primary acknowledges a price" bs_holds '.ok' <<< "$(bs --json --timeout-ms 5000 set-price 666 77)"
-before=$(waiting)
+before=$(bs_waits_said)
 kill -STOP "$(bs_pid "$primary")"
 rm "$BS_DATA/hold/$follower"
 check "the catalog waits for its in-sync set instead of electing the follower" \
-    until_true 15 eval '[ "$(waiting)" -gt "$before" ]'
+    until_true 15 eval '[ "$(bs_waits_said)" -gt "$before" ]'
 out=$(bs --json --timeout-ms 800 --attempts 1 set-price 666 5)
 check "...so writes are not taken" bs_holds '.ok | not' <<< "$out"
 
@@ -56,7 +51,7 @@ check "...so writes are not taken" bs_holds '.ok | not' <<< "$out"
 out=$(unclean catalog); rc=$?
 check "unclean-election elects the live follower at the next epoch" \
     eval "[ $rc = 0 ] && bs_holds '.ok and .primary == \"$follower\" and .epoch == $((epoch + 1)) and .old_epoch == $epoch' <<< '$out'"
-check "etcd names it alone in the in-sync set" meta_holds ".primary == \"$follower\" and .insync == [\"$follower\"]"
+check "etcd names it alone in the in-sync set" bs_meta_holds ".primary == \"$follower\" and .insync == [\"$follower\"]"
 check "the broker said what is lost" grep -q "unclean election of catalog, as an operator asked: $follower" "$BS_TMP/cluster.log"
 check "the price only the old primary held is gone, as the command warned" \
     until_true 10 eval "bs --json --timeout-ms 2000 lookup 666 | bs_holds '.ok and .cost == $cost'"
