@@ -1,5 +1,6 @@
 /*  controller - partition map, elections and the confirmed in-sync sets  */
 #include "controller.h"
+#include "bs_sizes.h"
 #include "bs_idlist.h"
 #include "election.h"
 
@@ -10,16 +11,16 @@
 #define ELECTED_PARTITION "catalog"
 
 typedef struct {
-    char name [65];
-    char service [33];
+    char name [BS_ID_MAX + 1];
+    char service [BS_SERVICE_MAX + 1];
     bool elected;               //  the controller chooses its primary
     uint64_t epoch;
-    char primary [65];          //  "" when none
+    char primary [BS_ID_MAX + 1];  //  "" when none
     char insync [512];          //  confirmed in-sync followers
     bool insync_known;          //  false until a primary reported (fresh broker)
-    char source [65];
-    char pub [257], sync [257];
-    char last_primary [65];     //  it holds every write it acknowledged
+    char source [BS_ID_MAX + 1];
+    char pub [BS_ENDPOINT_MAX + 1], sync [BS_ENDPOINT_MAX + 1];
+    char last_primary [BS_ID_MAX + 1];  //  it holds every write it acknowledged
     uint64_t max_epoch;         //  the highest epoch any node reported or we gave
     uint64_t isr_version;       //  insync was built from the primary's
                                 //  report of this version (0: none)
