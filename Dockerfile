@@ -1,5 +1,6 @@
 #  One image for every role of the store: broker, catalog node, order node,
-#  HTTP gateway, monitor and command-line client, chosen by the command
+#  HTTP gateway, monitor, command-line client, and the control plane's etcd
+#  member (Debian's etcd-server), chosen by the command
 #  (etc/docker-entrypoint.sh):
 #
 #    docker run bookstore broker
@@ -30,6 +31,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         libczmq4 libzmq5 liblmdb0 libmsgpackc2 libmicrohttpd12 libjansson4 libcurl4 \
+        etcd-server \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt/* /var/log/dpkg.log \
  && groupadd --system --gid 10001 bookstore \
  && useradd --system --uid 10001 --gid bookstore --home-dir /data --no-create-home \
@@ -46,8 +48,8 @@ USER bookstore
 WORKDIR /data
 VOLUME /data
 #  Broker: clients, nodes, cache invalidations, feed.  Nodes: replication
-#  log and fetches.  Gateway: HTTP.
-EXPOSE 5555 5556 5557 5558 5570 5571 8080
+#  log and fetches.  Gateway: HTTP.  etcd: clients, peers.
+EXPOSE 5555 5556 5557 5558 5570 5571 8080 2379 2380
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 CMD ["bookstore-healthcheck"]
 ENTRYPOINT ["docker-entrypoint.sh"]
 CMD ["help"]

@@ -94,6 +94,9 @@ bins: $(addprefix $(BINDIR)/,$(PROGRAMS)) $(UNIT_TESTS) $(TEST_HELPERS)
 
 #  Unit tests reach into the broker's and nodes' modules
 $(OUT)/obj/tests/%.o: CFLAGS += -Ibroker -Inodes
+#  The CLI's unclean-election reads and writes the catalog's map as the
+#  broker's election module defines it
+$(OUT)/obj/tools/bookstore.o: CFLAGS += -Ibroker
 
 $(OUT)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -109,7 +112,7 @@ $(LIB) $(BROKER_LIB) $(NODE_LIB):
 
 $(BINDIR)/bookstore-broker: $(call obj,broker/main.c) $(BROKER_LIB) $(LIB)
 $(BINDIR)/bookstore-node: $(call obj,nodes/main.c) $(NODE_LIB) $(LIB)
-$(BINDIR)/bookstore: $(call obj,tools/bookstore.c) $(LIB)
+$(BINDIR)/bookstore: $(call obj,tools/bookstore.c broker/election.c) $(LIB)
 $(BINDIR)/bookstore-cluster: $(call obj,tools/cluster.c) $(LIB)
 $(BINDIR)/bookstore-monitor: $(call obj,tools/monitor.c) $(LIB)
 $(BINDIR)/bookstore-bench: $(call obj,tools/bench.c $(wildcard tools/bench/*.c)) $(LIB)

@@ -1,5 +1,6 @@
 /*  controller - partition map, elections and the confirmed in-sync sets  */
 #include "controller.h"
+#include "bs_sizes.h"
 #include "bs_idlist.h"
 #include "election.h"
 
@@ -10,16 +11,16 @@
 #define ELECTED_PARTITION "catalog"
 
 typedef struct {
-    char name [65];
-    char service [33];
+    char name [BS_ID_MAX + 1];
+    char service [BS_SERVICE_MAX + 1];
     bool elected;               //  the controller chooses its primary
     uint64_t epoch;
-    char primary [65];          //  "" when none
+    char primary [BS_ID_MAX + 1];  //  "" when none
     char insync [512];          //  confirmed in-sync followers
     bool insync_known;          //  false until a primary reported (fresh broker)
-    char source [65];
-    char pub [257], sync [257];
-    char last_primary [65];     //  it holds every write it acknowledged
+    char source [BS_ID_MAX + 1];
+    char pub [BS_ENDPOINT_MAX + 1], sync [BS_ENDPOINT_MAX + 1];
+    char last_primary [BS_ID_MAX + 1];  //  it holds every write it acknowledged
     uint64_t max_epoch;         //  the highest epoch any node reported or we gave
     uint64_t isr_version;       //  insync was built from the primary's
                                 //  report of this version (0: none)
@@ -49,13 +50,20 @@ struct _controller_t {
     int64_t retry_at;           //  after a failure, not before this
     bool dirty;                 //  a store answer changed the map
     bool waiting_logged;
+    uint64_t unclean_epoch;     //  an operator asked for an unclean
+                                //  election at this epoch (0: none)
+    int64_t reread_at;          //  while waiting: when to look for one
 };
 
 //  Tags: the generation in the high bits, what was asked in the low ones
 #define TAG_READ 1
 #define TAG_WRITE 2
 #define STORE_KEY "partitions/" ELECTED_PARTITION
+#define UNCLEAN_KEY STORE_KEY "/unclean"
 #define STORE_RETRY_MS 200
+//  While the partition waits for its in-sync set, the map is read again
+//  this often: an operator's unclean election request is seen that soon
+#define WAITING_REREAD_MS 1000
 //  Candidates considered in one election (every live replica, in practice)
 #define WORKERS_LIMIT_FOR_ELECTION 64
 
@@ -299,8 +307,10 @@ s_update_stored (controller_t *self, cpart_t *part, workers_t *workers)
     if (base.epoch == 0 && highest_reported > 0)
         base.epoch = highest_reported;
     election_verdict_t verdict = ELECTION_WAIT;
+    //  Only an operator's request for this very epoch makes it unclean
+    bool unclean = self->unclean_epoch && self->unclean_epoch == self->meta.epoch;
     if (!self->pending && now >= self->retry_at && now >= self->settle_until)
-        verdict = election_decide (&base, live, count, false, &next);
+        verdict = election_decide (&base, live, count, unclean, &next);
     else
     if (self->meta.epoch > 0)
         for (size_t i = 0; i < count; i++)
@@ -311,6 +321,22 @@ s_update_stored (controller_t *self, cpart_t *part, workers_t *workers)
         if (next.epoch >= BS_EPOCH_MAX - 1)
             zsys_error ("broker: cannot elect a primary of %s: its epochs have reached the ceiling (%llu)",
                         part->name, (unsigned long long) base.epoch);
+        else
+        if (unclean && !election_insync_has (&self->meta, next.primary)) {
+            const election_candidate_t *chosen = NULL;
+            for (size_t i = 0; i < count; i++)
+                if (strcmp (live [i].id, next.primary) == 0)
+                    chosen = &live [i];
+            char members [512];
+            s_committed_followers (self, members, sizeof members);
+            zsys_warning ("broker: unclean election of %s, as an operator asked: %s (its last entry: epoch %llu, "
+                          "seq %llu) leads at epoch %llu alone; every write the in-sync set (%s%s%s) "
+                          "acknowledged beyond that entry is lost", part->name, next.primary,
+                          (unsigned long long) (chosen? chosen->last_epoch: 0),
+                          (unsigned long long) (chosen? chosen->last_seq: 0), (unsigned long long) next.epoch,
+                          self->meta.primary, *members? ",": "", members);
+            s_store_write (self, &next, 0, "an operator asked for an unclean election");
+        }
         else
             s_store_write (self, &next, 0, "the primary is gone");
         changed |= s_set (part->primary, sizeof part->primary, "");
@@ -324,6 +350,12 @@ s_update_stored (controller_t *self, cpart_t *part, workers_t *workers)
                           "for one; electing another could lose acknowledged writes",
                           part->name, self->meta.primary, *members? ",": "", members);
             self->waiting_logged = true;
+        }
+        //  Look again now and then: an operator may ask for an unclean
+        //  election, or another broker may have elected meanwhile
+        if (!self->pending && self->meta.epoch > 0 && now >= self->settle_until && now >= self->reread_at) {
+            self->reread_at = now + WAITING_REREAD_MS;
+            s_store_read (self);
         }
         changed |= s_set (part->primary, sizeof part->primary, "");
         return changed;
@@ -399,7 +431,14 @@ controller_on_store (controller_t *self, ctlplane_result_t *result)
         election_meta_t meta;
         memset (&meta, 0, sizeof meta);
         int64_t revision = 0;
+        uint64_t unclean_epoch = 0;
         for (size_t index = 0; index < result->count; index++) {
+            if (strcmp (result->keys [index], UNCLEAN_KEY) == 0) {
+                char reason [200];
+                if (!election_unclean_decode (result->values [index], &unclean_epoch, reason, sizeof reason))
+                    zsys_warning ("broker: ignored %s%s: %s", ctlplane_prefix (self->store), UNCLEAN_KEY, reason);
+                continue;
+            }
             if (strcmp (result->keys [index], STORE_KEY) != 0)
                 continue;
             char reason [200];
@@ -422,6 +461,10 @@ controller_on_store (controller_t *self, ctlplane_result_t *result)
         self->meta = meta;
         self->revision = revision;
         self->state = STORE_KNOWN;
+        if (unclean_epoch && unclean_epoch == meta.epoch && unclean_epoch != self->unclean_epoch)
+            zsys_warning ("broker: an operator asked for an unclean election of %s at epoch %llu",
+                          ELECTED_PARTITION, (unsigned long long) unclean_epoch);
+        self->unclean_epoch = unclean_epoch;
         changed = true;
     }
     else

@@ -204,3 +204,29 @@ election_meta_decode (const char *text, election_meta_t *meta, char *reason, siz
         reason [0] = 0;
     return true;
 }
+
+char *
+election_unclean_encode (uint64_t epoch)
+{
+    json_t *object = json_pack ("{s:I}", "epoch", (json_int_t) epoch);
+    char *text = json_dumps (object, JSON_COMPACT);
+    json_decref (object);
+    return text;
+}
+
+bool
+election_unclean_decode (const char *text, uint64_t *epoch, char *reason, size_t reason_size)
+{
+    *epoch = 0;
+    json_error_t error;
+    json_t *object = json_loads (text? text: "", JSON_REJECT_DUPLICATES, &error);
+    if (!json_is_object (object))
+        REFUSE ("not a JSON object: %s", error.text);
+    json_t *value = json_object_get (object, "epoch");
+    if (json_object_size (object) != 1 || !json_is_integer (value) || json_integer_value (value) < 1
+    ||  json_integer_value (value) > COUNTER_MAX)
+        REFUSE ("an unclean election request is {\"epoch\": N}, N the epoch whose in-sync set is gone");
+    *epoch = (uint64_t) json_integer_value (value);
+    json_decref (object);
+    return true;
+}

@@ -101,6 +101,14 @@ bool election_expand (const election_meta_t *meta, const char *follower, electio
 //  The meta as JSON text (the caller frees it with free)
 char *election_meta_encode (const election_meta_t *meta);
 
+//  An operator's request for an unclean election, stored beside the meta
+//  (<partition key>/unclean) as {"epoch":N}: it holds only while the meta
+//  is still at epoch N, so a request an election has answered, or one
+//  made before another broker elected someone, never forces a second.
+//  The caller frees what encode returns; decode refuses anything else.
+char *election_unclean_encode (uint64_t epoch);
+bool election_unclean_decode (const char *text, uint64_t *epoch, char *reason, size_t reason_size);
+
 //  Parses and checks a stored value.  Returns false, with a sentence in
 //  reason (of reason_size bytes), when it is not a valid meta.
 bool election_meta_decode (const char *text, election_meta_t *meta,

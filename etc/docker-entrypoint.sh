@@ -10,6 +10,7 @@
 #    monitor [flags]   bookstore-monitor
 #    cli     [args]    bookstore (the command-line client)
 #    cluster [flags]   bookstore-cluster: a whole cluster in one container
+#    etcd    [flags]   an etcd member of the control plane (etcd-server)
 #    help              this text
 #  Anything else is run as a command.
 #
@@ -22,6 +23,14 @@
 #                       --pub-endpoint/--sync-endpoint when others know the
 #                       node under another name
 #    gateway            listens on every address, port 8080
+#    etcd               one member named after the container's host name,
+#                       data in /data/etcd, clients on :2379 and peers on
+#                       :2380 of every address, advertised under the host
+#                       name, a cluster of itself alone; for several members
+#                       set ETCD_INITIAL_CLUSTER (and ETCD_NAME where the
+#                       host name is not the member's name): etcd reads its
+#                       ETCD_<FLAG> variables, and a default here is used
+#                       only where neither variable nor flag is given
 set -e
 
 usage() {
@@ -85,6 +94,29 @@ case $role in
     cluster)
         given data "$@" || export BOOKSTORE_DATA=/data
         set -- bookstore-cluster "$@"
+        ;;
+    etcd)
+        #  etcd refuses a flag that shadows its own ETCD_ variable, so each
+        #  default goes in only where neither the variable nor the flag is
+        #  given.  etcd_default VARIABLE FLAG VALUE
+        flags=" $*"
+        defaults=
+        etcd_default() {
+            eval "value=\${ETCD_$1:-}"
+            [ -n "$value" ] && return 0
+            case $flags in *" --$2"*) return 0 ;; esac
+            defaults="$defaults --$2=$3"
+        }
+        name=${ETCD_NAME:-$host}
+        etcd_default NAME name "$name"
+        etcd_default DATA_DIR data-dir /data/etcd
+        etcd_default LISTEN_CLIENT_URLS listen-client-urls http://0.0.0.0:2379
+        etcd_default ADVERTISE_CLIENT_URLS advertise-client-urls "http://$host:2379"
+        etcd_default LISTEN_PEER_URLS listen-peer-urls http://0.0.0.0:2380
+        etcd_default INITIAL_ADVERTISE_PEER_URLS initial-advertise-peer-urls "http://$host:2380"
+        etcd_default INITIAL_CLUSTER initial-cluster "$name=http://$host:2380"
+        # shellcheck disable=SC2086
+        set -- etcd $defaults "$@"
         ;;
     help|-h|--help)
         usage

@@ -8,6 +8,7 @@
 #    gateway  answers GET /healthz with 200 (it reached the broker)
 #    monitor  its broker answers a status request
 #    cluster  the cluster's broker answers a status request
+#    etcd     the member answers GET /health with {"health":"true"}
 #
 #  The role and the flags come from what the entry point recorded; a
 #  setting not given as a flag is read from BOOKSTORE_<NAME>, as the
@@ -85,6 +86,16 @@ case $ROLE in
         ;;
     cluster)
         ask --endpoint "tcp://127.0.0.1:$(opt base-port 5555)" status
+        ;;
+    etcd)
+        exec 3<> /dev/tcp/127.0.0.1/2379 || exit 1
+        printf 'GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+        body=$(timeout 5 cat <&3)
+        exec 3<&-
+        case $body in
+            *'"health":"true"'*) exit 0 ;;
+            *) echo "etcd: ${body:0:300}"; exit 1 ;;
+        esac
         ;;
     *)
         exit 0

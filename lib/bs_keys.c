@@ -1,7 +1,10 @@
 /*  bs_keys - certificates, CURVE sockets and a ZAP handler with roles  */
 #include "bs_keys.h"
+#include "bs_sizes.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -352,6 +355,20 @@ s_generate_one (const char *dir, const char *name)
     return 1;
 }
 
+//  "broker", or one of the three folders, a slash and a plain name
+static bool
+s_name_valid (const char *name)
+{
+    if (strcmp (name, "broker") == 0)
+        return true;
+    const char *slash = strchr (name, '/');
+    if (!slash || strchr (slash + 1, '/') || !slash [1] || slash [1] == '.' || strlen (slash + 1) > BS_ID_MAX)
+        return false;
+    size_t folder = (size_t) (slash - name);
+    return (folder == 5 && strncmp (name, "nodes", 5) == 0) || (folder == 6 && strncmp (name, "admins", 6) == 0)
+        || (folder == 7 && strncmp (name, "clients", 7) == 0);
+}
+
 int
 bs_keys_generate (const char *dir, const char **extra, int extra_count)
 {
@@ -370,10 +387,7 @@ bs_keys_generate (const char *dir, const char **extra, int extra_count)
         written += rc;
     }
     for (int i = 0; i < extra_count; i++) {
-        if (strncmp (extra [i], "nodes/", 6) != 0 && strncmp (extra [i], "admins/", 7) != 0
-        &&  strncmp (extra [i], "clients/", 8) != 0)
-            return -1;
-        if (strstr (extra [i], "..") || strchr (extra [i] + (strchr (extra [i], '/') - extra [i]) + 1, '/'))
+        if (!s_name_valid (extra [i]) || strcmp (extra [i], "broker") == 0)
             return -1;
         int rc = s_generate_one (dir, extra [i]);
         if (rc < 0)
@@ -381,4 +395,99 @@ bs_keys_generate (const char *dir, const char **extra, int extra_count)
         written += rc;
     }
     return written;
+}
+
+//  --------------------------------------------------------------------------
+//  A process's own view of the keys directory
+
+//  A directory this user made and may write; never a symlink
+static bool
+s_private_dir (const char *path)
+{
+    if (mkdir (path, 0700) != 0 && errno != EEXIST)
+        return false;
+    struct stat info;
+    return lstat (path, &info) == 0 && S_ISDIR (info.st_mode) && info.st_uid == geteuid ()
+        && chmod (path, 0700) == 0;
+}
+
+//  Copies the public certificates of one folder ("" for the broker's) and
+//  removes every secret in out's folder that is not keep's
+static bool
+s_export_folder (const char *dir, const char *folder, const char *out, const char *keep)
+{
+    char from [1100], to [1100];
+    snprintf (from, sizeof from, "%s/%s", dir, folder);
+    snprintf (to, sizeof to, "%s/%s", out, folder);
+    if (*folder && !s_private_dir (to))
+        return false;
+    //  Stale secrets first: a view made earlier for another name
+    DIR *d = opendir (to);
+    if (!d)
+        return false;
+    struct dirent *entry;
+    while ((entry = readdir (d))) {
+        size_t n = strlen (entry->d_name);
+        if (n > 7 && strcmp (entry->d_name + n - 7, "_secret") == 0) {
+            char own [1200], path [1400];
+            snprintf (own, sizeof own, "%s%s%.*s", folder, *folder? "/": "", (int) (n - 7), entry->d_name);
+            snprintf (path, sizeof path, "%s/%s", to, entry->d_name);
+            if (strcmp (own, keep) != 0 && unlink (path) != 0)
+                return closedir (d), false;
+        }
+    }
+    closedir (d);
+    d = opendir (from);
+    if (!d)
+        return !*folder;        //  a missing folder has nothing to copy
+    bool ok = true;
+    while (ok && (entry = readdir (d))) {
+        size_t n = strlen (entry->d_name);
+        if (entry->d_name [0] == '.' || (n > 7 && strcmp (entry->d_name + n - 7, "_secret") == 0)
+        ||  (!*folder && strcmp (entry->d_name, "broker") != 0))
+            continue;
+        char src [1400], dst [1400];
+        snprintf (src, sizeof src, "%s/%s", from, entry->d_name);
+        snprintf (dst, sizeof dst, "%s/%s", to, entry->d_name);
+        zcert_t *cert = zcert_load (src);
+        if (!cert)
+            continue;           //  not a certificate
+        ok = zcert_save_public (cert, dst) == 0;
+        zcert_destroy (&cert);
+    }
+    closedir (d);
+    return ok;
+}
+
+bool
+bs_keys_export (const char *dir, const char *name, const char *out, char *reason, size_t reason_size)
+{
+    if (!s_name_valid (name)) {
+        snprintf (reason, reason_size, "'%.80s' is not broker, nodes/ID, admins/NAME or clients/NAME", name);
+        return false;
+    }
+    char path [1100], secret [1200];
+    bs_keys_path (dir, name, path, sizeof path);
+    snprintf (secret, sizeof secret, "%s_secret", path);
+    zcert_t *own = zcert_load (secret);
+    if (!own) {
+        snprintf (reason, reason_size, "%.900s has no secret key for %.80s", dir, name);
+        return false;
+    }
+    static const char *folders [] = { "", "nodes", "admins", "clients", NULL };
+    errno = 0;
+    bool ok = s_private_dir (out);
+    for (int i = 0; ok && folders [i]; i++)
+        ok = s_export_folder (dir, folders [i], out, name);
+    if (ok) {
+        char to [1100], to_secret [1200];
+        bs_keys_path (out, name, to, sizeof to);
+        snprintf (to_secret, sizeof to_secret, "%s_secret", to);
+        ok = zcert_save (own, to) == 0 && chmod (to_secret, 0600) == 0;
+    }
+    zcert_destroy (&own);
+    if (!ok)
+        snprintf (reason, reason_size, "cannot write the keys of %.80s into %.900s (%s)", name, out,
+                  errno? strerror (errno): "not a private directory");
+    return ok;
 }

@@ -81,4 +81,14 @@ const char *bs_keys_role (const zmq_msg_t *msg, const char **name_p);
 //  "clients/y") add more.  Returns the number written, -1 on error.
 int bs_keys_generate (const char *dir, const char **extra, int extra_count);
 
+//  Writes into out the keys directory one process needs: every public
+//  certificate of dir, and the secret of name ("broker", "nodes/<id>",
+//  "admins/<name>" or "clients/<name>") alone, 0600 in a 0700 directory.
+//  A secret of any other name already in out is removed, so a process
+//  given out can never read another's secret key.  False, with the
+//  sentence in reason, when name is not of that form, dir lacks its
+//  secret, or out is not a directory this user can write (a symlink is
+//  refused).
+bool bs_keys_export (const char *dir, const char *name, const char *out, char *reason, size_t reason_size);
+
 #endif

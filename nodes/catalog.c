@@ -1,5 +1,6 @@
 /*  catalog - books in LMDB, written through the journal  */
 #include "catalog.h"
+#include "bs_sizes.h"
 #include "bs_settings.h"
 #include "orders.h"
 
@@ -12,7 +13,7 @@ const char *catalog_dbs [] = { "books", "by_topic", "applied", NULL };
 //  A book a write changed, for the cache's invalidation
 typedef struct {
     int64_t item;
-    char topic [65];
+    char topic [BS_TOPIC_MAX + 1];
 } touched_t;
 
 struct _catalog_t {

@@ -1,5 +1,6 @@
 /*  journal - replicated writes: record, seal into log entries, apply  */
 #include "journal.h"
+#include "bs_sizes.h"
 
 #include <czmq.h>
 #include <string.h>
@@ -7,14 +8,14 @@
 #define MAX_DBS 16
 
 typedef struct {
-    char name [33];
+    char name [BS_DB_MAX + 1];
     MDB_dbi dbi;
     unsigned flags;
     bool digest;
 } db_t;
 
 typedef struct {
-    char name [65];
+    char name [BS_ID_MAX + 1];
     //  epoch: the one this node writes (primary) or follows at, never
     //  lower than any entry's; last_epoch: the epoch of the entry at seq.
     //  Only (seq, last_epoch) names a history: a replica that was told a
@@ -220,8 +221,8 @@ journal_new (store_t *store)
         MDB_val key, value;
         int rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST);
         while (rc == 0) {
-            if (key.mv_size > 4 && memcmp (key.mv_data, "seq:", 4) == 0 && key.mv_size < 4 + 65) {
-                char name [65];
+            if (key.mv_size > 4 && memcmp (key.mv_data, "seq:", 4) == 0 && key.mv_size < 4 + BS_ID_MAX + 1) {
+                char name [BS_ID_MAX + 1];
                 memcpy (name, (char *) key.mv_data + 4, key.mv_size - 4);
                 name [key.mv_size - 4] = 0;
                 int p = s_part_get (self, name);

@@ -2,6 +2,7 @@
  *  module (nodes/node.c) runs until interrupted
  */
 #include "bs_endpoints.h"
+#include "bs_sizes.h"
 #include "bs_settings.h"
 #include "node.h"
 
@@ -151,7 +152,7 @@ main (int argc, char **argv)
         goto done;
     }
     bs_endpoints_destroy (&brokers);
-    char id [65], data [512];
+    char id [BS_ID_MAX + 1], data [512];
     if (*bs_settings_get (settings, "id"))
         snprintf (id, sizeof id, "%s", bs_settings_get (settings, "id"));
     else

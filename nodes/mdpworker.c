@@ -11,6 +11,9 @@
 #include <czmq.h>
 #include <string.h>
 
+//  Messages queued each way on the broker socket
+#define MDPWORKER_HWM  250000
+
 //  The longest a silence may last before the next try, however long the
 //  brokers stay away
 #define SILENCE_MAX_MS 8000
@@ -91,8 +94,13 @@ s_connect (mdpworker_t *self)
     self->sock = zsock_new (ZMQ_DEALER);
     zsock_set_linger (self->sock, 0);
     zsock_set_maxmsgsize (self->sock, BS_MAX_BODY + 1024);
-    zsock_set_sndhwm (self->sock, 0);
-    zsock_set_rcvhwm (self->sock, 0);
+    //  Finite queues both ways, above what the broker may have in flight
+    //  (its --max-inflight, 200,000 by default): within the broker's own
+    //  bounds nothing is dropped; past them a reply that cannot be queued
+    //  is dropped (sends never block) and its client retries, and no
+    //  broker can grow this node's memory without bound
+    zsock_set_sndhwm (self->sock, MDPWORKER_HWM);
+    zsock_set_rcvhwm (self->sock, MDPWORKER_HWM);
     //  No routing id of our own: the broker gives each connection one, so
     //  that no other connection can take ours over; READY says who we are
     //  TCP reconnects back off too, from 100 ms up to 2 s

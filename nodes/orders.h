@@ -21,8 +21,11 @@
 
 typedef struct _orders_t orders_t;
 
-//  An order id: "o" and the whole request id in hex (33 characters)
-#define ORDERS_ID_SIZE (2 + 2 * BS_RID_SIZE)
+//  An order id: "o" and 16 bytes in hex (33 characters): the request id's
+//  time prefix, then a one-way digest of the whole request id, which
+//  cannot be read back from it
+#define ORDERS_ID_BYTES 16
+#define ORDERS_ID_SIZE  (2 + 2 * ORDERS_ID_BYTES)
 void orders_id_for (const uint8_t *rid, char *order_id);
 
 //  The databases an order snapshot carries (NULL-terminated)

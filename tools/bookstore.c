@@ -8,6 +8,8 @@
 #include "bs_msg.h"
 #include "bs_request.h"
 #include "bs_settings.h"
+#include "bs_etcd.h"
+#include "election.h"
 
 #include <czmq.h>
 #include <string.h>
@@ -27,6 +29,9 @@ static const bs_setting_t s_table [] = {
     { "node",       "",     "ask this node (by id) instead of letting the broker choose", 0, 0 },
     { "keys",       "",     "keys directory of a CURVE cluster (see keygen)", 0, 0 },
     { "cert",       "",     "your certificate (default <keys>/clients/client; admins/... may change the catalog)", 0, 0 },
+    { "etcd",       "http://127.0.0.1:2379", "unclean-election: the control plane's etcd client URLs, comma-separated", 0, 0 },
+    { "cluster",    "default", "unclean-election: the cluster's name in etcd (its keys live under /bookstore/<name>/)", 0, 0 },
+    { "wait-ms",    "15000", "unclean-election: how long to wait for the election", 0, 3600000 },
     { NULL, NULL, NULL, 0, 0 }
 };
 
@@ -44,6 +49,12 @@ static const char *s_usage_text =
     "  status                                 the cluster's nodes (and brokers, of a pair)\n"
     "  keygen DIR [nodes/ID|admins/NAME|clients/NAME ...]\n"
     "                                         write CURVE certificates into DIR\n"
+    "  unclean-election catalog               when no replica of the in-sync set is alive:\n"
+    "                                         elect the most advanced live one, LOSING every\n"
+    "                                         write the in-sync set acknowledged beyond it\n"
+    "                                         (talks to etcd: --etcd, --cluster)\n"
+    "  keys-export DIR NAME OUT               OUT gets what the process NAME needs: every\n"
+    "                                         public certificate and NAME's secret alone\n"
     "The endpoint may also come from BOOKSTORE_ENDPOINT.  With a Binary Star pair of\n"
     "brokers give both, comma-separated (the primary first): the request goes to the\n"
     "active one, and is sent to the other, with the same request id, when it fails.\n";
@@ -247,6 +258,129 @@ s_keygen (bs_settings_t *settings)
     return 0;
 }
 
+//  keys-export DIR NAME OUT: one process's view of the keys directory
+static int
+s_keys_export (bs_settings_t *settings)
+{
+    if (bs_settings_argc (settings) != 4)
+        return s_fail (EXIT_USAGE, "usage", "keys-export takes DIR NAME OUT");
+    char reason [1200];
+    if (!bs_keys_export (bs_settings_arg (settings, 1), bs_settings_arg (settings, 2), bs_settings_arg (settings, 3),
+                         reason, sizeof reason))
+        return s_fail (EXIT_USAGE, "bad_value", reason);
+    if (s_json)
+        printf ("{\"ok\":true}\n");
+    else
+        printf ("%s holds the keys of %s\n", bs_settings_arg (settings, 3), bs_settings_arg (settings, 2));
+    return 0;
+}
+
+//  The catalog's map as etcd holds it; false with a sentence when it
+//  cannot be read or is not valid
+static bool
+s_read_meta (bs_etcd_t *etcd, const char *key, election_meta_t *meta, char *reason, size_t size)
+{
+    bs_etcd_kvs_t *kvs = NULL;
+    if (bs_etcd_get (etcd, key, &kvs) != BS_ETCD_OK) {
+        snprintf (reason, size, "cannot read %s from etcd: %s", key, bs_etcd_error (etcd));
+        return false;
+    }
+    bool ok = kvs->count == 1;
+    if (!ok)
+        snprintf (reason, size, "etcd holds no %s: the cluster has no catalog map there (check --etcd and --cluster)",
+                  key);
+    else {
+        char why [200];
+        ok = election_meta_decode (kvs->kv [0].value, meta, why, sizeof why);
+        if (!ok)
+            snprintf (reason, size, "%s in etcd is not a valid map: %s", key, why);
+    }
+    bs_etcd_kvs_destroy (&kvs);
+    return ok;
+}
+
+//  unclean-election catalog: asks the brokers, through etcd, to elect the
+//  most advanced live replica although no member of the in-sync set is
+//  alive.  The request names the epoch it is for, so it forces at most one
+//  election, and lasts only while the command waits.  Says who leads and
+//  what is lost.
+static int
+s_unclean_election (bs_settings_t *settings)
+{
+    if (bs_settings_argc (settings) != 2)
+        return s_fail (EXIT_USAGE, "usage", "unclean-election takes a partition: catalog");
+    if (strcmp (bs_settings_arg (settings, 1), "catalog") != 0)
+        return s_fail (EXIT_USAGE, "bad_value", "only the catalog is elected; an order partition's primary is the node that owns it");
+    const char *cluster = bs_settings_get (settings, "cluster");
+    size_t length = strlen (cluster);
+    if (length == 0 || length > 64 || strspn (cluster, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != length)
+        return s_fail (EXIT_USAGE, "bad_value", "--cluster must be 1 to 64 letters, digits, '-' or '_'");
+    int64_t wait_ms;
+    char reason [600];
+    if (!bs_settings_check_int (settings, "wait-ms", &wait_ms, reason, sizeof reason))
+        return s_fail (EXIT_USAGE, "usage", reason);
+    bs_etcd_t *etcd = bs_etcd_new (bs_settings_get (settings, "etcd"), 2000);
+    if (!etcd)
+        return s_fail (EXIT_USAGE, "bad_value", "--etcd must be etcd client URLs, comma-separated");
+    char key [128], request_key [160];
+    snprintf (key, sizeof key, "/bookstore/%s/partitions/catalog", cluster);
+    snprintf (request_key, sizeof request_key, "%s/unclean", key);
+    election_meta_t meta;
+    if (!s_read_meta (etcd, key, &meta, reason, sizeof reason)) {
+        bs_etcd_destroy (&etcd);
+        return s_fail (EXIT_UNREACHABLE, "unavailable", reason);
+    }
+    if (meta.epoch == 0) {
+        bs_etcd_destroy (&etcd);
+        return s_fail (EXIT_REFUSED, "refused", "the catalog has never had a primary: its first election needs no operator");
+    }
+    //  The request lives only while we wait for it: bound to a lease we
+    //  revoke when done, and etcd drops it by itself if we die, so that a
+    //  request no election answered cannot fire when the in-sync set is
+    //  lost some other day
+    int64_t lease = 0;
+    bs_etcd_rc_t rc = bs_etcd_lease_grant (etcd, (int) ((wait_ms + 999) / 1000) + 1, &lease);
+    char *value = election_unclean_encode (meta.epoch);
+    if (rc == BS_ETCD_OK)
+        rc = bs_etcd_put (etcd, request_key, value, lease);
+    free (value);
+    if (rc != BS_ETCD_OK) {
+        snprintf (reason, sizeof reason, "cannot write %s to etcd: %s", request_key, bs_etcd_error (etcd));
+        bs_etcd_destroy (&etcd);
+        return s_fail (EXIT_UNREACHABLE, "unavailable", reason);
+    }
+    char members [ELECTION_REPLICAS_MAX * (ELECTION_ID_MAX + 1) + 1] = "";
+    for (size_t i = 0; i < meta.insync_count; i++)
+        snprintf (members + strlen (members), sizeof members - strlen (members), "%s%s", i? ",": "", meta.insync [i]);
+    if (!s_json)
+        printf ("asked for an unclean election of the catalog at epoch %llu (in-sync set %s): the most advanced live\n"
+                "replica will lead alone, and every write that set acknowledged beyond its log is lost\n",
+                (unsigned long long) meta.epoch, members);
+    //  Wait for a broker to elect (the request holds until the epoch moves)
+    election_meta_t now = meta;
+    int64_t deadline = zclock_mono () + wait_ms;
+    while (now.epoch == meta.epoch && zclock_mono () < deadline) {
+        zclock_sleep (100);
+        if (!s_read_meta (etcd, key, &now, reason, sizeof reason))
+            now = meta;
+    }
+    bs_etcd_lease_revoke (etcd, lease);
+    bs_etcd_destroy (&etcd);
+    if (now.epoch == meta.epoch) {
+        snprintf (reason, sizeof reason, "no broker elected within %lld ms, and the request is withdrawn: a member "
+                  "of the in-sync set is alive (nothing to force), or no broker runs, or no live replica holds the "
+                  "catalog whole", (long long) wait_ms);
+        return s_fail (EXIT_UNREACHABLE, "unavailable", reason);
+    }
+    if (s_json)
+        printf ("{\"ok\":true,\"partition\":\"catalog\",\"old_epoch\":%llu,\"old_insync\":\"%s\",\"epoch\":%llu,"
+                "\"primary\":\"%s\"}\n", (unsigned long long) meta.epoch, members, (unsigned long long) now.epoch,
+                now.primary);
+    else
+        printf ("%s leads the catalog at epoch %llu\n", now.primary, (unsigned long long) now.epoch);
+    return 0;
+}
+
 static int
 s_run (bs_settings_t *settings)
 {
@@ -258,6 +392,10 @@ s_run (bs_settings_t *settings)
     }
     if (strcmp (name, "keygen") == 0)
         return s_keygen (settings);
+    if (strcmp (name, "keys-export") == 0)
+        return s_keys_export (settings);
+    if (strcmp (name, "unclean-election") == 0)
+        return s_unclean_election (settings);
     const command_t *cmd = NULL;
     for (size_t i = 0; i < sizeof s_commands / sizeof s_commands [0]; i++)
         if (strcmp (s_commands [i].name, name) == 0)

@@ -20,6 +20,7 @@
  *  the token in DIR/admin-token, made on the first start (--admin-token-file
  *  names another file).
  */
+#include "bs_keys.h"
 #include "bs_msg.h"
 #include "bs_settings.h"
 
@@ -236,16 +237,34 @@ s_exists (const char *path)
 
 static bool s_insecure;         //  --insecure: passed on to broker and nodes
 
-//  With a keys directory every child speaks CURVE; without, it listens on
-//  loopback alone unless the launcher was told --insecure
-static void
-s_add_keys (child_t *child, const char *keys)
+//  With a keys directory every child speaks CURVE, each given a view of
+//  its own (<data>/keys/<child>): every public certificate and its own
+//  secret alone (cert: "broker", "nodes/<id>", "admins/gateway"), so that
+//  no process, the internet-facing gateway included, can read another's
+//  secret key.  Without keys a child listens on loopback alone unless the
+//  launcher was told --insecure.  False (said) when the view cannot be
+//  made.
+static bool
+s_add_keys (child_t *child, const char *keys, const char *cert)
 {
-    if (*keys)
-        s_add_args (child, "--keys", keys, NULL);
+    if (*keys) {
+        char views [PATH_MAX + 16], view [PATH_MAX + 96], reason [1200];
+        snprintf (views, sizeof views, "%s/keys", s_data);
+        snprintf (view, sizeof view, "%s/%s", views, child->id);
+        if (mkdir (views, 0700) != 0 && errno != EEXIST) {
+            fprintf (stderr, "bookstore-cluster: cannot make %s: %s\n", views, strerror (errno));
+            return false;
+        }
+        if (!bs_keys_export (keys, cert, view, reason, sizeof reason)) {
+            fprintf (stderr, "bookstore-cluster: %s\n", reason);
+            return false;
+        }
+        s_add_args (child, "--keys", view, NULL);
+    }
     else
     if (s_insecure)
         s_add_args (child, "--insecure", NULL);
+    return true;
 }
 
 //  Makes the gateway's admin token file when it does not exist: 64 random
@@ -418,6 +437,7 @@ main (int argc, char **argv)
                "--initial-cluster", initial, "--heartbeat-interval", "50", "--election-timeout", "500",
                "--logger", "zap", "--log-level", "warn", NULL);
     }
+    bool keys_ok = true;            //  every child's keys view was made
     if (brokers == 1) {
         //  One broker, as ever: nodes find its invalidation port themselves
         char port_s [16];
@@ -427,7 +447,7 @@ main (int argc, char **argv)
         invalidate_ep [0] = 0;
         s_add ("broker", broker_prog, "--base-port", port_s, "--heartbeat-ms", hb_s, "--liveness", live_s,
                "--etcd", etcd_urls, "--cluster", cluster_name, NULL);
-        s_add_keys (&s_children [s_count - 1], bs_settings_get (settings, "keys"));
+        keys_ok &= s_add_keys (&s_children [s_count - 1], bs_settings_get (settings, "keys"), "broker");
         s_add_split (&s_children [s_count - 1], bs_settings_get (settings, "broker-args"));
     }
     else {
@@ -448,7 +468,7 @@ main (int argc, char **argv)
             s_add (id, broker_prog, "--id", id, "--ha-role", i == 0? "primary": "backup", "--base-port", port_s,
                    "--peer", peer, "--advertise", advertise, "--heartbeat-ms", hb_s, "--liveness", live_s,
                    "--etcd", etcd_urls, "--cluster", cluster_name, NULL);
-            s_add_keys (&s_children [s_count - 1], bs_settings_get (settings, "keys"));
+            keys_ok &= s_add_keys (&s_children [s_count - 1], bs_settings_get (settings, "keys"), "broker");
             s_add_split (&s_children [s_count - 1], bs_settings_get (settings, "broker-args"));
         }
     }
@@ -469,7 +489,9 @@ main (int argc, char **argv)
             s_add_args (&s_children [s_count - 1], "--seed", seed, "--restock-period", restock_s, NULL);
         if (catalog && *invalidate_ep)
             s_add_args (&s_children [s_count - 1], "--invalidate", invalidate_ep, NULL);
-        s_add_keys (&s_children [s_count - 1], bs_settings_get (settings, "keys"));
+        char cert [48];
+        snprintf (cert, sizeof cert, "nodes/%s", id);
+        keys_ok &= s_add_keys (&s_children [s_count - 1], bs_settings_get (settings, "keys"), cert);
         s_add_split (&s_children [s_count - 1], node_args);
     }
     //  The HTTP gateway comes last, so that it stops first: before the store
@@ -504,12 +526,15 @@ main (int argc, char **argv)
             //  A client of the broker: keys, never --insecure (its listen
             //  address is --gateway-host)
             if (*bs_settings_get (settings, "keys"))
-                s_add_args (&s_children [s_count - 1], "--keys", bs_settings_get (settings, "keys"), NULL);
+                keys_ok &= s_add_keys (&s_children [s_count - 1], bs_settings_get (settings, "keys"),
+                                       "admins/gateway");
             s_add_split (&s_children [s_count - 1], bs_settings_get (settings, "gateway-args"));
             zsys_info ("cluster: the HTTP gateway serves http://%s/ (admin token in %s)", listen, token_file);
         }
     }
     bs_settings_destroy (&settings);
+    if (!keys_ok)
+        return 2;
 
     //  Our own signal handling: SIGINT and SIGTERM stop the cluster
     zsys_handler_set (NULL);

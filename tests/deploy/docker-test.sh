@@ -33,7 +33,7 @@ check() {
     if "$@"; then ok "$name"; else not_ok "$name"; fi
 }
 #  The TAP plan: the checks a full run makes (tests/run.sh holds it to it)
-PLAN=40
+PLAN=43
 #  No engine here: the whole test is one skip, with its reason
 skip() {
     echo "skipped: $*"
@@ -149,7 +149,7 @@ check "the image has no compiler" test -z "$(in_image sh -c 'command -v cc gcc m
 missing=$(in_image sh -c 'ldd /usr/local/bin/bookstore* | grep "not found"')
 check "every program finds its libraries" test -z "$missing"
 bad_roles=
-for role in broker catalog order gateway monitor cli cluster; do
+for role in broker catalog order gateway monitor cli cluster etcd; do
     in_image docker-entrypoint.sh "$role" --help > /dev/null 2>&1 || bad_roles="$bad_roles $role"
 done
 check "each role starts its program (--help)${bad_roles:+; failed:$bad_roles}" test -z "$bad_roles"
@@ -309,7 +309,9 @@ health() {
         return 1
     fi
 }
-for svc in broker catalog-1 catalog-2 order-1 order-2 gateway; do
+check "the broker keeps the catalog's map in the etcd container" \
+    wait_for 20 '.store == "/bookstore/default/" and ([.control[]? | select(.partition == "catalog" and .epoch >= 1)] | length) == 1'
+for svc in etcd broker catalog-1 catalog-2 order-1 order-2 gateway; do
     check "$svc: health check passes" health "$svc"
 done
 
@@ -335,6 +337,7 @@ fi
 check "the broker declares $primary dead" wait_log 20 "$primary declared dead" "$dead_before"
 check "$follower is elected catalog primary" \
     wait_for 20 "[.nodes[] | select(.id == \"$follower\" and .alive and .role == \"primary\")] | length == 1"
+check "etcd records the election" wait_for 20 "[.control[]? | select(.partition == \"catalog\" and .primary == \"$follower\")] | length == 1"
 check "buys go on while $primary is down" test "$(retry 60 buy 321 | jq -r .ok)" = true
 check "lookups go on" test "$(cli --json lookup 321 | jq .stock)" = 6
 retry 60 restock 321 4 > /dev/null

@@ -93,6 +93,16 @@ bs_start_cluster() {
     fi
 }
 
+#  The control plane of a cluster bs_start_cluster started: its etcd's URL
+#  (the launcher's member, base port + 90), the catalog's map as etcd holds
+#  it (JSON, or nothing), whether the map passes a jq filter, and how often
+#  the broker has said the catalog waits for its in-sync set
+BS_MAP_KEY=/bookstore/default/partitions/catalog
+bs_etcd_url() { echo "http://127.0.0.1:$((BS_PORT + 90))"; }
+bs_meta() { etcdctl --endpoints "$(bs_etcd_url)" --command-timeout 2s get --print-value-only "$BS_MAP_KEY" 2> /dev/null; }
+bs_meta_holds() { bs_meta | bs_holds "$1"; }
+bs_waits_said() { grep -c "no live member of the in-sync set of catalog" "$BS_TMP/cluster.log"; }
+
 #  A broker pair (after bs_start_cluster --brokers 2): EP1 and EP2, each
 #  broker's client endpoint, and BS_ENDPOINTS both, for every later call
 bs_use_pair() {

@@ -13,18 +13,13 @@
 source "$(dirname "$0")/lib.sh"
 bs_plan 15
 bs_start_cluster --restock-period 0
-ETCD=http://127.0.0.1:$((BS_PORT + 90))
-KEY=/bookstore/default/partitions/catalog
 
 #  The catalog's map as etcd holds it (JSON), or nothing
-meta() { etcdctl --endpoints "$ETCD" --command-timeout 2s get --print-value-only "$KEY" 2> /dev/null; }
-meta_holds() { meta | bs_holds "$1"; }
-warnings() { grep -c "no live member of the in-sync set of catalog" "$BS_TMP/cluster.log"; }
 
 check "etcd holds the catalog's map with both replicas in sync" \
-    until_true 15 meta_holds '.primary as $p | .epoch >= 1 and (.insync | length) == 2 and any(.insync[]; . == $p)'
-primary=$(meta | jq -r .primary)
-epoch=$(meta | jq -r .epoch)
+    until_true 15 bs_meta_holds '.primary as $p | .epoch >= 1 and (.insync | length) == 2 and any(.insync[]; . == $p)'
+primary=$(bs_meta | jq -r .primary)
+epoch=$(bs_meta | jq -r .epoch)
 follower=$( [ "$primary" = catalog-1 ] && echo catalog-2 || echo catalog-1 )
 log "primary $primary at epoch $epoch, follower $follower"
 
@@ -32,14 +27,14 @@ log "primary $primary at epoch $epoch, follower $follower"
 #  primary acknowledges anything without it
 kill -STOP "$(bs_pid "$follower")"
 check "the hung follower leaves the in-sync set in etcd" \
-    until_true 15 meta_holds ".insync == [\"$primary\"] and .epoch == $epoch"
+    until_true 15 bs_meta_holds ".insync == [\"$primary\"] and .epoch == $epoch"
 out=$(bs --json --timeout-ms 5000 set-price 666 77)
 check "the lone primary acknowledges a price change" bs_holds '.ok' <<< "$out"
 
 #  2. The primary hangs too, and the broker restarts (the launcher brings
 #  it back); the follower resumes and registers with the new broker
 kill -STOP "$(bs_pid "$primary")"
-before=$(warnings)
+before=$(bs_waits_said)
 broker=$(bs_pid broker)
 kill -KILL "$broker"
 check "the launcher restarts the broker" bs_wait_pid_change broker "$broker" 10
@@ -47,8 +42,8 @@ kill -CONT "$(bs_pid "$follower")"
 check "the new broker sees the follower alive" \
     until_true 15 eval "bs_status --timeout-ms 500 --attempts 1 | bs_holds '[.nodes[] | select(.id == \"$follower\" and .alive)] | length == 1'"
 check "...and waits for a member of the stored in-sync set instead of electing it" \
-    until_true 15 eval '[ "$(warnings)" -gt "$before" ]'
-check "etcd still names the old primary at the same epoch" meta_holds ".primary == \"$primary\" and .epoch == $epoch"
+    until_true 15 eval '[ "$(bs_waits_said)" -gt "$before" ]'
+check "etcd still names the old primary at the same epoch" bs_meta_holds ".primary == \"$primary\" and .epoch == $epoch"
 check "...and names no catalog primary meanwhile" \
     eval "bs_status --timeout-ms 500 --attempts 1 | bs_holds '[.nodes[] | select(.service == \"catalog\" and .role == \"primary\")] | length == 0'"
 
@@ -60,7 +55,7 @@ check "the old primary is primary again, at the same epoch" \
 check "the acknowledged price survived the restart" \
     until_true 10 eval "bs --json --timeout-ms 2000 lookup 666 | bs_holds '.cost == 77'"
 check "the follower rejoins the in-sync set in etcd" \
-    until_true 20 meta_holds ".primary == \"$primary\" and (.insync | length) == 2"
+    until_true 20 bs_meta_holds ".primary == \"$primary\" and (.insync | length) == 2"
 check "...and holds the price itself" \
     until_true 10 eval "bs --json --timeout-ms 2000 --node $follower lookup 666 | bs_holds '.cost == 77'"
 check "status shows the map as etcd holds it" \

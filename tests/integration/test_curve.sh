@@ -2,12 +2,15 @@
 #  CURVE: only listed keys get anything; only admin keys change the
 #  catalog; only listed node keys, under their own id, can register
 source "$(dirname "$0")/lib.sh"
-bs_plan 21
+bs_plan 25
 keys=$BS_TMP/keys
 out=$("$BS_BIN/bookstore" --json keygen "$keys")
 check "keygen writes the certificates" test "$(echo "$out" | jq .written)" = 10
 check "...and keeps them when run again" test "$("$BS_BIN/bookstore" --json keygen "$keys" | jq .written)" = 0
 check "secret files are private" test "$(stat -c %a "$keys/admins/admin_secret")" = 600
+#  A listed node key for the impostor below, made before the cluster starts
+#  (each process is given a view of the directory as it was at start)
+"$BS_BIN/bookstore" keygen "$keys" nodes/catalog-7 > /dev/null
 export BS_KEYS=$keys
 bs_start_cluster --restock-period 0 --keys "$keys"
 sbs() { bs "$@"; }
@@ -15,6 +18,37 @@ plain() { "$BS_BIN/bookstore" --endpoint "tcp://127.0.0.1:$BS_PORT" "$@"; }
 check "the cluster runs with every node in sync over CURVE" \
     test "$(sbs --json status | jq '[.nodes[] | select(.alive and .insync)] | length')" = 4
 check "every process says it speaks CURVE" test "$(grep -c 'CURVE: keys from' "$BS_TMP/cluster.log")" -ge 5
+
+#  Each process reads its own view of the keys: the public certificates and
+#  its own secret alone.  views_ok: every broker, node and gateway runs
+#  with --keys <data>/keys/<its name>, where the only secret is its own.
+own_secret() {
+    case $1 in
+        broker*) echo broker_secret ;;
+        gateway) echo admins/gateway_secret ;;
+        *) echo "nodes/$1_secret" ;;
+    esac
+}
+views_ok() {
+    local file name pid dir secrets n=0
+    for file in "$BS_DATA"/pids/*.pid; do
+        name=$(basename "$file" .pid)
+        case $name in bookstore-cluster|etcd) continue ;; esac
+        pid=$(cat "$file")
+        dir=$(tr '\0' '\n' < "/proc/$pid/cmdline" | grep -A1 -x -- --keys | tail -n 1)
+        [ "$dir" = "$BS_DATA/keys/$name" ] || { echo "$name runs with keys '$dir'"; return 1; }
+        secrets=$(cd "$dir" && find . -name '*_secret' | sed 's|^\./||')
+        [ "$secrets" = "$(own_secret "$name")" ] || { echo "$name can read: $secrets"; return 1; }
+        n=$((n + 1))
+    done
+    [ "$n" -ge 5 ] || { echo "only $n processes checked"; return 1; }
+}
+check "each process can read its own secret key alone" views_ok
+check "...and its view is private" test "$(stat -c %a "$BS_DATA/keys/catalog-1")" = 700
+out=$("$BS_BIN/bookstore" --json keys-export "$keys" nodes/catalog-99 "$BS_TMP/view"); rc=$?
+check "keys-export of a name without a secret: an error, a sentence and nothing written" \
+    test "$rc:$(echo "$out" | jq -r .error):$(test -e "$BS_TMP/view" && echo made)" = "2:bad_value:"
+check "...with the sentence" bash -c "echo '$out' | jq -r .message | grep -q 'no secret key for nodes/catalog-99'"
 check "a client key may look up" test "$(sbs --json lookup 666 | jq .ok)" = true
 check "...and buy" test "$(sbs --json buy 666 | jq .ok)" = true
 out=$(sbs --json set-price 666 3); rc=$?
@@ -43,7 +77,6 @@ until grep -q "refused a CURVE connection.*domain 'nodes'" "$BS_TMP/cluster.log"
 check "an unlisted node key cannot connect to the node port" grep -q "refused a CURVE connection.*domain 'nodes'" "$BS_TMP/cluster.log"
 check "...so it is not registered" test "$(sbs --json status | jq '[.nodes[] | select(.id == "catalog-9")] | length')" = 0
 kill "$pid"
-"$BS_BIN/bookstore" keygen "$keys" nodes/catalog-7 > /dev/null
 pid=$(rogue catalog-8 impostor "$keys/nodes/catalog-7" $((BS_PORT + 62)))
 deadline=$((SECONDS + 10))
 until grep -q "refused READY from 'catalog-8'" "$BS_TMP/cluster.log" || [ $SECONDS -ge $deadline ]; do sleep 0.05; done

@@ -20,12 +20,7 @@
 source "$(dirname "$0")/lib.sh"
 bs_plan 17
 bs_start_cluster --restock-period 0 --catalog 2 --order 1
-ETCD=http://127.0.0.1:$((BS_PORT + 90))
-KEY=/bookstore/default/partitions/catalog
 
-meta() { etcdctl --endpoints "$ETCD" --command-timeout 2s get --print-value-only "$KEY" 2> /dev/null; }
-meta_holds() { meta | bs_holds "$1"; }
-warnings() { grep -c "no live member of the in-sync set of catalog" "$BS_TMP/cluster.log"; }
 other() { [ "$1" = catalog-1 ] && echo catalog-2 || echo catalog-1; }
 cost_on() { bs --json --timeout-ms 2000 --attempts 1 --node "$1" lookup 666 | bs_holds ".cost == $2"; }
 alive() { bs_status --timeout-ms 500 --attempts 1 | bs_holds "[.nodes[] | select(.id == \"$1\" and .alive)] | length == 1"; }
@@ -52,26 +47,26 @@ kill_all() {
 }
 
 check "etcd holds the catalog with both replicas in sync" \
-    until_true 15 meta_holds '.epoch >= 1 and (.insync | length) == 2 and (.primary_store > 0)'
-primary=$(meta | jq -r .primary)
+    until_true 15 bs_meta_holds '.epoch >= 1 and (.insync | length) == 2 and (.primary_store > 0)'
+primary=$(bs_meta | jq -r .primary)
 follower=$(other "$primary")
 out=$(bs --json --timeout-ms 5000 set-price 666 77)
 check "both replicas acknowledge a price change" \
     eval 'bs_holds .ok <<< "$out" && until_true 10 cost_on "$follower" 77'
-epoch=$(meta | jq -r .epoch)
+epoch=$(bs_meta | jq -r .epoch)
 log "primary $primary at epoch $epoch, follower $follower"
 
 #  1. The follower's disk is lost
 kill_all
 check "etcd still holds both replicas in sync" \
-    meta_holds ".primary == \"$primary\" and .epoch == $epoch and (.insync | length) == 2"
+    bs_meta_holds ".primary == \"$primary\" and .epoch == $epoch and (.insync | length) == 2"
 rm -rf "${BS_DATA:?}/$follower"
 rm "$BS_DATA/hold/broker" "$BS_DATA/hold/$follower"
 check "the broker and the emptied follower come back" until_true 20 alive "$follower"
 check "the broker waits for the replica that holds the data instead of electing it" \
-    until_true 15 eval '[ "$(warnings)" -gt 0 ]'
+    until_true 15 eval '[ "$(bs_waits_said)" -gt 0 ]'
 check "...so etcd still names the old primary at the same epoch" \
-    meta_holds ".primary == \"$primary\" and .epoch == $epoch"
+    bs_meta_holds ".primary == \"$primary\" and .epoch == $epoch"
 check "...and no node is catalog primary meanwhile" no_primary
 rm "$BS_DATA/hold/$primary"
 check "the primary returns and leads again" until_true 20 primary_is "$primary"
@@ -79,14 +74,14 @@ check "...with the acknowledged price" until_true 10 cost_on "$primary" 77
 check "the emptied follower is refilled and holds the price" until_true 20 cost_on "$follower" 77
 
 #  2. The primary's disk is lost
-check "the refilled follower rejoins the in-sync set" until_true 20 meta_holds '(.insync | length) == 2'
-epoch=$(meta | jq -r .epoch)
-before=$(warnings)
+check "the refilled follower rejoins the in-sync set" until_true 20 bs_meta_holds '(.insync | length) == 2'
+epoch=$(bs_meta | jq -r .epoch)
+before=$(bs_waits_said)
 kill_all
 rm -rf "${BS_DATA:?}/$primary"
 rm "$BS_DATA/hold/broker" "$BS_DATA/hold/$primary"
 check "the emptied primary comes back alone, under the name etcd holds" until_true 20 alive "$primary"
-check "the broker does not hand it the role: it waits" until_true 15 eval '[ "$(warnings)" -gt "$before" ]'
+check "the broker does not hand it the role: it waits" until_true 15 eval '[ "$(bs_waits_said)" -gt "$before" ]'
 check "...and no node is catalog primary meanwhile" no_primary
 rm "$BS_DATA/hold/$follower"
 check "the follower, which holds the data, is elected" until_true 20 primary_is "$follower"

@@ -37,8 +37,8 @@ out=$(mdp catalog '{"op": "list"}')
 check "list: every book" holds '.reply.ok and .reply.rid == .sent and (.reply.items | length) >= 7' "$out"
 out=$(mdp order '{"op": "buy", "item": 666}')
 order=$(jq -r '.reply.order_id' <<< "$out")
-check "buy: an order whose id is o and the rid in hex" \
-    holds '.reply.ok and .reply.rid == .sent and .reply.order_id == "o" + .sent and .reply.item == 666' "$out"
+check "buy: an order whose id is o, the rid's time and a digest, never the rid itself" \
+    holds '.reply.ok and .reply.rid == .sent and (.sent as $rid | .reply.order_id | test("^o[0-9a-f]{32}$") and startswith("o" + $rid[0:12]) and (contains($rid[12:]) | not)) and .reply.item == 666' "$out"
 rid=$(jq -r .sent <<< "$out")
 out=$(mdp order "{\"op\": \"buy\", \"item\": 846, \"rid\": \"hex:$rid\"}")
 check "a buy of another item under a used rid: the first buy's answer" \

@@ -24,8 +24,9 @@ fake_hex (const uint8_t *data, size_t size, char *out)
         snprintf (out + 2 * i, 3, "%02x", data [i]);
 }
 
-//  The answer of an active broker to request: ok, with what the tools read
-//  (an order id is "o" and the rid in hex, as orders_id_for makes it)
+//  The answer of an active broker to request: ok, with what the tools read.
+//  Its order id is "o" and the rid in hex, or, in a test that defines
+//  FAKE_BROKER_ORDER_ID (orders_id_for), the one an order node would give.
 static inline bs_msg_t *
 fake_answer (const bs_msg_t *request)
 {
@@ -37,8 +38,13 @@ fake_answer (const bs_msg_t *request)
         size_t size;
         const uint8_t *rid = bs_msg_bin (request, BS_FIELD_rid, &size);
         char order_id [2 * BS_RID_SIZE + 2] = "o";
-        if (rid && size == BS_RID_SIZE)
+        if (rid && size == BS_RID_SIZE) {
+#ifdef FAKE_BROKER_ORDER_ID
+            FAKE_BROKER_ORDER_ID (rid, order_id);
+#else
             fake_hex (rid, size, order_id + 1);
+#endif
+        }
         bs_msg_set_str (reply, BS_FIELD_order_id, order_id);
         bs_msg_set_int (reply, BS_FIELD_cost, 10);
     }

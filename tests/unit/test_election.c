@@ -242,6 +242,24 @@ test_meta_refuses_what_breaks_the_rules (void)
                                  &meta, reason, sizeof reason));
 }
 
+//  An unclean election request names one epoch, and nothing else passes
+static void
+test_unclean_request (void)
+{
+    char *text = election_unclean_encode (7);
+    uint64_t epoch = 0;
+    char reason [200];
+    CHECK (election_unclean_decode (text, &epoch, reason, sizeof reason));
+    CHECK_EQ (epoch, 7);
+    free (text);
+    const char *bad [] = { "", "{}", "{\"epoch\":0}", "{\"epoch\":-1}", "{\"epoch\":\"7\"}",
+                           "{\"epoch\":7,\"x\":1}", "{\"epoch\":9007199254740992}", "[7]", NULL };
+    for (int i = 0; bad [i]; i++) {
+        CHECK (!election_unclean_decode (bad [i], &epoch, reason, sizeof reason));
+        CHECK_EQ (epoch, 0);
+    }
+}
+
 int
 main (void)
 {
@@ -255,5 +273,6 @@ main (void)
     RUN (test_meta_round_trip);
     RUN (test_a_primary_is_a_store);
     RUN (test_meta_refuses_what_breaks_the_rules);
+    RUN (test_unclean_request);
     return DONE ();
 }

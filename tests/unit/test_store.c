@@ -458,12 +458,14 @@ test_orders_pages (void)
 {
     node_t node;
     s_open (&node, "pages");
-    //  25 buys of 666 and 5 of 321, interleaved, with rids that grow
+    //  25 buys of 666 and 5 of 321, interleaved, with rids whose time
+    //  prefix grows, as the clients make them
     uint8_t rids [30][BS_RID_SIZE];
     for (int i = 0; i < 30; i++) {
         memset (rids [i], 0, BS_RID_SIZE);
         rids [i][0] = 0x01;
-        rids [i][15] = (uint8_t) i;
+        rids [i][BS_RID_TIME_SIZE - 1] = (uint8_t) i;
+        rids [i][15] = (uint8_t) (0xFF - i);
         s_record (&node, rids [i], i % 6 == 5? 321: 666);
     }
     char all [2000], expected [2000] = "";
