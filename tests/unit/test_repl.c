@@ -35,7 +35,7 @@ typedef struct {
     route_t route;
     char from [64];             //  TO_SYNC: sender's id; TO_PEER: sender's sync endpoint; TO_STREAM: its pub
     char to [64];               //  TO_SYNC: a sync endpoint; TO_PEER: a node id
-    char partition [65];        //  TO_STREAM
+    char partition [BS_ID_MAX + 1];     //  TO_STREAM
     int kind;
     uint8_t *data;
     size_t size;
@@ -47,7 +47,7 @@ typedef struct {
     journal_t *journal;
     MDB_dbi books;
     repl_t *repl;
-    char heard_partition [SUBS_MAX][65], heard_pub [SUBS_MAX][64];
+    char heard_partition [SUBS_MAX][BS_ID_MAX + 1], heard_pub [SUBS_MAX][64];
     int heard;
     int released;               //  replies released so far
     char last_release [64];
@@ -106,7 +106,7 @@ s_io_subscribe (void *arg, const char *partition, const char *pub, const char *p
     (void) primary;
     node_t *node = (node_t *) arg;
     if (node->heard < SUBS_MAX) {
-        snprintf (node->heard_partition [node->heard], 65, "%s", partition);
+        snprintf (node->heard_partition [node->heard], BS_ID_MAX + 1, "%s", partition);
         snprintf (node->heard_pub [node->heard], 64, "%s", pub);
         node->heard++;
     }
@@ -119,7 +119,7 @@ s_io_unsubscribe (void *arg, const char *partition, const char *pub)
     for (int i = 0; i < node->heard; i++)
         if (streq (node->heard_partition [i], partition) && streq (node->heard_pub [i], pub)) {
             node->heard--;
-            memmove (node->heard_partition [i], node->heard_partition [node->heard], 65);
+            memmove (node->heard_partition [i], node->heard_partition [node->heard], BS_ID_MAX + 1);
             memmove (node->heard_pub [i], node->heard_pub [node->heard], 64);
             break;
         }
