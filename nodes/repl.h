@@ -86,13 +86,15 @@ repl_t *repl_new (journal_t *journal, const repl_options_t *options, const repl_
 void repl_destroy (repl_t **self_p);
 
 //  Inputs.  A fetch or ack that came on our sync socket from peer (its
-//  node id; the shell has checked that its key may ask)
+//  node id, a string of 1 to BS_ID_MAX bytes, which answers go back to;
+//  the shell has checked that its key may ask)
 void repl_on_request (repl_t *self, const char *peer, const void *data, size_t size, int64_t now);
 //  One message of partition's stream.  Outside a batch a live entry is
 //  applied at once (when it follows on); inside one, at repl_batch_end.
 void repl_on_stream (repl_t *self, const char *partition, int kind, const void *data, size_t size, int64_t now);
-//  Stream messages given between these two are applied together, in one
-//  transaction per partition: a shell that reads a burst brackets it
+//  Optional.  Stream messages given between these two are applied
+//  together, in one transaction per partition, at repl_batch_end: a shell
+//  that reads a burst brackets it (one commit per burst, not per entry)
 void repl_batch_begin (repl_t *self);
 void repl_batch_end (repl_t *self, int64_t now);
 //  A reply to one of our fetches, from the source at that sync endpoint
