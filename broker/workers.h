@@ -31,6 +31,8 @@
 typedef struct _workers_t workers_t;
 
 #define WORKER_MAX_PARTITIONS 16
+//  A partition role as a node reports it (field role's bound in fields.def)
+#define WORKER_ROLE_MAX 16
 
 //  How long a dead worker stays listed.  Long enough that status (and the
 //  chaos reports built on it) still shows a node killed a few minutes ago
@@ -45,7 +47,7 @@ typedef struct _workers_t workers_t;
 //  A partition as the node reported it in its last status
 typedef struct {
     char name [BS_ID_MAX + 1];
-    char role [17];             //  primary, follower, none
+    char role [WORKER_ROLE_MAX + 1];    //  primary, follower, none
     uint64_t epoch, seq, head;
     uint64_t version;           //  primary only: the report's version
     bool ready;
