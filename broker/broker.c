@@ -53,16 +53,20 @@ broker_dispatch (broker_t *self, uint32_t index)
                               req, service))) {
         uint8_t token [REQUEST_TOKEN_SIZE];
         requests_token (self->requests, index, token);
-        zmq_msg_t copy;
-        zmq_msg_init (&copy);
-        zmq_msg_copy (&copy, &req->body);
-        if (wire_to_worker (self->node_sock, w, BS_MDPW_REQUEST, token, &copy) == 0) {
+        //  The body goes by reference (zmq_msg_copy), as many frames as
+        //  it came in
+        zmq_msg_t copy [1 + REQUEST_BODY_FRAMES_MAX];
+        int frames = 1 + req->more_count;
+        for (int i = 0; i < frames; i++) {
+            zmq_msg_init (&copy [i]);
+            zmq_msg_copy (&copy [i], i? &req->more [i - 1]: &req->body);
+        }
+        if (wire_request_to_worker (self->node_sock, w, token, copy, frames) == 0) {
             req->worker = w;
             req->sent_to = w->serial;
             w->outstanding++;
             return;
         }
-        zmq_msg_close (&copy);
         broker_worker_dead (self, w, zmq_errno () == EAGAIN? "unreachable: its queue is full": "unreachable");
     }
     requests_enqueue (self->requests, index);
@@ -87,18 +91,21 @@ s_drain_all (broker_t *self)
         s_drain_pending (self, s);
 }
 
-//  Tells every alive node the partition map of its service
+//  Tells every alive bookstore node the partition map of its service; a
+//  standard worker gets no ASSIGN, which 7/MDP does not have
 static void
 s_send_assignments (broker_t *self)
 {
     for (int s = 0; s < requests_service_count (self->requests); s++) {
         const char *service = requests_service_name (self->requests, s);
+        if (!broker_bookstore_service (service))
+            continue;
         bs_msg_t *assign = controller_assign (self->controller, service);
         size_t size;
         uint8_t *data = bs_msg_encode (assign, &size);
         for (size_t i = 0; i < workers_size (self->workers); i++) {
             worker_t *w = workers_at (self->workers, i);
-            if (!w->alive || strcmp (w->service, service) != 0)
+            if (!w->alive || w->standard || strcmp (w->service, service) != 0)
                 continue;
             zmq_msg_t body;
             zmq_msg_init_size (&body, size);
@@ -240,12 +247,19 @@ s_on_tick (broker_t *self)
     }
     broker_control (self, now >= self->next_assign);
     broker_check_expiry (self, now);
+    broker_send_refusals (self, now);
     //  Here no worker pointer is held, and a dead worker holds no request
     //  (they were taken back when it died)
     workers_forget (self->workers, now);
+    //  Nodes hear from the broker every tick; a standard worker at the
+    //  7/MDP interval it was registered with
     for (size_t i = 0; i < workers_size (self->workers); i++) {
         worker_t *w = workers_at (self->workers, i);
-        if (w->alive && wire_to_worker (self->node_sock, w, BS_MDPW_HEARTBEAT, NULL, NULL) != 0)
+        if (!w->alive || (w->standard && now < w->next_heartbeat))
+            continue;
+        if (w->standard)
+            w->next_heartbeat = now + w->heartbeat_ms;
+        if (wire_to_worker (self->node_sock, w, BS_MDPW_HEARTBEAT, NULL, NULL) != 0)
             broker_worker_dead (self, w, "unreachable");
     }
     bs_msg_t *status = broker_status_msg (self);
@@ -312,6 +326,32 @@ s_store_answer (broker_t *self)
 
 //  --------------------------------------------------------------------------
 
+bool
+broker_services_check (const char *services, char *reason, size_t size)
+{
+    int names = 0;
+    const char *s = services? services: "";
+    do {
+        const char *end = strchr (s, ',');
+        size_t n = end? (size_t) (end - s): strlen (s);
+        bool text = n > 0 && n <= BS_SERVICE_MAX;
+        for (size_t i = 0; text && i < n; i++)
+            text = s [i] > 0x20 && s [i] < 0x7f && s [i] != '@';
+        if (!text || (n == strlen (BS_SERVICE_BROKER) && memcmp (s, BS_SERVICE_BROKER, n) == 0)) {
+            snprintf (reason, size, "--services takes comma-separated service names of 1 to %d printable "
+                      "characters without '@' or spaces, other than '%s', or '*' for any: '%.*s' is not one",
+                      BS_SERVICE_MAX, BS_SERVICE_BROKER, (int) (n < 64? n: 64), s);
+            return false;
+        }
+        if (!(n == 1 && *s == '*') && ++names > REQUESTS_MAX_SERVICES) {
+            snprintf (reason, size, "--services names at most %d services", REQUESTS_MAX_SERVICES);
+            return false;
+        }
+        s = end? end + 1: NULL;
+    } while (s);
+    return true;
+}
+
 broker_t *
 broker_new (const broker_options_t *options)
 {
@@ -321,6 +361,10 @@ broker_new (const broker_options_t *options)
     self->options = *options;
     self->quota = quota_new ((uint32_t) options->max_per_client, (uint32_t) options->max_inflight);
     self->requests = requests_new (options->services, self->quota);
+    //  "*" among the services: a worker may offer any service
+    for (const char *s = options->services; s && (s = strchr (s, '*')); s++)
+        if ((s == options->services || s [-1] == ',') && (s [1] == ',' || s [1] == 0))
+            self->any_service = true;
     self->catalog = requests_service_find (self->requests, "catalog");
     self->cache = cache_new (options->cache_entries, options->cache_bytes, options->cache_ttl_ms);
     self->workers = workers_new ();

@@ -51,6 +51,9 @@ s_handle_status (broker_t *self, zmq_msg_t *client, const char *service, zmq_msg
         bs_msg_destroy (&request);
         return;
     }
+    //  A standard worker that died since the last tick leaves status now
+    //  (no worker pointer is held here)
+    workers_forget (self->workers, zclock_mono ());
     bs_msg_t *reply = broker_status_msg (self);
     size_t rid_size;
     const uint8_t *rid = bs_msg_bin (request, BS_FIELD_rid, &rid_size);
@@ -123,16 +126,39 @@ s_refuse_frame (broker_t *self, zmq_msg_t *client, zmq_msg_t *service, zmq_msg_t
     free (data);
 }
 
-//  True when some client operation of the schema (messages.def) belongs to
-//  the service: its bodies are then checked here, whole, before the cache
-//  and before any node sees them
-static bool
-s_schema_service (const char *service)
+//  Some client operation of the schema (messages.def) belongs to the
+//  service: its bodies are then checked here, whole, before the cache and
+//  before any node sees them
+bool
+broker_bookstore_service (const char *service)
 {
     for (int op = 0; op < BS_OP_COUNT; op++)
         if (bs_op_kind ((bs_op_t) op) != BS_KIND_CONTROL && strcmp (bs_op_service ((bs_op_t) op), service) == 0)
             return true;
     return false;
+}
+
+bool
+broker_service_allowed (broker_t *self, const char *service)
+{
+    if (!*service || strcmp (service, BS_SERVICE_BROKER) == 0)
+        return false;
+    return self->any_service || requests_service_find (self->requests, service) >= 0;
+}
+
+//  True when the service frame names a standard service the broker knows
+//  ("name" or "name@worker"), whose requests may carry several body frames
+static bool
+s_standard_frame (broker_t *self, zmq_msg_t *frame)
+{
+    char name [REQUEST_SERVICE_MAX] = "";
+    if (zmq_msg_size (frame) >= sizeof name)
+        return false;
+    wire_frame_text (frame, name, sizeof name);
+    char *at = strchr (name, '@');
+    if (at)
+        *at = 0;
+    return requests_service_find (self->requests, name) >= 0 && !broker_bookstore_service (name);
 }
 
 //  Checks a request of a schema service as a node would: a well-formed
@@ -179,16 +205,26 @@ broker_client_message (broker_t *self)
     int total = bs_frames_recv (self->client_sock, frames, MAX_FRAMES, &count);
     if (total < 0)
         return;
-    //  [client] [empty] [MDPC01] [service] [body]
-    if (total != 5 || zmq_msg_size (&frames [1]) != 0 || !wire_frame_is (&frames [2], BS_MDPC)) {
+    //  [client] [empty] [MDPC01] [service] [body]; a standard service's
+    //  body may have several frames, as 7/MDP allows
+    bool framed = total >= 5 && zmq_msg_size (&frames [1]) == 0 && wire_frame_is (&frames [2], BS_MDPC);
+    if (framed && total > 5)
+        framed = total <= 4 + REQUEST_BODY_FRAMES_MAX && s_standard_frame (self, &frames [3]);
+    if (!framed) {
+        char why [160];
+        snprintf (why, sizeof why, "a request must be [empty] \"MDPC01\" service body (one body frame; "
+                  "a standard service's body may have up to %d)", REQUEST_BODY_FRAMES_MAX);
         if (count >= 1)
             s_refuse_frame (self, &frames [0], count >= 4? &frames [3]: NULL, count >= 5? &frames [4]: NULL,
-                            BS_ERR_bad_frame, "a request must be [empty] \"MDPC01\" service body");
+                            BS_ERR_bad_frame, why);
         bs_frames_close (frames, count);
         return;
     }
     zmq_msg_t *client = &frames [0], *body = &frames [4];
-    if (zmq_msg_size (body) > MAX_REQUEST) {
+    size_t body_size = 0;
+    for (int i = 4; i < count; i++)
+        body_size += zmq_msg_size (&frames [i]);
+    if (body_size > MAX_REQUEST) {
         s_refuse_frame (self, client, &frames [3], body, BS_ERR_too_large,
                         "the request is larger than the 64 KiB limit");
         bs_frames_close (frames, count);
@@ -253,9 +289,9 @@ broker_client_message (broker_t *self)
     //  The schema's services get every request checked whole here, so that
     //  a cache hit and a miss get the same answer, and every refusal
     //  carries the rid (a node could not read it from a body it cannot
-    //  decode).  Other services' bodies are opaque.
+    //  decode).  Standard services' bodies are opaque.
     bs_op_t op;
-    if (s_schema_service (name)) {
+    if (broker_bookstore_service (name)) {
         char reason [160];
         bs_err_t err = s_check_request (body, name, &op, reason, sizeof reason);
         if (err != BS_OK) {
@@ -265,7 +301,7 @@ broker_client_message (broker_t *self)
         }
     }
     else
-        op = bs_peek_op (zmq_msg_data (body), zmq_msg_size (body));
+        op = BS_OP_COUNT;       //  a standard service's body is opaque
     if (!s_allowed (op, self->options.keys? bs_keys_role (body, NULL): NULL, message, sizeof message)) {
         wire_error (self->client_sock, client, service, body, BS_ERR_forbidden, message);
         bs_frames_close (frames, count);
@@ -299,6 +335,16 @@ broker_client_message (broker_t *self)
     zmq_msg_move (&req->client, client);
     zmq_msg_init (&req->body);
     zmq_msg_move (&req->body, body);
+    if (count > 5) {
+        req->more_count = count - 5;
+        req->more = calloc ((size_t) req->more_count, sizeof (zmq_msg_t));
+        if (!req->more)
+            abort ();
+        for (int i = 0; i < req->more_count; i++) {
+            zmq_msg_init (&req->more [i]);
+            zmq_msg_move (&req->more [i], &frames [5 + i]);
+        }
+    }
     req->service = svc;
     req->op = op;
     req->cacheable = key_size > 0;

@@ -32,8 +32,6 @@
 
 #include <czmq.h>
 
-//  Frames a message on the client or node socket may have
-#define MAX_FRAMES      8
 //  Requests are capped in size well below the socket limit so that an
 //  oversized one still gets an answer
 #define MAX_REQUEST     65536
@@ -41,6 +39,24 @@
 #define REQUEST_MAX_AGE_MS 60000
 //  A request's service frame: "service" or "service@node"
 #define REQUEST_SERVICE_MAX (BS_SERVICE_MAX + 1 + BS_ID_MAX + 1)
+//  Frames of a message the broker reads: a standard worker's REPLY is the
+//  longest, [worker] [empty] [MDPW01] [REPLY] [address] [empty] and up to
+//  REQUEST_BODY_FRAMES_MAX body frames
+#define MAX_FRAMES      (6 + REQUEST_BODY_FRAMES_MAX)
+//  A standard 7/MDP worker's heartbeat: the interval and liveness of the
+//  spec's reference worker and broker (mdwrkapi, mdbroker), which such
+//  workers use unchanged: one every 2.5 s, dead after 3 silent intervals
+//  (7.5 s).  Bookstore nodes keep the broker's --heartbeat-ms (250 ms).
+#define MDP_HEARTBEAT_MS 2500
+#define MDP_LIVENESS    3
+
+//  A worker whose READY was refused, waiting for its DISCONNECT
+#define REFUSED_MAX     64
+typedef struct {
+    uint8_t identity [256];     //  its routing id (as worker_t's)
+    size_t size;
+    int64_t due;                //  when the DISCONNECT goes
+} refused_t;
 
 struct _broker_t {
     broker_options_t options;
@@ -73,6 +89,9 @@ struct _broker_t {
     int64_t next_heartbeat;
     int64_t next_expiry;        //  no node expires before this
     uint64_t replies_refused;   //  replies from no request's registration
+    bool any_service;           //  the services setting holds "*"
+    refused_t refused [REFUSED_MAX];
+    size_t refused_count;
 };
 
 //  broker.c: dispatch and the cluster's state
@@ -97,6 +116,16 @@ void broker_worker_dead (broker_t *self, worker_t *w, const char *why);
 
 //  broker_clients.c
 
+//  True for the bookstore's own services, those some client operation of
+//  the schema (messages.def) belongs to: catalog and order.  Their
+//  requests are checked whole, their workers are bookstore nodes; every
+//  other service is a standard 7/MDP one, its bodies opaque.
+bool broker_bookstore_service (const char *service);
+
+//  True when the services setting lets a worker offer the service: it is
+//  listed, or the list holds "*"; "broker" (this broker's own) never
+bool broker_service_allowed (broker_t *self, const char *service);
+
 //  One message on the client socket
 void broker_client_message (broker_t *self);
 
@@ -111,6 +140,10 @@ void broker_node_message (broker_t *self);
 
 //  Declares dead the nodes whose connection the socket monitor saw close
 void broker_disconnects (broker_t *self);
+
+//  Sends DISCONNECT to the workers whose READY was refused, once due
+//  (<= now)
+void broker_send_refusals (broker_t *self, int64_t now);
 
 //  Declares dead the nodes silent past their liveness window, and sets
 //  next_expiry to the earliest expiry left

@@ -38,12 +38,19 @@ broker_disconnects (broker_t *self)
 #define NODE_IDENTITY   0
 #define NODE_COMMAND    3
 
+//  How long a worker may stay silent: its kind's heartbeat times liveness
+static int64_t
+s_window (broker_t *self, worker_t *w)
+{
+    return (int64_t) w->heartbeat_ms * (w->standard? MDP_LIVENESS: self->options.liveness);
+}
+
 //  A node's liveness window starts again with each message it sends
 static void
 s_node_seen (broker_t *self, worker_t *w, zmq_msg_t *command)
 {
     w->last_seen = zclock_mono ();
-    w->expiry = w->last_seen + (int64_t) self->options.heartbeat_ms * self->options.liveness;
+    w->expiry = w->last_seen + s_window (self, w);
     w->fd = zmq_msg_get (command, ZMQ_SRCFD);
 }
 
@@ -62,9 +69,55 @@ s_newer_connection (zmq_msg_t *routing_id, worker_t *w)
     return (int32_t) (na - nb) > 0;
 }
 
-//  READY [service] [id] [status]: a node (re)registers.  A READY that
-//  cannot be accepted gets no answer: a DISCONNECT would only bring the
-//  same READY back.
+//  A READY for a service this broker does not offer: logged, and answered
+//  DISCONNECT one heartbeat (of the worker's kind) later, at a tick: the
+//  reference 7/MDP worker reconnects and sends READY again the moment it
+//  hears DISCONNECT, and would otherwise spin
+static void
+s_refuse_ready (broker_t *self, zmq_msg_t *identity, bool standard, const char *why)
+{
+    static int64_t last_warning;
+    static char last_why [256];
+    int64_t now = zclock_mono ();
+    if (now - last_warning > 5000 || strcmp (why, last_why) != 0) {
+        last_warning = now;
+        snprintf (last_why, sizeof last_why, "%s", why);
+        zsys_warning ("broker: refused READY: %s", why);
+    }
+    size_t size = zmq_msg_size (identity);
+    if (size > sizeof self->refused [0].identity)
+        return;
+    if (self->refused_count == REFUSED_MAX)
+        broker_send_refusals (self, INT64_MAX);     //  full: all go now
+    refused_t *entry = &self->refused [self->refused_count++];
+    memcpy (entry->identity, zmq_msg_data (identity), size);
+    entry->size = size;
+    entry->due = now + (standard? MDP_HEARTBEAT_MS: self->options.heartbeat_ms);
+}
+
+void
+broker_send_refusals (broker_t *self, int64_t now)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < self->refused_count; i++) {
+        refused_t *entry = &self->refused [i];
+        if (entry->due <= now) {
+            worker_t stranger = { .identity_size = entry->size };
+            memcpy (stranger.identity, entry->identity, entry->size);
+            wire_to_worker (self->node_sock, &stranger, BS_MDPW_DISCONNECT, NULL, NULL);
+        }
+        else
+            self->refused [kept++] = *entry;
+    }
+    self->refused_count = kept;
+}
+
+//  READY [service]: a standard 7/MDP worker registers; READY [service] [id]
+//  [status]: a bookstore node (re)registers.  A READY for a service the
+//  services setting does not offer, or a standard worker's for one of the
+//  bookstore's services, is refused with DISCONNECT (s_refuse_ready).  A
+//  READY refused for its id or key gets no answer: a DISCONNECT would only
+//  bring the same READY back.
 static void
 s_node_ready (broker_t *self, zmq_msg_t *frames, int count, int total)
 {
@@ -72,15 +125,17 @@ s_node_ready (broker_t *self, zmq_msg_t *frames, int count, int total)
     //  same descriptor: settle those first
     broker_disconnects (self);
     worker_t *w = workers_find (self->workers, zmq_msg_data (&frames [NODE_IDENTITY]), zmq_msg_size (&frames [NODE_IDENTITY]));
+    //  7/MDP's READY carries the service alone; the bookstore's nodes add
+    //  their id and status
+    bool standard = total == 5;
     char service [BS_SERVICE_MAX + 1] = "", id [BS_ID_MAX + 1] = "";
     if (count >= 5)
         wire_frame_text (&frames [4], service, sizeof service);
     if (count >= 6)
         wire_frame_text (&frames [5], id, sizeof id);
-    int svc = requests_service_find (self->requests, service);
     //  The id names the node everywhere (assignments, status, the
     //  feed): plain text, and not another live node's
-    //  (a plain Majordomo worker sends no id: it is known by its routing
+    //  (a standard worker sends no id: it is known by its routing
     //  id in hex, which must not be another live node's either)
     bool bad_id = count >= 6 && (zmq_msg_size (&frames [5]) >= sizeof id || !workers_id_valid (id));
     if (bad_id) {
@@ -91,19 +146,47 @@ s_node_ready (broker_t *self, zmq_msg_t *frames, int count, int total)
         }
         return;
     }
+    char why [256];
+    if (count < 5 || zmq_msg_size (&frames [4]) > BS_SERVICE_MAX || !*service
+    ||  !bs_text_valid (service, strlen (service)) || strchr (service, '@')) {
+        snprintf (why, sizeof why, "its service name is not 1 to %d bytes of text without '@'", BS_SERVICE_MAX);
+        s_refuse_ready (self, &frames [NODE_IDENTITY], standard, why);
+        return;
+    }
+    if (!broker_service_allowed (self, service)) {
+        snprintf (why, sizeof why, "service '%s' is not offered by this broker (its services setting: %.80s)",
+                  service, self->options.services);
+        s_refuse_ready (self, &frames [NODE_IDENTITY], standard, why);
+        return;
+    }
+    if (standard && broker_bookstore_service (service)) {
+        snprintf (why, sizeof why, "service '%s' takes bookstore nodes only (READY with a node id and status)",
+                  service);
+        s_refuse_ready (self, &frames [NODE_IDENTITY], standard, why);
+        return;
+    }
+    //  Under CURVE every worker presents a node key (the node port takes
+    //  no other); a node's must be listed under the id it announces
     const char *key_name = "";
     bool impostor = self->options.keys
                  && (strcmp (bs_keys_role (&frames [NODE_COMMAND], &key_name), "node") != 0
-                     || strcmp (key_name, id) != 0);
-    if (svc < 0 || total > 7 || impostor) {
+                     || (!standard && strcmp (key_name, id) != 0));
+    if (total > 7 || impostor) {
         static int64_t last_warning;
         if (zclock_mono () - last_warning > 5000) {
             last_warning = zclock_mono ();
             if (impostor)
                 zsys_warning ("broker: refused READY from '%s': its key belongs to '%s'", id, key_name);
             else
-                zsys_warning ("broker: refused READY for unknown service '%s'", service);
+                zsys_warning ("broker: refused READY for '%s': %d frames, at most 7 expected", service, total);
         }
+        return;
+    }
+    //  A service the allow-list's "*" admits exists from its first worker on
+    if (requests_service_add (self->requests, service) < 0) {
+        snprintf (why, sizeof why, "service '%s' would be one more than the %d this broker serves", service,
+                  REQUESTS_MAX_SERVICES);
+        s_refuse_ready (self, &frames [NODE_IDENTITY], standard, why);
         return;
     }
     //  Every connection has its own routing id, so a node that connects
@@ -151,15 +234,20 @@ s_node_ready (broker_t *self, zmq_msg_t *frames, int count, int total)
                           service, id);
     if (!w)
         return;
+    w->standard = standard;
+    w->heartbeat_ms = standard? MDP_HEARTBEAT_MS: self->options.heartbeat_ms;
     w->registered = w->last_seen = zclock_mono ();
-    w->expiry = w->registered + (int64_t) self->options.heartbeat_ms * self->options.liveness;
+    w->expiry = w->registered + s_window (self, w);
+    w->next_heartbeat = w->registered + w->heartbeat_ms;
     if (w->expiry < self->next_expiry)
         self->next_expiry = w->expiry;
     w->fd = zmq_msg_get (&frames [NODE_COMMAND], ZMQ_SRCFD);
     feed_event (self->feed, "joined", w->id, w->service, 0, "joined service %s", w->service);
     if (count >= 7)
         workers_apply_status (w, zmq_msg_data (&frames [6]), zmq_msg_size (&frames [6]));
-    if (!peer_active (self->peer)) {
+    //  Standard workers do not count towards a takeover: the pair follows
+    //  the bookstore's nodes
+    if (!standard && !peer_active (self->peer)) {
         peer_state_t before = peer_state (self->peer);
         if (peer_node_turns (self->peer, broker_serving_nodes (self)))
             broker_peer_changed (self, before);
@@ -167,7 +255,7 @@ s_node_ready (broker_t *self, zmq_msg_t *frames, int count, int total)
     broker_control (self, true);
 }
 
-//  REPLY [token] [empty] [body]: answers the client whose request the token
+//  REPLY [token] [empty] [body...]: answers the client whose request the token
 //  names, at most once, and only when it comes from the registration (the
 //  connection, and the node on it) the request was last sent to: a late
 //  reply from a node declared dead still answers a client waiting for it,
@@ -176,10 +264,13 @@ s_node_ready (broker_t *self, zmq_msg_t *frames, int count, int total)
 //  replies from elsewhere are dropped and counted.  w is NULL for an
 //  unregistered connection, or dead for a node declared dead.
 static void
-s_node_reply (broker_t *self, worker_t *w, zmq_msg_t *frames, int total)
+s_node_reply (broker_t *self, worker_t *w, zmq_msg_t *frames, int count, int total)
 {
     uint32_t index;
-    request_t *req = total == 7? requests_by_token (self->requests, &frames [4], &index): NULL;
+    //  A standard worker's reply may have several body frames, as 7/MDP
+    //  allows; a node's has one
+    bool standard = w && w->standard && total >= 7;
+    request_t *req = total == 7 || standard? requests_by_token (self->requests, &frames [4], &index): NULL;
     if (!req || !w || req->sent_to != w->serial) {
         self->replies_refused++;
         if (req && !w) {
@@ -210,9 +301,18 @@ s_node_reply (broker_t *self, worker_t *w, zmq_msg_t *frames, int total)
     //  broker may have served writes since) is answered, not cached
     if (req->cacheable && req->cache_round == self->serving_round)
         cache_io_fill (self->cache, self->options.cache_ttl_ms, self->catalog_epoch, req, w, &frames [6]);
-    char service [REQUEST_SERVICE_MAX];
-    wire_to_client (req->from_node? self->node_sock: self->client_sock, &req->client,
-                    broker_request_service (self, req, service, sizeof service), &frames [6]);
+    char buf [REQUEST_SERVICE_MAX];
+    const char *service = broker_request_service (self, req, buf, sizeof buf);
+    void *sock = req->from_node? self->node_sock: self->client_sock;
+    if (total > count) {
+        char message [128];
+        snprintf (message, sizeof message, "the worker's reply had more than %d body frames, which this broker "
+                  "does not carry", REQUEST_BODY_FRAMES_MAX);
+        zsys_warning ("broker: dropped a reply of %d frames from worker %s (%s)", total, w->id, w->service);
+        wire_error (sock, &req->client, service, &req->body, BS_ERR_bad_frame, message);
+    }
+    else
+        wire_to_client_frames (sock, &req->client, service, &frames [6], count - 6);
     requests_free (self->requests, index);
 }
 
@@ -324,6 +424,12 @@ broker_node_message (broker_t *self)
     //  the peer is silent it keeps the nodes that turn to it, and takes over
     //  once enough have (see peer.h).
     if (broker_verdict (self) == PEER_REFUSE) {
+        //  A standard worker knows no "backup": to it this is a refusal,
+        //  paced as any (it would reconnect here at once)
+        if (command == BS_MDPW_READY && total == 5)
+            s_refuse_ready (self, &frames [NODE_IDENTITY], true,
+                            "this broker is passive in its pair: a standard worker must turn to the active one");
+        else
         if (command != BS_MDPW_DISCONNECT)
             s_send_backup (self, &frames [NODE_IDENTITY]);
     }
@@ -341,7 +447,7 @@ broker_node_message (broker_t *self)
         //  A late reply from a node declared dead may still answer a client
         //  whose request is waiting: deliver it once
         if (command == BS_MDPW_REPLY)
-            s_node_reply (self, w, frames, total);
+            s_node_reply (self, w, frames, count, total);
         else
         if (command == BS_MDPW_HEARTBEAT && known)
             s_node_heartbeat (self, w, frames, count);
