@@ -4,10 +4,11 @@
 #  it stays registered at the spec's 2.5 s heartbeat while a standard
 #  client gets every answer for 30 s and the bookstore keeps serving; it is
 #  sent nothing of the bookstore's own; a service outside the list is
-#  refused; a worker that stops leaves status within its liveness.
-# timeout: 180
+#  refused; a worker that stops leaves status within its liveness.  A broker
+#  alone in plain mode with services "*" takes a worker of any service.
+# timeout: 240
 source "$(dirname "$0")/lib.sh"
-bs_plan 16
+bs_plan 20
 PY=
 for p in python3 /usr/bin/python3; do
     "$p" -c 'import zmq, msgpack' 2> /dev/null && { PY=$p; break; }
@@ -24,7 +25,8 @@ WORKERS=()
 #  stop PID...: kills workers this test started, and reaps them
 stop() { local p; for p in "$@"; do kill -KILL "$p" 2> /dev/null; wait "$p" 2> /dev/null; done; }
 stop_workers() { stop "${WORKERS[@]}"; }
-trap 'stop_workers; bs_cleanup' EXIT
+trap 'stop_workers; stop $ALONE; bs_cleanup' EXIT
+ALONE=
 #  worker NAME SERVICE: starts a standard worker with key nodes/NAME, its
 #  log in $BS_TMP/NAME.log; $! is its pid
 worker() {
@@ -35,8 +37,15 @@ worker() {
 mdp() { "$PY" "$BS_ROOT/tests/mdp/mdp_client.py" --keys "$keys" "tcp://127.0.0.1:$BS_PORT" "$@"; }
 holds() { [ -n "$2" ] && jq -e "$1" <<< "$2" > /dev/null 2>&1; }
 #  workers_of SERVICE: the alive workers of a service status lists
-workers_of() { bs --json --timeout-ms 1000 status | jq "[.nodes[] | select(.service == \"$1\" and .alive)] | length"; }
-none_of() { [ "$(bs --json --timeout-ms 1000 status | jq "[.nodes[] | select(.service == \"$1\")] | length")" = 0 ]; }
+#  (while the broker is not up yet, status has no nodes: empty output)
+workers_of() {
+    bs --json --timeout-ms 1000 status 2> /dev/null \
+        | jq "[.nodes[] | select(.service == \"$1\" and .alive)] | length" 2> /dev/null
+}
+none_of() {
+    [ "$(bs --json --timeout-ms 1000 status 2> /dev/null \
+         | jq "[.nodes[] | select(.service == \"$1\")] | length" 2> /dev/null)" = 0 ]
+}
 one_of() { [ "$(workers_of "$1")" = 1 ]; }
 
 worker echo-1 echo
@@ -117,3 +126,27 @@ check "with no worker left, echo requests get unavailable after the request time
     holds '.reply.error == "unavailable" and .reply.rid == .sent' "$out"
 check "the bookstore's nodes are all alive throughout" \
     test "$(bs --json status | jq '[.nodes[] | select(.alive and (.service == "catalog" or .service == "order"))] | length')" = 4
+
+#  A broker alone, plain (loopback), any service allowed
+stop_workers
+bs_stop_cluster
+port=$(bs_free_port)
+"$BS_BIN/bookstore-broker" --base-port "$port" --services '*' > "$BS_TMP/alone.log" 2>&1 &
+ALONE=$!
+unset BS_KEYS
+BS_PORT=$port
+"$PY" "$BS_ROOT/tests/mdp/mdp_worker.py" "tcp://127.0.0.1:$((port + 1))" anything 2> "$BS_TMP/anything.log" &
+WORKERS+=($!)
+check "with services '*', a plain worker of any service registers" until_true 15 one_of anything
+out=$("$PY" "$BS_ROOT/tests/mdp/mdp_client.py" --timeout-ms 3000 "tcp://127.0.0.1:$port" anything '{"op": "ping", "n": 7}')
+check "...and serves a standard client" holds '.service == "anything" and .reply.n == 7 and .reply.rid == .sent' "$out"
+"$PY" "$BS_ROOT/tests/mdp/mdp_worker.py" "tcp://127.0.0.1:$((port + 1))" broker 2> "$BS_TMP/broker-worker.log" &
+WORKERS+=($!)
+check "...but not the broker's own service 'broker'" \
+    until_true 10 grep -q "refused READY: service 'broker' is not offered" "$BS_TMP/alone.log"
+stop_workers
+kill -TERM "$ALONE"
+wait "$ALONE"
+ALONE=
+check "the broker alone stops cleanly, with no sanitizer report" \
+    bs_no_line 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$BS_TMP/alone.log"
