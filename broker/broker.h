@@ -16,9 +16,15 @@
  *  and takes over, relearning the cluster from the nodes with a cold cache,
  *  when the active one is gone and a node turns to it.
  *
+ *  Besides the bookstore's nodes (catalog, order), standard 7/MDP workers
+ *  may offer the other services the options' allow-list names (or any,
+ *  with "*"): their requests are routed to them with opaque bodies, no
+ *  cache and no validation, and they heartbeat at the spec's 2.5 s.
+ *
  *  With keys, every socket speaks CURVE: only node keys may register as
- *  workers (under their own node id), only admin keys may change the
- *  catalog, and only node keys may take stock (decrement).
+ *  workers (a node under its own node id, a standard worker under any),
+ *  only admin keys may change the catalog, and only node keys may take
+ *  stock (decrement).
  *
  *  Ownership: broker_new returns a broker the caller destroys with
  *  broker_destroy; the options struct is copied; the keys are borrowed.
@@ -26,6 +32,7 @@
 #ifndef BROKER_H_INCLUDED
 #define BROKER_H_INCLUDED
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "bs_keys.h"
@@ -36,7 +43,8 @@ typedef struct {
     int heartbeat_ms;               //  interval between heartbeats
     int liveness;                   //  heartbeats missed before a node is dead
     int request_timeout_ms;         //  how long a request may wait for a worker
-    const char *services;           //  comma-separated services that exist
+    const char *services;           //  comma-separated services workers may
+                                    //  offer ("*": any; see broker_services_check)
     const char *invalidate_endpoint;//  bind, REP for the catalog's invalidations
     const char *feed_endpoint;      //  bind, PUB for events and status
     size_t cache_entries;           //  0 turns the cache off
@@ -64,6 +72,12 @@ typedef struct {
 } broker_options_t;
 
 typedef struct _broker_t broker_t;
+
+//  True when services is a list the broker takes: comma-separated names of
+//  1 to BS_SERVICE_MAX bytes of printable text without '@' (the broker's
+//  own "broker" excepted), or "*" for any, at most REQUESTS_MAX_SERVICES
+//  names.  Otherwise false, with the sentence in reason.
+bool broker_services_check (const char *services, char *reason, size_t size);
 
 //  Returns NULL (and logs why) when an endpoint cannot be bound
 broker_t *broker_new (const broker_options_t *options);

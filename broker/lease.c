@@ -1,5 +1,6 @@
 /*  lease - whether this broker may serve: the active broker's lease in etcd  */
 #include "lease.h"
+#include "bs_sizes.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -7,7 +8,7 @@
 #include <string.h>
 
 struct _lease_t {
-    char id [65];
+    char id [BS_ID_MAX + 1];
     char endpoint [256];
     int ttl_seconds, margin_ms, renew_ms;
     lease_ask_t out;            //  the question etcd has not answered

@@ -13,7 +13,8 @@ static const bs_setting_t s_table [] = {
     { "heartbeat-ms",       "250",      "heartbeat interval in milliseconds", 10, 60000 },
     { "liveness",           "3",        "heartbeats a node may miss before it is declared dead", 1, 100 },
     { "request-timeout-ms", "2000",     "how long a request may wait for a live replica", 1, 3600000 },
-    { "services",           "catalog,order", "services that exist", 0, 0 },
+    { "services",           "catalog,order", "services workers may offer, comma-separated ('*': any); "
+                                         "standard 7/MDP workers serve those other than catalog and order", 0, 0 },
     { "invalidate-bind",    "",         "REP endpoint for cache invalidations (default tcp://*:<base-port + 2>)", 0, 0 },
     { "feed-bind",          "",         "PUB endpoint for events and status (default tcp://*:<base-port + 3>)", 0, 0 },
     { "cache-entries",      "100000",   "most catalog replies the cache holds (0 turns it off)", 0, 100000000 },
@@ -69,6 +70,12 @@ main (int argc, char **argv)
     ||  !bs_settings_int (settings, "cache-ttl-ms", &cache_ttl)
     ||  !bs_settings_int (settings, "max-per-client", &per_client)
     ||  !bs_settings_int (settings, "max-inflight", &inflight)) {
+        bs_settings_destroy (&settings);
+        return 2;
+    }
+    char reason [256];
+    if (!broker_services_check (bs_settings_get (settings, "services"), reason, sizeof reason)) {
+        fprintf (stderr, "bookstore-broker: %s\n", reason);
         bs_settings_destroy (&settings);
         return 2;
     }

@@ -1,6 +1,7 @@
 /*  peer - Binary Star state machine and the peer link  */
 #include "peer.h"
 #include "bs_monitor.h"
+#include "bs_sizes.h"
 
 #include <czmq.h>
 #include <string.h>
@@ -8,18 +9,18 @@
 
 typedef struct {
     bool heard;                 //  ever
-    char id [65];
+    char id [BS_ID_MAX + 1];
     char endpoint [256];
     bool backup;
     peer_state_t state;
     uint64_t epoch;
     int nodes;
-    char primary [65];          //  the catalog primary it named
+    char primary [BS_ID_MAX + 1];   //  the catalog primary it named
     int64_t expiry;             //  silent from then on
 } peer_view_t;
 
 struct _peer_t {
-    char id [65];
+    char id [BS_ID_MAX + 1];
     char advertise [256];
     char mute_file [256];
     bool backup;
@@ -32,7 +33,7 @@ struct _peer_t {
     bool muted;
     uint64_t epoch;             //  as last published
     int nodes;
-    char primary [65];
+    char primary [BS_ID_MAX + 1];
     peer_view_t peer;
 };
 

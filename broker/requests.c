@@ -36,9 +36,9 @@ requests_new (const char *services, quota_t *quota)
     for (int i = 0; i < REQUESTS_MAX_SERVICES; i++)
         self->services [i].head = self->services [i].tail = NO_REQUEST;
     char *names = bs_strdup (services);
-    for (char *tok = strtok (names, ","); tok && self->service_count < REQUESTS_MAX_SERVICES;
-         tok = strtok (NULL, ","))
-        snprintf (self->services [self->service_count++].name, sizeof self->services [0].name, "%s", tok);
+    for (char *tok = strtok (names, ","); tok; tok = strtok (NULL, ","))
+        if (strcmp (tok, "*") != 0)
+            requests_service_add (self, tok);
     free (names);
     return self;
 }
@@ -92,6 +92,11 @@ requests_free (requests_t *self, uint32_t index)
     quota_give (self->quota, req->client_key);
     zmq_msg_close (&req->client);
     zmq_msg_close (&req->body);
+    for (int i = 0; i < req->more_count; i++)
+        zmq_msg_close (&req->more [i]);
+    free (req->more);
+    req->more = NULL;
+    req->more_count = 0;
     req->used = false;
     req->worker = NULL;
     req->next = self->free_head;
@@ -165,6 +170,20 @@ const char *
 requests_service_name (requests_t *self, int service)
 {
     return self->services [service].name;
+}
+
+int
+requests_service_add (requests_t *self, const char *name)
+{
+    int found = requests_service_find (self, name);
+    if (found >= 0)
+        return found;
+    if (self->service_count == REQUESTS_MAX_SERVICES)
+        return -1;
+    service_t *svc = &self->services [self->service_count];
+    snprintf (svc->name, sizeof svc->name, "%s", name);
+    svc->head = svc->tail = NO_REQUEST;
+    return self->service_count++;
 }
 
 void

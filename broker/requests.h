@@ -14,9 +14,11 @@
  *  restart could name a live request of the new broker and answer it with
  *  an unrelated body.
  *
- *  The services the broker knows are fixed at start; each has a FIFO of
- *  its requests that no worker can take yet, linked through the requests'
- *  next fields.
+ *  The services the broker knows are named at start, and more may be
+ *  added while it runs (requests_service_add: a standard worker offering
+ *  a service the allow-list's "*" admits), up to REQUESTS_MAX_SERVICES;
+ *  each has a FIFO of its requests that no worker can take yet, linked
+ *  through the requests' next fields.
  *
  *  Ownership: requests_new returns a table the caller destroys with
  *  requests_destroy, which frees the requests still in it.  The quota is
@@ -39,14 +41,19 @@
 #include "workers.h"
 
 #define REQUEST_TOKEN_SIZE  16          //  slot index, generation, incarnation
-#define REQUESTS_MAX_SERVICES 8
+#define REQUESTS_MAX_SERVICES 32
+//  Body frames a request of a standard (non-bookstore) service may carry;
+//  the bookstore's own services take exactly one
+#define REQUEST_BODY_FRAMES_MAX 8
 #define NO_REQUEST          UINT32_MAX  //  end of a queue or free list
 
 typedef struct {
     bool used;
     uint32_t gen;               //  bumped on reuse; part of the token
     zmq_msg_t client;           //  client routing id
-    zmq_msg_t body;
+    zmq_msg_t body;             //  the first body frame
+    zmq_msg_t *more;            //  a standard service's further body frames
+    int more_count;             //  (allocated; NULL and 0 for one frame)
     int service;                //  index of its service (requests_service_name)
     bs_op_t op;                 //  peeked from the body, for routing
     char target [BS_ID_MAX + 1];           //  "service@node": only this node
@@ -72,7 +79,8 @@ typedef struct {
 
 typedef struct _requests_t requests_t;
 
-//  services: comma-separated names (the first REQUESTS_MAX_SERVICES)
+//  services: comma-separated names (the first REQUESTS_MAX_SERVICES; an
+//  entry "*" names none)
 requests_t *requests_new (const char *services, quota_t *quota);
 void requests_destroy (requests_t **self_p);
 
@@ -80,7 +88,7 @@ void requests_destroy (requests_t **self_p);
 //  its index; the request is used, has a new generation, and no worker
 uint32_t requests_alloc (requests_t *self);
 
-//  Closes the request's frames, gives its quota back and frees its slot
+//  Closes the request's frames (the further body frames too), gives its quota back and frees its slot
 void requests_free (requests_t *self, uint32_t index);
 
 //  The request in a slot (used or not); index < requests_cap
@@ -102,6 +110,11 @@ request_t *requests_by_token (requests_t *self, const zmq_msg_t *frame, uint32_t
 int requests_service_count (requests_t *self);
 int requests_service_find (requests_t *self, const char *name);
 const char *requests_service_name (requests_t *self, int service);
+
+//  Adds a service (a name of 1 to BS_SERVICE_MAX bytes) and returns its
+//  index, or that of the service already by that name; -1 when the table
+//  holds REQUESTS_MAX_SERVICES already
+int requests_service_add (requests_t *self, const char *name);
 
 //  Appends a request to its service's queue (it has no worker then)
 void requests_enqueue (requests_t *self, uint32_t index);

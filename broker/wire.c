@@ -36,6 +36,12 @@ wire_client_drops (void)
 int
 wire_to_client (void *sock, zmq_msg_t *client, const char *service, zmq_msg_t *body)
 {
+    return wire_to_client_frames (sock, client, service, body, 1);
+}
+
+int
+wire_to_client_frames (void *sock, zmq_msg_t *client, const char *service, zmq_msg_t *body, int count)
+{
     zmq_msg_t copy;
     zmq_msg_init (&copy);
     zmq_msg_copy (&copy, client);
@@ -44,14 +50,16 @@ wire_to_client (void *sock, zmq_msg_t *client, const char *service, zmq_msg_t *b
     //  reply is dropped whole, never queued without bound
     if (zmq_msg_send (&copy, sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         zmq_msg_close (&copy);
-        zmq_msg_close (body);
+        for (int i = 0; i < count; i++)
+            zmq_msg_close (&body [i]);
         s_client_drops++;
         return -1;
     }
     zmq_send (sock, "", 0, ZMQ_SNDMORE);
     zmq_send (sock, BS_MDPC, strlen (BS_MDPC), ZMQ_SNDMORE);
     zmq_send (sock, service, strlen (service), ZMQ_SNDMORE);
-    zmq_msg_send (body, sock, 0);
+    for (int i = 0; i < count; i++)
+        zmq_msg_send (&body [i], sock, i + 1 < count? ZMQ_SNDMORE: 0);
     return 0;
 }
 
@@ -98,6 +106,29 @@ wire_to_worker (void *sock, worker_t *w, uint8_t command, const void *token, zmq
     zmq_send (sock, token, REQUEST_TOKEN_SIZE, ZMQ_SNDMORE);
     zmq_send (sock, "", 0, ZMQ_SNDMORE);
     return zmq_msg_send (body, sock, 0) < 0? -1: 0;
+}
+
+int
+wire_request_to_worker (void *sock, worker_t *w, const void *token, zmq_msg_t *body, int count)
+{
+    uint8_t command = BS_MDPW_REQUEST;
+    if (zmq_send (sock, w->identity, w->identity_size, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        for (int i = 0; i < count; i++)
+            zmq_msg_close (&body [i]);
+        return -1;
+    }
+    zmq_send (sock, "", 0, ZMQ_SNDMORE);
+    zmq_send (sock, BS_MDPW, strlen (BS_MDPW), ZMQ_SNDMORE);
+    zmq_send (sock, &command, 1, ZMQ_SNDMORE);
+    zmq_send (sock, token, REQUEST_TOKEN_SIZE, ZMQ_SNDMORE);
+    zmq_send (sock, "", 0, ZMQ_SNDMORE);
+    int rc = 0;
+    for (int i = 0; i < count; i++) {
+        if (zmq_msg_send (&body [i], sock, i + 1 < count? ZMQ_SNDMORE: 0) < 0)
+            rc = -1;
+        zmq_msg_close (&body [i]);      //  empty once sent
+    }
+    return rc;
 }
 
 void

@@ -29,6 +29,10 @@ void wire_frame_text (zmq_msg_t *frame, char *buf, size_t size);
 //  broker's memory stays bounded; 0 when sent
 int wire_to_client (void *sock, zmq_msg_t *client, const char *service, zmq_msg_t *body);
 
+//  The same with count body frames (a standard service's reply may have
+//  several), all consumed whether sent or not
+int wire_to_client_frames (void *sock, zmq_msg_t *client, const char *service, zmq_msg_t *body, int count);
+
 //  Replies dropped so far because their client did not read or was gone
 //  (for status).  One count per process: the broker has one client socket.
 uint64_t wire_client_drops (void);
@@ -48,6 +52,11 @@ void wire_error (void *sock, zmq_msg_t *client, const char *service, zmq_msg_t *
 //  EAGAIN: its queue is at the high-water mark) or a send failed (the body
 //  is then the caller's to close).  Never blocks.
 int wire_to_worker (void *sock, worker_t *w, uint8_t command, const void *token, zmq_msg_t *body);
+
+//  Sends a node a REQUEST: [node] [empty] [MDPW01] [REQUEST] [token]
+//  [empty] and count body frames, all consumed whether sent or not.
+//  Returns 0, or -1 when the node cannot be reached (as wire_to_worker).
+int wire_request_to_worker (void *sock, worker_t *w, const void *token, zmq_msg_t *body, int count);
 
 //  DISCONNECT "backup" to a node: this broker is passive, register with
 //  the other

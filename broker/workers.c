@@ -98,6 +98,9 @@ workers_register (workers_t *self, const void *identity, size_t size,
     w->has_status = false;
     w->partition_count = 0;
     w->ready = false;
+    w->standard = false;
+    w->heartbeat_ms = 0;
+    w->next_heartbeat = 0;
     return w;
 }
 
@@ -122,7 +125,10 @@ workers_forget (workers_t *self, int64_t now)
     size_t kept = 0, forgotten = 0;
     for (size_t i = 0; i < self->size; i++) {
         worker_t *w = self->items [i];
-        if (!w->alive && now - w->dead_since > WORKERS_FORGET_MS) {
+        if (!w->alive && (w->standard || now - w->dead_since > WORKERS_FORGET_MS)) {
+            if (w->standard)
+                zsys_debug ("broker: forgot worker %s of service %s", w->id, w->service);
+            else
             if (w->displaced)
                 zsys_debug ("broker: forgot a former connection of node %s (%s)", w->id, w->service);
             else

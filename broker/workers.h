@@ -1,11 +1,13 @@
 /*  workers - the broker's registry of nodes and its load-balancing choice.
  *
  *  Every node that sent READY is a worker of one service.  A worker is alive
- *  until it misses its heartbeats (or says DISCONNECT); a dead worker stays
- *  in the registry, marked not alive, so status can show it, for
- *  WORKERS_FORGET_MS, then workers_forget drops it: otherwise every node
- *  that ever came under a new routing id would stay listed, and scanned,
- *  for good.  The module
+ *  until it misses its heartbeats (or says DISCONNECT); a dead bookstore
+ *  node stays in the registry, marked not alive, so status can show it,
+ *  for WORKERS_FORGET_MS, then workers_forget drops it: otherwise every
+ *  node that ever came under a new routing id would stay listed, and
+ *  scanned, for good.  A dead standard 7/MDP worker (one that sent READY
+ *  with the service alone: it has no node id a later status could match
+ *  it by) goes at the next workers_forget.  The module
  *  also holds the broker's rule for node ids (workers_id_valid,
  *  workers_id_holder) and reads nodes' status reports into their records
  *  (workers_apply_status), so that tests and fuzz targets run the broker's
@@ -13,7 +15,8 @@
  *
  *  Ownership: workers_new returns a registry the caller destroys with
  *  workers_destroy.  A worker_t pointer stays valid until workers_forget
- *  forgets that worker (dead for longer than WORKERS_FORGET_MS) or the
+ *  forgets that worker (dead for longer than WORKERS_FORGET_MS, or a dead
+ *  standard worker) or the
  *  registry is destroyed.  The caller calls workers_forget where it holds
  *  no worker pointer, and keeps none to a dead worker across calls: the
  *  broker takes back a worker's requests when it declares it dead, and the
@@ -31,6 +34,8 @@
 typedef struct _workers_t workers_t;
 
 #define WORKER_MAX_PARTITIONS 16
+//  A partition role as a node reports it (field role's bound in fields.def)
+#define WORKER_ROLE_MAX 16
 
 //  How long a dead worker stays listed.  Long enough that status (and the
 //  chaos reports built on it) still shows a node killed a few minutes ago
@@ -45,7 +50,7 @@ typedef struct _workers_t workers_t;
 //  A partition as the node reported it in its last status
 typedef struct {
     char name [BS_ID_MAX + 1];
-    char role [17];             //  primary, follower, none
+    char role [WORKER_ROLE_MAX + 1];    //  primary, follower, none
     uint64_t epoch, seq, head;
     uint64_t version;           //  primary only: the report's version
     bool ready;
@@ -73,6 +78,12 @@ typedef struct {
     int64_t dead_since;         //  when it was declared dead (not alive)
     bool displaced;             //  its node registered from another connection
     int fd;                     //  descriptor of its connection (-1: unknown)
+    //  A standard 7/MDP worker (READY with the service alone), not a
+    //  bookstore node: it gets no ASSIGN, reports no status, heartbeats at
+    //  heartbeat_ms (the caller's choice) and is forgotten once dead
+    bool standard;
+    int heartbeat_ms;           //  the interval the broker holds it to
+    int64_t next_heartbeat;     //  standard: when the broker sends its next
     bool reported_insync;       //  the feed has told it is in sync
     //  From the node's status (READY and HEARTBEAT)
     bool has_status;
@@ -90,7 +101,8 @@ void workers_destroy (workers_t **self_p);
 //  Finds a worker by routing id; NULL when unknown
 worker_t *workers_find (workers_t *self, const void *identity, size_t size);
 
-//  Registers (or re-registers) a worker; returns it
+//  Registers (or re-registers) a worker, a bookstore node (not standard)
+//  until the caller says otherwise; returns it
 worker_t *workers_register (workers_t *self, const void *identity, size_t size,
                             const char *service, const char *id);
 
@@ -103,8 +115,8 @@ void workers_declare_dead (worker_t *worker, int64_t now);
 //  caller takes back its requests.
 void workers_displace (worker_t *worker, int64_t now);
 
-//  Frees every worker dead for longer than WORKERS_FORGET_MS at now and
-//  returns how many; the others keep their registration order.  Pointers
+//  Frees every worker dead for longer than WORKERS_FORGET_MS at now, and
+//  every dead standard worker, and returns how many; the others keep their registration order.  Pointers
 //  to the forgotten workers are invalid from then on.
 size_t workers_forget (workers_t *self, int64_t now);
 

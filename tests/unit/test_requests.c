@@ -4,6 +4,8 @@
 #include "requests.h"
 #include "testing.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 //  Takes a slot for a request, as the broker does for a client's request,
@@ -92,11 +94,61 @@ test_stale_generation_is_refused (void)
     quota_destroy (&quota);
 }
 
+//  The services: those named at start ("*" names none), more added while
+//  the broker runs up to REQUESTS_MAX_SERVICES, each once
+static void
+test_services_are_added_up_to_the_limit (void)
+{
+    quota_t *quota = quota_new (100, 1000);
+    requests_t *requests = requests_new ("catalog,*,order", quota);
+    CHECK_EQ (requests_service_count (requests), 2);
+    CHECK_EQ (requests_service_find (requests, "*"), -1);
+    CHECK_EQ (requests_service_add (requests, "order"), 1);
+    CHECK_EQ (requests_service_add (requests, "echo"), 2);
+    CHECK_EQ (requests_service_find (requests, "echo"), 2);
+    CHECK (strcmp (requests_service_name (requests, 2), "echo") == 0);
+    CHECK_EQ (requests_take_queue (requests, 2), NO_REQUEST);
+    char name [16];
+    for (int i = 3; i < REQUESTS_MAX_SERVICES; i++) {
+        snprintf (name, sizeof name, "svc-%d", i);
+        CHECK_EQ (requests_service_add (requests, name), i);
+    }
+    CHECK_EQ (requests_service_add (requests, "one-too-many"), -1);
+    CHECK_EQ (requests_service_count (requests), REQUESTS_MAX_SERVICES);
+    CHECK_EQ (requests_service_add (requests, "echo"), 2);
+    requests_destroy (&requests);
+    quota_destroy (&quota);
+}
+
+//  A standard service's further body frames are the table's to close
+static void
+test_further_body_frames_are_freed (void)
+{
+    quota_t *quota = quota_new (100, 1000);
+    requests_t *requests = requests_new ("echo", quota);
+    uint8_t token [REQUEST_TOKEN_SIZE];
+    uint32_t index = s_request (requests, token);
+    request_t *req = requests_at (requests, index);
+    req->more_count = 2;
+    req->more = calloc (2, sizeof (zmq_msg_t));
+    if (!req->more)
+        abort ();
+    zmq_msg_init_size (&req->more [0], 100);
+    zmq_msg_init_size (&req->more [1], 200);
+    requests_free (requests, index);
+    CHECK (req->more == NULL && req->more_count == 0);
+    CHECK_EQ (requests_inflight (requests), 0);
+    requests_destroy (&requests);
+    quota_destroy (&quota);
+}
+
 int
 main (void)
 {
     RUN (test_live_token_is_accepted);
     RUN (test_other_incarnation_is_refused);
     RUN (test_stale_generation_is_refused);
+    RUN (test_services_are_added_up_to_the_limit);
+    RUN (test_further_body_frames_are_freed);
     return DONE ();
 }

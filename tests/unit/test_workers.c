@@ -114,6 +114,30 @@ test_dead_workers_are_forgotten (void)
     workers_destroy (&workers);
 }
 
+//  A dead standard 7/MDP worker (no node id a later status could match)
+//  goes at the next forget; a dead node of the same age stays listed, and a
+//  worker registered again under the same routing id is a node until the
+//  broker says otherwise
+static void
+test_standard_workers_are_forgotten_at_once (void)
+{
+    workers_t *workers = workers_new ();
+    worker_t *node = s_add (workers, "order-1", "order");
+    worker_t *echo = workers_register (workers, "\x00\x01", 2, "echo", NULL);
+    CHECK (echo && !echo->standard);
+    echo->standard = true;
+    CHECK_EQ (workers_forget (workers, 1000), 0);          //  alive: kept
+    workers_declare_dead (node, 1000);
+    workers_declare_dead (echo, 1000);
+    CHECK_EQ (workers_forget (workers, 1001), 1);
+    CHECK_EQ (workers_size (workers), 1);
+    CHECK (workers_at (workers, 0) == node && !node->alive);
+    CHECK (workers_find (workers, "\x00\x01", 2) == NULL);
+    worker_t *again = workers_register (workers, "\x00\x01", 2, "echo", NULL);
+    CHECK (again && again->alive && !again->standard);
+    workers_destroy (&workers);
+}
+
 static void
 test_binary_identity (void)
 {
@@ -158,6 +182,7 @@ main (void)
     RUN (test_idle_workers_share_load);
     RUN (test_dead_workers_are_skipped);
     RUN (test_dead_workers_are_forgotten);
+    RUN (test_standard_workers_are_forgotten_at_once);
     RUN (test_binary_identity);
     RUN (test_registrations_and_displacement);
     return DONE ();
