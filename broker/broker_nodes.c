@@ -166,17 +166,21 @@ s_node_ready (broker_t *self, zmq_msg_t *frames, int count, int total)
         return;
     }
     //  Under CURVE every worker presents a node key (the node port takes
-    //  no other); a node's must be listed under the id it announces
+    //  no other); a node's must be listed under the id it announces, and
+    //  that id must name its service (catalog-2 serves the catalog, order-3
+    //  orders), as the replication sockets require too: an order node's
+    //  key never registers as a catalog replica
     const char *key_name = "";
     bool impostor = self->options.keys
                  && (strcmp (bs_keys_role (&frames [NODE_COMMAND], &key_name), "node") != 0
-                     || (!standard && strcmp (key_name, id) != 0));
+                     || (!standard && (strcmp (key_name, id) != 0
+                                       || strncmp (key_name, service, strlen (service)) != 0)));
     if (total > 7 || impostor) {
         static int64_t last_warning;
         if (zclock_mono () - last_warning > 5000) {
             last_warning = zclock_mono ();
             if (impostor)
-                zsys_warning ("broker: refused READY from '%s': its key belongs to '%s'", id, key_name);
+                zsys_warning ("broker: refused READY from '%s' for %s: its key belongs to '%s'", id, service, key_name);
             else
                 zsys_warning ("broker: refused READY for '%s': %d frames, at most 7 expected", service, total);
         }

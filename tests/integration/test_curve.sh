@@ -2,7 +2,7 @@
 #  CURVE: only listed keys get anything; only admin keys change the
 #  catalog; only listed node keys, under their own id, can register
 source "$(dirname "$0")/lib.sh"
-bs_plan 25
+bs_plan 27
 keys=$BS_TMP/keys
 out=$("$BS_BIN/bookstore" --json keygen "$keys")
 check "keygen writes the certificates" test "$(echo "$out" | jq .written)" = 10
@@ -82,6 +82,13 @@ deadline=$((SECONDS + 10))
 until grep -q "refused READY from 'catalog-8'" "$BS_TMP/cluster.log" || [ $SECONDS -ge $deadline ]; do sleep 0.05; done
 check "a listed node key cannot register under another node's id" grep -q "refused READY from 'catalog-8'" "$BS_TMP/cluster.log"
 check "...so it is not registered" test "$(sbs --json status | jq '[.nodes[] | select(.id == "catalog-8")] | length')" = 0
+kill "$pid"; wait "$pid" 2>/dev/null
+#  order-3's key (listed, unused) under its own id, as a catalog node
+pid=$(rogue order-3 misfit "$keys/nodes/order-3" $((BS_PORT + 64)))
+deadline=$((SECONDS + 10))
+until grep -q "refused READY from 'order-3' for catalog" "$BS_TMP/cluster.log" || [ $SECONDS -ge $deadline ]; do sleep 0.05; done
+check "an order node's key cannot register as a catalog node" grep -q "refused READY from 'order-3' for catalog" "$BS_TMP/cluster.log"
+check "...so it is not registered" test "$(sbs --json status | jq '[.nodes[] | select(.id == "order-3")] | length')" = 0
 kill "$pid"; wait "$pid" 2>/dev/null
 check "reads and writes still work" test "$(sbs --cert "$keys/admins/admin" --json restock 666 2 | jq .ok)" = true
 check "replicas converge over CURVE" bs_wait_converged 20
