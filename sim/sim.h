@@ -55,6 +55,8 @@ struct _sim_event_t {
     size_t size;
     sim_handler_fn *dispose;    //  frees what data points to, for an event
                                 //  that never runs (the run ended first)
+    int channel;                //  a message: its link's channel
+    uint64_t connection;        //  ...and that channel's connection
 };
 
 //  A new event to run delay ms from now (fill it, then sim_schedule)
@@ -71,9 +73,17 @@ typedef struct {
 } sim_proc_t;
 extern sim_proc_t sim_procs [SIM_PROCS];
 
-//  Sends an event from process from to process to through their link:
-//  the link's faults apply, and fn runs at to when (and if) it arrives
-void sim_send (int from, int to, sim_event_t *event);
+//  Sends an event from process from to process to through their link on
+//  a channel (one connection: the broker's, a replication stream, a sync
+//  link): the link's faults apply, and fn runs at to when (and if) it
+//  arrives.  A channel delivers in order, as a TCP connection does;
+//  messages on different channels may overtake each other.  Loss follows
+//  ZeroMQ: a stream (PUB) drops single messages (its high-water mark); the
+//  other channels lose messages when their connection breaks, and then
+//  every message in flight on it is lost with it (both ways), while the
+//  next ones go through on a new connection.
+enum { SIM_CHANNEL_BROKER, SIM_CHANNEL_STREAM, SIM_CHANNEL_SYNC, SIM_CHANNELS };
+void sim_send (int from, int to, int channel, sim_event_t *event);
 
 //  The trace: a ring of the last lines, printed when a seed fails, and
 //  printed as it goes with --trace
@@ -90,8 +100,11 @@ const char *sim_proc_name (int proc);
 //  The links' faults (sim_world.c); all zero in the quiet period
 typedef struct {
     int delay_min, delay_max;   //  ms, every message
-    int drop, dup, reorder;     //  per mille of messages
+    int drop, dup, reorder;     //  per mille of messages (reorder: a longer
+                                //  delay, overtaken on other channels)
     bool cut [SIM_PROCS][SIM_PROCS];
+    int64_t last [SIM_PROCS][SIM_PROCS][SIM_CHANNELS];     //  in order per channel
+    uint64_t connection [SIM_PROCS][SIM_PROCS][SIM_CHANNELS];   //  grows when one breaks
 } sim_links_t;
 extern sim_links_t sim_links;
 

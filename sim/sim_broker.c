@@ -65,7 +65,7 @@ s_to_client (int client, int64_t serial, const void *data, size_t size)
     sim_event_t *event = sim_event_new (0, sim_client_on_reply);
     sim_event_set_data (event, data, size);
     event->number = serial;
-    sim_send (SIM_BROKER, client, event);
+    sim_send (SIM_BROKER, client, SIM_CHANNEL_BROKER, event);
 }
 
 static void
@@ -95,7 +95,7 @@ s_to_node (worker_t *w, int kind, int64_t number, const void *data, size_t size)
     event->kind = kind;
     event->number = number;
     sim_event_set_data (event, data, size);
-    sim_send (SIM_BROKER, node, event);
+    sim_send (SIM_BROKER, node, SIM_CHANNEL_BROKER, event);
 }
 
 static void
@@ -297,7 +297,7 @@ sim_broker_status_from (int node, const void *data, size_t size)
     event->kind = IN_STATUS;
     event->number = (int64_t) sim_procs [node].incarnation;
     sim_event_set_data (event, data, size);
-    sim_send (node, SIM_BROKER, event);
+    sim_send (node, SIM_BROKER, SIM_CHANNEL_BROKER, event);
 }
 
 void
@@ -311,7 +311,7 @@ sim_broker_reply_from (int node, int64_t token, const void *data, size_t size)
     memcpy (buffer + sizeof token, data, size);
     event->data = buffer;
     event->size = sizeof token + size;
-    sim_send (node, SIM_BROKER, event);
+    sim_send (node, SIM_BROKER, SIM_CHANNEL_BROKER, event);
 }
 
 void
@@ -321,7 +321,7 @@ sim_broker_request_from (int client, int64_t serial, const void *data, size_t si
     event->kind = IN_REQUEST;
     event->number = serial;
     sim_event_set_data (event, data, size);
-    sim_send (client, SIM_BROKER, event);
+    sim_send (client, SIM_BROKER, SIM_CHANNEL_BROKER, event);
 }
 
 static void

@@ -14,6 +14,7 @@
 
 typedef struct {
     uint64_t epoch [VARIANTS], hash [VARIANTS];
+    int node [VARIANTS];        //  who held it first
     int count;
 } seq_rec_t;
 
@@ -39,7 +40,10 @@ static struct {
     int authority;              //  node index, -1: none
     uint64_t authority_epoch, authority_incarnation;
     size_t verified;
+    uint64_t rewrites;          //  seqs written twice at one epoch (see s_same_entry)
 } C;
+
+uint64_t sim_check_rewrites (void) { return C.rewrites; }
 
 void
 sim_check_reset (void)
@@ -91,6 +95,42 @@ s_check_one_primary (int node)
     sim_trace ("%s is primary at epoch %llu", rec->id, (unsigned long long) epoch);
 }
 
+//  The hash of the entry a node holds at seq now (0: none, or down)
+static uint64_t
+s_held (int node, uint64_t seq)
+{
+    journal_t *journal = sim_node_journal (sim_nodes [node]);
+    MDB_txn *txn = journal? store_begin (journal_store (journal), false): NULL;
+    if (!txn)
+        return 0;
+    MDB_val value;
+    uint64_t hash = journal_read (journal, txn, CATALOG_PARTITION, seq, &value) == 0?
+                    s_hash (value.mv_data, value.mv_size): 0;
+    mdb_txn_abort (txn);
+    return hash;
+}
+
+//  Two versions of one (seq, epoch): a violation if both are held now; if
+//  the old one is held nowhere (its only holder rolled back, then wrote
+//  that seq again at the same epoch) the new one takes its place, and the
+//  trace says so
+static void
+s_same_entry (seq_rec_t *rec, int v, int node, uint64_t seq, uint64_t epoch, uint64_t hash)
+{
+    for (int other = 0; other < SIM_NODES; other++)
+        if (other != node && s_held (other, seq) == rec->hash [v]) {
+            sim_violation ("log_matching", "%s's entry at seq %llu, epoch %llu differs from the one %s holds",
+                           sim_node_id (sim_nodes [node]), (unsigned long long) seq, (unsigned long long) epoch,
+                           sim_node_id (sim_nodes [other]));
+            return;
+        }
+    sim_trace ("note: %s wrote seq %llu at epoch %llu again (no replica holds the first version)",
+               sim_node_id (sim_nodes [node]), (unsigned long long) seq, (unsigned long long) epoch);
+    C.rewrites++;
+    rec->hash [v] = hash;
+    rec->node [v] = node;
+}
+
 //  --------------------------------------------------------------------------
 //  Replicas agree on every entry they both hold: the same seq written at
 //  the same epoch is the same bytes everywhere (compared as each node's log
@@ -104,10 +144,13 @@ s_check_log (int node)
     if (!journal)
         return;
     uint64_t seq = journal_seq (journal, CATALOG_PARTITION);
-    if (sim_procs [node].incarnation != C.cursor_incarnation [node] || seq < C.cursor [node]) {
+    if (sim_procs [node].incarnation != C.cursor_incarnation [node]) {
+        //  Back from a crash: its whole log is compared again
         C.cursor_incarnation [node] = sim_procs [node].incarnation;
-        C.cursor [node] = seq < C.cursor [node]? seq: C.cursor [node];
+        C.cursor [node] = 0;
     }
+    if (seq < C.cursor [node])
+        C.cursor [node] = seq;
     if (seq <= C.cursor [node])
         return;
     MDB_txn *txn = store_begin (journal_store (journal), false);
@@ -145,11 +188,11 @@ s_check_log (int node)
             if (rec->epoch [v] == epoch) {
                 known = true;
                 if (rec->hash [v] != hash)
-                    sim_violation ("log_matching", "%s's entry at seq %llu, epoch %llu differs from another replica's",
-                                   sim_node_id (n), (unsigned long long) s, (unsigned long long) epoch);
+                    s_same_entry (rec, v, node, s, epoch, hash);
             }
         if (!known && rec->count < VARIANTS) {
             rec->epoch [rec->count] = epoch;
+            rec->node [rec->count] = node;
             rec->hash [rec->count++] = hash;
         }
     }
@@ -173,12 +216,15 @@ s_applied (journal_t *journal, MDB_txn *txn, const uint8_t *rid)
     return mdb_get (txn, applied, &key, &value) == 0;
 }
 
-static int
-s_authority (void)
+static void
+s_read_meta (void)
 {
     const char *text = sim_etcd_get (META_KEY);
-    if (!text)
-        return -1;
+    if (!text) {
+        C.meta_text [0] = 0;
+        memset (&C.meta, 0, sizeof C.meta);
+        return;
+    }
     if (strcmp (text, C.meta_text) != 0) {
         snprintf (C.meta_text, sizeof C.meta_text, "%s", text);
         char reason [200];
@@ -187,6 +233,24 @@ s_authority (void)
             memset (&C.meta, 0, sizeof C.meta);
         }
     }
+}
+
+bool
+sim_check_insync_besides (const char *id)
+{
+    s_read_meta ();
+    for (size_t i = 0; i < C.meta.insync_count; i++)
+        if (strcmp (C.meta.insync [i], id) != 0)
+            return true;
+    return false;
+}
+
+static int
+s_authority (void)
+{
+    s_read_meta ();
+    if (!C.meta.epoch)
+        return -1;
     for (int i = 0; i < SIM_NODES; i++) {
         journal_t *journal = sim_node_journal (sim_nodes [i]);
         if (journal && strcmp (sim_node_id (sim_nodes [i]), C.meta.primary) == 0

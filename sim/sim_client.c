@@ -22,7 +22,10 @@ static client_t s_clients [SIM_PROCS];
 static sim_write_t *s_ledger;
 static size_t s_ledger_size, s_ledger_cap;
 static int64_t s_faults_until;
-static int64_t s_sold [SIM_ITEMS + 1], s_supply [SIM_ITEMS + 1];
+//  Copies sold (acknowledged), restocked (asked: it may take effect
+//  unacknowledged) and the largest first stock asked for (one add_book
+//  of an item succeeds)
+static int64_t s_sold [SIM_ITEMS + 1], s_restocked [SIM_ITEMS + 1], s_first_stock [SIM_ITEMS + 1];
 static bool s_probe_acked;
 static int s_setup;          //  books the first client added
 static size_t s_acked;
@@ -53,7 +56,8 @@ sim_clients_reset (void)
     s_ledger = NULL;
     s_ledger_size = s_ledger_cap = 0;
     memset (s_sold, 0, sizeof s_sold);
-    memset (s_supply, 0, sizeof s_supply);
+    memset (s_restocked, 0, sizeof s_restocked);
+    memset (s_first_stock, 0, sizeof s_first_stock);
     s_probe_acked = false;
     s_acked = 0;
 }
@@ -98,7 +102,7 @@ s_write (int client, bs_op_t op, int64_t item, int64_t amount)
         bs_msg_set_int (request, BS_FIELD_cost, amount);
     if (op == BS_OP_restock) {
         bs_msg_set_int (request, BS_FIELD_count, amount);
-        s_supply [item] += amount;      //  it may take effect even if never acknowledged
+        s_restocked [item] += amount;
     }
     if (op == BS_OP_add_book) {
         char title [32];
@@ -107,8 +111,8 @@ s_write (int client, bs_op_t op, int64_t item, int64_t amount)
         bs_msg_set_str (request, BS_FIELD_topic, item % 2? "systems": "fiction");
         bs_msg_set_int (request, BS_FIELD_cost, 1000 + item);
         bs_msg_set_int (request, BS_FIELD_stock, amount);
-        if (amount > s_supply [item])
-            s_supply [item] = amount;
+        if (amount > s_first_stock [item])
+            s_first_stock [item] = amount;
     }
     client_t *c = &s_clients [client];
     free (c->body);
@@ -207,9 +211,10 @@ sim_client_on_reply (sim_event_t *event)
             s_probe_acked = true;
         if (w->op == BS_OP_decrement) {
             s_sold [w->item]++;
-            if (s_sold [w->item] > s_supply [w->item])
-                sim_violation ("no_oversell", "%lld copies of item %lld acknowledged sold, only %lld ever supplied",
-                               (long long) s_sold [w->item], (long long) w->item, (long long) s_supply [w->item]);
+            int64_t supply = s_first_stock [w->item] + s_restocked [w->item];
+            if (s_sold [w->item] > supply)
+                sim_violation ("no_oversell", "%lld copies of item %lld acknowledged sold, at most %lld ever supplied",
+                               (long long) s_sold [w->item], (long long) w->item, (long long) supply);
             if (bs_msg_int (reply, BS_FIELD_stock) < 0)
                 sim_violation ("no_oversell", "a buy of item %lld left its stock at %lld", (long long) w->item,
                                (long long) bs_msg_int (reply, BS_FIELD_stock));

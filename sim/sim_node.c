@@ -140,7 +140,7 @@ s_send_sync (void *arg, const char *endpoint, const char *server, const void *da
     (void) server;
     sim_node_t *self = arg, *peer = s_by_endpoint (endpoint, false);
     if (peer)
-        sim_send (self->index, peer->index, s_input (IN_SYNC, self->id, data, size));
+        sim_send (self->index, peer->index, SIM_CHANNEL_SYNC, s_input (IN_SYNC, self->id, data, size));
 }
 
 static void
@@ -148,7 +148,7 @@ s_answer (void *arg, const char *peer_id, const void *data, size_t size)
 {
     sim_node_t *self = arg, *peer = s_by_id (peer_id);
     if (peer)
-        sim_send (self->index, peer->index, s_input (IN_ANSWER, self->sync, data, size));
+        sim_send (self->index, peer->index, SIM_CHANNEL_SYNC, s_input (IN_ANSWER, self->sync, data, size));
 }
 
 static void
@@ -165,7 +165,7 @@ s_publish (void *arg, const char *partition, int kind, const void *data, size_t 
             &&  sub->active_at <= sim_now) {
                 sim_event_t *event = s_input (IN_STREAM, partition, data, size);
                 event->number = kind;
-                sim_send (self->index, peer->index, event);
+                sim_send (self->index, peer->index, SIM_CHANNEL_STREAM, event);
             }
         }
     }

@@ -129,11 +129,13 @@ sim_world_step (int64_t until)
     sim_now = event->at;
     if (event->to >= 0) {
         sim_proc_t *proc = &sim_procs [event->to];
-        if (!proc->up || (event->incarnation && event->incarnation != proc->incarnation)) {
+        bool broken = event->from >= 0
+                   && sim_links.connection [event->from][event->to][event->channel] != event->connection;
+        if (broken || !proc->up || (event->incarnation && event->incarnation != proc->incarnation)) {
             if (event->dispose)
                 event->dispose (event);
             s_event_free (event);
-            return true;        //  its process died meanwhile: lost
+            return true;        //  its process died, or its connection broke, meanwhile: lost
         }
         if (proc->paused_until > sim_now) {
             //  A paused process reads nothing: it waits, in order
@@ -152,20 +154,26 @@ sim_world_step (int64_t until)
 //  Links
 
 static void
-s_deliver (int from, int to, sim_event_t *event, int64_t delay)
+s_deliver (int from, int to, int channel, sim_event_t *event, int64_t delay)
 {
     event->at = sim_now + delay;
     event->from = from;
     event->to = to;
+    event->channel = channel;
+    event->connection = sim_links.connection [from][to][channel];
     event->incarnation = sim_procs [to].incarnation;
     sim_schedule (event);
 }
 
 void
-sim_send (int from, int to, sim_event_t *event)
+sim_send (int from, int to, int channel, sim_event_t *event)
 {
     sim_links_t *l = &sim_links;
     if (!sim_procs [to].up || l->cut [from][to] || sim_chance (l->drop)) {
+        if (channel != SIM_CHANNEL_STREAM) {
+            l->connection [from][to][channel]++;
+            l->connection [to][from][channel]++;
+        }
         if (event->dispose)
             event->dispose (event);
         s_event_free (event);
@@ -174,14 +182,22 @@ sim_send (int from, int to, sim_event_t *event)
     int64_t delay = sim_range (l->delay_min, l->delay_max);
     if (sim_chance (l->reorder))
         delay += sim_range (1, 40);
-    if (sim_chance (l->dup)) {
-        sim_event_t *copy = bs_alloc (1, sizeof (sim_event_t));
+    //  In order on its channel: never before what went earlier
+    int64_t *last = &l->last [from][to][channel];
+    if (sim_now + delay < *last)
+        delay = *last - sim_now;
+    *last = sim_now + delay;
+    bool dup = sim_chance (l->dup);
+    sim_event_t *copy = NULL;
+    if (dup) {
+        copy = bs_alloc (1, sizeof (sim_event_t));
         *copy = *event;
         copy->data = NULL;
         sim_event_set_data (copy, event->data, event->size);
-        s_deliver (from, to, copy, delay + sim_range (0, 20));
     }
-    s_deliver (from, to, event, delay);
+    s_deliver (from, to, channel, event, delay);
+    if (copy)
+        s_deliver (from, to, channel, copy, delay);
 }
 
 //  --------------------------------------------------------------------------
