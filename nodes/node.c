@@ -8,7 +8,7 @@
 #include "journal.h"
 #include "mdpworker.h"
 #include "orders.h"
-#include "repl.h"
+#include "repl_zmq.h"
 #include "store.h"
 
 #include <czmq.h>
@@ -44,7 +44,8 @@ struct _node_t {
     buyer_t *buyer;
     invalidator_t *invalidator; //  catalog: announces changes to the cache
     bs_keys_t *keys;            //  CURVE, or NULL for plain
-    repl_t *repl;
+    repl_zmq_t *repl_zmq;       //  replication's sockets
+    repl_t *repl;               //  ...and its core (the shell's)
     char *seed;                 //  catalog file for an empty primary, "" for none
     bool seeded;
     write_t batch [BATCH_MAX];
@@ -138,7 +139,7 @@ s_flush (node_t *self)
         journal_abort (self->journal, txn);
     bs_profile_enter (self->profile, PHASE_REPLY);
     if (rc == 0) {
-        repl_publish (self->repl);
+        repl_publish (self->repl, zclock_mono ());
         //  Report the new head at once: a broker that starts now must not
         //  learn an older one (see the broker's cache)
         self->next_status = 0;
@@ -162,7 +163,7 @@ s_flush (node_t *self)
             bs_msg_set_bin (replies [i], BS_FIELD_rid, rid, BS_RID_SIZE);
             size_t size;
             uint8_t *data = bs_msg_encode (replies [i], &size);
-            repl_defer (self->repl, self->partition, seqs [i], &w->token, data, size);
+            repl_defer (self->repl, self->partition, seqs [i], &w->token, data, size, zclock_mono ());
             free (data);
         }
         else
@@ -260,7 +261,8 @@ s_handle (node_t *self, zmq_msg_t *token, zmq_msg_t *body)
         zmq_msg_t held;
         zmq_msg_init (&held);
         zmq_msg_move (&held, token);
-        repl_defer (self->repl, self->partition, journal_seq (self->journal, self->partition), &held, data, size);
+        repl_defer (self->repl, self->partition, journal_seq (self->journal, self->partition), &held, data, size,
+                    zclock_mono ());
         free (data);
         bs_msg_destroy (&reply);
         bs_msg_destroy (&request);
@@ -278,7 +280,7 @@ s_on_assign (node_t *self, zmq_msg_t *body)
     char reason [128];
     bs_msg_t *assign = bs_msg_decode (zmq_msg_data (body), zmq_msg_size (body), &err, reason, sizeof reason);
     if (assign && bs_msg_validate_request (assign, reason, sizeof reason) == BS_OK && bs_msg_op (assign) == BS_OP_assign)
-        repl_assign (self->repl, assign);
+        repl_assign (self->repl, assign, zclock_mono ());
     else
         zsys_warning ("%s: dropped a malformed assignment: %s", self->id, reason);
     bs_msg_destroy (&assign);
@@ -316,7 +318,9 @@ s_update_status (node_t *self)
     bs_msg_set_str (status, BS_FIELD_op, "node_status");
     bs_msg_set_str (status, BS_FIELD_id, self->id);
     bs_msg_set_str (status, BS_FIELD_service, self->service);
-    repl_status (self->repl, status);
+    //  A primary's report is versioned in wall-clock milliseconds, so that
+    //  the version grows across our restarts too
+    repl_status (self->repl, status, (uint64_t) zclock_time ());
     char digest [17];
     journal_digest (self->journal, digest);
     bs_msg_set_str (status, BS_FIELD_digest, digest);
@@ -477,8 +481,6 @@ node_new (const node_options_t *options, bool *refused_p)
         goto fail;
     repl_options_t repl_options = {
         .id = id,
-        .pub_bind = options->pub_bind,
-        .sync_bind = options->sync_bind,
         .pub_endpoint = options->pub_endpoint,
         .sync_endpoint = options->sync_endpoint,
         .dbs = self->catalog? catalog_dbs: orders_dbs,
@@ -486,14 +488,19 @@ node_new (const node_options_t *options, bool *refused_p)
         .heartbeat_ms = options->heartbeat_ms,
         .insync_timeout_ms = options->insync_timeout_ms,
         .min_insync = options->min_insync,
-        .hwm = options->hwm,
         .drop_every = options->drop_every,
         .log_keep = options->log_keep,
+    };
+    repl_zmq_options_t repl_sockets = {
+        .pub_bind = options->pub_bind,
+        .sync_bind = options->sync_bind,
+        .hwm = options->hwm,
         .keys = self->keys,
     };
-    self->repl = repl_new (self->journal, &repl_options, s_send_reply, self);
-    if (!self->repl)
+    self->repl_zmq = repl_zmq_new (self->journal, &repl_options, &repl_sockets, s_send_reply, self);
+    if (!self->repl_zmq)
         goto fail;
+    self->repl = repl_zmq_core (self->repl_zmq);
     self->link = mdpworker_new (options->brokers, self->service, id, options->heartbeat_ms, options->liveness,
                                 self->keys);
     if (!self->link) {
@@ -532,7 +539,8 @@ node_destroy (node_t **self_p)
     buyer_destroy (&self->buyer);
     invalidator_destroy (&self->invalidator);
     mdpworker_destroy (&self->link);
-    repl_destroy (&self->repl);
+    repl_zmq_destroy (&self->repl_zmq);
+    self->repl = NULL;
     catalog_destroy (&self->catalog);
     orders_destroy (&self->orders);
     journal_destroy (&self->journal);
@@ -567,7 +575,7 @@ node_run (node_t *self)
             self->next_status = now + self->heartbeat_ms / 2;
         }
         int64_t wait = mdpworker_tick (self->link);
-        int64_t repl_wait = repl_tick (self->repl);
+        int64_t repl_wait = repl_tick (self->repl, now);
         if (repl_wait < wait)
             wait = repl_wait;
         if (self->buyer) {
@@ -590,7 +598,7 @@ node_run (node_t *self)
         if (next_restock - now < wait)
             wait = next_restock - now;
         //  Replication's sockets grow with the sources it fetches from
-        int need = 3 + repl_pollitem_count (self->repl);
+        int need = 3 + repl_zmq_pollitem_count (self->repl_zmq);
         if (need > self->poll_cap) {
             zmq_pollitem_t *grown = realloc (self->poll_items, (size_t) need * sizeof (zmq_pollitem_t));
             if (!grown)
@@ -607,13 +615,13 @@ node_run (node_t *self)
         if (mdpworker_monitor (self->link))
             items [n++] = (zmq_pollitem_t) { mdpworker_monitor (self->link), 0, ZMQ_POLLIN, 0 };
         int first_repl = n;
-        n += repl_pollitems (self->repl, items + n, self->poll_cap - n);
+        n += repl_zmq_pollitems (self->repl_zmq, items + n, self->poll_cap - n);
         bs_profile_enter (self->profile, PHASE_WAIT);
         if (zmq_poll (items, n, (long) (wait < 0? 0: wait)) < 0)
             break;
         //  Replication first: acks release replies, entries bring followers up
         bs_profile_enter (self->profile, PHASE_REPLICATE);
-        repl_on_poll (self->repl, items + first_repl, n - first_repl);
+        repl_zmq_on_poll (self->repl_zmq, items + first_repl, n - first_repl);
         bs_profile_enter (self->profile, PHASE_REQUESTS);
         if (items [0].revents & ZMQ_POLLIN) {
             for (int k = 0; k < BATCH_MAX; k++) {

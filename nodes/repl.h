@@ -1,13 +1,18 @@
-/*  repl - log shipping between replicas over PUB/SUB, with acks, in-sync
- *  sets, catch-up from the log and snapshots.
+/*  repl - the replication protocol core: log shipping between replicas,
+ *  with acks, in-sync sets, catch-up from the log and snapshots.  No
+ *  socket, no clock, no random number: time comes in as now (monotonic
+ *  milliseconds) on every entry point that needs it, and every message
+ *  goes out through the repl_io_t callbacks.  nodes/repl_zmq is the shell
+ *  that runs it over ZeroMQ; a simulator can run it in virtual time.
  *
  *  A partition is one log with at most one primary.  The primary seals
  *  writes into log entries (journal), commits, and publishes each entry on
- *  its PUB socket.  Followers subscribe, apply entries strictly in order and
- *  ack their applied seq to the primary's ROUTER over a DEALER.  A follower
- *  that sees a gap, or joins, fetches what it lacks from a source's ROUTER
- *  (served from the LMDB log), or a snapshot when it is empty, too far behind
- *  or diverged; it buffers live entries meanwhile.
+ *  its stream (schema/bs_stream.h).  Followers hear the stream, apply
+ *  entries strictly in order and ack their applied seq to the primary's
+ *  sync endpoint.  A follower that sees a gap, or joins, fetches what it
+ *  lacks from a source's sync endpoint (served from the LMDB log), or a
+ *  snapshot when it is empty, too far behind or diverged; it buffers live
+ *  entries meanwhile.
  *
  *  The primary holds each write's reply until every in-sync follower has
  *  acked it.  A follower that lags past insync_timeout_ms leaves the in-sync
@@ -17,30 +22,53 @@
  *  Roles come from the broker (repl_assign); entries and acks carry epochs
  *  and a follower drops entries from an epoch older than it was told.
  *
- *  Its tables (partitions, sources, followers) grow with the broker's map;
- *  none has a fixed size.
+ *  Its tables (partitions, followers) grow with the broker's map; none has
+ *  a fixed size.
  *
- *  Ownership: repl_new borrows the journal.  Tokens given to repl_defer are
- *  taken over; the send callback gets them back (and closes them itself).
+ *  Compile-time switches for the simulator's self-test alone (never defined
+ *  by the real build): REPL_BUG_EARLY_ACK (repl_defer releases at once),
+ *  REPL_BUG_LATE_REPLY (a follower applies any fetch reply),
+ *  REPL_BUG_SNAPSHOT_EPOCH_MAX (a loaded snapshot stores the epoch the
+ *  follower was told when newer than the snapshot's).
+ *
+ *  Ownership and threading: one thread.  repl_new borrows the journal and
+ *  copies the options and the io table.  Tokens given to repl_defer are
+ *  taken over; io.release gets them back (and closes them itself).  Data
+ *  given to the callbacks is lent for the call.  A callback must not call
+ *  back into the core.
  */
 #ifndef REPL_H_INCLUDED
 #define REPL_H_INCLUDED
 
 #include "bs_msg.h"
-#include "bs_keys.h"
+#include "bs_stream.h"
 #include "journal.h"
 
 #include <zmq.h>
 
 typedef struct _repl_t repl_t;
 
-//  Sends a reply that was held for acks; the callee closes the token
-typedef void (repl_send_fn) (void *arg, zmq_msg_t *token, const void *data, size_t size);
+typedef struct {
+    void *arg;
+    //  A fetch or an ack to a peer's sync socket (endpoint: its sync
+    //  endpoint; server: its node id, for CURVE)
+    void (*send_sync) (void *arg, const char *endpoint, const char *server, const void *data, size_t size);
+    //  An answer on our sync socket to the peer that asked (entries,
+    //  snapshot, snap_data, snap_end); peer: its node id
+    void (*answer) (void *arg, const char *peer, const void *data, size_t size);
+    //  One message of a partition's replication stream (kind:
+    //  REPL_STREAM_ENTRY or REPL_STREAM_HEAD)
+    void (*publish) (void *arg, const char *partition, int kind, const void *data, size_t size);
+    //  Start / stop hearing partition's stream from a primary (pub: its
+    //  stream endpoint; primary: its node id, for CURVE)
+    void (*subscribe) (void *arg, const char *partition, const char *pub, const char *primary);
+    void (*unsubscribe) (void *arg, const char *partition, const char *pub);
+    //  A reply held for acks goes out (the callee takes and closes the token)
+    void (*release) (void *arg, zmq_msg_t *token, const void *data, size_t size);
+} repl_io_t;
 
 typedef struct {
     const char *id;                 //  this node's id
-    const char *pub_bind;           //  e.g. tcp://*:5570
-    const char *sync_bind;
     const char *pub_endpoint;       //  what others connect to
     const char *sync_endpoint;
     const char **dbs;               //  databases of this node's partitions
@@ -48,17 +76,32 @@ typedef struct {
     int heartbeat_ms;
     int insync_timeout_ms;
     int min_insync;
-    int hwm;
     int drop_every;                 //  test switch: do not publish every k-th entry
     uint64_t log_keep;              //  entries each log keeps; a follower further behind gets a snapshot
-    bs_keys_t *keys;                //  CURVE between nodes (borrowed), NULL: plain
 } repl_options_t;
 
-repl_t *repl_new (journal_t *journal, const repl_options_t *options, repl_send_fn *send, void *arg);
+//  Partitions the journal already holds resume without a role until told
+repl_t *repl_new (journal_t *journal, const repl_options_t *options, const repl_io_t *io);
+//  Closes held tokens without answering them
 void repl_destroy (repl_t **self_p);
 
+//  Inputs.  A fetch or ack that came on our sync socket from peer (its
+//  node id; the shell has checked that its key may ask)
+void repl_on_request (repl_t *self, const char *peer, const void *data, size_t size, int64_t now);
+//  One message of partition's stream.  Outside a batch a live entry is
+//  applied at once (when it follows on); inside one, at repl_batch_end.
+void repl_on_stream (repl_t *self, const char *partition, int kind, const void *data, size_t size, int64_t now);
+//  Stream messages given between these two are applied together, in one
+//  transaction per partition: a shell that reads a burst brackets it
+void repl_batch_begin (repl_t *self);
+void repl_batch_end (repl_t *self, int64_t now);
+//  A reply to one of our fetches, from the source at that sync endpoint
+void repl_on_answer (repl_t *self, const char *endpoint, const void *data, size_t size, int64_t now);
+//  Heartbeats, ack timeouts, fetch retries; returns ms until needed again
+int64_t repl_tick (repl_t *self, int64_t now);
+
 //  Applies the broker's partition map: become primary or follower
-void repl_assign (repl_t *self, const bs_msg_t *assign);
+void repl_assign (repl_t *self, const bs_msg_t *assign, int64_t now);
 
 //  Makes this node primary of partition at epoch (order nodes, for their
 //  own partition); persists the epoch when it grows.  -1 when the role
@@ -72,22 +115,12 @@ bool repl_is_primary (repl_t *self, const char *partition);
 bs_err_t repl_can_write (repl_t *self, const char *partition, char *reason, size_t size);
 
 //  Publishes the entries the journal sealed in its last commit
-void repl_publish (repl_t *self);
+void repl_publish (repl_t *self, int64_t now);
 
-//  Sends the reply once every in-sync follower has acked seq (at once when
-//  seq is 0 or the partition has no follower in sync)
+//  Releases the reply once every in-sync follower has acked seq (at once
+//  when seq is 0 or the partition has no follower in sync)
 void repl_defer (repl_t *self, const char *partition, uint64_t seq, zmq_msg_t *token,
-                 const void *data, size_t size);
-
-//  How many poll items it needs now (grows with the sources it fetches
-//  from: the caller sizes its array with this before each poll)
-int repl_pollitem_count (repl_t *self);
-//  Fills poll items for every socket it reads, at most max; returns how many
-int repl_pollitems (repl_t *self, zmq_pollitem_t *items, int max);
-//  Handles whatever input the poll found on those items
-void repl_on_poll (repl_t *self, zmq_pollitem_t *items, int count);
-//  Heartbeats, ack timeouts, fetch retries; returns ms until needed again
-int64_t repl_tick (repl_t *self);
+                 const void *data, size_t size, int64_t now);
 
 //  True when this node may serve reads: the broker has assigned its roles,
 //  every partition it holds has one, none is loading a snapshot, and every
@@ -117,7 +150,9 @@ bool repl_reply_acceptable (bool from_source, const uint8_t *rid, size_t rid_siz
 //  until a confirmation built from a newer report leaves it out.
 bool repl_waits_for (bool insync, bool confirmed, uint64_t reported_at, uint64_t confirmed_version);
 
-//  Appends this node's partitions to a node_status message
-void repl_status (repl_t *self, bs_msg_t *status);
+//  Appends this node's partitions to a node_status message.  version
+//  numbers a primary's report; it must grow across restarts (the node
+//  passes wall-clock milliseconds; a smaller one is raised past the last)
+void repl_status (repl_t *self, bs_msg_t *status, uint64_t version);
 
 #endif

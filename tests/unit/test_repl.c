@@ -1,5 +1,12 @@
-/*  test_repl - a follower's handling of fetch replies, and the size of the
- *  replication tables.
+/*  test_repl - the replication core, driven with time passed in and a fake
+ *  network in place of sockets.
+ *
+ *  Each node is a real journal on its own LMDB store in a temp dir and a
+ *  real repl core; its repl_io_t puts every message on one queue, and the
+ *  test delivers them (all, one at a time, or not at all) to the node
+ *  they are meant for: fetches and acks by sync endpoint, answers by node
+ *  id, stream messages to the nodes that hear the partition from that
+ *  publisher.  Nothing here reads a clock: each test sets s_now.
  *
  *  A follower takes a reply (entries, snapshot parts) only from the source
  *  it fetches from now, answering its latest fetch, made at the epoch it
@@ -8,11 +15,7 @@
  *  applied it, acked it to the new primary, which then counted it in sync
  *  and released its own, different entry at that seq, which the follower
  *  skipped as applied: the two diverged for good.
- *
- *  Its tables (partitions, followers, sources) have no fixed size.
- *
- *  A real repl_t follows over inproc; ROUTER sockets of the test play the
- *  sources, and a second journal seals the entries they send.  */
+ */
 #include "repl.h"
 #include "testing.h"
 
@@ -21,68 +24,252 @@
 
 static char s_dir [256];
 static const char *s_dbs [] = { "books", NULL };
+static int64_t s_now;
+
+#define NODES_MAX 4
+#define SUBS_MAX 8
+
+typedef enum { TO_SYNC, TO_PEER, TO_STREAM } route_t;
 
 typedef struct {
+    route_t route;
+    char from [64];             //  TO_SYNC: sender's id; TO_PEER: sender's sync endpoint; TO_STREAM: its pub
+    char to [64];               //  TO_SYNC: a sync endpoint; TO_PEER: a node id
+    char partition [BS_ID_MAX + 1];     //  TO_STREAM
+    int kind;
+    uint8_t *data;
+    size_t size;
+} packet_t;
+
+typedef struct {
+    char id [32], pub [64], sync [64];
     store_t *store;
     journal_t *journal;
     MDB_dbi books;
     repl_t *repl;
+    char heard_partition [SUBS_MAX][BS_ID_MAX + 1], heard_pub [SUBS_MAX][64];
+    int heard;
+    int released;               //  replies released so far
+    char last_release [64];
 } node_t;
 
+static node_t *s_nodes [NODES_MAX];
+static int s_node_count;
+static zlistx_t *s_queue;       //  packet_t, in order sent
+
 static void
-s_no_send (void *arg, zmq_msg_t *token, const void *data, size_t size)
+s_packet_destroy (packet_t **packet_p)
 {
-    (void) arg; (void) data; (void) size;
-    zmq_msg_close (token);
+    free ((*packet_p)->data);
+    free (*packet_p);
+    *packet_p = NULL;
 }
 
 static void
-s_open (node_t *node, const char *name, bool with_repl)
+s_queue_add (route_t route, const char *from, const char *to, const char *partition, int kind,
+             const void *data, size_t size)
 {
-    char path [300];
-    snprintf (path, sizeof path, "%s/%s", s_dir, name);
-    node->store = store_new (path, 64 << 20, 64 << 20);
-    node->journal = journal_new (node->store);
-    CHECK (journal_db (node->journal, "books", 0, true, &node->books));
-    node->repl = NULL;
-    if (with_repl) {
-        char pub [64], sync [64];
-        snprintf (pub, sizeof pub, "inproc://%s-pub", name);
-        snprintf (sync, sizeof sync, "inproc://%s-sync", name);
-        repl_options_t options = {
-            .id = name, .pub_bind = pub, .sync_bind = sync, .pub_endpoint = pub, .sync_endpoint = sync,
-            .dbs = s_dbs, .heartbeat_ms = 100, .insync_timeout_ms = 1000, .min_insync = 1, .hwm = 1000,
-            .log_keep = 1000,
-        };
-        node->repl = repl_new (node->journal, &options, s_no_send, NULL);
-        CHECK (node->repl);
+    packet_t *packet = calloc (1, sizeof (packet_t));
+    packet->route = route;
+    snprintf (packet->from, sizeof packet->from, "%s", from);
+    snprintf (packet->to, sizeof packet->to, "%s", to? to: "");
+    snprintf (packet->partition, sizeof packet->partition, "%s", partition? partition: "");
+    packet->kind = kind;
+    packet->data = malloc (size? size: 1);
+    memcpy (packet->data, data, size);
+    packet->size = size;
+    zlistx_add_end (s_queue, packet);
+}
+
+static void
+s_io_send_sync (void *arg, const char *endpoint, const char *server, const void *data, size_t size)
+{
+    (void) server;
+    s_queue_add (TO_SYNC, ((node_t *) arg)->id, endpoint, NULL, 0, data, size);
+}
+
+static void
+s_io_answer (void *arg, const char *peer, const void *data, size_t size)
+{
+    s_queue_add (TO_PEER, ((node_t *) arg)->sync, peer, NULL, 0, data, size);
+}
+
+static void
+s_io_publish (void *arg, const char *partition, int kind, const void *data, size_t size)
+{
+    s_queue_add (TO_STREAM, ((node_t *) arg)->pub, NULL, partition, kind, data, size);
+}
+
+static void
+s_io_subscribe (void *arg, const char *partition, const char *pub, const char *primary)
+{
+    (void) primary;
+    node_t *node = (node_t *) arg;
+    if (node->heard < SUBS_MAX) {
+        snprintf (node->heard_partition [node->heard], BS_ID_MAX + 1, "%s", partition);
+        snprintf (node->heard_pub [node->heard], 64, "%s", pub);
+        node->heard++;
     }
 }
 
 static void
-s_close (node_t *node)
+s_io_unsubscribe (void *arg, const char *partition, const char *pub)
 {
-    repl_destroy (&node->repl);
-    journal_destroy (&node->journal);
-    store_destroy (&node->store);
+    node_t *node = (node_t *) arg;
+    for (int i = 0; i < node->heard; i++)
+        if (streq (node->heard_partition [i], partition) && streq (node->heard_pub [i], pub)) {
+            node->heard--;
+            memmove (node->heard_partition [i], node->heard_partition [node->heard], BS_ID_MAX + 1);
+            memmove (node->heard_pub [i], node->heard_pub [node->heard], 64);
+            break;
+        }
 }
 
-//  Seals one write into partition at epoch on a source's journal; returns
-//  the log entry's bytes (the caller frees them)
-static uint8_t *
-s_seal (node_t *node, const char *partition, uint64_t epoch, const char *key, size_t *size_p)
+static void
+s_io_release (void *arg, zmq_msg_t *token, const void *data, size_t size)
+{
+    node_t *node = (node_t *) arg;
+    node->released++;
+    snprintf (node->last_release, sizeof node->last_release, "%.*s", (int) size, (const char *) data);
+    zmq_msg_close (token);
+}
+
+static node_t *
+s_open (const char *name, int min_insync)
+{
+    node_t *node = calloc (1, sizeof (node_t));
+    snprintf (node->id, sizeof node->id, "%s", name);
+    snprintf (node->pub, sizeof node->pub, "%s-pub", name);
+    snprintf (node->sync, sizeof node->sync, "%s-sync", name);
+    //  A store of its own, never one an earlier test left
+    static int stores;
+    char path [300];
+    snprintf (path, sizeof path, "%s/%s.%d", s_dir, name, ++stores);
+    node->store = store_new (path, 64 << 20, 64 << 20);
+    node->journal = journal_new (node->store);
+    CHECK (journal_db (node->journal, "books", 0, true, &node->books));
+    repl_options_t options = {
+        .id = name, .pub_endpoint = node->pub, .sync_endpoint = node->sync,
+        .dbs = s_dbs, .heartbeat_ms = 100, .insync_timeout_ms = 1000, .min_insync = min_insync,
+        .log_keep = 1000,
+    };
+    repl_io_t io = {
+        .arg = node, .send_sync = s_io_send_sync, .answer = s_io_answer, .publish = s_io_publish,
+        .subscribe = s_io_subscribe, .unsubscribe = s_io_unsubscribe, .release = s_io_release,
+    };
+    node->repl = repl_new (node->journal, &options, &io);
+    CHECK (node->repl);
+    s_nodes [s_node_count++] = node;
+    return node;
+}
+
+static void
+s_drop_all (void)
+{
+    packet_t *packet;
+    while ((packet = zlistx_detach (s_queue, NULL)))
+        s_packet_destroy (&packet);
+}
+
+//  Closes every node of the test and forgets what is still in flight
+static void
+s_close_all (void)
+{
+    s_drop_all ();
+    for (int i = 0; i < s_node_count; i++) {
+        node_t *node = s_nodes [i];
+        repl_destroy (&node->repl);
+        journal_destroy (&node->journal);
+        store_destroy (&node->store);
+        free (node);
+    }
+    s_node_count = 0;
+}
+
+//  The op of an encoded message ("" when it is not one)
+static const char *
+s_op (const packet_t *packet)
+{
+    static char op [32];
+    bs_err_t err;
+    char reason [128];
+    bs_msg_t *msg = bs_msg_decode (packet->data, packet->size, &err, reason, sizeof reason);
+    snprintf (op, sizeof op, "%s", msg? bs_msg_str (msg, BS_FIELD_op): "");
+    bs_msg_destroy (&msg);
+    return op;
+}
+
+//  Delivers the oldest packet in flight; false when there is none
+static bool
+s_step (void)
+{
+    packet_t *packet = zlistx_detach (s_queue, NULL);
+    if (!packet)
+        return false;
+    for (int i = 0; i < s_node_count; i++) {
+        node_t *node = s_nodes [i];
+        if (packet->route == TO_SYNC && streq (node->sync, packet->to))
+            repl_on_request (node->repl, packet->from, packet->data, packet->size, s_now);
+        else
+        if (packet->route == TO_PEER && streq (node->id, packet->to))
+            repl_on_answer (node->repl, packet->from, packet->data, packet->size, s_now);
+        else
+        if (packet->route == TO_STREAM)
+            for (int k = 0; k < node->heard; k++)
+                if (streq (node->heard_pub [k], packet->from) && streq (node->heard_partition [k], packet->partition))
+                    repl_on_stream (node->repl, packet->partition, packet->kind, packet->data, packet->size, s_now);
+    }
+    s_packet_destroy (&packet);
+    return true;
+}
+
+//  Delivers until nothing is in flight; counts the answers by op
+typedef struct {
+    int snapshots, entries;
+} seen_t;
+
+static seen_t
+s_pump (void)
+{
+    seen_t seen = { 0, 0 };
+    for (int n = 0; n < 10000; n++) {
+        packet_t *next = zlistx_first (s_queue);
+        if (!next)
+            break;
+        if (next->route == TO_PEER) {
+            seen.snapshots += streq (s_op (next), "snapshot");
+            seen.entries += streq (s_op (next), "entries");
+        }
+        s_step ();
+    }
+    return seen;
+}
+
+//  Seals one write into partition at epoch on node's journal, publishes
+//  it; returns its seq
+static uint64_t
+s_write (node_t *node, const char *partition, uint64_t epoch, const char *key)
 {
     MDB_txn *txn = journal_begin (node->journal);
     CHECK (txn);
-    CHECK (journal_set_epoch (node->journal, txn, partition, epoch) == 0);
+    CHECK_EQ (journal_set_epoch (node->journal, txn, partition, epoch), 0);
     MDB_val k = { strlen (key), (void *) key }, v = { 5, (void *) "value" };
-    CHECK (journal_put (node->journal, txn, node->books, &k, &v) == 0);
-    uint64_t seq;
-    CHECK (journal_seal (node->journal, txn, partition, &seq) == 0);
-    CHECK (journal_commit (node->journal, txn) == 0);
+    CHECK_EQ (journal_put (node->journal, txn, node->books, &k, &v), 0);
+    uint64_t seq = 0;
+    CHECK_EQ (journal_seal (node->journal, txn, partition, &seq), 0);
+    CHECK_EQ (journal_commit (node->journal, txn), 0);
+    if (node->repl)
+        repl_publish (node->repl, s_now);
+    return seq;
+}
+
+//  The log entry seq of a partition on node (the caller frees it)
+static uint8_t *
+s_entry (node_t *node, const char *partition, uint64_t seq, size_t *size_p)
+{
     MDB_txn *read = store_begin (node->store, false);
     MDB_val entry;
-    CHECK (journal_read (node->journal, read, partition, seq, &entry) == 0);
+    CHECK_EQ (journal_read (node->journal, read, partition, seq, &entry), 0);
     uint8_t *data = malloc (entry.mv_size);
     memcpy (data, entry.mv_data, entry.mv_size);
     *size_p = entry.mv_size;
@@ -90,10 +277,15 @@ s_seal (node_t *node, const char *partition, uint64_t epoch, const char *key, si
     return data;
 }
 
-//  The broker's map for one partition
+//  The broker's map for one partition: primary writes it, source serves it
 static void
-s_assign (repl_t *repl, const char *partition, uint64_t epoch, const char *primary, const char *sync)
+s_assign (node_t *node, const char *partition, uint64_t epoch, const char *primary, const char *source)
 {
+    char pub [64] = "", sync [64] = "";
+    if (*primary)
+        snprintf (pub, sizeof pub, "%s-pub", primary);
+    if (*source)
+        snprintf (sync, sizeof sync, "%s-sync", source);
     bs_msg_t *assign = bs_msg_new ();
     bs_msg_set_str (assign, BS_FIELD_op, "assign");
     bs_msg_set_list (assign, BS_FIELD_partitions);
@@ -101,97 +293,102 @@ s_assign (repl_t *repl, const char *partition, uint64_t epoch, const char *prima
     bs_msg_set_str (entry, BS_FIELD_partition, partition);
     bs_msg_set_int (entry, BS_FIELD_epoch, (int64_t) epoch);
     bs_msg_set_str (entry, BS_FIELD_primary, primary);
-    bs_msg_set_str (entry, BS_FIELD_source, primary);
-    bs_msg_set_str (entry, BS_FIELD_pub, "");
+    bs_msg_set_str (entry, BS_FIELD_source, source);
+    bs_msg_set_str (entry, BS_FIELD_pub, pub);
     bs_msg_set_str (entry, BS_FIELD_sync, sync);
     bs_msg_set_str (entry, BS_FIELD_isr, "");
     bs_msg_append (assign, BS_FIELD_partitions, &entry);
-    repl_assign (repl, assign);
+    repl_assign (node->repl, assign, s_now);
     bs_msg_destroy (&assign);
 }
 
-//  Runs the repl's poll loop for ms
+//  A follower's ack or fetch as it arrives on node's sync socket from peer
 static void
-s_pump (repl_t *repl, int ms)
+s_request (node_t *node, const char *peer, const char *op, const char *partition, uint64_t epoch, uint64_t seq)
 {
-    int64_t until = zclock_mono () + ms;
-    while (zclock_mono () < until) {
-        zmq_pollitem_t items [256];
-        int n = repl_pollitems (repl, items, 256);
-        if (zmq_poll (items, n, 10) > 0)
-            repl_on_poll (repl, items, n);
-    }
+    bs_msg_t *msg = bs_msg_new ();
+    bs_msg_set_str (msg, BS_FIELD_op, op);
+    bs_msg_set_str (msg, BS_FIELD_partition, partition);
+    bs_msg_set_int (msg, BS_FIELD_epoch, (int64_t) epoch);
+    bs_msg_set_int (msg, BS_FIELD_seq, (int64_t) seq);
+    size_t size;
+    uint8_t *data = bs_msg_encode (msg, &size);
+    repl_on_request (node->repl, peer, data, size, s_now);
+    free (data);
+    bs_msg_destroy (&msg);
 }
 
-//  A fetch as a source's ROUTER receives it: the follower's identity and
-//  the request; false when none came within a second
-typedef struct {
-    zframe_t *identity;
-    bs_msg_t *request;
-} fetch_t;
-
-static bool
-s_recv_fetch (zsock_t *router, repl_t *repl, fetch_t *fetch)
-{
-    memset (fetch, 0, sizeof *fetch);
-    int64_t until = zclock_mono () + 1000;
-    while (zclock_mono () < until) {
-        zmsg_t *msg = zmsg_recv_nowait (router);
-        if (msg) {
-            fetch->identity = zmsg_pop (msg);
-            zframe_t *body = zmsg_pop (msg);
-            bs_err_t err;
-            char reason [128];
-            fetch->request = body? bs_msg_decode (zframe_data (body), zframe_size (body), &err, reason, sizeof reason): NULL;
-            zframe_destroy (&body);
-            zmsg_destroy (&msg);
-            if (fetch->request && bs_msg_op (fetch->request) == BS_OP_fetch)
-                return true;
-            zframe_destroy (&fetch->identity);
-            bs_msg_destroy (&fetch->request);
-            continue;
-        }
-        s_pump (repl, 10);
-    }
-    return false;
-}
-
+//  A source's answer with one entry to a follower, carrying rid back
 static void
-s_fetch_destroy (fetch_t *fetch)
-{
-    zframe_destroy (&fetch->identity);
-    bs_msg_destroy (&fetch->request);
-}
-
-//  A source answers a fetch with entries; rid_of: the fetch whose rid the
-//  reply carries back
-static void
-s_reply_entries (zsock_t *router, const fetch_t *to, const fetch_t *rid_of, const char *partition,
-                 const uint8_t *data, size_t size, uint64_t head)
+s_answer_entries (node_t *follower, const char *from_sync, const char *partition, const uint8_t *rid,
+                  const uint8_t *data, size_t size, uint64_t head)
 {
     bs_msg_t *reply = bs_msg_new ();
     bs_msg_set_str (reply, BS_FIELD_op, "entries");
     bs_msg_set_str (reply, BS_FIELD_partition, partition);
     bs_msg_set_int (reply, BS_FIELD_head, (int64_t) head);
-    size_t rid_size;
-    const uint8_t *rid = bs_msg_bin (rid_of->request, BS_FIELD_rid, &rid_size);
-    if (rid)
-        bs_msg_set_bin (reply, BS_FIELD_rid, rid, rid_size);
+    bs_msg_set_bin (reply, BS_FIELD_rid, rid, BS_RID_SIZE);
     bs_msg_set_list (reply, BS_FIELD_entries);
     bs_msg_t *item = bs_msg_new ();
     bs_msg_set_bin (item, BS_FIELD_data, data, size);
     bs_msg_append (reply, BS_FIELD_entries, &item);
     size_t encoded_size;
     uint8_t *encoded = bs_msg_encode (reply, &encoded_size);
-    zmsg_t *msg = zmsg_new ();
-    zmsg_append (msg, &(zframe_t *) { zframe_dup (to->identity) });
-    zmsg_addmem (msg, encoded, encoded_size);
-    zmsg_send (&msg, router);
+    repl_on_answer (follower->repl, from_sync, encoded, encoded_size, s_now);
     free (encoded);
     bs_msg_destroy (&reply);
 }
 
+//  The rid of the last fetch in flight to a sync endpoint (false: none)
+static bool
+s_fetch_rid (const char *sync, uint8_t *rid)
+{
+    bool found = false;
+    for (packet_t *p = zlistx_first (s_queue); p; p = zlistx_next (s_queue)) {
+        if (p->route != TO_SYNC || !streq (p->to, sync))
+            continue;
+        bs_err_t err;
+        char reason [128];
+        bs_msg_t *msg = bs_msg_decode (p->data, p->size, &err, reason, sizeof reason);
+        size_t size = 0;
+        const uint8_t *bin = msg && bs_msg_op (msg) == BS_OP_fetch? bs_msg_bin (msg, BS_FIELD_rid, &size): NULL;
+        if (bin && size == BS_RID_SIZE) {
+            memcpy (rid, bin, BS_RID_SIZE);
+            found = true;
+        }
+        bs_msg_destroy (&msg);
+    }
+    return found;
+}
+
+//  The in-sync set a primary reports for partition, and its status field
+static void
+s_report (node_t *node, const char *partition, char *isr, size_t isr_size, char *status, size_t status_size)
+{
+    bs_msg_t *msg = bs_msg_new ();
+    repl_status (node->repl, msg, 1);
+    *isr = *status = 0;
+    for (size_t i = 0; i < bs_msg_count (msg, BS_FIELD_partitions); i++) {
+        bs_msg_t *entry = bs_msg_at (msg, BS_FIELD_partitions, i);
+        if (streq (bs_msg_str (entry, BS_FIELD_partition), partition)) {
+            snprintf (isr, isr_size, "%s", bs_msg_str (entry, BS_FIELD_isr));
+            snprintf (status, status_size, "%s", bs_msg_str (entry, BS_FIELD_status));
+        }
+    }
+    bs_msg_destroy (&msg);
+}
+
+static void
+s_defer (node_t *node, const char *partition, uint64_t seq, const char *reply)
+{
+    zmq_msg_t token;
+    zmq_msg_init_size (&token, 4);
+    memcpy (zmq_msg_data (&token), "tokn", 4);
+    repl_defer (node->repl, partition, seq, &token, reply, strlen (reply), s_now);
+}
+
 //  --------------------------------------------------------------------------
+//  Pure parts
 
 //  The decision itself: the current source, the latest fetch, this epoch
 static void
@@ -212,63 +409,6 @@ test_reply_acceptable (void)
     CHECK (!repl_reply_acceptable (true, NULL, 0, 2, 7));
     CHECK (!repl_reply_acceptable (true, rid, 8, 2, 7));
 }
-
-//  The interleaving: we fetch from P1 at epoch 1; N is elected at epoch 2
-//  and we fetch from it; P1 answers our old fetch with an entry N never
-//  had.  It is not applied; nor is the same stale answer sent over N's own
-//  link; N's answer to our current fetch is.
-static void
-test_late_reply_not_applied (void)
-{
-    node_t follower, p1, n;
-    s_open (&follower, "follower", true);
-    s_open (&p1, "p1", false);
-    s_open (&n, "n", false);
-    zsock_t *p1_router = zsock_new_router ("inproc://p1-sync");
-    zsock_t *n_router = zsock_new_router ("inproc://n-sync");
-    CHECK (p1_router && n_router);
-
-    s_assign (follower.repl, "catalog", 1, "p1", "inproc://p1-sync");
-    fetch_t old_fetch, new_fetch;
-    CHECK (s_recv_fetch (p1_router, follower.repl, &old_fetch));
-    s_assign (follower.repl, "catalog", 2, "n", "inproc://n-sync");
-    CHECK (s_recv_fetch (n_router, follower.repl, &new_fetch));
-    CHECK (old_fetch.request && bs_msg_bin (old_fetch.request, BS_FIELD_rid, NULL));
-
-    size_t tail_size, entry_size;
-    uint8_t *tail = s_seal (&p1, "catalog", 1, "unreplicated", &tail_size);
-    uint8_t *entry = s_seal (&n, "catalog", 2, "written-by-n", &entry_size);
-    if (old_fetch.request && new_fetch.request) {
-        //  P1, deposed, answers the fetch we made of it
-        s_reply_entries (p1_router, &old_fetch, &old_fetch, "catalog", tail, tail_size, 1);
-        s_pump (follower.repl, 200);
-        CHECK (journal_seq (follower.journal, "catalog") == 0);
-        //  The same stale answer over the current source's link
-        s_reply_entries (n_router, &new_fetch, &old_fetch, "catalog", tail, tail_size, 1);
-        s_pump (follower.repl, 200);
-        CHECK (journal_seq (follower.journal, "catalog") == 0);
-        //  The current source answering the current fetch is taken
-        s_reply_entries (n_router, &new_fetch, &new_fetch, "catalog", entry, entry_size, 1);
-        s_pump (follower.repl, 200);
-        CHECK (journal_seq (follower.journal, "catalog") == 1);
-        CHECK (journal_last_epoch (follower.journal, "catalog") == 2);
-    }
-    free (tail);
-    free (entry);
-    s_fetch_destroy (&old_fetch);
-    s_fetch_destroy (&new_fetch);
-    zsock_destroy (&p1_router);
-    zsock_destroy (&n_router);
-    s_close (&follower);
-    s_close (&p1);
-    s_close (&n);
-}
-
-//  Past 32 partitions, 16 followers of one partition and 16 sources, the
-//  tables used to be full: a claim failed (ignored), a follower's acks
-//  were dropped and it never counted in sync, a partition whose source
-//  found no room never fetched.  They grow now.
-#define MANY 40
 
 //  The in-sync set's expansion window: the primary reported F in sync (its
 //  report of version 20), the broker is adding F to the stored set on that
@@ -293,79 +433,292 @@ test_waits_for_a_follower_it_reported (void)
     CHECK (repl_waits_for (false, false, 5, 0));
 }
 
+//  The stream's head is little-endian on the wire, whatever the host
+static void
+test_stream_head (void)
+{
+    uint8_t body [BS_STREAM_HEAD_SIZE];
+    bs_stream_head_encode (0x0102030405060708ULL, 9, body);
+    const uint8_t want [BS_STREAM_HEAD_SIZE] = { 8, 7, 6, 5, 4, 3, 2, 1, 9, 0, 0, 0, 0, 0, 0, 0 };
+    CHECK (memcmp (body, want, sizeof want) == 0);
+    uint64_t head = 0, epoch = 0;
+    CHECK (bs_stream_head_decode (want, sizeof want, &head, &epoch));
+    CHECK (head == 0x0102030405060708ULL);
+    CHECK_EQ (epoch, 9);
+    //  Any other size is no head, and sets nothing
+    head = epoch = 77;
+    CHECK (!bs_stream_head_decode (want, 15, &head, &epoch));
+    CHECK (!bs_stream_head_decode (want, 17, &head, &epoch));
+    CHECK_EQ (head, 77);
+    CHECK_EQ (epoch, 77);
+    //  Topics: the name and "|", and back
+    char topic [BS_STREAM_TOPIC_MAX + 1], name [BS_ID_MAX + 1];
+    CHECK_EQ (bs_stream_topic ("order-1", topic), 8);
+    CHECK (streq (topic, "order-1|"));
+    CHECK (bs_stream_partition ("order-1|", 8, name) && streq (name, "order-1"));
+    CHECK (!bs_stream_partition ("order-1", 7, name));
+    CHECK (!bs_stream_partition ("|", 1, name));
+    CHECK (!bs_stream_partition ("a\0b|", 4, name));
+    CHECK_EQ (bs_stream_topic ("", topic), 0);
+}
+
+//  --------------------------------------------------------------------------
+//  The primary
+
+//  A write's reply waits for every in-sync follower's ack of its seq
+static void
+test_held_until_all_acked (void)
+{
+    s_now = 1000;
+    node_t *p = s_open ("p", 1);
+    s_assign (p, "catalog", 1, "p", "p");
+    CHECK (repl_is_primary (p->repl, "catalog"));
+    s_request (p, "f1", "ack", "catalog", 1, 0);
+    s_request (p, "f2", "ack", "catalog", 1, 0);
+    uint64_t seq = s_write (p, "catalog", 1, "book-1");
+    CHECK_EQ (seq, 1);
+    s_defer (p, "catalog", seq, "reply-1");
+    CHECK_EQ (p->released, 0);
+    s_now += 10;
+    s_request (p, "f1", "ack", "catalog", 1, 1);
+    CHECK_EQ (p->released, 0);
+    //  An ack of another epoch counts for nothing
+    s_request (p, "f2", "ack", "catalog", 2, 1);
+    CHECK_EQ (p->released, 0);
+    s_request (p, "f2", "ack", "catalog", 1, 1);
+    CHECK_EQ (p->released, 1);
+    CHECK (streq (p->last_release, "reply-1"));
+    //  Once every follower has it, a reply for that seq goes at once
+    s_defer (p, "catalog", seq, "reply-again");
+    CHECK_EQ (p->released, 2);
+    s_close_all ();
+}
+
+//  A follower silent for longer than insync_timeout_ms (1,000) leaves the
+//  in-sync set at the first tick past it, and the writes it held go out
+static void
+test_silent_follower_leaves (void)
+{
+    s_now = 5000;
+    node_t *p = s_open ("p", 3);
+    s_assign (p, "catalog", 1, "p", "p");
+    s_request (p, "f1", "ack", "catalog", 1, 0);
+    s_request (p, "f2", "ack", "catalog", 1, 0);      //  f2's last word
+    char reason [256], isr [256], status [32];
+    CHECK_EQ (repl_can_write (p->repl, "catalog", reason, sizeof reason), BS_OK);
+    s_now = 5100;
+    uint64_t seq = s_write (p, "catalog", 1, "book-1");
+    s_defer (p, "catalog", seq, "reply-1");
+    s_now = 5500;
+    s_request (p, "f1", "ack", "catalog", 1, seq);
+    CHECK_EQ (p->released, 0);
+    //  Exactly the timeout since f2 spoke: still in sync, still waited for
+    s_now = 6000;
+    repl_tick (p->repl, s_now);
+    CHECK_EQ (p->released, 0);
+    s_now = 6001;
+    repl_tick (p->repl, s_now);
+    CHECK_EQ (p->released, 1);
+    s_report (p, "catalog", isr, sizeof isr, status, sizeof status);
+    CHECK (streq (isr, "f1"));
+    //  Two of three replicas in sync no longer take writes
+    CHECK_EQ (repl_can_write (p->repl, "catalog", reason, sizeof reason), BS_ERR_unavailable);
+    s_close_all ();
+}
+
+//  A fetch whose (seq, epoch) is not in our history gets a snapshot; one
+//  that is gets the entries after it
+static void
+test_diverged_fetch_gets_snapshot (void)
+{
+    s_now = 1000;
+    node_t *s = s_open ("s", 1);
+    s_assign (s, "catalog", 1, "s", "s");
+    for (int i = 0; i < 3; i++)
+        s_write (s, "catalog", 1, i == 0? "a": i == 1? "b": "c");
+    s_drop_all ();                                      //  the stream
+    seen_t seen;
+    s_request (s, "f", "fetch", "catalog", 1, 2);
+    seen = s_pump ();
+    CHECK_EQ (seen.entries, 1);
+    CHECK_EQ (seen.snapshots, 0);
+    //  seq 2 with another epoch: an old primary's tail
+    s_request (s, "f", "fetch", "catalog", 5, 2);
+    seen = s_pump ();
+    CHECK_EQ (seen.entries, 0);
+    CHECK_EQ (seen.snapshots, 1);
+    //  Beyond our head
+    s_request (s, "f", "fetch", "catalog", 1, 9);
+    seen = s_pump ();
+    CHECK_EQ (seen.snapshots, 1);
+    s_close_all ();
+}
+
+//  --------------------------------------------------------------------------
+//  The follower
+
+//  We fetch from P1 at epoch 1; N is elected at epoch 2 and we fetch from
+//  it; P1 answers our old fetch with an entry N never had.  It is not
+//  applied; nor is the same stale answer sent over N's own link; N's
+//  answer to our current fetch is.
+static void
+test_late_reply_not_applied (void)
+{
+    s_now = 1000;
+    node_t *f = s_open ("f", 1);
+    node_t *p1 = s_open ("p1", 1);
+    node_t *n = s_open ("n", 1);
+    s_assign (f, "catalog", 1, "p1", "p1");
+    uint8_t old_rid [BS_RID_SIZE], new_rid [BS_RID_SIZE];
+    CHECK (s_fetch_rid ("p1-sync", old_rid));
+    s_drop_all ();
+    s_assign (f, "catalog", 2, "n", "n");
+    CHECK (s_fetch_rid ("n-sync", new_rid));
+    s_drop_all ();
+
+    //  p1 and n are mere journals here: their cores were told nothing
+    size_t tail_size, entry_size;
+    s_write (p1, "catalog", 1, "unreplicated");
+    s_write (n, "catalog", 2, "written-by-n");
+    uint8_t *tail = s_entry (p1, "catalog", 1, &tail_size);
+    uint8_t *entry = s_entry (n, "catalog", 1, &entry_size);
+    //  P1, deposed, answers the fetch we made of it
+    s_answer_entries (f, "p1-sync", "catalog", old_rid, tail, tail_size, 1);
+    CHECK_EQ (journal_seq (f->journal, "catalog"), 0);
+    //  The same stale answer over the current source's link
+    s_answer_entries (f, "n-sync", "catalog", old_rid, tail, tail_size, 1);
+    CHECK_EQ (journal_seq (f->journal, "catalog"), 0);
+    //  The current fetch's rid, but over the old link
+    s_answer_entries (f, "p1-sync", "catalog", new_rid, tail, tail_size, 1);
+    CHECK_EQ (journal_seq (f->journal, "catalog"), 0);
+    //  The current source answering the current fetch is taken
+    s_answer_entries (f, "n-sync", "catalog", new_rid, entry, entry_size, 1);
+    CHECK_EQ (journal_seq (f->journal, "catalog"), 1);
+    CHECK_EQ (journal_last_epoch (f->journal, "catalog"), 2);
+    free (tail);
+    free (entry);
+    s_close_all ();
+}
+
+//  S wrote two entries at epoch 1 and leads at epoch 3 with nothing written
+//  since.  F, empty, told epoch 3, gets a snapshot; it must then name S's
+//  history (seq 2, epoch 1), so that its next fetch gets entries, not
+//  another snapshot (storing the epoch it was told made every fetch look
+//  diverged: a snapshot after another, never in sync).  Then a live write
+//  arrives on the stream and is applied.
+static void
+test_snapshot_names_source_history (void)
+{
+    s_now = 1000;
+    node_t *s = s_open ("s", 1);
+    node_t *f = s_open ("f", 1);
+    s_assign (s, "catalog", 1, "s", "s");
+    s_write (s, "catalog", 1, "a");
+    s_write (s, "catalog", 1, "b");
+    s_assign (s, "catalog", 3, "s", "s");
+    s_drop_all ();
+    s_assign (f, "catalog", 3, "s", "s");
+    seen_t seen = s_pump ();
+    CHECK_EQ (seen.snapshots, 1);
+    CHECK_EQ (seen.entries, 1);
+    CHECK_EQ (journal_seq (f->journal, "catalog"), 2);
+    CHECK_EQ (journal_last_epoch (f->journal, "catalog"), 1);
+    CHECK_EQ (journal_holding (f->journal, "catalog"), JOURNAL_WHOLE);
+    CHECK (repl_caught_up (f->repl));
+    //  Later fetches (a fetch timeout, say) get entries too
+    s_now += 2000;
+    repl_tick (f->repl, s_now);
+    repl_tick (s->repl, s_now);
+    seen = s_pump ();
+    CHECK_EQ (seen.snapshots, 0);
+    //  F acked S's head: S counts it in sync
+    char isr [256], status [32];
+    s_report (s, "catalog", isr, sizeof isr, status, sizeof status);
+    CHECK (streq (isr, "f"));
+    //  A live write, held until F acks it, which F does on applying it
+    uint64_t seq = s_write (s, "catalog", 3, "c");
+    s_defer (s, "catalog", seq, "reply-c");
+    CHECK_EQ (s->released, 0);
+    s_pump ();
+    CHECK_EQ (journal_seq (f->journal, "catalog"), 3);
+    CHECK_EQ (s->released, 1);
+    s_close_all ();
+}
+
+//  Half a snapshot is not the partition: a replica loading one refuses to
+//  lead it, and says so in its status
+static void
+test_loading_snapshot_refuses_primary (void)
+{
+    s_now = 1000;
+    node_t *s = s_open ("s", 1);
+    node_t *f = s_open ("f", 1);
+    s_assign (s, "catalog", 1, "s", "s");
+    s_write (s, "catalog", 1, "a");
+    s_drop_all ();
+    s_assign (f, "catalog", 1, "s", "s");
+    s_step ();                                          //  F's fetch: S answers with a snapshot
+    packet_t *first = zlistx_first (s_queue);
+    CHECK (first && streq (s_op (first), "snapshot"));
+    s_step ();                                          //  ...whose first message alone arrives
+    s_drop_all ();
+    CHECK_EQ (journal_holding (f->journal, "catalog"), JOURNAL_PARTIAL);
+    s_assign (f, "catalog", 2, "f", "f");
+    CHECK (!repl_is_primary (f->repl, "catalog"));
+    CHECK (!repl_caught_up (f->repl));
+    char isr [256], status [32];
+    s_report (f, "catalog", isr, sizeof isr, status, sizeof status);
+    CHECK (streq (status, "snapshot"));
+    s_close_all ();
+}
+
+//  Past 32 partitions, 16 followers of one partition and 16 sources, the
+//  tables used to be full: a claim failed (ignored), a follower's acks
+//  were dropped and it never counted in sync, a partition whose source
+//  found no room never fetched.  They grow now.
+#define MANY 40
+
 static void
 test_tables_grow (void)
 {
-    node_t node;
-    s_open (&node, "many", true);
+    s_now = 1000;
+    node_t *node = s_open ("many", 1);
     char name [32];
     //  Partitions: MANY of our own
     int claimed = 0;
     for (int i = 0; i < MANY; i++) {
         snprintf (name, sizeof name, "p-%d", i);
-        claimed += repl_claim (node.repl, name, 1) == 0 && repl_is_primary (node.repl, name);
+        claimed += repl_claim (node->repl, name, 1) == 0 && repl_is_primary (node->repl, name);
     }
-    CHECK (claimed == MANY);
-
+    CHECK_EQ (claimed, MANY);
     //  Followers: MANY replicas ack p-0, each is in sync
-    zsock_t *dealers [MANY];
     for (int i = 0; i < MANY; i++) {
-        dealers [i] = zsock_new (ZMQ_DEALER);
         snprintf (name, sizeof name, "f-%d", i);
-        zsock_set_identity (dealers [i], name);
-        zsock_connect (dealers [i], "inproc://many-sync");
-        bs_msg_t *ack = bs_msg_new ();
-        bs_msg_set_str (ack, BS_FIELD_op, "ack");
-        bs_msg_set_str (ack, BS_FIELD_partition, "p-0");
-        bs_msg_set_int (ack, BS_FIELD_epoch, 1);
-        bs_msg_set_int (ack, BS_FIELD_seq, 0);
-        size_t size;
-        uint8_t *data = bs_msg_encode (ack, &size);
-        zsock_send (dealers [i], "b", data, size);
-        free (data);
-        bs_msg_destroy (&ack);
+        s_request (node, name, "ack", "p-0", 1, 0);
     }
-    s_pump (node.repl, 300);
-    bs_msg_t *status = bs_msg_new ();
-    repl_status (node.repl, status);
-    int insync = -1, parts = (int) bs_msg_count (status, BS_FIELD_partitions);
-    for (int i = 0; i < parts; i++) {
-        bs_msg_t *entry = bs_msg_at (status, BS_FIELD_partitions, i);
-        if (streq (bs_msg_str (entry, BS_FIELD_partition), "p-0")) {
-            const char *isr = bs_msg_str (entry, BS_FIELD_isr);
-            insync = *isr? 1: 0;
-            for (const char *c = isr; *c; c++)
-                insync += *c == ',';
-        }
-    }
-    bs_msg_destroy (&status);
-    CHECK (parts == MANY);
-    CHECK (insync == MANY);
-    for (int i = 0; i < MANY; i++)
-        zsock_destroy (&dealers [i]);
-
+    char isr [1024], status [32];
+    s_report (node, "p-0", isr, sizeof isr, status, sizeof status);
+    int insync = *isr? 1: 0;
+    for (const char *c = isr; *c; c++)
+        insync += *c == ',';
+    CHECK_EQ (insync, MANY);
     //  Sources: MANY partitions to follow, each from a source of its own;
     //  every source gets a fetch
-    zsock_t *sources [MANY];
     for (int i = 0; i < MANY; i++) {
-        char sync [64], primary [32];
-        snprintf (sync, sizeof sync, "inproc://s-%d", i);
+        char primary [32];
         snprintf (primary, sizeof primary, "s-%d", i);
         snprintf (name, sizeof name, "q-%d", i);
-        sources [i] = zsock_new_router (sync);
-        s_assign (node.repl, name, 1, primary, sync);
+        s_assign (node, name, 1, primary, primary);
     }
-    CHECK (repl_pollitem_count (node.repl) == 2 + MANY);
     int fetched = 0;
     for (int i = 0; i < MANY; i++) {
-        fetch_t fetch;
-        if (s_recv_fetch (sources [i], node.repl, &fetch))
-            fetched++;
-        s_fetch_destroy (&fetch);
-        zsock_destroy (&sources [i]);
+        char sync [64];
+        uint8_t rid [BS_RID_SIZE];
+        snprintf (sync, sizeof sync, "s-%d-sync", i);
+        fetched += s_fetch_rid (sync, rid);
     }
-    CHECK (fetched == MANY);
-    s_close (&node);
+    CHECK_EQ (fetched, MANY);
+    s_close_all ();
 }
 
 int
@@ -373,13 +726,20 @@ main (void)
 {
     zsys_init ();
     zsys_set_logstream (stderr);
+    s_queue = zlistx_new ();
     snprintf (s_dir, sizeof s_dir, "/tmp/bookstore-unit-repl.%d", (int) getpid ());
     zsys_dir_create ("%s", s_dir);
     RUN (test_reply_acceptable);
-    RUN (test_late_reply_not_applied);
     RUN (test_waits_for_a_follower_it_reported);
+    RUN (test_stream_head);
+    RUN (test_held_until_all_acked);
+    RUN (test_silent_follower_leaves);
+    RUN (test_diverged_fetch_gets_snapshot);
+    RUN (test_late_reply_not_applied);
+    RUN (test_snapshot_names_source_history);
+    RUN (test_loading_snapshot_refuses_primary);
     RUN (test_tables_grow);
-    zsys_dir_delete ("%s", s_dir);
+    zlistx_destroy (&s_queue);
     char cmd [300];
     snprintf (cmd, sizeof cmd, "rm -rf %s", s_dir);
     if (system (cmd) != 0)

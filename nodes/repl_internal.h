@@ -1,0 +1,128 @@
+/*  repl_internal - the replication core's shared state, for its own files
+ *  alone (repl.c: tables, roles, status; repl_primary.c: held replies,
+ *  acks, the in-sync set, serving fetches, publishing; repl_follower.c: the
+ *  stream buffer, applying, fetching, loading snapshots).  Nothing here
+ *  touches a socket or a clock: time comes in as now, I/O goes out through
+ *  the repl_io_t table.
+ */
+#ifndef REPL_INTERNAL_H_INCLUDED
+#define REPL_INTERNAL_H_INCLUDED
+
+#include "repl.h"
+#include "bs_sizes.h"
+#include "bs_stream.h"
+
+#include <czmq.h>
+#include <string.h>
+
+#define FETCH_BATCH      2000       //  entries per catch-up reply
+#define FETCH_BYTES      (2 << 20)  //  ... and at most this many bytes
+#define SNAP_BATCH       2000       //  records per snapshot message
+#define BUFFER_MAX       100000     //  live entries held while catching up
+#define FETCH_TIMEOUT_MS 1000
+
+//  At most this many followers per partition, far more replicas than a
+//  partition has: a name past them takes the place of the one longest
+//  silent that is not in sync, or is not tracked
+#define FOLLOWERS_MAX    64
+
+//  The broker's confirmed in-sync set, a comma-separated list of ids
+#define CONFIRMED_MAX    511
+
+typedef enum { ROLE_NONE, ROLE_PRIMARY, ROLE_FOLLOWER } role_t;
+
+typedef struct {
+    char id [BS_ID_MAX + 1];
+    uint64_t acked;
+    int64_t last_seen;
+    bool insync;
+    bool snapshotting;          //  we sent it a snapshot: its acks mean
+                                //  nothing until it fetches from there
+    uint64_t reported_at;       //  the newest of our reports naming it in
+                                //  sync (0: none)
+} follower_t;
+
+typedef struct {
+    uint64_t seq;
+    int64_t since;
+    zmq_msg_t token;
+    void *data;
+    size_t size;
+} pending_t;
+
+typedef struct {
+    bs_entry_t *entry;          //  points into data
+    uint8_t *data;
+    size_t size;
+} live_t;
+
+typedef struct {
+    char name [BS_ID_MAX + 1];
+    role_t role;
+    uint64_t epoch;             //  the epoch we were told; older entries are fenced off
+    //  follower
+    char primary [BS_ID_MAX + 1];
+    char pub [BS_ENDPOINT_MAX + 1];
+    char source [BS_ENDPOINT_MAX + 1];      //  the sync endpoint we fetch from ("": none)
+    char source_id [BS_ID_MAX + 1];         //  ... its node id (CURVE)
+    bool ack;                   //  acks go to the source (it is the primary)
+    bool fetching;
+    int64_t fetch_deadline;
+    uint64_t fetch_serial;      //  names our latest fetch (with the epoch, in its rid)
+    bool snapshot;              //  a snapshot is being received
+    zlistx_t *buffer;           //  live_t, in arrival order
+    uint64_t head_seen;
+    bool synced;                //  caught up since the last assignment
+    bool touched;               //  live entries arrived in this batch
+    int64_t next_ack;
+    //  primary
+    follower_t *followers;      //  grows: as many as fetch or ack
+    int follower_count, follower_cap;
+    pending_t *pending;         //  ring, in seq order
+    size_t pending_head, pending_count, pending_cap;
+    uint64_t published;
+    uint64_t publish_count;     //  for the drop test switch
+    char confirmed [CONFIRMED_MAX + 1];     //  the in-sync set the broker confirmed
+    uint64_t confirmed_version; //  ...built from our report of this version
+    uint64_t report_version;    //  our latest status report's version
+    bool home;                  //  ours to write for good (an order node's own)
+} part_t;
+
+struct _repl_t {
+    journal_t *journal;
+    repl_options_t options;
+    repl_io_t io;
+    char pub_endpoint [BS_ENDPOINT_MAX + 1], sync_endpoint [BS_ENDPOINT_MAX + 1];
+    char id [BS_ID_MAX + 1];
+    //  Grows as the broker's map does; each partition is allocated on its
+    //  own, so pointers to it stay valid
+    part_t **parts;
+    int part_count, part_cap;
+    int64_t next_beat;
+    bool assigned;              //  the broker has sent us our roles
+    bool batching;              //  between repl_batch_begin and repl_batch_end
+};
+
+//  repl.c
+void repl_grow (void **table, int *cap, int count, size_t size);
+part_t *repl_part (repl_t *self, const char *name, bool create);
+uint64_t repl_epoch_at (repl_t *self, const char *partition, uint64_t seq);
+bool repl_mark_whole (repl_t *self, part_t *part);
+//  Encodes msg and hands it to send_sync (peer NULL) or answer
+void repl_send_msg (repl_t *self, const char *endpoint, const char *server, bs_msg_t *msg);
+void repl_answer_msg (repl_t *self, const char *peer, bs_msg_t *msg);
+
+//  repl_primary.c
+void repl_primary_release (repl_t *self, part_t *part);
+void repl_primary_fail_pending (repl_t *self, part_t *part);
+void repl_primary_evict (repl_t *self, part_t *part, int64_t now);
+void repl_primary_heads (repl_t *self);
+int repl_primary_insync_count (part_t *part);
+
+//  repl_follower.c
+void repl_follower_fetch (repl_t *self, part_t *part, int64_t now);
+void repl_follower_ack (repl_t *self, part_t *part, int64_t now);
+void repl_follower_advance (repl_t *self, part_t *part, int64_t now);
+void repl_follower_clear (part_t *part);
+
+#endif
