@@ -4,6 +4,8 @@
  *                                           seeds S..S+N-1 (1..200), in J
  *                                           processes (seed k in process k mod J)
  *    bookstore-sim --seed S [--trace]        one seed, step by step
+ *    --until-failure                         each job stops at its first
+ *                                            failing seed (the self-test)
  *
  *  A run: the cluster starts, clients write while faults are injected for
  *  --faults-ms of virtual time (processes crash, restart, sometimes on an
@@ -186,7 +188,7 @@ typedef struct {
 } outcome_t;
 
 typedef struct {
-    uint64_t steps, violations, liveness_failures, rewrites;
+    uint64_t seeds, steps, violations, liveness_failures, rewrites;
     int64_t virtual_ms;
 } totals_t;
 
@@ -283,7 +285,7 @@ main (int argc, char *argv [])
 {
     uint64_t first = 1, seeds = 200, jobs = 1;
     int64_t faults_ms = 20000;
-    bool trace = false, one = false;
+    bool trace = false, one = false, until_failure = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp (argv [i], "--seeds") == 0 && i + 1 < argc)
             seeds = strtoull (argv [++i], NULL, 10);
@@ -306,10 +308,13 @@ main (int argc, char *argv [])
         if (strcmp (argv [i], "--trace") == 0)
             trace = true;
         else
+        if (strcmp (argv [i], "--until-failure") == 0)
+            until_failure = true;
+        else
         if (strcmp (argv [i], "--log") == 0)
             s_trace_all = true;
         else {
-            fprintf (stderr, "usage: bookstore-sim [--seeds N] [--first S] [--seed S [--trace]] [--faults-ms MS] [--log]\n");
+            fprintf (stderr, "usage: bookstore-sim [--seeds N] [--first S] [--jobs J] [--until-failure] [--seed S [--trace]] [--faults-ms MS] [--log]\n");
             return 2;
         }
     }
@@ -362,7 +367,10 @@ main (int argc, char *argv [])
             mine.violations += outcome.violation;
             mine.liveness_failures += outcome.liveness_failure;
             mine.rewrites += outcome.rewrites;
+            mine.seeds++;
             fflush (stdout);
+            if (until_failure && (outcome.violation || outcome.liveness_failure))
+                break;
         }
         if (jobs == 1) {
             totals = mine;
@@ -382,6 +390,7 @@ main (int argc, char *argv [])
             totals.violations += theirs.violations;
             totals.liveness_failures += theirs.liveness_failures;
             totals.rewrites += theirs.rewrites;
+            totals.seeds += theirs.seeds;
         }
         else
             lost = true;        //  a job died: say so rather than undercount
@@ -398,7 +407,7 @@ main (int argc, char *argv [])
         printf ("note: %llu log entries were written twice at one epoch by a primary that had rolled them back "
                 "(no replica held both; see the trace's notes)\n", (unsigned long long) totals.rewrites);
     printf ("{\"seeds\":%llu,\"steps\":%llu,\"virtual_seconds\":%.1f,\"violations\":%llu,\"liveness_failures\":%llu}\n",
-            (unsigned long long) seeds, (unsigned long long) totals.steps, (double) totals.virtual_ms / 1000.0,
+            (unsigned long long) totals.seeds, (unsigned long long) totals.steps, (double) totals.virtual_ms / 1000.0,
             (unsigned long long) totals.violations, (unsigned long long) totals.liveness_failures);
     zsys_set_logstream (NULL);
     if (devnull)
