@@ -106,7 +106,7 @@ s_dispatch (request_t *req)
         return;         //  waits for one, until its deadline
     req->worker_serial = primary->serial;
     primary->outstanding++;
-    s_to_node (primary, 0 /* IN_REQUEST at the node */, req->id, req->body, req->size);
+    s_to_node (primary, SIM_NODE_REQUEST, req->id, req->body, req->size);
 }
 
 static void
@@ -142,7 +142,7 @@ s_send_assignments (void)
     for (size_t i = 0; i < workers_size (B.workers); i++) {
         worker_t *w = workers_at (B.workers, i);
         if (w->alive && strcmp (w->service, "catalog") == 0)
-            s_to_node (w, 1 /* IN_ASSIGN at the node */, 0, data, size);
+            s_to_node (w, SIM_NODE_ASSIGN, 0, data, size);
     }
     free (data);
     bs_msg_destroy (&assign);
@@ -356,7 +356,7 @@ sim_broker_start (void)
     B.workers = workers_new ();
     B.controller = controller_new (SIM_HEARTBEAT_MS * (SIM_LIVENESS + 1));
     B.store = ctlplane_new ("sim://etcd", "sim", 1000);
-    sim_ctlplane_notify (B.store, s_on_store, NULL);
+    sim_ctlplane_notify (B.store, s_on_store, NULL, SIM_BROKER);
     controller_use_store (B.controller, B.store);
     B.next_assign = sim_now + 1000;
     sim_trace ("broker starts");

@@ -48,8 +48,8 @@ repl_t *sim_node_repl (sim_node_t *self);
 //  A request from the broker (token: the broker's request number)
 void sim_node_request (sim_node_t *self, int64_t token, const void *data, size_t size);
 void sim_node_assign (sim_node_t *self, const void *data, size_t size);
-//  Every message for a node (the broker's requests and assignments, kinds
-//  0 and 1; replication's traffic)
+//  Every message for a node: the broker's (these kinds) and replication's
+enum { SIM_NODE_REQUEST, SIM_NODE_ASSIGN };
 void sim_node_on_input (sim_event_t *event);
 extern sim_node_t *sim_nodes [SIM_NODES];
 

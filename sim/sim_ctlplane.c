@@ -39,6 +39,8 @@ struct _ctlplane_t {
     size_t ready_count, ready_cap;
     sim_ctlplane_fn *notify;
     void *notify_arg;
+    int proc;                   //  the process it belongs to (-1: none)
+    uint64_t incarnation;
 };
 
 static ctlplane_t *s_handles [HANDLES_MAX];
@@ -156,6 +158,7 @@ ctlplane_new (const char *endpoints, const char *cluster, int timeout_ms)
     self->serial = ++s_serials;
     snprintf (self->prefix, sizeof self->prefix, "/bookstore/%s/", cluster);
     self->timeout_ms = timeout_ms;
+    self->proc = -1;
     for (int i = 0; i < HANDLES_MAX; i++)
         if (!s_handles [i]) {
             s_handles [i] = self;
@@ -180,7 +183,24 @@ ctlplane_destroy (ctlplane_t **self_p)
     *self_p = NULL;
 }
 
-void sim_ctlplane_notify (ctlplane_t *self, sim_ctlplane_fn *fn, void *arg) { self->notify = fn; self->notify_arg = arg; }
+void
+sim_ctlplane_notify (ctlplane_t *self, sim_ctlplane_fn *fn, void *arg, int proc)
+{
+    self->notify = fn;
+    self->notify_arg = arg;
+    self->proc = proc;
+    self->incarnation = proc >= 0? sim_procs [proc].incarnation: 0;
+}
+
+//  An answer's event runs as the handle's process
+static void
+s_address (sim_event_t *event, ctlplane_t *self)
+{
+    if (self && self->proc >= 0) {
+        event->to = self->proc;
+        event->incarnation = self->incarnation;
+    }
+}
 void *ctlplane_socket (ctlplane_t *self) { (void) self; return NULL; }
 const char *ctlplane_prefix (ctlplane_t *self) { return self->prefix; }
 
@@ -351,6 +371,7 @@ s_on_apply (sim_event_t *event)
     }
     sim_event_t *answer = sim_event_new (delay, s_on_answer);
     answer->number = event->number;
+    s_address (answer, self);
     sim_event_set_data (answer, &result, sizeof result);
     answer->dispose = s_dispose_answer;
     sim_schedule (answer);
@@ -369,6 +390,7 @@ s_ask (ctlplane_t *self, ask_t *ask, uint32_t tag)
         snprintf (result->error, sizeof result->error, "etcd could not be reached");
         sim_event_t *answer = sim_event_new (start - sim_now + self->timeout_ms, s_on_answer);
         answer->number = (int64_t) self->serial;
+        s_address (answer, self);
         sim_event_set_data (answer, &result, sizeof result);
         answer->dispose = s_dispose_answer;
         sim_schedule (answer);

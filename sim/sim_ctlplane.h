@@ -26,8 +26,10 @@ void sim_etcd_down (int64_t until);
 //  The value of a key (full name, relative to the prefix), or NULL
 const char *sim_etcd_get (const char *relative);
 
-//  Who is told when an answer arrives (it then calls ctlplane_recv)
+//  Who is told when an answer arrives (it then calls ctlplane_recv): fn,
+//  run as process proc (an answer waits while proc is paused, and is lost
+//  with the incarnation that asked)
 typedef void (sim_ctlplane_fn) (void *arg, ctlplane_t *ctlplane);
-void sim_ctlplane_notify (ctlplane_t *self, sim_ctlplane_fn *fn, void *arg);
+void sim_ctlplane_notify (ctlplane_t *self, sim_ctlplane_fn *fn, void *arg, int proc);
 
 #endif

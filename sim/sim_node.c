@@ -43,7 +43,7 @@ struct _sim_node_t {
 
 sim_node_t *sim_nodes [SIM_NODES];
 
-enum { IN_REQUEST, IN_ASSIGN, IN_SYNC, IN_STREAM, IN_ANSWER };
+enum { IN_REQUEST = SIM_NODE_REQUEST, IN_ASSIGN = SIM_NODE_ASSIGN, IN_SYNC, IN_STREAM, IN_ANSWER };
 
 static void s_loop (sim_node_t *self);
 
@@ -319,7 +319,8 @@ s_flush (sim_node_t *self)
             seqs [i] = before;
     }
     //  (The broker's cache is not simulated: no invalidation to send)
-    bs_msg_destroy (&(bs_msg_t *) { catalog_invalidation (self->catalog, 0) });
+    bs_msg_t *invalidation = catalog_invalidation (self->catalog, 0);
+    bs_msg_destroy (&invalidation);
     if (rc == 0)
         rc = journal_commit (self->journal, txn);
     else
