@@ -240,8 +240,13 @@ sim_check_insync_besides (const char *id)
 {
     s_read_meta ();
     for (size_t i = 0; i < C.meta.insync_count; i++)
-        if (strcmp (C.meta.insync [i], id) != 0)
-            return true;
+        for (int node = 0; node < SIM_NODES; node++) {
+            journal_t *journal = sim_node_journal (sim_nodes [node]);
+            if (strcmp (C.meta.insync [i], id) != 0 && strcmp (C.meta.insync [i], sim_node_id (sim_nodes [node])) == 0
+            &&  journal && journal_holding (journal, CATALOG_PARTITION) == JOURNAL_WHOLE
+            &&  journal_seq (journal, CATALOG_PARTITION) > 0)
+                return true;
+        }
     return false;
 }
 

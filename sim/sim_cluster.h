@@ -97,8 +97,9 @@ void sim_check_step (void);
 void sim_check_acked (size_t index);
 //  The thorough checks: state of each node against the ledger
 void sim_check_full (bool quiet);
-//  The control plane's in-sync set names a replica other than id (a disk
-//  is lost only then: losing every in-sync copy is outside the fault model)
+//  The control plane's in-sync set names a replica other than id that is
+//  up and holds the partition whole (a disk is lost only then: losing
+//  every whole in-sync copy is outside the fault model)
 bool sim_check_insync_besides (const char *id);
 //  How many times a seq was written again at the same epoch, after its
 //  only holder rolled it back (not a violation: nobody holds both)

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -342,6 +343,13 @@ main (int argc, char *argv [])
     totals_t totals = { 0 };
     int pipes [64][2];
     pid_t pids [64];
+    //  --until-failure: the first job to fail a seed stops them all
+    bool *stop = mmap (NULL, sizeof (bool), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (stop == MAP_FAILED) {
+        perror ("bookstore-sim: cannot share memory between jobs");
+        return 1;
+    }
+    *stop = false;
     fflush (stdout);
     for (uint64_t job = 0; job < jobs; job++) {
         if (jobs > 1) {
@@ -370,16 +378,21 @@ main (int argc, char *argv [])
             mine.seeds++;
             fflush (stdout);
             if (until_failure && (outcome.violation || outcome.liveness_failure))
+                *stop = true;
+            if (*stop)
                 break;
         }
         if (jobs == 1) {
             totals = mine;
             break;
         }
-        if (write (pipes [job][1], &mine, sizeof mine) != (ssize_t) sizeof mine)
-            _exit (3);
+        int rc = write (pipes [job][1], &mine, sizeof mine) == (ssize_t) sizeof mine? 0: 3;
+        close (pipes [job][1]);
         nftw (s_root, s_remove, 8, FTW_DEPTH | FTW_PHYS);
-        _exit (0);
+        zsys_set_logstream (NULL);
+        if (devnull)
+            fclose (devnull);
+        exit (rc);              //  (exit, not _exit: LeakSanitizer checks each job)
     }
     bool lost = false;
     for (uint64_t job = 0; jobs > 1 && job < jobs; job++) {
@@ -401,6 +414,7 @@ main (int argc, char *argv [])
             lost = true;
     }
     nftw (s_root, s_remove, 8, FTW_DEPTH | FTW_PHYS);
+    munmap (stop, sizeof (bool));
     if (lost)
         fprintf (stderr, "bookstore-sim: a job died before it reported\n");
     if (totals.rewrites)
