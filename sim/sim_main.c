@@ -325,10 +325,10 @@ main (int argc, char *argv [])
     }
     if (one)
         jobs = 1;
-    //  The modules' own logs: only with --log (they carry wall-clock stamps)
+    //  The modules' own logs: only with --log (they carry wall-clock
+    //  stamps).  czmq is set up in the process that runs the seeds, after
+    //  any fork: a child does not free what its parent's czmq made
     FILE *devnull = fopen ("/dev/null", "w");
-    zsys_set_logstream (s_trace_all? stdout: devnull);
-    zsys_set_logsystem (false);
     snprintf (s_root, sizeof s_root, "/dev/shm/bookstore-sim.XXXXXX");
     if (!mkdtemp (s_root)) {
         snprintf (s_root, sizeof s_root, "/tmp/bookstore-sim.XXXXXX");
@@ -365,8 +365,8 @@ main (int argc, char *argv [])
             snprintf (s_root + strlen (s_root), sizeof s_root - strlen (s_root), "/job%llu", (unsigned long long) job);
             mkdir (s_root, 0700);
         }
-        //  czmq sets its log stream again in a forked child
         zsys_set_logstream (s_trace_all? stdout: devnull);
+        zsys_set_logsystem (false);
         totals_t mine = { 0 };
         for (uint64_t seed = first + job; seed < first + seeds; seed += jobs) {
             outcome_t outcome = s_run (seed, faults_ms, trace);
@@ -423,7 +423,8 @@ main (int argc, char *argv [])
     printf ("{\"seeds\":%llu,\"steps\":%llu,\"virtual_seconds\":%.1f,\"violations\":%llu,\"liveness_failures\":%llu}\n",
             (unsigned long long) totals.seeds, (unsigned long long) totals.steps, (double) totals.virtual_ms / 1000.0,
             (unsigned long long) totals.violations, (unsigned long long) totals.liveness_failures);
-    zsys_set_logstream (NULL);
+    if (jobs == 1)
+        zsys_set_logstream (NULL);
     if (devnull)
         fclose (devnull);
     return totals.violations || totals.liveness_failures || lost? 1: 0;
