@@ -95,8 +95,6 @@ extern bool sim_violated;
 //  Names for traces
 const char *sim_proc_name (int proc);
 
-
-
 //  The links' faults (sim_world.c); all zero in the quiet period
 typedef struct {
     int delay_min, delay_max;   //  ms, every message
@@ -118,5 +116,7 @@ void sim_world_clear (void);
 void sim_trace_dump (void);
 //  Steps run since the reset
 extern uint64_t sim_steps;
+//  The first violation of this seed: "invariant: sentence"
 const char *sim_violation_text (void);
+
 #endif
