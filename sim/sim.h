@@ -103,6 +103,8 @@ typedef struct {
     bool cut [SIM_PROCS][SIM_PROCS];
     int64_t last [SIM_PROCS][SIM_PROCS][SIM_CHANNELS];     //  in order per channel
     uint64_t connection [SIM_PROCS][SIM_PROCS][SIM_CHANNELS];   //  grows when one breaks
+    bool single_loss;           //  every channel drops single messages (as a
+                                //  ROUTER at its high-water mark): --single-loss
 } sim_links_t;
 extern sim_links_t sim_links;
 

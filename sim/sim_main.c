@@ -4,8 +4,12 @@
  *                                           seeds S..S+N-1 (1..200), in J
  *                                           processes (seed k in process k mod J)
  *    bookstore-sim --seed S [--trace]        one seed, step by step
- *    --until-failure                         each job stops at its first
+ *    --until-failure                         every job stops at the first
  *                                            failing seed (the self-test)
+ *    --single-loss                           every link drops single messages,
+ *                                            not whole connections (harsher
+ *                                            than ZeroMQ over TCP but for a
+ *                                            ROUTER at its high-water mark)
  *
  *  A run: the cluster starts, clients write while faults are injected for
  *  --faults-ms of virtual time (processes crash, restart, sometimes on an
@@ -37,6 +41,7 @@ static char s_root [256];
 static int64_t s_faults_until;
 static int s_wipes_left;
 static bool s_trace_all;
+static bool s_single_loss;
 
 //  --------------------------------------------------------------------------
 //  Faults
@@ -211,6 +216,7 @@ s_run (uint64_t seed, int64_t faults_ms, bool trace)
     sim_config.log_keep = sim_range (100, 300);
     sim_config.insync_timeout_ms = (int) sim_range (300, 2000);
     sim_config.min_insync = (int) sim_range (1, 2);
+    sim_links.single_loss = s_single_loss;
     sim_links.delay_min = 1;
     sim_links.delay_max = (int) sim_range (2, 10);
     sim_etcd_set_faults ((int) sim_range (0, 60));
@@ -312,10 +318,13 @@ main (int argc, char *argv [])
         if (strcmp (argv [i], "--until-failure") == 0)
             until_failure = true;
         else
+        if (strcmp (argv [i], "--single-loss") == 0)
+            s_single_loss = true;
+        else
         if (strcmp (argv [i], "--log") == 0)
             s_trace_all = true;
         else {
-            fprintf (stderr, "usage: bookstore-sim [--seeds N] [--first S] [--jobs J] [--until-failure] [--seed S [--trace]] [--faults-ms MS] [--log]\n");
+            fprintf (stderr, "usage: bookstore-sim [--seeds N] [--first S] [--jobs J] [--until-failure] [--single-loss] [--seed S [--trace]] [--faults-ms MS] [--log]\n");
             return 2;
         }
     }

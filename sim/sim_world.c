@@ -170,7 +170,7 @@ sim_send (int from, int to, int channel, sim_event_t *event)
 {
     sim_links_t *l = &sim_links;
     if (!sim_procs [to].up || l->cut [from][to] || sim_chance (l->drop)) {
-        if (channel != SIM_CHANNEL_STREAM) {
+        if (channel != SIM_CHANNEL_STREAM && !l->single_loss) {
             l->connection [from][to][channel]++;
             l->connection [to][from][channel]++;
         }
