@@ -166,8 +166,8 @@ s_on_quiet (sim_event_t *event)
     sim_links.drop = sim_links.dup = sim_links.reorder = 0;
     sim_etcd_down (0);
     sim_etcd_set_faults (0);
-    for (int i = 0; i < SIM_PROCS; i++)
-        sim_procs [i].paused_until = 0;
+    //  A pause runs its course (at most 2.5 s): ending it early would let
+    //  new messages overtake the ones it holds
     for (int i = 0; i < SIM_NODES; i++)
         if (!sim_node_up (sim_nodes [i]))
             sim_node_start (sim_nodes [i], false);
