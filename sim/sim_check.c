@@ -287,10 +287,12 @@ s_check_acked_on_primary (void)
         return;
     for (; C.verified < C.acked_count; C.verified++) {
         sim_write_t *w = sim_ledger_at (C.acked [C.verified]);
-        if (!s_applied (journal, txn, w->rid))
+        if (!s_applied (journal, txn, w->rid)) {
             sim_violation ("no_acked_write_lost", "write #%zu (%s item %lld), acknowledged, is not on %s, primary at epoch %llu",
                            C.acked [C.verified], bs_op_name ((bs_op_t) w->op), (long long) w->item,
                            sim_node_id (sim_nodes [node]), (unsigned long long) C.meta.epoch);
+            break;      //  the first says it; the run ends
+        }
     }
     mdb_txn_abort (txn);
 }
