@@ -1,5 +1,6 @@
 /*  controller - partition map, elections and the confirmed in-sync sets  */
 #include "controller.h"
+#include "bs_clock.h"
 #include "bs_sizes.h"
 #include "bs_idlist.h"
 #include "election.h"
@@ -73,7 +74,7 @@ controller_new (int settle_ms)
     controller_t *self = calloc (1, sizeof (controller_t));
     if (!self)
         abort ();
-    self->settle_until = zclock_mono () + settle_ms;
+    self->settle_until = bs_clock_mono () + settle_ms;
     return self;
 }
 
@@ -117,7 +118,7 @@ controller_max_epoch (controller_t *self)
 }
 
 void controller_end_settle (controller_t *self) { self->settle_until = 0; }
-bool controller_settling (controller_t *self) { return zclock_mono () < self->settle_until; }
+bool controller_settling (controller_t *self) { return bs_clock_mono () < self->settle_until; }
 
 static cpart_t *
 s_find (controller_t *self, const char *name)
@@ -268,7 +269,7 @@ static bool
 s_update_stored (controller_t *self, cpart_t *part, workers_t *workers)
 {
     bool changed = false;
-    int64_t now = zclock_mono ();
+    int64_t now = bs_clock_mono ();
     if (self->state == STORE_UNREAD && now >= self->retry_at)
         s_store_read (self);
     if (self->state != STORE_KNOWN) {
@@ -425,7 +426,7 @@ controller_on_store (controller_t *self, ctlplane_result_t *result)
         if (result->rc != BS_ETCD_OK) {
             zsys_warning ("broker: cannot read the partition map from etcd: %s", result->error);
             self->state = STORE_UNREAD;
-            self->retry_at = zclock_mono () + STORE_RETRY_MS;
+            self->retry_at = bs_clock_mono () + STORE_RETRY_MS;
             return false;
         }
         election_meta_t meta;
@@ -447,7 +448,7 @@ controller_on_store (controller_t *self, ctlplane_result_t *result)
                 zsys_error ("broker: %s%s in etcd is not a valid partition map (%s): "
                             "no primary until it is mended", ctlplane_prefix (self->store), STORE_KEY, reason);
                 self->state = STORE_UNREAD;
-                self->retry_at = zclock_mono () + 5000;
+                self->retry_at = bs_clock_mono () + 5000;
                 return false;
             }
             revision = result->mod_revisions [index];
@@ -483,7 +484,7 @@ controller_on_store (controller_t *self, ctlplane_result_t *result)
             //  Lost a race, or the outcome is unknown: read what etcd holds
             //  and decide again from that
             zsys_warning ("broker: etcd did not take the partition map: %s", result->error);
-            self->retry_at = zclock_mono () + (result->rc == BS_ETCD_COMPARE_FAILED? 0: STORE_RETRY_MS);
+            self->retry_at = bs_clock_mono () + (result->rc == BS_ETCD_COMPARE_FAILED? 0: STORE_RETRY_MS);
             s_store_read (self);
         }
     }
@@ -580,7 +581,7 @@ controller_update (controller_t *self, workers_t *workers)
                 part->primary [0] = 0;
                 changed = true;
             }
-            if (!primary && zclock_mono () >= self->settle_until && s_elect (part, workers)) {
+            if (!primary && bs_clock_mono () >= self->settle_until && s_elect (part, workers)) {
                 changed = true;
                 primary = s_alive (workers, part->primary);
             }

@@ -1,5 +1,6 @@
 /*  catalog - books in LMDB, written through the journal  */
 #include "catalog.h"
+#include "bs_clock.h"
 #include "bs_sizes.h"
 #include "bs_settings.h"
 #include "orders.h"
@@ -285,7 +286,7 @@ s_decrement (catalog_t *self, MDB_txn *txn, const bs_msg_t *request, uint64_t se
         char order_id [ORDERS_ID_SIZE];
         orders_id_for (rid, order_id);
         bs_msg_set_str (reply, BS_FIELD_order_id, order_id);
-        bs_msg_set_int (reply, BS_FIELD_time, zclock_time ());
+        bs_msg_set_int (reply, BS_FIELD_time, bs_clock_wall ());
     }
     bs_msg_destroy (&book);
     return reply;

@@ -1,5 +1,6 @@
 /*  journal - replicated writes: record, seal into log entries, apply  */
 #include "journal.h"
+#include "bs_clock.h"
 #include "bs_sizes.h"
 
 #include <czmq.h>
@@ -177,15 +178,7 @@ s_log_epoch (journal_t *self, MDB_txn *txn, const char *partition, uint64_t seq,
 static void
 s_new_incarnation (journal_t *self)
 {
-    uint64_t value = 0;
-    FILE *random = fopen ("/dev/urandom", "rb");
-    if (random) {
-        if (fread (&value, sizeof value, 1, random) != 1)
-            value = 0;
-        fclose (random);
-    }
-    if (value == 0)
-        value = (uint64_t) zclock_time () * 2654435761u ^ (uint64_t) getpid ();
+    uint64_t value = bs_random64 ();
     value &= (UINT64_C (1) << 53) - 1;
     if (value == 0)
         value = 1;

@@ -1,0 +1,110 @@
+/*  sim_cluster - the simulated processes: catalog nodes (sim_node.c), the
+ *  broker (sim_broker.c) and the clients with their ledger (sim_client.c),
+ *  and the invariants (sim_check.c).
+ *
+ *  A node runs the real store, journal, catalog and replication core; only
+ *  its sockets and its event loop are the simulator's (the loop does what
+ *  nodes/node.c does: group commit, repl_publish, repl_defer, a node_status
+ *  every heartbeat).  The broker runs the real workers registry and
+ *  controller over sim_ctlplane, and routes clients' writes to the catalog
+ *  primary as broker.c does.
+ */
+#ifndef SIM_CLUSTER_H_INCLUDED
+#define SIM_CLUSTER_H_INCLUDED
+
+#include "sim.h"
+#include "bs_sizes.h"
+#include "catalog.h"
+#include "journal.h"
+#include "repl.h"
+#include "store.h"
+
+#define SIM_HEARTBEAT_MS 250
+#define SIM_LIVENESS 3
+#define SIM_REQUEST_TIMEOUT_MS 2000
+
+//  Settings of a run that the seed draws
+typedef struct {
+    int64_t log_keep;           //  small, so that laggards need snapshots
+    int insync_timeout_ms;
+    int min_insync;
+} sim_config_t;
+extern sim_config_t sim_config;
+
+//  --- nodes
+typedef struct _sim_node_t sim_node_t;
+//  dir: its data directory (created and emptied as needed)
+sim_node_t *sim_node_new (int index, const char *dir);
+void sim_node_destroy (sim_node_t **self_p);
+//  Starts the process on what its disk holds; wipe: on an empty disk
+void sim_node_start (sim_node_t *self, bool wipe);
+//  Kills the process: what LMDB committed stays, the rest is gone
+void sim_node_crash (sim_node_t *self);
+bool sim_node_up (sim_node_t *self);
+const char *sim_node_id (sim_node_t *self);
+journal_t *sim_node_journal (sim_node_t *self);     //  NULL while down
+catalog_t *sim_node_catalog (sim_node_t *self);
+repl_t *sim_node_repl (sim_node_t *self);
+//  A request from the broker (token: the broker's request number)
+void sim_node_request (sim_node_t *self, int64_t token, const void *data, size_t size);
+void sim_node_assign (sim_node_t *self, const void *data, size_t size);
+//  Every message for a node: the broker's (these kinds) and replication's
+enum { SIM_NODE_REQUEST, SIM_NODE_ASSIGN };
+void sim_node_on_input (sim_event_t *event);
+extern sim_node_t *sim_nodes [SIM_NODES];
+
+//  --- the broker
+void sim_broker_start (void);
+void sim_broker_crash (void);
+bool sim_broker_up (void);
+//  What the processes send it, through their links
+void sim_broker_status_from (int node, const void *data, size_t size);
+void sim_broker_reply_from (int node, int64_t token, const void *data, size_t size);
+void sim_broker_request_from (int client, int64_t serial, const void *data, size_t size);
+//  The catalog primary the broker routes writes to ("" for none)
+const char *sim_broker_primary (void);
+
+//  --- clients
+void sim_clients_start (int64_t faults_until);
+//  A reply reached a client (number: the message it answers)
+void sim_client_on_reply (sim_event_t *event);
+//  Liveness: the probe sends one write; true once acknowledged
+void sim_probe_send (void);
+bool sim_probe_acked (void);
+//  Writes acknowledged so far
+size_t sim_clients_acked (void);
+void sim_clients_reset (void);
+//  No client waits for an answer
+bool sim_clients_idle (void);
+
+//  The ledger the invariants read
+typedef struct {
+    uint8_t rid [16];
+    int op;                     //  bs_op_t
+    int64_t item, amount;       //  restock count, add_book stock
+    bool acked;                 //  an ok reply reached its client
+    bool ok_seen;               //  any reply said ok
+} sim_write_t;
+size_t sim_ledger_size (void);
+sim_write_t *sim_ledger_at (size_t index);
+sim_write_t *sim_ledger_find (const uint8_t *rid);
+
+//  --- invariants
+void sim_check_reset (void);
+//  After every step
+void sim_check_step (void);
+//  A client got an ok for this ledger entry
+void sim_check_acked (size_t index);
+//  The thorough checks: state of each node against the ledger
+void sim_check_full (bool quiet);
+//  The control plane's in-sync set names a replica other than id that is
+//  up and holds the partition whole (a disk is lost only then: losing
+//  every whole in-sync copy is outside the fault model)
+bool sim_check_insync_besides (const char *id);
+//  How many times a seq was written again at the same epoch, after its
+//  only holder rolled it back (not a violation: nobody holds both)
+uint64_t sim_check_rewrites (void);
+//  Once quiet: every replica equal to the primary; false (and said) if not
+bool sim_check_converged (bool report);
+
+#endif
