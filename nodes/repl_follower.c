@@ -265,16 +265,51 @@ s_on_entries (repl_t *self, part_t *part, bs_msg_t *msg, int64_t now)
     }
 }
 
+//  A snapshot that cannot be whole (a part lost on the way): the copy
+//  stays partial, as its store says, and we ask again from the start
+static void
+s_snapshot_broken (repl_t *self, part_t *part, const char *why, int64_t now)
+{
+    zsys_warning ("%s: the snapshot of %s under way is dropped: %s; asking again", self->id, part->name, why);
+    part->snapshot = false;
+    part->fetching = false;
+    repl_follower_fetch (self, part, now);
+}
+
 static void
 s_on_snapshot (repl_t *self, part_t *part, bs_msg_t *msg, int64_t now)
 {
     bs_op_t op = bs_msg_op (msg);
+    //  Parts come in order over one connection, but one may be lost (a
+    //  queue at its mark drops it) or, on a broken link, come again: each
+    //  says where its records start, the end says how many there were
+    if (op == BS_OP_snap_data && part->snapshot) {
+        uint64_t at = (uint64_t) bs_msg_int (msg, BS_FIELD_seq);
+        if (at < part->snap_loaded)
+            return;                 //  a part we already hold
+        if (at > part->snap_loaded) {
+            char why [96];
+            snprintf (why, sizeof why, "records %llu to %llu never came", (unsigned long long) part->snap_loaded,
+                      (unsigned long long) at - 1);
+            s_snapshot_broken (self, part, why, now);
+            return;
+        }
+    }
+    if (op == BS_OP_snap_end && part->snapshot
+    &&  (uint64_t) bs_msg_int (msg, BS_FIELD_size) != part->snap_loaded) {
+        char why [96];
+        snprintf (why, sizeof why, "%llu of its %llu records came", (unsigned long long) part->snap_loaded,
+                  (unsigned long long) bs_msg_int (msg, BS_FIELD_size));
+        s_snapshot_broken (self, part, why, now);
+        return;
+    }
     MDB_txn *txn = journal_begin (self->journal);
     if (!txn)
         return;
     int rc = 0;
     if (op == BS_OP_snapshot) {
         part->snapshot = true;
+        part->snap_loaded = 0;
         part->synced = false;
         rc = journal_reset (self->journal, txn, part->name, self->options.dbs, !self->options.mergeable);
         zsys_info ("%s: receiving a snapshot of %s at seq %lld", self->id, part->name,
@@ -294,6 +329,8 @@ s_on_snapshot (repl_t *self, part_t *part, bs_msg_t *msg, int64_t now)
             MDB_val k = { ksize, (void *) key }, v = { vsize, (void *) value };
             rc = journal_load_record (self->journal, txn, bs_msg_str (record, BS_FIELD_db), &k, &v);
         }
+        if (rc == 0)
+            part->snap_loaded += bs_msg_count (msg, BS_FIELD_entries);
     }
     else
     if (op == BS_OP_snap_end && part->snapshot) {

@@ -70,6 +70,7 @@ typedef struct {
     int64_t fetch_deadline;
     uint64_t fetch_serial;      //  names our latest fetch (with the epoch, in its rid)
     bool snapshot;              //  a snapshot is being received
+    uint64_t snap_loaded;       //  ...and how many of its records so far
     zlistx_t *buffer;           //  live_t, in arrival order
     uint64_t head_seen;
     bool synced;                //  caught up since the last assignment

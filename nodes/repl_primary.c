@@ -231,6 +231,9 @@ s_send_snapshot (repl_t *self, const char *peer, const char *partition, const bs
                 bs_msg_set_str (msg, BS_FIELD_partition, partition);
                 s_echo_rid (msg, request);
                 bs_msg_set_list (msg, BS_FIELD_entries);
+                //  Where its records start in the snapshot: the follower
+                //  takes the parts in order, each once, or none
+                bs_msg_set_int (msg, BS_FIELD_seq, (int64_t) records);
             }
             bs_msg_t *record = bs_msg_new ();
             bs_msg_set_str (record, BS_FIELD_db, self->options.dbs [d]);
@@ -257,6 +260,9 @@ s_send_snapshot (repl_t *self, const char *peer, const char *partition, const bs
     s_echo_rid (msg, request);
     bs_msg_set_int (msg, BS_FIELD_epoch, (int64_t) epoch);
     bs_msg_set_int (msg, BS_FIELD_seq, (int64_t) seq);
+    //  How many records were sent: a follower that loaded fewer lost a
+    //  part on the way and must not take the copy for whole
+    bs_msg_set_int (msg, BS_FIELD_size, (int64_t) records);
     repl_answer_msg (self, peer, msg);
     bs_msg_destroy (&msg);
     zsys_info ("%s: sent a snapshot of %s (%zu records, seq %llu)", self->id, partition, records,

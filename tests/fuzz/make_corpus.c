@@ -323,6 +323,7 @@ s_codec (void)
     s_write_msg (t, "entries", &msg);
     msg = s_request (BS_OP_snap_data, 0);
     bs_msg_set_str (msg, BS_FIELD_partition, "catalog");
+    bs_msg_set_int (msg, BS_FIELD_seq, 0);
     bs_msg_set_list (msg, BS_FIELD_entries);
     entry = bs_msg_new ();
     bs_msg_set_str (entry, BS_FIELD_db, "books");
