@@ -645,6 +645,49 @@ test_snapshot_names_source_history (void)
     s_close_all ();
 }
 
+//  F holds seq 2 from a deposed primary (epoch 1); N leads epoch 2 and
+//  wrote its own seq 2.  F, told to follow N, must not ack its head before
+//  a fetch answered by N shows its log to be a prefix of N's: its seq 2 is
+//  not N's, and N would count F as holding a write it does not.  N's
+//  answer (a snapshot) brings F in; only then does F count in sync.
+static void
+test_unverified_head_not_acked (void)
+{
+    s_now = 1000;
+    node_t *n = s_open ("n", 1);
+    node_t *f = s_open ("f", 1);
+    s_assign (n, "catalog", 1, "n", "n");
+    s_write (n, "catalog", 1, "a");
+    s_assign (n, "catalog", 2, "n", "n");
+    CHECK_EQ (s_write (n, "catalog", 2, "b"), 2);
+    s_write (f, "catalog", 1, "a");
+    s_write (f, "catalog", 1, "deposed");
+    s_drop_all ();
+    s_assign (f, "catalog", 2, "n", "n");
+    s_drop_all ();                                      //  its fetch is lost
+    char isr [256], status [32];
+    for (int beat = 0; beat < 5; beat++) {
+        s_now += 100;
+        repl_tick (f->repl, s_now);
+        repl_tick (n->repl, s_now);
+        s_pump ();
+    }
+    s_report (n, "catalog", isr, sizeof isr, status, sizeof status);
+    CHECK (streq (isr, ""));
+    //  The fetch asked again is answered: F takes N's history, then acks
+    s_now += 2000;
+    repl_tick (f->repl, s_now);
+    seen_t seen = s_pump ();
+    CHECK_EQ (seen.snapshots, 1);
+    s_now += 100;
+    repl_tick (f->repl, s_now);
+    s_pump ();
+    s_report (n, "catalog", isr, sizeof isr, status, sizeof status);
+    CHECK (streq (isr, "f"));
+    CHECK_EQ (journal_last_epoch (f->journal, "catalog"), 2);
+    s_close_all ();
+}
+
 //  Half a snapshot is not the partition: a replica loading one refuses to
 //  lead it, and says so in its status
 static void
@@ -737,6 +780,7 @@ main (void)
     RUN (test_diverged_fetch_gets_snapshot);
     RUN (test_late_reply_not_applied);
     RUN (test_snapshot_names_source_history);
+    RUN (test_unverified_head_not_acked);
     RUN (test_loading_snapshot_refuses_primary);
     RUN (test_tables_grow);
     zlistx_destroy (&s_queue);
