@@ -688,6 +688,42 @@ test_unverified_head_not_acked (void)
     s_close_all ();
 }
 
+//  F follows P at epoch 2 and has P's seq 2 and 3 buffered from the
+//  stream (its fetch was lost).  The broker then names no primary, and F
+//  catches up from Q, whose seq 2 is another history's (epoch 1).  P's
+//  buffered seq 3 must not be applied after Q's seq 2: the log would join
+//  two histories.
+static void
+test_stream_buffer_dropped_with_its_stream (void)
+{
+    s_now = 1000;
+    node_t *p = s_open ("p", 1);
+    node_t *q = s_open ("q", 1);
+    node_t *f = s_open ("f", 1);
+    s_assign (p, "catalog", 1, "p", "p");
+    s_assign (q, "catalog", 1, "p", "p");
+    s_assign (f, "catalog", 1, "p", "p");
+    s_pump ();
+    s_write (p, "catalog", 1, "a");
+    s_pump ();
+    CHECK_EQ (journal_seq (f->journal, "catalog"), 1);
+    CHECK_EQ (journal_seq (q->journal, "catalog"), 1);
+    s_assign (q, "catalog", 1, "", "");
+    CHECK_EQ (s_write (q, "catalog", 1, "q-only"), 2);
+    s_assign (p, "catalog", 2, "p", "p");
+    s_assign (f, "catalog", 2, "p", "p");
+    s_drop_all ();                                      //  F's fetch is lost
+    s_write (p, "catalog", 2, "p-2");
+    s_write (p, "catalog", 2, "p-3");
+    s_pump ();                                          //  F buffers both
+    CHECK_EQ (journal_seq (f->journal, "catalog"), 1);
+    s_assign (f, "catalog", 2, "", "q");
+    s_pump ();
+    CHECK_EQ (journal_seq (f->journal, "catalog"), 2);
+    CHECK_EQ (journal_last_epoch (f->journal, "catalog"), 1);
+    s_close_all ();
+}
+
 //  Half a snapshot is not the partition: a replica loading one refuses to
 //  lead it, and says so in its status
 static void
@@ -781,6 +817,7 @@ main (void)
     RUN (test_late_reply_not_applied);
     RUN (test_snapshot_names_source_history);
     RUN (test_unverified_head_not_acked);
+    RUN (test_stream_buffer_dropped_with_its_stream);
     RUN (test_loading_snapshot_refuses_primary);
     RUN (test_tables_grow);
     zlistx_destroy (&s_queue);
