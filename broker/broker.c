@@ -517,8 +517,6 @@ broker_run (broker_t *self)
     }
     while (!zsys_interrupted) {
         int64_t now = zclock_mono ();
-        if (now > self->next_expiry)
-            broker_check_expiry (self, now);
         int64_t wake = self->next_heartbeat;
         if (self->next_expiry < wake)
             wake = self->next_expiry + 1;
@@ -565,6 +563,12 @@ broker_run (broker_t *self)
             if (!(events & ZMQ_POLLIN))
                 break;
         }
+        //  Silence is judged after reading what waits: a broker that was
+        //  stopped or starved past a node's window finds that node's
+        //  heartbeats queued, and must not declare it dead (and drop it
+        //  from the in-sync set) for messages it could not read
+        if (zclock_mono () > self->next_expiry)
+            broker_check_expiry (self, zclock_mono ());
         if (zclock_mono () >= self->next_heartbeat) {
             s_on_tick (self);
             self->next_heartbeat = zclock_mono () + self->options.heartbeat_ms;

@@ -383,10 +383,17 @@ s_update_stored (controller_t *self, cpart_t *part, workers_t *workers)
                   rep && strcmp (rep->role, "primary") == 0 && rep->epoch == self->meta.epoch? rep->insync: "");
         bool reports = rep && strcmp (rep->role, "primary") == 0 && rep->epoch == self->meta.epoch;
         if (reports) {
+            //  A member stays while reported; a replica outside the stored
+            //  set comes in only on a report newer than the one the set was
+            //  built from: an older report may name a replica the set has
+            //  left out since, and the primary, told so, stopped waiting
+            //  for it (it may lack writes acknowledged meanwhile)
             for (char *tok = strtok (reported, ","); tok; tok = strtok (NULL, ","))
                 if (s_alive (workers, tok) && election_id_valid (tok) && !election_insync_has (&want, tok)
-                &&  want.insync_count < ELECTION_REPLICAS_MAX)
+                &&  want.insync_count < ELECTION_REPLICAS_MAX
+                &&  (election_insync_has (&self->meta, tok) || rep->version > self->meta.basis))
                     snprintf (want.insync [want.insync_count++], ELECTION_ID_MAX + 1, "%s", tok);
+            want.basis = rep->version > self->meta.basis? rep->version: self->meta.basis;
         }
         else
             //  Until the primary reports at this epoch, nobody leaves, not

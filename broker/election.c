@@ -82,6 +82,7 @@ election_decide (const election_meta_t *meta,
     snprintf (next->primary, sizeof next->primary, "%s", best->id);
     next->start_seq = best->last_seq + 1;
     next->primary_store = best->store;
+    next->basis = 0;                    //  reports of the new epoch only
     //  The new in-sync set: the new primary first, then the old set, the
     //  old primary included.  Every member holds every acknowledged entry,
     //  and the old primary stays eligible until the new one has taken the
@@ -140,6 +141,8 @@ election_meta_encode (const election_meta_t *meta)
                                 "start_seq", (json_int_t) meta->start_seq);
     if (meta->primary_store)
         json_object_set_new (object, "primary_store", json_integer ((json_int_t) meta->primary_store));
+    if (meta->basis)
+        json_object_set_new (object, "basis", json_integer ((json_int_t) meta->basis));
     char *text = json_dumps (object, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref (object);
     return text;
@@ -163,9 +166,15 @@ election_meta_decode (const char *text, election_meta_t *meta, char *reason, siz
     json_t *insync = json_object_get (object, "insync");
     json_t *start_seq = json_object_get (object, "start_seq");
     json_t *primary_store = json_object_get (object, "primary_store");
-    if (json_object_size (object) != (primary_store? 5u: 4u) || !epoch || !primary || !insync || !start_seq)
+    json_t *basis = json_object_get (object, "basis");
+    if (json_object_size (object) != 4u + (primary_store? 1: 0) + (basis? 1: 0)
+    ||  !epoch || !primary || !insync || !start_seq)
         REFUSE ("a partition's meta has exactly epoch, primary, insync, start_seq and "
-                "perhaps primary_store");
+                "perhaps primary_store and basis");
+    if (basis && (!json_is_integer (basis) || json_integer_value (basis) < 1
+              ||  json_integer_value (basis) > COUNTER_MAX))
+        REFUSE ("basis must be a whole number from 1 to 2^53-1");
+    meta->basis = basis? (uint64_t) json_integer_value (basis): 0;
     if (primary_store && (!json_is_integer (primary_store) || json_integer_value (primary_store) < 1
                       ||  json_integer_value (primary_store) > COUNTER_MAX))
         REFUSE ("primary_store must be a whole number from 1 to 2^53-1");

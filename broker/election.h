@@ -30,7 +30,12 @@
  *  The metadata travels as a JSON object (the value etcd stores):
  *    {"epoch":3,"primary":"catalog-2","insync":["catalog-1","catalog-2"],
  *     "start_seq":1041,"primary_store":6254318864113871}
- *  (primary_store is left out when not recorded: meta written before it)
+ *  (primary_store is left out when not recorded: meta written before it;
+ *  "basis", the version of the primary's report the in-sync set was built
+ *  from, is left out when 0).  A replica outside the in-sync set joins it
+ *  only on a report newer than the basis: a report older than the set
+ *  (it named a replica that has since been left out, and the primary has
+ *  stopped waiting for it) never puts it back.
  *  election_meta_decode checks every field: a value that does not follow
  *  the rules above (a primary outside its in-sync set, a bad id) is
  *  refused, never half-believed.
@@ -58,6 +63,9 @@ typedef struct {
     uint64_t start_seq;                 //  the epoch's first sequence number
     uint64_t primary_store;             //  the elected primary's store
                                         //  identity (0: not recorded)
+    uint64_t basis;                     //  the version of the primary's
+                                        //  report the in-sync set was last
+                                        //  built from (0: none this epoch)
 } election_meta_t;
 
 //  What a live replica reports of its log

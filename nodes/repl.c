@@ -209,6 +209,11 @@ s_become_follower (repl_t *self, part_t *part, uint64_t epoch, const char *prima
         //  partition still uses it
         if (part->pub [0])
             self->io.unsubscribe (self->io.arg, part->name, part->pub);
+        //  Live entries buffered from the old stream belong to its
+        //  primary's history: applied after what another source gives us
+        //  they would join two histories (a deposed primary's seq, then
+        //  the next primary's)
+        repl_follower_clear (part);
         snprintf (part->pub, sizeof part->pub, "%s", pub);
         if (*pub)
             self->io.subscribe (self->io.arg, part->name, pub, primary);

@@ -20,10 +20,14 @@ repl_follower_clear (part_t *part)
         s_live_destroy (&live);
 }
 
+//  An ack says "I hold your history up to seq".  Until a fetch answered
+//  by this source at this epoch has shown our log to be a prefix of its
+//  own (synced), our head may be a deposed primary's entry at a seq the
+//  new primary wrote anew: acking it would count a write we do not hold
 void
 repl_follower_ack (repl_t *self, part_t *part, int64_t now)
 {
-    if (!part->ack)
+    if (!part->ack || !part->synced)
         return;
     bs_msg_t *msg = bs_msg_new ();
     bs_msg_set_str (msg, BS_FIELD_op, "ack");

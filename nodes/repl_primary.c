@@ -314,6 +314,20 @@ s_serve_fetch (repl_t *self, const char *peer, const bs_msg_t *request, int64_t 
         else
             snapshot = seq != head || repl_epoch_at (self, partition, seq) != epoch;
     }
+    //  Only the primary's history is the partition's.  A replica that is
+    //  not primary (a follower catching peers up while there is none) may
+    //  not make a fetcher drop what it holds: the fetcher may be ahead of
+    //  us (we never had its last entries, which may be acknowledged) or
+    //  hold another history whose truth only an election decides.  We
+    //  snapshot only a fetcher that holds nothing, or lags past our log;
+    //  else we answer nothing, and it asks again (or is told a primary).
+    bool primary = part && part->role == ROLE_PRIMARY;
+    if (snapshot && !primary && seq > 0 && (seq >= head || head - seq <= self->options.log_keep)) {
+        mdb_txn_abort (txn);
+        zsys_debug ("%s: a fetch of %s from %llu left unanswered: it may hold what we do not, and only a "
+                    "primary's history replaces another", self->id, partition, (unsigned long long) seq);
+        return;
+    }
     if (fetcher) {
         //  What a follower has is what its fetch proves it has: a snapshot
         //  drops its old state, and acks it sent before count no more

@@ -279,14 +279,21 @@ s_on_input (sim_event_t *event)
         case IN_REQUEST:
             s_on_request (event->from, event->number, event->data, event->size);
             break;
-        case IN_TICK:
-            s_tick ();
-            sim_event_t *next = sim_event_new (TICK_MS, s_on_input);
+        case IN_TICK: {
+            //  As broker.c's loop, silence is judged after reading what
+            //  waits: a tick that came late (the broker was paused) goes
+            //  behind the messages that waited with it, made before it
+            bool late = sim_now > event->number;
+            if (!late)
+                s_tick ();
+            sim_event_t *next = sim_event_new (late? 0: TICK_MS, s_on_input);
             next->kind = IN_TICK;
+            next->number = sim_now + (late? 0: TICK_MS);
             next->to = SIM_BROKER;
             next->incarnation = sim_procs [SIM_BROKER].incarnation;
             sim_schedule (next);
             break;
+        }
     }
 }
 
@@ -362,6 +369,7 @@ sim_broker_start (void)
     sim_trace ("broker starts");
     sim_event_t *tick = sim_event_new (TICK_MS, s_on_input);
     tick->kind = IN_TICK;
+    tick->number = sim_now + TICK_MS;      //  when it is due
     tick->to = SIM_BROKER;
     tick->incarnation = proc->incarnation;
     sim_schedule (tick);

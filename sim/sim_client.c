@@ -177,6 +177,13 @@ s_on_timer (sim_event_t *event)
     s_transmit (event->to);
 }
 
+static void
+s_on_probe (sim_event_t *event)
+{
+    (void) event;
+    sim_probe_send ();
+}
+
 void
 sim_client_on_reply (sim_event_t *event)
 {
@@ -202,6 +209,18 @@ sim_client_on_reply (sim_event_t *event)
         retry->to = client;
         retry->number = c->serial;
         sim_schedule (retry);
+        return;
+    }
+    if (!ok && client == SIM_PROBE && strcmp (error, "unknown_item") == 0) {
+        //  The primary answered, but the shelves are not stocked yet (the
+        //  first client's add_book of item 1 still waits for its answer,
+        //  as when no primary could be elected while faults lasted): a new
+        //  probe later, until one is acknowledged
+        bs_msg_destroy (&reply);
+        c->busy = false;
+        sim_event_t *again = sim_event_new (sim_range (20, 200), s_on_probe);
+        again->to = client;
+        sim_schedule (again);
         return;
     }
     if (ok) {

@@ -5,7 +5,10 @@
 #  same run (same trace) alone or among others; and the simulator can fail:
 #  built over a replication core with an old bug put back
 #  (REPL_BUG_EARLY_ACK, REPL_BUG_LATE_REPLY, REPL_BUG_SNAPSHOT_EPOCH_MAX),
-#  it catches each within 1000 seeds and names the seed and the invariant.
+#  it catches each within 1000 seeds (the late reply within 2000: a
+#  follower that acks only a history its source confirmed blocks most of
+#  that bug's damage, and what remains is rarer) and names the seed and
+#  the invariant.
 #  No cluster, no port: one process per run, its stores under /dev/shm.
 source "$(dirname "$0")/lib.sh"
 bs_plan 7
@@ -40,10 +43,11 @@ check "seeds 40-45 take the same steps and virtual time in one job as in two" \
     test "$(tail -n 1 "$BS_TMP/one.txt")" = "$(tail -n 1 "$BS_TMP/two.txt")"
 check "the traced run ends as the summary says (seed 17 ok)" grep -q '^seed 17: ok' "$BS_TMP/trace1.txt"
 
-#  caught BUG: the variant with that bug finds a failing seed within 1000
+#  caught BUG [SEEDS]: the variant with that bug finds a failing seed
+#  within SEEDS (1000)
 caught() {
-    local bug=$1 out=$BS_TMP/bug_$1.txt
-    "$BS_HELPERS/bookstore-sim-$bug" --seeds 1000 --jobs 2 --until-failure > "$out" 2>&1
+    local bug=$1 seeds=${2:-1000} out=$BS_TMP/bug_$1.txt
+    "$BS_HELPERS/bookstore-sim-$bug" --seeds "$seeds" --jobs 2 --until-failure > "$out" 2>&1
     local first
     first=$(grep -m 1 -E '^seed [0-9]+: (VIOLATION|LIVENESS)' "$out")
     log "REPL_BUG_${bug^^}: ${first:-nothing caught} ($(tail -n 1 "$out"))"
@@ -51,8 +55,8 @@ caught() {
 }
 check "REPL_BUG_EARLY_ACK (a reply released before the in-sync followers acked) is caught within 1000 seeds" \
     caught early_ack
-check "REPL_BUG_LATE_REPLY (a follower applies a fetch reply from a link it no longer fetches from) is caught within 1000 seeds" \
-    caught late_reply
+check "REPL_BUG_LATE_REPLY (a follower applies a fetch reply from a link it no longer fetches from) is caught within 2000 seeds" \
+    caught late_reply 2000
 check "REPL_BUG_SNAPSHOT_EPOCH_MAX (a snapshot stores the epoch the follower was told) is caught within 1000 seeds" \
     caught snapshot_epoch_max
 exit $BS_FAILED

@@ -260,6 +260,35 @@ test_unclean_request (void)
     }
 }
 
+//  The in-sync set's basis travels with the meta, and an election resets it
+static void
+test_meta_basis (void)
+{
+    election_meta_t meta, back;
+    memset (&meta, 0, sizeof meta);
+    meta.epoch = 4;
+    snprintf (meta.primary, sizeof meta.primary, "catalog-1");
+    meta.insync_count = 1;
+    snprintf (meta.insync [0], sizeof meta.insync [0], "catalog-1");
+    meta.basis = 1764750000123;
+    char *text = election_meta_encode (&meta);
+    char reason [200];
+    CHECK (election_meta_decode (text, &back, reason, sizeof reason));
+    CHECK_EQ (back.basis, 1764750000123);
+    free (text);
+    CHECK (!election_meta_decode ("{\"epoch\":4,\"primary\":\"catalog-1\",\"insync\":[\"catalog-1\"],"
+                                  "\"start_seq\":1,\"basis\":-1}", &back, reason, sizeof reason));
+    CHECK (strstr (reason, "basis"));
+    election_candidate_t live [] = { { "catalog-1", 4, 10, 0 } };
+    election_meta_t next;
+    meta.primary [0] = 0;       //  as if catalog-1 were not the primary any more
+    snprintf (meta.primary, sizeof meta.primary, "catalog-2");
+    snprintf (meta.insync [1], sizeof meta.insync [1], "catalog-2");
+    meta.insync_count = 2;
+    CHECK_EQ (election_decide (&meta, live, 1, false, &next), ELECTION_ELECT);
+    CHECK_EQ (next.basis, 0);
+}
+
 int
 main (void)
 {
@@ -274,5 +303,6 @@ main (void)
     RUN (test_a_primary_is_a_store);
     RUN (test_meta_refuses_what_breaks_the_rules);
     RUN (test_unclean_request);
+    RUN (test_meta_basis);
     return DONE ();
 }

@@ -645,6 +645,85 @@ test_snapshot_names_source_history (void)
     s_close_all ();
 }
 
+//  F holds seq 2 from a deposed primary (epoch 1); N leads epoch 2 and
+//  wrote its own seq 2.  F, told to follow N, must not ack its head before
+//  a fetch answered by N shows its log to be a prefix of N's: its seq 2 is
+//  not N's, and N would count F as holding a write it does not.  N's
+//  answer (a snapshot) brings F in; only then does F count in sync.
+static void
+test_unverified_head_not_acked (void)
+{
+    s_now = 1000;
+    node_t *n = s_open ("n", 1);
+    node_t *f = s_open ("f", 1);
+    s_assign (n, "catalog", 1, "n", "n");
+    s_write (n, "catalog", 1, "a");
+    s_assign (n, "catalog", 2, "n", "n");
+    CHECK_EQ (s_write (n, "catalog", 2, "b"), 2);
+    s_write (f, "catalog", 1, "a");
+    s_write (f, "catalog", 1, "deposed");
+    s_drop_all ();
+    s_assign (f, "catalog", 2, "n", "n");
+    s_drop_all ();                                      //  its fetch is lost
+    char isr [256], status [32];
+    for (int beat = 0; beat < 5; beat++) {
+        s_now += 100;
+        repl_tick (f->repl, s_now);
+        repl_tick (n->repl, s_now);
+        s_pump ();
+    }
+    s_report (n, "catalog", isr, sizeof isr, status, sizeof status);
+    CHECK (streq (isr, ""));
+    //  The fetch asked again is answered: F takes N's history, then acks
+    s_now += 2000;
+    repl_tick (f->repl, s_now);
+    seen_t seen = s_pump ();
+    CHECK_EQ (seen.snapshots, 1);
+    s_now += 100;
+    repl_tick (f->repl, s_now);
+    s_pump ();
+    s_report (n, "catalog", isr, sizeof isr, status, sizeof status);
+    CHECK (streq (isr, "f"));
+    CHECK_EQ (journal_last_epoch (f->journal, "catalog"), 2);
+    s_close_all ();
+}
+
+//  F follows P at epoch 2 and has P's seq 2 and 3 buffered from the
+//  stream (its fetch was lost).  The broker then names no primary, and F
+//  catches up from Q, whose seq 2 is another history's (epoch 1).  P's
+//  buffered seq 3 must not be applied after Q's seq 2: the log would join
+//  two histories.
+static void
+test_stream_buffer_dropped_with_its_stream (void)
+{
+    s_now = 1000;
+    node_t *p = s_open ("p", 1);
+    node_t *q = s_open ("q", 1);
+    node_t *f = s_open ("f", 1);
+    s_assign (p, "catalog", 1, "p", "p");
+    s_assign (q, "catalog", 1, "p", "p");
+    s_assign (f, "catalog", 1, "p", "p");
+    s_pump ();
+    s_write (p, "catalog", 1, "a");
+    s_pump ();
+    CHECK_EQ (journal_seq (f->journal, "catalog"), 1);
+    CHECK_EQ (journal_seq (q->journal, "catalog"), 1);
+    s_assign (q, "catalog", 1, "", "");
+    CHECK_EQ (s_write (q, "catalog", 1, "q-only"), 2);
+    s_assign (p, "catalog", 2, "p", "p");
+    s_assign (f, "catalog", 2, "p", "p");
+    s_drop_all ();                                      //  F's fetch is lost
+    s_write (p, "catalog", 2, "p-2");
+    s_write (p, "catalog", 2, "p-3");
+    s_pump ();                                          //  F buffers both
+    CHECK_EQ (journal_seq (f->journal, "catalog"), 1);
+    s_assign (f, "catalog", 2, "", "q");
+    s_pump ();
+    CHECK_EQ (journal_seq (f->journal, "catalog"), 2);
+    CHECK_EQ (journal_last_epoch (f->journal, "catalog"), 1);
+    s_close_all ();
+}
+
 //  Half a snapshot is not the partition: a replica loading one refuses to
 //  lead it, and says so in its status
 static void
@@ -777,6 +856,8 @@ main (void)
     RUN (test_snapshot_missing_a_part_is_not_whole);
     RUN (test_late_reply_not_applied);
     RUN (test_snapshot_names_source_history);
+    RUN (test_unverified_head_not_acked);
+    RUN (test_stream_buffer_dropped_with_its_stream);
     RUN (test_loading_snapshot_refuses_primary);
     RUN (test_tables_grow);
     zlistx_destroy (&s_queue);
