@@ -101,9 +101,6 @@ void sim_check_full (bool quiet);
 //  up and holds the partition whole (a disk is lost only then: losing
 //  every whole in-sync copy is outside the fault model)
 bool sim_check_insync_besides (const char *id);
-//  How many times a seq was written again at the same epoch, after its
-//  only holder rolled it back (not a violation: nobody holds both)
-uint64_t sim_check_rewrites (void);
 //  Once quiet: every replica equal to the primary; false (and said) if not
 bool sim_check_converged (bool report);
 

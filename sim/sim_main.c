@@ -188,13 +188,13 @@ s_on_full_check (sim_event_t *event)
 //  One seed
 
 typedef struct {
-    uint64_t steps, rewrites;
+    uint64_t steps;
     int64_t virtual_ms;
     bool violation, liveness_failure;
 } outcome_t;
 
 typedef struct {
-    uint64_t seeds, steps, violations, liveness_failures, rewrites;
+    uint64_t seeds, steps, violations, liveness_failures;
     int64_t virtual_ms;
 } totals_t;
 
@@ -262,7 +262,6 @@ s_run (uint64_t seed, int64_t faults_ms, bool trace)
     }
     outcome.violation = sim_violated;
     outcome.steps = sim_steps;
-    outcome.rewrites = sim_check_rewrites ();
     outcome.virtual_ms = sim_now;
     if (outcome.violation || outcome.liveness_failure) {
         printf ("seed %llu: %s%s\n", (unsigned long long) seed,
@@ -383,7 +382,6 @@ main (int argc, char *argv [])
             mine.virtual_ms += outcome.virtual_ms;
             mine.violations += outcome.violation;
             mine.liveness_failures += outcome.liveness_failure;
-            mine.rewrites += outcome.rewrites;
             mine.seeds++;
             fflush (stdout);
             if (until_failure && (outcome.violation || outcome.liveness_failure))
@@ -411,7 +409,6 @@ main (int argc, char *argv [])
             totals.virtual_ms += theirs.virtual_ms;
             totals.violations += theirs.violations;
             totals.liveness_failures += theirs.liveness_failures;
-            totals.rewrites += theirs.rewrites;
             totals.seeds += theirs.seeds;
         }
         else
@@ -426,9 +423,6 @@ main (int argc, char *argv [])
     munmap (stop, sizeof (bool));
     if (lost)
         fprintf (stderr, "bookstore-sim: a job died before it reported\n");
-    if (totals.rewrites)
-        printf ("note: %llu log entries were written twice at one epoch by a primary that had rolled them back "
-                "(no replica held both; see the trace's notes)\n", (unsigned long long) totals.rewrites);
     printf ("{\"seeds\":%llu,\"steps\":%llu,\"virtual_seconds\":%.1f,\"violations\":%llu,\"liveness_failures\":%llu}\n",
             (unsigned long long) totals.seeds, (unsigned long long) totals.steps, (double) totals.virtual_ms / 1000.0,
             (unsigned long long) totals.violations, (unsigned long long) totals.liveness_failures);
