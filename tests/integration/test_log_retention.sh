@@ -24,8 +24,10 @@ touch "$BS_DATA/hold/$follower"
 kill -KILL "$(bs_pid "$follower")"
 check "the broker notices the killed follower" bs_wait_dead "$follower" 10
 load=$(bs_load --clients 8 --requests 3000 --mix buy:30,set_price:35,restock:35 --seed 21 --record "$RECORD")
+rc=$?
+log "load (exit $rc): $(echo "$load" | jq -c '{requests, refused, gave_up, retries, failovers, errors}' 2>/dev/null)"
 check "3000 writes succeed while a catalog follower is down (the load exits 0, nothing refused)" \
-    test "$?:$(echo "$load" | jq .refused)" = 0:0
+    test "$rc:$(echo "$load" | jq .refused)" = 0:0
 seq=$(bs --json --node "$primary" lookup 321 | jq .seq)
 log "the catalog's head is at seq $seq"
 check "the catalog primary's log is trimmed to the newest $KEEP entries" \
