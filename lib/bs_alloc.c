@@ -36,3 +36,13 @@ bs_strdup (const char *text)
 {
     return s_check (strdup (text), strlen (text) + 1);
 }
+
+void
+bs_grow (void **table, int *cap, int count, size_t size)
+{
+    if (count < *cap)
+        return;
+    int grown = *cap? *cap * 2: 8;
+    *table = bs_realloc (*table, (size_t) grown, size);
+    *cap = grown;
+}

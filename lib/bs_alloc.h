@@ -17,5 +17,8 @@ void *bs_alloc (size_t count, size_t size);
 //  ptr grown or shrunk to count elements of size bytes (new room not zeroed)
 void *bs_realloc (void *ptr, size_t count, size_t size);
 char *bs_strdup (const char *text);
+//  Makes room for one more element in *table, which holds count of *cap
+//  elements of size bytes: when full, doubles it (8 to start)
+void bs_grow (void **table, int *cap, int count, size_t size);
 
 #endif

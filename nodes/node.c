@@ -1,5 +1,6 @@
 /*  node - a catalog or order replica: its modules and its event loop  */
 #include "node.h"
+#include "node_status.h"
 #include "bs_alloc.h"
 #include "bs_msg.h"
 #include "buyer.h"
@@ -314,29 +315,13 @@ s_run_internal (node_t *self)
 static void
 s_update_status (node_t *self)
 {
-    bs_msg_t *status = bs_msg_new ();
-    bs_msg_set_str (status, BS_FIELD_op, "node_status");
-    bs_msg_set_str (status, BS_FIELD_id, self->id);
-    bs_msg_set_str (status, BS_FIELD_service, self->service);
     //  A primary's report is versioned in wall-clock milliseconds, so that
     //  the version grows across our restarts too
-    repl_status (self->repl, status, (uint64_t) zclock_time ());
-    char digest [17];
-    journal_digest (self->journal, digest);
-    bs_msg_set_str (status, BS_FIELD_digest, digest);
-    //  Which store holds what we report: the broker elects a store, not a
-    //  name (a node that lost its disk comes back with another)
-    if (journal_incarnation (self->journal)) {
-        char store [17];
-        snprintf (store, sizeof store, "%016llx", (unsigned long long) journal_incarnation (self->journal));
-        bs_msg_set_str (status, BS_FIELD_store, store);
-    }
-    bs_msg_set_int (status, BS_FIELD_ready, repl_caught_up (self->repl));
     size_t size;
-    uint8_t *data = bs_msg_encode (status, &size);
+    uint8_t *data = node_status_encode (self->id, self->service, self->repl, self->journal,
+                                        (uint64_t) zclock_time (), &size);
     mdpworker_set_status (self->link, data, size);
     free (data);
-    bs_msg_destroy (&status);
 }
 
 //  Log retention: once a second, deletes the oldest entries beyond

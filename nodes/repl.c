@@ -2,24 +2,11 @@
  *  timers (the primary's half is in repl_primary.c, the follower's in
  *  repl_follower.c)  */
 #include "repl_internal.h"
+#include "bs_alloc.h"
 #include "bs_idlist.h"
 
 //  --------------------------------------------------------------------------
 //  Helpers shared by the core's files
-
-//  Makes room for one more element in a table of count (doubling)
-void
-repl_grow (void **table, int *cap, int count, size_t size)
-{
-    if (count < *cap)
-        return;
-    int new_cap = *cap? *cap * 2: 8;
-    void *grown = realloc (*table, (size_t) new_cap * size);
-    if (!grown)
-        abort ();
-    *table = grown;
-    *cap = new_cap;
-}
 
 part_t *
 repl_part (repl_t *self, const char *name, bool create)
@@ -30,7 +17,7 @@ repl_part (repl_t *self, const char *name, bool create)
     //  A name the stream's topic could not carry is no partition of ours
     if (!create || !*name || strlen (name) > BS_ID_MAX)
         return NULL;
-    repl_grow ((void **) &self->parts, &self->part_cap, self->part_count, sizeof (part_t *));
+    bs_grow ((void **) &self->parts, &self->part_cap, self->part_count, sizeof (part_t *));
     part_t *part = calloc (1, sizeof (part_t));
     if (!part)
         abort ();

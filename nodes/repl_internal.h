@@ -105,7 +105,6 @@ struct _repl_t {
 };
 
 //  repl.c
-void repl_grow (void **table, int *cap, int count, size_t size);
 part_t *repl_part (repl_t *self, const char *name, bool create);
 uint64_t repl_epoch_at (repl_t *self, const char *partition, uint64_t seq);
 bool repl_mark_whole (repl_t *self, part_t *part);

@@ -3,6 +3,7 @@
  *  entries or a snapshot) for any partition we hold whole, and publishing
  *  the stream  */
 #include "repl_internal.h"
+#include "bs_alloc.h"
 #include "bs_idlist.h"
 
 //  --------------------------------------------------------------------------
@@ -25,7 +26,7 @@ s_follower (part_t *part, const char *id)
             return &part->followers [i];
     follower_t *f = NULL;
     if (part->follower_count < FOLLOWERS_MAX) {
-        repl_grow ((void **) &part->followers, &part->follower_cap, part->follower_count, sizeof (follower_t));
+        bs_grow ((void **) &part->followers, &part->follower_cap, part->follower_count, sizeof (follower_t));
         f = &part->followers [part->follower_count++];
     }
     else

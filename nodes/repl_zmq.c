@@ -1,5 +1,6 @@
 /*  repl_zmq - the replication core over ZeroMQ sockets  */
 #include "repl_zmq.h"
+#include "bs_alloc.h"
 #include "bs_sizes.h"
 
 #include <czmq.h>
@@ -33,19 +34,6 @@ struct _repl_zmq_t {
     int hearing_count, hearing_cap;
 };
 
-static void
-s_grow (void **table, int *cap, int count, size_t size)
-{
-    if (count < *cap)
-        return;
-    int new_cap = *cap? *cap * 2: 8;
-    void *grown = realloc (*table, (size_t) new_cap * size);
-    if (!grown)
-        abort ();
-    *table = grown;
-    *cap = new_cap;
-}
-
 //  --------------------------------------------------------------------------
 //  The core's I/O
 
@@ -58,7 +46,7 @@ s_send_sync (void *arg, const char *endpoint, const char *server, const void *da
         if (strcmp (self->links [i]->endpoint, endpoint) == 0)
             link = self->links [i];
     if (!link) {
-        s_grow ((void **) &self->links, &self->link_cap, self->link_count, sizeof (link_t *));
+        bs_grow ((void **) &self->links, &self->link_cap, self->link_count, sizeof (link_t *));
         link = calloc (1, sizeof (link_t));
         if (!link)
             abort ();
@@ -110,7 +98,7 @@ s_subscribe (void *arg, const char *partition, const char *pub, const char *prim
     char topic [BS_STREAM_TOPIC_MAX + 1];
     if (!bs_stream_topic (partition, topic))
         return;
-    s_grow ((void **) &self->hearing, &self->hearing_cap, self->hearing_count, sizeof (hearing_t));
+    bs_grow ((void **) &self->hearing, &self->hearing_cap, self->hearing_count, sizeof (hearing_t));
     hearing_t *hearing = &self->hearing [self->hearing_count++];
     snprintf (hearing->partition, sizeof hearing->partition, "%s", partition);
     snprintf (hearing->pub, sizeof hearing->pub, "%s", pub);

@@ -1,6 +1,7 @@
 /*  sim_node - a catalog node in the simulator: the real store, journal,
  *  catalog and replication core; its sockets are simulated links  */
 #include "sim_cluster.h"
+#include "node_status.h"
 #include "bs_alloc.h"
 #include "bs_clock.h"
 #include "bs_msg.h"
@@ -423,27 +424,11 @@ sim_node_assign (sim_node_t *self, const void *data, size_t size)
 static void
 s_status (sim_node_t *self)
 {
-    bs_msg_t *status = bs_msg_new ();
-    bs_msg_set_str (status, BS_FIELD_op, "node_status");
-    bs_msg_set_str (status, BS_FIELD_id, self->id);
-    bs_msg_set_str (status, BS_FIELD_service, "catalog");
-    bs_msg_set_str (status, BS_FIELD_pub, self->pub);
-    bs_msg_set_str (status, BS_FIELD_sync, self->sync);
-    repl_status (self->repl, status, (uint64_t) bs_clock_wall ());
-    char digest [17];
-    journal_digest (self->journal, digest);
-    bs_msg_set_str (status, BS_FIELD_digest, digest);
-    if (journal_incarnation (self->journal)) {
-        char store [17];
-        snprintf (store, sizeof store, "%016llx", (unsigned long long) journal_incarnation (self->journal));
-        bs_msg_set_str (status, BS_FIELD_store, store);
-    }
-    bs_msg_set_int (status, BS_FIELD_ready, repl_caught_up (self->repl));
     size_t size;
-    uint8_t *data = bs_msg_encode (status, &size);
+    uint8_t *data = node_status_encode (self->id, "catalog", self->repl, self->journal,
+                                        (uint64_t) bs_clock_wall (), &size);
     sim_broker_status_from (self->index, data, size);
     free (data);
-    bs_msg_destroy (&status);
 }
 
 static void
