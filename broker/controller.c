@@ -460,6 +460,10 @@ controller_on_store (controller_t *self, ctlplane_result_t *result)
             }
             revision = result->mod_revisions [index];
         }
+        //  Only news counts as a change: while a partition waits, the map
+        //  is read again every second, and an unchanged read must not send
+        //  every node the same assignment again
+        bool news = self->state != STORE_KNOWN || revision != self->revision || unclean_epoch != self->unclean_epoch;
         if (self->state != STORE_KNOWN || revision != self->revision)
             zsys_info ("broker: etcd holds %s at epoch %llu, primary '%s' (revision %lld)", ELECTED_PARTITION,
                        (unsigned long long) meta.epoch, meta.primary, (long long) revision);
@@ -473,7 +477,7 @@ controller_on_store (controller_t *self, ctlplane_result_t *result)
             zsys_warning ("broker: an operator asked for an unclean election of %s at epoch %llu",
                           ELECTED_PARTITION, (unsigned long long) unclean_epoch);
         self->unclean_epoch = unclean_epoch;
-        changed = true;
+        changed = news;
     }
     else
     if ((result->tag & 0xFF) == TAG_WRITE) {

@@ -1,5 +1,6 @@
 /*  workers - node registry and least-outstanding-requests choice  */
 #include "workers.h"
+#include "bs_name.h"
 #include "bs_msg.h"
 
 #include <czmq.h>
@@ -206,16 +207,7 @@ worker_t *workers_at (workers_t *self, size_t index) { return index < self->size
 bool
 workers_id_valid (const char *id)
 {
-    size_t n = strlen (id);
-    if (n == 0 || n > BS_ID_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = id [i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-              || c == '.' || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
+    return bs_name_valid (id, BS_ID_MAX);
 }
 
 worker_t *

@@ -3,6 +3,7 @@
  */
 #include "bs_endpoints.h"
 #include "bs_sizes.h"
+#include "bs_name.h"
 #include "bs_settings.h"
 #include "node.h"
 
@@ -152,7 +153,15 @@ main (int argc, char **argv)
         goto done;
     }
     bs_endpoints_destroy (&brokers);
+    //  An order node's partition is its id and a suffix, and both must fit
+    //  the wire's bound: a longer id is refused, never cut short
+    size_t id_max = strcmp (service, "order") == 0? BS_ID_MAX - BS_PARTITION_SUFFIX_LEN: BS_ID_MAX;
     char id [BS_ID_MAX + 1], data [512];
+    if (*bs_settings_get (settings, "id")
+    &&  !bs_name_valid (bs_settings_get (settings, "id"), id_max)) {
+        fprintf (stderr, "bookstore-node: --id must be 1 to %zu letters, digits, '.', '_' or '-'\n", id_max);
+        goto done;
+    }
     if (*bs_settings_get (settings, "id"))
         snprintf (id, sizeof id, "%s", bs_settings_get (settings, "id"));
     else

@@ -3,6 +3,7 @@
 #include "node_status.h"
 #include "bs_alloc.h"
 #include "bs_msg.h"
+#include "bs_name.h"
 #include "buyer.h"
 #include "catalog.h"
 #include "invalidator.h"
@@ -34,9 +35,9 @@ typedef struct {
 } write_t;
 
 struct _node_t {
-    char service [16];
-    char id [65];
-    char partition [80];        //  catalog: "catalog"; order: this node's own
+    char service [BS_SERVICE_MAX + 1];
+    char id [BS_ID_MAX + 1];
+    char partition [BS_ID_MAX + 1];     //  catalog: "catalog"; order: this node's own
     mdpworker_t *link;
     store_t *store;
     journal_t *journal;
@@ -371,7 +372,10 @@ s_home_partition (node_t *self, char *partition, size_t size)
     }
     uint8_t random [BS_RID_SIZE];
     bs_random_bytes (random, sizeof random);
-    snprintf (partition, size, "%s.%02x%02x%02x", self->id, random [0], random [1], random [2]);
+    //  The id fits (bookstore-node refuses a longer one); the precision
+    //  says so to the compiler too
+    snprintf (partition, size, "%.*s.%02x%02x%02x", (int) (BS_ID_MAX - BS_PARTITION_SUFFIX_LEN), self->id,
+              random [0], random [1], random [2]);
     value.mv_size = strlen (partition);
     value.mv_data = partition;
     if (mdb_put (txn, local, &key, &value, 0) != 0) {

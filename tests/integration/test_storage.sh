@@ -4,7 +4,7 @@
 #  data directory is refused at start.  The catalog keeps its data on a
 #  small tmpfs of the test's own (needs root).
 source "$(dirname "$0")/lib.sh"
-bs_plan 16
+bs_plan 18
 if [ "$(id -u)" != 0 ] || ! mnt_probe=$(mktemp -d) || ! mount -t tmpfs -o size=1m tmpfs "$mnt_probe" 2>/dev/null; then
     bs_skip_rest "storage faults need root and tmpfs mounts"
 fi
@@ -64,3 +64,13 @@ out=$("$BS_BIN/bookstore-node" --service catalog --id catalog-3 --data "$BS_TMP/
         --sync-bind "tcp://127.0.0.1:$((BS_PORT + 73))" 2>&1); rc=$?
 check "a corrupt data directory is refused at start" test "$rc" -ne 0
 check "...with a message saying so" grep -q 'corrupt or foreign store' <<< "$out"
+
+#  An order node's id too long for its partition's name (id + 7) is
+#  refused with a sentence before anything is created, never cut short
+long_id=order-$(printf 'x%.0s' $(seq 60))
+out=$("$BS_BIN/bookstore-node" --service order --id "$long_id" --data "$BS_TMP/long" \
+        --broker "tcp://127.0.0.1:$((BS_PORT + 1))" --pub-bind "tcp://127.0.0.1:$((BS_PORT + 74))" \
+        --sync-bind "tcp://127.0.0.1:$((BS_PORT + 75))" 2>&1); rc=$?
+check "an id too long for the wire is refused at start (exit 2)" test "$rc" -eq 2
+check "...saying how long an id may be, and creating no data" \
+    bash -c '[[ "$1" == *"--id must be 1 to 57 letters"* ]] && [ ! -e "$2" ]' _ "$out" "$BS_TMP/long"
