@@ -7,6 +7,7 @@
 #  carry this shell's pid, so runs side by side do not meet):
 #
 #    <p>-sw      a bridge, br0, with one veth port per host below
+#    <p>-etcd    10.77.0.5   etcd, the control plane (one member)
 #    <p>-broker  10.77.0.1   bookstore-broker (ports chosen apart from its
 #                            default layout, so nothing can derive them)
 #    <p>-cat1    10.77.0.11  catalog-1     settings: config file + flags
@@ -21,10 +22,12 @@
 #  route beyond 10.77.0.0/24, so nothing here can reach any other address.
 #
 #  Checks: search, lookup, buy, orders, status (all alive, in sync, equal
-#  digests), a follower's replication connection to the primary's advertised
-#  address, the monitor's feed and the gateway; then the catalog primary is
-#  killed with SIGKILL, the store goes on (a new primary, buys work), the
-#  node is started again by hand in its namespace and rejoins and converges.
+#  digests), the partition map the broker keeps in etcd on its own host, a
+#  follower's replication connection to the primary's advertised address,
+#  the monitor's feed and the gateway; then the catalog primary is killed
+#  with SIGKILL, the store goes on (a new primary, elected in etcd at a
+#  higher epoch, buys work), the node is started again by hand in its
+#  namespace and rejoins and converges.
 #  Then the commands of etc/two-hosts.cfg, as written, on two of the hosts
 #  named store-a and store-b (through /etc/netns/<namespace>/hosts, which
 #  ip netns exec shows as /etc/hosts).
@@ -44,7 +47,7 @@ check() {
 }
 skip_check() { echo "ok - $1 # SKIP $2"; }
 #  The TAP plan: the checks a full run makes (tests/run.sh holds it to it)
-PLAN=34
+PLAN=37
 echo "1..$PLAN"
 #  This machine cannot make the hosts: every check is skipped, with why
 skip() {
@@ -59,6 +62,8 @@ skip() {
 [ "$(id -u)" = 0 ] || skip "needs root to make network namespaces"
 command -v ip > /dev/null || skip "no ip command (iproute2)"
 command -v jq > /dev/null || skip "no jq"
+command -v etcd > /dev/null || skip "no etcd (Debian: etcd-server)"
+command -v etcdctl > /dev/null || skip "no etcdctl (Debian: etcd-client)"
 P=bsn$$
 probe=$P-probe
 if ! ip netns add "$probe" 2> /dev/null; then
@@ -100,9 +105,9 @@ trap 'exit 1' INT TERM HUP PIPE
 
 SW=$P-sw
 NET=10.77.0
-declare -A ADDR=([broker]=$NET.1 [cat1]=$NET.11 [cat2]=$NET.12 [ord1]=$NET.21 [ord2]=$NET.22
+declare -A ADDR=([etcd]=$NET.5 [broker]=$NET.1 [cat1]=$NET.11 [cat2]=$NET.12 [ord1]=$NET.21 [ord2]=$NET.22
                  [web]=$NET.30 [client]=$NET.100)
-HOSTS=(broker cat1 cat2 ord1 ord2 web client)
+HOSTS=(etcd broker cat1 cat2 ord1 ord2 web client)
 
 make_net() {
     ip netns add "$SW" || return 1
@@ -138,6 +143,7 @@ on() { local h=$1; shift; ip netns exec "$P-$h" "$@"; }
 
 B=${ADDR[broker]}
 CLIENT_PORT=5555 NODE_PORT=6001 INVAL_PORT=6502 FEED_PORT=7003
+ETCD=http://${ADDR[etcd]}:2379
 cat > "$TMP/cluster.cfg" <<EOF
 #  The test cluster: broker at $B, ports apart from the default layout;
 #  plain mode across hosts, so broker and nodes are told --insecure
@@ -149,6 +155,8 @@ broker
     insecure = 1
     heartbeat-ms = 100
     liveness = 10
+    etcd = "$ETCD"
+    cluster = "netns"
 node
     broker = "tcp://$B:$NODE_PORT"
     broker-clients = "tcp://$B:$CLIENT_PORT"
@@ -176,6 +184,12 @@ CFG=$TMP/cluster.cfg
 start() {
     local name=$1 h=$2 a=${ADDR[$2]} cmd
     case $name in
+        etcd)
+            local peer=http://$a:2380
+            cmd=(etcd --name etcd --data-dir "$TMP/etcd" --listen-client-urls "$ETCD"
+                 --advertise-client-urls "$ETCD" --listen-peer-urls "$peer"
+                 --initial-advertise-peer-urls "$peer" --initial-cluster "etcd=$peer"
+                 --logger zap --log-level warn) ;;
         broker)
             cmd=("$BS_BIN/bookstore-broker" --config "$CFG") ;;
         gateway)
@@ -216,6 +230,27 @@ CONVERGED='[.nodes[] | select(.alive)] as $n
       and ([$n[] | select(.service == "catalog") | .digest] | unique | length) == 1
       and ([$n[] | select(.service == "order") | .digest] | unique | length) == 1'
 
+#  The partition map as etcd holds it, read from the client host
+meta() {
+    on client etcdctl --endpoints "$ETCD" --command-timeout 2s get --print-value-only \
+        /bookstore/netns/partitions/catalog 2> /dev/null
+}
+#  meta_holds SECONDS JQ-FILTER: until the map satisfies the filter
+meta_holds() {
+    local deadline=$((SECONDS + $1)) out
+    while [ $SECONDS -lt "$deadline" ]; do
+        out=$(meta)
+        [ -n "$out" ] && echo "$out" | jq -e "$2" > /dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "# last map: $out"
+    return 1
+}
+
+start etcd etcd
+check "etcd answers on its own host" \
+    bash -c 'for i in $(seq 100); do ip netns exec "$1" etcdctl --endpoints "$2" --command-timeout 1s \
+             endpoint health > /dev/null 2>&1 && exit 0; sleep 0.1; done; exit 1' _ "$P-client" "$ETCD"
 start broker broker
 start catalog-1 cat1
 start catalog-2 cat2
@@ -245,6 +280,10 @@ check "replicas converge: all in sync, equal digests per service" wait_for 20 "$
 out=$(status)
 check "status: one catalog primary and one follower" \
     test "$(echo "$out" | jq -r '[.nodes[] | select(.service == "catalog") | .role] | sort | join(",")')" = "follower,primary"
+first_primary=$(echo "$out" | jq -r '[.nodes[] | select(.service == "catalog" and .role == "primary") | .id][0]')
+check "etcd on its own host holds the map: $first_primary primary, both in sync" \
+    meta_holds 10 ".primary == \"$first_primary\" and .epoch >= 1 and (.insync | length) == 2"
+first_epoch=$(meta | jq .epoch)
 
 #  Each node reads its copy: asked one by one, they agree
 for id in catalog-1 catalog-2; do
@@ -298,6 +337,8 @@ check "the broker declares $victim dead" \
     wait_for 10 "[.nodes[] | select(.id == \"$victim\" and .alive)] | length == 0"
 check "$follower is elected catalog primary" \
     wait_for 15 "[.nodes[] | select(.id == \"$follower\" and .alive and .role == \"primary\")] | length == 1"
+check "the election is in etcd: $follower primary at an epoch above $first_epoch" \
+    meta_holds 10 ".primary == \"$follower\" and .epoch > $first_epoch"
 out=$(bs --json buy 321)
 check "buys go on without $victim" test "$(echo "$out" | jq -r .ok)" = true
 check "lookups go on without $victim" test "$(bs --json lookup 321 | jq .stock)" = 6
