@@ -530,6 +530,18 @@ controller_store_prefix (controller_t *self)
     return self->store? ctlplane_prefix (self->store): "";
 }
 
+//  An order partition is its owner's for good, named by the owner's id and
+//  a suffix ("<id>.<suffix>", nodes/node.c): only that node may lead it.
+//  Another node reporting the role (a bug, or a copied data directory) is
+//  not taken for its primary, whatever epoch it claims.
+static bool
+s_owner_of (const char *partition, const char *id)
+{
+    size_t n = strlen (id);
+    return strncmp (partition, id, n) == 0 && partition [n] == '.' && partition [n + 1]
+        && !strchr (partition + n + 1, '.');
+}
+
 bool
 controller_update (controller_t *self, workers_t *workers)
 {
@@ -598,12 +610,15 @@ controller_update (controller_t *self, workers_t *workers)
             }
         }
         else {
-            //  The owner that reports the role, at the highest epoch
+            //  The owner, when it reports the role: at a new epoch each
+            //  start (its followers learn it here, and check their logs)
             worker_t *owner = NULL;
             uint64_t epoch = 0;
             for (size_t k = 0; k < workers_size (workers); k++) {
                 worker_t *w = workers_at (workers, k);
                 worker_partition_t *rep = w->alive && w->has_status? worker_partition (w, part->name): NULL;
+                if (rep && strcmp (rep->role, "primary") == 0 && !s_owner_of (part->name, w->id))
+                    continue;
                 if (rep && strcmp (rep->role, "primary") == 0 && (!owner || rep->epoch > epoch)) {
                     owner = w;
                     epoch = rep->epoch;

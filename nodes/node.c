@@ -498,8 +498,9 @@ node_new (const node_options_t *options, bool *refused_p)
         goto fail;
     }
     if (self->orders) {
-        //  An order node always writes its own partition
-        if (repl_claim (self->repl, self->partition, 1) != 0) {
+        //  An order node always writes its own partition, at a new epoch
+        //  each start (repl_claim says why)
+        if (repl_claim (self->repl, self->partition, NULL) != 0) {
             fprintf (stderr, "bookstore-node: cannot take the primary role of its own partition %s\n",
                      self->partition);
             goto fail;

@@ -272,16 +272,54 @@ repl_assign (repl_t *self, const bs_msg_t *assign, int64_t now)
 }
 
 int
-repl_claim (repl_t *self, const char *partition, uint64_t epoch)
+repl_claim (repl_t *self, const char *partition, uint64_t *epoch_p)
 {
     part_t *part = repl_part (self, partition, true);
-    if (part)
-        s_become_primary (self, part, epoch);
-    if (!part || part->role != ROLE_PRIMARY) {
+    if (!part) {
+        zsys_error ("%s: cannot take the primary role of %s: no such partition name", self->id, partition);
+        return -1;
+    }
+    //  Each start leads at an epoch of its own, above every one this store
+    //  ever claimed or wrote at.  A replica may hold entries we published
+    //  and never committed (we died first): at our old epoch, a new entry
+    //  at their seq would look like theirs.  At a new one their fetch
+    //  shows they differ, and they are brought back to our history.
+    uint64_t held = journal_epoch (self->journal, partition);
+    uint64_t last = journal_last_epoch (self->journal, partition);
+    uint64_t epoch = (held > last? held: last) + 1;
+    if (epoch >= (uint64_t) BS_EPOCH_MAX) {
+        zsys_error ("%s: cannot take the primary role of %s: its epochs have reached the ceiling (%llu)",
+                    self->id, partition, (unsigned long long) epoch - 1);
+        return -1;
+    }
+    //  Durable before anything is published at it, so that a crash right
+    //  after the claim makes the next start claim higher still.  Our own
+    //  partition's store holds every entry we ever wrote of it (a lost
+    //  disk names a new partition): it is whole from its first claim.
+    MDB_txn *txn = journal_begin (self->journal);
+    int rc = txn? 0: EIO;
+    if (rc == 0 && journal_holding (self->journal, partition) != JOURNAL_WHOLE)
+        rc = journal_set_whole (self->journal, txn, partition);
+    if (rc == 0)
+        rc = journal_set_epoch (self->journal, txn, partition, epoch);
+    if (rc == 0)
+        rc = journal_commit (self->journal, txn);
+    else
+    if (txn)
+        journal_abort (self->journal, txn);
+    if (rc != 0) {
+        zsys_error ("%s: cannot take the primary role of %s: its store refused the new epoch (%s)", self->id,
+                    partition, mdb_strerror (rc));
+        return -1;
+    }
+    s_become_primary (self, part, epoch);
+    if (part->role != ROLE_PRIMARY || part->epoch != epoch) {
         zsys_error ("%s: cannot take the primary role of %s", self->id, partition);
         return -1;
     }
     part->home = true;
+    if (epoch_p)
+        *epoch_p = epoch;
     return 0;
 }
 

@@ -105,10 +105,14 @@ int64_t repl_tick (repl_t *self, int64_t now);
 //  Applies the broker's partition map: become primary or follower
 void repl_assign (repl_t *self, const bs_msg_t *assign, int64_t now);
 
-//  Makes this node primary of partition at epoch (order nodes, for their
-//  own partition); persists the epoch when it grows.  -1 when the role
-//  cannot be taken (logged): the node must not run without it.
-int repl_claim (repl_t *self, const char *partition, uint64_t epoch);
+//  Makes this node primary of its own partition for good (order nodes) at
+//  a new epoch: one above every epoch the store ever claimed or wrote at
+//  for it, stored durably before the call returns (*epoch_p gets it when
+//  not NULL).  Its first entry is the store's seq + 1.  A replica holding
+//  entries we published and never committed finds at that epoch that its
+//  history differs, and drops them.  -1 when the role cannot be taken
+//  (logged): the node must not run without it.
+int repl_claim (repl_t *self, const char *partition, uint64_t *epoch_p);
 
 bool repl_is_primary (repl_t *self, const char *partition);
 

@@ -61,6 +61,27 @@ repl_follower_fetch (repl_t *self, part_t *part, int64_t now)
     part->fetch_deadline = now + FETCH_TIMEOUT_MS;
 }
 
+//  Our primary's stream speaks of an epoch newer than the one we follow
+//  (an order node restarted, and leads its partition at a new epoch
+//  before the broker tells us).  Its entries follow its own history, which
+//  may differ from ours at our last seqs: entries it published and never
+//  committed before it died.  Nothing of it is applied or acked until a
+//  fetch at the new epoch has shown where our log stands in its history
+//  (a diverged one gets a snapshot).
+static void
+s_newer_epoch (repl_t *self, part_t *part, uint64_t epoch, int64_t now)
+{
+    zsys_info ("%s: %s moved to epoch %llu (we followed at %llu): checking our log against it", self->id,
+               part->name, (unsigned long long) epoch, (unsigned long long) part->epoch);
+    part->epoch = epoch;
+    part->synced = false;
+    //  A fetch or snapshot under way was made at the old epoch: its
+    //  replies are ignored from now on, so ask again
+    part->fetching = false;
+    part->snapshot = false;
+    repl_follower_fetch (self, part, now);
+}
+
 //  Applies entries in order in one transaction.  Entries already applied
 //  are skipped.  A live entry from an older epoch than we were told comes
 //  from a deposed primary and is fenced off; fetched entries come from the
@@ -76,6 +97,12 @@ s_apply (repl_t *self, part_t *part, bs_entry_t **entries, const void **datas, c
     for (size_t i = 0; i < count && !gap; i++) {
         bs_entry_t *entry = entries [i];
         uint64_t next = journal_next_seq (self->journal, part->name);
+        //  Even an entry at a seq we hold: ours there may be another
+        //  history's
+        if (live && bs_entry_epoch (entry) > part->epoch) {
+            s_newer_epoch (self, part, bs_entry_epoch (entry), now);
+            break;              //  kept in the buffer until the fetch
+        }
         if (bs_entry_seq (entry) < next)
             continue;
         if (live && bs_entry_epoch (entry) < part->epoch)
@@ -149,6 +176,10 @@ s_on_head (repl_t *self, part_t *part, const void *data, size_t size, int64_t no
     uint64_t head, epoch;
     if (!bs_stream_head_decode (data, size, &head, &epoch))
         return;
+    if (epoch > part->epoch) {
+        s_newer_epoch (self, part, epoch, now);
+        return;
+    }
     if (epoch >= part->epoch && head > part->head_seen)
         part->head_seen = head;
     //  The head's entries came before it on this stream: only a head

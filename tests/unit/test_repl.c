@@ -43,6 +43,9 @@ typedef struct {
 
 typedef struct {
     char id [32], pub [64], sync [64];
+    char path [300];            //  its store's directory
+    bool mergeable;             //  an order node's: snapshots merge
+    int min_insync;
     store_t *store;
     journal_t *journal;
     MDB_dbi books;
@@ -134,24 +137,17 @@ s_io_release (void *arg, zmq_msg_t *token, const void *data, size_t size)
     zmq_msg_close (token);
 }
 
-static node_t *
-s_open (const char *name, int min_insync)
+//  Opens node's store at node->path, its journal and its core
+static void
+s_start (node_t *node)
 {
-    node_t *node = calloc (1, sizeof (node_t));
-    snprintf (node->id, sizeof node->id, "%s", name);
-    snprintf (node->pub, sizeof node->pub, "%s-pub", name);
-    snprintf (node->sync, sizeof node->sync, "%s-sync", name);
-    //  A store of its own, never one an earlier test left
-    static int stores;
-    char path [300];
-    snprintf (path, sizeof path, "%s/%s.%d", s_dir, name, ++stores);
-    node->store = store_new (path, 64 << 20, 64 << 20);
+    node->store = store_new (node->path, 64 << 20, 64 << 20);
     node->journal = journal_new (node->store);
     CHECK (journal_db (node->journal, "books", 0, true, &node->books));
     repl_options_t options = {
-        .id = name, .pub_endpoint = node->pub, .sync_endpoint = node->sync,
-        .dbs = s_dbs, .heartbeat_ms = 100, .insync_timeout_ms = 1000, .min_insync = min_insync,
-        .log_keep = 1000,
+        .id = node->id, .pub_endpoint = node->pub, .sync_endpoint = node->sync,
+        .dbs = s_dbs, .mergeable = node->mergeable, .heartbeat_ms = 100, .insync_timeout_ms = 1000,
+        .min_insync = node->min_insync, .log_keep = 1000,
     };
     repl_io_t io = {
         .arg = node, .send_sync = s_io_send_sync, .answer = s_io_answer, .publish = s_io_publish,
@@ -159,8 +155,38 @@ s_open (const char *name, int min_insync)
     };
     node->repl = repl_new (node->journal, &options, &io);
     CHECK (node->repl);
+}
+
+static void
+s_stop (node_t *node)
+{
+    repl_destroy (&node->repl);
+    journal_destroy (&node->journal);
+    store_destroy (&node->store);
+    node->heard = 0;
+}
+
+static node_t *
+s_open_as (const char *name, int min_insync, bool mergeable)
+{
+    node_t *node = calloc (1, sizeof (node_t));
+    snprintf (node->id, sizeof node->id, "%s", name);
+    snprintf (node->pub, sizeof node->pub, "%s-pub", name);
+    snprintf (node->sync, sizeof node->sync, "%s-sync", name);
+    //  A store of its own, never one an earlier test left
+    static int stores;
+    snprintf (node->path, sizeof node->path, "%s/%s.%d", s_dir, name, ++stores);
+    node->mergeable = mergeable;
+    node->min_insync = min_insync;
+    s_start (node);
     s_nodes [s_node_count++] = node;
     return node;
+}
+
+static node_t *
+s_open (const char *name, int min_insync)
+{
+    return s_open_as (name, min_insync, false);
 }
 
 static void
@@ -178,9 +204,7 @@ s_close_all (void)
     s_drop_all ();
     for (int i = 0; i < s_node_count; i++) {
         node_t *node = s_nodes [i];
-        repl_destroy (&node->repl);
-        journal_destroy (&node->journal);
-        store_destroy (&node->store);
+        s_stop (node);
         free (node);
     }
     s_node_count = 0;
@@ -252,7 +276,9 @@ s_write (node_t *node, const char *partition, uint64_t epoch, const char *key)
 {
     MDB_txn *txn = journal_begin (node->journal);
     CHECK (txn);
-    CHECK_EQ (journal_set_epoch (node->journal, txn, partition, epoch), 0);
+    //  0: the epoch the node already writes at (an owner's, from its claim)
+    if (epoch)
+        CHECK_EQ (journal_set_epoch (node->journal, txn, partition, epoch), 0);
     MDB_val k = { strlen (key), (void *) key }, v = { 5, (void *) "value" };
     CHECK_EQ (journal_put (node->journal, txn, node->books, &k, &v), 0);
     uint64_t seq = 0;
@@ -790,6 +816,253 @@ test_snapshot_missing_a_part_is_not_whole (void)
     s_close_all ();
 }
 
+//  --------------------------------------------------------------------------
+//  Order partitions: an owner takes a new epoch at each start
+
+#define OWNED "o.0a0b0c"
+
+//  The epoch of the log entry seq of partition on node
+static uint64_t
+s_entry_epoch (node_t *node, const char *partition, uint64_t seq)
+{
+    size_t size;
+    uint8_t *data = s_entry (node, partition, seq, &size);
+    bs_entry_t *entry = bs_entry_parse (data, size);
+    uint64_t epoch = entry? bs_entry_epoch (entry): 0;
+    bs_entry_destroy (&entry);
+    free (data);
+    return epoch;
+}
+
+//  Whether the log entry seq of partition is the same on both nodes
+static bool
+s_same_entry (node_t *a, node_t *b, const char *partition, uint64_t seq)
+{
+    MDB_txn *ra = store_begin (a->store, false), *rb = store_begin (b->store, false);
+    MDB_val ea, eb;
+    bool same = journal_read (a->journal, ra, partition, seq, &ea) == 0
+             && journal_read (b->journal, rb, partition, seq, &eb) == 0
+             && ea.mv_size == eb.mv_size && memcmp (ea.mv_data, eb.mv_data, ea.mv_size) == 0;
+    mdb_txn_abort (ra);
+    mdb_txn_abort (rb);
+    return same;
+}
+
+static bool
+s_has_record (node_t *node, const char *key)
+{
+    MDB_txn *read = store_begin (node->store, false);
+    MDB_val k = { strlen (key), (void *) key }, v;
+    bool found = mdb_get (read, node->books, &k, &v) == 0;
+    mdb_txn_abort (read);
+    return found;
+}
+
+//  The owner restarts: the same store, or (to_path) a copy of it taken
+//  earlier, holding less than the store it had
+static void
+s_restart_owner (node_t *owner, const char *to_path, uint64_t *epoch_p)
+{
+    s_stop (owner);
+    if (to_path)
+        snprintf (owner->path, sizeof owner->path, "%s", to_path);
+    s_start (owner);
+    CHECK_EQ (repl_claim (owner->repl, OWNED, epoch_p), 0);
+    CHECK (repl_is_primary (owner->repl, OWNED));
+}
+
+//  Whether every entry up to seq that the follower's log holds is the
+//  owner's (a snapshot leaves none before its seq), and the follower has
+//  seq at all
+static bool
+s_follows_owner (node_t *owner, node_t *follower, uint64_t seq)
+{
+    if (journal_seq (follower->journal, OWNED) < seq)
+        return false;
+    bool agrees = true;
+    MDB_txn *read = store_begin (follower->store, false);
+    for (uint64_t s = 1; s <= seq && agrees; s++) {
+        MDB_val entry;
+        if (journal_read (follower->journal, read, OWNED, s, &entry) == 0)
+            agrees = s_same_entry (owner, follower, OWNED, s);
+    }
+    mdb_txn_abort (read);
+    return agrees;
+}
+
+//  Delivers everything in flight.  Every ack the owner would count (at
+//  its epoch) must come from a follower that holds the owner's history up
+//  to that seq: otherwise the owner releases a write the follower does
+//  not have.  Returns the answers seen, by op.
+static seen_t
+s_pump_acks_checked (node_t *owner, node_t *follower)
+{
+    seen_t seen = { 0, 0 };
+    for (int n = 0; n < 10000; n++) {
+        packet_t *next = zlistx_first (s_queue);
+        if (!next)
+            break;
+        if (next->route == TO_PEER) {
+            seen.snapshots += streq (s_op (next), "snapshot");
+            seen.entries += streq (s_op (next), "entries");
+        }
+        if (next->route == TO_SYNC && streq (next->to, owner->sync) && streq (s_op (next), "ack")) {
+            bs_err_t err;
+            char reason [128];
+            bs_msg_t *ack = bs_msg_decode (next->data, next->size, &err, reason, sizeof reason);
+            uint64_t seq = (uint64_t) bs_msg_int (ack, BS_FIELD_seq);
+            if ((uint64_t) bs_msg_int (ack, BS_FIELD_epoch) == journal_epoch (owner->journal, OWNED) && seq > 0)
+                CHECK (s_follows_owner (owner, follower, seq));
+            bs_msg_destroy (&ack);
+        }
+        s_step ();
+    }
+    return seen;
+}
+
+//  Each start claims an epoch above every one before, kept in the store:
+//  also when the last start died right after its claim, writing nothing.
+//  What the owner writes after a claim carries its epoch.
+static void
+test_owner_claims_a_new_epoch_each_start (void)
+{
+    s_now = 1000;
+    node_t *o = s_open_as ("o", 1, true);
+    uint64_t epoch = 0;
+    CHECK_EQ (repl_claim (o->repl, OWNED, &epoch), 0);
+    CHECK_EQ (epoch, 1);
+    s_write (o, OWNED, 0, "a");
+    s_write (o, OWNED, 0, "b");
+    CHECK_EQ (s_entry_epoch (o, OWNED, 2), 1);
+    uint64_t before = epoch;
+    for (int start = 0; start < 3; start++) {
+        s_restart_owner (o, NULL, &epoch);
+        CHECK (epoch > before);
+        CHECK_EQ (journal_epoch (o->journal, OWNED), epoch);
+        before = epoch;
+    }
+    CHECK_EQ (epoch, 4);
+    //  The log is the owner's as it was; new entries follow at the new epoch
+    CHECK_EQ (journal_seq (o->journal, OWNED), 2);
+    CHECK_EQ (s_write (o, OWNED, 0, "c"), 3);
+    CHECK_EQ (s_entry_epoch (o, OWNED, 3), 4);
+    CHECK_EQ (s_entry_epoch (o, OWNED, 2), 1);
+    s_restart_owner (o, NULL, &epoch);
+    CHECK_EQ (epoch, 5);
+    //  The epoch the owner reports is the one it claimed
+    bs_msg_t *status = bs_msg_new ();
+    repl_status (o->repl, status, 1);
+    CHECK_EQ (bs_msg_count (status, BS_FIELD_partitions), 1);
+    bs_msg_t *entry = bs_msg_at (status, BS_FIELD_partitions, 0);
+    CHECK (streq (bs_msg_str (entry, BS_FIELD_role), "primary"));
+    CHECK_EQ (bs_msg_int (entry, BS_FIELD_epoch), 5);
+    bs_msg_destroy (&status);
+    s_close_all ();
+}
+
+//  How the follower hears that the owner came back
+typedef enum { HEARS_ENTRIES, HEARS_HEAD, HEARS_BROKER } hears_t;
+
+//  The owner published seq 3 and died before its commit: it restarts with
+//  a log ending at 2, while the follower holds the old 3.  At the owner's
+//  new epoch the follower's fetch shows that its 3 is not the owner's: it
+//  drops it (a snapshot of the partition, merged), takes the owner's 3 and
+//  4, and acks nothing of the new epoch before it holds them.
+static void
+s_lost_tail (hears_t hears)
+{
+    s_now = 1000;
+    node_t *o = s_open_as ("o", 1, true);
+    node_t *f = s_open_as ("f", 1, true);
+    CHECK_EQ (repl_claim (o->repl, OWNED, NULL), 0);
+    s_assign (f, OWNED, 1, "o", "o");
+    s_pump ();                                          //  F holds the (empty) log, and hears the stream
+    s_write (o, OWNED, 0, "a");
+    s_write (o, OWNED, 0, "b");
+    s_pump_acks_checked (o, f);
+    CHECK_EQ (journal_seq (f->journal, OWNED), 2);
+    //  The owner's store as it will be found after the crash
+    char before [320];
+    snprintf (before, sizeof before, "%.300s.before", o->path);
+    zsys_dir_create ("%s", before);
+    CHECK_EQ (mdb_env_copy (store_env (o->store), before), 0);
+    s_write (o, OWNED, 0, "lost");
+    s_pump_acks_checked (o, f);
+    CHECK_EQ (journal_seq (f->journal, OWNED), 3);
+    uint64_t epoch = 0;
+    s_restart_owner (o, before, &epoch);
+    CHECK_EQ (epoch, 2);
+    CHECK_EQ (journal_seq (o->journal, OWNED), 2);
+    if (hears == HEARS_HEAD) {
+        repl_tick (o->repl, s_now);                     //  the owner's head: seq 2 at epoch 2
+        s_pump_acks_checked (o, f);
+        CHECK_EQ (journal_seq (f->journal, OWNED), 2);
+    }
+    else
+    if (hears == HEARS_BROKER) {
+        s_assign (f, OWNED, 2, "o", "o");
+        s_pump_acks_checked (o, f);
+        CHECK_EQ (journal_seq (f->journal, OWNED), 2);
+    }
+    s_write (o, OWNED, 0, "c");
+    s_write (o, OWNED, 0, "d");
+    seen_t seen = s_pump_acks_checked (o, f);
+    if (hears == HEARS_ENTRIES)
+        CHECK_EQ (seen.snapshots, 1);
+    //  The follower ends with the owner's history: seq 4 at epoch 2, the
+    //  owner's records (a snapshot merges them: the order databases are
+    //  shared by every partition, and nothing else of them is dropped)
+    CHECK_EQ (journal_seq (f->journal, OWNED), 4);
+    CHECK_EQ (journal_last_epoch (f->journal, OWNED), 2);
+    CHECK (s_follows_owner (o, f, 4));
+    CHECK (s_has_record (f, "a") && s_has_record (f, "b") && s_has_record (f, "c") && s_has_record (f, "d"));
+    //  ...and the owner's next entries in its log
+    s_write (o, OWNED, 0, "e");
+    s_pump_acks_checked (o, f);
+    CHECK_EQ (journal_seq (f->journal, OWNED), 5);
+    CHECK (s_same_entry (o, f, OWNED, 5));
+    //  It acks the new epoch again, so the owner counts it in sync
+    s_now += 200;
+    repl_tick (f->repl, s_now);
+    s_pump_acks_checked (o, f);
+    char isr [256], status [32];
+    s_report (o, OWNED, isr, sizeof isr, status, sizeof status);
+    CHECK (streq (isr, "f"));
+    s_close_all ();
+}
+
+static void test_lost_tail_dropped_on_the_owners_entries (void) { s_lost_tail (HEARS_ENTRIES); }
+static void test_lost_tail_dropped_on_the_owners_head (void) { s_lost_tail (HEARS_HEAD); }
+static void test_lost_tail_dropped_when_the_broker_tells (void) { s_lost_tail (HEARS_BROKER); }
+
+//  A follower that holds exactly the owner's log keeps all of it across
+//  the owner's restart: its fetch at the new epoch matches, and it gets
+//  the new entries, no snapshot
+static void
+test_owners_log_kept_across_its_restart (void)
+{
+    s_now = 1000;
+    node_t *o = s_open_as ("o", 1, true);
+    node_t *f = s_open_as ("f", 1, true);
+    CHECK_EQ (repl_claim (o->repl, OWNED, NULL), 0);
+    s_assign (f, OWNED, 1, "o", "o");
+    s_pump ();                                          //  F holds the (empty) log, and hears the stream
+    s_write (o, OWNED, 0, "a");
+    s_write (o, OWNED, 0, "b");
+    s_pump_acks_checked (o, f);
+    s_restart_owner (o, NULL, NULL);
+    s_write (o, OWNED, 0, "c");
+    seen_t seen = s_pump_acks_checked (o, f);
+    CHECK_EQ (seen.snapshots, 0);
+    CHECK (seen.entries >= 1);
+    CHECK_EQ (journal_seq (f->journal, OWNED), 3);
+    for (uint64_t seq = 1; seq <= 3; seq++)
+        CHECK (s_same_entry (o, f, OWNED, seq));
+    CHECK_EQ (s_entry_epoch (f, OWNED, 2), 1);
+    CHECK_EQ (s_entry_epoch (f, OWNED, 3), 2);
+    s_close_all ();
+}
+
 //  Past 32 partitions, 16 followers of one partition and 16 sources, the
 //  tables used to be full: a claim failed (ignored), a follower's acks
 //  were dropped and it never counted in sync, a partition whose source
@@ -806,7 +1079,7 @@ test_tables_grow (void)
     int claimed = 0;
     for (int i = 0; i < MANY; i++) {
         snprintf (name, sizeof name, "p-%d", i);
-        claimed += repl_claim (node->repl, name, 1) == 0 && repl_is_primary (node->repl, name);
+        claimed += repl_claim (node->repl, name, NULL) == 0 && repl_is_primary (node->repl, name);
     }
     CHECK_EQ (claimed, MANY);
     //  Followers: MANY replicas ack p-0, each is in sync
@@ -860,6 +1133,11 @@ main (void)
     RUN (test_stream_buffer_dropped_with_its_stream);
     RUN (test_loading_snapshot_refuses_primary);
     RUN (test_tables_grow);
+    RUN (test_owner_claims_a_new_epoch_each_start);
+    RUN (test_lost_tail_dropped_on_the_owners_entries);
+    RUN (test_lost_tail_dropped_on_the_owners_head);
+    RUN (test_lost_tail_dropped_when_the_broker_tells);
+    RUN (test_owners_log_kept_across_its_restart);
     zlistx_destroy (&s_queue);
     char cmd [300];
     snprintf (cmd, sizeof cmd, "rm -rf %s", s_dir);
