@@ -112,6 +112,15 @@ broker_send_refusals (broker_t *self, int64_t now)
     self->refused_count = kept;
 }
 
+//  True when a key's name is the service's, or the service's and a dash
+//  and more (the names keygen makes for a service's workers)
+static bool
+s_key_names_service (const char *key_name, const char *service)
+{
+    size_t n = strlen (service);
+    return strncmp (key_name, service, n) == 0 && (key_name [n] == 0 || (key_name [n] == '-' && key_name [n + 1]));
+}
+
 //  READY [service]: a standard 7/MDP worker registers; READY [service] [id]
 //  [status]: a bookstore node (re)registers.  A READY for a service the
 //  services setting does not offer, or a standard worker's for one of the
@@ -169,8 +178,17 @@ s_node_ready (broker_t *self, zmq_msg_t *frames, int count, int total)
     //  no other); a node's must be listed under the id it announces, and
     //  that id must name its service (catalog-2 serves the catalog, order-3
     //  orders), as the replication sockets require too: an order node's
-    //  key never registers as a catalog replica
+    //  key never registers as a catalog replica.  A standard worker's key
+    //  must be named after the service it offers (echo, or echo-2 for
+    //  echo), so that one worker's key, or a node's, offers no other
     const char *key_name = "";
+    if (self->options.keys && standard && strcmp (bs_keys_role (&frames [NODE_COMMAND], &key_name), "node") == 0
+    &&  !s_key_names_service (key_name, service)) {
+        snprintf (why, sizeof why, "a standard worker's key must be named '%.32s' or '%.32s-...', not '%.64s'",
+                  service, service, key_name);
+        s_refuse_ready (self, &frames [NODE_IDENTITY], standard, why);
+        return;
+    }
     bool impostor = self->options.keys
                  && (strcmp (bs_keys_role (&frames [NODE_COMMAND], &key_name), "node") != 0
                      || (!standard && (strcmp (key_name, id) != 0

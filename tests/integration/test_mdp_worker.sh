@@ -8,7 +8,7 @@
 #  alone in plain mode with services "*" takes a worker of any service.
 # timeout: 240
 source "$(dirname "$0")/lib.sh"
-bs_plan 20
+bs_plan 22
 PY=
 for p in python3 /usr/bin/python3; do
     "$p" -c 'import zmq, msgpack' 2> /dev/null && { PY=$p; break; }
@@ -17,9 +17,9 @@ done
 
 #  Under CURVE a worker presents a node key, as nodes do
 keys=$BS_TMP/keys
-"$BS_BIN/bookstore" keygen "$keys" nodes/echo-1 nodes/echo-2 nodes/stranger > /dev/null
+"$BS_BIN/bookstore" keygen "$keys" nodes/echo-1 nodes/echo-2 nodes/nope > /dev/null
 export BS_KEYS=$keys
-bs_start_cluster --restock-period 0 --keys "$keys" --broker-args "--services catalog,order,echo"
+bs_start_cluster --restock-period 0 --keys "$keys" --broker-args "--services catalog,order,echo,audit"
 
 WORKERS=()
 #  stop PID...: kills workers this test started, and reaps them
@@ -96,10 +96,10 @@ check "a request of three body frames is answered [empty, MDPC01, echo, the same
     test "$frames" = "[b'', b'MDPC01', b'echo', b'one', b'', b'three']"
 
 #  Outside the allow-list, and a bookstore service: refused, with a reason
-worker stranger nope
+worker nope nope
 stranger=$!
 check "a worker of a service outside the allow-list is told DISCONNECT" \
-    until_true 10 grep -q 'disconnect' "$BS_TMP/stranger.log"
+    until_true 10 grep -q 'disconnect' "$BS_TMP/nope.log"
 check "...the broker logs why, and status lists no worker of it" \
     test "$(grep -c "refused READY: service 'nope' is not offered" "$BS_TMP/cluster.log" | tr -d ' ')" != 0 -a \
          "$(workers_of nope)" = 0
@@ -109,6 +109,20 @@ stop "$stranger"
 worker echo-2 catalog
 check "a standard worker offering the bookstore's catalog service is refused too" \
     until_true 10 grep -q "refused READY: service 'catalog' takes bookstore nodes only" "$BS_TMP/cluster.log"
+stop $!
+#  A key offers only the service it is named after: echo-2's key offering
+#  audit (allowed by the broker) is refused, and so is a node's key
+worker echo-2 audit
+check "a standard worker whose key is named for another service (echo-2 offering audit) is refused" \
+    until_true 10 grep -q "refused READY: a standard worker's key must be named 'audit' or 'audit-...', not 'echo-2'" \
+    "$BS_TMP/cluster.log"
+stop $!
+"$PY" "$BS_ROOT/tests/mdp/mdp_worker.py" --keys "$keys" --cert "$keys/nodes/catalog-1" \
+    "tcp://127.0.0.1:$((BS_PORT + 1))" audit 2> "$BS_TMP/node-key.log" &
+WORKERS+=($!)
+node_key_refused() { grep -q "key must be named 'audit' or 'audit-...', not 'catalog-1'" "$BS_TMP/cluster.log"; }
+check "...and so is a worker presenting a catalog node's key, with audit left with no worker" \
+    eval 'until_true 10 node_key_refused && test "$(workers_of audit)" = 0'
 stop $!
 
 #  A worker gone: killed (its connection closes), or frozen (silent past
