@@ -246,6 +246,9 @@ s_on_tick (broker_t *self)
         broker_release_all (self);
     }
     broker_control (self, now >= self->next_assign);
+    registry_write_t write;
+    if (self->registry && registry_due (self->registry, now, &write))
+        broker_registry_write (self, &write);
     broker_check_expiry (self, now);
     broker_send_refusals (self, now);
     //  Here no worker pointer is held, and a dead worker holds no request
@@ -307,6 +310,13 @@ s_store_answer (broker_t *self)
     bool known = controller_stored (self->controller, &epoch_before, &primary,
                                     insync_before, sizeof insync_before, &revision);
     ctlplane_result_t *result = ctlplane_recv (self->store);
+    if (result && (result->tag & REGISTRY_TAG)) {
+        if (result->rc != BS_ETCD_OK)
+            zsys_warning ("broker: etcd did not take a node's record: %s", result->error);
+        registry_written (self->registry, result->tag, result->rc == BS_ETCD_OK, zclock_mono ());
+        ctlplane_result_destroy (&result);
+        return;
+    }
     bool changed = result && controller_on_store (self->controller, result);
     ctlplane_result_destroy (&result);
     if (changed && controller_stored (self->controller, &epoch_after, &primary,
@@ -322,6 +332,12 @@ s_store_answer (broker_t *self)
     }
     if (changed)
         broker_control (self, false);
+}
+
+void
+broker_registry_write (broker_t *self, registry_write_t *write)
+{
+    ctlplane_put_leased (self->store, write->key, write->value, 0, write->tag);
 }
 
 //  --------------------------------------------------------------------------
@@ -381,6 +397,9 @@ broker_new (const broker_options_t *options)
             return NULL;
         }
         controller_use_store (self->controller, self->store);
+        self->registry = registry_new ();
+        if (!self->registry)
+            abort ();
         zsys_info ("broker: the partition map lives in etcd at %s under %s", options->etcd,
                    ctlplane_prefix (self->store));
         //  Only a broker with a peer needs the active lease: alone, no
@@ -471,6 +490,7 @@ broker_destroy (broker_t **self_p)
     controller_destroy (&self->controller);
     fence_destroy (&self->fence);
     ctlplane_destroy (&self->store);
+    registry_destroy (&self->registry);
     cache_destroy (&self->cache);
     quota_destroy (&self->quota);
     bs_monitor_destroy (&self->disconnects);

@@ -20,6 +20,7 @@
 #include "broker.h"
 #include "cache.h"
 #include "controller.h"
+#include "registry.h"
 #include "bs_monitor.h"
 #include "feed.h"
 #include "fence.h"
@@ -77,6 +78,7 @@ struct _broker_t {
     workers_t *workers;
     controller_t *controller;
     ctlplane_t *store;          //  the control plane (etcd), or NULL
+    registry_t *registry;       //  the node registry in etcd (with store alone)
     peer_t *peer;               //  the other broker of a pair, if any
     fence_t *fence;             //  with etcd: the active broker's lease
     bool serving;               //  ...held and provably valid (last seen)
@@ -153,6 +155,8 @@ void broker_check_expiry (broker_t *self, int64_t now);
 
 //  Alive nodes that reported their status
 int broker_serving_nodes (broker_t *self);
+//  Writes what the node registry has to write now (etcd only)
+void broker_registry_write (broker_t *self, registry_write_t *write);
 
 //  Binary Star's state moved from before: take over or yield
 void broker_peer_changed (broker_t *self, peer_state_t before);

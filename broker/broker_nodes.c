@@ -265,6 +265,16 @@ s_node_ready (broker_t *self, zmq_msg_t *frames, int count, int total)
         self->next_expiry = w->expiry;
     w->fd = zmq_msg_get (&frames [NODE_COMMAND], ZMQ_SRCFD);
     feed_event (self->feed, "joined", w->id, w->service, 0, "joined service %s", w->service);
+    //  A bookstore node is recorded in etcd's registry, with the key that
+    //  proved its id
+    registry_write_t write;
+    char key [64] = "";
+    if (!standard && self->registry) {
+        if (self->options.keys && !bs_keys_node_public (self->options.keys, w->id, key, sizeof key))
+            snprintf (key, sizeof key, "?");
+        if (registry_note (self->registry, w->id, w->service, key, &write))
+            broker_registry_write (self, &write);
+    }
     if (count >= 7)
         workers_apply_status (w, zmq_msg_data (&frames [6]), zmq_msg_size (&frames [6]));
     //  Standard workers do not count towards a takeover: the pair follows

@@ -282,20 +282,41 @@ bs_keys_serve (bs_keys_t *self, zsock_t *sock, const char *domain)
     zsock_set_curve_server (sock, 1);
 }
 
+//  The public certificate of "broker" or of node NAME
+static zcert_t *
+s_load_public (bs_keys_t *self, const char *server, char *path, size_t size)
+{
+    if (strcmp (server, "broker") == 0)
+        bs_keys_path (self->dir, "broker", path, size);
+    else {
+        char name [300];
+        snprintf (name, sizeof name, "nodes/%s", server);
+        bs_keys_path (self->dir, name, path, size);
+    }
+    return zcert_load (path);
+}
+
+bool
+bs_keys_node_public (bs_keys_t *self, const char *name, char *out, size_t size)
+{
+    if (!self || size < 41 || strcmp (name, "broker") == 0)
+        return false;
+    char path [1100];
+    zcert_t *cert = s_load_public (self, name, path, sizeof path);
+    if (!cert)
+        return false;
+    snprintf (out, size, "%s", zcert_public_txt (cert));
+    zcert_destroy (&cert);
+    return true;
+}
+
 bool
 bs_keys_connect_to (bs_keys_t *self, zsock_t *sock, const char *server)
 {
     if (!self)
         return true;
     char path [1100];
-    if (strcmp (server, "broker") == 0)
-        bs_keys_path (self->dir, "broker", path, sizeof path);
-    else {
-        char name [300];
-        snprintf (name, sizeof name, "nodes/%s", server);
-        bs_keys_path (self->dir, name, path, sizeof path);
-    }
-    zcert_t *peer = zcert_load (path);
+    zcert_t *peer = s_load_public (self, server, path, sizeof path);
     if (!peer) {
         zsys_error ("keys: no certificate for %s at %s", server, path);
         return false;

@@ -75,6 +75,11 @@ bool bs_keys_connect_to (bs_keys_t *self, zsock_t *sock, const char *server);
 //  its name.
 const char *bs_keys_role (const zmq_msg_t *msg, const char **name_p);
 
+//  The public key of node NAME as the keys directory lists it (Z85, 40
+//  characters) into out (at least 41 bytes).  False in plain mode (NULL)
+//  or when the directory has no such node.
+bool bs_keys_node_public (bs_keys_t *self, const char *name, char *out, size_t size);
+
 //  Writes the standard set of certificates into dir (broker; nodes
 //  catalog-1..3 and order-1..3; admins/admin and admins/gateway;
 //  clients/client), keeping any that exist.  Extra names ("nodes/x",

@@ -11,7 +11,7 @@
 #  sync: the partition waits for a member of the stored in-sync set, and
 #  the price survives.
 source "$(dirname "$0")/lib.sh"
-bs_plan 15
+bs_plan 16
 bs_start_cluster --restock-period 0
 
 #  The catalog's map as etcd holds it (JSON), or nothing
@@ -63,3 +63,13 @@ check "status shows the map as etcd holds it" \
           and .control[0].primary == \"$primary\" and .control[0].epoch == $epoch
           and (.control[0].isr | split(\",\") | sort) == ([\"catalog-1\", \"catalog-2\"])'"
 check "the feed told of the in-sync changes" grep -q "in-sync set of catalog in etcd: $primary " "$BS_TMP/cluster.log"
+#  The node registry: every node that registered, with its service (plain
+#  mode: no key), in etcd, through the broker's restart
+registry() {
+    etcdctl --endpoints "$(bs_etcd_url)" --command-timeout 2s get --prefix --print-value-only \
+        /bookstore/default/nodes/ 2> /dev/null | jq -sc 'sort_by(.id)'
+}
+check "etcd's node registry lists the four nodes with their services" \
+    until_true 10 eval "registry | bs_holds '. == [{\"id\":\"catalog-1\",\"key\":\"\",\"service\":\"catalog\"},
+        {\"id\":\"catalog-2\",\"key\":\"\",\"service\":\"catalog\"},{\"id\":\"order-1\",\"key\":\"\",\"service\":\"order\"},
+        {\"id\":\"order-2\",\"key\":\"\",\"service\":\"order\"}]'"

@@ -2,7 +2,7 @@
 #  CURVE: only listed keys get anything; only admin keys change the
 #  catalog; only listed node keys, under their own id, can register
 source "$(dirname "$0")/lib.sh"
-bs_plan 27
+bs_plan 28
 keys=$BS_TMP/keys
 out=$("$BS_BIN/bookstore" --json keygen "$keys")
 check "keygen writes the certificates" test "$(echo "$out" | jq .written)" = 10
@@ -18,6 +18,19 @@ plain() { "$BS_BIN/bookstore" --endpoint "tcp://127.0.0.1:$BS_PORT" "$@"; }
 check "the cluster runs with every node in sync over CURVE" \
     test "$(sbs --json status | jq '[.nodes[] | select(.alive and .insync)] | length')" = 4
 check "every process says it speaks CURVE" test "$(grep -c 'CURVE: keys from' "$BS_TMP/cluster.log")" -ge 5
+#  etcd's node registry holds each node's public key as the keys directory
+#  lists it
+public_key() { sed -n 's/^ *public-key = "\(.*\)"$/\1/p' "$keys/nodes/$1"; }
+registry_keys_ok() {
+    local id got
+    for id in catalog-1 catalog-2 order-1 order-2; do
+        got=$(etcdctl --endpoints "$(bs_etcd_url)" --command-timeout 2s get --print-value-only \
+              "/bookstore/default/nodes/$id" 2> /dev/null | jq -r '.service + " " + .key')
+        [ -n "$(public_key "$id")" ] && [ "$got" = "${id%-*} $(public_key "$id")" ] \
+            || { echo "# registry for $id: '$got'"; return 1; }
+    done
+}
+check "etcd's node registry names each node's service and public key" until_true 10 registry_keys_ok
 
 #  Each process reads its own view of the keys: the public certificates and
 #  its own secret alone.  views_ok: every broker, node and gateway runs
