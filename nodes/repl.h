@@ -37,7 +37,8 @@
  *  by the real build): REPL_BUG_EARLY_ACK (repl_defer releases at once),
  *  REPL_BUG_LATE_REPLY (a follower applies any fetch reply),
  *  REPL_BUG_SNAPSHOT_EPOCH_MAX (a loaded snapshot stores the epoch the
- *  follower was told when newer than the snapshot's).
+ *  follower was told when newer than the snapshot's), REPL_BUG_RESUME_EPOCH
+ *  (a primary restarted within its epoch leads at it again).
  *
  *  Ownership and threading: one thread.  repl_new borrows the journal and
  *  copies the options and the io table.  Tokens given to repl_defer are
