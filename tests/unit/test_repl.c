@@ -830,6 +830,49 @@ test_stream_buffer_dropped_with_its_stream (void)
     s_close_all ();
 }
 
+//  The primary publishes a batch, its commit fails, it gives up epoch 1
+//  and is elected again at epoch 2.  A follower that holds the published
+//  tail and has not been told epoch 2 yet hears epoch 2's entries on the
+//  same stream: it must not stack them on that tail, but fetch, and drop
+//  the tail (a snapshot); it then holds exactly what the primary holds.
+static void
+test_tail_of_a_given_up_epoch_is_dropped (void)
+{
+    s_now = 1000;
+    node_t *p = s_open ("p", 1);
+    node_t *f = s_open ("f", 1);
+    s_assign (p, "catalog", 1, "p", "p");
+    s_assign (f, "catalog", 1, "p", "p");
+    s_pump ();
+    s_write (p, "catalog", 1, "a");
+    s_pump ();
+    CHECK_EQ (journal_seq (f->journal, "catalog"), 1);
+    //  Published, then the commit fails
+    MDB_txn *txn = journal_begin (p->journal);
+    MDB_val k = { 4, (void *) "tail" }, v = { 5, (void *) "value" };
+    CHECK_EQ (journal_put (p->journal, txn, p->books, &k, &v), 0);
+    uint64_t seq = 0;
+    CHECK_EQ (journal_seal (p->journal, txn, "catalog", &seq), 0);
+    repl_publish (p->repl, s_now);
+    journal_abort (p->journal, txn);
+    repl_resign (p->repl, s_now);
+    s_pump ();
+    CHECK_EQ (journal_seq (f->journal, "catalog"), 2);  //  the tail
+    CHECK_EQ (journal_seq (p->journal, "catalog"), 1);
+    s_assign (p, "catalog", 2, "p", "p");
+    CHECK (repl_is_primary (p->repl, "catalog"));
+    s_write (p, "catalog", 2, "b");
+    s_write (p, "catalog", 2, "c");
+    s_pump ();
+    char digest_p [17], digest_f [17];
+    journal_digest (p->journal, digest_p);
+    journal_digest (f->journal, digest_f);
+    CHECK_EQ (journal_seq (f->journal, "catalog"), 3);
+    CHECK_EQ (journal_last_epoch (f->journal, "catalog"), 2);
+    CHECK (streq (digest_p, digest_f));
+    s_close_all ();
+}
+
 //  Half a snapshot is not the partition: a replica loading one refuses to
 //  lead it, and says so in its status
 static void
@@ -966,6 +1009,7 @@ main (void)
     RUN (test_snapshot_names_source_history);
     RUN (test_unverified_head_not_acked);
     RUN (test_stream_buffer_dropped_with_its_stream);
+    RUN (test_tail_of_a_given_up_epoch_is_dropped);
     RUN (test_loading_snapshot_refuses_primary);
     RUN (test_tables_grow);
     zlistx_destroy (&s_queue);
