@@ -353,7 +353,7 @@ SIM_SRC := $(wildcard sim/*.c)
 SIM_OBJ := $(call obj,$(SIM_SRC))
 $(SIM_OBJ): CFLAGS += -Ibroker -Inodes
 REPL_CORE_SRC := $(filter-out %_zmq.c,$(wildcard nodes/repl*.c))
-SIM_BUGS := early_ack late_reply snapshot_epoch_max
+SIM_BUGS := early_ack late_reply snapshot_epoch_max resume_epoch
 SIM_BINS := $(BINDIR)/bookstore-sim $(foreach b,$(SIM_BUGS),$(OUT)/tests/bookstore-sim-$(b))
 $(BINDIR)/bookstore-sim: $(SIM_OBJ) $(NODE_LIB) $(BROKER_LIB) $(LIB)
 	@mkdir -p $(dir $@)

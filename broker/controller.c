@@ -300,7 +300,8 @@ s_update_stored (controller_t *self, cpart_t *part, workers_t *workers)
                           && w->incarnation == self->meta.primary_store && strcmp (w->id, self->meta.primary) == 0;
         if (self->meta.epoch > 0 && (!rep || rep->empty) && !first_primary)
             continue;
-        live [count++] = (election_candidate_t) { w->id, rep? rep->epoch: 0, rep? rep->seq: 0, w->incarnation };
+        live [count++] = (election_candidate_t) { w->id, rep? rep->epoch: 0, rep? rep->seq: 0, w->incarnation,
+                                                  rep && rep->resigned && rep->epoch >= self->meta.epoch };
     }
     election_meta_t base = self->meta, next;
     //  A store that never held this partition (a new etcd beside old data)
@@ -315,7 +316,7 @@ s_update_stored (controller_t *self, cpart_t *part, workers_t *workers)
     else
     if (self->meta.epoch > 0)
         for (size_t i = 0; i < count; i++)
-            if (strcmp (live [i].id, self->meta.primary) == 0
+            if (strcmp (live [i].id, self->meta.primary) == 0 && !live [i].resigned
             &&  (!self->meta.primary_store || live [i].store == self->meta.primary_store))
                 verdict = ELECTION_KEEP;
     if (verdict == ELECTION_ELECT) {
@@ -588,6 +589,18 @@ controller_update (controller_t *self, workers_t *workers)
             //  past the partition's first epoch: it refuses to lead
             zsys_warning ("broker: %s is loading a snapshot of %s, or holds none of it: electing another",
                           part->primary, part->name);
+            part->primary [0] = 0;
+            primary = NULL;
+            changed = true;
+        }
+        if (part->elected && primary_rep && primary_rep->resigned && primary_rep->epoch >= part->epoch
+        &&  !self->store) {
+            //  It will not lead at this epoch again, but holds the partition:
+            //  still electable at the next (the stored map's path decides so
+            //  in election_decide)
+            zsys_warning ("broker: %s gave up the primary role of %s at epoch %llu: electing anew",
+                          part->primary, part->name, (unsigned long long) part->epoch);
+            memcpy (part->last_primary, part->primary, sizeof part->last_primary);
             part->primary [0] = 0;
             primary = NULL;
             changed = true;

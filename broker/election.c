@@ -61,7 +61,7 @@ election_decide (const election_meta_t *meta,
 {
     *next = *meta;
     for (size_t index = 0; index < count; index++)
-        if (meta->epoch > 0 && s_is_primary (meta, &live [index]))
+        if (meta->epoch > 0 && s_is_primary (meta, &live [index]) && !live [index].resigned)
             return ELECTION_KEEP;
 
     //  A partition never elected has no in-sync set yet: every live

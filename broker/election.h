@@ -74,6 +74,9 @@ typedef struct {
     uint64_t last_epoch;                //  the epoch of its last entry
     uint64_t last_seq;                  //  its last entry's seq (0: empty)
     uint64_t store;                     //  its store's identity (0: unknown)
+    bool resigned;                      //  it will not lead at the stored
+                                        //  epoch again: not kept, but
+                                        //  electable at the next
 } election_candidate_t;
 
 typedef enum {

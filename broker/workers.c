@@ -280,6 +280,7 @@ workers_apply_status (worker_t *worker, const void *data, size_t size)
         wp->ready = bs_msg_int (p, BS_FIELD_ready);
         wp->snapshot = strcmp (bs_msg_str (p, BS_FIELD_status), "snapshot") == 0;
         wp->empty = strcmp (bs_msg_str (p, BS_FIELD_status), "empty") == 0;
+        wp->resigned = strcmp (bs_msg_str (p, BS_FIELD_status), "resigned") == 0;
     }
     bs_msg_destroy (&status);
     return true;

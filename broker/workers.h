@@ -57,6 +57,9 @@ typedef struct {
     bool snapshot;              //  loading a snapshot: its state is partial
     bool empty;                 //  it never held the partition: it may
                                 //  lead only the partition's first epoch
+    bool resigned;              //  it will not lead at its reported epoch
+                                //  again (restarted within it, or a
+                                //  commit failed): elect at a new one
     char insync [512];          //  primary only: followers it sees in sync
 } worker_partition_t;
 

@@ -3,8 +3,9 @@
  *  Every change to replicated data goes through journal_put / journal_del,
  *  which apply it and record it.  journal_seal closes one write: its changes
  *  become the next log entry of a partition (epoch, seq), appended to the
- *  log in the same transaction, so state and log never disagree.  After
- *  journal_commit the sealed entries are handed to the caller to publish.
+ *  log in the same transaction, so state and log never disagree.  The
+ *  sealed entries are the caller's to publish as soon as they are sealed,
+ *  before journal_commit: a primary ships them while its own commit runs.
  *  Followers apply received entries with journal_apply, which writes the same
  *  records and the same log entry.
  *
@@ -14,7 +15,9 @@
  *
  *  Ownership: journal_new borrows the store.  Transactions returned by
  *  journal_begin end with journal_commit or journal_abort.  Sealed entries
- *  (journal_sealed) belong to the journal until the next journal_begin.
+ *  (journal_sealed) belong to the journal; they stay readable from their
+ *  seal until the transaction ends in a failed commit or an abort, and
+ *  after a successful commit until the next journal_begin.
  */
 #ifndef JOURNAL_H_INCLUDED
 #define JOURNAL_H_INCLUDED
@@ -83,7 +86,10 @@ int journal_set_epoch (journal_t *self, MDB_txn *txn, const char *partition, uin
 int journal_commit (journal_t *self, MDB_txn *txn);
 void journal_abort (journal_t *self, MDB_txn *txn);
 
-//  Entries sealed by the last committed transaction
+//  Entries sealed in the current write transaction (valid from journal_seal,
+//  before the commit), or by the last committed one; none after an abort or
+//  a failed commit (the caller must treat any it published as never
+//  written here: see nodes/node.c, the commit-failure rule)
 size_t journal_sealed (journal_t *self);
 const uint8_t *journal_sealed_at (journal_t *self, size_t index, size_t *size_p, uint64_t *seq_p,
                                   const char **partition_p);

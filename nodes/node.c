@@ -60,6 +60,12 @@ struct _node_t {
     bs_profile_t *profile;      //  NULL unless --profile-seconds
     int64_t restock_period_ms;  //  catalog: 0 for never
     int64_t restock_amount;
+    //  Publish a batch's entries before its own commit, so that followers
+    //  commit in parallel with us (s_flush).  Catalog nodes only: an order
+    //  node resumes its own partition at the same epoch after a restart,
+    //  so entries it published and never committed could meet a rewrite of
+    //  their seqs at that epoch.
+    bool early_publish;
     //  The broker link, its monitor, the buyer, replication's sockets
     zmq_pollitem_t *poll_items;
     int poll_cap;
@@ -91,7 +97,13 @@ s_reply_msg (node_t *self, zmq_msg_t *token, bs_msg_t *reply, const uint8_t *rid
 //  Group commit
 
 //  Executes every queued write in one transaction, publishes the entries,
-//  and hands each reply to replication to be sent once acked
+//  and hands each reply to replication to be sent once acked.  With
+//  early_publish the entries go out as soon as the cache invalidation is
+//  acknowledged (nothing may become visible before), and our commit runs
+//  while the followers apply theirs; a reply waits for both (repl_defer,
+//  repl_committed).  If our commit then fails, followers may hold seqs we
+//  never will at this epoch: we give up the primary role (repl_resign) and
+//  the broker elects anew at a higher epoch, which truncates them.
 static void
 s_flush (node_t *self)
 {
@@ -129,8 +141,14 @@ s_flush (node_t *self)
         why = "the broker did not acknowledge the cache invalidation in time; nothing changed";
         rc = -1;
     }
-    bs_profile_enter (self->profile, PHASE_EXECUTE);
     bs_msg_destroy (&invalidation);
+    bool published = false;
+    if (rc == 0 && self->early_publish) {
+        bs_profile_enter (self->profile, PHASE_REPLICATE);
+        repl_publish (self->repl, zclock_mono ());
+        published = true;
+    }
+    bs_profile_enter (self->profile, PHASE_EXECUTE);
     if (rc == 0) {
         rc = journal_commit (self->journal, txn);
         if (rc != 0)
@@ -141,9 +159,16 @@ s_flush (node_t *self)
         journal_abort (self->journal, txn);
     bs_profile_enter (self->profile, PHASE_REPLY);
     if (rc == 0) {
-        repl_publish (self->repl, zclock_mono ());
+        if (!published)
+            repl_publish (self->repl, zclock_mono ());
+        repl_committed (self->repl, self->partition, journal_seq (self->journal, self->partition), zclock_mono ());
         //  Report the new head at once: a broker that starts now must not
         //  learn an older one (see the broker's cache)
+        self->next_status = 0;
+    }
+    else
+    if (published) {
+        repl_resign (self->repl, zclock_mono ());
         self->next_status = 0;
     }
     //  A write that changed nothing (a retry answered from the stored
@@ -440,6 +465,7 @@ node_new (const node_options_t *options, bool *refused_p)
     self->restock_amount = options->restock_amount;
     bool catalog = strcmp (self->service, "catalog") == 0;
     self->restock_period_ms = catalog? options->restock_period_ms: 0;
+    self->early_publish = catalog;
     const char *id = self->id;
 
     self->store = store_new (options->data, options->map_size, options->map_max);

@@ -166,13 +166,50 @@ s_become_primary (repl_t *self, part_t *part, uint64_t epoch)
             journal_abort (self->journal, txn);
     }
     part->epoch = epoch;
-    part->published = journal_seq (self->journal, part->name);
+    part->led_epoch = epoch;
+    part->published = part->committed = journal_seq (self->journal, part->name);
     //  Followers must prove themselves again under the new epoch
     part->follower_count = 0;
     part->confirmed [0] = 0;
     part->confirmed_version = 0;
     zsys_info ("%s: primary of %s at epoch %llu, seq %llu", self->id, part->name,
                (unsigned long long) epoch, (unsigned long long) part->published);
+}
+
+//  Whether we may take the primary role the broker assigns at epoch.  A
+//  primary publishes its entries before its own commit, so at an epoch it
+//  led in an earlier life (it crashed, or restarted) or gave up (a failed
+//  commit), followers may hold seqs its store never got: writing those
+//  seqs again at that epoch would give one (epoch, seq) two contents.  It
+//  leads only at a new epoch; the status says so (repl_status) and the
+//  broker elects anew.
+static bool
+s_may_lead (repl_t *self, part_t *part, uint64_t epoch)
+{
+    if (part->role == ROLE_PRIMARY && part->epoch == epoch)
+        return true;
+    const char *why = NULL;
+    if (epoch <= part->resigned_epoch)
+        why = "it gave up the role at that epoch";
+    else
+#ifndef REPL_BUG_RESUME_EPOCH
+    if (epoch <= journal_epoch (self->journal, part->name) && epoch != part->led_epoch)
+#else
+    //  Defined by the simulator's self-test alone: a restarted primary
+    //  resumes its epoch
+    if (false)
+#endif
+        why = "its store already holds that epoch, and a primary restarted within an epoch may have "
+              "published entries it never committed";
+    if (!why)
+        return true;
+    if (part->refused_epoch != epoch)
+        zsys_warning ("%s: refused to lead %s at epoch %llu: %s; it leads only at a new epoch", self->id,
+                      part->name, (unsigned long long) epoch, why);
+    part->refused_epoch = epoch;
+    if (epoch > part->resigned_epoch)
+        part->resigned_epoch = epoch;
+    return false;
 }
 
 static void
@@ -260,7 +297,8 @@ repl_assign (repl_t *self, const bs_msg_t *assign, int64_t now)
             continue;
         }
         if (strcmp (primary, self->id) == 0) {
-            s_become_primary (self, part, epoch);
+            if (s_may_lead (self, part, epoch))
+                s_become_primary (self, part, epoch);
             if (part->role == ROLE_PRIMARY && part->epoch == epoch)
                 s_confirm (self, part, entry);
         }
@@ -321,6 +359,27 @@ repl_claim (repl_t *self, const char *partition, uint64_t *epoch_p)
     if (epoch_p)
         *epoch_p = epoch;
     return 0;
+}
+
+void
+repl_resign (repl_t *self, int64_t now)
+{
+    (void) now;
+    for (int i = 0; i < self->part_count; i++) {
+        part_t *part = self->parts [i];
+        if (part->role != ROLE_PRIMARY || part->home)
+            continue;
+        zsys_error ("%s: gave up the primary role of %s at epoch %llu: a commit failed after its entries were "
+                    "published; it leads again only at a new epoch", self->id, part->name,
+                    (unsigned long long) part->epoch);
+        repl_primary_fail_pending (self, part);
+        part->role = ROLE_NONE;
+        part->resigned_epoch = part->refused_epoch = part->epoch;
+        part->led_epoch = 0;
+        part->follower_count = 0;
+        part->confirmed [0] = 0;
+        part->confirmed_version = 0;
+    }
 }
 
 bool
@@ -472,6 +531,10 @@ repl_status (repl_t *self, bs_msg_t *status, uint64_t version)
         else
         if (holding == JOURNAL_FRESH)
             bs_msg_set_str (entry, BS_FIELD_status, "empty");
+        else
+        if (part->role != ROLE_PRIMARY && part->resigned_epoch && part->resigned_epoch >= part->epoch)
+            //  We will not lead at this epoch again (s_may_lead)
+            bs_msg_set_str (entry, BS_FIELD_status, "resigned");
         if (part->role == ROLE_PRIMARY) {
             //  Each report has a version the broker's confirmation echoes;
             //  it grows across our restarts too (repl_waits_for)

@@ -6,21 +6,29 @@
  *  that runs it over ZeroMQ; a simulator can run it in virtual time.
  *
  *  A partition is one log with at most one primary.  The primary seals
- *  writes into log entries (journal), commits, and publishes each entry on
- *  its stream (schema/bs_stream.h).  Followers hear the stream, apply
+ *  writes into log entries (journal) and publishes each entry on its stream
+ *  (schema/bs_stream.h), before or after its own commit (the shell says
+ *  when the commit is done: repl_committed).  Followers hear the stream, apply
  *  entries strictly in order and ack their applied seq to the primary's
  *  sync endpoint.  A follower that sees a gap, or joins, fetches what it
  *  lacks from a source's sync endpoint (served from the LMDB log), or a
  *  snapshot when it is empty, too far behind or diverged; it buffers live
  *  entries meanwhile.
  *
- *  The primary holds each write's reply until every in-sync follower has
- *  acked it.  A follower that lags past insync_timeout_ms leaves the in-sync
+ *  The primary holds each write's reply until its own store holds it
+ *  durable (repl_committed) and every in-sync follower has acked it.  A follower that lags past insync_timeout_ms leaves the in-sync
  *  set and rejoins when it has caught up; fewer than min_insync replicas
  *  (the primary included) in sync refuse writes.
  *
  *  Roles come from the broker (repl_assign); entries and acks carry epochs
  *  and a follower drops entries from an epoch older than it was told.
+ *  Entries published before the primary's commit may outlive it (a crash,
+ *  a failed commit): the primary never writes again at an epoch it may have
+ *  published beyond its commit at.  So it never resumes the role at an
+ *  epoch its store already holds (a restart), and gives up the role when a
+ *  commit fails (repl_resign); it reports the role dropped at that epoch
+ *  and the broker elects anew at a higher one, which truncates that tail
+ *  wherever it is.
  *
  *  Its tables (partitions, followers) grow with the broker's map; none has
  *  a fixed size.
@@ -29,7 +37,8 @@
  *  by the real build): REPL_BUG_EARLY_ACK (repl_defer releases at once),
  *  REPL_BUG_LATE_REPLY (a follower applies any fetch reply),
  *  REPL_BUG_SNAPSHOT_EPOCH_MAX (a loaded snapshot stores the epoch the
- *  follower was told when newer than the snapshot's).
+ *  follower was told when newer than the snapshot's), REPL_BUG_RESUME_EPOCH
+ *  (a primary restarted within its epoch leads at it again).
  *
  *  Ownership and threading: one thread.  repl_new borrows the journal and
  *  copies the options and the io table.  Tokens given to repl_defer are
@@ -120,11 +129,25 @@ bool repl_is_primary (repl_t *self, const char *partition);
 //  sentence (not primary, too few replicas in sync)
 bs_err_t repl_can_write (repl_t *self, const char *partition, char *reason, size_t size);
 
-//  Publishes the entries the journal sealed in its last commit
+//  Publishes the entries the journal sealed in the current write
+//  transaction (before its commit) or its last committed one
 void repl_publish (repl_t *self, int64_t now);
 
-//  Releases the reply once every in-sync follower has acked seq (at once
-//  when seq is 0 or the partition has no follower in sync)
+//  Our own store holds partition durable up to seq (after journal_commit);
+//  releases held replies that every in-sync follower has acked too
+void repl_committed (repl_t *self, const char *partition, uint64_t seq, int64_t now);
+
+//  A commit failed after its entries were published: followers may hold
+//  seqs we never will at this epoch.  Gives up the primary role of every
+//  partition we lead (but our own home partitions, which nobody else
+//  leads), answers their held replies with an error, and refuses to lead
+//  them again at the epoch: the status reports the role dropped and the
+//  broker elects anew at a higher epoch.
+void repl_resign (repl_t *self, int64_t now);
+
+//  Releases the reply once our own store holds seq durable and every
+//  in-sync follower has acked it (at once when seq is 0 or the partition
+//  is not ours to lead)
 void repl_defer (repl_t *self, const char *partition, uint64_t seq, zmq_msg_t *token,
                  const void *data, size_t size, int64_t now);
 

@@ -84,9 +84,14 @@ s_newer_epoch (repl_t *self, part_t *part, uint64_t epoch, int64_t now)
 
 //  Applies entries in order in one transaction.  Entries already applied
 //  are skipped.  A live entry from an older epoch than we were told comes
-//  from a deposed primary and is fenced off; fetched entries come from the
-//  source's log, which is authoritative whatever their epoch.  Returns how
-//  many were applied, or -1 on a gap or error.
+//  from a deposed primary and is fenced off.  One from a newer epoch than
+//  ours is not applied either, but fetched: the same primary, elected
+//  anew after it gave up its epoch (a restart, a failed commit), may have
+//  dropped a tail it published and we hold, and the stream does not say
+//  what came before the entry; a fetch checks our last entry against the
+//  source's log.  Fetched entries come from that log, which is
+//  authoritative whatever their epoch.  Returns how many were applied, or
+//  -1 on a gap (or an epoch to check) or error.
 static int
 s_apply (repl_t *self, part_t *part, bs_entry_t **entries, const void **datas, const size_t *sizes,
          size_t count, bool live, int64_t now)
@@ -107,7 +112,7 @@ s_apply (repl_t *self, part_t *part, bs_entry_t **entries, const void **datas, c
             continue;
         if (live && bs_entry_epoch (entry) < part->epoch)
             continue;           //  from a deposed primary
-        if (bs_entry_seq (entry) > next) {
+        if (bs_entry_seq (entry) > next || (live && bs_entry_epoch (entry) > part->epoch)) {
             gap = true;
             break;
         }

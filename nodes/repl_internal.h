@@ -81,7 +81,11 @@ typedef struct {
     int follower_count, follower_cap;
     pending_t *pending;         //  ring, in seq order
     size_t pending_head, pending_count, pending_cap;
-    uint64_t published;
+    uint64_t published;         //  sent on the stream (may be ahead of committed)
+    uint64_t committed;         //  durable in our own store (repl_committed)
+    uint64_t led_epoch;         //  the epoch this process took the role at (0: none)
+    uint64_t resigned_epoch;    //  we gave up the role at this epoch: never lead at it again
+    uint64_t refused_epoch;     //  the last epoch we refused to lead at (logged once)
     uint64_t publish_count;     //  for the drop test switch
     char confirmed [CONFIRMED_MAX + 1];     //  the in-sync set the broker confirmed
     uint64_t confirmed_version; //  ...built from our report of this version

@@ -74,10 +74,20 @@ s_pop_pending (part_t *part)
     part->pending_count--;
 }
 
+//  The highest seq a held reply may go out at: durable here and on every
+//  follower we wait for.  A follower's ack may come before our own commit
+//  is done (we publish before committing)
+static uint64_t
+s_releasable (part_t *part)
+{
+    uint64_t acked = s_acked_by_all (part);
+    return acked < part->committed? acked: part->committed;
+}
+
 void
 repl_primary_release (repl_t *self, part_t *part)
 {
-    uint64_t acked = s_acked_by_all (part);
+    uint64_t acked = s_releasable (part);
     while (part->pending_count) {
         pending_t *p = &part->pending [part->pending_head];
         if (p->seq > acked)
@@ -115,7 +125,7 @@ repl_defer (repl_t *self, const char *partition, uint64_t seq, zmq_msg_t *token,
     //  before the followers hold the write
     part = NULL;
 #endif
-    if (!part || part->role != ROLE_PRIMARY || s_acked_by_all (part) >= seq) {
+    if (!part || part->role != ROLE_PRIMARY || s_releasable (part) >= seq) {
         self->io.release (self->io.arg, token, data, size);
         return;
     }
@@ -421,4 +431,15 @@ repl_publish (repl_t *self, int64_t now)
             continue;       //  test switch: lose this one on the way
         self->io.publish (self->io.arg, part->name, REPL_STREAM_ENTRY, data, size);
     }
+}
+
+void
+repl_committed (repl_t *self, const char *partition, uint64_t seq, int64_t now)
+{
+    (void) now;
+    part_t *part = repl_part (self, partition, false);
+    if (!part || part->role != ROLE_PRIMARY || seq <= part->committed)
+        return;
+    part->committed = seq;
+    repl_primary_release (self, part);
 }

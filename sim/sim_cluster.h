@@ -41,6 +41,12 @@ void sim_node_start (sim_node_t *self, bool wipe);
 //  Kills the process: what LMDB committed stays, the rest is gone
 void sim_node_crash (sim_node_t *self);
 bool sim_node_up (sim_node_t *self);
+//  A fault in the primary's next batch, between publishing its entries and
+//  committing them: crash (the process dies, its store keeps only what was
+//  committed; it restarts later) or not (the commit fails).  False when the
+//  node is not up and primary.  Disarmed when faults stop.
+bool sim_node_arm_commit_fault (sim_node_t *self, bool crash);
+void sim_node_disarm (sim_node_t *self);
 const char *sim_node_id (sim_node_t *self);
 journal_t *sim_node_journal (sim_node_t *self);     //  NULL while down
 catalog_t *sim_node_catalog (sim_node_t *self);
@@ -52,6 +58,10 @@ void sim_node_assign (sim_node_t *self, const void *data, size_t size);
 enum { SIM_NODE_REQUEST, SIM_NODE_ASSIGN };
 void sim_node_on_input (sim_event_t *event);
 extern sim_node_t *sim_nodes [SIM_NODES];
+
+//  Restarts a process after delay ms (wipe: on an empty disk, when the
+//  fault model allows it then)
+void sim_restart_later (int proc, int64_t delay, bool wipe);
 
 //  --- the broker
 void sim_broker_start (void);

@@ -65,8 +65,8 @@ s_on_restart (sim_event_t *event)
     }
 }
 
-static void
-s_restart_later (int proc, int64_t delay, bool wipe)
+void
+sim_restart_later (int proc, int64_t delay, bool wipe)
 {
     sim_event_t *event = sim_event_new (delay, s_on_restart);
     event->kind = proc;
@@ -101,10 +101,18 @@ s_on_fault (sim_event_t *event)
     int dice = (int) sim_range (0, 99);
     int node = (int) sim_range (0, SIM_NODES - 1);
     if (dice < 25) {
-        if (sim_node_up (sim_nodes [node])) {
+        //  Sometimes the primary's next batch instead: published, then the
+        //  process dies before its commit, or the commit fails
+        bool armed = false;
+        if (sim_chance (300)) {
+            bool crash = sim_chance (600);
+            for (int k = 0; k < SIM_NODES && !armed; k++)
+                armed = sim_node_arm_commit_fault (sim_nodes [(node + k) % SIM_NODES], crash);
+        }
+        if (!armed && sim_node_up (sim_nodes [node])) {
             bool wipe = s_wipes_left > 0 && sim_chance (150);
             sim_node_crash (sim_nodes [node]);
-            s_restart_later (node, sim_range (50, 3000), wipe);
+            sim_restart_later (node, sim_range (50, 3000), wipe);
         }
     }
     else
@@ -118,7 +126,7 @@ s_on_fault (sim_event_t *event)
     if (dice < 50) {
         if (sim_broker_up ()) {
             sim_broker_crash ();
-            s_restart_later (SIM_BROKER, sim_range (50, 2000), false);
+            sim_restart_later (SIM_BROKER, sim_range (50, 2000), false);
         }
     }
     else
@@ -166,6 +174,8 @@ s_on_quiet (sim_event_t *event)
     sim_links.drop = sim_links.dup = sim_links.reorder = 0;
     sim_etcd_down (0);
     sim_etcd_set_faults (0);
+    for (int i = 0; i < SIM_NODES; i++)
+        sim_node_disarm (sim_nodes [i]);
     //  A pause runs its course (at most 2.5 s): ending it early would let
     //  new messages overtake the ones it holds
     for (int i = 0; i < SIM_NODES; i++)
@@ -230,9 +240,9 @@ s_run (uint64_t seed, int64_t faults_ms, bool trace)
     for (int i = 0; i < SIM_NODES; i++) {
         snprintf (dir, sizeof dir, "%s/seed/%s", s_root, sim_proc_name (i));
         sim_nodes [i] = sim_node_new (i, dir);
-        s_restart_later (i, sim_range (0, 300), false);
+        sim_restart_later (i, sim_range (0, 300), false);
     }
-    s_restart_later (SIM_BROKER, sim_range (0, 300), false);
+    sim_restart_later (SIM_BROKER, sim_range (0, 300), false);
     sim_clients_start (faults_ms);
     sim_schedule (sim_event_new (sim_range (500, 1500), s_on_fault));
     sim_schedule (sim_event_new (faults_ms, s_on_quiet));

@@ -40,6 +40,7 @@ struct _sim_node_t {
     int sub_count;
     int64_t wake_at;            //  the loop's next turn (INT64_MAX: none set)
     int64_t next_status, next_trim;
+    enum { COMMIT_OK, COMMIT_CRASH, COMMIT_FAIL } commit_fault;     //  armed for the next batch
 };
 
 sim_node_t *sim_nodes [SIM_NODES];
@@ -61,6 +62,19 @@ sim_node_new (int index, const char *dir)
 }
 
 bool sim_node_up (sim_node_t *self) { return self->repl != NULL; }
+
+bool
+sim_node_arm_commit_fault (sim_node_t *self, bool crash)
+{
+    if (!self->repl || !repl_is_primary (self->repl, CATALOG_PARTITION))
+        return false;
+    self->commit_fault = crash? COMMIT_CRASH: COMMIT_FAIL;
+    sim_trace ("%s's next batch %s after publishing, before its commit", self->id,
+               crash? "crashes the process": "fails its commit");
+    return true;
+}
+
+void sim_node_disarm (sim_node_t *self) { self->commit_fault = COMMIT_OK; }
 const char *sim_node_id (sim_node_t *self) { return self->id; }
 journal_t *sim_node_journal (sim_node_t *self) { return self->repl? self->journal: NULL; }
 catalog_t *sim_node_catalog (sim_node_t *self) { return self->repl? self->catalog: NULL; }
@@ -287,6 +301,7 @@ sim_node_crash (sim_node_t *self)
     store_destroy (&self->store);
     self->sub_count = 0;
     self->flush_due = false;
+    self->commit_fault = COMMIT_OK;
     sim_procs [self->index].up = false;
 }
 
@@ -322,13 +337,40 @@ s_flush (sim_node_t *self)
     //  (The broker's cache is not simulated: no invalidation to send)
     bs_msg_t *invalidation = catalog_invalidation (self->catalog, 0);
     bs_msg_destroy (&invalidation);
+    //  The entries go out before our own commit, as a catalog node's do
+    bool published = false;
+    if (rc == 0) {
+        repl_publish (self->repl, sim_now);
+        published = true;
+    }
+    if (rc == 0 && self->commit_fault == COMMIT_CRASH) {
+        sim_trace ("%s crashes after publishing up to seq %llu, before its commit", self->id,
+                   (unsigned long long) (journal_next_seq (self->journal, CATALOG_PARTITION) - 1));
+        journal_abort (self->journal, txn);
+        for (int i = 0; i < self->batch_count; i++)
+            bs_msg_destroy (&replies [i]);
+        sim_node_crash (self);
+        sim_restart_later (self->index, sim_range (50, 3000), false);
+        return;
+    }
+    if (rc == 0 && self->commit_fault == COMMIT_FAIL) {
+        self->commit_fault = COMMIT_OK;
+        sim_trace ("%s's commit fails after publishing up to seq %llu", self->id,
+                   (unsigned long long) (journal_next_seq (self->journal, CATALOG_PARTITION) - 1));
+        journal_abort (self->journal, txn);
+        rc = EIO;
+    }
+    else
     if (rc == 0)
         rc = journal_commit (self->journal, txn);
     else
     if (txn)
         journal_abort (self->journal, txn);
     if (rc == 0)
-        repl_publish (self->repl, sim_now);
+        repl_committed (self->repl, CATALOG_PARTITION, journal_seq (self->journal, CATALOG_PARTITION), sim_now);
+    else
+    if (published)
+        repl_resign (self->repl, sim_now);
     uint64_t head = journal_seq (self->journal, CATALOG_PARTITION);
     for (int i = 0; i < self->batch_count; i++) {
         write_t *w = &self->batch [i];
@@ -389,6 +431,11 @@ sim_node_request (sim_node_t *self, int64_t token, const void *data, size_t size
     }
     if (self->batch_count == BATCH_MAX)
         s_flush (self);
+    if (!self->repl) {
+        //  The flush crashed the process (a commit fault): this request dies with it
+        bs_msg_destroy (&request);
+        return;
+    }
     write_t *w = &self->batch [self->batch_count++];
     w->request = request;
     zmq_msg_init_size (&w->token, sizeof token);
@@ -411,7 +458,9 @@ sim_node_assign (sim_node_t *self, const void *data, size_t size)
     bs_msg_t *assign = bs_msg_decode (data, size, &err, reason, sizeof reason);
     if (assign && bs_msg_validate_request (assign, reason, sizeof reason) == BS_OK && bs_msg_op (assign) == BS_OP_assign) {
         s_flush (self);
-        repl_assign (self->repl, assign, sim_now);
+        //  The flush may have crashed the process (a commit fault)
+        if (self->repl)
+            repl_assign (self->repl, assign, sim_now);
     }
     else
         sim_violation ("well_formed", "%s got a malformed assignment: %s", self->id, reason);

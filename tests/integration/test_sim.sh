@@ -4,14 +4,15 @@
 #  controller break no invariant and always converge; a seed replays the
 #  same run (same trace) alone or among others; and the simulator can fail:
 #  built over a replication core with an old bug put back
-#  (REPL_BUG_EARLY_ACK, REPL_BUG_LATE_REPLY, REPL_BUG_SNAPSHOT_EPOCH_MAX),
+#  (REPL_BUG_EARLY_ACK, REPL_BUG_LATE_REPLY, REPL_BUG_SNAPSHOT_EPOCH_MAX,
+#  REPL_BUG_RESUME_EPOCH),
 #  it catches each within 1000 seeds (the late reply within 3000: a
 #  follower that acks only a history its source confirmed blocks most of
 #  that bug's damage, and what remains is rarer) and names the seed and
 #  the invariant.
 #  No cluster, no port: one process per run, its stores under /dev/shm.
 source "$(dirname "$0")/lib.sh"
-bs_plan 8
+bs_plan 9
 SIM=$BS_BIN/bookstore-sim
 SEEDS=${BS_SIM_SEEDS:-200}
 #  Under AddressSanitizer a run allocates and frees a lot (messages, LMDB
@@ -50,17 +51,23 @@ check "the traced run ends as the summary says (seed 17 ok)" grep -q '^seed 17: 
 #  a follower acking a head its source never confirmed (100975, 102265);
 #  live entries of a stream left behind applied on another history
 #  (102892); nodes declared dead before their queued heartbeats were read
-#  (100466, 101560, 128); and, with single-message loss, a snapshot
-#  missing a part taken for whole (--single-loss 68)
+#  (100466, 101560, 128); a primary restarted after publishing a batch it
+#  never committed, writing its seqs again at the same epoch (3); a
+#  follower stacking the next epoch's live entries, from the same primary
+#  elected anew, on the tail that primary gave up (599, 325, and
+#  --single-loss 88); and, with single-message loss, a snapshot missing a
+#  part taken for whole (--single-loss 68)
 regressions() {
     local seed bad=""
-    for seed in 102911 100053 104293 101239 101294 103343 100975 102265 102892 100466 101560 128; do
+    for seed in 102911 100053 104293 101239 101294 103343 100975 102265 102892 100466 101560 128 3 599 325; do
         "$SIM" --seed "$seed" > "$BS_TMP/seed.txt" 2>&1 || bad="$bad $seed"
     done
-    "$SIM" --single-loss --seed 68 > "$BS_TMP/seed.txt" 2>&1 || bad="$bad single-loss:68"
+    for seed in 68 88; do
+        "$SIM" --single-loss --seed "$seed" > "$BS_TMP/seed.txt" 2>&1 || bad="$bad single-loss:$seed"
+    done
     [ -z "$bad" ] || { log "failing:$bad"; return 1; }
 }
-check "the seeds that found bugs pass (13 regressions)" regressions
+check "the seeds that found bugs pass (17 regressions)" regressions
 
 #  caught BUG [SEEDS]: the variant with that bug finds a failing seed
 #  within SEEDS (1000)
@@ -78,4 +85,6 @@ check "REPL_BUG_LATE_REPLY (a follower applies a fetch reply from a link it no l
     caught late_reply 3000
 check "REPL_BUG_SNAPSHOT_EPOCH_MAX (a snapshot stores the epoch the follower was told) is caught within 1000 seeds" \
     caught snapshot_epoch_max
+check "REPL_BUG_RESUME_EPOCH (a primary restarted within its epoch leads at it again, over entries it published and never committed) is caught within 1000 seeds" \
+    caught resume_epoch
 exit $BS_FAILED

@@ -26,11 +26,28 @@ test_live_primary_is_kept (void)
 {
     election_meta_t meta = s_meta (3, "catalog-1", "catalog-1", "catalog-2"), next;
     election_candidate_t live [] = {
-        { "catalog-2", 3, 90, 0 }, { "catalog-1", 3, 80, 0 }
+        { "catalog-2", 3, 90, 0, false }, { "catalog-1", 3, 80, 0, false }
     };
     //  Even a follower further ahead does not depose a live primary
     CHECK (election_decide (&meta, live, 2, false, &next) == ELECTION_KEEP);
     CHECK (next.epoch == 3 && strcmp (next.primary, "catalog-1") == 0);
+}
+
+static void
+test_resigned_primary_is_elected_anew (void)
+{
+    //  The primary came back within its epoch (or a commit failed): it will
+    //  not lead at epoch 3 again.  It is not kept, but it is still the
+    //  most advanced member: it leads at epoch 4.
+    election_meta_t meta = s_meta (3, "catalog-1", "catalog-1", "catalog-2"), next;
+    election_candidate_t live [] = {
+        { "catalog-2", 3, 70, 0, false }, { "catalog-1", 3, 80, 0, true }
+    };
+    CHECK (election_decide (&meta, live, 2, false, &next) == ELECTION_ELECT);
+    CHECK (next.epoch == 4 && strcmp (next.primary, "catalog-1") == 0);
+    //  Alone, too
+    CHECK (election_decide (&meta, live + 1, 1, false, &next) == ELECTION_ELECT);
+    CHECK (next.epoch == 4 && strcmp (next.primary, "catalog-1") == 0);
 }
 
 static void
@@ -40,7 +57,7 @@ test_only_the_insync_set_is_elected (void)
     //  sync, the primary acknowledged alone, then hung.  catalog-2 alone is
     //  alive: it must not be elected, however far it claims to be.
     election_meta_t meta = s_meta (1, "catalog-1", "catalog-1", NULL), next;
-    election_candidate_t live [] = { { "catalog-2", 1, 1000, 0 } };
+    election_candidate_t live [] = { { "catalog-2", 1, 1000, 0, false } };
     CHECK (election_decide (&meta, live, 1, false, &next) == ELECTION_WAIT);
     CHECK (next.epoch == 1 && strcmp (next.primary, "catalog-1") == 0);
     //  An operator's unclean election takes it, at a new epoch
@@ -59,7 +76,7 @@ test_most_advanced_member_wins (void)
     //  catalog-4 is furthest ahead but out of sync; of the members, the
     //  later epoch beats the longer log
     election_candidate_t live [] = {
-        { "catalog-4", 4, 500, 0 }, { "catalog-2", 3, 400, 0 }, { "catalog-3", 4, 120, 0 }
+        { "catalog-4", 4, 500, 0, false }, { "catalog-2", 3, 400, 0, false }, { "catalog-3", 4, 120, 0, false }
     };
     CHECK (election_decide (&meta, live, 3, false, &next) == ELECTION_ELECT);
     CHECK (strcmp (next.primary, "catalog-3") == 0);
@@ -73,7 +90,7 @@ test_most_advanced_member_wins (void)
     CHECK (!election_insync_has (&next, "catalog-4"));
     //  Should catalog-3 be unable to lead, the old primary, back, is
     //  electable in its place
-    election_candidate_t back [] = { { "catalog-1", 4, 130, 0 } };
+    election_candidate_t back [] = { { "catalog-1", 4, 130, 0, false } };
     election_meta_t again;
     CHECK (election_decide (&next, back, 1, false, &again) == ELECTION_ELECT);
     CHECK (strcmp (again.primary, "catalog-1") == 0 && again.epoch == 6);
@@ -84,8 +101,8 @@ test_ties_decide_alike (void)
 {
     election_meta_t meta = s_meta (2, "catalog-1", "catalog-1", "catalog-3"), next_a, next_b;
     snprintf (meta.insync [meta.insync_count++], ELECTION_ID_MAX + 1, "catalog-2");
-    election_candidate_t one_way [] = { { "catalog-3", 2, 7, 0 }, { "catalog-2", 2, 7, 0 } };
-    election_candidate_t other_way [] = { { "catalog-2", 2, 7, 0 }, { "catalog-3", 2, 7, 0 } };
+    election_candidate_t one_way [] = { { "catalog-3", 2, 7, 0, false }, { "catalog-2", 2, 7, 0, false } };
+    election_candidate_t other_way [] = { { "catalog-2", 2, 7, 0, false }, { "catalog-3", 2, 7, 0, false } };
     CHECK (election_decide (&meta, one_way, 2, false, &next_a) == ELECTION_ELECT);
     CHECK (election_decide (&meta, other_way, 2, false, &next_b) == ELECTION_ELECT);
     CHECK (strcmp (next_a.primary, next_b.primary) == 0);
@@ -99,17 +116,17 @@ test_epochs_only_grow (void)
     //  raise the partition's epoch by claiming one), the next epoch is the
     //  stored one plus one
     election_meta_t meta = s_meta (7, "order-1", "order-1", "order-2"), next;
-    election_candidate_t live [] = { { "order-2", 1000000, 3, 0 } };
+    election_candidate_t live [] = { { "order-2", 1000000, 3, 0, false } };
     CHECK (election_decide (&meta, live, 1, false, &next) == ELECTION_ELECT);
     CHECK (next.epoch == 8);
     //  Repeated elections climb one at a time (order-2 could not lead:
     //  the old primary, still in the set, is elected back at 9)
     election_meta_t again;
-    election_candidate_t back [] = { { "order-1", 7, 3, 0 } };
+    election_candidate_t back [] = { { "order-1", 7, 3, 0, false } };
     CHECK (election_decide (&next, back, 1, false, &again) == ELECTION_ELECT);
     CHECK (again.epoch == 9 && strcmp (again.primary, "order-1") == 0);
     //  A replica outside the set is never elected
-    election_candidate_t outsider [] = { { "order-3", 9, 3, 0 } };
+    election_candidate_t outsider [] = { { "order-3", 9, 3, 0, false } };
     CHECK (election_decide (&again, outsider, 1, false, &next) == ELECTION_WAIT);
     CHECK (next.epoch == 9);
 }
@@ -119,14 +136,14 @@ test_first_election (void)
 {
     election_meta_t meta, next;
     memset (&meta, 0, sizeof meta);
-    election_candidate_t live [] = { { "catalog-2", 0, 0, 0 }, { "catalog-1", 0, 0, 0 } };
+    election_candidate_t live [] = { { "catalog-2", 0, 0, 0, false }, { "catalog-1", 0, 0, 0, false } };
     CHECK (election_decide (&meta, live, 2, false, &next) == ELECTION_ELECT);
     CHECK (next.epoch == 1 && strcmp (next.primary, "catalog-1") == 0);
     CHECK (next.insync_count == 1);
     //  No live replica at all: wait
     CHECK (election_decide (&meta, NULL, 0, false, &next) == ELECTION_WAIT);
     //  An id that is not valid is never elected
-    election_candidate_t bad [] = { { "cat,alog", 0, 9, 0 } };
+    election_candidate_t bad [] = { { "cat,alog", 0, 9, 0, false } };
     CHECK (election_decide (&meta, bad, 1, false, &next) == ELECTION_WAIT);
 }
 
@@ -187,16 +204,16 @@ test_a_primary_is_a_store (void)
     //  the primary, and it may not be elected in its own place
     election_meta_t meta = s_meta (3, "catalog-1", "catalog-1", NULL), next;
     meta.primary_store = 11;
-    election_candidate_t wiped [] = { { "catalog-1", 0, 0, 12 } };
+    election_candidate_t wiped [] = { { "catalog-1", 0, 0, 12, false } };
     CHECK (election_decide (&meta, wiped, 1, false, &next) == ELECTION_WAIT);
     CHECK (next.epoch == 3);
     //  Its own store is kept
-    election_candidate_t same [] = { { "catalog-1", 3, 40, 11 } };
+    election_candidate_t same [] = { { "catalog-1", 3, 40, 11, false } };
     CHECK (election_decide (&meta, same, 1, false, &next) == ELECTION_KEEP);
     //  A member of the in-sync set is elected in its place, and the meta
     //  records the store it is elected with
     snprintf (meta.insync [meta.insync_count++], ELECTION_ID_MAX + 1, "catalog-2");
-    election_candidate_t both [] = { { "catalog-1", 0, 0, 12 }, { "catalog-2", 3, 40, 21 } };
+    election_candidate_t both [] = { { "catalog-1", 0, 0, 12, false }, { "catalog-2", 3, 40, 21, false } };
     CHECK (election_decide (&meta, both, 2, false, &next) == ELECTION_ELECT);
     CHECK (strcmp (next.primary, "catalog-2") == 0 && next.epoch == 4 && next.primary_store == 21);
     //  Meta written before stores were recorded keeps the primary by name
@@ -279,7 +296,7 @@ test_meta_basis (void)
     CHECK (!election_meta_decode ("{\"epoch\":4,\"primary\":\"catalog-1\",\"insync\":[\"catalog-1\"],"
                                   "\"start_seq\":1,\"basis\":-1}", &back, reason, sizeof reason));
     CHECK (strstr (reason, "basis"));
-    election_candidate_t live [] = { { "catalog-1", 4, 10, 0 } };
+    election_candidate_t live [] = { { "catalog-1", 4, 10, 0, false } };
     election_meta_t next;
     meta.primary [0] = 0;       //  as if catalog-1 were not the primary any more
     snprintf (meta.primary, sizeof meta.primary, "catalog-2");
@@ -293,6 +310,7 @@ int
 main (void)
 {
     RUN (test_live_primary_is_kept);
+    RUN (test_resigned_primary_is_elected_anew);
     RUN (test_only_the_insync_set_is_elected);
     RUN (test_most_advanced_member_wins);
     RUN (test_ties_decide_alike);

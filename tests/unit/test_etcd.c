@@ -154,7 +154,7 @@ s_race (void *arg)
         size_t count = 0;
         for (size_t index = 0; index < 3; index++)
             if (strcmp (replicas [index], meta.primary))
-                live [count++] = (election_candidate_t) { replicas [index], meta.epoch, meta.epoch * 10, 0 };
+                live [count++] = (election_candidate_t) { replicas [index], meta.epoch, meta.epoch * 10, 0, false };
         if (election_decide (&meta, live, count, false, &next) != ELECTION_ELECT) {
             racer->errors++;
             continue;

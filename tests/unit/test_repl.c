@@ -269,10 +269,11 @@ s_pump (void)
     return seen;
 }
 
-//  Seals one write into partition at epoch on node's journal, publishes
-//  it; returns its seq
+//  Seals one write into partition at epoch on node's journal and publishes
+//  it before committing it, as a catalog node does (the commit is not
+//  reported to replication: s_committed); returns its seq
 static uint64_t
-s_write (node_t *node, const char *partition, uint64_t epoch, const char *key)
+s_write_uncommitted (node_t *node, const char *partition, uint64_t epoch, const char *key)
 {
     MDB_txn *txn = journal_begin (node->journal);
     CHECK (txn);
@@ -283,9 +284,25 @@ s_write (node_t *node, const char *partition, uint64_t epoch, const char *key)
     CHECK_EQ (journal_put (node->journal, txn, node->books, &k, &v), 0);
     uint64_t seq = 0;
     CHECK_EQ (journal_seal (node->journal, txn, partition, &seq), 0);
-    CHECK_EQ (journal_commit (node->journal, txn), 0);
     if (node->repl)
         repl_publish (node->repl, s_now);
+    CHECK_EQ (journal_commit (node->journal, txn), 0);
+    return seq;
+}
+
+static void
+s_committed (node_t *node, const char *partition)
+{
+    if (node->repl)
+        repl_committed (node->repl, partition, journal_seq (node->journal, partition), s_now);
+}
+
+//  The same, and the commit reported
+static uint64_t
+s_write (node_t *node, const char *partition, uint64_t epoch, const char *key)
+{
+    uint64_t seq = s_write_uncommitted (node, partition, epoch, key);
+    s_committed (node, partition);
     return seq;
 }
 
@@ -520,6 +537,95 @@ test_held_until_all_acked (void)
     s_close_all ();
 }
 
+//  The primary publishes before its own commit: a follower's ack may come
+//  first, and releases nothing until the commit is done
+static void
+test_held_until_committed (void)
+{
+    s_now = 1000;
+    node_t *p = s_open ("p", 1);
+    s_assign (p, "catalog", 1, "p", "p");
+    s_request (p, "f1", "ack", "catalog", 1, 0);
+    uint64_t seq = s_write_uncommitted (p, "catalog", 1, "book-1");
+    CHECK_EQ (seq, 1);
+    s_defer (p, "catalog", seq, "reply-1");
+    s_now += 10;
+    s_request (p, "f1", "ack", "catalog", 1, seq);
+    CHECK_EQ (p->released, 0);
+    repl_tick (p->repl, s_now);
+    CHECK_EQ (p->released, 0);
+    s_committed (p, "catalog");
+    CHECK_EQ (p->released, 1);
+    CHECK (streq (p->last_release, "reply-1"));
+    //  Without followers, the commit alone releases
+    node_t *q = s_open ("q", 1);
+    s_assign (q, "catalog", 1, "q", "q");
+    seq = s_write_uncommitted (q, "catalog", 1, "book-1");
+    s_defer (q, "catalog", seq, "reply-q");
+    CHECK_EQ (q->released, 0);
+    s_committed (q, "catalog");
+    CHECK_EQ (q->released, 1);
+    s_close_all ();
+}
+
+//  A new repl core on the node's store, as after a restart
+static void
+s_restart (node_t *node, int min_insync)
+{
+    repl_destroy (&node->repl);
+    repl_options_t options = {
+        .id = node->id, .pub_endpoint = node->pub, .sync_endpoint = node->sync,
+        .dbs = s_dbs, .heartbeat_ms = 100, .insync_timeout_ms = 1000, .min_insync = min_insync,
+        .log_keep = 1000,
+    };
+    repl_io_t io = {
+        .arg = node, .send_sync = s_io_send_sync, .answer = s_io_answer, .publish = s_io_publish,
+        .subscribe = s_io_subscribe, .unsubscribe = s_io_unsubscribe, .release = s_io_release,
+    };
+    node->repl = repl_new (node->journal, &options, &io);
+    CHECK (node->repl);
+}
+
+//  A primary that may have published beyond its commit (it restarted
+//  within its epoch, or a commit failed) never writes at that epoch again:
+//  it refuses the role there, says so, and takes it at the next epoch
+static void
+test_no_second_life_at_an_epoch (void)
+{
+    s_now = 1000;
+    node_t *p = s_open ("p", 1);
+    s_assign (p, "catalog", 2, "p", "p");
+    s_write (p, "catalog", 2, "book-1");
+    char reason [256], isr [256], status [32];
+    s_restart (p, 1);
+    s_assign (p, "catalog", 2, "p", "p");
+    CHECK (!repl_is_primary (p->repl, "catalog"));
+    CHECK_EQ (repl_can_write (p->repl, "catalog", reason, sizeof reason), BS_ERR_unavailable);
+    s_report (p, "catalog", isr, sizeof isr, status, sizeof status);
+    CHECK (streq (status, "resigned"));
+    s_assign (p, "catalog", 3, "p", "p");
+    CHECK (repl_is_primary (p->repl, "catalog"));
+    s_report (p, "catalog", isr, sizeof isr, status, sizeof status);
+    CHECK (streq (status, ""));
+    //  A failed commit: held replies get an error, the role goes, and
+    //  epoch 3 is never led again
+    s_request (p, "f1", "ack", "catalog", 3, 1);
+    uint64_t seq = s_write (p, "catalog", 3, "book-2");
+    s_defer (p, "catalog", seq, "reply-2");
+    CHECK_EQ (p->released, 0);
+    repl_resign (p->repl, s_now);
+    CHECK_EQ (p->released, 1);
+    CHECK (strstr (p->last_release, "unavailable"));
+    CHECK (!repl_is_primary (p->repl, "catalog"));
+    s_report (p, "catalog", isr, sizeof isr, status, sizeof status);
+    CHECK (streq (status, "resigned"));
+    s_assign (p, "catalog", 3, "p", "p");
+    CHECK (!repl_is_primary (p->repl, "catalog"));
+    s_assign (p, "catalog", 4, "p", "p");
+    CHECK (repl_is_primary (p->repl, "catalog"));
+    s_close_all ();
+}
+
 //  A follower silent for longer than insync_timeout_ms (1,000) leaves the
 //  in-sync set at the first tick past it, and the writes it held go out
 static void
@@ -747,6 +853,49 @@ test_stream_buffer_dropped_with_its_stream (void)
     s_pump ();
     CHECK_EQ (journal_seq (f->journal, "catalog"), 2);
     CHECK_EQ (journal_last_epoch (f->journal, "catalog"), 1);
+    s_close_all ();
+}
+
+//  The primary publishes a batch, its commit fails, it gives up epoch 1
+//  and is elected again at epoch 2.  A follower that holds the published
+//  tail and has not been told epoch 2 yet hears epoch 2's entries on the
+//  same stream: it must not stack them on that tail, but fetch, and drop
+//  the tail (a snapshot); it then holds exactly what the primary holds.
+static void
+test_tail_of_a_given_up_epoch_is_dropped (void)
+{
+    s_now = 1000;
+    node_t *p = s_open ("p", 1);
+    node_t *f = s_open ("f", 1);
+    s_assign (p, "catalog", 1, "p", "p");
+    s_assign (f, "catalog", 1, "p", "p");
+    s_pump ();
+    s_write (p, "catalog", 1, "a");
+    s_pump ();
+    CHECK_EQ (journal_seq (f->journal, "catalog"), 1);
+    //  Published, then the commit fails
+    MDB_txn *txn = journal_begin (p->journal);
+    MDB_val k = { 4, (void *) "tail" }, v = { 5, (void *) "value" };
+    CHECK_EQ (journal_put (p->journal, txn, p->books, &k, &v), 0);
+    uint64_t seq = 0;
+    CHECK_EQ (journal_seal (p->journal, txn, "catalog", &seq), 0);
+    repl_publish (p->repl, s_now);
+    journal_abort (p->journal, txn);
+    repl_resign (p->repl, s_now);
+    s_pump ();
+    CHECK_EQ (journal_seq (f->journal, "catalog"), 2);  //  the tail
+    CHECK_EQ (journal_seq (p->journal, "catalog"), 1);
+    s_assign (p, "catalog", 2, "p", "p");
+    CHECK (repl_is_primary (p->repl, "catalog"));
+    s_write (p, "catalog", 2, "b");
+    s_write (p, "catalog", 2, "c");
+    s_pump ();
+    char digest_p [17], digest_f [17];
+    journal_digest (p->journal, digest_p);
+    journal_digest (f->journal, digest_f);
+    CHECK_EQ (journal_seq (f->journal, "catalog"), 3);
+    CHECK_EQ (journal_last_epoch (f->journal, "catalog"), 2);
+    CHECK (streq (digest_p, digest_f));
     s_close_all ();
 }
 
@@ -1124,6 +1273,8 @@ main (void)
     RUN (test_waits_for_a_follower_it_reported);
     RUN (test_stream_head);
     RUN (test_held_until_all_acked);
+    RUN (test_held_until_committed);
+    RUN (test_no_second_life_at_an_epoch);
     RUN (test_silent_follower_leaves);
     RUN (test_diverged_fetch_gets_snapshot);
     RUN (test_snapshot_missing_a_part_is_not_whole);
@@ -1131,6 +1282,7 @@ main (void)
     RUN (test_snapshot_names_source_history);
     RUN (test_unverified_head_not_acked);
     RUN (test_stream_buffer_dropped_with_its_stream);
+    RUN (test_tail_of_a_given_up_epoch_is_dropped);
     RUN (test_loading_snapshot_refuses_primary);
     RUN (test_tables_grow);
     RUN (test_owner_claims_a_new_epoch_each_start);
