@@ -89,9 +89,9 @@ s_newer_epoch (repl_t *self, part_t *part, uint64_t epoch, int64_t now)
 //  anew after it gave up its epoch (a restart, a failed commit), may have
 //  dropped a tail it published and we hold, and the stream does not say
 //  what came before the entry; a fetch checks our last entry against the
-//  source's log.  Fetched entries come from that log, which is
-//  authoritative whatever their epoch.  Returns how many were applied, or
-//  -1 on a gap (or an epoch to check) or error.
+//  source's log (s_newer_epoch).  Fetched entries come from that log,
+//  which is authoritative whatever their epoch.  Returns how many were
+//  applied, or -1 on a gap or error.
 static int
 s_apply (repl_t *self, part_t *part, bs_entry_t **entries, const void **datas, const size_t *sizes,
          size_t count, bool live, int64_t now)
@@ -112,7 +112,7 @@ s_apply (repl_t *self, part_t *part, bs_entry_t **entries, const void **datas, c
             continue;
         if (live && bs_entry_epoch (entry) < part->epoch)
             continue;           //  from a deposed primary
-        if (bs_entry_seq (entry) > next || (live && bs_entry_epoch (entry) > part->epoch)) {
+        if (bs_entry_seq (entry) > next) {
             gap = true;
             break;
         }
