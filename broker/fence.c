@@ -117,16 +117,17 @@ fence_serving (fence_t *self, int64_t now)
     return lease_serving (self->lease, now);
 }
 
-bool
-fence_outranked (fence_t *self, int64_t now)
-{
-    return lease_outranked (self->lease, now);
-}
 
 const char *
 fence_holder (fence_t *self)
 {
     return lease_holder_endpoint (self->lease, zclock_mono ());
+}
+
+const char *
+fence_holder_id (fence_t *self)
+{
+    return lease_holder_id (self->lease, zclock_mono ());
 }
 
 int
