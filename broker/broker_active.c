@@ -103,16 +103,33 @@ broker_fenced (broker_t *self)
     return !serving;
 }
 
-//  A broker that does not serve sends clients and nodes on to the one etcd
-//  names; while it knows of none (the active one died, its key not yet
-//  gone, or etcd is out of reach) it keeps the nodes that come, as it may
-//  be the next to serve
+//  A broker that does not serve sends nodes on to the one etcd names, once
+//  that one is known to be alive.  Nodes leave a broker only when it has
+//  gone silent to them, so nodes that come here hint that the holder etcd
+//  still names may be dead, its key not yet gone: they are kept (this
+//  broker may be the next to serve) until the key is seen held by a lease
+//  taken after they came, or by the same one for longer than a dead
+//  holder could keep it.  Knowing of no holder (etcd out of reach, or the
+//  key free), it keeps them too.
 broker_verdict_t
 broker_verdict (broker_t *self)
 {
     if (broker_active (self))
         return BROKER_SERVE;
-    return *fence_holder (self->fence)? BROKER_REFUSE: BROKER_HOLD;
+    int64_t since = fence_holder_since (self->fence);
+    if (!since)
+        return BROKER_HOLD;
+    if (!self->hold_since || since > self->hold_since
+    ||  zclock_mono () - self->hold_since >= fence_grace_ms (self->fence))
+        return BROKER_REFUSE;
+    return BROKER_HOLD;
+}
+
+void
+broker_node_came (broker_t *self)
+{
+    if (!broker_active (self) && !self->hold_since)
+        self->hold_since = zclock_mono ();
 }
 
 //  The not_active answer, naming the active broker when etcd does

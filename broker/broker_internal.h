@@ -80,6 +80,7 @@ struct _broker_t {
     bool serving;               //  ...held and provably valid (last seen)
     uint32_t serving_round;     //  counts the changes of serving: a reply to
                                 //  a request of another round is not cached
+    int64_t hold_since;         //  not serving: keeps nodes since (0: none)
     int64_t next_assign;        //  periodic refresh of the partition map
     requests_t *requests;       //  in flight, and queued per service
     int64_t next_heartbeat;
@@ -162,6 +163,8 @@ bool broker_active (broker_t *self);
 
 //  The lease's verdict on clients and nodes
 broker_verdict_t broker_verdict (broker_t *self);
+//  A node said READY: a broker that does not serve starts keeping nodes
+void broker_node_came (broker_t *self);
 
 //  True when the broker may not serve for want of the active lease; taking
 //  it over or losing it happens here (the cache goes whenever that changes)

@@ -420,6 +420,8 @@ broker_node_message (broker_t *self)
     //  A broker that does not serve sends nodes on to the active one.
     //  While it knows of none it keeps the nodes that turn to it: it may be
     //  the next to take the lease.
+    if (command == BS_MDPW_READY)
+        broker_node_came (self);
     if (broker_verdict (self) == BROKER_REFUSE) {
         //  A standard worker knows no "backup": to it this is a refusal,
         //  paced as any (it would reconnect here at once)

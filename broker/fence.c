@@ -15,10 +15,10 @@
 //  stops.  The price: a broker killed
 //  without revoking its lease is replaced only once the lease runs out
 //  in etcd (two seconds, plus etcd's own check, half a second).
-#define LEASE_TTL_SECONDS   2
-#define LEASE_MARGIN_MS     500
-#define LEASE_RENEW_MS      250
-#define LEASE_CALL_MS       1000
+#define LEASE_TTL_SECONDS   1
+#define LEASE_MARGIN_MS     300
+#define LEASE_RENEW_MS      100
+#define LEASE_CALL_MS       500
 #define LEASE_KEY           "active"
 
 struct _fence_t {
@@ -128,6 +128,19 @@ const char *
 fence_holder_id (fence_t *self)
 {
     return lease_holder_id (self->lease, zclock_mono ());
+}
+
+int64_t
+fence_holder_since (fence_t *self)
+{
+    return lease_holder_since (self->lease, zclock_mono ());
+}
+
+int
+fence_grace_ms (fence_t *self)
+{
+    (void) self;
+    return LEASE_TTL_SECONDS * 1000 + 1000;
 }
 
 int

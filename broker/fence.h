@@ -36,6 +36,11 @@ bool fence_serving (fence_t *self, int64_t now);
 const char *fence_holder (fence_t *self);
 //  ...and its id ("" unknown)
 const char *fence_holder_id (fence_t *self);
+//  Since when the same lease has held the active key (lease_holder_since)
+int64_t fence_holder_since (fence_t *self);
+//  How long a dead holder may still seem to hold the key: its lease's TTL
+//  and etcd's check
+int fence_grace_ms (fence_t *self);
 //  The longest a caller may wait before calling fence_step again
 int fence_interval_ms (fence_t *self);
 

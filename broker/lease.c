@@ -23,6 +23,8 @@ struct _lease_t {
     char holder_endpoint [256];
     char holder_id [BS_ID_MAX + 1];
     int64_t holder_seen;        //  when a campaign last found it held
+    int64_t holder_lease;       //  ...with this lease (0: none known)
+    int64_t holder_since;       //  held with that lease since
 };
 
 #define RETRY_MS 100            //  after a failure, or between campaigns
@@ -113,6 +115,11 @@ s_read_holder (lease_t *self, const char *holder, int64_t now)
         snprintf (self->holder_endpoint, sizeof self->holder_endpoint, "%s", endpoint);
     if (id)
         snprintf (self->holder_id, sizeof self->holder_id, "%s", id);
+    int64_t holder_lease = json_is_integer (lease)? json_integer_value (lease): 0;
+    if (holder_lease != self->holder_lease || !holder_lease) {
+        self->holder_lease = holder_lease;
+        self->holder_since = now;
+    }
     //  Created with our lease by a campaign whose answer was lost: ours
     if (json_is_integer (lease) && self->lease && json_integer_value (lease) == self->lease) {
         self->holding = true;
@@ -161,12 +168,15 @@ lease_answer (lease_t *self, lease_answer_t answer, int64_t number, const char *
                 self->holding = true;
                 self->holder_endpoint [0] = 0;
                 self->holder_id [0] = 0;
+                self->holder_lease = 0;
             }
             else
             if (answer == LEASE_ANSWER_TAKEN) {
                 s_read_holder (self, holder, now);
-                if (self->holding || !holder || !*holder)
+                if (self->holding || !holder || !*holder) {
                     self->taken_since = 0;
+                    self->holder_lease = 0;
+                }
                 else
                 if (!self->taken_since)
                     self->taken_since = now;
@@ -208,6 +218,12 @@ lease_holder_endpoint (lease_t *self, int64_t now)
     if (now - self->holder_seen > (int64_t) self->ttl_seconds * 1000 + 1000)
         return "";
     return self->holder_endpoint;
+}
+
+int64_t
+lease_holder_since (lease_t *self, int64_t now)
+{
+    return *lease_holder_endpoint (self, now)? self->holder_since: 0;
 }
 
 const char *

@@ -79,6 +79,11 @@ bool lease_outranked (lease_t *self, int64_t now);
 const char *lease_holder_endpoint (lease_t *self, int64_t now);
 //  ...and its id, as the key named it (same rules)
 const char *lease_holder_id (lease_t *self, int64_t now);
+//  Since when campaigns have found the key held by that same lease (0:
+//  no holder known).  A holder dead at t loses the key by t + TTL and
+//  etcd's check (half a second): one found since before t - TTL - 1 s, and
+//  still, has renewed its lease since t.
+int64_t lease_holder_since (lease_t *self, int64_t now);
 //  How long, at now, this broker may still serve (0 when it may not)
 int64_t lease_left_ms (lease_t *self, int64_t now);
 
