@@ -65,7 +65,7 @@ wait_dead() {
 
 bs_start_cluster --catalog 3 --order 2 --restock-period 0 --brokers 2
 BS_ENDPOINTS=tcp://127.0.0.1:$BS_PORT,tcp://127.0.0.1:$((BS_PORT + 5))
-check "the broker pair settles: one active, one passive" bs_wait_pair 20
+check "the broker pair settles: one active, one passive" bs_wait_brokers 20
 
 #  The load: for a duration, with a record of what was acknowledged
 "$BS_BIN/bookstore-load" --help > /dev/null 2>&1; check "bookstore-load --help exits 0" test $? = 0
@@ -203,7 +203,7 @@ while [ $SECONDS -lt $deadline ]; do
     sleep 0.05
 done
 check "...and the other broker took over" test -n "$new" -a "$new" != "$active"
-check "...while the killed one comes back passive" bs_wait_pair 30
+check "...while the killed one comes back passive" bs_wait_brokers 30
 check "the cluster recovers" bs_wait_ready 5 30
 #  Without a passive broker ready to take over, the active one is not killed
 other=$(bs_status | jq -r --arg a "$new" '[.brokers[] | select(.id != $a) | .id][0]')
@@ -214,7 +214,7 @@ out=$(chaos kill-broker --wait 1 --seed 10 2> /dev/null)
 check "kill-broker will not kill the active broker while the other is down (exit 3)" test $? = 3 -a -z "$out"
 check "...and it still runs" test "$(bs_pid "$new")" = "$pid"
 rm -f "$BS_DATA/hold/$other"
-check "the pair settles again" bs_wait_pair 30
+check "the pair settles again" bs_wait_brokers 30
 
 #  The last serving replica of a service is never stopped
 touch "$BS_DATA/hold/order-2"

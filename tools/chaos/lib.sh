@@ -60,10 +60,10 @@ bs_holds() {
 #  The pid of a node (or of a broker), from the launcher's pid file
 bs_pid() { cat "$BS_DATA/pids/$1.pid" 2>/dev/null; }
 
-#  bs_status [CLI OPTIONS...]: the active broker's status, as JSON.  With a
-#  pair, the CLI may be answered by the passive broker, whose status lists
-#  the brokers but no nodes; then the active one it names is asked.  False
-#  when no broker answers.
+#  bs_status [CLI OPTIONS...]: the active broker's status, as JSON.  With
+#  several brokers, the CLI may be answered by one that does not serve,
+#  whose status lists the brokers but no nodes; then the active one it
+#  names is asked.  False when no broker answers.
 bs_status() {
     local out active
     out=$(bs --json "$@" status 2>/dev/null)
@@ -79,20 +79,38 @@ bs_status() {
     echo "$out"
 }
 
-#  bs_active_broker: the id of the broker the pair reports active (empty
-#  when none is, or the broker stands alone)
+#  bs_active_broker: the id of the broker reported active (empty when none
+#  is)
 bs_active_broker() {
     bs_status --timeout-ms 1000 --attempts 2 | jq -r '[.brokers[]? | select(.active) | .id][0] // ""' 2>/dev/null
 }
 
-#  bs_wait_pair SECONDS: until the pair has one active broker and the other
-#  passive, each seen by the active one
-bs_wait_pair() {
+#  bs_brokers_agree: every broker of the endpoint list (BS_ENDPOINTS, else
+#  BS_ENDPOINT; the i-th is "broker-i", as the launcher names them), asked
+#  itself, answers, and all name the same one broker active (the holder of
+#  the active lease: itself, or the one etcd names).  One broker: it says
+#  it is active.
+bs_brokers_agree() {
+    local eps ep i=0 out named=
+    IFS=, read -ra eps <<< "${BS_ENDPOINTS:-$BS_ENDPOINT}"
+    if [ ${#eps[@]} -lt 2 ]; then
+        bs_status --timeout-ms 500 --attempts 1 | bs_holds '.brokers[0].active'
+        return
+    fi
+    for ep in "${eps[@]}"; do
+        i=$((i + 1))
+        out=$("$BS_BIN/bookstore" --endpoint "$ep" ${BS_KEYS:+--keys "$BS_KEYS"} --json --attempts 1 \
+              --timeout-ms 500 --node "broker-$i" status 2> /dev/null) || return 1
+        named+=$(jq -r '[.brokers[]? | select(.active) | .id] | join(",")' <<< "$out")$'\n'
+    done
+    [ "$(sort -u <<< "$named" | grep -c .)" = 1 ] && ! grep -q '^$\|,' <<< "${named%$'\n'}"
+}
+
+#  bs_wait_brokers SECONDS: until the brokers agree (bs_brokers_agree)
+bs_wait_brokers() {
     local deadline=$((SECONDS + $1))
     while [ $SECONDS -lt "$deadline" ]; do
-        bs_status --timeout-ms 500 --attempts 1 | bs_holds '[.brokers[]?] as $b
-            | ($b | length) == 2 and ([$b[] | select(.active)] | length) == 1
-              and ([$b[] | select(.state == "passive")] | length) == 1' && return 0
+        bs_brokers_agree && return 0
         sleep 0.1
     done
     return 1

@@ -220,7 +220,7 @@ LAUNCHER=$!
 NODES=$((CATALOGS + ORDERS))
 bs_wait_ready "$NODES" 60 || fail "the cluster did not start (see $WORK/cluster.log)"
 if [ "$BROKERS" = 2 ]; then
-    bs_wait_pair 60 || fail "the broker pair did not settle (see $WORK/cluster.log)"
+    bs_wait_brokers 60 || fail "the broker pair did not settle (see $WORK/cluster.log)"
 fi
 initial=$(bs_books_now) || fail "cannot read the initial catalog"
 echo "$initial" > "$WORK/initial.json"
@@ -387,7 +387,7 @@ bs_wait_converged 60 || converged=false
 #  A pair settles with one broker active and the other passive
 pair_ok=true
 if [ "$BROKERS" = 2 ]; then
-    bs_wait_pair 30 || pair_ok=false
+    bs_wait_brokers 30 || pair_ok=false
     [ "$pair_ok" = true ] || progress "the broker pair did not settle: $(bs_status --timeout-ms 1000 --attempts 2 | jq -c '.brokers')"
 fi
 status=$(bs_status --timeout-ms 2000 --attempts 3) || fail "the broker does not answer"
