@@ -6,12 +6,12 @@
 #  what the launcher writes (BS_DATA/pids/<id>.pid; a file BS_DATA/hold/<id>
 #  keeps a node down) and what the broker reports (`bookstore --json
 #  status`).  Signals go only to pids read from pid files, never to
-#  processes found by name.  With a Binary Star pair of brokers the status
-#  that counts is the active broker's (bs_status finds it); the brokers' ids
-#  in its "brokers" list are their pid files' names.
+#  processes found by name.  With several brokers the status that counts is
+#  the active broker's (bs_status finds it); the brokers' ids in "brokers"
+#  lists are their pid files' names.
 #
 #  BS_BIN       the programs (default: bin/ of this checkout)
-#  BS_ENDPOINT  the broker's client endpoint, or the pair's, comma-separated
+#  BS_ENDPOINT  the broker's client endpoint, or the brokers', comma-separated
 #               (default: BOOKSTORE_ENDPOINT, then tcp://127.0.0.1:5555)
 #  BS_DATA      the cluster's data folder (default: BOOKSTORE_DATA, then data)
 
@@ -654,7 +654,7 @@ chaos_answers() {
     done
 }
 
-#  chaos_active_broker: the broker of the pair that reports itself active
+#  chaos_active_broker: the broker that reports itself active
 chaos_active_broker() {
     local id
     for id in $CHAOS_BROKERS; do
@@ -663,16 +663,17 @@ chaos_active_broker() {
     return 1
 }
 
-#  chaos_broker_can_stop BROKER: it runs, and the other broker of its pair
-#  is ready to take over: it runs, has for CHAOS_MIN_UP_MS, was not stopped
-#  by this invocation, and the active broker hears it as passive
+#  chaos_broker_can_stop BROKER: it runs, and another broker (by the
+#  launcher's pid files, broker-<i>.pid) is ready to take the active lease
+#  over: it runs, has for CHAOS_MIN_UP_MS, and was not stopped by this
+#  invocation
 chaos_broker_can_stop() {
-    local other
+    local other file
     chaos_running "$1" || return 1
-    for other in $CHAOS_BROKERS; do
+    for file in "$BS_DATA"/pids/broker-*.pid; do
+        other=$(basename "$file" .pid)
         [ "$other" = "$1" ] && continue
         [[ $CHAOS_STOPPED == *" $other "* ]] && continue
-        [ "${CHAOS_BROKER_STATE[$other]}" = passive ] || continue
         chaos_running "$other" && [ "$CHAOS_PUP_MS" -ge "$CHAOS_MIN_UP_MS" ] && return 0
     done
     return 1
