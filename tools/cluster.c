@@ -49,7 +49,7 @@ static const bs_setting_t s_table [] = {
     { "catalog",        "2",      "number of catalog replicas", 1, MAX_CHILDREN - 4 },
     { "order",          "2",      "number of order replicas", 1, MAX_CHILDREN - 4 },
     { "node-args",      "",       "extra arguments for every node, space-separated (e.g. \"--drop-every 5\")", 0, 0 },
-    { "broker-args",    "",       "extra arguments for the broker (each of a pair), space-separated (e.g. \"--cache-entries 0\")", 0, 0 },
+    { "broker-args",    "",       "extra arguments for the broker (each, of several), space-separated (e.g. \"--cache-entries 0\")", 0, 0 },
     { "restock-period", "10",     "seconds between restocks of sold-out books (0: never)", 0, 31536000 },
     { "heartbeat-ms",   "250",    "heartbeat interval for broker and nodes", 10, 60000 },
     { "liveness",       "3",      "heartbeats missed before a peer is declared dead", 1, 100 },
