@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 #  Chaos: each fault script of tools/chaos does what it says on a cluster of
-#  a broker pair, 3 catalog and 2 order nodes, and never stops a service's
-#  last serving replica, nor the active broker without a passive one ready;
-#  then a bounded chaos run on a broker pair (tools/chaos/run.sh: at least
+#  two brokers, 3 catalog and 2 order nodes, and never stops a service's
+#  last serving replica, nor the active broker without another one ready;
+#  then a bounded chaos run on two brokers (tools/chaos/run.sh: at least
 #  60 s, every kind of node fault landing again and again, the active
 #  broker killed every few seconds and etcd frozen or killed every nine or
 #  so, under load) loses, doubles, oversells
 #  and misprices nothing (audited request by request against the load's
-#  record), every replica converges and is read, the pair settles and every
+#  record), every replica converges and is read, the brokers settle and every
 #  request gets a definite answer.  (The checker's own failures are shown
 #  in test_checker.)
 #
@@ -18,8 +18,8 @@ CHAOS=$BS_ROOT/tools/chaos
 SECONDS_RUN=${BS_CHAOS_SECONDS:-90}
 SEED=${BS_CHAOS_SEED:-$(( ($(date +%s%N) / 1000) % 1000000 ))}
 
-#  chaos SCRIPT ARGS...: a fault script against this test's cluster (its
-#  broker pair)
+#  chaos SCRIPT ARGS...: a fault script against this test's cluster (both
+#  its brokers)
 chaos() { "$CHAOS/$1.sh" --data "$BS_DATA" --endpoint "$BS_ENDPOINTS" "${@:2}"; }
 #  The process state letter of a pid (T: stopped)
 state() { local s; s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; s=${s##*) }; echo "${s%% *}"; }
@@ -51,7 +51,7 @@ show() { echo "$1" | sed 's/^/# /'; }
 #  jqt FILTER: true when the filter holds for stdin (which is not empty)
 jqt() { bs_holds "$1"; }
 #  wait_dead NODE SECONDS: until the active broker reports the node not
-#  alive (the passive broker's status lists no nodes)
+#  alive (a standby broker's status lists no live nodes)
 wait_dead() {
     local deadline=$((SECONDS + $2))
     while [ $SECONDS -lt "$deadline" ]; do
@@ -252,7 +252,7 @@ grep -E '^# |chaos: ' "$BS_TMP/chaos.err" | sed 's/^\([^#]\)/# \1/' | tail -n 40
 field() { echo "$result" | jq -r ".$1 // \"missing\""; }
 check "the chaos run completes and prints one JSON line" test "$(echo "$result" | jq -e -s 'length == 1 and (.[0].error | not)' 2> /dev/null)" = true
 check "...lasting at least 60 s" test "$(field seconds)" -ge 60
-check "...on a broker pair" test "$(field brokers)" = 2
+check "...on two brokers" test "$(field brokers)" = 2
 #  How many faults fit in the run depends on the machine (each waits for
 #  the last one's node to serve again): each kind must land, and most tries
 #  of each must find a node to stop rather than give up
@@ -275,5 +275,5 @@ check "every request got a definite answer (the load exited 0)" jqt '.client_err
 check "no replica diverged" jqt '.divergent == 0' <<< "$result"
 check "no node crashed by itself, no sanitizer report" jqt '.crashes == 0 and .sanitizer_reports == 0' <<< "$result"
 check "every replica converged" test "$(field converged)" = true
-check "the broker pair settled: one active, one passive" test "$(field pair_settled)" = true
+check "the brokers settled, all naming one active" test "$(field pair_settled)" = true
 check "the run exits 0" test "$rc" = 0

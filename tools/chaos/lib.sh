@@ -508,7 +508,7 @@ usage: $CHAOS_NAME [options]
 $CHAOS_USAGE
 common options:
   --data DIR       the cluster's data folder, with pids/ and hold/ (default: \$BOOKSTORE_DATA, then data)
-  --endpoint EP    the broker's client endpoint, or a pair's, comma-separated
+  --endpoint EP    the broker's client endpoint, or several brokers', comma-separated
                    (default: \$BOOKSTORE_ENDPOINT, then tcp://127.0.0.1:5555)
   --seed N         seed of the random choices (default: from the clock; printed with every action)
   --wait SECONDS   how long to wait for a node that may be stopped (default: 10)
@@ -554,9 +554,8 @@ chaos_lock() {
 chaos_unlock() { flock -u 9; exec 9>&-; }
 
 #  The (active) broker's view, as of the last chaos_refresh: per node id its
-#  service, role, epoch and whether it is alive and in sync; per broker of a
-#  pair (CHAOS_BROKERS) its configured role, state (active, passive, ...)
-#  and client endpoint
+#  service, role, epoch and whether it is alive and in sync; per broker it
+#  lists (CHAOS_BROKERS) its state (active, standby) and client endpoint
 declare -A CHAOS_SERVICE=() CHAOS_ROLE=() CHAOS_EPOCH=() CHAOS_INSYNC=()
 declare -A CHAOS_BROKER_ROLE=() CHAOS_BROKER_STATE=() CHAOS_BROKER_ENDPOINT=()
 CHAOS_IDS=
@@ -564,15 +563,15 @@ CHAOS_BROKERS=
 CHAOS_HZ=$(getconf CLK_TCK)
 
 #  The client endpoint of the broker last seen active, kept in a file the
-#  fault scripts share, so that each asks it first and a pair whose first
-#  broker is passive (or down) costs one call rather than two (or a timeout)
+#  fault scripts share, so that each asks it first and brokers whose first
+#  is standing by (or down) costs one call rather than two (or a timeout)
 CHAOS_ACTIVE_WRITTEN=
 chaos_active_file() { echo "$BS_DATA/chaos-active"; }
 
 #  chaos_status: the active broker's status.  Each broker is asked alone
 #  and briefly (a CLI given the list waits out a dead first broker): the one
 #  last seen active first, then the others in the list's order, and the one
-#  a passive broker names as active; the first status with nodes is it.
+#  a standby broker names as active; the first status with nodes is it.
 #  When no broker answers so, bs_status with the usual patience.
 chaos_status() {
     local first out ep passive='' named eps=() more=() tried=' ' i
@@ -597,7 +596,7 @@ chaos_status() {
         fi
     done
     if [ ${#eps[@]} -gt 1 ] && [ -n "$passive" ]; then
-        #  A pair in the middle of a failover: what the passive broker says
+        #  Brokers in the middle of a failover: what a standby broker says
         echo "$passive"
         return 0
     fi
@@ -644,7 +643,7 @@ chaos_refresh() {
     [ -n "$CHAOS_IDS" ]
 }
 
-#  chaos_answers: chaos_refresh, given a few seconds: a pair in the middle
+#  chaos_answers: chaos_refresh, given a few seconds: brokers in the middle
 #  of a failover has, for a moment, no broker that knows the nodes
 chaos_answers() {
     local deadline=$((SECONDS + 3))
