@@ -221,16 +221,7 @@ s_on_tick (broker_t *self)
             zsys_warning ("broker: test switch: invalidations %s", muted? "unanswered": "answered again");
         self->muted = muted;
     }
-    //  Held for a takeover that did not come: another broker is active
-    if (broker_verdict (self) == BROKER_REFUSE) {
-        broker_release_nodes (self);
-        broker_release_all (self);
-    }
-    bool holding = false;
-    for (size_t i = 0; i < workers_size (self->workers) && !holding; i++)
-        holding = workers_at (self->workers, i)->alive;
-    if (broker_active (self) || !holding)
-        self->hold_since = 0;
+    broker_send_on (self);
     broker_control (self, now >= self->next_assign);
     broker_check_expiry (self, now);
     broker_send_refusals (self, now);

@@ -126,6 +126,21 @@ broker_verdict (broker_t *self)
 }
 
 void
+broker_send_on (broker_t *self)
+{
+    //  Held for a takeover that did not come: another broker is active
+    if (broker_verdict (self) == BROKER_REFUSE) {
+        broker_release_nodes (self);
+        broker_release_all (self);
+    }
+    bool holding = false;
+    for (size_t i = 0; i < workers_size (self->workers) && !holding; i++)
+        holding = workers_at (self->workers, i)->alive;
+    if (broker_active (self) || !holding)
+        self->hold_since = 0;
+}
+
+void
 broker_node_came (broker_t *self)
 {
     if (!broker_active (self) && !self->hold_since)
@@ -156,6 +171,9 @@ broker_fence_step (broker_t *self, bool readable)
         fence_recv (self->fence, zclock_mono ());
     fence_step (self->fence, true, zclock_mono ());
     broker_fenced (self);
+    //  Nodes kept here go as soon as a live holder is known
+    if (readable && self->hold_since)
+        broker_send_on (self);
 }
 
 //  Appends this broker, and the active one when etcd names another, to

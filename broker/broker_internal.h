@@ -165,6 +165,10 @@ bool broker_active (broker_t *self);
 broker_verdict_t broker_verdict (broker_t *self);
 //  A node said READY: a broker that does not serve starts keeping nodes
 void broker_node_came (broker_t *self);
+//  Sends the nodes and requests kept here on once another broker is known
+//  to be active (BROKER_REFUSE); forgets when it began keeping nodes once
+//  it keeps none, or serves
+void broker_send_on (broker_t *self);
 
 //  True when the broker may not serve for want of the active lease; taking
 //  it over or losing it happens here (the cache goes whenever that changes)
