@@ -5,13 +5,13 @@
  *  This file holds the event loop and the wiring between the broker's
  *  modules: dispatch and re-dispatch, following the partition map, and
  *  the heartbeat tick.  The client path is in broker_clients.c, the node
- *  commands in broker_nodes.c, the broker pair's takeover and yield and
- *  the active lease in broker_pair.c (the shared state:
+ *  commands in broker_nodes.c, the active lease (taking over, stepping
+ *  down) in broker_active.c (the shared state:
  *  broker_internal.h).  The pieces live apart: requests (the table of
  *  requests in flight and the services' queues), route (which worker takes
  *  a request), wire (the frames on the sockets), cache_io (cached replies
  *  and invalidations), status (the cluster as one message), and workers,
- *  controller, peer, cache, quota, feed.
+ *  controller, fence, cache, quota, feed.
  */
 #include "broker.h"
 #include "broker_internal.h"
@@ -46,9 +46,9 @@ broker_dispatch (broker_t *self, uint32_t index)
     request_t *req = requests_at (self->requests, index);
     const char *service = requests_service_name (self->requests, req->service);
     worker_t *w;
-    //  A broker that is not active holds requests for its takeover; the
-    //  cache's floors count once its base floor is known
-    while (peer_active (self->peer)
+    //  A broker that is not active sends no request to a node; the cache's
+    //  floors count once its base floor is known
+    while (broker_active (self)
        &&  (w = route_choose (self->workers, self->controller, self->cache_ready? self->cache: NULL,
                               req, service))) {
         uint8_t token [REQUEST_TOKEN_SIZE];
@@ -161,21 +161,7 @@ s_cache_follow_catalog (broker_t *self)
 void
 broker_control (broker_t *self, bool force)
 {
-    //  After a takeover the election waits for the catalog primary the
-    //  peer named (it may hold acknowledged writes no other replica has),
-    //  or, if it named none, for every node it served; at most the settle
-    //  time
-    if (controller_settling (self->controller) && (self->expected_nodes > 0 || self->expected_primary [0])) {
-        worker_t *primary = self->expected_primary [0]? workers_by_id (self->workers, self->expected_primary): NULL;
-        bool back = self->expected_primary [0]? primary && primary->alive && primary->has_status
-                                              : broker_serving_nodes (self) >= self->expected_nodes;
-        if (back) {
-            controller_end_settle (self->controller);
-            self->expected_nodes = 0;
-            self->expected_primary [0] = 0;
-        }
-    }
-    if (!peer_active (self->peer))
+    if (!broker_active (self))
         return;         //  nodes held for a takeover get no roles yet
     bool changed = controller_update (self->controller, self->workers);
     s_cache_follow_catalog (self);
@@ -235,16 +221,7 @@ s_on_tick (broker_t *self)
             zsys_warning ("broker: test switch: invalidations %s", muted? "unanswered": "answered again");
         self->muted = muted;
     }
-    peer_state_t before = peer_state (self->peer);
-    worker_t *primary = peer_active (self->peer)? controller_catalog_primary (self->controller, self->workers): NULL;
-    if (peer_tick (self->peer, controller_max_epoch (self->controller), broker_serving_nodes (self),
-                   primary? primary->id: ""))
-        broker_peer_changed (self, before);
-    //  Held for a takeover that did not come: the peer is back and active
-    if (broker_verdict (self) == PEER_REFUSE) {
-        broker_release_nodes (self);
-        broker_release_all (self);
-    }
+    broker_send_on (self);
     broker_control (self, now >= self->next_assign);
     registry_write_t write;
     if (self->registry && registry_due (self->registry, now, &write))
@@ -402,14 +379,13 @@ broker_new (const broker_options_t *options)
             abort ();
         zsys_info ("broker: the partition map lives in etcd at %s under %s", options->etcd,
                    ctlplane_prefix (self->store));
-        //  Only a broker with a peer needs the active lease: alone, no
-        //  other broker can serve while it is paused or cut off
-        if (options->peer_connect && *options->peer_connect)
-            self->fence = fence_new (options->etcd, options->cluster? options->cluster: "default",
-                                     options->etcd_timeout_ms > 0? options->etcd_timeout_ms: 1000,
-                                     options->id && *options->id? options->id: "broker",
-                                     options->advertise && *options->advertise? options->advertise
-                                                                              : options->client_endpoint);
+        //  Every broker with etcd campaigns for the active lease: the one
+        //  that holds it serves, any other sends clients and nodes on
+        self->fence = fence_new (options->etcd, options->cluster? options->cluster: "default",
+                                 options->etcd_timeout_ms > 0? options->etcd_timeout_ms: 1000,
+                                 options->id && *options->id? options->id: "broker",
+                                 options->advertise && *options->advertise? options->advertise
+                                                                          : options->client_endpoint);
     }
 
     self->clients = zsock_new (ZMQ_ROUTER);
@@ -465,14 +441,7 @@ broker_new (const broker_options_t *options)
     self->node_sock = zsock_resolve (self->nodes);
     self->feed = feed_new (options->feed_endpoint, options->keys);
     self->disconnects = bs_monitor_new (self->node_sock, ZMQ_EVENT_DISCONNECTED);
-    peer_options_t peer = {
-        .id = options->id, .backup = options->backup, .bind = options->peer_bind,
-        .connect = options->peer_connect, .advertise = options->advertise,
-        .heartbeat_ms = options->heartbeat_ms, .liveness = options->liveness,
-        .mute_file = options->peer_mute_file, .keys = options->keys,
-    };
-    self->peer = peer_new (&peer);
-    if (!self->feed || !self->disconnects || !self->peer) {
+    if (!self->feed || !self->disconnects) {
         broker_destroy (&self);
         return NULL;
     }
@@ -494,7 +463,6 @@ broker_destroy (broker_t **self_p)
     cache_destroy (&self->cache);
     quota_destroy (&self->quota);
     bs_monitor_destroy (&self->disconnects);
-    peer_destroy (&self->peer);
     feed_destroy (&self->feed);
     zsock_destroy (&self->clients);
     zsock_destroy (&self->nodes);
@@ -520,11 +488,8 @@ broker_run (broker_t *self)
         { self->client_sock, 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->invalidations), 0, ZMQ_POLLIN, 0 },
         { bs_monitor_socket (self->disconnects), 0, ZMQ_POLLIN, 0 },
-        { peer_socket (self->peer), 0, ZMQ_POLLIN, 0 },
-        { peer_monitor (self->peer), 0, ZMQ_POLLIN, 0 },
     };
-    bool paired = !peer_alone (self->peer);
-    int item_count = paired? 6: 4;
+    int item_count = 4;
     int store_item = -1;
     if (self->store) {
         items [item_count] = (zmq_pollitem_t) { zsock_resolve (ctlplane_socket (self->store)), 0, ZMQ_POLLIN, 0 };
@@ -552,20 +517,11 @@ broker_run (broker_t *self)
             broker_fence_step (self, items [fence_item].revents & ZMQ_POLLIN);
         if (store_item >= 0 && (items [store_item].revents & ZMQ_POLLIN))
             s_store_answer (self);
-        if (paired && (items [5].revents & ZMQ_POLLIN))
-            peer_recv_monitor (self->peer);
-        if (paired && (items [4].revents & ZMQ_POLLIN)) {
-            peer_state_t before = peer_state (self->peer);
-            while (peer_recv (self->peer))
-                ;
-            if (peer_state (self->peer) != before)
-                broker_peer_changed (self, before);
-        }
         if (items [3].revents & ZMQ_POLLIN)
             broker_disconnects (self);
         //  Invalidations first: a catalog write is waiting on each
         if (items [2].revents & ZMQ_POLLIN)
-            cache_io_invalidation (self->cache, self->peer, zsock_resolve (self->invalidations));
+            cache_io_invalidation (self->cache, broker_active (self), zsock_resolve (self->invalidations));
         //  Drain in batches so one busy side cannot starve the other
         for (int n = 0; n < 1000 && (items [0].revents & ZMQ_POLLIN); n++) {
             int events;

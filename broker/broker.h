@@ -11,10 +11,11 @@
  *  be; the catalog primary invalidates entries over a REP socket before it
  *  commits any change to what they show (see cache.h).
  *
- *  Two brokers may form a Binary Star pair (peer.h): only the active one
- *  serves; the passive one answers clients "not_active" and sends nodes on,
- *  and takes over, relearning the cluster from the nodes with a cold cache,
- *  when the active one is gone and a node turns to it.
+ *  Any number of brokers may run with one etcd: each campaigns for the
+ *  active lease there (lease.h), and only the one that holds it, provably
+ *  valid, serves; the others answer clients "not_active" and send nodes
+ *  on.  A broker that takes the lease reads the map from etcd and starts
+ *  with a cold cache.  Without etcd the broker is alone and serves.
  *
  *  Besides the bookstore's nodes (catalog, order), standard 7/MDP workers
  *  may offer the other services the options' allow-list names (or any,
@@ -55,14 +56,9 @@ typedef struct {
     bs_keys_t *keys;                //  CURVE (borrowed), or NULL for plain
     int max_per_client;             //  requests in flight from one client
     int max_inflight;               //  requests in flight in all
-    //  A Binary Star pair (see peer.h): without peer_connect, alone
     const char *id;                 //  this broker's id
-    bool backup;                    //  configured as the pair's backup
-    const char *peer_bind;          //  bind, PUB for the peer
-    const char *peer_connect;       //  the peer's PUB, or NULL / ""
-    const char *advertise;          //  this broker's client endpoint
-    const char *peer_mute_file;     //  test switch: while it exists, the
-                                    //  peer is neither told nor heard
+    const char *advertise;          //  this broker's client endpoint, as
+                                    //  the active key in etcd names it
     //  The control plane: etcd's client URLs (NULL or "": the partition
     //  map lives in this broker alone), the cluster's name under
     //  /bookstore/, and how long one call to etcd may take

@@ -26,7 +26,8 @@ bs_msg_t *
 broker_status_msg (broker_t *self)
 {
     bs_msg_t *status = status_msg (requests_inflight (self->requests), self->cache, self->workers,
-                                   self->controller, self->peer);
+                                   self->controller);
+    broker_describe (self, status);
     bs_msg_set_int (status, BS_FIELD_stale, (int64_t) self->replies_refused);
     bs_msg_set_int (status, BS_FIELD_evictions, (int64_t) wire_client_drops ());
     return status;
@@ -194,7 +195,7 @@ s_node_known (broker_t *self, const char *service, const char *id)
     worker_t *w = workers_by_id (self->workers, id);
     if (w)
         return strcmp (w->service, service) == 0;
-    return !peer_active (self->peer) || controller_settling (self->controller);
+    return !broker_active (self) || controller_settling (self->controller);
 }
 
 void
@@ -259,23 +260,16 @@ broker_client_message (broker_t *self)
         bs_frames_close (frames, count);
         return;
     }
-    if (own_broker && (at || broker_verdict (self) != PEER_REFUSE)) {
+    if (own_broker && (at || broker_verdict (self) != BROKER_REFUSE)) {
         s_handle_status (self, client, service, body);
         bs_frames_close (frames, count);
         return;
     }
-    //  A passive broker sends clients to the active one, unless the
-    //  active one has gone silent: then it holds them for its takeover
-    peer_verdict_t verdict = broker_verdict (self);
-    if (verdict == PEER_REFUSE) {
-        broker_refuse_passive (self, client, service, body);
-        bs_frames_close (frames, count);
-        return;
-    }
     //  Checked as each request is read, after any pause: a broker that was
-    //  stopped past its lease answers nothing, not even from its cache
+    //  stopped past its lease answers nothing, not even from its cache.  A
+    //  broker that does not serve sends clients on (not_active).
     if (broker_fenced (self)) {
-        broker_refuse_unfenced (self, client, service, body);
+        broker_refuse_inactive (self, client, service, body);
         bs_frames_close (frames, count);
         return;
     }
@@ -309,7 +303,7 @@ broker_client_message (broker_t *self)
     }
     uint8_t key [CACHE_KEY_MAX];
     size_t key_size = 0;
-    if (svc == self->catalog && !at && cache_enabled (self->cache) && verdict == PEER_SERVE)
+    if (svc == self->catalog && !at && cache_enabled (self->cache))
         key_size = cache_key_for (op, zmq_msg_data (body), zmq_msg_size (body), key);
     //  A client that floods the broker is refused alone, cache hits included
     uint64_t client_key = quota_key (zmq_msg_data (client), zmq_msg_size (client));

@@ -9,8 +9,8 @@
  *    request) and the broker's own "broker" service (status);
  *  - broker_nodes.c: the node socket, one handler per MDPW command, and
  *    the nodes' liveness;
- *  - broker_pair.c: the Binary Star pair (takeover, yield, sending clients
- *    and nodes on) and the active lease in etcd (fence).
+ *  - broker_active.c: the active lease in etcd (fence): taking over,
+ *    stepping down, sending clients and nodes on.
  *
  *  Single-threaded, as the broker: every function runs on its loop.
  */
@@ -24,7 +24,6 @@
 #include "bs_monitor.h"
 #include "feed.h"
 #include "fence.h"
-#include "peer.h"
 #include "quota.h"
 #include "requests.h"
 #include "workers.h"
@@ -79,13 +78,11 @@ struct _broker_t {
     controller_t *controller;
     ctlplane_t *store;          //  the control plane (etcd), or NULL
     registry_t *registry;       //  the node registry in etcd (with store alone)
-    peer_t *peer;               //  the other broker of a pair, if any
     fence_t *fence;             //  with etcd: the active broker's lease
     bool serving;               //  ...held and provably valid (last seen)
     uint32_t serving_round;     //  counts the changes of serving: a reply to
                                 //  a request of another round is not cached
-    int expected_nodes;         //  after a takeover: nodes the peer served
-    char expected_primary [BS_ID_MAX + 1];  //  ...and its catalog primary
+    int64_t hold_since;         //  not serving: keeps nodes since (0: none)
     int64_t next_assign;        //  periodic refresh of the partition map
     requests_t *requests;       //  in flight, and queued per service
     int64_t next_heartbeat;
@@ -115,6 +112,9 @@ void broker_redispatch_from (broker_t *self, worker_t *w);
 //  Declares an alive worker dead (why: for the feed) and takes back its
 //  requests
 void broker_worker_dead (broker_t *self, worker_t *w, const char *why);
+
+//  Writes what the node registry has to write now (etcd only)
+void broker_registry_write (broker_t *self, registry_write_t *write);
 
 //  broker_clients.c
 
@@ -151,33 +151,46 @@ void broker_send_refusals (broker_t *self, int64_t now);
 //  next_expiry to the earliest expiry left
 void broker_check_expiry (broker_t *self, int64_t now);
 
-//  broker_pair.c
+//  broker_active.c
 
-//  Alive nodes that reported their status
-int broker_serving_nodes (broker_t *self);
-//  Writes what the node registry has to write now (etcd only)
-void broker_registry_write (broker_t *self, registry_write_t *write);
+//  What a broker does with clients and nodes
+typedef enum {
+    BROKER_SERVE,               //  active: serve them
+    BROKER_HOLD,                //  keep nodes (no roles, no requests): no
+                                //  broker is known to be active, and this
+                                //  one may be the next
+    BROKER_REFUSE               //  another broker is active: send them on
+} broker_verdict_t;
 
-//  Binary Star's state moved from before: take over or yield
-void broker_peer_changed (broker_t *self, peer_state_t before);
+//  This broker serves: it has no etcd (alone), or holds the active lease,
+//  provably valid, as last seen (broker_fenced looks again)
+bool broker_active (broker_t *self);
 
-//  Binary Star's verdict on clients and nodes, with the lease's word
-peer_verdict_t broker_verdict (broker_t *self);
+//  The lease's verdict on clients and nodes
+broker_verdict_t broker_verdict (broker_t *self);
+//  A node said READY: a broker that does not serve starts keeping nodes
+void broker_node_came (broker_t *self);
+//  Sends the nodes and requests kept here on once another broker is known
+//  to be active (BROKER_REFUSE); forgets when it began keeping nodes once
+//  it keeps none, or serves
+void broker_send_on (broker_t *self);
 
-//  True when the broker may not serve for want of the active lease (the
-//  cache goes whenever that changes)
+//  True when the broker may not serve for want of the active lease; taking
+//  it over or losing it happens here (the cache goes whenever that changes)
 bool broker_fenced (broker_t *self);
 
-//  Runs the lease's link after a poll (readable: its socket had input),
-//  yielding when another broker holds the lease
+//  Runs the lease's link after a poll (readable: its socket had input)
 void broker_fence_step (broker_t *self, bool readable);
 
-//  Sends every node this broker holds, and every request, on to the peer
+//  Sends every node this broker holds, and every request, on to the
+//  active broker
 void broker_release_nodes (broker_t *self);
 void broker_release_all (broker_t *self);
 
-//  The not_active answers: a passive broker, and one without the lease
-void broker_refuse_passive (broker_t *self, zmq_msg_t *client, const char *service, zmq_msg_t *body);
-void broker_refuse_unfenced (broker_t *self, zmq_msg_t *client, const char *service, zmq_msg_t *body);
+//  The not_active answer of a broker that may not serve
+void broker_refuse_inactive (broker_t *self, zmq_msg_t *client, const char *service, zmq_msg_t *body);
+
+//  Appends the brokers to status (see broker_active.c)
+void broker_describe (broker_t *self, bs_msg_t *status);
 
 #endif

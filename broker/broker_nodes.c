@@ -277,13 +277,6 @@ s_node_ready (broker_t *self, zmq_msg_t *frames, int count, int total)
     }
     if (count >= 7)
         workers_apply_status (w, zmq_msg_data (&frames [6]), zmq_msg_size (&frames [6]));
-    //  Standard workers do not count towards a takeover: the pair follows
-    //  the bookstore's nodes
-    if (!standard && !peer_active (self->peer)) {
-        peer_state_t before = peer_state (self->peer);
-        if (peer_node_turns (self->peer, broker_serving_nodes (self)))
-            broker_peer_changed (self, before);
-    }
     broker_control (self, true);
 }
 
@@ -393,11 +386,11 @@ s_node_request (broker_t *self, zmq_msg_t *frames, int count, int total)
                     "a node's request must be [empty] \"MDPC01\" service body, at most 64 KiB");
         return;
     }
-    if (peer_client_verdict (self->peer) == PEER_REFUSE) {
+    if (broker_fenced (self)) {
+        const char *holder = fence_holder (self->fence);
         char message [384];
-        snprintf (message, sizeof message, "this broker is %s in a pair; the active one is %s",
-                  peer_state_name (peer_state (self->peer)),
-                  *peer_endpoint (self->peer)? peer_endpoint (self->peer): "its peer");
+        snprintf (message, sizeof message, "this broker does not hold the active lease in etcd; the active one is %s",
+                  *holder? holder: "unknown yet");
         wire_error (self->node_sock, &frames [0], service, &frames [4], BS_ERR_not_active, message);
         return;
     }
@@ -452,15 +445,17 @@ broker_node_message (broker_t *self)
         return;
     }
     uint8_t command = *(uint8_t *) zmq_msg_data (&frames [NODE_COMMAND]);
-    //  A passive broker whose peer is alive sends nodes on to it.  While
-    //  the peer is silent it keeps the nodes that turn to it, and takes over
-    //  once enough have (see peer.h).
-    if (broker_verdict (self) == PEER_REFUSE) {
+    //  A broker that does not serve sends nodes on to the active one.
+    //  While it knows of none it keeps the nodes that turn to it: it may be
+    //  the next to take the lease.
+    if (command == BS_MDPW_READY)
+        broker_node_came (self);
+    if (broker_verdict (self) == BROKER_REFUSE) {
         //  A standard worker knows no "backup": to it this is a refusal,
         //  paced as any (it would reconnect here at once)
         if (command == BS_MDPW_READY && total == 5)
             s_refuse_ready (self, &frames [NODE_IDENTITY], true,
-                            "this broker is passive in its pair: a standard worker must turn to the active one");
+                            "this broker is not the active one: a standard worker must turn to the active one");
         else
         if (command != BS_MDPW_DISCONNECT)
             s_send_backup (self, &frames [NODE_IDENTITY]);

@@ -58,7 +58,7 @@ cache_io_fill (cache_t *cache, int ttl_ms, uint64_t catalog_epoch, request_t *re
 //  request gets exactly one reply, an error when it is malformed (and then
 //  nothing is invalidated).
 void
-cache_io_invalidation (cache_t *cache, peer_t *peer, void *sock)
+cache_io_invalidation (cache_t *cache, bool active, void *sock)
 {
     zmq_msg_t frames [MAX_FRAMES];
     int count;
@@ -86,11 +86,11 @@ cache_io_invalidation (cache_t *cache, peer_t *peer, void *sock)
     }
     else
         snprintf (reason, sizeof reason, "an invalidation is one frame");
-    //  Only the active broker's cache matters; a write must not count a
-    //  passive broker's ack as the invalidation
-    if (err == BS_OK && !peer_active (peer)) {
+    //  Only the active broker has a cache; a write must not count another
+    //  broker's ack as the invalidation
+    if (err == BS_OK && !active) {
         err = BS_ERR_not_active;
-        snprintf (reason, sizeof reason, "this broker is not the active one of its pair");
+        snprintf (reason, sizeof reason, "this broker is not the active one");
     }
     if (err == BS_OK) {
         uint64_t version = (uint64_t) bs_msg_int (request, BS_FIELD_version);

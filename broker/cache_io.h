@@ -18,7 +18,6 @@
 #include <zmq.h>
 
 #include "cache.h"
-#include "peer.h"
 #include "requests.h"
 #include "workers.h"
 
@@ -37,8 +36,7 @@ void cache_io_fill (cache_t *cache, int ttl_ms, uint64_t catalog_epoch, request_
 
 //  Takes one message from the invalidation REP socket and answers it:
 //  "ok" once the keys are invalidated, or an error when it is malformed or
-//  this broker is not the active one of its pair (nothing is invalidated
-//  then)
-void cache_io_invalidation (cache_t *cache, peer_t *peer, void *sock);
+//  this broker is not the active one (nothing is invalidated then)
+void cache_io_invalidation (cache_t *cache, bool active, void *sock);
 
 #endif

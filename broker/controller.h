@@ -55,10 +55,10 @@ bool controller_stored (controller_t *self, uint64_t *epoch, const char **primar
 //  The control plane's prefix ("" without a store)
 const char *controller_store_prefix (controller_t *self);
 
-//  A broker taking over from its peer: no catalog epoch at or below this
-//  one is ever given (the peer may have given it to a node not seen yet)
+//  A broker taking over: no catalog epoch at or below this one is ever
+//  given (its own past may have given it to a node not seen yet)
 void controller_raise_epoch (controller_t *self, uint64_t epoch);
-//  The highest catalog epoch seen or given (for the peer)
+//  The highest catalog epoch seen or given
 uint64_t controller_max_epoch (controller_t *self);
 //  Every node expected has reported: no need to wait out the settle time
 void controller_end_settle (controller_t *self);

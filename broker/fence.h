@@ -28,14 +28,19 @@ void *fence_socket (fence_t *self);
 //  Reads one answer (the socket is readable)
 void fence_recv (fence_t *self, int64_t now);
 //  Asks etcd whatever the lease needs now; want: this broker wants to be
-//  active (Binary Star says so)
+//  active (false: it gives the lease up)
 void fence_step (fence_t *self, bool want, int64_t now);
 //  This broker holds the active key and its lease is provably valid now
 bool fence_serving (fence_t *self, int64_t now);
-//  Another broker holds the active lease, alive (lease_outranked)
-bool fence_outranked (fence_t *self, int64_t now);
 //  The active broker's client endpoint as etcd named it lately ("" unknown)
 const char *fence_holder (fence_t *self);
+//  ...and its id ("" unknown)
+const char *fence_holder_id (fence_t *self);
+//  Since when the same lease has held the active key (lease_holder_since)
+int64_t fence_holder_since (fence_t *self);
+//  How long a dead holder may still seem to hold the key: its lease's TTL
+//  and etcd's check
+int fence_grace_ms (fence_t *self);
 //  The longest a caller may wait before calling fence_step again
 int fence_interval_ms (fence_t *self);
 

@@ -21,7 +21,10 @@ struct _lease_t {
     int64_t taken_since;        //  campaigns have found the key held since
     char value [512];
     char holder_endpoint [256];
+    char holder_id [BS_ID_MAX + 1];
     int64_t holder_seen;        //  when a campaign last found it held
+    int64_t holder_lease;       //  ...with this lease (0: none known)
+    int64_t holder_since;       //  held with that lease since
 };
 
 #define RETRY_MS 100            //  after a failure, or between campaigns
@@ -103,15 +106,25 @@ s_read_holder (lease_t *self, const char *holder, int64_t now)
 {
     self->holder_seen = now;
     self->holder_endpoint [0] = 0;
+    self->holder_id [0] = 0;
     json_t *value = json_loads (holder? holder: "", 0, NULL);
     const char *endpoint = json_string_value (json_object_get (value, "endpoint"));
+    const char *id = json_string_value (json_object_get (value, "id"));
     json_t *lease = json_object_get (value, "lease");
     if (endpoint)
         snprintf (self->holder_endpoint, sizeof self->holder_endpoint, "%s", endpoint);
+    if (id)
+        snprintf (self->holder_id, sizeof self->holder_id, "%s", id);
+    int64_t holder_lease = json_is_integer (lease)? json_integer_value (lease): 0;
+    if (holder_lease != self->holder_lease || !holder_lease) {
+        self->holder_lease = holder_lease;
+        self->holder_since = now;
+    }
     //  Created with our lease by a campaign whose answer was lost: ours
     if (json_is_integer (lease) && self->lease && json_integer_value (lease) == self->lease) {
         self->holding = true;
         self->holder_endpoint [0] = 0;
+        self->holder_id [0] = 0;
     }
     json_decref (value);
 }
@@ -154,12 +167,16 @@ lease_answer (lease_t *self, lease_answer_t answer, int64_t number, const char *
             if (answer == LEASE_ANSWER_OK) {
                 self->holding = true;
                 self->holder_endpoint [0] = 0;
+                self->holder_id [0] = 0;
+                self->holder_lease = 0;
             }
             else
             if (answer == LEASE_ANSWER_TAKEN) {
                 s_read_holder (self, holder, now);
-                if (self->holding || !holder || !*holder)
+                if (self->holding || !holder || !*holder) {
                     self->taken_since = 0;
+                    self->holder_lease = 0;
+                }
                 else
                 if (!self->taken_since)
                     self->taken_since = now;
@@ -201,6 +218,20 @@ lease_holder_endpoint (lease_t *self, int64_t now)
     if (now - self->holder_seen > (int64_t) self->ttl_seconds * 1000 + 1000)
         return "";
     return self->holder_endpoint;
+}
+
+int64_t
+lease_holder_since (lease_t *self, int64_t now)
+{
+    return *lease_holder_endpoint (self, now)? self->holder_since: 0;
+}
+
+const char *
+lease_holder_id (lease_t *self, int64_t now)
+{
+    if (now - self->holder_seen > (int64_t) self->ttl_seconds * 1000 + 1000)
+        return "";
+    return self->holder_id;
 }
 
 int64_t

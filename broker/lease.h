@@ -1,23 +1,23 @@
 /*  lease - whether this broker may serve: the active broker's lease in etcd.
  *
- *  Binary Star (peer.h) says which broker of a pair wants to be active; the
- *  lease says which one may.  The broker that wants to be active takes a
- *  lease in etcd and creates the key "active" bound to it, only if nobody
- *  holds that key (a compare on its creation).  It serves clients only
- *  while it holds the key and its lease is provably valid: until the
- *  lease's TTL, less a safety margin, counted on its own monotonic clock
- *  from the moment it *sent* the last keep-alive etcd answered.  etcd
- *  cannot let the key go, and another broker cannot create it, before that
- *  moment, so at most one broker serves at any instant, whatever the two
- *  think of each other: a broker paused past its lease finds it lapsed the
- *  moment it resumes, before it answers anything from its cache; two
- *  brokers cut from each other cannot both serve.
+ *  Any number of brokers may run; the lease alone says which one serves.
+ *  Every broker with etcd takes a lease and campaigns for the key "active",
+ *  bound to that lease: it creates the key only if nobody holds it (a
+ *  compare on its creation), so exactly one broker holds it.  That broker
+ *  serves clients only while it holds the key and its lease is provably
+ *  valid: until the lease's TTL, less a safety margin, counted on its own
+ *  monotonic clock from the moment it *sent* the last keep-alive etcd
+ *  answered.  etcd cannot let the key go, and another broker cannot create
+ *  it, before that moment, so at most one broker serves at any instant,
+ *  whatever the brokers think of each other: a broker paused past its
+ *  lease finds it lapsed the moment it resumes, before it answers anything
+ *  from its cache; brokers cut from each other cannot both serve.
  *
- *  A broker that stops wanting to be active (it yields to its peer) revokes
- *  its lease, so the key goes at once and the peer need not wait for the
- *  TTL.  A campaign whose outcome was unknown is settled by the next one:
- *  the key's value names the lease it was created with.
- *
+ *  A broker that stops (or stops wanting to serve) revokes its lease, so
+ *  the key goes at once and another need not wait for the TTL.  A campaign
+ *  whose outcome was unknown is settled by the next one: the key's value
+ *  names the lease it was created with.
+
  *  Pure: no I/O and no clock of its own.  The caller asks etcd what
  *  lease_next says (through ctlplane), at most one question at a time, and
  *  hands each answer back with the time it arrived; times are monotonic
@@ -72,12 +72,18 @@ void lease_answer (lease_t *self, lease_answer_t answer, int64_t number, const c
 //  This broker holds the key and its lease is provably valid at now
 bool lease_serving (lease_t *self, int64_t now);
 //  Another broker has held the key, renewing it, for longer than a lease:
-//  it is alive and serving, and this one should stop wanting to be active
-//  (a broker that holds the lease outranks what Binary Star says)
+//  it is alive and serving
 bool lease_outranked (lease_t *self, int64_t now);
 //  The active broker's endpoint as the key last named it, within a lease
 //  and a second of now ("" unknown, too old, or this broker)
 const char *lease_holder_endpoint (lease_t *self, int64_t now);
+//  ...and its id, as the key named it (same rules)
+const char *lease_holder_id (lease_t *self, int64_t now);
+//  Since when campaigns have found the key held by that same lease (0:
+//  no holder known).  A holder dead at t loses the key by t + TTL and
+//  etcd's check (half a second): one found since before t - TTL - 1 s, and
+//  still, has renewed its lease since t.
+int64_t lease_holder_since (lease_t *self, int64_t now);
 //  How long, at now, this broker may still serve (0 when it may not)
 int64_t lease_left_ms (lease_t *self, int64_t now);
 

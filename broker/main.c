@@ -7,7 +7,7 @@
 
 static const bs_setting_t s_table [] = {
     { "id",                 "broker",   "node id used in logs", 0, 0 },
-    { "base-port",          "5555",     "client port; nodes use base-port + 1, invalidations + 2, the feed + 3, the peer + 4", 1, 65531 },
+    { "base-port",          "5555",     "client port; nodes use base-port + 1, invalidations + 2, the feed + 3", 1, 65531 },
     { "client-bind",        "",         "client endpoint to bind (default tcp://*:<base-port>; without keys 127.0.0.1 unless --insecure)", 0, 0 },
     { "node-bind",          "",         "node endpoint to bind (default tcp://*:<base-port + 1>)", 0, 0 },
     { "heartbeat-ms",       "250",      "heartbeat interval in milliseconds", 10, 60000 },
@@ -25,15 +25,11 @@ static const bs_setting_t s_table [] = {
     { "keys",               "",         "keys directory: speak CURVE (see bookstore keygen); empty: plain, unauthenticated", 0, 0 },
     { "cert",               "",         "the broker's certificate (default <keys>/broker)", 0, 0 },
     { "insecure",           NULL,       "without keys, bind the addresses given even beyond loopback (anyone who reaches them is trusted)", 0, 0 },
-    { "ha-role",            "primary",  "in a pair: primary or backup", 0, 0 },
-    { "peer",               "",         "in a pair: the peer broker's peer endpoint (its base-port + 4); empty: alone", 0, 0 },
-    { "peer-bind",          "",         "in a pair: where the peer hears this broker (default tcp://*:<base-port + 4>)", 0, 0 },
     { "advertise",          "",         "this broker's client endpoint as clients reach it (default tcp://127.0.0.1:<base-port>)", 0, 0 },
     { "etcd",               "",         "etcd's client URLs, comma-separated: the partition map lives there (empty: in this broker alone)", 0, 0 },
     { "cluster",            "default",  "the cluster's name in etcd: its keys live under /bookstore/<cluster>/", 0, 0 },
     { "etcd-timeout-ms",    "1000",     "how long one call to etcd may take", 10, 60000 },
     { "test-mute-file",     "",         "test switch: while this file exists, invalidations go unanswered", 0, 0 },
-    { "test-peer-mute-file", "",        "test switch: while this file exists, the peer is neither told nor heard", 0, 0 },
     { NULL, NULL, NULL, 0, 0 }
 };
 
@@ -80,19 +76,12 @@ main (int argc, char **argv)
         return 2;
     }
     zsys_set_logident (bs_settings_get (settings, "id"));
-    const char *role = bs_settings_get (settings, "ha-role");
-    if (strcmp (role, "primary") != 0 && strcmp (role, "backup") != 0) {
-        fprintf (stderr, "bookstore-broker: --ha-role is primary or backup, not '%s'\n", role);
-        bs_settings_destroy (&settings);
-        return 2;
-    }
     char client_bind [256], node_bind [256], invalidate_bind [256], feed_bind [256];
-    char peer_bind [256], advertise [256];
+    char advertise [256];
     s_endpoint (settings, "client-bind", "*", (int) port, client_bind);
     s_endpoint (settings, "node-bind", "*", (int) port + 1, node_bind);
     s_endpoint (settings, "invalidate-bind", "*", (int) port + 2, invalidate_bind);
     s_endpoint (settings, "feed-bind", "*", (int) port + 3, feed_bind);
-    s_endpoint (settings, "peer-bind", "*", (int) port + 4, peer_bind);
     s_endpoint (settings, "advertise", "127.0.0.1", (int) port, advertise);
     broker_options_t options = {
         .client_endpoint = client_bind,
@@ -110,11 +99,7 @@ main (int argc, char **argv)
         .max_inflight = (int) inflight,
         .mute_file = bs_settings_get (settings, "test-mute-file"),
         .id = bs_settings_get (settings, "id"),
-        .backup = strcmp (role, "backup") == 0,
-        .peer_bind = peer_bind,
-        .peer_connect = bs_settings_get (settings, "peer"),
         .advertise = advertise,
-        .peer_mute_file = bs_settings_get (settings, "test-peer-mute-file"),
         .etcd = bs_settings_get (settings, "etcd"),
         .cluster = bs_settings_get (settings, "cluster"),
         .etcd_timeout_ms = (int) etcd_timeout,
@@ -126,10 +111,10 @@ main (int argc, char **argv)
         return 1;
     }
     options.keys = keys;
-    //  Without keys nothing authenticates a peer: listen on loopback alone
-    //  unless told otherwise
+    //  Without keys nothing authenticates a client or node: listen on
+    //  loopback alone unless told otherwise
     bool insecure = bs_settings_flag (settings, "insecure");
-    char *binds [] = { client_bind, node_bind, invalidate_bind, feed_bind, peer_bind };
+    char *binds [] = { client_bind, node_bind, invalidate_bind, feed_bind };
     for (size_t i = 0; i < sizeof binds / sizeof binds [0]; i++) {
         char checked [256], reason [384];
         if (!bs_keys_bind_endpoint (keys, insecure, binds [i], checked, sizeof checked, reason, sizeof reason)) {

@@ -6,7 +6,7 @@
 #include <string.h>
 
 bs_msg_t *
-status_msg (uint32_t inflight, cache_t *cache_, workers_t *workers, controller_t *controller, peer_t *peer)
+status_msg (uint32_t inflight, cache_t *cache_, workers_t *workers, controller_t *controller)
 {
     bs_msg_t *reply = bs_msg_new_ok ();
     int64_t now = zclock_mono ();
@@ -52,7 +52,6 @@ status_msg (uint32_t inflight, cache_t *cache_, workers_t *workers, controller_t
         }
         bs_msg_append (reply, BS_FIELD_nodes, &node);
     }
-    peer_describe (peer, reply);
     //  The control plane: where the map lives and what it holds there
     bs_msg_set_str (reply, BS_FIELD_store, controller_store_prefix (controller));
     bs_msg_set_list (reply, BS_FIELD_control);

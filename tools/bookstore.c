@@ -19,7 +19,7 @@
 #define EXIT_UNREACHABLE 3
 
 static const bs_setting_t s_table [] = {
-    { "endpoint",   "tcp://127.0.0.1:5555", "the broker's client endpoint, or a pair's, comma-separated", 0, 0 },
+    { "endpoint",   "tcp://127.0.0.1:5555", "the broker's client endpoint, or several brokers', comma-separated", 0, 0 },
     { "json",       NULL,   "print exactly one JSON object", 0, 0 },
     { "timeout-ms", "2500", "how long to wait for each attempt", 1, 3600000 },
     { "attempts",   "3",    "how many times to send a request (same request id)", 1, 1000 },
@@ -46,7 +46,7 @@ static const char *s_usage_text =
     "  set-price ITEM COST                    change a price\n"
     "  restock ITEM COUNT                     add copies\n"
     "  add-book ITEM TOPIC TITLE COST STOCK   add a book\n"
-    "  status                                 the cluster's nodes (and brokers, of a pair)\n"
+    "  status                                 the cluster's nodes (and brokers, if several)\n"
     "  keygen DIR [nodes/ID|admins/NAME|clients/NAME ...]\n"
     "                                         write CURVE certificates into DIR\n"
     "  unclean-election catalog               when no replica of the in-sync set is alive:\n"
@@ -55,9 +55,9 @@ static const char *s_usage_text =
     "                                         (talks to etcd: --etcd, --cluster)\n"
     "  keys-export DIR NAME OUT               OUT gets what the process NAME needs: every\n"
     "                                         public certificate and NAME's secret alone\n"
-    "The endpoint may also come from BOOKSTORE_ENDPOINT.  With a Binary Star pair of\n"
-    "brokers give both, comma-separated (the primary first): the request goes to the\n"
-    "active one, and is sent to the other, with the same request id, when it fails.\n";
+    "The endpoint may also come from BOOKSTORE_ENDPOINT.  With several brokers give\n"
+    "them all, comma-separated: the request goes to the active one, and is sent to\n"
+    "the next, with the same request id, when it fails.\n";
 
 typedef struct {
     const char *name;
@@ -219,14 +219,17 @@ s_print_human (const command_t *cmd, bs_msg_t *reply)
                         bs_msg_str (part, BS_FIELD_isr), (long long) bs_msg_int (part, BS_FIELD_revision));
             }
         }
-        //  A pair of brokers: which one serves
+        //  Several brokers: which one serves (the active one lists itself
+        //  alone; a broker named other than the default "broker" is one
+        //  of several)
         size_t brokers = bs_msg_count (reply, BS_FIELD_brokers);
-        if (brokers > 1) {
-            printf ("\n%-16s %-8s %-8s %s\n", "BROKER", "ROLE", "STATE", "ENDPOINT");
+        if (brokers > 1
+        || (brokers == 1 && strcmp (bs_msg_str (bs_msg_at (reply, BS_FIELD_brokers, 0), BS_FIELD_id), "broker") != 0)) {
+            printf ("\n%-16s %-8s %s\n", "BROKER", "STATE", "ENDPOINT");
             for (size_t i = 0; i < brokers; i++) {
                 bs_msg_t *b = bs_msg_at (reply, BS_FIELD_brokers, i);
-                printf ("%-16s %-8s %-8s %s\n", bs_msg_str (b, BS_FIELD_id), bs_msg_str (b, BS_FIELD_role),
-                        bs_msg_str (b, BS_FIELD_state), bs_msg_str (b, BS_FIELD_endpoint));
+                printf ("%-16s %-8s %s\n", bs_msg_str (b, BS_FIELD_id), bs_msg_str (b, BS_FIELD_state),
+                        bs_msg_str (b, BS_FIELD_endpoint));
             }
         }
     }

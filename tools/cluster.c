@@ -1,16 +1,18 @@
 /*  bookstore-cluster - starts a local cluster and keeps it running.
  *
- *  Starts the broker (or a Binary Star pair of brokers) and every node as
+ *  Starts the broker (or several brokers) and every node as
  *  child processes, writes DIR/pids/<id>.pid for each, restarts a child that
  *  dies (with a backoff that grows while it keeps dying), and stops them all
  *  on SIGINT or SIGTERM.  A file DIR/hold/<id> keeps a dead child down until
  *  the file is removed (tests and operators use it to keep a node stopped).
  *  Ports: clients base-port, nodes base-port + 1, invalidations + 2, the
- *  feed + 3.  With --brokers 2, "broker-1" (the primary) takes those and its
- *  peer socket base-port + 4, and "broker-2" (the backup) the same layout
- *  from base-port + 5; nodes and clients get both endpoints, the primary's
- *  first.  Node number k (from 0) publishes its log on base-port + 10 + 2k
- *  and serves fetches on the next.
+ *  feed + 3.  With --brokers N above 1, "broker-1" takes those, and
+ *  "broker-i" the same layout from base-port + 5 (i - 1); each campaigns for
+ *  the active lease in etcd, and the one that holds it serves.  Nodes and
+ *  clients get every broker's endpoint, broker-1's first.  Node number k
+ *  (from 0) publishes its log on base-port + 10 + 2k (past the brokers'
+ *  ports: base-port + 5N + 2k with more than 2 brokers) and serves
+ *  fetches on the next.
  *  The control plane: unless --etcd names a running etcd cluster, one etcd
  *  member is started first (and stopped last) with its data in DIR/etcd,
  *  clients on base-port + 90 and peers on base-port + 91; every broker is
@@ -42,12 +44,12 @@
 
 static const bs_setting_t s_table [] = {
     { "data",           "data",   "directory for node data, pid files and hold files", 0, 0 },
-    { "base-port",      "5555",   "client port of the broker; nodes use base-port + 1 (with 2 brokers the backup's ports start at base-port + 5)", 1, 65000 },
-    { "brokers",        "1",      "1: one broker (\"broker\"); 2: a Binary Star pair, \"broker-1\" (primary) and \"broker-2\" (backup)", 1, 2 },
+    { "base-port",      "5555",   "client port of the broker; nodes use base-port + 1 (with N brokers, broker-i's ports start at base-port + 5 (i - 1))", 1, 65000 },
+    { "brokers",        "1",      "1: one broker (\"broker\"); N: \"broker-1\" ... \"broker-N\", of which the one holding the active lease in etcd serves", 1, 5 },
     { "catalog",        "2",      "number of catalog replicas", 1, MAX_CHILDREN - 4 },
     { "order",          "2",      "number of order replicas", 1, MAX_CHILDREN - 4 },
     { "node-args",      "",       "extra arguments for every node, space-separated (e.g. \"--drop-every 5\")", 0, 0 },
-    { "broker-args",    "",       "extra arguments for the broker (each of a pair), space-separated (e.g. \"--cache-entries 0\")", 0, 0 },
+    { "broker-args",    "",       "extra arguments for the broker (each, of several), space-separated (e.g. \"--cache-entries 0\")", 0, 0 },
     { "restock-period", "10",     "seconds between restocks of sold-out books (0: never)", 0, 31536000 },
     { "heartbeat-ms",   "250",    "heartbeat interval for broker and nodes", 10, 60000 },
     { "liveness",       "3",      "heartbeats missed before a peer is declared dead", 1, 100 },
@@ -358,8 +360,10 @@ main (int argc, char **argv)
         bs_settings_destroy (&settings);
         return 2;
     }
-    if (catalogs + orders > MAX_CHILDREN - 4) {
-        fprintf (stderr, "bookstore-cluster: --catalog and --order together must be at most %d\n", MAX_CHILDREN - 4);
+    //  Room for etcd, the gateway and the brokers
+    if (catalogs + orders > MAX_CHILDREN - 2 - brokers) {
+        fprintf (stderr, "bookstore-cluster: --catalog and --order together must be at most %d with %d broker(s)\n",
+                 MAX_CHILDREN - 2 - (int) brokers, (int) brokers);
         bs_settings_destroy (&settings);
         return 2;
     }
@@ -451,22 +455,27 @@ main (int argc, char **argv)
         s_add_split (&s_children [s_count - 1], bs_settings_get (settings, "broker-args"));
     }
     else {
-        //  A Binary Star pair: the primary on the usual ports, the backup
-        //  five ports up; each subscribes to the other's peer socket (its
-        //  base port + 4).  Every list names the primary first.
-        int base [2] = { (int) port, (int) port + 5 };
-        snprintf (client_ep, sizeof client_ep, "tcp://127.0.0.1:%d,tcp://127.0.0.1:%d", base [0], base [1]);
-        snprintf (node_ep, sizeof node_ep, "tcp://127.0.0.1:%d,tcp://127.0.0.1:%d", base [0] + 1, base [1] + 1);
-        snprintf (invalidate_ep, sizeof invalidate_ep, "tcp://127.0.0.1:%d,tcp://127.0.0.1:%d",
-                  base [0] + 2, base [1] + 2);
-        for (int i = 0; i < 2; i++) {
-            char id [32], port_s [16], peer [64], advertise [64];
+        //  N brokers, each five ports above the one before; each campaigns
+        //  for the active lease in etcd.  Every list names broker-1 first.
+        client_ep [0] = node_ep [0] = invalidate_ep [0] = 0;
+        for (int i = 0; i < brokers; i++) {
+            int base = (int) port + 5 * i;
+            const char *comma = i? ",": "";
+            size_t n = strlen (client_ep);
+            snprintf (client_ep + n, sizeof client_ep - n, "%stcp://127.0.0.1:%d", comma, base);
+            n = strlen (node_ep);
+            snprintf (node_ep + n, sizeof node_ep - n, "%stcp://127.0.0.1:%d", comma, base + 1);
+            n = strlen (invalidate_ep);
+            snprintf (invalidate_ep + n, sizeof invalidate_ep - n, "%stcp://127.0.0.1:%d", comma, base + 2);
+        }
+        for (int i = 0; i < brokers; i++) {
+            char id [32], port_s [16], advertise [64];
+            int base = (int) port + 5 * i;
             snprintf (id, sizeof id, "broker-%d", i + 1);
-            snprintf (port_s, sizeof port_s, "%d", base [i]);
-            snprintf (peer, sizeof peer, "tcp://127.0.0.1:%d", base [1 - i] + 4);
-            snprintf (advertise, sizeof advertise, "tcp://127.0.0.1:%d", base [i]);
-            s_add (id, broker_prog, "--id", id, "--ha-role", i == 0? "primary": "backup", "--base-port", port_s,
-                   "--peer", peer, "--advertise", advertise, "--heartbeat-ms", hb_s, "--liveness", live_s,
+            snprintf (port_s, sizeof port_s, "%d", base);
+            snprintf (advertise, sizeof advertise, "tcp://127.0.0.1:%d", base);
+            s_add (id, broker_prog, "--id", id, "--base-port", port_s,
+                   "--advertise", advertise, "--heartbeat-ms", hb_s, "--liveness", live_s,
                    "--etcd", etcd_urls, "--cluster", cluster_name, NULL);
             keys_ok &= s_add_keys (&s_children [s_count - 1], bs_settings_get (settings, "keys"), "broker");
             s_add_split (&s_children [s_count - 1], bs_settings_get (settings, "broker-args"));
@@ -480,8 +489,10 @@ main (int argc, char **argv)
         snprintf (dir, sizeof dir, "%s/%s", s_data, id);
         //  Every address with keys (or --insecure); loopback alone without
         const char *host = *bs_settings_get (settings, "keys") || s_insecure? "*": "127.0.0.1";
-        snprintf (pub, sizeof pub, "tcp://%s:%d", host, (int) port + 10 + 2 * k);
-        snprintf (sync, sizeof sync, "tcp://%s:%d", host, (int) port + 11 + 2 * k);
+        //  Past the brokers' ports: base-port + 10 up to 2 brokers
+        int node_base = (int) port + 5 * (brokers > 2? (int) brokers: 2);
+        snprintf (pub, sizeof pub, "tcp://%s:%d", host, node_base + 2 * k);
+        snprintf (sync, sizeof sync, "tcp://%s:%d", host, node_base + 1 + 2 * k);
         s_add (id, node_prog, "--service", catalog? "catalog": "order", "--id", id, "--data", dir,
                "--broker", node_ep, "--broker-clients", client_ep, "--heartbeat-ms", hb_s,
                "--liveness", live_s, "--pub-bind", pub, "--sync-bind", sync, NULL);
@@ -550,8 +561,8 @@ main (int argc, char **argv)
         fprintf (pidfile, "%d\n", (int) getpid ());
         fclose (pidfile);
     }
-    zsys_info ("cluster: %s, %d catalog and %d order node(s); clients connect to %s; data in %s",
-               brokers == 1? "one broker": "a broker pair (broker-1 primary, broker-2 backup)",
+    zsys_info ("cluster: %d broker(s)%s, %d catalog and %d order node(s); clients connect to %s; data in %s",
+               (int) brokers, brokers > 1? " (the one holding the active lease in etcd serves)": "",
                (int) catalogs, (int) orders, client_ep, s_data);
     for (int i = 0; i < s_count; i++)
         s_start (&s_children [i]);

@@ -30,7 +30,7 @@
 
 static const bs_setting_t s_table [] = {
     { "listen",            "127.0.0.1:8080", "HOST:PORT to serve HTTP on (IPv6 as [::1]:PORT; port 0 picks one)", 0, 0 },
-    { "endpoint",          "tcp://127.0.0.1:5555", "the broker's client endpoint, or a Binary Star pair's, comma-separated (primary first)", 0, 0 },
+    { "endpoint",          "tcp://127.0.0.1:5555", "the broker's client endpoint, or several brokers', comma-separated", 0, 0 },
     { "timeout-ms",        "2500",  "how long to wait for each attempt of a store request", 1, 600000 },
     { "attempts",          "2",     "how many times to send a store request (same request id)", 1, 100 },
     { "health-timeout-ms", "1000",  "how long /healthz, /metrics and /cluster wait for the broker", 1, 600000 },

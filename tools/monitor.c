@@ -1,11 +1,11 @@
 /*  bookstore-monitor - the heartbeat monitor: a live view of the cluster
  *  from the broker's feed (events and status snapshots on a PUB socket).
  *
- *  With a Binary Star pair (--endpoint A,B) it listens to both brokers'
- *  feeds: a line per broker (its id, endpoint, role, state, and which one is
+ *  With several brokers (--endpoint A,B,...) it listens to every broker's
+ *  feed: a line per broker (its id, endpoint, state, and which one is
  *  active), the nodes as the active broker sees them (the one whose own
  *  entry, the first of its status's "brokers", says active), and the events
- *  of both.  --once --json prints the active broker's status.
+ *  of all.  --once --json prints the active broker's status.
  *
  *    bookstore-monitor                  live table and event feed
  *    bookstore-monitor --once --json    one status snapshot as JSON

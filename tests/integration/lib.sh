@@ -67,11 +67,12 @@ bs_no_line() { ! grep -qE "$1" "$2"; }
 
 #  The CLI against this test's cluster
 #  (BS_KEYS: the keys directory of a CURVE cluster)
-#  (BS_ENDPOINTS: the brokers of a pair, comma-separated)
+#  (BS_ENDPOINTS: the brokers, comma-separated, when there are several)
 bs() { "$BS_BIN/bookstore" --endpoint "${BS_ENDPOINTS:-tcp://127.0.0.1:$BS_PORT}" ${BS_KEYS:+--keys "$BS_KEYS"} "$@"; }
 
 #  bs_start_cluster [launcher options]: starts a cluster and waits until the
-#  broker reports every node alive
+#  broker reports every node alive (with --brokers N above 1, the active
+#  broker, BS_ENDPOINTS naming them all: bs_use_brokers)
 bs_start_cluster() {
     BS_PORT=$(bs_free_port) || { not_ok "found a free port"; exit 1; }
     BS_DATA=$BS_TMP/cluster
@@ -80,11 +81,13 @@ bs_start_cluster() {
         --seed "$BS_ROOT/etc/catalog.cfg" --bin-dir "$BS_BIN" --heartbeat-ms 100 --liveness 10 "$@" \
         > "$BS_TMP/cluster.log" 2>&1 &
     BS_CLUSTER_PID=$!
-    local catalogs=2 orders=2 args=("$@") i
+    local catalogs=2 orders=2 brokers=1 args=("$@") i
     for ((i = 0; i < ${#args[@]}; i++)); do
         [ "${args[$i]}" = --catalog ] && catalogs=${args[$((i + 1))]}
         [ "${args[$i]}" = --order ] && orders=${args[$((i + 1))]}
+        [ "${args[$i]}" = --brokers ] && brokers=${args[$((i + 1))]}
     done
+    [ "$brokers" -gt 1 ] && bs_use_brokers "$brokers"
     BS_NODES=$((catalogs + orders))
     if ! bs_wait_ready "$BS_NODES" 30; then
         not_ok "cluster started on port $BS_PORT"
@@ -103,16 +106,22 @@ bs_meta() { etcdctl --endpoints "$(bs_etcd_url)" --command-timeout 2s get --prin
 bs_meta_holds() { bs_meta | bs_holds "$1"; }
 bs_waits_said() { grep -c "no live member of the in-sync set of catalog" "$BS_TMP/cluster.log"; }
 
-#  A broker pair (after bs_start_cluster --brokers 2): EP1 and EP2, each
-#  broker's client endpoint, and BS_ENDPOINTS both, for every later call
-bs_use_pair() {
-    EP1=tcp://127.0.0.1:$BS_PORT
-    EP2=tcp://127.0.0.1:$((BS_PORT + 5))
-    BS_ENDPOINTS=$EP1,$EP2
+#  Several brokers (after bs_start_cluster --brokers N): EP1 ... EPN, each
+#  broker's client endpoint (broker-i's at base port + 5 (i - 1)), and
+#  BS_ENDPOINTS all of them, for every later call
+bs_use_brokers() {
+    local i
+    BS_ENDPOINTS=
+    for ((i = 1; i <= $1; i++)); do
+        printf -v "EP$i" '%s' "tcp://127.0.0.1:$((BS_PORT + 5 * (i - 1)))"
+        BS_ENDPOINTS+=${BS_ENDPOINTS:+,}tcp://127.0.0.1:$((BS_PORT + 5 * (i - 1)))
+    done
 }
 #  one ENDPOINTS ARGS...: the CLI against those brokers only
 one() { local ep=$1; shift; "$BS_BIN/bookstore" --endpoint "$ep" "$@"; }
-endpoint_of() { [ "$1" = broker-1 ] && echo "$EP1" || echo "$EP2"; }
+#  endpoint_of broker-i: its client endpoint
+endpoint_of() { local v=EP${1#broker-}; echo "${!v}"; }
+#  other_of ID: with two brokers, the other one
 other_of() { [ "$1" = broker-1 ] && echo broker-2 || echo broker-1; }
 #  believes_active ID: that broker's own status says it is the active one
 believes_active() {

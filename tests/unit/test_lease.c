@@ -80,14 +80,31 @@ test_a_held_key_is_not_taken (void)
                   "{\"endpoint\":\"tcp://127.0.0.1:5555\",\"id\":\"broker-1\",\"lease\":7}", 2);
     CHECK (!lease_serving (lease, 3));
     CHECK (strcmp (lease_holder_endpoint (lease, 3), "tcp://127.0.0.1:5555") == 0);
+    CHECK (strcmp (lease_holder_id (lease, 3), "broker-1") == 0);
+    CHECK (lease_holder_since (lease, 3) == 2);
+    //  Found again with the same lease: held since the first time; with
+    //  another lease (a new holder): since then
+    CHECK (lease_next (lease, true, 110) == LEASE_ASK_CAMPAIGN);
+    lease_answer (lease, LEASE_ANSWER_TAKEN, 0,
+                  "{\"endpoint\":\"tcp://127.0.0.1:5555\",\"id\":\"broker-1\",\"lease\":7}", 111);
+    CHECK (lease_holder_since (lease, 112) == 2);
+    CHECK (lease_next (lease, true, 200) == LEASE_ASK_KEEPALIVE);
+    lease_answer (lease, LEASE_ANSWER_OK, 1, NULL, 201);
+    CHECK (lease_next (lease, true, 212) == LEASE_ASK_CAMPAIGN);
+    lease_answer (lease, LEASE_ANSWER_TAKEN, 0,
+                  "{\"endpoint\":\"tcp://127.0.0.1:5565\",\"id\":\"broker-3\",\"lease\":8}", 213);
+    CHECK (lease_holder_since (lease, 214) == 213);
+    CHECK (strcmp (lease_holder_id (lease, 214), "broker-3") == 0);
     //  Not seen for longer than a lease and a second: perhaps gone
-    CHECK (strcmp (lease_holder_endpoint (lease, 2 + 2001), "") == 0);
+    CHECK (strcmp (lease_holder_endpoint (lease, 213 + 2001), "") == 0);
+    CHECK (lease_holder_since (lease, 213 + 2001) == 0);
     //  It tries again a little later, and keeps its own lease alive
-    CHECK (lease_next (lease, true, 3) == LEASE_IDLE);
-    CHECK (lease_next (lease, true, 120) == LEASE_ASK_CAMPAIGN);
-    lease_answer (lease, LEASE_ANSWER_OK, 0, NULL, 121);
-    CHECK (lease_serving (lease, 122));
-    CHECK (strcmp (lease_holder_endpoint (lease, 122), "") == 0);
+    CHECK (lease_next (lease, true, 223) == LEASE_IDLE);
+    CHECK (lease_next (lease, true, 330) == LEASE_ASK_CAMPAIGN);
+    lease_answer (lease, LEASE_ANSWER_OK, 0, NULL, 331);
+    CHECK (lease_serving (lease, 332));
+    CHECK (strcmp (lease_holder_endpoint (lease, 332), "") == 0);
+    CHECK (lease_holder_since (lease, 332) == 0);
     lease_destroy (&lease);
 }
 

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-#  kill-broker.sh - SIGKILLs the active broker of a Binary Star pair, as the
-#  pair's status reports it (`bookstore status`: its "brokers" list, whose
-#  ids are the brokers' pid file names), provided the other broker runs and
-#  the active one hears it as passive, ready to take over.  With --down-ms
-#  the killed broker is held down that long (a hold file), so that the other
-#  one takes over instead of the killed one coming back first.
+#  kill-broker.sh - SIGKILLs the active broker (the holder of the active
+#  lease in etcd), as status reports it (`bookstore status`: its "brokers"
+#  list, whose ids are the brokers' pid file names), provided another
+#  broker runs, ready to take the lease over.  With --down-ms the killed
+#  broker is held down that long (a hold file), so that another one takes
+#  over instead of the killed one coming back first.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 CHAOS_NAME=kill-broker
-CHAOS_USAGE="SIGKILLs the active broker of a pair (the launcher restarts it, and it comes back
-passive; the nodes move to the other broker, which becomes active).  Give both
-brokers' client endpoints, comma-separated, as --endpoint.
+CHAOS_USAGE="SIGKILLs the active broker (the launcher restarts it, and it comes back without
+serving; another broker takes the lease and the nodes move to it).  Give every
+broker's client endpoint, comma-separated, as --endpoint.
   --down-ms M      keep the killed broker down this long before the launcher may
                    restart it (default: 0, restarted at once)"
 DOWN_MS=0
@@ -34,17 +34,12 @@ while true; do
     if chaos_refresh; then
         active=$(chaos_active_broker)
         if [ -n "$active" ] && chaos_broker_can_stop "$active"; then
-            others=
-            for id in $CHAOS_BROKERS; do
-                [ "$id" != "$active" ] && others="$others $id=${CHAOS_BROKER_STATE[$id]}"
-            done
             #  Held before it dies, so the launcher cannot restart it first
             if [ "$DOWN_MS" -gt 0 ]; then
                 HOLD=$BS_DATA/hold/$active
                 touch "$HOLD"
             fi
-            words=("role=${CHAOS_BROKER_ROLE[$active]}" state=active "endpoint=${CHAOS_BROKER_ENDPOINT[$active]}"
-                   "peer=${others# }")
+            words=(state=active "endpoint=${CHAOS_BROKER_ENDPOINT[$active]}")
             [ "$DOWN_MS" -gt 0 ] && words+=("down=${DOWN_MS}ms")
             chaos_signal KILL "$active" "${words[@]}"
             rc=$?
@@ -62,13 +57,12 @@ while true; do
     chaos_unlock
     if [ $SECONDS -ge "$deadline" ]; then
         chaos_answers || { chaos_note "the cluster does not answer at $BS_ENDPOINT"; exit 1; }
-        # shellcheck disable=SC2086
-        if [ "$(echo $CHAOS_BROKERS | wc -w)" -lt 2 ]; then
-            chaos_note "the cluster has no broker pair: its broker stands alone"
+        if ! ls "$BS_DATA"/pids/broker-*.pid > /dev/null 2>&1; then
+            chaos_note "the cluster has one broker alone"
         elif [ -z "$active" ]; then
-            chaos_note "no broker of the pair is active"
+            chaos_note "no broker is active"
         else
-            chaos_note "$active may not be killed: the other broker is not running, or not passive and ready to take over"
+            chaos_note "$active may not be killed: no other broker runs, ready to take over"
         fi
         exit 3
     fi

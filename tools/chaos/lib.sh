@@ -6,12 +6,12 @@
 #  what the launcher writes (BS_DATA/pids/<id>.pid; a file BS_DATA/hold/<id>
 #  keeps a node down) and what the broker reports (`bookstore --json
 #  status`).  Signals go only to pids read from pid files, never to
-#  processes found by name.  With a Binary Star pair of brokers the status
-#  that counts is the active broker's (bs_status finds it); the brokers' ids
-#  in its "brokers" list are their pid files' names.
+#  processes found by name.  With several brokers the status that counts is
+#  the active broker's (bs_status finds it); the brokers' ids in "brokers"
+#  lists are their pid files' names.
 #
 #  BS_BIN       the programs (default: bin/ of this checkout)
-#  BS_ENDPOINT  the broker's client endpoint, or the pair's, comma-separated
+#  BS_ENDPOINT  the broker's client endpoint, or the brokers', comma-separated
 #               (default: BOOKSTORE_ENDPOINT, then tcp://127.0.0.1:5555)
 #  BS_DATA      the cluster's data folder (default: BOOKSTORE_DATA, then data)
 
@@ -60,10 +60,10 @@ bs_holds() {
 #  The pid of a node (or of a broker), from the launcher's pid file
 bs_pid() { cat "$BS_DATA/pids/$1.pid" 2>/dev/null; }
 
-#  bs_status [CLI OPTIONS...]: the active broker's status, as JSON.  With a
-#  pair, the CLI may be answered by the passive broker, whose status lists
-#  the brokers but no nodes; then the active one it names is asked.  False
-#  when no broker answers.
+#  bs_status [CLI OPTIONS...]: the active broker's status, as JSON.  With
+#  several brokers, the CLI may be answered by one that does not serve,
+#  whose status lists the brokers but no nodes; then the active one it
+#  names is asked.  False when no broker answers.
 bs_status() {
     local out active
     out=$(bs --json "$@" status 2>/dev/null)
@@ -79,20 +79,38 @@ bs_status() {
     echo "$out"
 }
 
-#  bs_active_broker: the id of the broker the pair reports active (empty
-#  when none is, or the broker stands alone)
+#  bs_active_broker: the id of the broker reported active (empty when none
+#  is)
 bs_active_broker() {
     bs_status --timeout-ms 1000 --attempts 2 | jq -r '[.brokers[]? | select(.active) | .id][0] // ""' 2>/dev/null
 }
 
-#  bs_wait_pair SECONDS: until the pair has one active broker and the other
-#  passive, each seen by the active one
-bs_wait_pair() {
+#  bs_brokers_agree: every broker of the endpoint list (BS_ENDPOINTS, else
+#  BS_ENDPOINT; the i-th is "broker-i", as the launcher names them), asked
+#  itself, answers, and all name the same one broker active (the holder of
+#  the active lease: itself, or the one etcd names).  One broker: it says
+#  it is active.
+bs_brokers_agree() {
+    local eps ep i=0 out named=
+    IFS=, read -ra eps <<< "${BS_ENDPOINTS:-$BS_ENDPOINT}"
+    if [ ${#eps[@]} -lt 2 ]; then
+        bs_status --timeout-ms 500 --attempts 1 | bs_holds '.brokers[0].active'
+        return
+    fi
+    for ep in "${eps[@]}"; do
+        i=$((i + 1))
+        out=$("$BS_BIN/bookstore" --endpoint "$ep" ${BS_KEYS:+--keys "$BS_KEYS"} --json --attempts 1 \
+              --timeout-ms 500 --node "broker-$i" status 2> /dev/null) || return 1
+        named+=$(jq -r '[.brokers[]? | select(.active) | .id] | join(",")' <<< "$out")$'\n'
+    done
+    [ "$(sort -u <<< "$named" | grep -c .)" = 1 ] && ! grep -q '^$\|,' <<< "${named%$'\n'}"
+}
+
+#  bs_wait_brokers SECONDS: until the brokers agree (bs_brokers_agree)
+bs_wait_brokers() {
     local deadline=$((SECONDS + $1))
     while [ $SECONDS -lt "$deadline" ]; do
-        bs_status --timeout-ms 500 --attempts 1 | bs_holds '[.brokers[]?] as $b
-            | ($b | length) == 2 and ([$b[] | select(.active)] | length) == 1
-              and ([$b[] | select(.state == "passive")] | length) == 1' && return 0
+        bs_brokers_agree && return 0
         sleep 0.1
     done
     return 1
@@ -490,7 +508,7 @@ usage: $CHAOS_NAME [options]
 $CHAOS_USAGE
 common options:
   --data DIR       the cluster's data folder, with pids/ and hold/ (default: \$BOOKSTORE_DATA, then data)
-  --endpoint EP    the broker's client endpoint, or a pair's, comma-separated
+  --endpoint EP    the broker's client endpoint, or several brokers', comma-separated
                    (default: \$BOOKSTORE_ENDPOINT, then tcp://127.0.0.1:5555)
   --seed N         seed of the random choices (default: from the clock; printed with every action)
   --wait SECONDS   how long to wait for a node that may be stopped (default: 10)
@@ -536,9 +554,8 @@ chaos_lock() {
 chaos_unlock() { flock -u 9; exec 9>&-; }
 
 #  The (active) broker's view, as of the last chaos_refresh: per node id its
-#  service, role, epoch and whether it is alive and in sync; per broker of a
-#  pair (CHAOS_BROKERS) its configured role, state (active, passive, ...)
-#  and client endpoint
+#  service, role, epoch and whether it is alive and in sync; per broker it
+#  lists (CHAOS_BROKERS) its state (active, standby) and client endpoint
 declare -A CHAOS_SERVICE=() CHAOS_ROLE=() CHAOS_EPOCH=() CHAOS_INSYNC=()
 declare -A CHAOS_BROKER_ROLE=() CHAOS_BROKER_STATE=() CHAOS_BROKER_ENDPOINT=()
 CHAOS_IDS=
@@ -546,15 +563,15 @@ CHAOS_BROKERS=
 CHAOS_HZ=$(getconf CLK_TCK)
 
 #  The client endpoint of the broker last seen active, kept in a file the
-#  fault scripts share, so that each asks it first and a pair whose first
-#  broker is passive (or down) costs one call rather than two (or a timeout)
+#  fault scripts share, so that each asks it first and brokers whose first
+#  is standing by (or down) costs one call rather than two (or a timeout)
 CHAOS_ACTIVE_WRITTEN=
 chaos_active_file() { echo "$BS_DATA/chaos-active"; }
 
 #  chaos_status: the active broker's status.  Each broker is asked alone
 #  and briefly (a CLI given the list waits out a dead first broker): the one
 #  last seen active first, then the others in the list's order, and the one
-#  a passive broker names as active; the first status with nodes is it.
+#  a standby broker names as active; the first status with nodes is it.
 #  When no broker answers so, bs_status with the usual patience.
 chaos_status() {
     local first out ep passive='' named eps=() more=() tried=' ' i
@@ -579,7 +596,7 @@ chaos_status() {
         fi
     done
     if [ ${#eps[@]} -gt 1 ] && [ -n "$passive" ]; then
-        #  A pair in the middle of a failover: what the passive broker says
+        #  Brokers in the middle of a failover: what a standby broker says
         echo "$passive"
         return 0
     fi
@@ -626,7 +643,7 @@ chaos_refresh() {
     [ -n "$CHAOS_IDS" ]
 }
 
-#  chaos_answers: chaos_refresh, given a few seconds: a pair in the middle
+#  chaos_answers: chaos_refresh, given a few seconds: brokers in the middle
 #  of a failover has, for a moment, no broker that knows the nodes
 chaos_answers() {
     local deadline=$((SECONDS + 3))
@@ -636,7 +653,7 @@ chaos_answers() {
     done
 }
 
-#  chaos_active_broker: the broker of the pair that reports itself active
+#  chaos_active_broker: the broker that reports itself active
 chaos_active_broker() {
     local id
     for id in $CHAOS_BROKERS; do
@@ -645,16 +662,17 @@ chaos_active_broker() {
     return 1
 }
 
-#  chaos_broker_can_stop BROKER: it runs, and the other broker of its pair
-#  is ready to take over: it runs, has for CHAOS_MIN_UP_MS, was not stopped
-#  by this invocation, and the active broker hears it as passive
+#  chaos_broker_can_stop BROKER: it runs, and another broker (by the
+#  launcher's pid files, broker-<i>.pid) is ready to take the active lease
+#  over: it runs, has for CHAOS_MIN_UP_MS, and was not stopped by this
+#  invocation
 chaos_broker_can_stop() {
-    local other
+    local other file
     chaos_running "$1" || return 1
-    for other in $CHAOS_BROKERS; do
+    for file in "$BS_DATA"/pids/broker-*.pid; do
+        other=$(basename "$file" .pid)
         [ "$other" = "$1" ] && continue
         [[ $CHAOS_STOPPED == *" $other "* ]] && continue
-        [ "${CHAOS_BROKER_STATE[$other]}" = passive ] || continue
         chaos_running "$other" && [ "$CHAOS_PUP_MS" -ge "$CHAOS_MIN_UP_MS" ] && return 0
     done
     return 1

@@ -6,9 +6,9 @@
 #  Faults run in streams side by side (two by default); each stream runs
 #  rounds of every kind once, in an order drawn from the seed.  The scripts
 #  decide under one lock and check every process, so at any time each
-#  service keeps a serving replica.  With a Binary Star pair of brokers (the
-#  default) a stream of its own SIGKILLs the active broker every few seconds
-#  (kill-broker.sh), once the other is passive and ready to take over.
+#  service keeps a serving replica.  With several brokers (two by default)
+#  a stream of its own SIGKILLs the active broker every few seconds
+#  (kill-broker.sh), once another runs, ready to take the lease over.
 #
 #  Prints exactly one JSON line on stdout (progress and findings go to
 #  stderr) and exits 0 when nothing was lost, doubled, oversold or
@@ -42,12 +42,12 @@ ETCD_FAULT_MS=9000
 usage() {
     cat <<EOF
 usage: tools/chaos/run.sh [options]
-Starts a cluster ($CATALOGS catalog + $ORDERS order nodes, restock period 0, a pair of
+Starts a cluster ($CATALOGS catalog + $ORDERS order nodes, restock period 0, two
 brokers) on a free port, drives it with bookstore-load while the fault scripts of
 tools/chaos run in rounds of every kind in a seeded random order, keeping a
 serving replica of each service at any time, and kill-broker.sh kills the
 active broker every few seconds; then stops the faults, waits for the replicas
-to converge and the pair to settle, and checks the store.  Prints one JSON
+to converge and the brokers to settle, and checks the store.  Prints one JSON
 line; exits 0 when nothing was lost, doubled, oversold, mispriced or diverged, every
 replica was read and every request got a definite answer, 1 otherwise, 2 on a
 usage error.
@@ -62,8 +62,9 @@ usage error.
   --pause-ms N       most time between two faults of a stream, chosen at random
                      (default: $PAUSE_MS)
   --streams N        fault streams running side by side (default: $STREAMS)
-  --brokers N        1: one broker; 2: a Binary Star pair (default: $BROKERS)
-  --broker-kill-ms N with a pair: how often the active broker is SIGKILLed, on
+  --brokers N        1 to 5 brokers, one active: the holder of the lease in etcd
+                     (default: $BROKERS)
+  --broker-kill-ms N with several: how often the active broker is SIGKILLed, on
                      average (each wait drawn from half to one and a half times
                      this; 0: never; default: $BROKER_KILL_MS)
   --etcd-fault-ms N  how often the launcher's etcd member is frozen (0.5 to 2 s)
@@ -121,7 +122,7 @@ is_count "$CLIENTS" && [ "$CLIENTS" -ge 1 ] || die_usage "--clients must be a wh
 is_count "$PAUSE_MS" || die_usage "--pause-ms must be whole milliseconds"
 is_count "$STREAMS" && [ "$STREAMS" -ge 1 ] || die_usage "--streams must be a whole number from 1"
 is_count "$BACKOFF_MAX_MS" || die_usage "--backoff-max-ms must be whole milliseconds"
-[ "$BROKERS" = 1 ] || [ "$BROKERS" = 2 ] || die_usage "--brokers must be 1 or 2"
+[[ $BROKERS =~ ^[1-5]$ ]] || die_usage "--brokers must be 1 to 5"
 is_count "$BROKER_KILL_MS" || die_usage "--broker-kill-ms must be whole milliseconds"
 is_count "$ETCD_FAULT_MS" || die_usage "--etcd-fault-ms must be whole milliseconds"
 [ "$BROKER_KILL_MS" = 0 ] || [ "$BROKER_KILL_MS" -ge 500 ] || die_usage "--broker-kill-ms must be 0 or at least 500"
@@ -196,12 +197,13 @@ launcher_args=(--data "$BS_DATA" --base-port "$BS_PORT" --catalog "$CATALOGS" --
                --restock-period 0 --heartbeat-ms 100 --liveness 5
                --seed "$BS_ROOT/etc/catalog.cfg" --bin-dir "$BS_BIN")
 launcher_help=$("$BS_BIN/bookstore-cluster" --help 2>&1)
-#  A pair: the backup's client port is base + 5, and every client (the CLI,
-#  the load, the checker) gets both endpoints, the primary's first
-if [ "$BROKERS" = 2 ]; then
-    grep -q -- --brokers <<< "$launcher_help" || fail "bookstore-cluster has no --brokers: it cannot start a broker pair" 2
-    launcher_args+=(--brokers 2)
-    BS_ENDPOINT=tcp://127.0.0.1:$BS_PORT,tcp://127.0.0.1:$((BS_PORT + 5))
+#  Several brokers: broker-i's client port is base + 5 (i - 1), and every
+#  client (the CLI, the load, the checker) gets every endpoint, broker-1's
+#  first
+if [ "$BROKERS" -gt 1 ]; then
+    grep -q -- --brokers <<< "$launcher_help" || fail "bookstore-cluster has no --brokers: it cannot start several brokers" 2
+    launcher_args+=(--brokers "$BROKERS")
+    for ((i = 2; i <= BROKERS; i++)); do BS_ENDPOINT+=,tcp://127.0.0.1:$((BS_PORT + 5 * (i - 1))); done
 fi
 #  The HTTP gateway plays no part here
 grep -q -- --no-gateway <<< "$launcher_help" && launcher_args+=(--no-gateway)
@@ -219,8 +221,8 @@ progress "seed $SEED; starting $BROKERS broker(s), $CATALOGS catalog + $ORDERS o
 LAUNCHER=$!
 NODES=$((CATALOGS + ORDERS))
 bs_wait_ready "$NODES" 60 || fail "the cluster did not start (see $WORK/cluster.log)"
-if [ "$BROKERS" = 2 ]; then
-    bs_wait_pair 60 || fail "the broker pair did not settle (see $WORK/cluster.log)"
+if [ "$BROKERS" -gt 1 ]; then
+    bs_wait_brokers 60 || fail "the brokers did not settle on one active (see $WORK/cluster.log)"
 fi
 initial=$(bs_books_now) || fail "cannot read the initial catalog"
 echo "$initial" > "$WORK/initial.json"
@@ -272,11 +274,11 @@ fault_stream() {
     done
 }
 
-#  broker_stream: SIGKILLs the active broker of the pair every
+#  broker_stream: SIGKILLs the active broker every
 #  BROKER_KILL_MS on average (each wait drawn from half to one and a half
 #  times that) until the end; appends "kill-broker exit-code" lines to
-#  results.txt.  The script waits for the other broker to be passive and
-#  ready, so the pair is never left without a broker to take over.  Two
+#  results.txt.  The script waits for another broker to run, ready, so
+#  the brokers are never left without one to take over.  Two
 #  kills in three keep the killed broker down for 600 to 1500 ms, longer
 #  than the nodes' liveness window (500 ms here), so that the other broker
 #  takes over; the third kind is back within the launcher's backoff and
@@ -338,7 +340,7 @@ etcd_stream() {
 }
 
 RUN_KINDS=$KINDS
-[ "$BROKERS" = 2 ] && [ "$BROKER_KILL_MS" -gt 0 ] && RUN_KINDS="$KINDS kill-broker"
+[ "$BROKERS" -gt 1 ] && [ "$BROKER_KILL_MS" -gt 0 ] && RUN_KINDS="$KINDS kill-broker"
 ETCD_FAULTS=no
 [ "$ETCD_FAULT_MS" -gt 0 ] && [ -s "$BS_DATA/pids/etcd.pid" ] && ETCD_FAULTS=yes
 [ "$ETCD_FAULTS" = yes ] && RUN_KINDS="$RUN_KINDS etcd"
@@ -384,11 +386,11 @@ progress "waiting for every node to come back and the replicas to converge"
 converged=true
 bs_wait_ready "$NODES" 60 || converged=false
 bs_wait_converged 60 || converged=false
-#  A pair settles with one broker active and the other passive
+#  Several brokers settle with one active, named so by all
 pair_ok=true
-if [ "$BROKERS" = 2 ]; then
-    bs_wait_pair 30 || pair_ok=false
-    [ "$pair_ok" = true ] || progress "the broker pair did not settle: $(bs_status --timeout-ms 1000 --attempts 2 | jq -c '.brokers')"
+if [ "$BROKERS" -gt 1 ]; then
+    bs_wait_brokers 30 || pair_ok=false
+    [ "$pair_ok" = true ] || progress "the brokers did not settle: $(bs_status --timeout-ms 1000 --attempts 2 | jq -c '.brokers')"
 fi
 status=$(bs_status --timeout-ms 2000 --attempts 3) || fail "the broker does not answer"
 echo "$status" > "$WORK/status.json"
