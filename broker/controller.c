@@ -117,7 +117,6 @@ controller_max_epoch (controller_t *self)
     return part && part->max_epoch > self->epoch_floor? part->max_epoch: self->epoch_floor;
 }
 
-void controller_end_settle (controller_t *self) { self->settle_until = 0; }
 bool controller_settling (controller_t *self) { return bs_clock_mono () < self->settle_until; }
 
 static cpart_t *

@@ -60,8 +60,6 @@ const char *controller_store_prefix (controller_t *self);
 void controller_raise_epoch (controller_t *self, uint64_t epoch);
 //  The highest catalog epoch seen or given
 uint64_t controller_max_epoch (controller_t *self);
-//  Every node expected has reported: no need to wait out the settle time
-void controller_end_settle (controller_t *self);
 bool controller_settling (controller_t *self);
 
 //  Brings the map up to date with the workers' reports and liveness.

@@ -18,7 +18,6 @@ struct _lease_t {
     int64_t renewed_at;         //  when the last keep-alive (or grant) was sent
     int64_t next_campaign;
     bool holding;               //  the key was created with our lease
-    int64_t taken_since;        //  campaigns have found the key held since
     char value [512];
     char holder_endpoint [256];
     char holder_id [BS_ID_MAX + 1];
@@ -69,7 +68,6 @@ lease_next (lease_t *self, bool want, int64_t now)
     lease_ask_t ask = LEASE_IDLE;
     if (!want) {
         ask = self->lease? LEASE_ASK_REVOKE: LEASE_IDLE;
-        self->taken_since = 0;
     }
     else
     if (!self->lease)
@@ -173,13 +171,8 @@ lease_answer (lease_t *self, lease_answer_t answer, int64_t number, const char *
             else
             if (answer == LEASE_ANSWER_TAKEN) {
                 s_read_holder (self, holder, now);
-                if (self->holding || !holder || !*holder) {
-                    self->taken_since = 0;
+                if (self->holding || !holder || !*holder)
                     self->holder_lease = 0;
-                }
-                else
-                if (!self->taken_since)
-                    self->taken_since = now;
             }
             else
             if (answer == LEASE_ANSWER_REFUSED)
@@ -200,15 +193,6 @@ bool
 lease_serving (lease_t *self, int64_t now)
 {
     return self->holding && self->lease && now < self->valid_until;
-}
-
-bool
-lease_outranked (lease_t *self, int64_t now)
-{
-    //  A dead holder's key goes within its TTL (and etcd's check, half a
-    //  second); one still there a second after that is renewed
-    return !self->holding && self->taken_since
-        && now - self->taken_since >= (int64_t) self->ttl_seconds * 1000 + 1000;
 }
 
 const char *

@@ -71,9 +71,6 @@ void lease_answer (lease_t *self, lease_answer_t answer, int64_t number, const c
 
 //  This broker holds the key and its lease is provably valid at now
 bool lease_serving (lease_t *self, int64_t now);
-//  Another broker has held the key, renewing it, for longer than a lease:
-//  it is alive and serving
-bool lease_outranked (lease_t *self, int64_t now);
 //  The active broker's endpoint as the key last named it, within a lease
 //  and a second of now ("" unknown, too old, or this broker)
 const char *lease_holder_endpoint (lease_t *self, int64_t now);

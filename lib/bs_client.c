@@ -227,7 +227,7 @@ bs_client_call (bs_client_t *self, const char *service, const bs_msg_t *request)
         if (outcome == AWAIT_INTERRUPTED || zsys_interrupted)
             break;
         if (bs_failover_is_not_active (reply)) {
-            //  The passive broker of a pair: the next one should serve.  A
+            //  A standby broker: another one should serve.  A
             //  whole round refused counts as an attempt.
             if (bs_failover_not_active (&failover, count) == BS_FAILOVER_AFTER_PAUSE) {
                 if (++attempt == self->attempts)

@@ -1,12 +1,12 @@
 /*  bs_client - a Majordomo client with request ids and Lazy Pirate retries,
- *  and failover between the brokers of a Binary Star pair.
+ *  and failover between brokers.
  *
  *  Used by the CLI, the gateway, the bench, the order node (to reach the
  *  catalog) and by tests.  One DEALER socket, connected to one broker of a
  *  comma-separated list at a time (lib/bs_endpoints).  A request that gets
  *  no reply within the timeout is sent again with the same request id, so a
  *  retry never takes effect twice; with a list, it is sent to the next
- *  broker.  A broker that answers "not_active" (the passive one of a pair)
+ *  broker.  A broker that answers "not_active" (a standby one)
  *  makes the client move to the next one at once, and a broker whose
  *  connection drops (killed) ends the attempt at once.  The client stays
  *  with the broker that last answered.  Replies for earlier requests are
@@ -28,7 +28,7 @@
 typedef struct _bs_client_t bs_client_t;
 
 //  endpoints: a ZeroMQ endpoint such as tcp://127.0.0.1:5555, or a
-//  comma-separated list of them (the brokers of a pair, the primary first).
+//  comma-separated list of them (several brokers).
 //  Returns NULL when the list is malformed or an endpoint cannot be used.
 bs_client_t *bs_client_new (const char *endpoints);
 //  The same, speaking CURVE to the broker with the process's keys (NULL:

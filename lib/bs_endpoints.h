@@ -1,9 +1,8 @@
 /*  bs_endpoints - the brokers a program may talk to, and the one in use.
  *
  *  Every program that reaches a broker takes a comma-separated list of
- *  endpoints ("tcp://a:5555,tcp://b:5560"): the brokers of a Binary Star
- *  pair, the primary first.  Only one is connected at a time; when it stops
- *  answering, or answers that it is the backup, the program moves to the
+ *  endpoints ("tcp://a:5555,tcp://b:5560"): the brokers of the cluster.  Only one is connected at a time; when it stops
+ *  answering, or answers that it is not active, the program moves to the
  *  next one (and wraps round), resending what was unanswered with the same
  *  request ids.
  *

@@ -1,4 +1,4 @@
-/*  bs_failover - moving on from a passive broker  */
+/*  bs_failover - moving on from a standby broker  */
 #include "bs_failover.h"
 
 #include <string.h>

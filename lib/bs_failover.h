@@ -1,6 +1,7 @@
 /*  bs_failover - what a client does when a broker answers "not_active".
  *
- *  The passive broker of a pair answers every request "not_active": the
+ *  A standby broker (one not holding the active lease) answers every
+ *  request "not_active": the
  *  client sends the same request (same bytes, so the same request id) to
  *  the next broker of its list at once.  When every broker of the list said
  *  so in a row, a takeover is under way: the client pauses
@@ -43,7 +44,7 @@ bs_failover_move_t bs_failover_not_active (bs_failover_t *self, size_t brokers);
 //  Any other outcome: the next "not_active" starts a new round
 void bs_failover_reset (bs_failover_t *self);
 
-//  True when the reply is the passive broker's "not_active" error
+//  True when the reply is a standby broker's "not_active" error
 bool bs_failover_is_not_active (const bs_msg_t *reply);
 
 #endif

@@ -61,7 +61,7 @@ s_load_known (const char *dir)
     s_load_role (known, dir, "nodes", "node");
     s_load_role (known, dir, "admins", "admin");
     s_load_role (known, dir, "clients", "client");
-    //  The brokers of a pair share the broker certificate
+    //  Every broker of a cluster uses the one broker certificate
     char path [1024];
     bs_keys_path (dir, "broker", path, sizeof path);
     zcert_t *cert = zcert_load (path);
@@ -115,8 +115,7 @@ s_zap_request (zsock_t *handler, zhashx_t **known_p, const char *dir, int64_t *l
         }
     }
     bool allowed = user && (strcmp (domain? domain: "", "clients") == 0
-                            || (strcmp (domain? domain: "", "nodes") == 0 && strncmp (user, "node:", 5) == 0)
-                            || (strcmp (domain? domain: "", "brokers") == 0 && strncmp (user, "broker:", 7) == 0));
+                            || (strcmp (domain? domain: "", "nodes") == 0 && strncmp (user, "node:", 5) == 0));
     if (allowed)
         s_zap_reply (handler, sequence? sequence: "", "200", "OK", user);
     else {

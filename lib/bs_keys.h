@@ -10,8 +10,8 @@
  *
  *  Every process loads its own certificate.  Servers (the broker's sockets,
  *  a node's replication sockets) accept only the keys the directory lists,
- *  per ZAP domain: "nodes" takes node keys alone, "brokers" the broker key
- *  alone (the two brokers of a pair share it), "clients" takes every key.
+ *  per ZAP domain: "nodes" takes node keys alone, "clients" takes every key
+ *  (every broker of a cluster uses the one broker key).
  *  Each accepted connection carries a ZMQ User-Id "<role>:<name>" (admin,
  *  client or node), which servers read to authorise requests.
  *
@@ -61,7 +61,7 @@ bool bs_keys_bind_endpoint (bs_keys_t *self, bool insecure, const char *endpoint
 //  to whoever can reach them.  Does nothing with keys.
 void bs_keys_warn_insecure (bs_keys_t *self, bool insecure, const char *program);
 
-//  Makes sock a CURVE server for domain ("nodes", "brokers" or "clients").  Call
+//  Makes sock a CURVE server for domain ("nodes" or "clients").  Call
 //  before binding.
 void bs_keys_serve (bs_keys_t *self, zsock_t *sock, const char *domain);
 

@@ -38,8 +38,8 @@ bool bs_monitor_next (bs_monitor_t *self, bs_monitor_event_t *event);
 //  only those of endpoint (one we moved away from may still report its
 //  connection's end).  *connected: that connection was ever made; *lost:
 //  it is down.  True when it dropped, or was refused before it ever took
-//  us (that broker is down: a client started while the first broker of a
-//  pair is away).
+//  us (that broker is down: a client started while the first broker of
+//  its list is away).
 bool bs_monitor_track (bs_monitor_t *self, const char *endpoint, bool *connected, bool *lost);
 
 #endif

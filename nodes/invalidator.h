@@ -7,7 +7,7 @@
  *  socket, so a late reply to an earlier attempt is recognised and dropped);
  *  after the last attempt the caller must fail the writes.
  *
- *  With a Binary Star pair of brokers the invalidator knows each broker's
+ *  With several brokers the invalidator knows each broker's
  *  invalidation endpoint and talks to one at a time: the active broker's,
  *  whose cache is the one clients read (the caller selects it by the
  *  index of the broker its worker is attached to).

@@ -17,7 +17,7 @@ static const bs_setting_t s_table [] = {
     { "service",         "",          "catalog or order", 0, 0 },
     { "id",              "",          "node id, unique in the cluster (default <service>-1)", 0, 0 },
     { "data",            "",          "data directory (default data/<id>)", 0, 0 },
-    { "broker",          "tcp://127.0.0.1:5556", "the broker's node endpoint; for a Binary Star pair, both, comma-separated, the primary first (the node moves to the other when one is silent or the backup)", 0, 0 },
+    { "broker",          "tcp://127.0.0.1:5556", "the broker's node endpoint; with several brokers, each one's, comma-separated (the node moves to the next when one is silent or not active)", 0, 0 },
     { "broker-clients",  "tcp://127.0.0.1:5555", "the broker's client endpoint, for tools that ask about this node (the image's health check); the node's own requests go through --broker, as the client port refuses node operations", 0, 0 },
     { "pub-bind",        "tcp://*:5570", "where to publish the replication log (without keys 127.0.0.1 unless --insecure)", 0, 0 },
     { "sync-bind",       "tcp://*:5571", "where followers fetch and ack (without keys 127.0.0.1 unless --insecure)", 0, 0 },

@@ -1,5 +1,5 @@
 /*  mdpworker - Majordomo worker with Paranoid Pirate reconnects and
- *  failover between the brokers of a Binary Star pair  */
+ *  failover between brokers  */
 #include "mdpworker.h"
 #include "bs_alloc.h"
 #include "bs_endpoints.h"
@@ -18,7 +18,7 @@
 //  brokers stay away
 #define SILENCE_MAX_MS 8000
 
-//  The extra frame of a passive broker's DISCONNECT
+//  The extra frame of a standby broker's DISCONNECT (it is not active)
 #define BACKUP_FRAME "backup"
 
 struct _mdpworker_t {
@@ -222,8 +222,8 @@ mdpworker_recv (mdpworker_t *self, zmq_msg_t *token, zmq_msg_t *body)
     if (*(uint8_t *) zmq_msg_data (&frames [2]) == BS_MDPW_DISCONNECT && total == 4
     &&  zmq_msg_size (&frames [3]) == strlen (BACKUP_FRAME)
     &&  memcmp (zmq_msg_data (&frames [3]), BACKUP_FRAME, strlen (BACKUP_FRAME)) == 0) {
-        //  The passive broker of the pair: the next one in the list is the
-        //  one to serve.  Not more than once per heartbeat; once every
+        //  A standby broker: another one in the list is the one to
+        //  serve.  Not more than once per heartbeat; once every
         //  broker said so in a row, only after a backoff as for silence.
         if (!self->backup_move_at) {
             int in_a_row = self->misses + 1;

@@ -2,12 +2,12 @@
  *
  *  Registers with READY (service, node id), answers heartbeats, sends its
  *  own, and re-registers when the broker asks (DISCONNECT).  The endpoint
- *  is a comma-separated list of brokers (a Binary Star pair, the primary
- *  first; one endpoint is a plain single broker).  When the broker in use
+ *  is a comma-separated list of brokers (one endpoint is a single
+ *  broker).  When the broker in use
  *  has been silent for `liveness` heartbeats, the worker opens a fresh
  *  socket to the next broker of the list (to the same one when there is
- *  one), so a node finds a restarted broker, or the surviving one of a
- *  pair, by itself.  A passive broker answers with DISCONNECT plus a frame
+ *  one), so a node finds a restarted broker, or the one that took over,
+ *  by itself.  A standby broker answers with DISCONNECT plus a frame
  *  "backup": the worker then moves to the next broker too (at most once per
  *  heartbeat).  The first try at each broker waits one liveness window; once
  *  every broker of the list was tried in a row without an answer, each

@@ -26,7 +26,7 @@ typedef struct {
     const char *service;        //  "catalog" or "order"
     const char *id;             //  unique in the cluster
     const char *data;           //  data directory
-    const char *brokers;        //  the broker's node endpoint, or the pair's, comma-separated
+    const char *brokers;        //  the broker's node endpoint, or several brokers', comma-separated
     const char *broker_clients; //  order node: where it reaches the catalog
     const char *pub_bind;       //  replication log
     const char *sync_bind;      //  fetches and acks

@@ -14,7 +14,7 @@
  *  so a reply finds its client by an array index.  Latencies go into a
  *  log-linear histogram.
  *
- *  --endpoint may list the brokers of a Binary Star pair: the bench starts
+ *  --endpoint may list several brokers: the bench starts
  *  with the one that answers its status request, and a socket whose broker
  *  says "not_active" or leaves a request unanswered moves to the next one,
  *  sending what it had outstanding again with the same rids.
@@ -417,7 +417,7 @@ s_recv_one (bench_t *self, void *sock)
     result_t result = s_classify (self, data, size);
     int i = slot->sock;
     if (result == RES_NOT_ACTIVE) {
-        //  The passive broker of a pair: not an answer of the store
+        //  A standby broker: not an answer of the store
         bool round = !self->endpoints [i]
                   || bs_failover_not_active (&self->failover [i], bs_endpoints_size (self->endpoints [i]))
                      == BS_FAILOVER_AFTER_PAUSE;
@@ -901,8 +901,8 @@ s_check_cluster (bench_t *self)
     bs_msg_t *request = bs_msg_new_request (BS_OP_status);
     bs_msg_t *reply = bs_client_call (client, BS_SERVICE_BROKER, request);
     bs_msg_destroy (&request);
-    //  The sockets start with the broker that answered: of a pair, the
-    //  active one
+    //  The sockets start with the broker that answered: of several,
+    //  the active one
     for (size_t i = 0; i < bs_client_endpoint_count (client); i++)
         if (bs_endpoints_at (self->endpoints [0], i)
         &&  strcmp (bs_endpoints_at (self->endpoints [0], i), bs_client_endpoint (client)) == 0)
@@ -1057,7 +1057,7 @@ s_report (bench_t *self, double seconds)
     if (*self->first_error && self->errors)
         printf ("  first error: %s\n", self->first_error);
     if (self->failovers)
-        printf ("  failovers  %lld (a socket moved to the next broker of the pair)\n", (long long) self->failovers);
+        printf ("  failovers  %lld (a socket moved to the next broker)\n", (long long) self->failovers);
     if (self->unmatched || self->late)
         printf ("  replies    %lld without a request id of this run, %lld after their request timed out\n",
                 (long long) self->unmatched, (long long) self->late);

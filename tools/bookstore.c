@@ -462,7 +462,7 @@ s_run (bs_settings_t *settings)
     int code = 0;
     if (!bs_msg_int (reply, BS_FIELD_ok)) {
         const char *error = bs_msg_str (reply, BS_FIELD_error);
-        //  No broker of a pair would serve (not_active) is as unreachable
+        //  No broker would serve (not_active) is as unreachable
         //  as a store with no node alive
         code = strcmp (error, bs_err_name (BS_ERR_unavailable)) == 0
             || strcmp (error, bs_err_name (BS_ERR_not_active)) == 0? EXIT_UNREACHABLE: EXIT_REFUSED;

@@ -14,9 +14,9 @@
  *  outcome is unknown.  Latency runs from a request's first send to its
  *  definite answer.
  *
- *  --endpoint may list the brokers of a Binary Star pair.  Each client
+ *  --endpoint may list several brokers.  Each client
  *  connects to one at a time and fails over on its own: a "not_active"
- *  answer (the passive broker; never an answer of the store) or a request
+ *  answer (a standby broker; never an answer of the store) or a request
  *  unanswered for --attempt-ms moves its socket to the next broker, and the
  *  request is sent there with the same rid.  The old connection goes with
  *  its replies, so a request is answered, and counted, once.
@@ -71,7 +71,7 @@
 #define UNAVAILABLE_PAUSE_MS 50
 
 static const bs_setting_t s_table [] = {
-    { "endpoint",   "tcp://127.0.0.1:5555", "the broker's client endpoint, or a pair's, comma-separated", 0, 0 },
+    { "endpoint",   "tcp://127.0.0.1:5555", "the broker's client endpoint, or several brokers', comma-separated", 0, 0 },
     { "clients",    "8",      "concurrent clients, each with one request outstanding", 1, 1000 },
     { "requests",   "",       "stop after this many requests (give this or --seconds)", 1, INT64_C (1000000000) },
     { "seconds",    "",       "issue requests for this long, then wait for the last answers (give this or --requests)", 1, 86400 * 365 },
@@ -441,7 +441,7 @@ s_receive (load_t *self, client_t *c)
         ;                   //  a late answer to an earlier request
     else
     if (bs_failover_is_not_active (reply)) {
-        //  The passive broker of a pair: send to the next one at once, or,
+        //  A standby broker: send to the next one at once, or,
         //  when every one said so in a row (a takeover under way), shortly
         s_failover (self, c);
         if (bs_failover_not_active (&c->failover, bs_endpoints_size (c->endpoints)) == BS_FAILOVER_NOW) {

@@ -31,8 +31,8 @@
 #define SILENT_MS 1500
 
 static const bs_setting_t s_table [] = {
-    { "endpoint",   "tcp://127.0.0.1:5555", "the broker's client endpoint, or a pair's, comma-separated (each feed is on its port + 3)", 0, 0 },
-    { "feed",       "",     "the broker's feed endpoint (or the pair's, comma-separated), when not on the client port + 3", 0, 0 },
+    { "endpoint",   "tcp://127.0.0.1:5555", "the broker's client endpoint, or several brokers', comma-separated (each feed is on its port + 3)", 0, 0 },
+    { "feed",       "",     "the broker's feed endpoint (or several brokers', comma-separated), when not on the client port + 3", 0, 0 },
     { "once",       NULL,   "print one status snapshot and exit", 0, 0 },
     { "events",     NULL,   "print events as they happen", 0, 0 },
     { "json",       NULL,   "JSON output (with --once or --events)", 0, 0 },
@@ -223,7 +223,7 @@ s_broker_line (view_t *view, const bs_msg_t *entry, const char *endpoint, bool s
 
 //  A line per broker: each feed's own entry (or, for a feed not heard,
 //  what the shown status says of that broker), then the brokers the shown
-//  status lists that no feed stands for (a pair watched through one feed).
+//  status lists that no feed stands for (several brokers watched through one feed).
 //  Nothing for a broker that is alone, so a lone broker looks as it did.
 static void
 s_draw_brokers (view_t *view, const bs_msg_t *status, int64_t now)
@@ -300,7 +300,7 @@ s_draw (view_t *view, const bs_msg_t *status, bool active)
             (long long) (cache? bs_msg_int (cache, BS_FIELD_invalidations): 0));
     s_draw_brokers (view, status, now);
     if (!active) {
-        //  Watching the passive broker alone, or none is active (now)
+        //  Watching a standby broker alone, or none is active (now)
         size_t listed = bs_msg_count (status, BS_FIELD_brokers);
         const char *seer = listed? bs_msg_str (bs_msg_at (status, BS_FIELD_brokers, 0), BS_FIELD_id): "the broker";
         bs_msg_t *other = NULL;
@@ -486,7 +486,7 @@ main (int argc, char **argv)
         //  A terminal redraws on every snapshot; plain text prints a
         //  table a second
         //  Until an active broker is heard, or long enough to know none is,
-        //  a passive one's view of the nodes would mislead
+        //  a standby one's view of the nodes would mislead
         bool active;
         feed_t *shown = s_shown_feed (&view, now, &active);
         if (shown && !active && now - started < SILENT_MS)

@@ -151,26 +151,6 @@ test_yielding_gives_the_lease_up (void)
     lease_destroy (&lease);
 }
 
-static void
-test_a_live_holder_outranks (void)
-{
-    //  The key stays held past a lease and a second: its holder renews it,
-    //  so this broker should yield; a key that goes meanwhile resets that
-    lease_t *lease = lease_new ("broker-2", "tcp://127.0.0.1:5560", TTL, MARGIN, RENEW);
-    const char *other = "{\"endpoint\":\"tcp://127.0.0.1:5555\",\"id\":\"broker-1\",\"lease\":7}";
-    lease_next (lease, true, 0);
-    lease_answer (lease, LEASE_ANSWER_OK, 9, NULL, 1);
-    lease_next (lease, true, 1);
-    lease_answer (lease, LEASE_ANSWER_TAKEN, 0, other, 2);
-    CHECK (!lease_outranked (lease, 1500));
-    CHECK (lease_outranked (lease, 2002));
-    //  Not wanting to be active forgets it
-    lease_next (lease, false, 2100);
-    lease_answer (lease, LEASE_ANSWER_OK, 0, NULL, 2101);
-    CHECK (!lease_outranked (lease, 5000));
-    lease_destroy (&lease);
-}
-
 int
 main (void)
 {
@@ -180,6 +160,5 @@ main (void)
     RUN (test_a_held_key_is_not_taken);
     RUN (test_a_lost_answer_is_settled_by_the_key);
     RUN (test_yielding_gives_the_lease_up);
-    RUN (test_a_live_holder_outranks);
     return DONE ();
 }
