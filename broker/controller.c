@@ -382,6 +382,11 @@ s_update_stored (controller_t *self, cpart_t *part, workers_t *workers)
         snprintf (reported, sizeof reported, "%s",
                   rep && strcmp (rep->role, "primary") == 0 && rep->epoch == self->meta.epoch? rep->insync: "");
         bool reports = rep && strcmp (rep->role, "primary") == 0 && rep->epoch == self->meta.epoch;
+        //  The report version the primary was last told the set stands
+        //  for: the stored one, or a newer report that named no one new
+        //  (self->basis, told in the assignment).  Told so, the primary
+        //  stops waiting for a follower it reported in sync up to then
+        uint64_t told = self->basis > self->meta.basis? self->basis: self->meta.basis;
         if (reports) {
             //  A member stays while reported; a replica outside the stored
             //  set comes in only on a report newer than the one the set was
@@ -391,9 +396,9 @@ s_update_stored (controller_t *self, cpart_t *part, workers_t *workers)
             for (char *tok = strtok (reported, ","); tok; tok = strtok (NULL, ","))
                 if (s_alive (workers, tok) && election_id_valid (tok) && !election_insync_has (&want, tok)
                 &&  want.insync_count < ELECTION_REPLICAS_MAX
-                &&  (election_insync_has (&self->meta, tok) || rep->version > self->meta.basis))
+                &&  (election_insync_has (&self->meta, tok) || rep->version > told))
                     snprintf (want.insync [want.insync_count++], ELECTION_ID_MAX + 1, "%s", tok);
-            want.basis = rep->version > self->meta.basis? rep->version: self->meta.basis;
+            want.basis = rep->version > told? rep->version: told;
         }
         else
             //  Until the primary reports at this epoch, nobody leaves, not
