@@ -3,7 +3,9 @@
 #  killed: starts a cluster of N brokers (default 3), then, ROUNDS times
 #  (default 5), kill -9s the broker holding the active lease and times
 #  until a lookup through the client endpoint list is answered again.
-#  Prints each time and the median, in milliseconds.
+#  Prints each time and the median, in milliseconds.  Then, as many
+#  times, kill -9s the catalog primary (as etcd names it) and times until
+#  a price change is acknowledged again.
 #
 #  usage: bench/failover.sh [BROKERS] [ROUNDS]     (run from the repository,
 #  after make bins; BS_BIN overrides bin/)
@@ -46,3 +48,25 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 sorted=($(printf '%s\n' "${times[@]}" | sort -n))
 echo "median of $ROUNDS: ${sorted[$((ROUNDS / 2))]} ms (brokers: $BROKERS)"
+
+#  The catalog primary: from its death to the next acknowledged write
+write() { "$BIN/bookstore" --endpoint "$ENDPOINTS" --json --timeout-ms 300 --attempts 1 set-price 321 "$1" 2> /dev/null \
+    | jq -e .ok > /dev/null 2>&1; }
+primary() { etcdctl --endpoints "http://127.0.0.1:$((PORT + 90))" get --print-value-only \
+    /bookstore/default/partitions/catalog 2> /dev/null | jq -r .primary; }
+times=()
+for ((r = 1; r <= ROUNDS; r++)); do
+    sleep 3
+    deadline=$((SECONDS + 30))
+    until write 5; do [ $SECONDS -lt $deadline ] || { echo "writes did not resume"; exit 1; }; sleep 0.2; done
+    id=$(primary)
+    pid=$(cat "$DATA/pids/$id.pid")
+    kill -KILL "$pid"           #  the launcher restarts it; it comes back a follower
+    t0=$(date +%s%3N)
+    until write $((r + 5)); do :; done
+    t1=$(date +%s%3N)
+    times+=($((t1 - t0)))
+    echo "round $r: killed catalog primary $id, writes acknowledged again after $((t1 - t0)) ms (now primary: $(primary))"
+done
+sorted=($(printf '%s\n' "${times[@]}" | sort -n))
+echo "median of $ROUNDS: ${sorted[$((ROUNDS / 2))]} ms (catalog primary killed)"
