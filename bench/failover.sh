@@ -8,7 +8,8 @@
 #  a price change is acknowledged again.
 #
 #  usage: bench/failover.sh [BROKERS] [ROUNDS]     (run from the repository,
-#  after make bins; BS_BIN overrides bin/)
+#  after make bins; BS_BIN overrides bin/; LEASE_SECONDS=N passes the
+#  brokers --lease-seconds N)
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${BS_BIN:-$ROOT/bin}
@@ -18,8 +19,10 @@ TMP=$(mktemp -d)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1] // 100 * 100 % 50000 + 10000)')
 DATA=$TMP/cluster
 mkdir -p "$DATA/hold"
+LEASE_ARGS=()
+[ -n "${LEASE_SECONDS:-}" ] && LEASE_ARGS=(--broker-args "--lease-seconds $LEASE_SECONDS")
 "$BIN/bookstore-cluster" --data "$DATA" --base-port "$PORT" --brokers "$BROKERS" --seed "$ROOT/etc/catalog.cfg" \
-    --bin-dir "$BIN" --no-gateway > "$TMP/cluster.log" 2>&1 &
+    --bin-dir "$BIN" --no-gateway "${LEASE_ARGS[@]}" > "$TMP/cluster.log" 2>&1 &
 CLUSTER=$!
 trap 'kill -TERM $CLUSTER 2> /dev/null; wait $CLUSTER 2> /dev/null; [ -n "${KEEP_LOG:-}" ] && cp "$TMP/cluster.log" "$KEEP_LOG"; rm -rf "$TMP"' EXIT
 ENDPOINTS=

@@ -383,6 +383,7 @@ broker_new (const broker_options_t *options)
         //  that holds it serves, any other sends clients and nodes on
         self->fence = fence_new (options->etcd, options->cluster? options->cluster: "default",
                                  options->etcd_timeout_ms > 0? options->etcd_timeout_ms: 1000,
+                                 options->lease_seconds > 0? options->lease_seconds: 2,
                                  options->id && *options->id? options->id: "broker",
                                  options->advertise && *options->advertise? options->advertise
                                                                           : options->client_endpoint);

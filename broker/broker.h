@@ -65,6 +65,7 @@ typedef struct {
     const char *etcd;
     const char *cluster;
     int etcd_timeout_ms;
+    int lease_seconds;              //  the active lease's TTL (0: 2 s)
 } broker_options_t;
 
 typedef struct _broker_t broker_t;

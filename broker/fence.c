@@ -7,37 +7,50 @@
 
 //  etcd's leases are whole seconds, and etcd grants none shorter than
 //  1.5 election timeouts (the launcher's etcd runs at 500 ms, so 1 s is
-//  granted; an etcd at the default 1 s grants 2 s, and the broker still
-//  counts 1 s, which is safe).  The TTL sets the failover time after a
-//  broker is killed without revoking its lease: the key goes once the
-//  lease runs out in etcd, plus etcd's own check (every half second).  The
-//  broker stops serving 300 ms before the lease could run out, counted
-//  from when the keep-alive was sent, and renews ten times a second, each
-//  call bounded at 500 ms: it serves on while some keep-alive sent in the
-//  last 700 ms has been answered.  The price of the short lease: an etcd
-//  that stalls for longer than that stops the active broker until a
-//  keep-alive gets through (with 2 s, failover took 2.5 to 3.3 s).
-#define LEASE_TTL_SECONDS   1
-#define LEASE_MARGIN_MS     300
+//  granted; an etcd at the default 1 s grants 2 s where 1 is asked, and
+//  the broker still counts its own, which is safe).  The TTL
+//  (--lease-seconds, default 2) sets the failover time after a broker is
+//  killed without revoking its lease: the key goes once the lease runs out
+//  in etcd, plus etcd's own check (every half second).  The broker stops
+//  serving a margin before the lease could run out, counted from when the
+//  keep-alive was sent (300 ms for a 1 s lease, 500 ms otherwise), and
+//  renews ten times a second, each call bounded by what is left: it serves
+//  on while some keep-alive sent within the TTL less the margin has been
+//  answered.  The price of a short lease: an etcd, or a machine, that
+//  stalls for longer than that stops the active broker until a keep-alive
+//  gets through.  With 1 s, the suite's heaviest tests on this 2-core
+//  machine under ASan (a client flooding the broker, 40 HTTP requests at
+//  once) saw the active broker stop serving for moments; 2 s is the
+//  default, and 1 s a choice for a quiet machine and a dedicated etcd.
 #define LEASE_RENEW_MS      100
-#define LEASE_CALL_MS       500
 #define LEASE_KEY           "active"
 
 struct _fence_t {
     ctlplane_t *plane;
     lease_t *lease;
+    int ttl_seconds;
+    int margin_ms;
 };
 
 fence_t *
-fence_new (const char *etcd, const char *cluster, int timeout_ms, const char *id, const char *endpoint)
+fence_new (const char *etcd, const char *cluster, int timeout_ms, int ttl_seconds, const char *id,
+           const char *endpoint)
 {
+    if (ttl_seconds < 1)
+        ttl_seconds = 1;
+    int margin_ms = ttl_seconds == 1? 300: 500;
     //  A keep-alive answered after the lease's validity is of no use
-    ctlplane_t *plane = ctlplane_new (etcd, cluster, timeout_ms < LEASE_CALL_MS? timeout_ms: LEASE_CALL_MS);
+    int call_ms = ttl_seconds * 1000 - margin_ms - LEASE_RENEW_MS;
+    if (call_ms > 1000)
+        call_ms = 1000;
+    ctlplane_t *plane = ctlplane_new (etcd, cluster, timeout_ms < call_ms? timeout_ms: call_ms);
     if (!plane)
         return NULL;
     fence_t *self = (fence_t *) zmalloc (sizeof (fence_t));
     self->plane = plane;
-    self->lease = lease_new (id, endpoint, LEASE_TTL_SECONDS, LEASE_MARGIN_MS, LEASE_RENEW_MS);
+    self->ttl_seconds = ttl_seconds;
+    self->margin_ms = margin_ms;
+    self->lease = lease_new (id, endpoint, ttl_seconds, margin_ms, LEASE_RENEW_MS);
     return self;
 }
 
@@ -52,7 +65,7 @@ fence_destroy (fence_t **self_p)
     if (lease_id (self->lease)) {
         ctlplane_revoke (self->plane, lease_id (self->lease), 0);
         zpoller_t *poller = zpoller_new (ctlplane_socket (self->plane), NULL);
-        if (zpoller_wait (poller, LEASE_MARGIN_MS)) {
+        if (zpoller_wait (poller, self->margin_ms)) {
             ctlplane_result_t *result = ctlplane_recv (self->plane);
             ctlplane_result_destroy (&result);
         }
@@ -141,8 +154,7 @@ fence_holder_since (fence_t *self)
 int
 fence_grace_ms (fence_t *self)
 {
-    (void) self;
-    return LEASE_TTL_SECONDS * 1000 + 1000;
+    return self->ttl_seconds * 1000 + 1000;
 }
 
 int

@@ -18,9 +18,11 @@
 
 typedef struct _fence_t fence_t;
 
-//  etcd and cluster as for ctlplane_new; id and endpoint name this broker
-//  in the active key.  NULL when etcd's URLs or the cluster are not valid.
-fence_t *fence_new (const char *etcd, const char *cluster, int timeout_ms, const char *id, const char *endpoint);
+//  etcd and cluster as for ctlplane_new; ttl_seconds the lease's (at least
+//  1); id and endpoint name this broker in the active key.  NULL when
+//  etcd's URLs or the cluster are not valid.
+fence_t *fence_new (const char *etcd, const char *cluster, int timeout_ms, int ttl_seconds, const char *id,
+                    const char *endpoint);
 void fence_destroy (fence_t **self_p);
 
 //  The socket to poll for etcd's answers (a zsock_t *)

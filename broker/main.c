@@ -29,6 +29,7 @@ static const bs_setting_t s_table [] = {
     { "etcd",               "",         "etcd's client URLs, comma-separated: the partition map lives there (empty: in this broker alone)", 0, 0 },
     { "cluster",            "default",  "the cluster's name in etcd: its keys live under /bookstore/<cluster>/", 0, 0 },
     { "etcd-timeout-ms",    "1000",     "how long one call to etcd may take", 10, 60000 },
+    { "lease-seconds",      "2",        "the active lease's TTL in etcd: a killed active broker is replaced after about this plus half a second; shorter is a faster failover and less patience with a slow etcd or a busy machine", 1, 60 },
     { "test-mute-file",     "",         "test switch: while this file exists, invalidations go unanswered", 0, 0 },
     { NULL, NULL, NULL, 0, 0 }
 };
@@ -55,9 +56,10 @@ main (int argc, char **argv)
         return 0;
     }
     int64_t port, heartbeat, liveness, timeout, cache_entries, cache_mb, cache_ttl, per_client, inflight;
-    int64_t etcd_timeout;
+    int64_t etcd_timeout, lease_seconds;
     if (!bs_settings_int (settings, "base-port", &port)
     ||  !bs_settings_int (settings, "etcd-timeout-ms", &etcd_timeout)
+    ||  !bs_settings_int (settings, "lease-seconds", &lease_seconds)
     ||  !bs_settings_int (settings, "heartbeat-ms", &heartbeat)
     ||  !bs_settings_int (settings, "liveness", &liveness)
     ||  !bs_settings_int (settings, "request-timeout-ms", &timeout)
@@ -103,6 +105,7 @@ main (int argc, char **argv)
         .etcd = bs_settings_get (settings, "etcd"),
         .cluster = bs_settings_get (settings, "cluster"),
         .etcd_timeout_ms = (int) etcd_timeout,
+        .lease_seconds = (int) lease_seconds,
     };
     int rc = 1;
     bs_keys_t *keys = NULL;
