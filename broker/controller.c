@@ -718,6 +718,17 @@ controller_assign (controller_t *self, const char *service)
         bs_msg_set_int (entry, BS_FIELD_version, (int64_t) part->isr_version);
         bs_msg_append (msg, BS_FIELD_partitions, &entry);
     }
+    //  Order nodes send a buy's decrement to the catalog primary directly:
+    //  they learn who and where it is here (and never follow the catalog)
+    cpart_t *catalog = strcmp (service, "order") == 0? s_find (self, ELECTED_PARTITION): NULL;
+    if (catalog && catalog->primary [0] && strcmp (catalog->source, catalog->primary) == 0) {
+        bs_msg_t *entry = bs_msg_new ();
+        bs_msg_set_str (entry, BS_FIELD_partition, catalog->name);
+        bs_msg_set_int (entry, BS_FIELD_epoch, (int64_t) catalog->epoch);
+        bs_msg_set_str (entry, BS_FIELD_primary, catalog->primary);
+        bs_msg_set_str (entry, BS_FIELD_sync, catalog->sync);
+        bs_msg_append (msg, BS_FIELD_partitions, &entry);
+    }
     return msg;
 }
 

@@ -4,6 +4,7 @@
 #include "bs_alloc.h"
 #include "bs_msg.h"
 #include "bs_name.h"
+#include "bs_stream.h"
 #include "buyer.h"
 #include "catalog.h"
 #include "invalidator.h"
@@ -66,7 +67,10 @@ struct _node_t {
     //  so entries it published and never committed could meet a rewrite of
     //  their seqs at that epoch.
     bool early_publish;
-    //  The broker link, its monitor, the buyer, replication's sockets
+    //  Catalog: direct requests on the sync socket served, and refused
+    uint64_t direct_served, direct_refused;
+    int64_t direct_warned;
+    //  The broker link, its monitor, the buyer's sockets, replication's
     zmq_pollitem_t *poll_items;
     int poll_cap;
 };
@@ -74,14 +78,41 @@ struct _node_t {
 //  --------------------------------------------------------------------------
 //  Replies
 
+//  A token for a reply held until its write is replicated: it says which
+//  way the reply goes (the broker link, or a peer on the sync socket) and
+//  to whom.  An address too long for one (none is) leaves it empty: the
+//  reply is then dropped, and the asker's retry gets the stored one.
+static void
+s_held_token (zmq_msg_t *held, int kind, const void *address, size_t size)
+{
+    uint8_t token [1 + BS_TOKEN_ADDRESS_MAX];
+    size_t token_size = bs_stream_token (kind, address, size, token);
+    zmq_msg_init_size (held, token_size);
+    memcpy (zmq_msg_data (held), token, token_size);
+}
+
+//  Sends a held reply (replication releases it) the way its token says
 static void
 s_send_reply (void *arg, zmq_msg_t *token, const void *data, size_t size)
 {
     node_t *self = arg;
-    mdpworker_reply (self->link, token, data, size);
+    const uint8_t *address;
+    size_t address_size;
+    int kind = bs_stream_token_kind (zmq_msg_data (token), zmq_msg_size (token), &address, &address_size);
+    if (kind == BS_TOKEN_BROKER) {
+        zmq_msg_t broker_token;
+        zmq_msg_init_size (&broker_token, address_size);
+        memcpy (zmq_msg_data (&broker_token), address, address_size);
+        mdpworker_reply (self->link, &broker_token, data, size);
+        zmq_msg_close (&broker_token);
+    }
+    else
+    if (kind == BS_TOKEN_PEER)
+        repl_zmq_reply (self->repl_zmq, address, address_size, data, size);
     zmq_msg_close (token);
 }
 
+//  Answers a request from the broker link at once
 static void
 s_reply_msg (node_t *self, zmq_msg_t *token, bs_msg_t *reply, const uint8_t *rid)
 {
@@ -89,7 +120,7 @@ s_reply_msg (node_t *self, zmq_msg_t *token, bs_msg_t *reply, const uint8_t *rid
         bs_msg_set_bin (reply, BS_FIELD_rid, rid, BS_RID_SIZE);
     size_t size;
     uint8_t *data = bs_msg_encode (reply, &size);
-    s_send_reply (self, token, data, size);
+    mdpworker_reply (self->link, token, data, size);
     free (data);
 }
 
@@ -228,8 +259,7 @@ s_on_grant (void *arg, const uint8_t *rid, const bs_msg_t *decrement, zmq_msg_t 
         bs_err_t err;
         w->decrement = bs_msg_decode (data, size, &err, NULL, 0);
         free (data);
-        zmq_msg_init (&w->token);
-        zmq_msg_move (&w->token, &tokens [i]);
+        s_held_token (&w->token, BS_TOKEN_BROKER, zmq_msg_data (&tokens [i]), zmq_msg_size (&tokens [i]));
         zmq_msg_close (&tokens [i]);
         w->has_token = true;
     }
@@ -264,8 +294,7 @@ s_handle (node_t *self, zmq_msg_t *token, zmq_msg_t *body)
     if (self->catalog) {
         write_t *w = s_queue (self);
         w->request = request;
-        zmq_msg_init (&w->token);
-        zmq_msg_move (&w->token, token);
+        s_held_token (&w->token, BS_TOKEN_BROKER, zmq_msg_data (token), zmq_msg_size (token));
         w->has_token = true;
         return;
     }
@@ -286,8 +315,7 @@ s_handle (node_t *self, zmq_msg_t *token, zmq_msg_t *body)
         size_t size;
         uint8_t *data = bs_msg_encode (reply, &size);
         zmq_msg_t held;
-        zmq_msg_init (&held);
-        zmq_msg_move (&held, token);
+        s_held_token (&held, BS_TOKEN_BROKER, zmq_msg_data (token), zmq_msg_size (token));
         repl_defer (self->repl, self->partition, journal_seq (self->journal, self->partition), &held, data, size,
                     zclock_mono ());
         free (data);
@@ -300,14 +328,108 @@ s_handle (node_t *self, zmq_msg_t *token, zmq_msg_t *body)
     bs_msg_destroy (&request);
 }
 
+//  A direct request on the sync socket (repl_zmq.h): an order node's
+//  decrement, queued like one from the broker and answered on the same
+//  socket once replicated.  Anything else is refused with an error, and
+//  counted; it changes nothing.
+static void
+s_on_direct (void *arg, const void *peer, size_t peer_size, const void *data, size_t size, bool allowed)
+{
+    node_t *self = arg;
+    char reason [160];
+    bs_err_t err = BS_ERR_forbidden;
+    snprintf (reason, sizeof reason, "only order nodes may send requests to a node's sync socket");
+    bs_msg_t *request = NULL;
+    if (allowed) {
+        request = bs_msg_decode (data, size, &err, reason, sizeof reason);
+        if (request)
+            err = bs_msg_validate_request (request, reason, sizeof reason);
+    }
+    if (err == BS_OK && (!self->catalog || bs_msg_op (request) != BS_OP_decrement)) {
+        err = BS_ERR_unknown_op;
+        snprintf (reason, sizeof reason, "a node's sync socket takes the catalog's 'decrement' alone");
+    }
+    if (err == BS_OK)
+        err = repl_can_write (self->repl, self->partition, reason, sizeof reason);
+    if (err == BS_OK) {
+        self->direct_served++;
+        write_t *w = s_queue (self);
+        w->request = request;
+        s_held_token (&w->token, BS_TOKEN_PEER, peer, peer_size);
+        w->has_token = true;
+        return;
+    }
+    //  Not the primary (or too few in sync) is the asker's cue to go
+    //  through the broker: not a refusal of the path
+    if (err != BS_ERR_unavailable) {
+        self->direct_refused++;
+        if (zclock_mono () - self->direct_warned > 1000) {
+            self->direct_warned = zclock_mono ();
+            zsys_warning ("%s: refused a direct request from '%.*s' (%s: %s); %llu refused so far", self->id,
+                          (int) (peer_size < 64? peer_size: 64), (const char *) peer, bs_err_name (err), reason,
+                          (unsigned long long) self->direct_refused);
+        }
+    }
+    bs_msg_t *reply = bs_msg_new_error (err, reason);
+    const uint8_t *rid = request? bs_msg_bin (request, BS_FIELD_rid, NULL): NULL;
+    if (rid)
+        bs_msg_set_bin (reply, BS_FIELD_rid, rid, BS_RID_SIZE);
+    size_t reply_size;
+    uint8_t *reply_data = bs_msg_encode (reply, &reply_size);
+    repl_zmq_reply (self->repl_zmq, peer, peer_size, reply_data, reply_size);
+    free (reply_data);
+    bs_msg_destroy (&reply);
+    bs_msg_destroy (&request);
+}
+
+//  An order node's assignment also names the catalog's primary and its sync
+//  endpoint, for the buyer's direct path.  Returns the assignment without
+//  that entry (an order node keeps no copy of the catalog), or NULL when it
+//  had none.
+static bs_msg_t *
+s_take_catalog_entry (node_t *self, const bs_msg_t *assign)
+{
+    size_t count = bs_msg_count (assign, BS_FIELD_partitions);
+    bool found = false;
+    for (size_t i = 0; i < count && !found; i++)
+        found = strcmp (bs_msg_str (bs_msg_at (assign, BS_FIELD_partitions, i), BS_FIELD_partition),
+                        CATALOG_PARTITION) == 0;
+    if (!found) {
+        buyer_set_catalog (self->buyer, "", "", 0);
+        return NULL;
+    }
+    bs_msg_t *rest = bs_msg_new ();
+    bs_msg_set_str (rest, BS_FIELD_op, bs_op_name (BS_OP_assign));
+    bs_msg_set_list (rest, BS_FIELD_partitions);
+    for (size_t i = 0; i < count; i++) {
+        const bs_msg_t *entry = bs_msg_at (assign, BS_FIELD_partitions, i);
+        if (strcmp (bs_msg_str (entry, BS_FIELD_partition), CATALOG_PARTITION) == 0) {
+            buyer_set_catalog (self->buyer, bs_msg_str (entry, BS_FIELD_primary), bs_msg_str (entry, BS_FIELD_sync),
+                               (uint64_t) bs_msg_int (entry, BS_FIELD_epoch));
+            continue;
+        }
+        size_t size;
+        uint8_t *data = bs_msg_encode (entry, &size);
+        bs_err_t err;
+        bs_msg_t *copy = bs_msg_decode (data, size, &err, NULL, 0);
+        free (data);
+        if (copy)
+            bs_msg_append (rest, BS_FIELD_partitions, &copy);
+    }
+    return rest;
+}
+
 static void
 s_on_assign (node_t *self, zmq_msg_t *body)
 {
     bs_err_t err;
     char reason [128];
     bs_msg_t *assign = bs_msg_decode (zmq_msg_data (body), zmq_msg_size (body), &err, reason, sizeof reason);
-    if (assign && bs_msg_validate_request (assign, reason, sizeof reason) == BS_OK && bs_msg_op (assign) == BS_OP_assign)
-        repl_assign (self->repl, assign, zclock_mono ());
+    if (assign && bs_msg_validate_request (assign, reason, sizeof reason) == BS_OK && bs_msg_op (assign) == BS_OP_assign) {
+        bs_msg_t *rest = self->buyer? s_take_catalog_entry (self, assign): NULL;
+        repl_assign (self->repl, rest? rest: assign, zclock_mono ());
+        bs_msg_destroy (&rest);
+    }
     else
         zsys_warning ("%s: dropped a malformed assignment: %s", self->id, reason);
     bs_msg_destroy (&assign);
@@ -511,6 +633,7 @@ node_new (const node_options_t *options, bool *refused_p)
         .sync_bind = options->sync_bind,
         .hwm = options->hwm,
         .keys = self->keys,
+        .direct = s_on_direct,
     };
     self->repl_zmq = repl_zmq_new (self->journal, &repl_options, &repl_sockets, s_send_reply, self);
     if (!self->repl_zmq)
@@ -535,6 +658,8 @@ node_new (const node_options_t *options, bool *refused_p)
                                  options->catalog_attempts, s_on_grant, self);
         if (!self->buyer)
             goto fail;
+        if (options->direct_buys)
+            buyer_direct (self->buyer, id);
     }
     //  The status carries the endpoints, so set it before READY goes out
     s_update_status (self);
@@ -614,7 +739,7 @@ node_run (node_t *self)
         if (next_restock - now < wait)
             wait = next_restock - now;
         //  Replication's sockets grow with the sources it fetches from
-        int need = 3 + repl_zmq_pollitem_count (self->repl_zmq);
+        int need = 4 + repl_zmq_pollitem_count (self->repl_zmq);
         if (need > self->poll_cap) {
             zmq_pollitem_t *grown = realloc (self->poll_items, (size_t) need * sizeof (zmq_pollitem_t));
             if (!grown)
@@ -627,6 +752,11 @@ node_run (node_t *self)
         items [n++] = (zmq_pollitem_t) { mdpworker_socket (self->link), 0, ZMQ_POLLIN, 0 };
         if (self->buyer)
             items [n++] = (zmq_pollitem_t) { buyer_socket (self->buyer), 0, ZMQ_POLLIN, 0 };
+        int direct_item = -1;
+        if (self->buyer && buyer_direct_socket (self->buyer)) {
+            direct_item = n;
+            items [n++] = (zmq_pollitem_t) { buyer_direct_socket (self->buyer), 0, ZMQ_POLLIN, 0 };
+        }
         //  Wakes the loop when the broker's connection drops; the tick reads it
         if (mdpworker_monitor (self->link))
             items [n++] = (zmq_pollitem_t) { mdpworker_monitor (self->link), 0, ZMQ_POLLIN, 0 };
@@ -669,6 +799,18 @@ node_run (node_t *self)
                 int events;
                 size_t len = sizeof events;
                 zmq_getsockopt (buyer_socket (self->buyer), ZMQ_EVENTS, &events, &len);
+                if (!(events & ZMQ_POLLIN))
+                    break;
+            }
+        //  The socket polled is the one read: an assignment read above may
+        //  have replaced it
+        if (direct_item >= 0 && (items [direct_item].revents & ZMQ_POLLIN)
+        &&  items [direct_item].socket == buyer_direct_socket (self->buyer))
+            for (int k = 0; k < BATCH_MAX; k++) {
+                buyer_on_direct_input (self->buyer);
+                int events;
+                size_t len = sizeof events;
+                zmq_getsockopt (buyer_direct_socket (self->buyer), ZMQ_EVENTS, &events, &len);
                 if (!(events & ZMQ_POLLIN))
                     break;
             }

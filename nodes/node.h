@@ -47,6 +47,7 @@ typedef struct {
     int64_t restock_amount;
     int catalog_timeout_ms;     //  order node's buys
     int catalog_attempts;
+    bool direct_buys;           //  order node: decrements straight to the catalog primary
     int invalidate_timeout_ms;  //  catalog primary's invalidations
     int invalidate_attempts;
     uint64_t log_keep;          //  log entries kept per partition

@@ -26,6 +26,7 @@ struct _repl_zmq_t {
     char id [BS_ID_MAX + 1];
     bs_keys_t *keys;
     repl_send_fn *send;
+    repl_direct_fn *direct;
     void *send_arg;
     zsock_t *pub, *router, *sub;
     link_t **links;             //  each allocated on its own; grows
@@ -191,6 +192,20 @@ s_peer_name (zmq_msg_t *identity, char *peer)
     return true;
 }
 
+//  A direct request: [routing id] [REPL_STREAM_REQUEST] [body].  Under
+//  CURVE the key decides (bs_stream_may_request); the node answers.
+static void
+s_on_direct (repl_zmq_t *self, zmq_msg_t *identity, zmq_msg_t *body)
+{
+    const char *name = "";
+    const char *role = self->keys? bs_keys_role (body, &name): "";
+    bool allowed = bs_stream_may_request (self->keys != NULL, role, name, zmq_msg_data (identity),
+                                          zmq_msg_size (identity));
+    if (self->direct)
+        self->direct (self->send_arg, zmq_msg_data (identity), zmq_msg_size (identity), zmq_msg_data (body),
+                      zmq_msg_size (body), allowed);
+}
+
 static void
 s_on_router (repl_zmq_t *self)
 {
@@ -198,28 +213,44 @@ s_on_router (repl_zmq_t *self)
     //  Serving a fetch can be heavy: take a few per turn so that the node's
     //  own work (and its heartbeats) go on
     for (int n = 0; n < REQUESTS_MAX; n++) {
-        zmq_msg_t identity, body;
+        zmq_msg_t identity, frames [2];
         zmq_msg_init (&identity);
         if (zmq_msg_recv (&identity, router, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close (&identity);
             return;
         }
-        zmq_msg_init (&body);
-        bool framed = zmq_msg_more (&identity) && zmq_msg_recv (&body, router, 0) >= 0 && !zmq_msg_more (&body);
-        while (zmq_msg_more (&body)) {      //  swallow extra frames
-            zmq_msg_close (&body);
-            zmq_msg_init (&body);
-            if (zmq_msg_recv (&body, router, 0) < 0)
+        //  One frame (a fetch or ack) or two (a direct request)
+        int count = 0;
+        bool more = zmq_msg_more (&identity), framed = more;
+        while (more) {
+            zmq_msg_t frame;
+            zmq_msg_init (&frame);
+            if (zmq_msg_recv (&frame, router, 0) < 0) {
+                zmq_msg_close (&frame);
+                framed = false;
                 break;
+            }
+            more = zmq_msg_more (&frame);
+            if (count < 2)
+                frames [count++] = frame;
+            else {
+                zmq_msg_close (&frame);     //  swallow extra frames
+                framed = false;
+            }
         }
         char peer [BS_ID_MAX + 1];
-        if (!framed || !s_peer_name (&identity, peer))
+        if (framed && count == 2 && zmq_msg_size (&frames [0]) == 1
+        &&  *(uint8_t *) zmq_msg_data (&frames [0]) == REPL_STREAM_REQUEST)
+            s_on_direct (self, &identity, &frames [1]);
+        else
+        if (!framed || count != 1 || !s_peer_name (&identity, peer))
             zsys_warning ("%s: dropped a malformed replication request", self->id);
         else
-        if (s_peer_allowed (self, &identity, &body))
-            repl_on_request (self->core, peer, zmq_msg_data (&body), zmq_msg_size (&body), zclock_mono ());
+        if (s_peer_allowed (self, &identity, &frames [0]))
+            repl_on_request (self->core, peer, zmq_msg_data (&frames [0]), zmq_msg_size (&frames [0]), zclock_mono ());
         zmq_msg_close (&identity);
-        zmq_msg_close (&body);
+        for (int i = 0; i < count; i++)
+            zmq_msg_close (&frames [i]);
     }
 }
 
@@ -287,6 +318,7 @@ repl_zmq_new (journal_t *journal, const repl_options_t *options, const repl_zmq_
     snprintf (self->id, sizeof self->id, "%s", options->id);
     self->keys = sockets->keys;
     self->send = send;
+    self->direct = sockets->direct;
     self->send_arg = arg;
     self->pub = zsock_new (ZMQ_PUB);
     self->router = zsock_new (ZMQ_ROUTER);
@@ -347,6 +379,17 @@ repl_zmq_destroy (repl_zmq_t **self_p)
     zsock_destroy (&self->sub);
     free (self);
     *self_p = NULL;
+}
+
+void
+repl_zmq_reply (repl_zmq_t *self, const void *peer, size_t peer_size, const void *data, size_t size)
+{
+    void *router = zsock_resolve (self->router);
+    uint8_t kind = REPL_STREAM_REPLY;
+    if (zmq_send (router, peer, peer_size, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return;
+    zmq_send (router, &kind, 1, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send (router, data, size, ZMQ_DONTWAIT);
 }
 
 repl_t *

@@ -24,17 +24,29 @@ typedef struct _repl_zmq_t repl_zmq_t;
 //  Sends a reply that was held for acks; the callee closes the token
 typedef void (repl_send_fn) (void *arg, zmq_msg_t *token, const void *data, size_t size);
 
+//  A direct request came on the sync socket (bs_stream.h) from the peer of
+//  that routing id.  allowed: its key may send one (bs_stream_may_request);
+//  the callee answers with repl_zmq_reply, now or later, or not at all.
+typedef void (repl_direct_fn) (void *arg, const void *peer, size_t peer_size, const void *data, size_t size,
+                               bool allowed);
+
 typedef struct {
     const char *pub_bind;           //  e.g. tcp://*:5570
     const char *sync_bind;
     int hwm;                        //  of the PUB and SUB sockets
     bs_keys_t *keys;                //  CURVE between nodes (borrowed), NULL: plain
+    repl_direct_fn *direct;         //  takes direct requests (with send's arg); NULL: dropped
 } repl_zmq_options_t;
 
 //  NULL (logged) when a socket cannot bind
 repl_zmq_t *repl_zmq_new (journal_t *journal, const repl_options_t *options, const repl_zmq_options_t *sockets,
                           repl_send_fn *send, void *arg);
 void repl_zmq_destroy (repl_zmq_t **self_p);
+
+//  Answers a direct request on the sync socket, to the peer of that routing
+//  id; never blocks (an answer that cannot go out is lost, and the peer asks
+//  again)
+void repl_zmq_reply (repl_zmq_t *self, const void *peer, size_t peer_size, const void *data, size_t size);
 
 //  The core it runs
 repl_t *repl_zmq_core (repl_zmq_t *self);

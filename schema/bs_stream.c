@@ -58,3 +58,35 @@ bs_stream_partition (const void *topic, size_t size, char *partition)
     //  A name holds no NUL: a frame with one names no partition
     return strlen (partition) == size - 1;
 }
+
+size_t
+bs_stream_token (int kind, const void *address, size_t size, uint8_t *out)
+{
+    if ((kind != BS_TOKEN_BROKER && kind != BS_TOKEN_PEER) || size == 0 || size > BS_TOKEN_ADDRESS_MAX)
+        return 0;
+    out [0] = (uint8_t) kind;
+    memcpy (out + 1, address, size);
+    return size + 1;
+}
+
+int
+bs_stream_token_kind (const void *token, size_t size, const uint8_t **address_p, size_t *size_p)
+{
+    const uint8_t *bytes = token;
+    if (!token || size < 2 || size > 1 + BS_TOKEN_ADDRESS_MAX
+    ||  (bytes [0] != BS_TOKEN_BROKER && bytes [0] != BS_TOKEN_PEER))
+        return 0;
+    *address_p = bytes + 1;
+    *size_p = size - 1;
+    return bytes [0];
+}
+
+bool
+bs_stream_may_request (bool keyed, const char *role, const char *name, const void *routing_id,
+                       size_t routing_id_size)
+{
+    if (!keyed)
+        return true;
+    return role && name && strcmp (role, "node") == 0 && strncmp (name, "order-", 6) == 0
+        && strlen (name) == routing_id_size && memcmp (name, routing_id, routing_id_size) == 0;
+}
