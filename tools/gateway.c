@@ -87,6 +87,7 @@ typedef struct {
     struct MHD_Daemon *daemon;
     int poller;                 //  the loop's epoll set
     bool resumed;               //  connections resumed since the last run
+    bool sent;                  //  store requests sent during this run
     size_t max_body;
     bool verbose;
     bool limit_loopback;
@@ -229,6 +230,7 @@ s_answer (gateway_t *self, struct MHD_Connection *connection, exchange_t *exchan
     //  Suspended before the call goes out: its answer can only come later
     MHD_suspend_connection (connection);
     exchange->waiter = gw_api_call (self->api, &exchange->parsed, s_on_answer, exchange);
+    self->sent = true;
     return MHD_YES;
 }
 
@@ -441,15 +443,18 @@ s_poller_add_socket (int poller, void *socket, uint32_t tag)
 }
 
 //  One pass of the loop: waits up to wait_ms for the connections or the
-//  link, then serves what is ready.  ZeroMQ's descriptor only says that
-//  something changed since the socket was last used: the link is read
-//  until it is empty after every pass (after the requests of the pass went
-//  out, which may have taken in its news), so that what arrives later
-//  wakes the next wait.  Answers resume their connections, which
-//  libmicrohttpd sends only when run again: the next pass does not wait.
+//  link, then serves what is ready.  Answers that came in are read before
+//  libmicrohttpd runs, so that it sends them in the same pass.  ZeroMQ's
+//  descriptor only says that something changed since the socket was last
+//  used: sending may take in the news of answers, so after a pass that
+//  sent requests the link is read again until it is empty, and what
+//  arrives later wakes the next wait.  Answers read then resume their
+//  connections, which libmicrohttpd sends only when run again: the next
+//  pass does not wait.
 static void
 s_run_once (gateway_t *self, long wait_ms)
 {
+    bool answers = false;
     if (!self->resumed) {
         MHD_UNSIGNED_LONG_LONG mhd_wait;
         if (MHD_get_timeout (self->daemon, &mhd_wait) == MHD_YES && (long long) mhd_wait < wait_ms)
@@ -457,12 +462,19 @@ s_run_once (gateway_t *self, long wait_ms)
         struct epoll_event events [3];
         int count = epoll_wait (self->poller, events, 3, (int) wait_ms);
         for (int i = 0; i < count; i++)
+            if (events [i].data.u32 == WAKE_LINK)
+                answers = true;
+            else
             if (events [i].data.u32 == WAKE_MONITOR)
                 gw_link_tick (self->link);      //  reads the events: a broker gone
     }
+    if (answers)
+        gw_link_on_input (self->link);
     self->resumed = false;
+    self->sent = false;
     MHD_run (self->daemon);
-    gw_link_on_input (self->link);
+    if (self->sent)
+        gw_link_on_input (self->link);
 }
 
 //  Parses HOST:PORT ([V6]:PORT, or *:PORT for every address) into address;
