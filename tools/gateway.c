@@ -21,15 +21,12 @@
 #include "gw_link.h"
 
 #include <czmq.h>
-#include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 static const bs_setting_t s_table [] = {
     { "listen",            "127.0.0.1:8080", "HOST:PORT to serve HTTP on (IPv6 as [::1]:PORT; port 0 picks one)", 0, 0 },
@@ -85,9 +82,6 @@ typedef struct {
     gw_api_t *api;
     gw_link_t *link;
     struct MHD_Daemon *daemon;
-    int poller;                 //  the loop's epoll set
-    bool resumed;               //  connections resumed since the last run
-    bool sent;                  //  store requests sent during this run
     size_t max_body;
     bool verbose;
     bool limit_loopback;
@@ -209,7 +203,6 @@ s_on_answer (void *arg, const bs_msg_t *answer, bs_err_t err)
     gw_parsed_reset (&exchange->parsed);
     exchange->ready = true;
     MHD_resume_connection (exchange->connection);
-    exchange->gateway->resumed = true;
 }
 
 //  Answers the request: at once when it needs no store call, else sends
@@ -230,7 +223,6 @@ s_answer (gateway_t *self, struct MHD_Connection *connection, exchange_t *exchan
     //  Suspended before the call goes out: its answer can only come later
     MHD_suspend_connection (connection);
     exchange->waiter = gw_api_call (self->api, &exchange->parsed, s_on_answer, exchange);
-    self->sent = true;
     return MHD_YES;
 }
 
@@ -421,60 +413,28 @@ s_on_log (void *cls, const char *format, va_list args)
     zsys_warning ("gateway: http: %s", line);
 }
 
-//  The loop's own epoll set holds libmicrohttpd's epoll descriptor and the
-//  descriptors ZeroMQ signals the link's sockets on: one epoll_wait per
-//  turn, where zmq_poll cost a poll and, per socket, two ZMQ_EVENTS checks
-//  (each a getpid and a poll of its own) around it
-enum { WAKE_HTTP = 1, WAKE_LINK, WAKE_MONITOR };
-
-static bool
-s_poller_add (int poller, int fd, uint32_t tag)
-{
-    struct epoll_event event = { .events = EPOLLIN, .data.u32 = tag };
-    return epoll_ctl (poller, EPOLL_CTL_ADD, fd, &event) == 0;
-}
-
-static bool
-s_poller_add_socket (int poller, void *socket, uint32_t tag)
-{
-    int fd;
-    size_t size = sizeof fd;
-    return zmq_getsockopt (socket, ZMQ_FD, &fd, &size) == 0 && s_poller_add (poller, fd, tag);
-}
-
 //  One pass of the loop: waits up to wait_ms for the connections or the
-//  link, then serves what is ready.  Answers that came in are read before
-//  libmicrohttpd runs, so that it sends them in the same pass.  ZeroMQ's
-//  descriptor only says that something changed since the socket was last
-//  used: sending may take in the news of answers, so after a pass that
-//  sent requests the link is read again until it is empty, and what
-//  arrives later wakes the next wait.  Answers read then resume their
-//  connections, which libmicrohttpd sends only when run again: the next
-//  pass does not wait.
+//  link, then serves what is ready
 static void
-s_run_once (gateway_t *self, long wait_ms)
+s_run_once (gateway_t *self, int mhd_fd, long wait_ms)
 {
-    bool answers = false;
-    if (!self->resumed) {
-        MHD_UNSIGNED_LONG_LONG mhd_wait;
-        if (MHD_get_timeout (self->daemon, &mhd_wait) == MHD_YES && (long long) mhd_wait < wait_ms)
-            wait_ms = (long) mhd_wait;
-        struct epoll_event events [3];
-        int count = epoll_wait (self->poller, events, 3, (int) wait_ms);
-        for (int i = 0; i < count; i++)
-            if (events [i].data.u32 == WAKE_LINK)
-                answers = true;
-            else
-            if (events [i].data.u32 == WAKE_MONITOR)
-                gw_link_tick (self->link);      //  reads the events: a broker gone
+    MHD_UNSIGNED_LONG_LONG mhd_wait;
+    if (MHD_get_timeout (self->daemon, &mhd_wait) == MHD_YES && (long long) mhd_wait < wait_ms)
+        wait_ms = (long) mhd_wait;
+    zmq_pollitem_t items [3] = {
+        { NULL, mhd_fd, ZMQ_POLLIN, 0 },
+        { gw_link_socket (self->link), 0, ZMQ_POLLIN, 0 },
+        { gw_link_monitor (self->link), 0, ZMQ_POLLIN, 0 }
+    };
+    int count = items [2].socket? 3: 2;
+    if (zmq_poll (items, count, wait_ms) > 0) {
+        if (items [1].revents & ZMQ_POLLIN)
+            gw_link_on_input (self->link);
+        if (count == 3 && (items [2].revents & ZMQ_POLLIN))
+            gw_link_tick (self->link);      //  reads the events: a broker gone
     }
-    if (answers)
-        gw_link_on_input (self->link);
-    self->resumed = false;
-    self->sent = false;
+    //  Resumed connections and new input alike
     MHD_run (self->daemon);
-    if (self->sent)
-        gw_link_on_input (self->link);
 }
 
 //  Parses HOST:PORT ([V6]:PORT, or *:PORT for every address) into address;
@@ -635,18 +595,8 @@ main (int argc, char **argv)
         MHD_OPTION_END);
     const union MHD_DaemonInfo *epoll = gateway.daemon
         ? MHD_get_daemon_info (gateway.daemon, MHD_DAEMON_INFO_EPOLL_FD): NULL;
-    gateway.poller = epoll_create1 (EPOLL_CLOEXEC);
-    bool polled = epoll && gateway.poller >= 0
-        && s_poller_add (gateway.poller, epoll->epoll_fd, WAKE_HTTP)
-        && s_poller_add_socket (gateway.poller, gw_link_socket (link), WAKE_LINK)
-        && (!gw_link_monitor (link) || s_poller_add_socket (gateway.poller, gw_link_monitor (link), WAKE_MONITOR));
     int rc = 0;
-    if (gateway.daemon && !polled) {
-        zsys_error ("gateway: cannot set up the event loop: %s", strerror (errno));
-        rc = 1;
-    }
-    else
-    if (!gateway.daemon) {
+    if (!gateway.daemon || !epoll) {
         zsys_error ("gateway: cannot listen on %s (in use, or not an address of this machine?)", listen);
         rc = 1;
     }
@@ -663,15 +613,13 @@ main (int argc, char **argv)
                 int wait = gw_link_tick (link);
                 link_idle = wait < 0;
                 next_tick = now + (wait < 0? SWEEP_MS: wait);
-                //  (what its resends took in must not wait for the next pass)
-                gw_link_on_input (link);
             }
             if (now >= next_sweep) {
                 s_sweep (&gateway, now);
                 next_sweep = now + SWEEP_MS;
             }
             int64_t due = next_tick < next_sweep? next_tick: next_sweep;
-            s_run_once (&gateway, due > now? (long) (due - now): 0);
+            s_run_once (&gateway, epoll->epoll_fd, due > now? (long) (due - now): 0);
         }
         zsys_info ("gateway: stopping");
         //  Requests still waiting for the store are answered 503 and sent
@@ -679,12 +627,9 @@ main (int argc, char **argv)
         gw_link_fail_all (link, BS_ERR_unavailable);
         int64_t until = zclock_mono () + 200;
         while (zclock_mono () < until)
-            s_run_once (&gateway, 10);
-    }
-    if (gateway.daemon)
+            s_run_once (&gateway, epoll->epoll_fd, 10);
         MHD_stop_daemon (gateway.daemon);
-    if (gateway.poller >= 0)
-        close (gateway.poller);
+    }
     gw_api_destroy (&gateway.api);
     zhashx_destroy (&gateway.addresses);
     gw_link_destroy (&link);
