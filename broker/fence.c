@@ -4,6 +4,7 @@
 #include "lease.h"
 
 #include <czmq.h>
+#include <jansson.h>
 
 //  etcd's leases are whole seconds, and etcd grants none shorter than
 //  1.5 election timeouts (the launcher's etcd runs at 500 ms, so 1 s is
@@ -24,12 +25,21 @@
 //  default, and 1 s a choice for a quiet machine and a dedicated etcd.
 #define LEASE_RENEW_MS      100
 #define LEASE_KEY           "active"
+//  The tag of the write that registers this broker (the lease's calls are
+//  tagged 0)
+#define TAG_REGISTER        1
 
 struct _fence_t {
     ctlplane_t *plane;
     lease_t *lease;
     int ttl_seconds;
     int margin_ms;
+    //  brokers/<id>, bound to this broker's lease: every live broker and
+    //  its endpoint, for operators (it goes with the lease)
+    char register_key [128];
+    char *id, *endpoint;
+    int64_t registered_lease;   //  the lease it was last written with
+    bool register_pending;
 };
 
 fence_t *
@@ -51,6 +61,9 @@ fence_new (const char *etcd, const char *cluster, int timeout_ms, int ttl_second
     self->ttl_seconds = ttl_seconds;
     self->margin_ms = margin_ms;
     self->lease = lease_new (id, endpoint, ttl_seconds, margin_ms, LEASE_RENEW_MS);
+    snprintf (self->register_key, sizeof self->register_key, "brokers/%.100s", id);
+    self->id = strdup (id);
+    self->endpoint = strdup (endpoint);
     return self;
 }
 
@@ -73,6 +86,8 @@ fence_destroy (fence_t **self_p)
     }
     ctlplane_destroy (&self->plane);
     lease_destroy (&self->lease);
+    free (self->id);
+    free (self->endpoint);
     free (self);
     *self_p = NULL;
 }
@@ -89,6 +104,15 @@ fence_recv (fence_t *self, int64_t now)
     ctlplane_result_t *result = ctlplane_recv (self->plane);
     if (!result)
         return;
+    if (result->tag == TAG_REGISTER) {
+        self->register_pending = false;
+        if (result->rc != BS_ETCD_OK) {
+            self->registered_lease = 0;         //  written again at the next step
+            zsys_debug ("broker: etcd did not take this broker's record: %s", result->error);
+        }
+        ctlplane_result_destroy (&result);
+        return;
+    }
     bool was = lease_serving (self->lease, now);
     lease_answer_t answer = result->rc == BS_ETCD_OK? LEASE_ANSWER_OK:
                             result->rc == BS_ETCD_COMPARE_FAILED? LEASE_ANSWER_TAKEN:
@@ -107,6 +131,20 @@ fence_recv (fence_t *self, int64_t now)
 void
 fence_step (fence_t *self, bool want, int64_t now)
 {
+    //  Each lease this broker holds, active or not, carries its record
+    int64_t lease = lease_id (self->lease);
+    if (lease && lease != self->registered_lease && !self->register_pending) {
+        json_t *value = json_pack ("{s:s, s:s, s:I}", "endpoint", self->endpoint, "id", self->id,
+                                   "lease", (json_int_t) lease);
+        char *text = value? json_dumps (value, JSON_COMPACT | JSON_SORT_KEYS): NULL;
+        json_decref (value);
+        if (text) {
+            ctlplane_put_leased (self->plane, self->register_key, text, lease, TAG_REGISTER);
+            self->registered_lease = lease;
+            self->register_pending = true;
+        }
+        free (text);
+    }
     switch (lease_next (self->lease, want, now)) {
         case LEASE_ASK_GRANT:
             ctlplane_grant (self->plane, lease_ttl_seconds (self->lease), 0);

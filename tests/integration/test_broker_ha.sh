@@ -9,7 +9,7 @@
 #  brokers: the active one is killed, then its successor; the third takes
 #  over and serves.
 . "$(dirname "$0")/lib.sh"
-bs_plan 23
+bs_plan 25
 
 #  No periodic restocks: the audit accounts for every copy
 bs_start_cluster --brokers 2 --restock-period 0
@@ -91,6 +91,14 @@ mv "$BS_TMP/cluster.log" "$BS_TMP/cluster-of-two.log"
 #  ---- Three brokers: the active one killed twice in a row
 bs_start_cluster --brokers 3 --restock-period 0
 check "three brokers: one is active, and all three name it" bs_wait_brokers 20
+#  registered: the brokers etcd lists under brokers/ (each record is bound
+#  to its broker's lease), as sorted ids
+registered() {
+    etcdctl --endpoints "$(bs_etcd_url)" --command-timeout 2s get --prefix --print-value-only \
+        /bookstore/default/brokers/ 2> /dev/null | jq -sr 'map(select(.endpoint | startswith("tcp://127.0.0.1:")) | .id) | sort | join(",")'
+}
+check "etcd lists the three brokers, each with its endpoint" \
+    eval 'until_true 10 eval "[ \"\$(registered)\" = broker-1,broker-2,broker-3 ]"'
 #  kill_active: SIGKILLs the active broker, held down; prints its id once
 #  the store answers again through the endpoint list
 kill_active() {
@@ -107,6 +115,8 @@ check "the active broker ($first) is killed, and the store answers again" test -
 second=$(kill_active)
 check "its successor ($second) is killed too, and the store answers again" \
     eval '[ -n "$second" ] && [ "$second" != "$first" ]'
+check "...and the two killed ones leave the list as their leases run out" \
+    eval 'until_true 10 eval "[ \"\$(registered)\" = \"$(printf "%s\n" broker-1 broker-2 broker-3 | grep -vx -e "$first" -e "$second")\" ]"'
 third=
 for id in broker-1 broker-2 broker-3; do [ "$id" != "$first" ] && [ "$id" != "$second" ] && third=$id; done
 check "the third broker ($third) took over and serves writes" \
