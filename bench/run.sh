@@ -374,8 +374,9 @@ def find($w; $c; $cat): [.[] | select(.failed != true and .workload == $w and .c
     echo "(the fsync included; a follower's commits of received entries too);"
     echo "\`invalidate\` is the catalog primary's round trip to the broker's cache"
     echo "before it commits; \`writes\` counts the writes executed.  One buy is four"
-    echo "durable commits in a row: the catalog primary, its follower, the order"
-    echo "node's own partition, and its follower.  Below, the last period of each"
+    echo "durable commits: the catalog primary's and its follower's at once (the"
+    echo "primary publishes before its own commit), then the order node's own"
+    echo "partition and its follower's, in a row.  Below, the last period of each"
     echo "node inside the buy runs."
     echo
     echo '```'
