@@ -12,14 +12,20 @@
 #  4. HTTP: wrk against the gateway's cached lookup (GET /lookup/666) and
 #     against nginx serving the same JSON from a file, side by side in the
 #     same run, reported as a ratio.
+#  5. Flood: on a fresh cluster, one client's cached lookups alone, then
+#     while another client sends searches flat out and never reads; the
+#     broker's peak resident memory during the flood.
 #  Results go to bench/results.md: the machine, a table with every latency
-#  also as a multiple of the ping-pong p50, and the issue's targets.
+#  also as a multiple of the ping-pong p50, and the targets; for each
+#  write-path target not met, what limits it (from the nodes' profiles) and
+#  the next lever.
 #
 #  BENCH_SECONDS  seconds measured per run (default 10)
 #  BENCH_WARMUP   seconds of warm-up per run (default 2)
 #  BENCH_CATALOG  books in the large catalog (default 1000000)
 #  BENCH_OUT      the results file (default bench/results.md)
-#  BENCH_PARTS    which parts run: "store" (1 to 3), "http" (4); default both
+#  BENCH_PARTS    which parts run: "store" (1 to 3), "http" (4), "flood" (5);
+#                 default all three
 #  BS_BIN         the programs (default bin)
 set -u
 cd "$(dirname "$0")/.."
@@ -27,7 +33,7 @@ ROOT=$PWD
 RUN_SECONDS=${BENCH_SECONDS:-10}
 WARMUP=${BENCH_WARMUP:-2}
 BIG=${BENCH_CATALOG:-1000000}
-PARTS=${BENCH_PARTS:-store http}
+PARTS=${BENCH_PARTS:-store http flood}
 OUT=${BENCH_OUT:-$ROOT/bench/results.md}
 export BS_BIN=${BS_BIN:-$ROOT/bin}
 SEED_ITEMS=666,321,768,546,684,499,846
@@ -46,6 +52,16 @@ done
 #  Free ports, starting and stopping clusters by their pids: the same
 #  helpers as the integration tests
 source "$ROOT/tests/integration/lib.sh"
+#  The flood and the client measured beside it are ours to stop too, on
+#  any exit (lib.sh's bs_cleanup stops the cluster)
+FLOOD_PID=
+VICTIM_PID=
+bench_cleanup() {
+    [ -n "$FLOOD_PID" ] && kill -KILL "$FLOOD_PID" 2> /dev/null
+    [ -n "$VICTIM_PID" ] && kill -KILL "$VICTIM_PID" 2> /dev/null
+    bs_cleanup
+}
+trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 RESULTS=$BS_TMP/results.jsonl
 : > "$RESULTS"
@@ -91,31 +107,51 @@ start_cluster() {
 stop_cluster() { bs_stop_cluster > /dev/null; }
 
 #  Every node logs where its event loop spent each PROFILE_SECONDS
-#  (--profile-seconds); profile TITLE keeps, for each node, the last
-#  period that ended before now, i.e. inside the run just finished
+#  (--profile-seconds); profile TITLE WORKLOAD CLIENTS keeps, for each node,
+#  the last period that ended before now, i.e. inside the run just finished:
+#  as text in PROFILES, for the report, and as one JSON line in
+#  PROFILES_JSON, for the lines that say what limits an unmet target
 PROFILE_SECONDS=3
 PROFILES=$BS_TMP/profiles.txt
+PROFILES_JSON=$BS_TMP/profiles.jsonl
 : > "$PROFILES"
+: > "$PROFILES_JSON"
 #  CPU_MARK: /proc/stat's cpu line when the run began; profile prints what
 #  the machine's CPUs did since (the whole cluster and the bench share them)
 CPU_MARK=
 profile() {
-    local until
+    local until cpu nodes
     until=$(date '+%y-%m-%d %H:%M:%S')
-    {
-        echo "$1:"
-        [ -n "$CPU_MARK" ] && echo "$CPU_MARK" "$(head -1 /proc/stat)" | awk '{
+    #  user system softirq iowait idle, in percent
+    cpu=$(echo "$CPU_MARK" "$(head -1 /proc/stat)" | awk '{
             n = (NF - 2) / 2          # two "cpu" lines side by side
             for (i = 2; i <= n + 1; i++) { d[i] = $(i + n + 1) - $i; total += d[i] }
             if (total > 0)
-                printf "  CPUs: user %.0f%%, system %.0f%%, softirq %.0f%%, iowait %.0f%%, idle %.0f%%\n",
-                       100 * (d[2] + d[3]) / total, 100 * d[4] / total, 100 * d[8] / total,
-                       100 * d[6] / total, 100 * d[5] / total }'
-        awk -v until="$until" '
+                printf "%.0f %.0f %.0f %.0f %.0f\n", 100 * (d[2] + d[3]) / total, 100 * d[4] / total,
+                       100 * d[8] / total, 100 * d[6] / total, 100 * d[5] / total }')
+    #  one line a node: "order-1 3.0 s: wait 24.4% (1458) commit 56.8% (953) ..."
+    nodes=$(awk -v until="$until" '
             / profile of / && ($3 " " $4) <= until { node = $5; sub(/:$/, "", node); last[node] = $0 }
-            END { for (node in last) { line = last[node]; sub(/.* profile of /, "", line); printf "  %-10s %s\n", node, line } }' \
-            "$BS_TMP/cluster.log" | sort
+            END { for (node in last) { line = last[node]; sub(/.* profile of /, "", line); print node, line } }' \
+            "$BS_TMP/cluster.log" | sort)
+    {
+        echo "$1:"
+        [ -n "$cpu" ] && echo "$cpu" | awk '{ printf "  CPUs: user %s%%, system %s%%, softirq %s%%, iowait %s%%, idle %s%%\n", $1, $2, $3, $4, $5 }'
+        [ -n "$nodes" ] && echo "$nodes" | awk '{ node = $1; $1 = ""; sub(/^ /, ""); printf "  %-10s %s\n", node, $0 }'
     } >> "$PROFILES"
+    #  {"workload", "clients", "cpu": {"user", ...}, "nodes": [{"node",
+    #  "seconds", "phases": {"wait": {"pct", "n"}, ...}}]}
+    echo "$nodes" | awk '
+        NF >= 3 { printf "%s{\"node\":\"%s\",\"seconds\":%s,\"phases\":{", sep, $1, $2; sep = ","
+                  psep = ""
+                  for (i = 4; i + 2 <= NF; i += 3) {
+                      pct = $(i + 1); sub(/%$/, "", pct); n = $(i + 2); gsub(/[()]/, "", n)
+                      printf "%s\"%s\":{\"pct\":%s,\"n\":%s}", psep, $i, pct, n; psep = "," }
+                  printf "}}" }' \
+        | jq -c -s -R --arg workload "$2" --argjson clients "$3" --arg cpu "$cpu" '
+            {workload: $workload, clients: $clients,
+             cpu: ($cpu | split(" ") | if length == 5 then map(tonumber) | {user: .[0], system: .[1], softirq: .[2], iowait: .[3], idle: .[4]} else null end),
+             nodes: ("[" + . + "]" | fromjson)}' >> "$PROFILES_JSON"
 }
 
 if [[ " $PARTS " == *" store "* ]]; then
@@ -128,7 +164,10 @@ for workload in lookup-hot lookup-cold search buy mixed write-mix; do
     for clients in 1 100; do
         CPU_MARK=$(head -1 /proc/stat)
         record 64 on --endpoint "$EP" --workload "$workload" --clients "$clients"
-        [ "$workload" = buy ] && profile "buy, $clients client(s)"
+        #  the write path: buy at both, the mixes at 100 clients
+        if [ "$workload" = buy ] || { [ "$clients" = 100 ] && [[ $workload =~ ^(mixed|write-mix)$ ]]; }; then
+            profile "$workload, $clients client(s)" "$workload" "$clients"
+        fi
     done
 done
 stop_cluster
@@ -234,6 +273,106 @@ else
 fi
 
 #  --------------------------------------------------------------------------
+#  Flood: one client (tests/rogue/rogue.py flood) sends cached searches flat
+#  out and never reads.  Another client's cached lookups (bookstore-bench,
+#  1 client, item 666) are measured alone, then during the flood; the
+#  broker's VmRSS is sampled from the flood's start to its end.
+
+FLOOD=$BS_TMP/flood.json
+FLOOD_TOPIC=distributed_systems
+#  the flood outlasts the measured client's warm-up and run (the report
+#  says if it did not)
+FLOOD_SECONDS=$((WARMUP + RUN_SECONDS + 5))
+#  the system's python has python3-zmq and python3-msgpack, another first
+#  in PATH may not
+PY=/usr/bin/python3
+"$PY" -c 'import zmq, msgpack' 2> /dev/null || PY=python3
+
+#  VICTIM: the measured client, run as "${VICTIM[@]}" --endpoint "$EP"
+#  (directly, so that its pid is the one $! gives)
+VICTIM=("$BS_BIN/bookstore-bench" --workload lookup-hot --clients 1 --items 666 --hot 1
+        --seconds "$RUN_SECONDS" --warmup "$WARMUP" --json)
+#  victim_result FILE: its JSON on one line, or nothing when it failed
+victim_result() { jq -c 'select(.ok == true)' "$1" 2> /dev/null; }
+evictions() {
+    "$BS_BIN/bookstore" --endpoint "$EP" --json --attempts 1 --timeout-ms 2000 status 2> /dev/null \
+        | jq '.evictions // 0' 2> /dev/null
+}
+#  sample_rss: keeps the broker's largest VmRSS (kB) seen in RSS_PEAK
+sample_rss() {
+    local kb
+    kb=$(awk '/^VmRSS/ { print $2 }' "/proc/$BROKER_PID/status" 2> /dev/null)
+    [ -n "$kb" ] && [ "$kb" -gt "$RSS_PEAK" ] && RSS_PEAK=$kb
+    return 0
+}
+#  flood_running: the broker has dropped replies the flooder did not read
+flood_running() {
+    local n
+    sample_rss
+    n=$(evictions)
+    [ -n "$n" ] && [ "$n" -gt "$EVICTIONS_BEFORE" ]
+}
+
+if [[ " $PARTS " != *" flood "* ]]; then
+    :
+elif ! "$PY" -c 'import zmq, msgpack' 2> /dev/null; then
+    say "python3-zmq or python3-msgpack missing: no flood rows"
+else
+    start_cluster
+    BROKER_PID=$(cat "$BS_DATA/pids/broker.pid")
+    say "flood: one client's cached lookups alone"
+    "${VICTIM[@]}" --endpoint "$EP" > "$BS_TMP/victim-alone.json"
+    NORMAL=$(victim_result "$BS_TMP/victim-alone.json")
+    RSS_PEAK=0
+    sample_rss
+    RSS_BEFORE=$RSS_PEAK
+    EVICTIONS_BEFORE=$(evictions)
+    EVICTIONS_BEFORE=${EVICTIONS_BEFORE:-0}
+    say "flood: $FLOOD_SECONDS s of searches that are never read, from another client"
+    "$PY" "$ROOT/tests/rogue/rogue.py" flood "$EP" "$FLOOD_SECONDS" "$FLOOD_TOPIC" \
+        > "$BS_TMP/flood-sent.json" 2> "$BS_TMP/flood.err" &
+    FLOOD_PID=$!
+    FLOOD_STARTED=$SECONDS
+    #  The measured client starts once the flood is under way
+    STARTED_ON="the first evictions"
+    if ! until_true 10 flood_running; then
+        STARTED_ON="10 s without evictions"
+        say "flood: no evictions within 10 s; measuring anyway"
+    fi
+    STARTED_AFTER=$((SECONDS - FLOOD_STARTED))
+    say "flood: the same lookups during the flood"
+    "${VICTIM[@]}" --endpoint "$EP" > "$BS_TMP/victim-flood.json" &
+    VICTIM_PID=$!
+    while kill -0 "$VICTIM_PID" 2> /dev/null; do sample_rss; sleep 0.1; done
+    wait "$VICTIM_PID"
+    VICTIM_PID=
+    COVERED=true
+    kill -0 "$FLOOD_PID" 2> /dev/null || { COVERED=false; say "flood: it ended before the measured client did"; }
+    DURING=$(victim_result "$BS_TMP/victim-flood.json")
+    #  The flood ends by itself (its count is printed then); it is killed
+    #  if it overruns
+    while kill -0 "$FLOOD_PID" 2> /dev/null && [ $SECONDS -lt $((FLOOD_STARTED + FLOOD_SECONDS + 10)) ]; do
+        sample_rss
+        sleep 0.1
+    done
+    kill -KILL "$FLOOD_PID" 2> /dev/null
+    wait "$FLOOD_PID" 2> /dev/null
+    FLOOD_PID=
+    EVICTIONS_AFTER=$(evictions)
+    SENT=$(jq '.sent' "$BS_TMP/flood-sent.json" 2> /dev/null)
+    stop_cluster
+    [ -n "$NORMAL" ] && [ -n "$DURING" ] || FAILED=1
+    jq -n -c --argjson normal "${NORMAL:-null}" --argjson during "${DURING:-null}" \
+        --argjson sent "${SENT:-null}" \
+        --argjson evictions "${EVICTIONS_AFTER:-null}" --argjson rss_before "$RSS_BEFORE" --argjson rss_peak "$RSS_PEAK" \
+        --argjson seconds "$FLOOD_SECONDS" --arg topic "$FLOOD_TOPIC" --arg started_on "$STARTED_ON" \
+        --argjson started_after "$STARTED_AFTER" --argjson covered "$COVERED" \
+        '{normal: $normal, during: $during, sent: $sent, evictions: $evictions, rss_before_kb: $rss_before,
+          rss_peak_kb: $rss_peak, seconds: $seconds, topic: $topic, started_on: $started_on,
+          started_after_s: $started_after, covered: $covered}' | tee "$FLOOD" >&2
+fi
+
+#  --------------------------------------------------------------------------
 #  The report
 
 machine() {
@@ -264,6 +403,48 @@ def x($pp): if $pp > 0 then "\(. / $pp | r1)x" else "-" end;
 def cell($pp): "\(us) (\(x($pp)))";
 def rate: round | tostring | [scan("[0-9]{1,3}(?=(?:[0-9]{3})*$)")] | join(",");
 def find($w; $c; $cat): [.[] | select(.failed != true and .workload == $w and .clients == $c and .catalog == $cat)][0];
+#  The targets of the write path, on the bench books: {what, measured, met,
+#  workload, clients, kind}; met is null when the run is missing
+def write_targets($all; $pp):
+  def rates($r; $unit): if $r == null then "-" else "\($r.ops_per_s | rate) \($unit)/s, p99 \($r.p99_us | us) us" end;
+  ($all | find("buy"; 1; "64")) as $b1 | ($all | find("buy"; 100; "64")) as $b100
+  | ($all | find("mixed"; 100; "64")) as $m100 | ($all | find("write-mix"; 100; "64")) as $w100
+  | [{workload: "buy", clients: 1, kind: "latency", label: "buy, 1 client",
+      what: "buy, 1 client: p50 <= 14x ping-pong",
+      measured: (if $b1 == null then "-" else "\($b1.p50_us | us) us = \($b1.p50_us | x($pp))" end),
+      met: (if $b1 == null or $pp == 0 then null else $b1.p50_us <= 14 * $pp end)},
+     {workload: "buy", clients: 100, kind: "rate", label: "buy, 100 clients",
+      what: "buy, 100 clients: >= 10,000 buys/s, p99 <= 15 ms", measured: rates($b100; "buys"),
+      met: (if $b100 == null then null else $b100.ops_per_s >= 10000 and $b100.p99_us <= 15000 end)},
+     {workload: "mixed", clients: 100, kind: "rate", label: "mixed, 100 clients",
+      what: "mixed, 100 clients: >= 9,000 operations/s, p99 <= 20 ms", measured: rates($m100; "operations"),
+      met: (if $m100 == null then null else $m100.ops_per_s >= 9000 and $m100.p99_us <= 20000 end)},
+     {workload: "write-mix", clients: 100, kind: "rate", label: "write-mix, 100 clients",
+      what: "write-mix, 100 clients: >= 12,000 operations/s",
+      measured: (if $w100 == null then "-" else "\($w100.ops_per_s | rate) operations/s" end),
+      met: (if $w100 == null then null else $w100.ops_per_s >= 12000 end)}];
+#  What a profile (a line of PROFILES_JSON) says limits a run: the node with
+#  the least wait, its largest phase, the batch size of its commits
+def ms($ph; $secs): if $ph.n > 0 then "\($ph.pct / 100 * $secs / $ph.n * 1000 * 100 | round / 100) ms" else "-" end;
+def busiest($p):
+  ($p.nodes | min_by(.phases.wait.pct)) as $b
+  | ($b.phases | to_entries | map(select(.key != "wait" and .key != "writes")) | max_by(.value.pct)) as $top
+  | ($b.phases.commit.n // 0) as $commits | ($b.phases.writes.n // 0) as $writes
+  | (if $writes > 0 and $commits > 0 then "\($commits | rate) durable commits for \($writes | rate) writes: \($writes / $commits | r1) writes a commit"
+     elif $commits > 0 then "\($commits | rate) durable commits, all of entries from its primary"
+     else "no durable commits" end) as $batch
+  | {node: $b.node, top: $top.key, top_pct: $top.value.pct,
+     text: ("the busiest node is \($b.node), idle \($b.phases.wait.pct | round)% (wait), \($top.key) \($top.value.pct | round)% of its time"
+            + (if $top.key == "commit" then " (\($batch))"
+               else " (commit \(($b.phases.commit.pct // 0) | round)%: \($batch))" end))};
+def cpus($p): if $p.cpu == null then "CPUs: not measured"
+  else "CPUs: user \($p.cpu.user)%, system \($p.cpu.system)%, softirq \($p.cpu.softirq)%, iowait \($p.cpu.iowait)%, idle \($p.cpu.idle)%" end;
+#  per_entry($p): the mean time of a durable commit on each node, and of the
+#  invalidation round trip of the catalog primary
+def per_entry($p):
+  "a durable commit took " + ([$p.nodes[] | select((.phases.commit.n // 0) > 0) | "\(ms(.phases.commit; .seconds)) on \(.node)"] | join(", "))
+  + ([$p.nodes[] | select((.node | startswith("catalog")) and (.phases.invalidate.n // 0) > 0)
+      | ", the invalidation round trip \(ms(.phases.invalidate; .seconds)) on \(.node)"] | join(""));
 '
 
 {
@@ -299,8 +480,8 @@ def find($w; $c; $cat): [.[] | select(.failed != true and .workload == $w and .c
     echo
     echo "## Targets"
     echo
-    echo "From the issue, for this 2-core machine class with the whole cluster on one"
-    echo "box.  The 3-process chain (client, broker, worker) is not measured here: its"
+    echo "For this 2-core machine class with the whole cluster on one box.  The"
+    echo "3-process chain (client, broker, worker) is not measured here: its"
     echo "reference, 180 us against a 78 us round trip, makes the lookup-cold target"
     echo "about 3.5 times the ping-pong p50."
     echo
@@ -320,20 +501,48 @@ def find($w; $c; $cat): [.[] | select(.failed != true and .workload == $w and .c
               if $r == null then null else $r.ops_per_s >= 150000 end)),
           (get("lookup-cold"; 1; "7 (seed)") as $r | row("lookup-cold (cache off), 1 client: p50 <= 1.5x the 3-process chain (about 3.5x ping-pong)";
               p50x($r); if $r == null or $pp == 0 then null else $r.p50_us <= 1.5 * 180 / 78 * $pp end)),
-          (get("buy"; 1; "64") as $r | row("buy, 1 client: p50 <= 1.5 ms";
-              if $r == null then "-" else "\($r.p50_us | us) us" end; if $r == null then null else $r.p50_us <= 1500 end)),
-          (get("buy"; 100; "64") as $r | row("buy, 100 clients: >= 10,000 buys/s, p99 <= 20 ms";
-              if $r == null then "-" else "\($r.ops_per_s | rate) buys/s, p99 \($r.p99_us | us) us" end;
-              if $r == null then null else $r.ops_per_s >= 10000 and $r.p99_us <= 20000 end)),
-          (get("mixed"; 100; "64") as $r | row("mixed, 100 clients: >= 20,000 operations/s, p99 <= 20 ms";
-              if $r == null then "-" else "\($r.ops_per_s | rate) operations/s, p99 \($r.p99_us | us) us" end;
-              if $r == null then null else $r.ops_per_s >= 20000 and $r.p99_us <= 20000 end)),
+          (write_targets($all; $pp)[] | row(.what; .measured; .met)),
           ((["search", "lookup-cold"][] ) as $w | (1, 100) as $c
            | ([$all[] | select(.failed != true and .workload == $w and .clients == $c and .cache == "off" and .catalog != "7 (seed)")][0]) as $big
            | get($w; $c; "7 (seed)") as $small
            | row("\($w) (cache off), \($c) client(s): p50 at \($big.catalog // "the large catalog") books <= 2x at 7 books";
                  if $big == null or $small == null then "-" else "\($big.p50_us | us) us against \($small.p50_us | us) us: \(ratio($big; $small) | r1)x" end;
                  ratio($big; $small) as $q | if $q == null then null else $q <= 2 end))' "$RESULTS"
+    #  Under the table, for each write-path target not met: what limits it,
+    #  from the nodes' profiles of that run, and the next lever
+    jq -s -r --slurpfile profiles "$PROFILES_JSON" "$JQ_LIB"'
+        ([.[] | select(.workload == "pingpong" and .clients == 1)][0].p50_us // 0) as $pp
+        | [write_targets(.; $pp)[] | select(.met == false)] as $unmet
+        | if $unmet == [] then empty else
+          "",
+          "What limits each write-path target not met, from the profile of its run",
+          "(\"Where the time of a write goes\" below), and the next lever:",
+          "",
+          ($unmet[] | . as $t
+           | ([$profiles[] | select(.workload == $t.workload and .clients == $t.clients and (.nodes | length) > 0)][0]) as $p
+           | if $p == null then "- \($t.label): no profile of this run." else
+             busiest($p) as $b
+             | "- \($t.label): \($b.text); \(cpus($p))."
+               + (if $t.kind == "latency" then
+                    "  On average \(per_entry($p)).  Next lever: the order side'"'"'s commit"
+                    + " and its follower'"'"'s in parallel (order primaries still publish after their"
+                    + " commit, about 0.45 ms; the simulator must model order nodes before that is on"
+                    + " by default), and the catalog'"'"'s invalidation round trip (about 0.2 ms); see"
+                    + " docs/ARCHITECTURE.md, \"One buy, hop by hop\"."
+                  else
+                    (if $b.top == "commit" then
+                       "  Next lever: a commit that keeps batching while an fsync is in flight (a writer"
+                       + " thread), so that writes arriving during an fsync join the next batch at once."
+                     else "" end)
+                    + (if $p.cpu != null and $p.cpu.idle < 10 then
+                         "  The CPUs are saturated (idle \($p.cpu.idle)%): next lever, fewer system calls"
+                         + " per buy (fewer hops)."
+                       else "" end)
+                    + (if $b.top != "commit" and ($p.cpu == null or $p.cpu.idle >= 10) then
+                         "  Neither a commit nor the CPUs dominate: no lever named for \($b.top)."
+                       else "" end)
+                  end) end)
+          end' "$RESULTS"
     echo
     jq -s -r "$JQ_LIB"'
         [.[] | select(.workload == "load-catalog")][0] as $l
@@ -366,7 +575,47 @@ def find($w; $c; $cat): [.[] | select(.failed != true and .workload == $w and .c
         echo "Not measured (wrk or nginx missing)."
     fi
     echo
-    echo "## Where the time of a buy goes"
+    echo "## A client that never reads"
+    echo
+    if [ -s "$FLOOD" ]; then
+        jq -r "$JQ_LIB"'
+            def mb: "\(. / 1024 | round) MB";
+            def lat($r; f): if $r == null then "failed" else "\($r | f | us) us" end;
+            .normal as $n | .during as $d
+            | (if $n == null or $d == null or $n.p99_us <= 0 then null else $d.p99_us / $n.p99_us end) as $q
+            | "One client (`tests/rogue/rogue.py flood`) sends cached searches of",
+              "`\(.topic)` flat out for \(.seconds) s and never reads its replies, on a fresh",
+              "cluster (cache on, seed catalog).  Another client (bookstore-bench, 1 client,",
+              "lookups of item 666, answered from the cache) is measured alone, then",
+              "during the flood, started on \(.started_on), \(.started_after_s) s after the flood began",
+              "\(if .covered then "" else "(**the flood ended before this client did**) " end)and measured like the other runs.",
+              "The broker'"'"'s VmRSS is sampled every 0.1 s from the flood'"'"'s start to its end.",
+              "",
+              "| the other client | alone | during the flood |",
+              "|---|---:|---:|",
+              "| lookups/s | \($n.ops_per_s // 0 | rate) | \($d.ops_per_s // 0 | rate) |",
+              "| p50 | \(lat($n; .p50_us)) | \(lat($d; .p50_us)) |",
+              "| p99 | \(lat($n; .p99_us)) | \(lat($d; .p99_us)) |",
+              "| max | \(lat($n; .max_us)) | \(lat($d; .max_us)) |",
+              "| errors | \($n.errors // "-") | \($d.errors // "-") |",
+              "",
+              "| the flood | |",
+              "|---|---:|",
+              "| p99 during / alone | \(if $q == null then "-" else "\($q | r1)x" end) |",
+              "| broker VmRSS before | \(.rss_before_kb | mb) |",
+              "| broker VmRSS, peak during | \(.rss_peak_kb | mb) |",
+              "| requests the flood sent | \(if .sent == null then "-" else (.sent | rate) end) |",
+              "| replies the broker dropped (`evictions`) | \(if .evictions == null then "-" else (.evictions | rate) end) |",
+              "",
+              "| target | measured | met |",
+              "|---|---|---|",
+              "| another client'"'"'s p99 during a flood <= 2x normal | \(if $q == null then "-" else "\($q | r1)x (\($d.p99_us | us) us against \($n.p99_us | us) us)" end) | \(if $q == null then "not measured" elif $q <= 2 then "yes" else "**no**" end) |",
+              "| broker resident < 200 MB during a flood | peak \(.rss_peak_kb | mb) | \(if .rss_peak_kb > 0 and .rss_peak_kb < 200 * 1024 then "yes" else "**no**" end) |"' "$FLOOD"
+    else
+        echo "Not measured in this run."
+    fi
+    echo
+    echo "## Where the time of a write goes"
     echo
     echo "Every node ran with \`--profile-seconds $PROFILE_SECONDS\`: it logs the share of wall-clock"
     echo "time its event loop spent in each phase, with the number of times it"
@@ -377,7 +626,8 @@ def find($w; $c; $cat): [.[] | select(.failed != true and .workload == $w and .c
     echo "durable commits: the catalog primary's and its follower's at once (the"
     echo "primary publishes before its own commit), then the order node's own"
     echo "partition and its follower's, in a row.  Below, the last period of each"
-    echo "node inside the buy runs."
+    echo "node inside the buy runs and the mixed and write-mix runs at 100 clients,"
+    echo "with the machine's CPU time over the whole run."
     echo
     echo '```'
     cat "$PROFILES"
