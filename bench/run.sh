@@ -430,7 +430,7 @@ def busiest($p):
   ($p.nodes | min_by(.phases.wait.pct)) as $b
   | ($b.phases | to_entries | map(select(.key != "wait" and .key != "writes")) | max_by(.value.pct)) as $top
   | ($b.phases.commit.n // 0) as $commits | ($b.phases.writes.n // 0) as $writes
-  | (if $writes > 0 and $commits > 0 then "\($commits | rate) durable commits for \($writes | rate) writes: \($writes / $commits | r1) writes a commit"
+  | (if $writes > 0 and $commits > 0 then "\($commits | rate) durable commits\(if $b.node | startswith("order") then ", its commits as the other partition'"'"'s follower included," else "" end) for \($writes | rate) writes: \($writes / $commits | r1) writes a commit"
      elif $commits > 0 then "\($commits | rate) durable commits, all of entries from its primary"
      else "no durable commits" end) as $batch
   | {node: $b.node, top: $top.key, top_pct: $top.value.pct,
