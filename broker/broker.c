@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/timerfd.h>
 
 //  --------------------------------------------------------------------------
 //  Dispatch
@@ -353,6 +354,14 @@ broker_new (const broker_options_t *options)
         abort ();
     self->options = *options;
     self->quota = quota_new ((uint32_t) options->max_per_client, (uint32_t) options->max_inflight);
+    self->laggards = laggards_new (LAGGARD_RATE);
+    wire_watch_laggards (self->laggards);
+    self->rest_timer = timerfd_create (CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (self->rest_timer < 0) {
+        zsys_error ("broker: cannot make a timer: %s", strerror (errno));
+        broker_destroy (&self);
+        return NULL;
+    }
     self->requests = requests_new (options->services, self->quota);
     //  "*" among the services: a worker may offer any service
     for (const char *s = options->services; s && (s = strchr (s, '*')); s++)
@@ -414,7 +423,7 @@ broker_new (const broker_options_t *options)
                                 //  (refusals, cache hits) to a small quota
     int node_hwm = options->max_inflight < INT32_MAX - 1000? options->max_inflight + 1000: INT32_MAX;
     zsock_set_sndhwm (self->clients, client_hwm);
-    zsock_set_rcvhwm (self->clients, client_hwm);
+    zsock_set_rcvhwm (self->clients, CLIENT_RCVHWM);
     zsock_set_router_mandatory (self->clients, 1);
     zsock_set_sndhwm (self->nodes, node_hwm);
     zsock_set_rcvhwm (self->nodes, node_hwm);
@@ -463,6 +472,10 @@ broker_destroy (broker_t **self_p)
     registry_destroy (&self->registry);
     cache_destroy (&self->cache);
     quota_destroy (&self->quota);
+    wire_watch_laggards (NULL);
+    laggards_destroy (&self->laggards);
+    if (self->rest_timer >= 0)
+        close (self->rest_timer);
     bs_monitor_destroy (&self->disconnects);
     feed_destroy (&self->feed);
     zsock_destroy (&self->clients);
@@ -501,7 +514,26 @@ broker_run (broker_t *self)
         items [item_count] = (zmq_pollitem_t) { zsock_resolve (fence_socket (self->fence)), 0, ZMQ_POLLIN, 0 };
         fence_item = item_count++;
     }
+    //  The timer that ends a rest of the client socket (see below)
+    items [item_count] = (zmq_pollitem_t) { NULL, self->rest_timer, ZMQ_POLLIN, 0 };
+    int rest_item = item_count++;
     while (!zsys_interrupted) {
+        //  A rest (clients that do not read spent their budget): the
+        //  client socket is left unread until the timer ends it, so their
+        //  queues fill and their sends block; nodes are served meanwhile
+        bool resting = false;
+        if (self->clients_rest_until) {
+            int64_t left = self->clients_rest_until - zclock_usecs ();
+            if (left > 0) {
+                struct itimerspec when = { .it_value = { left / 1000000, (left % 1000000) * 1000 } };
+                timerfd_settime (self->rest_timer, 0, &when, NULL);
+                resting = true;
+            }
+            else
+                self->clients_rest_until = 0;
+        }
+        items [1].events = resting? 0: ZMQ_POLLIN;
+        items [rest_item].events = resting? ZMQ_POLLIN: 0;
         int64_t now = zclock_mono ();
         int64_t wake = self->next_heartbeat;
         if (self->next_expiry < wake)
@@ -514,6 +546,11 @@ broker_run (broker_t *self)
         items [2].events = self->muted? 0: ZMQ_POLLIN;
         if (zmq_poll (items, item_count, (long) wait) < 0)
             break;
+        if (items [rest_item].revents & ZMQ_POLLIN) {
+            uint64_t expirations;
+            if (read (self->rest_timer, &expirations, sizeof expirations) < 0 && errno != EAGAIN)
+                zsys_warning ("broker: rest timer: %s", strerror (errno));
+        }
         if (fence_item >= 0)
             broker_fence_step (self, items [fence_item].revents & ZMQ_POLLIN);
         if (store_item >= 0 && (items [store_item].revents & ZMQ_POLLIN))
@@ -536,6 +573,8 @@ broker_run (broker_t *self)
             int events;
             size_t len = sizeof events;
             broker_client_message (self);
+            if (self->clients_rest_until)
+                break;          //  the laggards' budget is spent
             zmq_getsockopt (self->client_sock, ZMQ_EVENTS, &events, &len);
             if (!(events & ZMQ_POLLIN))
                 break;
@@ -548,6 +587,7 @@ broker_run (broker_t *self)
             broker_check_expiry (self, zclock_mono ());
         if (zclock_mono () >= self->next_heartbeat) {
             s_on_tick (self);
+            laggards_expire (self->laggards, zclock_usecs ());
             self->next_heartbeat = zclock_mono () + self->options.heartbeat_ms;
         }
     }

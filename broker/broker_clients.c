@@ -21,7 +21,8 @@
 //  "stale", replies refused because they came from no connection their
 //  request was sent to (late ones after a re-dispatch, and forgeries);
 //  "evictions", replies dropped because their client did not read (its
-//  queue was full) or was gone
+//  queue was full) or was gone, and requests dropped unread from a client
+//  that does not read (laggards.h)
 bs_msg_t *
 broker_status_msg (broker_t *self)
 {
@@ -29,7 +30,8 @@ broker_status_msg (broker_t *self)
                                    self->controller);
     broker_describe (self, status);
     bs_msg_set_int (status, BS_FIELD_stale, (int64_t) self->replies_refused);
-    bs_msg_set_int (status, BS_FIELD_evictions, (int64_t) wire_client_drops ());
+    bs_msg_set_int (status, BS_FIELD_evictions,
+                    (int64_t) (wire_client_drops () + laggards_dropped (self->laggards)));
     return status;
 }
 
@@ -206,6 +208,14 @@ broker_client_message (broker_t *self)
     int total = bs_frames_recv (self->client_sock, frames, MAX_FRAMES, &count);
     if (total < 0)
         return;
+    //  A client that does not read its replies: its request is dropped
+    //  unread, and such requests are read at a bounded rate
+    int64_t now_us = zclock_usecs ();
+    if (count >= 1 && laggards_match (self->laggards, zmq_msg_data (&frames [0]), zmq_msg_size (&frames [0]), now_us)) {
+        self->clients_rest_until = laggards_charge (self->laggards, now_us);
+        bs_frames_close (frames, count);
+        return;
+    }
     //  [client] [empty] [MDPC01] [service] [body]; a standard service's
     //  body may have several frames, as 7/MDP allows
     bool framed = total >= 5 && zmq_msg_size (&frames [1]) == 0 && wire_frame_is (&frames [2], BS_MDPC);

@@ -24,6 +24,7 @@
 #include "bs_monitor.h"
 #include "feed.h"
 #include "fence.h"
+#include "laggards.h"
 #include "quota.h"
 #include "requests.h"
 #include "workers.h"
@@ -52,6 +53,11 @@
 
 //  A worker whose READY was refused, waiting for its DISCONNECT
 #define REFUSED_MAX     64
+//  Requests the broker's socket takes from one client before TCP pushes
+//  back.  Small, because ZeroMQ's I/O thread refills a drained queue in
+//  one go (from half full): a flooding client's refill holds up the
+//  others' messages on that thread for as long as it takes
+#define CLIENT_RCVHWM   1000
 typedef struct {
     uint8_t identity [256];     //  its routing id (as worker_t's)
     size_t size;
@@ -67,6 +73,10 @@ struct _broker_t {
     void *node_sock;
     cache_t *cache;
     quota_t *quota;             //  requests in flight per client
+    laggards_t *laggards;       //  clients that do not read their replies
+    int64_t clients_rest_until; //  the client socket is not read before
+                                //  then (us, zclock_usecs; 0: read it)
+    int rest_timer;             //  timerfd that ends such a rest
     feed_t *feed;               //  events and status for the monitor
     bs_monitor_t *disconnects;  //  dropped node connections
     char catalog_primary [BS_ID_MAX + 1];   //  as last announced on the feed

@@ -4,6 +4,9 @@
 #include "bs_mdp.h"
 #include "requests.h"
 
+#include <czmq.h>
+#include <errno.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +29,14 @@ wire_frame_text (zmq_msg_t *frame, char *buf, size_t size)
 
 //  Replies dropped because their client's queue was full or it was gone
 static uint64_t s_client_drops;
+//  Told of each client whose queue was full (borrowed; NULL: none)
+static laggards_t *s_laggards;
+
+void
+wire_watch_laggards (laggards_t *laggards)
+{
+    s_laggards = laggards;
+}
 
 uint64_t
 wire_client_drops (void)
@@ -49,6 +60,18 @@ wire_to_client_frames (void *sock, zmq_msg_t *client, const char *service, zmq_m
     //  (it does not read) or that is gone refuses the routing id, and the
     //  reply is dropped whole, never queued without bound
     if (zmq_msg_send (&copy, sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        //  EAGAIN: the queue is full, the client sends without reading;
+        //  EHOSTUNREACH: it is gone
+        if (s_laggards && zmq_errno () == EAGAIN
+        &&  laggards_mark (s_laggards, zmq_msg_data (client), zmq_msg_size (client), zclock_usecs ())) {
+            char hex [2 * 16 + 1] = "";
+            size_t n = zmq_msg_size (client) < 16? zmq_msg_size (client): 16;
+            for (size_t i = 0; i < n; i++)
+                snprintf (hex + 2 * i, 3, "%02x", ((uint8_t *) zmq_msg_data (client)) [i]);
+            zsys_info ("broker: client %s does not read its replies: its requests are dropped unread "
+                       "for %d ms, at most %d a second with any other such client's", hex, LAGGARD_MS,
+                       LAGGARD_RATE);
+        }
         zmq_msg_close (&copy);
         for (int i = 0; i < count; i++)
             zmq_msg_close (&body [i]);

@@ -15,6 +15,7 @@
 
 #include "bs_msg.h"
 #include "workers.h"
+#include "laggards.h"
 
 //  True when the frame holds exactly this text
 bool wire_frame_is (zmq_msg_t *frame, const char *text);
@@ -32,6 +33,10 @@ int wire_to_client (void *sock, zmq_msg_t *client, const char *service, zmq_msg_
 //  The same with count body frames (a standard service's reply may have
 //  several), all consumed whether sent or not
 int wire_to_client_frames (void *sock, zmq_msg_t *client, const char *service, zmq_msg_t *body, int count);
+
+//  Tells laggards (borrowed, NULL: none) of every client whose reply was
+//  refused at its full queue.  One per process, as the counter below.
+void wire_watch_laggards (laggards_t *laggards);
 
 //  Replies dropped so far because their client did not read or was gone
 //  (for status).  One count per process: the broker has one client socket.

@@ -5,7 +5,7 @@
 #  reads.  Each attack is refused and leaves no trace in data, cache or
 #  routing.
 source "$(dirname "$0")/lib.sh"
-bs_plan 17
+bs_plan 18
 PY=/usr/bin/python3
 "$PY" -c 'import zmq, msgpack' 2> /dev/null || PY=python3
 ROGUE="$BS_ROOT/tests/rogue/rogue.py"
@@ -68,6 +68,14 @@ check "a client that sends searches for 10 s and never reads leaves the broker u
     test "$rss_kb" -lt 204800 -a "$answers" -ge 3 -a "$answers" -ge $((asked / 2))
 check "...and the replies the flooder lost are counted in status" \
     test "$(bs --json status | jq '.evictions // 0')" -gt 0
+#  The broker reads a client that does not read at 20,000 requests a second
+#  at most (LAGGARD_RATE), so the flooder's sends block: 10 s of it, with
+#  its queues and the sockets' buffers, stay well under 400,000.  Unslowed
+#  it sent 0.9 to 1.7 million here (0.36 to 0.9 million under the
+#  sanitizers, as fast as such a broker could read)
+check "...and the flooder was slowed at its source: the broker names it and reads it at a bounded rate" \
+    test "$(grep -c 'does not read its replies: its requests are dropped unread' "$BS_TMP/cluster.log")" -ge 1 \
+         -a "$(jq .sent "$BS_TMP/flood.json")" -le 400000
 bs_stop_cluster
 
 #  --- CURVE ------------------------------------------------------------
