@@ -51,7 +51,7 @@ static const bs_setting_t s_table [] = {
     { "rate-limit",        "1000",  "requests per second each client address may make (0: no limit)", 0, 1000000 },
     { "rate-burst",        "",      "requests a client may make at once before the rate applies (default: twice the rate)", 0, 0 },
     { "rate-limit-loopback", NULL,  "rate-limit loopback addresses too (by default the machine's own clients are not limited)", 0, 0 },
-    { "loops",             "0",     "event loops (threads) serving HTTP; 0: one per online CPU, at most 4", 0, 64 },
+    { "loops",             "4",     "event loops (threads) serving HTTP, each with its own connections and broker link", 1, 64 },
     { "verbose",           NULL,    "log every request", 0, 0 },
     { "keys",              "",      "keys directory of a CURVE cluster", 0, 0 },
     { "cert",              "",      "the gateway's certificate (default <keys>/admins/gateway)", 0, 0 },
@@ -350,16 +350,19 @@ s_free_count (void **item_p)
 static bool
 s_over_limit (gateway_t *self, const char *key)
 {
-    if (self->open >= self->max_connections)
-        return true;
     size_t *open = zhashx_lookup (self->addresses, key);
-    if (!open || (int64_t) *open < self->per_address)
+    bool full = self->open >= self->max_connections;
+    if (!full && (!open || (int64_t) *open < self->per_address))
         return false;
     int64_t now = zclock_mono ();
     if (now - self->refused_logged >= 10000) {
         self->refused_logged = now;
-        zsys_warning ("gateway: %s holds %zu connections already (--max-connections-per-address): "
-                      "refusing more", key, *open);
+        if (full)
+            zsys_warning ("gateway: %lld connections open (--max-connections): refusing more",
+                          (long long) self->open);
+        else
+            zsys_warning ("gateway: %s holds %zu connections already (--max-connections-per-address): "
+                          "refusing more", key, *open);
     }
     return true;
 }
@@ -695,10 +698,6 @@ main (int argc, char **argv)
     if (!bs_keys_open (settings, "admins/gateway", true, &keys)) {
         bs_settings_destroy (&settings);
         return 2;
-    }
-    if (loops == 0) {
-        long cpus = sysconf (_SC_NPROCESSORS_ONLN);
-        loops = cpus < 1? 1: cpus > 4? 4: cpus;
     }
     //  Each loop's link: its own DEALER (a ZeroMQ socket belongs to one
     //  thread), made here so that a bad endpoint is told at once
