@@ -2,18 +2,22 @@
  *
  *  Serves the original system's REST API, a JSON API, the cluster's status,
  *  Prometheus metrics, a health check and a storefront page, and talks to
- *  the broker as an ordinary client.  One thread runs one event loop:
- *  libmicrohttpd's connections (its epoll set, run from here) and the
- *  broker link (gw_link, one DEALER socket) are polled together.  A request
- *  that needs the store suspends its connection, its store request goes out
- *  on the link, and the reply, matched by request id, resumes it: no
- *  connection waits on another's store call, and none holds a thread.
- *  Routes live in gw_api.
+ *  the broker as an ordinary client.  Each of --loops threads runs one
+ *  event loop: a libmicrohttpd daemon of its own (its epoll set, run from
+ *  the loop) and a broker link of its own (gw_link, one DEALER socket) are
+ *  polled together.  The daemons listen on one address and port
+ *  (SO_REUSEPORT), so the kernel spreads connections over the loops.  A
+ *  request that needs the store suspends its connection, its store request
+ *  goes out on its loop's link, and the reply, matched by request id,
+ *  resumes it: no connection waits on another's store call, and none holds
+ *  a thread.  Routes, metrics and the rate limiter (gw_api) are shared by
+ *  the loops, and so are the counts of connections per address.
  *
  *  One address cannot starve the others: it may hold at most
  *  --max-connections-per-address connections (an IPv6 address counts by its
  *  /64), and a connection must finish each request's line and headers
  *  within --header-timeout seconds of opening or of its previous reply.
+ *  Both hold across the loops.
  */
 #include "bs_settings.h"
 #include "gw_api.h"
@@ -23,10 +27,13 @@
 #include <czmq.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 static const bs_setting_t s_table [] = {
     { "listen",            "127.0.0.1:8080", "HOST:PORT to serve HTTP on (IPv6 as [::1]:PORT; port 0 picks one)", 0, 0 },
@@ -44,6 +51,7 @@ static const bs_setting_t s_table [] = {
     { "rate-limit",        "1000",  "requests per second each client address may make (0: no limit)", 0, 1000000 },
     { "rate-burst",        "",      "requests a client may make at once before the rate applies (default: twice the rate)", 0, 0 },
     { "rate-limit-loopback", NULL,  "rate-limit loopback addresses too (by default the machine's own clients are not limited)", 0, 0 },
+    { "loops",             "4",     "event loops (threads) serving HTTP, each with its own connections and broker link", 1, 64 },
     { "verbose",           NULL,    "log every request", 0, 0 },
     { "keys",              "",      "keys directory of a CURVE cluster", 0, 0 },
     { "cert",              "",      "the gateway's certificate (default <keys>/admins/gateway)", 0, 0 },
@@ -54,13 +62,15 @@ static const char *s_usage_text =
     "usage: bookstore-gateway [--listen HOST:PORT] [--endpoint EP[,EP2]] [options]\n"
     "Serves the bookstore over HTTP; see README.md, \"HTTP gateway\", for the routes.\n";
 
-static volatile sig_atomic_t s_stop;
+//  Set by SIGINT or SIGTERM, read by every loop (a lock-free atomic: safe
+//  in a signal handler)
+static atomic_int s_stop;
 
 static void
 s_on_signal (int sig)
 {
     (void) sig;
-    s_stop = 1;
+    atomic_store (&s_stop, 1);
 }
 
 //  How often connections slow to send their headers are looked for
@@ -72,29 +82,44 @@ typedef struct _conn_t conn_t;
 struct _conn_t {
     conn_t *prev, *next;        //  every open connection, for the sweep
     int fd;
+    bool counted;               //  counted in the address's connections
     char key [GW_LIMIT_KEY_MAX];    //  the client's address key
     bool limited;               //  rate-limited (not a loopback address)
     int64_t waiting_since;      //  ms: awaiting a request's headers since
                                 //  then; 0 while a request is under way
 };
 
+//  What every loop shares; the fields above the lock are set before the
+//  loops start and only read after
 typedef struct {
-    gw_api_t *api;
-    gw_link_t *link;
-    struct MHD_Daemon *daemon;
+    gw_api_t *api;              //  thread-safe: metrics and limiter lock
     size_t max_body;
     bool verbose;
     bool limit_loopback;
     int64_t header_timeout_ms;
     int64_t per_address;
+    int64_t max_connections;
+    pthread_mutex_t lock;       //  guards what follows
     zhashx_t *addresses;        //  address key -> connections open (size_t *)
-    conn_t *conns;              //  every open connection
+    int64_t open;               //  connections open, every loop's
     int64_t refused_logged;     //  when a refused address was last logged
 } gateway_t;
 
-//  One request's state, from its first callback to its completion
+//  One event loop, run by one thread: its daemon, its link and its
+//  connections are touched by that thread alone
 typedef struct {
     gateway_t *gateway;
+    gw_link_t *link;
+    struct MHD_Daemon *daemon;
+    int epoll_fd;
+    conn_t *conns;              //  every open connection of this loop
+    pthread_t thread;
+    bool started;               //  the thread runs (loops other than the first)
+} loop_t;
+
+//  One request's state, from its first callback to its completion
+typedef struct {
+    loop_t *loop;
     struct MHD_Connection *connection;
     int64_t started;            //  monotonic, microseconds
     char *body;
@@ -199,7 +224,7 @@ s_on_answer (void *arg, const bs_msg_t *answer, bs_err_t err)
 {
     exchange_t *exchange = (exchange_t *) arg;
     exchange->waiter = NULL;
-    gw_api_finish (exchange->gateway->api, &exchange->parsed, answer, err, &exchange->reply);
+    gw_api_finish (exchange->loop->gateway->api, &exchange->parsed, answer, err, &exchange->reply);
     gw_parsed_reset (&exchange->parsed);
     exchange->ready = true;
     MHD_resume_connection (exchange->connection);
@@ -208,9 +233,10 @@ s_on_answer (void *arg, const bs_msg_t *answer, bs_err_t err)
 //  Answers the request: at once when it needs no store call, else sends
 //  the call and suspends the connection until its answer
 static enum MHD_Result
-s_answer (gateway_t *self, struct MHD_Connection *connection, exchange_t *exchange,
+s_answer (loop_t *loop, struct MHD_Connection *connection, exchange_t *exchange,
           const char *method, const char *url)
 {
+    gateway_t *self = loop->gateway;
     conn_t *conn = s_conn (connection);
     gw_request_t request = {
         .method = method, .path = url, .lookup = s_lookup, .ctx = connection,
@@ -222,7 +248,7 @@ s_answer (gateway_t *self, struct MHD_Connection *connection, exchange_t *exchan
         return s_respond (self, connection, exchange, method, url, &reply);
     //  Suspended before the call goes out: its answer can only come later
     MHD_suspend_connection (connection);
-    exchange->waiter = gw_api_call (self->api, &exchange->parsed, s_on_answer, exchange);
+    exchange->waiter = gw_api_call (self->api, loop->link, &exchange->parsed, s_on_answer, exchange);
     return MHD_YES;
 }
 
@@ -234,13 +260,14 @@ s_on_request (void *cls, struct MHD_Connection *connection, const char *url, con
               const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
     (void) version;
-    gateway_t *self = (gateway_t *) cls;
+    loop_t *loop = (loop_t *) cls;
+    gateway_t *self = loop->gateway;
     exchange_t *exchange = *con_cls;
     if (!exchange) {
         exchange = calloc (1, sizeof (exchange_t));
         if (!exchange)
             abort ();
-        exchange->gateway = self;
+        exchange->loop = loop;
         exchange->connection = connection;
         exchange->started = zclock_usecs ();
         exchange->parsed.route = -1;
@@ -255,7 +282,7 @@ s_on_request (void *cls, struct MHD_Connection *connection, const char *url, con
         unsigned long long announced;
         if (length && sscanf (length, "%llu", &announced) == 1 && announced > self->max_body) {
             exchange->too_large = true;
-            return s_answer (self, connection, exchange, method, url);
+            return s_answer (loop, connection, exchange, method, url);
         }
         return MHD_YES;
     }
@@ -286,7 +313,7 @@ s_on_request (void *cls, struct MHD_Connection *connection, const char *url, con
     }
     if (exchange->answered || exchange->waiter)
         return MHD_YES;
-    return s_answer (self, connection, exchange, method, url);
+    return s_answer (loop, connection, exchange, method, url);
 }
 
 static void
@@ -294,10 +321,10 @@ s_on_completed (void *cls, struct MHD_Connection *connection, void **con_cls,
                 enum MHD_RequestTerminationCode code)
 {
     (void) code;
-    gateway_t *self = (gateway_t *) cls;
+    loop_t *loop = (loop_t *) cls;
     exchange_t *exchange = *con_cls;
     if (exchange) {
-        gw_link_cancel (self->link, &exchange->waiter);
+        gw_link_cancel (loop->link, &exchange->waiter);
         gw_parsed_reset (&exchange->parsed);
         gw_reply_reset (&exchange->reply);
         free (exchange->body);
@@ -317,31 +344,85 @@ s_free_count (void **item_p)
     *item_p = NULL;
 }
 
-//  Refuses a connection from an address that holds its share already
+//  True when one more connection from key would exceed a limit: the
+//  address's share, or the gateway's; logs a refused address now and then.
+//  Caller holds the lock.
+static bool
+s_over_limit (gateway_t *self, const char *key)
+{
+    size_t *open = zhashx_lookup (self->addresses, key);
+    bool full = self->open >= self->max_connections;
+    if (!full && (!open || (int64_t) *open < self->per_address))
+        return false;
+    int64_t now = zclock_mono ();
+    if (now - self->refused_logged >= 10000) {
+        self->refused_logged = now;
+        if (full)
+            zsys_warning ("gateway: %lld connections open (--max-connections): refusing more",
+                          (long long) self->open);
+        else
+            zsys_warning ("gateway: %s holds %zu connections already (--max-connections-per-address): "
+                          "refusing more", key, *open);
+    }
+    return true;
+}
+
+//  Refuses a connection from an address that holds its share already,
+//  before libmicrohttpd takes it on.  Another loop may accept one from the
+//  same address meanwhile: s_on_connection decides for good.
 static enum MHD_Result
 s_on_accept (void *cls, const struct sockaddr *address, socklen_t size)
 {
     (void) size;
-    gateway_t *self = (gateway_t *) cls;
+    gateway_t *self = ((loop_t *) cls)->gateway;
     char key [GW_LIMIT_KEY_MAX];
     gw_limit_key (address, key);
-    size_t *open = zhashx_lookup (self->addresses, key);
-    if (!open || (int64_t) *open < self->per_address)
-        return MHD_YES;
-    int64_t now = zclock_mono ();
-    if (now - self->refused_logged >= 10000) {
-        self->refused_logged = now;
-        zsys_warning ("gateway: %s holds %zu connections already (--max-connections-per-address): "
-                      "refusing more", key, *open);
+    pthread_mutex_lock (&self->lock);
+    bool over = s_over_limit (self, key);
+    pthread_mutex_unlock (&self->lock);
+    return over? MHD_NO: MHD_YES;
+}
+
+//  Counts the connection in, or shuts down one over a limit (a race
+//  between loops passed s_on_accept): counting and checking under one lock
+//  keeps the limits exact across loops
+static bool
+s_count_in (gateway_t *self, const char *key)
+{
+    pthread_mutex_lock (&self->lock);
+    bool over = s_over_limit (self, key);
+    if (!over) {
+        size_t *open = zhashx_lookup (self->addresses, key);
+        if (!open) {
+            open = calloc (1, sizeof (size_t));
+            if (!open)
+                abort ();
+            zhashx_insert (self->addresses, key, open);
+        }
+        (*open)++;
+        self->open++;
     }
-    return MHD_NO;
+    pthread_mutex_unlock (&self->lock);
+    return !over;
+}
+
+static void
+s_count_out (gateway_t *self, const char *key)
+{
+    pthread_mutex_lock (&self->lock);
+    size_t *open = zhashx_lookup (self->addresses, key);
+    if (open && --*open == 0)
+        zhashx_delete (self->addresses, key);
+    self->open--;
+    pthread_mutex_unlock (&self->lock);
 }
 
 static void
 s_on_connection (void *cls, struct MHD_Connection *connection, void **socket_context,
                  enum MHD_ConnectionNotificationCode code)
 {
-    gateway_t *self = (gateway_t *) cls;
+    loop_t *loop = (loop_t *) cls;
+    gateway_t *self = loop->gateway;
     gw_metrics_connection (gw_api_metrics (self->api), code == MHD_CONNECTION_NOTIFY_STARTED? 1: -1);
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         conn_t *conn = calloc (1, sizeof (conn_t));
@@ -356,31 +437,28 @@ s_on_connection (void *cls, struct MHD_Connection *connection, void **socket_con
         info = MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CONNECTION_FD);
         conn->fd = info? info->connect_fd: -1;
         conn->waiting_since = zclock_mono ();
-        size_t *open = zhashx_lookup (self->addresses, conn->key);
-        if (!open) {
-            open = calloc (1, sizeof (size_t));
-            if (!open)
-                abort ();
-            zhashx_insert (self->addresses, conn->key, open);
+        conn->counted = s_count_in (self, conn->key);
+        if (!conn->counted && conn->fd >= 0) {
+            //  Refused: libmicrohttpd sees it closed and cleans up
+            shutdown (conn->fd, SHUT_RDWR);
+            conn->waiting_since = 0;
         }
-        (*open)++;
-        conn->next = self->conns;
-        if (self->conns)
-            self->conns->prev = conn;
-        self->conns = conn;
+        conn->next = loop->conns;
+        if (loop->conns)
+            loop->conns->prev = conn;
+        loop->conns = conn;
         *socket_context = conn;
     }
     else {
         conn_t *conn = *socket_context;
         if (!conn)
             return;
-        size_t *open = zhashx_lookup (self->addresses, conn->key);
-        if (open && --*open == 0)
-            zhashx_delete (self->addresses, conn->key);
+        if (conn->counted)
+            s_count_out (self, conn->key);
         if (conn->prev)
             conn->prev->next = conn->next;
         else
-            self->conns = conn->next;
+            loop->conns = conn->next;
         if (conn->next)
             conn->next->prev = conn->prev;
         free (conn);
@@ -392,10 +470,11 @@ s_on_connection (void *cls, struct MHD_Connection *connection, void **socket_con
 //  byte at a time, or nothing): shutting the socket down makes
 //  libmicrohttpd see it closed and clean up as for any other
 static void
-s_sweep (gateway_t *self, int64_t now)
+s_sweep (loop_t *loop, int64_t now)
 {
-    for (conn_t *conn = self->conns; conn; conn = conn->next)
-        if (conn->waiting_since && now - conn->waiting_since > self->header_timeout_ms && conn->fd >= 0) {
+    int64_t timeout = loop->gateway->header_timeout_ms;
+    for (conn_t *conn = loop->conns; conn; conn = conn->next)
+        if (conn->waiting_since && now - conn->waiting_since > timeout && conn->fd >= 0) {
             shutdown (conn->fd, SHUT_RDWR);
             conn->waiting_since = 0;
         }
@@ -416,25 +495,110 @@ s_on_log (void *cls, const char *format, va_list args)
 //  One pass of the loop: waits up to wait_ms for the connections or the
 //  link, then serves what is ready
 static void
-s_run_once (gateway_t *self, int mhd_fd, long wait_ms)
+s_run_once (loop_t *loop, long wait_ms)
 {
     MHD_UNSIGNED_LONG_LONG mhd_wait;
-    if (MHD_get_timeout (self->daemon, &mhd_wait) == MHD_YES && (long long) mhd_wait < wait_ms)
+    if (MHD_get_timeout (loop->daemon, &mhd_wait) == MHD_YES && (long long) mhd_wait < wait_ms)
         wait_ms = (long) mhd_wait;
     zmq_pollitem_t items [3] = {
-        { NULL, mhd_fd, ZMQ_POLLIN, 0 },
-        { gw_link_socket (self->link), 0, ZMQ_POLLIN, 0 },
-        { gw_link_monitor (self->link), 0, ZMQ_POLLIN, 0 }
+        { NULL, loop->epoll_fd, ZMQ_POLLIN, 0 },
+        { gw_link_socket (loop->link), 0, ZMQ_POLLIN, 0 },
+        { gw_link_monitor (loop->link), 0, ZMQ_POLLIN, 0 }
     };
     int count = items [2].socket? 3: 2;
     if (zmq_poll (items, count, wait_ms) > 0) {
         if (items [1].revents & ZMQ_POLLIN)
-            gw_link_on_input (self->link);
+            gw_link_on_input (loop->link);
         if (count == 3 && (items [2].revents & ZMQ_POLLIN))
-            gw_link_tick (self->link);      //  reads the events: a broker gone
+            gw_link_tick (loop->link);      //  reads the events: a broker gone
     }
     //  Resumed connections and new input alike
-    MHD_run (self->daemon);
+    MHD_run (loop->daemon);
+}
+
+//  Runs one loop until SIGINT or SIGTERM, then lets it answer what is
+//  under way and stops its daemon
+static void *
+s_loop_run (void *arg)
+{
+    loop_t *loop = (loop_t *) arg;
+    int64_t next_tick = 0, next_sweep = 0;
+    bool link_idle = true;
+    while (!atomic_load (&s_stop)) {
+        int64_t now = zclock_mono ();
+        //  The link's timers; at once when calls started while it was idle
+        if (now >= next_tick || (link_idle && gw_link_pending (loop->link))) {
+            int wait = gw_link_tick (loop->link);
+            link_idle = wait < 0;
+            next_tick = now + (wait < 0? SWEEP_MS: wait);
+        }
+        if (now >= next_sweep) {
+            s_sweep (loop, now);
+            next_sweep = now + SWEEP_MS;
+        }
+        //  At most SWEEP_MS: a loop that did not get the signal sees it soon
+        int64_t due = next_tick < next_sweep? next_tick: next_sweep;
+        s_run_once (loop, due > now? (long) (due - now): 0);
+    }
+    if (!loop->started)
+        zsys_info ("gateway: stopping");
+    //  Requests still waiting for the store are answered 503 and sent
+    //  for a moment; libmicrohttpd then closes every connection
+    gw_link_fail_all (loop->link, BS_ERR_unavailable);
+    int64_t until = zclock_mono () + 200;
+    while (zclock_mono () < until)
+        s_run_once (loop, 10);
+    MHD_stop_daemon (loop->daemon);
+    loop->daemon = NULL;
+    return NULL;
+}
+
+//  True when nothing else listens on the address: with SO_REUSEPORT, our
+//  daemons would otherwise share a port another process of ours serves
+static bool
+s_port_free (const struct sockaddr_storage *address, socklen_t size)
+{
+    int fd = socket (address->ss_family, SOCK_STREAM, 0);
+    if (fd < 0)
+        return false;
+    int on = 1;
+    setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    bool free_ = bind (fd, (const struct sockaddr *) address, size) == 0;
+    close (fd);
+    return free_;
+}
+
+//  Starts a loop's daemon on address; reuse: it shares the port with the
+//  other loops' daemons
+static bool
+s_loop_listen (loop_t *loop, struct sockaddr_storage *address, int64_t connections, int64_t idle,
+               bool reuse)
+{
+    //  No thread of libmicrohttpd's own: its epoll set is polled by the
+    //  loop, with the broker link
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
+    if (address->ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    loop->daemon = MHD_start_daemon (flags, 0, s_on_accept, loop, s_on_request, loop,
+        MHD_OPTION_EXTERNAL_LOGGER, s_on_log, loop,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *) address,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned) (reuse? 1: 0),
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned) connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) idle,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned) 1024,
+        MHD_OPTION_NOTIFY_COMPLETED, s_on_completed, loop,
+        MHD_OPTION_NOTIFY_CONNECTION, s_on_connection, loop,
+        MHD_OPTION_END);
+    const union MHD_DaemonInfo *epoll = loop->daemon
+        ? MHD_get_daemon_info (loop->daemon, MHD_DAEMON_INFO_EPOLL_FD): NULL;
+    if (!epoll) {
+        if (loop->daemon)
+            MHD_stop_daemon (loop->daemon);
+        loop->daemon = NULL;
+        return false;
+    }
+    loop->epoll_fd = epoll->epoll_fd;
+    return true;
 }
 
 //  Parses HOST:PORT ([V6]:PORT, or *:PORT for every address) into address;
@@ -486,7 +650,7 @@ main (int argc, char **argv)
         bs_settings_destroy (&settings);
         return 0;
     }
-    int64_t timeout, attempts, health, connections, per_address, max_body, header, idle;
+    int64_t timeout, attempts, health, connections, per_address, max_body, header, idle, loops;
     struct sockaddr_storage address;
     socklen_t address_size = 0;
     if (!bs_settings_int (settings, "timeout-ms", &timeout) || !bs_settings_int (settings, "attempts", &attempts)
@@ -494,7 +658,7 @@ main (int argc, char **argv)
     ||  !bs_settings_int (settings, "max-connections", &connections)
     ||  !bs_settings_int (settings, "max-connections-per-address", &per_address)
     ||  !bs_settings_int (settings, "max-body", &max_body) || !bs_settings_int (settings, "header-timeout", &header)
-    ||  !bs_settings_int (settings, "idle-timeout", &idle)) {
+    ||  !bs_settings_int (settings, "idle-timeout", &idle) || !bs_settings_int (settings, "loops", &loops)) {
         bs_settings_destroy (&settings);
         return 2;
     }
@@ -535,12 +699,22 @@ main (int argc, char **argv)
         bs_settings_destroy (&settings);
         return 2;
     }
-    gw_link_t *link = gw_link_new (endpoint, keys, (int) timeout, (int) attempts);
-    if (!link) {
-        fprintf (stderr, "bookstore-gateway: '%s' is not a valid ZeroMQ endpoint or comma-separated list of them\n", endpoint);
-        bs_keys_destroy (&keys);
-        bs_settings_destroy (&settings);
-        return 2;
+    //  Each loop's link: its own DEALER (a ZeroMQ socket belongs to one
+    //  thread), made here so that a bad endpoint is told at once
+    loop_t *loop = calloc ((size_t) loops, sizeof (loop_t));
+    if (!loop)
+        abort ();
+    for (int64_t i = 0; i < loops; i++) {
+        loop [i].link = gw_link_new (endpoint, keys, (int) timeout, (int) attempts);
+        if (!loop [i].link) {
+            fprintf (stderr, "bookstore-gateway: '%s' is not a valid ZeroMQ endpoint or comma-separated list of them\n", endpoint);
+            while (i > 0)
+                gw_link_destroy (&loop [--i].link);
+            free (loop);
+            bs_keys_destroy (&keys);
+            bs_settings_destroy (&settings);
+            return 2;
+        }
     }
     zsys_set_logident ("gateway");
     if (!*token)
@@ -563,15 +737,16 @@ main (int argc, char **argv)
         .rate_limit = (double) rate, .rate_burst = (double) burst
     };
     gateway_t gateway = {
-        .link = link,
         .max_body = (size_t) max_body,
         .verbose = bs_settings_flag (settings, "verbose"),
         .limit_loopback = bs_settings_flag (settings, "rate-limit-loopback"),
         .header_timeout_ms = header * 1000,
         .per_address = per_address,
+        .max_connections = connections,
         .addresses = zhashx_new ()
     };
-    gateway.api = gw_api_new (link, &options);
+    pthread_mutex_init (&gateway.lock, NULL);
+    gateway.api = gw_api_new (&options);
     zhashx_set_destructor (gateway.addresses, s_free_count);
     struct sigaction action = { .sa_handler = s_on_signal };
     sigemptyset (&action.sa_mask);
@@ -579,60 +754,65 @@ main (int argc, char **argv)
     sigaction (SIGTERM, &action, NULL);
     signal (SIGPIPE, SIG_IGN);
 
-    //  No thread of libmicrohttpd's own: its epoll set is polled here, with
-    //  the broker link
-    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
-    if (address.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    gateway.daemon = MHD_start_daemon (flags, 0, s_on_accept, &gateway, s_on_request, &gateway,
-        MHD_OPTION_EXTERNAL_LOGGER, s_on_log, &gateway,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &address,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned) connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) idle,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned) 1024,
-        MHD_OPTION_NOTIFY_COMPLETED, s_on_completed, &gateway,
-        MHD_OPTION_NOTIFY_CONNECTION, s_on_connection, &gateway,
-        MHD_OPTION_END);
-    const union MHD_DaemonInfo *epoll = gateway.daemon
-        ? MHD_get_daemon_info (gateway.daemon, MHD_DAEMON_INFO_EPOLL_FD): NULL;
+    //  The daemons: the first takes the port (port 0: picks one), the others
+    //  share it; the kernel spreads new connections over them
+    bool listening = loops == 1 || s_port_free (&address, address_size);
+    for (int64_t i = 0; i < loops && listening; i++) {
+        loop [i].gateway = &gateway;
+        listening = s_loop_listen (&loop [i], &address, connections, idle, loops > 1);
+        if (listening && i == 0) {
+            const union MHD_DaemonInfo *info = MHD_get_daemon_info (loop [0].daemon, MHD_DAEMON_INFO_BIND_PORT);
+            uint16_t port = htons (info? info->port: 0);
+            if (address.ss_family == AF_INET6)
+                ((struct sockaddr_in6 *) &address)->sin6_port = port;
+            else
+                ((struct sockaddr_in *) &address)->sin_port = port;
+        }
+    }
     int rc = 0;
-    if (!gateway.daemon || !epoll) {
+    if (!listening) {
         zsys_error ("gateway: cannot listen on %s (in use, or not an address of this machine?)", listen);
+        for (int64_t i = 0; i < loops; i++)
+            if (loop [i].daemon)
+                MHD_stop_daemon (loop [i].daemon);
         rc = 1;
     }
     else {
-        const union MHD_DaemonInfo *info = MHD_get_daemon_info (gateway.daemon, MHD_DAEMON_INFO_BIND_PORT);
-        zsys_info ("gateway: serving http on %s (port %u), broker(s) at %s", listen,
-                   info? (unsigned) info->port: 0, endpoint);
-        int64_t next_tick = 0, next_sweep = 0;
-        bool link_idle = true;
-        while (!s_stop) {
-            int64_t now = zclock_mono ();
-            //  The link's timers; at once when calls started while it was idle
-            if (now >= next_tick || (link_idle && gw_link_pending (link))) {
-                int wait = gw_link_tick (link);
-                link_idle = wait < 0;
-                next_tick = now + (wait < 0? SWEEP_MS: wait);
+        unsigned port = ntohs (address.ss_family == AF_INET6
+                               ? ((struct sockaddr_in6 *) &address)->sin6_port
+                               : ((struct sockaddr_in *) &address)->sin_port);
+        zsys_info ("gateway: serving http on %s (port %u), broker(s) at %s, %lld loops", listen,
+                   port, endpoint, (long long) loops);
+        //  Signals go to the first loop's thread (this one): the others
+        //  see the stop flag within SWEEP_MS
+        sigset_t signals, previous;
+        sigemptyset (&signals);
+        sigaddset (&signals, SIGINT);
+        sigaddset (&signals, SIGTERM);
+        pthread_sigmask (SIG_BLOCK, &signals, &previous);
+        for (int64_t i = 1; i < loops; i++) {
+            loop [i].started = pthread_create (&loop [i].thread, NULL, s_loop_run, &loop [i]) == 0;
+            if (!loop [i].started) {
+                zsys_error ("gateway: cannot start a thread for loop %lld: stopping", (long long) i);
+                atomic_store (&s_stop, 1);
             }
-            if (now >= next_sweep) {
-                s_sweep (&gateway, now);
-                next_sweep = now + SWEEP_MS;
-            }
-            int64_t due = next_tick < next_sweep? next_tick: next_sweep;
-            s_run_once (&gateway, epoll->epoll_fd, due > now? (long) (due - now): 0);
         }
-        zsys_info ("gateway: stopping");
-        //  Requests still waiting for the store are answered 503 and sent
-        //  for a moment; libmicrohttpd then closes every connection
-        gw_link_fail_all (link, BS_ERR_unavailable);
-        int64_t until = zclock_mono () + 200;
-        while (zclock_mono () < until)
-            s_run_once (&gateway, epoll->epoll_fd, 10);
-        MHD_stop_daemon (gateway.daemon);
+        pthread_sigmask (SIG_SETMASK, &previous, NULL);
+        s_loop_run (&loop [0]);
+        for (int64_t i = 1; i < loops; i++) {
+            if (loop [i].started)
+                pthread_join (loop [i].thread, NULL);
+            else
+            if (loop [i].daemon)
+                MHD_stop_daemon (loop [i].daemon);
+        }
     }
+    for (int64_t i = 0; i < loops; i++)
+        gw_link_destroy (&loop [i].link);
+    free (loop);
     gw_api_destroy (&gateway.api);
     zhashx_destroy (&gateway.addresses);
-    gw_link_destroy (&link);
+    pthread_mutex_destroy (&gateway.lock);
     bs_keys_destroy (&keys);
     bs_settings_destroy (&settings);
     return rc;

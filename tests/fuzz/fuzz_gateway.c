@@ -79,17 +79,17 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
     if (!getenv ("FUZZ_VERBOSE"))
         zsys_set_logstream (fopen ("/dev/null", "w"));
     gw_api_options_t options = { .health_timeout_ms = 100, .admin_token = FUZZ_TOKEN };
-    s_with_token = gw_api_new (NULL, &options);
+    s_with_token = gw_api_new (&options);
     options.admin_token = NULL;
-    s_without_token = gw_api_new (NULL, &options);
+    s_without_token = gw_api_new (&options);
     options.admin_token = FUZZ_TOKEN;
     options.rate_limit = 1000000;
     options.rate_clients = 4;
-    s_limited = gw_api_new (NULL, &options);
+    s_limited = gw_api_new (&options);
     //  A tight limit over few addresses: 429s, and addresses forgotten
     options.rate_limit = 2;
     options.rate_burst = 3;
-    s_tight = gw_api_new (NULL, &options);
+    s_tight = gw_api_new (&options);
     atexit (s_cleanup);
     return 0;
 }

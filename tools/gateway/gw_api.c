@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <pthread.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
@@ -18,7 +17,6 @@
 #define TOKEN_MAX 257
 
 struct _gw_api_t {
-    gw_link_t *link;            //  borrowed
     gw_metrics_t *metrics;
     gw_limit_t *limit;          //  NULL: no rate limit
     int health_timeout_ms;
@@ -77,12 +75,11 @@ gw_api_status (const char *error)
 }
 
 gw_api_t *
-gw_api_new (gw_link_t *link, const gw_api_options_t *options)
+gw_api_new (const gw_api_options_t *options)
 {
     gw_api_t *self = calloc (1, sizeof (gw_api_t));
     if (!self)
         abort ();
-    self->link = link;
     self->metrics = gw_metrics_new ();
     self->health_timeout_ms = options->health_timeout_ms;
     snprintf (self->admin_token, sizeof self->admin_token, "%s",
@@ -275,21 +272,19 @@ s_new_request (const gw_request_t *request, bs_op_t op, gw_reply_t *reply)
 {
     //  A fresh rid as bs_rid_generate makes it (the time, then random
     //  bytes), with the random bytes drawn from a pool refilled in bulk: a
-    //  system call per request costs more than the rest of a cached lookup
-    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-    static uint8_t pool [4000];
-    static size_t used = sizeof pool;
+    //  system call per request costs more than the rest of a cached lookup.
+    //  One pool per thread: the gateway's loops share no lock for it.
+    static _Thread_local uint8_t pool [4000];
+    static _Thread_local size_t used = sizeof pool;
     const size_t random_size = BS_RID_SIZE - BS_RID_TIME_SIZE;
     uint8_t rid [BS_RID_SIZE];
     bs_rid_put_time (rid);
-    pthread_mutex_lock (&lock);
     if (used + random_size > sizeof pool) {
         bs_random_bytes (pool, sizeof pool);
         used = 0;
     }
     memcpy (rid + BS_RID_TIME_SIZE, pool + used, random_size);
     used += random_size;
-    pthread_mutex_unlock (&lock);
     bs_msg_t *msg = bs_msg_new ();
     bs_msg_set_str (msg, BS_FIELD_op, bs_op_name (op));
     bs_msg_set_bin (msg, BS_FIELD_rid, rid, sizeof rid);
@@ -932,10 +927,10 @@ gw_api_begin (gw_api_t *self, const gw_request_t *request, gw_parsed_t *parsed, 
 }
 
 gw_waiter_t *
-gw_api_call (gw_api_t *self, const gw_parsed_t *parsed, gw_link_fn *fn, void *arg)
+gw_api_call (gw_api_t *self, gw_link_t *link, const gw_parsed_t *parsed, gw_link_fn *fn, void *arg)
 {
     const route_t *route = &s_routes [parsed->route];
-    return gw_link_call (self->link, bs_op_service (bs_msg_op (parsed->msg)), parsed->msg,
+    return gw_link_call (link, bs_op_service (bs_msg_op (parsed->msg)), parsed->msg,
                          route->health? self->health_timeout_ms: 0, route->health? 1: 0, fn, arg);
 }
 

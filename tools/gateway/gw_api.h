@@ -20,13 +20,13 @@
  *  take `Authorization: Bearer <token>`.  Without a configured token they
  *  are refused with 403.
  *
- *  Ownership: gw_api_new borrows the link (which may be NULL for an api used
- *  only to parse) and copies the token; it makes the metrics and the rate
+ *  Ownership: gw_api_new copies the token; it makes the metrics and the rate
  *  limiter it owns.  gw_api_parse, gw_api_begin, gw_api_finish and
  *  gw_api_handle fill a reply the caller releases with gw_reply_reset, and
  *  gw_api_parse and gw_api_begin a parsed request the caller releases with
- *  gw_parsed_reset.  Parsing may run on many threads at once; gw_api_call
- *  runs on the thread that polls the link.
+ *  gw_parsed_reset.  Every function may run on many threads at once (the
+ *  gateway's loops share one api); gw_api_call runs on the thread that
+ *  polls the link it is given.
  */
 #ifndef GW_API_H_INCLUDED
 #define GW_API_H_INCLUDED
@@ -81,7 +81,7 @@ typedef struct {
 
 typedef struct _gw_api_t gw_api_t;
 
-gw_api_t *gw_api_new (gw_link_t *link, const gw_api_options_t *options);
+gw_api_t *gw_api_new (const gw_api_options_t *options);
 void gw_api_destroy (gw_api_t **self_p);
 
 //  Reads a request without sending anything.  Returns true with *parsed
@@ -95,9 +95,10 @@ bool gw_api_parse (gw_api_t *self, const gw_request_t *request, gw_parsed_t *par
 bool gw_api_begin (gw_api_t *self, const gw_request_t *request, gw_parsed_t *parsed,
                    gw_reply_t *reply);
 
-//  Sends a parsed request through the link (which must be set): fn is called
-//  once with the answer, as gw_link_call says
-gw_waiter_t *gw_api_call (gw_api_t *self, const gw_parsed_t *parsed, gw_link_fn *fn, void *arg);
+//  Sends a parsed request through the link (the calling loop's): fn is
+//  called once with the answer, as gw_link_call says
+gw_waiter_t *gw_api_call (gw_api_t *self, gw_link_t *link, const gw_parsed_t *parsed,
+                          gw_link_fn *fn, void *arg);
 
 //  Turns the store's answer (NULL: the link's error err) into the reply,
 //  which it fills from scratch
