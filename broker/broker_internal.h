@@ -58,6 +58,9 @@
 //  one go (from half full): a flooding client's refill holds up the
 //  others' messages on that thread for as long as it takes
 #define CLIENT_RCVHWM   1000
+//  Rests of the client socket slept within one turn of the loop, at most
+//  (us): nodes wait that long at worst while a client floods
+#define REST_INLINE_US  1000
 typedef struct {
     uint8_t identity [256];     //  its routing id (as worker_t's)
     size_t size;

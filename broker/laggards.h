@@ -32,8 +32,10 @@
 //  Laggards tracked at once; a new one replaces the one marked longest ago
 #define LAGGARDS_MAX    64
 //  The broker's rate: requests a second it reads from all laggards
-//  together, so rests of 100 us (about a ZeroMQ round trip) at most
-#define LAGGARD_RATE    20000
+//  together, so rests of 200 us.  Measured with one flooding client on 2
+//  CPUs: at 20,000 the flood's own CPU (it sends 70% more) cost another
+//  client more than the shorter rests saved; at 5,000 the rests did
+#define LAGGARD_RATE    10000
 
 typedef struct _laggards_t laggards_t;
 

@@ -68,7 +68,7 @@ check "a client that sends searches for 10 s and never reads leaves the broker u
     test "$rss_kb" -lt 204800 -a "$answers" -ge 3 -a "$answers" -ge $((asked / 2))
 check "...and the replies the flooder lost are counted in status" \
     test "$(bs --json status | jq '.evictions // 0')" -gt 0
-#  The broker reads a client that does not read at 20,000 requests a second
+#  The broker reads a client that does not read at 10,000 requests a second
 #  at most (LAGGARD_RATE), so the flooder's sends block: 10 s of it, with
 #  its queues and the sockets' buffers, stay well under 400,000.  Unslowed
 #  it sent 0.9 to 1.7 million here (0.36 to 0.9 million under the
