@@ -210,9 +210,9 @@ broker_client_message (broker_t *self)
         return;
     //  A client that does not read its replies: its request is dropped
     //  unread, and such requests are read at a bounded rate
-    int64_t now_us = zclock_usecs ();
-    if (count >= 1 && laggards_match (self->laggards, zmq_msg_data (&frames [0]), zmq_msg_size (&frames [0]), now_us)) {
-        self->clients_rest_until = laggards_charge (self->laggards, now_us);
+    if (count >= 1 && laggards_any (self->laggards)
+    &&  laggards_match (self->laggards, zmq_msg_data (&frames [0]), zmq_msg_size (&frames [0]), zclock_usecs ())) {
+        self->clients_rest_until = laggards_charge (self->laggards, zclock_usecs ());
         bs_frames_close (frames, count);
         return;
     }

@@ -117,6 +117,12 @@ laggards_charge (laggards_t *self, int64_t now_us)
     return now_us + (int64_t) ((2 - self->tokens) / self->rate) + 1;
 }
 
+bool
+laggards_any (laggards_t *self)
+{
+    return self->live > 0;
+}
+
 void
 laggards_expire (laggards_t *self, int64_t now_us)
 {

@@ -58,6 +58,10 @@ bool laggards_match (laggards_t *self, const void *id, size_t size, int64_t now_
 //  until which the client socket should not be read
 int64_t laggards_charge (laggards_t *self, int64_t now_us);
 
+//  True when any client is (or was, until laggards_expire) a laggard: the
+//  hot path asks the clock and laggards_match only then
+bool laggards_any (laggards_t *self);
+
 //  Forgets the laggards whose time is over (the broker's tick), so that a
 //  client gone for good costs nothing on the hot path
 void laggards_expire (laggards_t *self, int64_t now_us);

@@ -15,18 +15,23 @@
 
 #define OWNED "order-1.0a0b0c"
 
-//  An order node's status: it reports partition in role at epoch, seq
+//  A node's status for one partition: role at epoch, seq; a catalog node
+//  names its store; a primary may add the followers it counts in sync
+//  (isr) and the report's version
 static void
-s_report (worker_t *worker, const char *partition, const char *role, uint64_t epoch, uint64_t seq)
+s_status (worker_t *worker, const char *service, const char *store, const char *partition, const char *role,
+          uint64_t epoch, uint64_t seq, const char *isr, uint64_t version)
 {
     bs_msg_t *status = bs_msg_new ();
     bs_msg_set_str (status, BS_FIELD_op, "node_status");
     bs_msg_set_str (status, BS_FIELD_id, worker->id);
-    bs_msg_set_str (status, BS_FIELD_service, "order");
+    bs_msg_set_str (status, BS_FIELD_service, service);
     char endpoint [128];
     snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:1/%s", worker->id);
     bs_msg_set_str (status, BS_FIELD_pub, endpoint);
     bs_msg_set_str (status, BS_FIELD_sync, endpoint);
+    if (store)
+        bs_msg_set_str (status, BS_FIELD_store, store);
     bs_msg_set_int (status, BS_FIELD_ready, 1);
     bs_msg_set_list (status, BS_FIELD_partitions);
     bs_msg_t *entry = bs_msg_new ();
@@ -36,12 +41,23 @@ s_report (worker_t *worker, const char *partition, const char *role, uint64_t ep
     bs_msg_set_int (entry, BS_FIELD_seq, (int64_t) seq);
     bs_msg_set_int (entry, BS_FIELD_head, (int64_t) seq);
     bs_msg_set_int (entry, BS_FIELD_ready, 1);
+    if (isr) {
+        bs_msg_set_str (entry, BS_FIELD_isr, isr);
+        bs_msg_set_int (entry, BS_FIELD_version, (int64_t) version);
+    }
     bs_msg_append (status, BS_FIELD_partitions, &entry);
     size_t size;
     uint8_t *data = bs_msg_encode (status, &size);
     CHECK (workers_apply_status (worker, data, size));
     free (data);
     bs_msg_destroy (&status);
+}
+
+//  An order node's status: it reports partition in role at epoch, seq
+static void
+s_report (worker_t *worker, const char *partition, const char *role, uint64_t epoch, uint64_t seq)
+{
+    s_status (worker, "order", NULL, partition, role, epoch, seq, NULL, 0);
 }
 
 //  The primary the map gives partition, for the order service ("" none)
@@ -125,34 +141,7 @@ static void
 s_catalog_report (worker_t *worker, const char *store, const char *role, uint64_t epoch, uint64_t seq,
                   const char *isr, uint64_t version)
 {
-    bs_msg_t *status = bs_msg_new ();
-    bs_msg_set_str (status, BS_FIELD_op, "node_status");
-    bs_msg_set_str (status, BS_FIELD_id, worker->id);
-    bs_msg_set_str (status, BS_FIELD_service, "catalog");
-    char endpoint [128];
-    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:1/%s", worker->id);
-    bs_msg_set_str (status, BS_FIELD_pub, endpoint);
-    bs_msg_set_str (status, BS_FIELD_sync, endpoint);
-    bs_msg_set_str (status, BS_FIELD_store, store);
-    bs_msg_set_int (status, BS_FIELD_ready, 1);
-    bs_msg_set_list (status, BS_FIELD_partitions);
-    bs_msg_t *entry = bs_msg_new ();
-    bs_msg_set_str (entry, BS_FIELD_partition, "catalog");
-    bs_msg_set_str (entry, BS_FIELD_role, role);
-    bs_msg_set_int (entry, BS_FIELD_epoch, (int64_t) epoch);
-    bs_msg_set_int (entry, BS_FIELD_seq, (int64_t) seq);
-    bs_msg_set_int (entry, BS_FIELD_head, (int64_t) seq);
-    bs_msg_set_int (entry, BS_FIELD_ready, 1);
-    if (isr) {
-        bs_msg_set_str (entry, BS_FIELD_isr, isr);
-        bs_msg_set_int (entry, BS_FIELD_version, (int64_t) version);
-    }
-    bs_msg_append (status, BS_FIELD_partitions, &entry);
-    size_t size;
-    uint8_t *data = bs_msg_encode (status, &size);
-    CHECK (workers_apply_status (worker, data, size));
-    free (data);
-    bs_msg_destroy (&status);
+    s_status (worker, "catalog", store, "catalog", role, epoch, seq, isr, version);
 }
 
 //  Runs the controller against etcd for up to ms: decides, and reads

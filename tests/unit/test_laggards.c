@@ -49,7 +49,9 @@ test_table_bounded (void)
     CHECK (!laggards_match (laggards, "c000", 4, t + LAGGARDS_MAX + 1));   //  the oldest, replaced
     CHECK (laggards_match (laggards, "c001", 4, t + LAGGARDS_MAX + 1));
     CHECK (laggards_match (laggards, "c063", 4, t + LAGGARDS_MAX + 1));
+    CHECK (laggards_any (laggards));
     laggards_expire (laggards, t + LAGGARD_MS * 1000 + LAGGARDS_MAX + 1);
+    CHECK (!laggards_any (laggards));
     CHECK (!laggards_match (laggards, "new!", 4, t));        //  forgotten, whatever the time asked
     CHECK (!laggards_match (laggards, "c063", 4, t));
     //  Oversized or empty ids are never recorded
