@@ -527,10 +527,12 @@ def per_entry($p):
              busiest($p) as $b
              | "- \($t.label): \($b.text); \(cpus($p))."
                + (if $t.kind == "latency" then
-                    "  On average \(per_entry($p)).  Next lever: the order side'"'"'s commit"
-                    + " and its follower'"'"'s in parallel (order primaries still publish after their"
-                    + " commit, about 0.45 ms; the simulator must model order nodes before that is on"
-                    + " by default), and the catalog'"'"'s invalidation round trip (about 0.2 ms); see"
+                    "  On average \(per_entry($p)).  A buy waits for two durable commits in a row"
+                    + " (the catalog primary'"'"'s, then the order primary'"'"'s, each overlapped with its"
+                    + " followers'"'"'), the catalog'"'"'s invalidation round trip and about ten one-way"
+                    + " hops.  Next lever: one durable commit per buy (the buy acknowledged once the"
+                    + " catalog'"'"'s grant is durable, the order recorded after it, which needs a way to"
+                    + " recover unrecorded grants from the catalog: a design decision); see"
                     + " docs/ARCHITECTURE.md, \"One buy, hop by hop\"."
                   else
                     (if $b.top == "commit" then
