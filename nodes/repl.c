@@ -259,6 +259,8 @@ s_become_follower (repl_t *self, part_t *part, uint64_t epoch, const char *prima
         snprintf (part->source_id, sizeof part->source_id, "%s", *source? source_id: "");
         part->fetching = false;
         part->snapshot = false;
+        //  The old source's heads say nothing of the new one's history
+        part->head_seen = 0;
         changed = true;
     }
     part->ack = *primary && part->source [0];

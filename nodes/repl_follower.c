@@ -75,6 +75,9 @@ s_newer_epoch (repl_t *self, part_t *part, uint64_t epoch, int64_t now)
                part->name, (unsigned long long) epoch, (unsigned long long) part->epoch);
     part->epoch = epoch;
     part->synced = false;
+    //  Heads seen at the old epoch may name a tail the new one dropped:
+    //  waiting to reach them, we would never be ready
+    part->head_seen = 0;
     //  A fetch or snapshot under way was made at the old epoch: its
     //  replies are ignored from now on, so ask again
     part->fetching = false;
@@ -290,9 +293,13 @@ s_on_entries (repl_t *self, part_t *part, bs_msg_t *msg, int64_t now)
     free (entries);
     free (datas);
     free (sizes);
+    //  The source's head, from the log this very fetch read: what we must
+    //  reach, whatever heads of another history said before (a tail our
+    //  source dropped), unless its stream has brought us further since
     uint64_t head = (uint64_t) bs_msg_int (msg, BS_FIELD_head);
-    if (head > part->head_seen)
-        part->head_seen = head;
+    live_t *newest = zlistx_last (part->buffer);
+    part->head_seen = newest && bs_entry_epoch (newest->entry) >= part->epoch
+                       && bs_entry_seq (newest->entry) > head? bs_entry_seq (newest->entry): head;
     uint64_t seq = journal_seq (self->journal, part->name);
     if (seq < head)
         repl_follower_fetch (self, part, now);
@@ -365,6 +372,7 @@ s_on_snapshot (repl_t *self, part_t *part, bs_msg_t *msg, int64_t now)
         part->snapshot = true;
         part->snap_loaded = 0;
         part->synced = false;
+        part->head_seen = (uint64_t) bs_msg_int (msg, BS_FIELD_seq);
         rc = journal_reset (self->journal, txn, part->name, self->options.dbs, !self->options.mergeable);
         zsys_info ("%s: receiving a snapshot of %s at seq %lld", self->id, part->name,
                    (long long) bs_msg_int (msg, BS_FIELD_seq));
