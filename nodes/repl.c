@@ -443,6 +443,7 @@ repl_destroy (repl_t **self_p)
     if (!self_p || !*self_p)
         return;
     repl_t *self = *self_p;
+    repl_primary_streams_end (self);
     for (int i = 0; i < self->part_count; i++) {
         part_t *part = self->parts [i];
         while (part->pending_count) {
@@ -485,6 +486,9 @@ repl_tick (repl_t *self, int64_t now)
         repl_primary_heads (self);
         self->next_beat = now + self->options.heartbeat_ms;
     }
+    //  A snapshot under way goes on at the next turn
+    if (repl_primary_stream (self))
+        return 0;
     int64_t wait = self->next_beat - now;
     return wait < 0? 0: wait;
 }

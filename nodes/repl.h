@@ -108,7 +108,10 @@ void repl_batch_begin (repl_t *self);
 void repl_batch_end (repl_t *self, int64_t now);
 //  A reply to one of our fetches, from the source at that sync endpoint
 void repl_on_answer (repl_t *self, const char *endpoint, const void *data, size_t size, int64_t now);
-//  Heartbeats, ack timeouts, fetch retries; returns ms until needed again
+//  Heartbeats, ack timeouts, fetch retries, and the next part of each
+//  snapshot under way; returns ms until needed again (0 while a snapshot
+//  is under way: the shell's loop turns, serving its other sockets, and
+//  calls again)
 int64_t repl_tick (repl_t *self, int64_t now);
 
 //  Applies the broker's partition map: become primary or follower

@@ -416,6 +416,9 @@ s_on_snapshot (repl_t *self, part_t *part, bs_msg_t *msg, int64_t now)
         s_snapshot_failed (self, part, now);
         return;
     }
+    //  A source streams a large snapshot over many turns of its loop: one
+    //  that makes progress is not given up for a slow one
+    part->fetch_deadline = now + FETCH_TIMEOUT_MS;
     if (op == BS_OP_snap_end && part->snapshot) {
         if (journal_epoch (self->journal, part->name) > part->epoch)
             part->epoch = journal_epoch (self->journal, part->name);

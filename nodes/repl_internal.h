@@ -17,7 +17,14 @@
 
 #define FETCH_BATCH      2000       //  entries per catch-up reply
 #define FETCH_BYTES      (2 << 20)  //  ... and at most this many bytes
-#define SNAP_BATCH       2000       //  records per snapshot message
+//  A snapshot goes out a part per loop turn (repl_tick), each part one
+//  message of at most this many records and bytes, so that the source
+//  keeps heartbeating, serving and replicating while it sends one
+#define SNAP_TURN_RECORDS 1000
+#define SNAP_TURN_BYTES  (1 << 20)
+//  Snapshots sent at once: each holds a read transaction open (the store
+//  keeps every page it sees, and grows meanwhile) and costs each turn a part
+#define SNAP_STREAMS_MAX 2
 #define BUFFER_MAX       100000     //  live entries held while catching up
 #define FETCH_TIMEOUT_MS 1000
 
@@ -93,6 +100,28 @@ typedef struct {
     bool home;                  //  ours to write for good (an order node's own)
 } part_t;
 
+//  A snapshot being sent to one fetcher, from one read transaction, a
+//  part per turn.  Where it stands is a key (and, in a sorted-duplicates
+//  database, a value), not a cursor: a write between two turns may grow
+//  the store's map, which moves every page (store.c)
+typedef struct {
+    bool active;
+    char peer [BS_ID_MAX + 1];
+    char partition [BS_ID_MAX + 1];
+    uint8_t rid [BS_RID_SIZE];  //  of the fetch it answers
+    size_t rid_size;
+    role_t role;                //  the partition's role and epoch when it
+    uint64_t part_epoch;        //  began: a change ends it
+    MDB_txn *txn;
+    uint64_t seq, epoch;        //  the snapshot's: its last entry
+    int db;                     //  index in options.dbs
+    bool positioned;            //  key (value) is the last record sent of db
+    uint8_t key [512], value [512];     //  LMDB keys, and sorted duplicates, are at most 511 bytes
+    size_t key_size, value_size;
+    uint64_t records;           //  sent so far
+    int parts;
+} snap_stream_t;
+
 struct _repl_t {
     journal_t *journal;
     repl_options_t options;
@@ -106,6 +135,7 @@ struct _repl_t {
     int64_t next_beat;
     bool assigned;              //  the broker has sent us our roles
     bool batching;              //  between repl_batch_begin and repl_batch_end
+    snap_stream_t streams [SNAP_STREAMS_MAX];
 };
 
 //  repl.c
@@ -122,6 +152,10 @@ void repl_primary_fail_pending (repl_t *self, part_t *part);
 void repl_primary_evict (repl_t *self, part_t *part, int64_t now);
 void repl_primary_heads (repl_t *self);
 int repl_primary_insync_count (part_t *part);
+//  Sends the next part of every snapshot under way; true while any is
+bool repl_primary_stream (repl_t *self);
+//  Ends every snapshot under way (repl_destroy)
+void repl_primary_streams_end (repl_t *self);
 
 //  repl_follower.c
 void repl_follower_fetch (repl_t *self, part_t *part, int64_t now);

@@ -18,8 +18,10 @@ repl_primary_insync_count (part_t *part)
     return n;
 }
 
+static void s_stream_cancel (repl_t *self, const char *peer, const char *partition, const char *why);
+
 static follower_t *
-s_follower (part_t *part, const char *id)
+s_follower (repl_t *self, part_t *part, const char *id)
 {
     for (int i = 0; i < part->follower_count; i++)
         if (strcmp (part->followers [i].id, id) == 0)
@@ -29,10 +31,15 @@ s_follower (part_t *part, const char *id)
         bs_grow ((void **) &part->followers, &part->follower_cap, part->follower_count, sizeof (follower_t));
         f = &part->followers [part->follower_count++];
     }
-    else
+    else {
         for (int i = 0; i < part->follower_count; i++)
             if (!part->followers [i].insync && (!f || part->followers [i].last_seen < f->last_seen))
                 f = &part->followers [i];
+        if (f)
+            //  Forgotten: whatever we still send it is for a follower we
+            //  no longer track
+            s_stream_cancel (self, f->id, part->name, "the follower table dropped it");
+    }
     if (!f)
         return NULL;
     memset (f, 0, sizeof *f);
@@ -156,7 +163,7 @@ repl_defer (repl_t *self, const char *partition, uint64_t seq, zmq_msg_t *token,
 static void
 s_on_ack (repl_t *self, part_t *part, const char *id, uint64_t seq, int64_t now)
 {
-    follower_t *f = s_follower (part, id);
+    follower_t *f = s_follower (self, part, id);
     if (!f || f->snapshotting)
         return;
     f->acked = seq > f->acked? seq: f->acked;
@@ -209,75 +216,215 @@ s_echo_rid (bs_msg_t *msg, const bs_msg_t *request)
         bs_msg_set_bin (msg, BS_FIELD_rid, rid, size);
 }
 
+//  --------------------------------------------------------------------------
+//  Snapshots, a part per turn.  Sent in one go, a catalog of 56,000
+//  records kept a source's loop busy for 5 s under the sanitizers: it
+//  missed its heartbeats, the broker declared it dead, and writes waited.
+//  Each snapshot keeps its read transaction (the env is opened with
+//  MDB_NOTLS, so it may stay open across turns beside others): the
+//  follower gets the very records, seq and epoch one transaction saw.
+
 static void
-s_send_snapshot (repl_t *self, const char *peer, const char *partition, const bs_msg_t *request)
+s_stream_end (repl_t *self, snap_stream_t *stream, const char *why)
 {
-    MDB_txn *txn = store_begin (journal_store (self->journal), false);
-    if (!txn)
-        return;
-    uint64_t seq = journal_seq (self->journal, partition);
-    uint64_t epoch = repl_epoch_at (self, partition, seq);
+    if (why)
+        zsys_info ("%s: stopped sending a snapshot of %s to %s after %llu records: %s", self->id,
+                   stream->partition, stream->peer, (unsigned long long) stream->records, why);
+    mdb_txn_abort (stream->txn);
+    memset (stream, 0, sizeof *stream);
+}
+
+//  Ends the snapshot under way to peer of partition (NULL: of any)
+static void
+s_stream_cancel (repl_t *self, const char *peer, const char *partition, const char *why)
+{
+    for (int i = 0; i < SNAP_STREAMS_MAX; i++) {
+        snap_stream_t *stream = &self->streams [i];
+        if (stream->active && strcmp (stream->peer, peer) == 0
+        &&  (!partition || strcmp (stream->partition, partition) == 0))
+            s_stream_end (self, stream, why);
+    }
+}
+
+static bs_msg_t *
+s_stream_msg (snap_stream_t *stream, const char *op)
+{
     bs_msg_t *msg = bs_msg_new ();
-    bs_msg_set_str (msg, BS_FIELD_op, "snapshot");
-    bs_msg_set_str (msg, BS_FIELD_partition, partition);
-    s_echo_rid (msg, request);
-    bs_msg_set_int (msg, BS_FIELD_epoch, (int64_t) epoch);
-    bs_msg_set_int (msg, BS_FIELD_seq, (int64_t) seq);
-    repl_answer_msg (self, peer, msg);
-    bs_msg_destroy (&msg);
-    size_t records = 0;
-    for (int d = 0; self->options.dbs [d]; d++) {
-        MDB_dbi dbi;
-        if (!journal_dbi (self->journal, self->options.dbs [d], &dbi, NULL))
-            continue;
-        MDB_cursor *cursor;
-        if (mdb_cursor_open (txn, dbi, &cursor) != 0)
-            continue;
-        MDB_val key, value;
-        int rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST);
-        while (rc == 0) {
-            if (!msg) {
-                msg = bs_msg_new ();
-                bs_msg_set_str (msg, BS_FIELD_op, "snap_data");
-                bs_msg_set_str (msg, BS_FIELD_partition, partition);
-                s_echo_rid (msg, request);
-                bs_msg_set_list (msg, BS_FIELD_entries);
-                //  Where its records start in the snapshot: the follower
-                //  takes the parts in order, each once, or none
-                bs_msg_set_int (msg, BS_FIELD_seq, (int64_t) records);
-            }
-            bs_msg_t *record = bs_msg_new ();
-            bs_msg_set_str (record, BS_FIELD_db, self->options.dbs [d]);
-            bs_msg_set_bin (record, BS_FIELD_key, key.mv_data, key.mv_size);
-            bs_msg_set_bin (record, BS_FIELD_data, value.mv_data, value.mv_size);
-            bs_msg_append (msg, BS_FIELD_entries, &record);
-            records++;
-            if (bs_msg_count (msg, BS_FIELD_entries) == SNAP_BATCH) {
-                repl_answer_msg (self, peer, msg);
-                bs_msg_destroy (&msg);
-            }
+    bs_msg_set_str (msg, BS_FIELD_op, op);
+    bs_msg_set_str (msg, BS_FIELD_partition, stream->partition);
+    //  Every part carries the fetch's rid back, so that the follower can
+    //  tell it from replies to its older fetches
+    if (stream->rid_size)
+        bs_msg_set_bin (msg, BS_FIELD_rid, stream->rid, stream->rid_size);
+    return msg;
+}
+
+//  Reads the next records of db into msg, at most what a part may still
+//  take; 0 when it stopped at a limit, MDB_NOTFOUND at the db's end
+static int
+s_stream_read (repl_t *self, snap_stream_t *stream, bs_msg_t *msg, size_t *bytes_p)
+{
+    const char *name = self->options.dbs [stream->db];
+    MDB_dbi dbi;
+    unsigned flags = 0;
+    MDB_cursor *cursor;
+    if (!journal_dbi (self->journal, name, &dbi, &flags) || mdb_cursor_open (stream->txn, dbi, &cursor) != 0)
+        return MDB_NOTFOUND;        //  as before: a database we cannot read is skipped
+    bool dups = (flags & MDB_DUPSORT) != 0;
+    MDB_val key, value;
+    int rc;
+    if (!stream->positioned)
+        rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST);
+    else {
+        //  Back to the last record sent (the same transaction still holds
+        //  it), then on past it
+        key = (MDB_val) { stream->key_size, stream->key };
+        value = (MDB_val) { stream->value_size, stream->value };
+        rc = mdb_cursor_get (cursor, &key, &value, dups? MDB_GET_BOTH: MDB_SET_KEY);
+        if (rc == 0)
             rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
+    }
+    while (rc == 0) {
+        bs_msg_t *record = bs_msg_new ();
+        bs_msg_set_str (record, BS_FIELD_db, name);
+        bs_msg_set_bin (record, BS_FIELD_key, key.mv_data, key.mv_size);
+        bs_msg_set_bin (record, BS_FIELD_data, value.mv_data, value.mv_size);
+        bs_msg_append (msg, BS_FIELD_entries, &record);
+        stream->records++;
+        *bytes_p += key.mv_size + value.mv_size;
+        if (bs_msg_count (msg, BS_FIELD_entries) >= SNAP_TURN_RECORDS || *bytes_p >= SNAP_TURN_BYTES)
+            break;
+        rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
+    }
+    if (rc == 0) {
+        //  Stopped at a limit: remember where
+        if (key.mv_size > sizeof stream->key || (dups && value.mv_size > sizeof stream->value))
+            rc = EINVAL;
+        else {
+            memcpy (stream->key, key.mv_data, key.mv_size);
+            stream->key_size = key.mv_size;
+            if (dups)
+                memcpy (stream->value, value.mv_data, value.mv_size);
+            stream->value_size = dups? value.mv_size: 0;
+            stream->positioned = true;
         }
-        mdb_cursor_close (cursor);
     }
-    if (msg) {
-        repl_answer_msg (self, peer, msg);
-        bs_msg_destroy (&msg);
+    mdb_cursor_close (cursor);
+    return rc;
+}
+
+//  Sends the snapshot's next part, and its end once every record is out
+static void
+s_stream_step (repl_t *self, snap_stream_t *stream)
+{
+    bs_msg_t *msg = s_stream_msg (stream, "snap_data");
+    bs_msg_set_list (msg, BS_FIELD_entries);
+    //  Where its records start in the snapshot: the follower takes the
+    //  parts in order, each once, or none
+    bs_msg_set_int (msg, BS_FIELD_seq, (int64_t) stream->records);
+    size_t bytes = 0;
+    while (self->options.dbs [stream->db]) {
+        int rc = s_stream_read (self, stream, msg, &bytes);
+        if (rc == 0)
+            break;                  //  this part is full
+        if (rc != MDB_NOTFOUND) {
+            //  The follower's fetch times out, and it asks again
+            bs_msg_destroy (&msg);
+            s_stream_end (self, stream, mdb_strerror (rc));
+            return;
+        }
+        stream->db++;
+        stream->positioned = false;
     }
-    mdb_txn_abort (txn);
-    msg = bs_msg_new ();
-    bs_msg_set_str (msg, BS_FIELD_op, "snap_end");
-    bs_msg_set_str (msg, BS_FIELD_partition, partition);
-    s_echo_rid (msg, request);
-    bs_msg_set_int (msg, BS_FIELD_epoch, (int64_t) epoch);
-    bs_msg_set_int (msg, BS_FIELD_seq, (int64_t) seq);
+    if (bs_msg_count (msg, BS_FIELD_entries)) {
+        repl_answer_msg (self, stream->peer, msg);
+        stream->parts++;
+    }
+    bs_msg_destroy (&msg);
+    if (self->options.dbs [stream->db])
+        return;
+    msg = s_stream_msg (stream, "snap_end");
+    bs_msg_set_int (msg, BS_FIELD_epoch, (int64_t) stream->epoch);
+    bs_msg_set_int (msg, BS_FIELD_seq, (int64_t) stream->seq);
     //  How many records were sent: a follower that loaded fewer lost a
     //  part on the way and must not take the copy for whole
-    bs_msg_set_int (msg, BS_FIELD_size, (int64_t) records);
+    bs_msg_set_int (msg, BS_FIELD_size, (int64_t) stream->records);
+    repl_answer_msg (self, stream->peer, msg);
+    bs_msg_destroy (&msg);
+    zsys_info ("%s: sent a snapshot of %s to %s (%llu records in %d parts, seq %llu)", self->id,
+               stream->partition, stream->peer, (unsigned long long) stream->records, stream->parts,
+               (unsigned long long) stream->seq);
+    s_stream_end (self, stream, NULL);
+}
+
+//  Begins a snapshot of partition for peer and sends its first part; false
+//  when SNAP_STREAMS_MAX are under way already
+static bool
+s_stream_begin (repl_t *self, const char *peer, const char *partition, part_t *part, const bs_msg_t *request)
+{
+    snap_stream_t *stream = NULL;
+    for (int i = 0; i < SNAP_STREAMS_MAX && !stream; i++)
+        if (!self->streams [i].active)
+            stream = &self->streams [i];
+    if (!stream)
+        return false;
+    MDB_txn *txn = store_begin (journal_store (self->journal), false);
+    if (!txn)
+        return true;                //  logged; the fetcher asks again
+    stream->active = true;
+    stream->txn = txn;
+    snprintf (stream->peer, sizeof stream->peer, "%s", peer);
+    snprintf (stream->partition, sizeof stream->partition, "%s", partition);
+    size_t rid_size = 0;
+    const uint8_t *rid = bs_msg_bin (request, BS_FIELD_rid, &rid_size);
+    if (rid && rid_size <= sizeof stream->rid) {
+        memcpy (stream->rid, rid, rid_size);
+        stream->rid_size = rid_size;
+    }
+    stream->role = part? part->role: ROLE_NONE;
+    stream->part_epoch = part? part->epoch: 0;
+    stream->seq = journal_seq (self->journal, partition);
+    stream->epoch = repl_epoch_at (self, partition, stream->seq);
+    bs_msg_t *msg = s_stream_msg (stream, "snapshot");
+    bs_msg_set_int (msg, BS_FIELD_epoch, (int64_t) stream->epoch);
+    bs_msg_set_int (msg, BS_FIELD_seq, (int64_t) stream->seq);
     repl_answer_msg (self, peer, msg);
     bs_msg_destroy (&msg);
-    zsys_info ("%s: sent a snapshot of %s (%zu records, seq %llu)", self->id, partition, records,
-               (unsigned long long) seq);
+    //  A small snapshot is sent whole at once
+    s_stream_step (self, stream);
+    return true;
+}
+
+bool
+repl_primary_stream (repl_t *self)
+{
+    bool busy = false;
+    for (int i = 0; i < SNAP_STREAMS_MAX; i++) {
+        snap_stream_t *stream = &self->streams [i];
+        if (!stream->active)
+            continue;
+        //  What we sent was our history when we took it; a new role or
+        //  epoch, or a copy of our own being replaced, may make it not the
+        //  partition's (the fetcher, moved on too, would ignore it anyway)
+        part_t *part = repl_part (self, stream->partition, false);
+        if ((part? part->role: ROLE_NONE) != stream->role || (part? part->epoch: 0) != stream->part_epoch)
+            s_stream_end (self, stream, "the partition's role or epoch changed");
+        else
+        if (journal_holding (self->journal, stream->partition) != JOURNAL_WHOLE)
+            s_stream_end (self, stream, "this node no longer holds it whole");
+        else
+            s_stream_step (self, stream);
+        busy |= stream->active;
+    }
+    return busy;
+}
+
+void
+repl_primary_streams_end (repl_t *self)
+{
+    for (int i = 0; i < SNAP_STREAMS_MAX; i++)
+        if (self->streams [i].active)
+            s_stream_end (self, &self->streams [i], NULL);
 }
 
 static void
@@ -288,6 +435,9 @@ s_serve_fetch (repl_t *self, const char *peer, const bs_msg_t *request, int64_t 
     uint64_t epoch = (uint64_t) bs_msg_int (request, BS_FIELD_epoch);
     uint64_t head = journal_seq (self->journal, partition);
     part_t *part = repl_part (self, partition, false);
+    //  A follower heeds only its latest fetch: a snapshot we are still
+    //  sending it is lost work (and a read transaction held) from here
+    s_stream_cancel (self, peer, partition, "it fetched again");
     if (journal_holding (self->journal, partition) != JOURNAL_WHOLE) {
         //  We hold none or part of it: any answer would pass our gap for
         //  the partition's history (the fetcher times out and asks again)
@@ -297,7 +447,7 @@ s_serve_fetch (repl_t *self, const char *peer, const bs_msg_t *request, int64_t 
     follower_t *fetcher = NULL;
     if (part && part->role == ROLE_PRIMARY) {
         //  Whoever fetches is not in sync until it acks our head
-        follower_t *f = fetcher = s_follower (part, peer);
+        follower_t *f = fetcher = s_follower (self, part, peer);
         if (f) {
             if (f->insync && seq < head)
                 zsys_info ("%s: %s fetches %s from %llu: out of sync", self->id, peer, partition,
@@ -349,7 +499,10 @@ s_serve_fetch (repl_t *self, const char *peer, const bs_msg_t *request, int64_t 
     }
     if (snapshot) {
         mdb_txn_abort (txn);
-        s_send_snapshot (self, peer, partition, request);
+        if (!s_stream_begin (self, peer, partition, part, request))
+            //  It waits its turn: its fetch times out and it asks again
+            zsys_debug ("%s: a fetch of %s from %s left unanswered: %d snapshots are under way", self->id,
+                        partition, peer, SNAP_STREAMS_MAX);
         return;
     }
     bs_msg_t *reply = bs_msg_new ();

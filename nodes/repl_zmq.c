@@ -8,6 +8,12 @@
 
 #define DRAIN_MAX        2000       //  messages read per socket per poll
 #define REQUESTS_MAX     64         //  fetches and acks served per poll
+//  Answers to our fetches read per source per poll.  A snapshot arrives as
+//  many parts, each loaded in a transaction of its own (up to 1,000
+//  records and an fsync): read in one burst, a large one kept a follower's
+//  loop busy for seconds, and the broker declared it dead.  One a turn,
+//  the loop turns again at once while more are queued.
+#define ANSWERS_MAX      1
 
 //  The DEALER to a source's sync socket
 typedef struct {
@@ -293,7 +299,7 @@ s_on_sub (repl_zmq_t *self)
 static void
 s_on_link (repl_zmq_t *self, link_t *link)
 {
-    for (int n = 0; n < DRAIN_MAX; n++) {
+    for (int n = 0; n < ANSWERS_MAX; n++) {
         zmsg_t *msg = zmsg_recv_nowait (link->sock);
         if (!msg)
             return;

@@ -320,6 +320,63 @@ s_entry (node_t *node, const char *partition, uint64_t seq, size_t *size_p)
     return data;
 }
 
+//  Seals count records (prefix-00000...) into one log entry of partition,
+//  as one write would, publishes and commits it; returns its seq
+static uint64_t
+s_write_many (node_t *node, const char *partition, const char *prefix, int count)
+{
+    MDB_txn *txn = journal_begin (node->journal);
+    CHECK (txn);
+    for (int i = 0; i < count; i++) {
+        char key [64], value [96];
+        snprintf (key, sizeof key, "%.40s-%05d", prefix, i);
+        snprintf (value, sizeof value, "value of %s", key);
+        MDB_val k = { strlen (key), key }, v = { strlen (value), value };
+        CHECK_EQ (journal_put (node->journal, txn, node->books, &k, &v), 0);
+    }
+    uint64_t seq = 0;
+    CHECK_EQ (journal_seal (node->journal, txn, partition, &seq), 0);
+    repl_publish (node->repl, s_now);
+    CHECK_EQ (journal_commit (node->journal, txn), 0);
+    s_committed (node, partition);
+    return seq;
+}
+
+//  Answers in flight to node id to with op ("": any) and, when rid is not
+//  NULL, that rid; field_p (when not NULL) gets field of the last one
+static int
+s_answers (const char *to, const char *op, const uint8_t *rid, bs_field_t field, int64_t *field_p)
+{
+    int n = 0;
+    for (packet_t *p = zlistx_first (s_queue); p; p = zlistx_next (s_queue)) {
+        if (p->route != TO_PEER || !streq (p->to, to))
+            continue;
+        bs_err_t err;
+        char reason [128];
+        bs_msg_t *msg = bs_msg_decode (p->data, p->size, &err, reason, sizeof reason);
+        size_t size = 0;
+        const uint8_t *bin = msg? bs_msg_bin (msg, BS_FIELD_rid, &size): NULL;
+        if (msg && (!*op || streq (bs_msg_str (msg, BS_FIELD_op), op))
+        &&  (!rid || (bin && size == BS_RID_SIZE && memcmp (bin, rid, BS_RID_SIZE) == 0))) {
+            n++;
+            if (field_p)
+                *field_p = bs_msg_int (msg, field);
+        }
+        bs_msg_destroy (&msg);
+    }
+    return n;
+}
+
+//  Whether two nodes hold the same records
+static bool
+s_same_digest (node_t *a, node_t *b)
+{
+    char digest_a [65], digest_b [65];
+    journal_digest (a->journal, digest_a);
+    journal_digest (b->journal, digest_b);
+    return streq (digest_a, digest_b);
+}
+
 //  The broker's map for one partition: primary writes it, source serves it
 static void
 s_assign (node_t *node, const char *partition, uint64_t epoch, const char *primary, const char *source)
@@ -966,6 +1023,160 @@ test_snapshot_missing_a_part_is_not_whole (void)
 }
 
 //  --------------------------------------------------------------------------
+//  Snapshots go out a part per turn
+
+#define MANY_RECORDS 2500
+
+static bool s_has_record (node_t *node, const char *key);
+
+//  A snapshot of many records goes out over several turns of the source's
+//  loop, which meanwhile publishes, serves other fetches and heartbeats;
+//  the follower, loading it longer than its fetch timeout, does not give
+//  it up, and ends with every record, at the seq the snapshot was taken
+//  at, then catches up with what was written meanwhile.  Sent in one go, a
+//  large catalog kept a primary's loop busy for seconds: it missed its
+//  heartbeats and the broker declared it dead.
+static void
+test_snapshot_streams_over_turns (void)
+{
+    s_now = 1000;
+    node_t *s = s_open ("s", 1);
+    node_t *f = s_open ("f", 1);
+    s_assign (s, "catalog", 1, "s", "s");
+    uint64_t taken_at = s_write_many (s, "catalog", "book", MANY_RECORDS);
+    s_drop_all ();
+    s_assign (f, "catalog", 1, "s", "s");
+    s_step ();                                          //  F's fetch: S begins a snapshot
+    CHECK_EQ (s_answers ("f", "snapshot", NULL, BS_FIELD_seq, NULL), 1);
+    CHECK_EQ (s_answers ("f", "snap_data", NULL, BS_FIELD_seq, NULL), 1);
+    CHECK_EQ (s_answers ("f", "snap_end", NULL, BS_FIELD_seq, NULL), 0);
+    //  Between two parts S takes a write and serves another fetch at once
+    uint64_t written = s_write (s, "catalog", 1, "written-meanwhile");
+    s_request (s, "g", "fetch", "catalog", 1, taken_at);
+    CHECK_EQ (s_answers ("g", "entries", NULL, BS_FIELD_seq, NULL), 1);
+    int turns = 0, snapshots = 0;
+    int64_t records = -1, end_seq = -1;
+    bool heads = false;
+    for (; turns < 20 && s_answers ("f", "snap_end", NULL, BS_FIELD_size, &records) == 0; turns++) {
+        for (packet_t *p = zlistx_first (s_queue); p; p = zlistx_next (s_queue))
+            heads |= p->route == TO_STREAM && p->kind == REPL_STREAM_HEAD;
+        snapshots += s_answers ("f", "snapshot", NULL, BS_FIELD_seq, NULL);
+        s_pump ();
+        s_now += 600;                                   //  F's fetch timeout passes meanwhile
+        repl_tick (f->repl, s_now);
+        //  More to send: S's loop is to call again at once
+        int64_t wait = repl_tick (s->repl, s_now);
+        CHECK (wait == 0 || s_answers ("f", "snap_end", NULL, BS_FIELD_seq, NULL) == 1);
+    }
+    s_answers ("f", "snap_end", NULL, BS_FIELD_seq, &end_seq);
+    CHECK (turns >= 2);
+    CHECK (heads);
+    //  The snapshot is what S held when it began: the write made since is
+    //  not in it, F fetches it afterwards
+    CHECK_EQ (records, MANY_RECORDS);
+    CHECK_EQ (end_seq, (int64_t) taken_at);
+    s_pump ();
+    CHECK (repl_tick (s->repl, s_now) > 0);             //  nothing under way
+    CHECK_EQ (snapshots, 1);
+    CHECK_EQ (journal_holding (f->journal, "catalog"), JOURNAL_WHOLE);
+    CHECK_EQ (journal_seq (f->journal, "catalog"), written);
+    CHECK (s_has_record (f, "book-02499") && s_has_record (f, "written-meanwhile"));
+    CHECK (s_same_digest (s, f));
+    s_close_all ();
+}
+
+//  A follower that fetches again (its fetch timed out) heeds only its new
+//  fetch: the source stops the snapshot under way (no part of it goes out
+//  any more) and sends the new one whole
+static void
+test_newer_fetch_ends_the_snapshot (void)
+{
+    s_now = 1000;
+    node_t *s = s_open ("s", 1);
+    node_t *f = s_open ("f", 1);
+    s_assign (s, "catalog", 1, "s", "s");
+    s_write_many (s, "catalog", "book", MANY_RECORDS);
+    s_drop_all ();
+    s_assign (f, "catalog", 1, "s", "s");
+    uint8_t old_rid [BS_RID_SIZE], new_rid [BS_RID_SIZE];
+    CHECK (s_fetch_rid ("s-sync", old_rid));
+    s_pump ();                                          //  the fetch, the start, a part
+    s_now += 1500;                                      //  then nothing for longer than F waits
+    repl_tick (f->repl, s_now);
+    CHECK (s_fetch_rid ("s-sync", new_rid));
+    CHECK (memcmp (old_rid, new_rid, BS_RID_SIZE) != 0);
+    s_step ();                                          //  the new fetch reaches S
+    CHECK_EQ (s_answers ("f", "snapshot", new_rid, BS_FIELD_seq, NULL), 1);
+    int old_parts = 0;
+    for (int turn = 0; turn < 20; turn++) {
+        old_parts += s_answers ("f", "", old_rid, BS_FIELD_seq, NULL);
+        s_pump ();
+        s_now += 10;
+        repl_tick (f->repl, s_now);
+        repl_tick (s->repl, s_now);
+    }
+    CHECK_EQ (old_parts, 0);
+    CHECK_EQ (journal_holding (f->journal, "catalog"), JOURNAL_WHOLE);
+    CHECK (s_same_digest (s, f));
+    s_close_all ();
+}
+
+//  A source whose role or epoch changes stops the snapshots it is sending
+//  (the fetchers, told of the change too, ask again)
+static void
+test_new_epoch_ends_the_snapshot (void)
+{
+    s_now = 1000;
+    node_t *s = s_open ("s", 1);
+    node_t *f = s_open ("f", 1);
+    s_assign (s, "catalog", 1, "s", "s");
+    s_write_many (s, "catalog", "book", MANY_RECORDS);
+    s_drop_all ();
+    s_assign (f, "catalog", 1, "s", "s");
+    s_step ();
+    CHECK_EQ (s_answers ("f", "snap_data", NULL, BS_FIELD_seq, NULL), 1);
+    s_assign (s, "catalog", 2, "s", "s");
+    s_now += 10;
+    CHECK (repl_tick (s->repl, s_now) > 0);             //  nothing under way any more
+    CHECK_EQ (s_answers ("f", "snap_data", NULL, BS_FIELD_seq, NULL), 1);
+    CHECK_EQ (s_answers ("f", "snap_end", NULL, BS_FIELD_seq, NULL), 0);
+    s_close_all ();
+}
+
+//  Few snapshots go out at once; a further fetcher waits its turn (its
+//  fetch is not answered, it asks again), and every one ends whole
+static void
+test_snapshots_at_once_are_bounded (void)
+{
+    s_now = 1000;
+    node_t *s = s_open ("s", 1);
+    node_t *fs [3] = { s_open ("f1", 1), s_open ("f2", 1), s_open ("f3", 1) };
+    s_assign (s, "catalog", 1, "s", "s");
+    s_write_many (s, "catalog", "book", MANY_RECORDS);
+    s_drop_all ();
+    for (int i = 0; i < 3; i++)
+        s_assign (fs [i], "catalog", 1, "s", "s");
+    s_step ();                                          //  the three fetches reach S
+    s_step ();
+    s_step ();
+    CHECK_EQ (s_answers ("f1", "snapshot", NULL, BS_FIELD_seq, NULL), 1);
+    CHECK_EQ (s_answers ("f2", "snapshot", NULL, BS_FIELD_seq, NULL), 1);
+    CHECK_EQ (s_answers ("f3", "", NULL, BS_FIELD_seq, NULL), 0);
+    for (int turn = 0; turn < 100; turn++) {
+        s_pump ();
+        s_now += 50;
+        for (int i = 0; i < 3; i++)
+            repl_tick (fs [i]->repl, s_now);
+        repl_tick (s->repl, s_now);
+    }
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ (journal_holding (fs [i]->journal, "catalog"), JOURNAL_WHOLE);
+        CHECK (s_same_digest (s, fs [i]));
+    }
+    s_close_all ();
+}
+
+//  --------------------------------------------------------------------------
 //  Order partitions: an owner takes a new epoch at each start
 
 #define OWNED "o.0a0b0c"
@@ -1292,6 +1503,10 @@ main (void)
     RUN (test_stream_buffer_dropped_with_its_stream);
     RUN (test_tail_of_a_given_up_epoch_is_dropped);
     RUN (test_loading_snapshot_refuses_primary);
+    RUN (test_snapshot_streams_over_turns);
+    RUN (test_newer_fetch_ends_the_snapshot);
+    RUN (test_new_epoch_ends_the_snapshot);
+    RUN (test_snapshots_at_once_are_bounded);
     RUN (test_tables_grow);
     RUN (test_owner_claims_a_new_epoch_each_start);
     RUN (test_lost_tail_dropped_on_the_owners_entries);
