@@ -79,7 +79,9 @@ def cmd_node(ep, service, node_id, fill):
             announced = True
         if not sock.poll(20):
             continue
-        while sock.poll(0):
+        for _ in range(1000):      # then a heartbeat is due again
+            if not sock.poll(0):
+                break
             frames = sock.recv_multipart()
             if len(frames) < 3 or frames[1] != MDPW:
                 continue
