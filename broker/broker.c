@@ -70,7 +70,7 @@ broker_dispatch (broker_t *self, uint32_t index)
             w->outstanding++;
             return;
         }
-        broker_worker_dead (self, w, zmq_errno () == EAGAIN? "unreachable: its queue is full": "unreachable");
+        broker_worker_unreachable (self, w, zmq_errno ());
     }
     requests_enqueue (self->requests, index);
 }
@@ -243,7 +243,7 @@ s_on_tick (broker_t *self)
         if (w->standard)
             w->next_heartbeat = now + w->heartbeat_ms;
         if (wire_to_worker (self->node_sock, w, BS_MDPW_HEARTBEAT, NULL, NULL) != 0)
-            broker_worker_dead (self, w, "unreachable");
+            broker_worker_unreachable (self, w, zmq_errno ());
     }
     bs_msg_t *status = broker_status_msg (self);
     feed_status (self->feed, status);

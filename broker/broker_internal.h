@@ -126,6 +126,11 @@ void broker_redispatch_from (broker_t *self, worker_t *w);
 //  requests
 void broker_worker_dead (broker_t *self, worker_t *w, const char *why);
 
+//  A send to an alive worker failed (error: zmq_errno after it): it is
+//  declared dead; EAGAIN (its queue is full: it does not read) holds its
+//  node out too (workers_hold, broker_nodes.c)
+void broker_worker_unreachable (broker_t *self, worker_t *w, int error);
+
 //  Writes what the node registry has to write now (etcd only)
 void broker_registry_write (broker_t *self, registry_write_t *write);
 

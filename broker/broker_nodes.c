@@ -10,6 +10,7 @@
 #include "bs_frames.h"
 #include "bs_mdp.h"
 
+#include <errno.h>
 #include <string.h>
 
 static void
@@ -32,6 +33,41 @@ broker_disconnects (broker_t *self)
                 broker_worker_dead (self, w, "its connection closed");
             }
         }
+}
+
+//  A send to the node failed.  EAGAIN is the broker's own proof that the
+//  node does not read (its queue is at the high-water mark): it is held
+//  out (workers_hold) as well as declared dead, so that its next READY or
+//  heartbeat does not bring it back, to fail again at the next send, for
+//  as long as it does not read
+void
+broker_worker_unreachable (broker_t *self, worker_t *w, int error)
+{
+    if (!w->alive)
+        return;
+    if (error != EAGAIN) {
+        broker_worker_dead (self, w, "unreachable");
+        return;
+    }
+    int64_t hold = workers_hold (self->workers, w->id, zclock_mono ());
+    char why [128];
+    snprintf (why, sizeof why, "unreachable: its queue is full (held out for %lld ms)", (long long) hold);
+    broker_worker_dead (self, w, why);
+}
+
+//  A held node's READY or heartbeat is answered HEARTBEAT: the broker is
+//  there (the node keeps its connection), but the node is not told to
+//  register.  Once its hold ends, its next message gets DISCONNECT, which
+//  it reads after whatever its queue holds before it, and its READY then
+//  registers it.
+static void
+s_send_heartbeat (broker_t *self, zmq_msg_t *identity)
+{
+    worker_t stranger = { .identity_size = zmq_msg_size (identity) };
+    if (stranger.identity_size <= sizeof stranger.identity) {
+        memcpy (stranger.identity, zmq_msg_data (identity), stranger.identity_size);
+        wire_to_worker (self->node_sock, &stranger, BS_MDPW_HEARTBEAT, NULL, NULL);
+    }
 }
 
 //  Frames of a node's message: [node] [empty] [MDPW01] [command] ...
@@ -204,6 +240,20 @@ s_node_ready (broker_t *self, zmq_msg_t *frames, int count, int total)
         }
         return;
     }
+    //  A node held out (its queue at this broker was full) registers once
+    //  its hold ends, not before, whatever it says
+    int64_t held = workers_held (self->workers, id, zmq_msg_data (&frames [NODE_IDENTITY]),
+                                 zmq_msg_size (&frames [NODE_IDENTITY]), zclock_mono ());
+    if (held > 0) {
+        static int64_t last_held_warning;
+        if (zclock_mono () - last_held_warning > 5000) {
+            last_held_warning = zclock_mono ();
+            zsys_warning ("broker: READY from %s held off for %lld ms more: its queue here was full",
+                          *id? id: "a standard worker", (long long) held);
+        }
+        s_send_heartbeat (self, &frames [NODE_IDENTITY]);
+        return;
+    }
     //  A service the allow-list's "*" admits exists from its first worker on
     if (requests_service_add (self->requests, service) < 0) {
         snprintf (why, sizeof why, "service '%s' would be one more than the %d this broker serves", service,
@@ -246,9 +296,25 @@ s_node_ready (broker_t *self, zmq_msg_t *frames, int count, int total)
         if (!old->alive && old != w && strcmp (old->id, *id? id: "") == 0)
             workers_displace (old, zclock_mono ());
     }
+    if (w && w->alive && !standard && !w->standard && strcmp (w->service, service) == 0
+    &&  strcmp (w->id, id) == 0) {
+        //  A READY on a connection registered and alive: the node answers
+        //  a DISCONNECT sent while it was not registered (several may wait
+        //  in its queue, one for each heartbeat it sent meanwhile).  It
+        //  holds, in order, what it was sent since it registered, so its
+        //  registration stands, with the status it brings; taking its
+        //  requests back here would send them again, to a node that is
+        //  behind, once for each such READY.
+        s_node_seen (self, w, &frames [NODE_COMMAND]);
+        if (count >= 7)
+            workers_apply_status (w, zmq_msg_data (&frames [6]), zmq_msg_size (&frames [6]));
+        broker_control (self, false);
+        return;
+    }
     if (w && w->alive) {
-        //  A node that restarted under the same identity has forgotten
-        //  what it was doing: hand its requests to someone else
+        //  A standard worker's second READY (7/MDP has one per
+        //  connection), or one for another service or id: it starts
+        //  afresh, and its requests go to someone else
         workers_declare_dead (w, zclock_mono ());
         broker_redispatch_from (self, w);
     }
@@ -361,10 +427,15 @@ s_node_disconnect (broker_t *self, worker_t *w)
 //  A message from a node that is not registered (or was declared dead): it
 //  is told to register again, unless it is saying goodbye itself
 static void
-s_node_stranger (broker_t *self, zmq_msg_t *identity, uint8_t command)
+s_node_stranger (broker_t *self, worker_t *w, zmq_msg_t *identity, uint8_t command)
 {
     if (command == BS_MDPW_DISCONNECT)
         return;
+    if (workers_held (self->workers, w? w->id: NULL, zmq_msg_data (identity), zmq_msg_size (identity),
+                      zclock_mono ()) > 0) {
+        s_send_heartbeat (self, identity);
+        return;
+    }
     worker_t stranger = { .identity_size = zmq_msg_size (identity) };
     if (stranger.identity_size <= sizeof stranger.identity) {
         memcpy (stranger.identity, zmq_msg_data (identity), stranger.identity_size);
@@ -470,7 +541,7 @@ broker_node_message (broker_t *self)
         if (known)
             s_node_seen (self, w, &frames [NODE_COMMAND]);
         else
-            s_node_stranger (self, &frames [NODE_IDENTITY], command);
+            s_node_stranger (self, w, &frames [NODE_IDENTITY], command);
         //  A late reply from a node declared dead may still answer a client
         //  whose request is waiting: deliver it once
         if (command == BS_MDPW_REPLY)

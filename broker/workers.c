@@ -8,7 +8,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+//  A node held out (see workers_hold)
+typedef struct {
+    char id [BS_ID_MAX + 1];
+    int64_t until;          //  held before then
+    int64_t length;         //  the hold's length (ms)
+} hold_t;
+
 struct _workers_t {
+    hold_t holds [WORKERS_HOLDS_MAX];
+    size_t hold_count;
     worker_t **items;
     size_t size, cap;
     size_t rotor;           //  where the next tie-break search starts
@@ -120,9 +129,56 @@ workers_displace (worker_t *worker, int64_t now)
     worker->dead_since = now - WORKERS_FORGET_MS - 1;
 }
 
+int64_t
+workers_hold (workers_t *self, const char *id, int64_t now)
+{
+    hold_t *hold = NULL;
+    for (size_t i = 0; !hold && i < self->hold_count; i++)
+        if (strcmp (self->holds [i].id, id) == 0)
+            hold = &self->holds [i];
+    if (!hold && self->hold_count < WORKERS_HOLDS_MAX)
+        hold = &self->holds [self->hold_count++];
+    else
+    if (!hold) {
+        //  Full: the hold that ended first gives way
+        hold = &self->holds [0];
+        for (size_t i = 1; i < self->hold_count; i++)
+            if (self->holds [i].until < hold->until)
+                hold = &self->holds [i];
+        hold->id [0] = 0;
+    }
+    bool again = hold->id [0] && now - hold->until < WORKERS_HOLD_RESET_MS;
+    int64_t length = again? 2 * hold->length: WORKERS_HOLD_MIN_MS;
+    if (length > WORKERS_HOLD_MAX_MS)
+        length = WORKERS_HOLD_MAX_MS;
+    snprintf (hold->id, sizeof hold->id, "%s", id);
+    hold->length = length;
+    hold->until = now + length;
+    return length;
+}
+
+int64_t
+workers_held (workers_t *self, const char *id, const void *identity, size_t size, int64_t now)
+{
+    char own [BS_ID_MAX + 1];
+    if (!id || !*id) {
+        s_identity_id (identity, size, own);
+        id = own;
+    }
+    for (size_t i = 0; i < self->hold_count; i++)
+        if (strcmp (self->holds [i].id, id) == 0)
+            return self->holds [i].until > now? self->holds [i].until - now: 0;
+    return 0;
+}
+
 size_t
 workers_forget (workers_t *self, int64_t now)
 {
+    size_t held = 0;
+    for (size_t i = 0; i < self->hold_count; i++)
+        if (now - self->holds [i].until < WORKERS_HOLD_RESET_MS)
+            self->holds [held++] = self->holds [i];
+    self->hold_count = held;
     size_t kept = 0, forgotten = 0;
     for (size_t i = 0; i < self->size; i++) {
         worker_t *w = self->items [i];

@@ -47,6 +47,21 @@ typedef struct _workers_t workers_t;
 //  this window.
 #define WORKERS_FORGET_MS   (10 * 60 * 1000)
 
+//  A node whose queue at the broker was full (a send to it failed with
+//  EAGAIN: its loop does not read) is held out: its READY is not taken,
+//  and it is not told to register again, until its hold ends.  Otherwise
+//  each READY of a node that reads slowly brings it back, the next send
+//  fails at once, it dies again and its requests move again, as fast as
+//  it speaks.  The hold is the broker's own evidence, never the node's
+//  word: 1 s, twice as long each time the node is caught again within a
+//  minute of its last hold's end, up to 30 s.  Holds are kept by node id
+//  (a node that connects again is held too), at most WORKERS_HOLDS_MAX
+//  at once (the one that ended first makes room).
+#define WORKERS_HOLD_MIN_MS     1000
+#define WORKERS_HOLD_MAX_MS     30000
+#define WORKERS_HOLD_RESET_MS   60000
+#define WORKERS_HOLDS_MAX       64
+
 //  A partition as the node reported it in its last status
 typedef struct {
     char name [BS_ID_MAX + 1];
@@ -118,9 +133,19 @@ void workers_declare_dead (worker_t *worker, int64_t now);
 //  caller takes back its requests.
 void workers_displace (worker_t *worker, int64_t now);
 
+//  Holds node id out from now: for WORKERS_HOLD_MIN_MS, or twice its last
+//  hold when that ended less than WORKERS_HOLD_RESET_MS before now, up to
+//  WORKERS_HOLD_MAX_MS.  Returns the hold's length (ms).
+int64_t workers_hold (workers_t *self, const char *id, int64_t now);
+
+//  How long node id is still held out at now (ms); 0 when it is not.  id
+//  NULL or "": the id of a node that announces none, its routing id in hex.
+int64_t workers_held (workers_t *self, const char *id, const void *identity, size_t size, int64_t now);
+
 //  Frees every worker dead for longer than WORKERS_FORGET_MS at now, and
-//  every dead standard worker, and returns how many; the others keep their registration order.  Pointers
-//  to the forgotten workers are invalid from then on.
+//  every dead standard worker, and returns how many; the others keep their
+//  registration order.  Pointers to the forgotten workers are invalid from
+//  then on.  Holds that ended WORKERS_HOLD_RESET_MS ago go too.
 size_t workers_forget (workers_t *self, int64_t now);
 
 //  Least outstanding requests among the alive workers of a service that

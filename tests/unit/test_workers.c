@@ -175,6 +175,69 @@ test_registrations_and_displacement (void)
     workers_destroy (&workers);
 }
 
+//  A node held out for a full queue: 1 s, doubling while it is caught again
+//  within a minute of its last hold's end, up to 30 s; a minute clean
+//  starts again at 1 s.  Holds go by node id; an id-less worker is held by
+//  its routing id in hex.
+static void
+test_holds_grow_and_reset (void)
+{
+    workers_t *workers = workers_new ();
+    int64_t now = 1000000;
+    CHECK (workers_held (workers, "catalog-2", NULL, 0, now) == 0);
+    CHECK_EQ (workers_hold (workers, "catalog-2", now), WORKERS_HOLD_MIN_MS);
+    CHECK (workers_held (workers, "catalog-2", NULL, 0, now) == WORKERS_HOLD_MIN_MS);
+    CHECK (workers_held (workers, "catalog-2", NULL, 0, now + 400) == WORKERS_HOLD_MIN_MS - 400);
+    CHECK (workers_held (workers, "catalog-1", NULL, 0, now) == 0);
+    CHECK (workers_held (workers, "catalog-2", NULL, 0, now + WORKERS_HOLD_MIN_MS) == 0);
+    //  Caught again each time it comes back: 2 s, 4 s, ... 30 s at most
+    int64_t expected = WORKERS_HOLD_MIN_MS, length = 0;
+    for (int i = 0; i < 8; i++) {
+        now += expected + 10;
+        expected = 2 * expected > WORKERS_HOLD_MAX_MS? WORKERS_HOLD_MAX_MS: 2 * expected;
+        length = workers_hold (workers, "catalog-2", now);
+        CHECK_EQ (length, expected);
+    }
+    CHECK_EQ (length, WORKERS_HOLD_MAX_MS);
+    //  Forgotten a minute after the hold ended (workers_forget), so the
+    //  next starts at 1 s again
+    workers_forget (workers, now + length + WORKERS_HOLD_RESET_MS - 1);
+    CHECK (workers_held (workers, "catalog-2", NULL, 0, now + length - 1) == 1);
+    now += length + WORKERS_HOLD_RESET_MS;
+    workers_forget (workers, now);
+    CHECK (workers_held (workers, "catalog-2", NULL, 0, now - 1) == 0);
+    CHECK_EQ (workers_hold (workers, "catalog-2", now), WORKERS_HOLD_MIN_MS);
+    //  An id-less (standard) worker: its id is its routing id in hex
+    worker_t *w = workers_register (workers, "\x01\x02", 2, "echo", NULL);
+    CHECK (strcmp (w->id, "0102") == 0);
+    workers_hold (workers, w->id, now);
+    CHECK (workers_held (workers, NULL, "\x01\x02", 2, now) == WORKERS_HOLD_MIN_MS);
+    CHECK (workers_held (workers, "", "\x01\x03", 2, now) == 0);
+    workers_destroy (&workers);
+}
+
+//  At most WORKERS_HOLDS_MAX holds at once: the one that ends first makes
+//  room, and the others stand
+static void
+test_holds_are_bounded (void)
+{
+    workers_t *workers = workers_new ();
+    int64_t now = 1000000;
+    char id [32];
+    for (int i = 0; i < WORKERS_HOLDS_MAX; i++) {
+        snprintf (id, sizeof id, "node-%d", i);
+        workers_hold (workers, id, now + i);
+    }
+    workers_hold (workers, "newcomer", now + WORKERS_HOLDS_MAX);
+    CHECK (workers_held (workers, "newcomer", NULL, 0, now + WORKERS_HOLDS_MAX) > 0);
+    CHECK (workers_held (workers, "node-0", NULL, 0, now + WORKERS_HOLDS_MAX) == 0);
+    for (int i = 1; i < WORKERS_HOLDS_MAX; i++) {
+        snprintf (id, sizeof id, "node-%d", i);
+        CHECK (workers_held (workers, id, NULL, 0, now + WORKERS_HOLDS_MAX) > 0);
+    }
+    workers_destroy (&workers);
+}
+
 int
 main (void)
 {
@@ -185,5 +248,7 @@ main (void)
     RUN (test_standard_workers_are_forgotten_at_once);
     RUN (test_binary_identity);
     RUN (test_registrations_and_displacement);
+    RUN (test_holds_grow_and_reset);
+    RUN (test_holds_are_bounded);
     return DONE ();
 }
