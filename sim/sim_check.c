@@ -671,13 +671,12 @@ sim_check_full (bool quiet)
 {
     for (int i = 0; i < SIM_NODES; i++)
         s_fold (i, quiet);
-    for (int i = SIM_NODES; i < SIM_ALL_NODES && !sim_violated; i++) {
+    for (int i = SIM_NODES; i < SIM_ALL_NODES && !sim_violated; i++)
         s_check_grants (i);
-        if (quiet)
-            s_check_acked_buys (i);
-    }
     if (quiet && !sim_violated)
         s_check_orders_converged ();
+    for (int i = SIM_NODES; i < SIM_ALL_NODES && quiet && !sim_violated; i++)
+        s_check_acked_buys (i);
 }
 //  --------------------------------------------------------------------------
 //  Liveness: once faults stop, every replica holds what the primary holds
@@ -717,7 +716,7 @@ sim_check_converged (bool report)
     }
     //  Every order node up, caught up, and holding each order partition
     //  at the seq the others hold it
-    for (int i = SIM_NODES; i < SIM_ALL_NODES; i++) {
+    for (int i = SIM_NODES; i < sim_node_count (); i++) {
         journal_t *journal = sim_node_journal (sim_nodes [i]);
         if (!journal || !repl_caught_up (sim_node_repl (sim_nodes [i]))) {
             if (report)

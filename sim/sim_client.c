@@ -150,7 +150,7 @@ s_next (int client)
     }
     int64_t item = sim_range (1, SIM_ITEMS);
     int dice = (int) sim_range (0, 99);
-    if (dice < 20)
+    if (dice < 20 || (dice < 45 && sim_config.catalog_only))
         s_write (client, BS_OP_decrement, item, 1);
     else
     if (dice < 45)

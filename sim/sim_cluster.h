@@ -34,8 +34,12 @@ typedef struct {
     int min_insync;
     bool order_early_publish;   //  order nodes publish before their commit
                                 //  (--order-early-publish)
+    bool catalog_only;          //  no order node, no buy (--catalog-only)
 } sim_config_t;
 extern sim_config_t sim_config;
+//  The nodes this run starts: the catalog's, then the order nodes unless
+//  catalog_only
+int sim_node_count (void);
 
 //  --- nodes (catalog nodes 0..SIM_NODES-1, then order nodes)
 typedef struct _sim_node_t sim_node_t;

@@ -13,6 +13,10 @@
  *    --order-early-publish                   order nodes publish a batch's
  *                                            entries before their own commit,
  *                                            as catalog nodes do
+ *    --catalog-only                          no order node and no buy: the
+ *                                            runs (every draw) of the simulator
+ *                                            before it had order nodes, for
+ *                                            seeds that replay an old finding
  *    --order-disk-loss                       an order node may lose its disk
  *                                            too (off: such a node never
  *                                            becomes ready, see
@@ -52,6 +56,7 @@ static bool s_trace_all;
 static bool s_single_loss;
 static bool s_order_early_publish;
 static bool s_order_disk_loss;
+static bool s_catalog_only;
 
 //  --------------------------------------------------------------------------
 //  Faults
@@ -154,7 +159,7 @@ s_on_fault (sim_event_t *event)
     if (sim_now >= s_faults_until)
         return;
     int dice = (int) sim_range (0, 99);
-    int node = (int) sim_range (0, SIM_ALL_NODES - 1);
+    int node = (int) sim_range (0, sim_node_count () - 1);
     //  Its peers: the catalog's replicas, or the order nodes
     int first = node < SIM_NODES? 0: SIM_NODES, peers = node < SIM_NODES? SIM_NODES: SIM_ORDERS;
     if (dice < 25) {
@@ -199,7 +204,7 @@ s_on_fault (sim_event_t *event)
         if (kind == 0 || kind == 1)
             s_cut (node, SIM_BROKER, duration);
         if (kind == 0 || kind == 2)
-            for (int other = 0; other < SIM_ALL_NODES; other++)
+            for (int other = 0; other < sim_node_count (); other++)
                 if (other != node && (kind == 0 || other == first + (node - first + 1) % peers))
                     s_cut (node, other, duration);
     }
@@ -229,11 +234,11 @@ s_on_quiet (sim_event_t *event)
     sim_links.drop = sim_links.dup = sim_links.reorder = 0;
     sim_etcd_down (0);
     sim_etcd_set_faults (0);
-    for (int i = 0; i < SIM_ALL_NODES; i++)
+    for (int i = 0; i < sim_node_count (); i++)
         sim_node_disarm (sim_nodes [i]);
     //  A pause runs its course (at most 2.5 s): ending it early would let
     //  new messages overtake the ones it holds
-    for (int i = 0; i < SIM_ALL_NODES; i++)
+    for (int i = 0; i < sim_node_count (); i++)
         if (!sim_node_up (sim_nodes [i]))
             sim_node_start (sim_nodes [i], false);
     if (!sim_broker_up ())
@@ -283,6 +288,7 @@ s_run (uint64_t seed, int64_t faults_ms, bool trace)
     sim_config.min_insync = (int) sim_range (1, 2);
     sim_links.single_loss = s_single_loss;
     sim_config.order_early_publish = s_order_early_publish;
+    sim_config.catalog_only = s_catalog_only;
     sim_links.delay_min = 1;
     sim_links.delay_max = (int) sim_range (2, 10);
     sim_etcd_set_faults ((int) sim_range (0, 60));
@@ -297,7 +303,8 @@ s_run (uint64_t seed, int64_t faults_ms, bool trace)
     for (int i = 0; i < SIM_ALL_NODES; i++) {
         snprintf (dir, sizeof dir, "%s/seed/%s", s_root, sim_proc_name (i));
         sim_nodes [i] = sim_node_new (i, dir);
-        sim_restart_later (i, sim_range (0, 300), false);
+        if (i < sim_node_count ())
+            sim_restart_later (i, sim_range (0, 300), false);
     }
     sim_restart_later (SIM_BROKER, sim_range (0, 300), false);
     sim_clients_start (faults_ms);
@@ -395,10 +402,13 @@ main (int argc, char *argv [])
         if (strcmp (argv [i], "--order-disk-loss") == 0)
             s_order_disk_loss = true;
         else
+        if (strcmp (argv [i], "--catalog-only") == 0)
+            s_catalog_only = true;
+        else
         if (strcmp (argv [i], "--log") == 0)
             s_trace_all = true;
         else {
-            fprintf (stderr, "usage: bookstore-sim [--seeds N] [--first S] [--jobs J] [--until-failure] [--single-loss] [--order-early-publish] [--order-disk-loss] [--seed S [--trace]] [--faults-ms MS] [--log]\n");
+            fprintf (stderr, "usage: bookstore-sim [--seeds N] [--first S] [--jobs J] [--until-failure] [--single-loss] [--order-early-publish] [--order-disk-loss] [--catalog-only] [--seed S [--trace]] [--faults-ms MS] [--log]\n");
             return 2;
         }
     }

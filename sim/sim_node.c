@@ -54,6 +54,8 @@ struct _sim_node_t {
 
 sim_node_t *sim_nodes [SIM_ALL_NODES];
 
+int sim_node_count (void) { return sim_config.catalog_only? SIM_NODES: SIM_ALL_NODES; }
+
 enum { IN_REQUEST = SIM_NODE_REQUEST, IN_ASSIGN = SIM_NODE_ASSIGN, IN_DECREMENT_REPLY = SIM_NODE_DECREMENT_REPLY,
        IN_SYNC, IN_STREAM, IN_ANSWER };
 
@@ -90,8 +92,10 @@ sim_node_arm_commit_fault (sim_node_t *self, bool crash)
     if (!self->repl || !repl_is_primary (self->repl, self->partition))
         return false;
     self->commit_fault = crash? COMMIT_CRASH: COMMIT_FAIL;
-    sim_trace ("%s's next batch %s %s its commit", self->id, crash? "crashes the process": "fails its commit",
-               s_early_publish (self)? "after publishing, before": "before publishing, at");
+    sim_trace ("%s's next batch %s", self->id,
+               crash? (s_early_publish (self)? "crashes the process after publishing, before its commit":
+                                                "crashes the process before its commit (and its publishing)"):
+                      (s_early_publish (self)? "fails its commit after publishing": "fails its commit"));
     return true;
 }
 
