@@ -1,5 +1,6 @@
 /*  journal - replicated writes: record, seal into log entries, apply  */
 #include "journal.h"
+#include "bs_alloc.h"
 #include "bs_clock.h"
 #include "bs_sizes.h"
 
@@ -7,6 +8,13 @@
 #include <string.h>
 
 #define MAX_DBS 16
+//  A mergeable partition's log entries looked at for orphans when a
+//  snapshot replaces its log: more than the newest batch its owner can
+//  have published and not committed (nodes/node.c writes at most 512 a
+//  transaction, one entry each)
+#define ORPHAN_ENTRIES 1024
+//  LMDB's default largest key
+#define ORPHAN_KEY_MAX 511
 
 typedef struct {
     char name [BS_DB_MAX + 1];
@@ -42,6 +50,12 @@ struct _journal_t {
     db_t dbs [MAX_DBS];
     int db_count;
     MDB_dbi log, meta;
+    //  Orphans (journal_adopt_orphans): a local database, neither
+    //  replicated nor in the digest; orphans counts its records (committed
+    //  and in the open transaction); no database on a read-only store
+    MDB_dbi orphans;
+    bool has_orphan_db;
+    size_t orphan_count, orphan_count_pending;
     part_t *parts;                      //  grows: one per partition held
     int part_count, part_cap;
     bs_entry_builder_t *builder;
@@ -251,6 +265,19 @@ journal_new (store_t *store)
     }
     self->incarnation = store_meta_get (txn, self->meta, "incarnation");
     mdb_txn_abort (txn);
+    if (!store_read_only (store)) {
+        if (!store_open_db (store, "orphans", 0, &self->orphans)) {
+            journal_destroy (&self);
+            return NULL;
+        }
+        self->has_orphan_db = true;
+        txn = store_begin (store, false);
+        MDB_stat stat;
+        if (txn && mdb_stat (txn, self->orphans, &stat) == 0)
+            self->orphan_count = self->orphan_count_pending = stat.ms_entries;
+        if (txn)
+            mdb_txn_abort (txn);
+    }
     if (self->incarnation == 0 && !store_read_only (store))
         s_new_incarnation (self);
     return self;
@@ -565,6 +592,7 @@ s_revert (journal_t *self)
         self->parts [i].pending_stored = self->parts [i].stored;
     }
     self->digest_pending = self->digest;
+    self->orphan_count_pending = self->orphan_count;
     self->recompute_digest = false;
     bs_entry_builder_clear (self->builder);
 }
@@ -586,6 +614,7 @@ journal_commit (journal_t *self, MDB_txn *txn)
         self->parts [i].stored = self->parts [i].pending_stored;
     }
     self->digest = self->digest_pending;
+    self->orphan_count = self->orphan_count_pending;
     if (self->recompute_digest) {
         self->recompute_digest = false;
         MDB_txn *read = store_begin (self->store, false);
@@ -749,6 +778,158 @@ journal_trim (journal_t *self, MDB_txn *txn, const char *partition, uint64_t kee
     return s_log_delete (self, txn, partition, self->parts [p].pending_seq - keep, max, trimmed_p);
 }
 
+//  --------------------------------------------------------------------------
+//  Orphans
+//
+//  An order partition's snapshot merges into the shared order databases
+//  rather than replacing them (another partition may hold the same
+//  record), so the records of a log tail that the snapshot drops (entries
+//  its owner published and never committed before it died) would stay on
+//  this replica alone.  They are kept as orphans instead, and the owner of
+//  the partition this node writes re-records them (journal_adopt_orphans):
+//  an order is a pure function of the catalog's grant and the request id,
+//  so re-recording writes the very records any order node would, and every
+//  replica converges on them.
+
+//  An orphan's key: its database's name and the record's key and, in a
+//  dupsort database, its duplicate (each duplicate is a record of its
+//  own); 0 when that does not fit an LMDB key
+static size_t
+s_orphan_key (uint8_t *buf, const db_t *db, const MDB_val *key, const MDB_val *value)
+{
+    size_t name = strlen (db->name);
+    bool dup = (db->flags & MDB_DUPSORT) != 0;
+    size_t size = 1 + name + 2 + key->mv_size + (dup? value->mv_size: 0);
+    if (size > ORPHAN_KEY_MAX || key->mv_size > UINT16_MAX)
+        return 0;
+    buf [0] = (uint8_t) name;
+    memcpy (buf + 1, db->name, name);
+    buf [1 + name] = (uint8_t) (key->mv_size >> 8);
+    buf [2 + name] = (uint8_t) key->mv_size;
+    memcpy (buf + 3 + name, key->mv_data, key->mv_size);
+    if (dup)
+        memcpy (buf + 3 + name + key->mv_size, value->mv_data, value->mv_size);
+    return size;
+}
+
+//  Keeps the records the newest entries of partition p's log put, those at
+//  the epoch of its last entry (a lost tail is the end of one owner's
+//  life, all at its epoch), before a snapshot drops the log
+static int
+s_collect_orphans (journal_t *self, MDB_txn *txn, int p)
+{
+    part_t *part = &self->parts [p];
+    int rc = 0;
+    uint64_t seq = part->pending_seq;
+    for (int n = 0; rc == 0 && seq > 0 && n < ORPHAN_ENTRIES; n++, seq--) {
+        MDB_val found;
+        if (journal_read (self, txn, part->name, seq, &found) != 0)
+            break;              //  trimmed, or never held
+        //  A copy: what LMDB returns lasts only until the next write
+        uint8_t *data = bs_alloc (1, found.mv_size);
+        memcpy (data, found.mv_data, found.mv_size);
+        bs_entry_t *entry = bs_entry_parse (data, found.mv_size);
+        bool same_life = entry && bs_entry_epoch (entry) == part->pending_last_epoch;
+        for (size_t i = 0; same_life && rc == 0 && i < bs_entry_changes (entry); i++) {
+            bs_change_t change;
+            if (!bs_entry_change (entry, i, &change) || change.del)
+                continue;       //  order partitions only ever put
+            db_t *db = s_db_by_name (self, change.db, change.db_size);
+            MDB_val key = { change.key_size, (void *) change.key };
+            MDB_val value = { change.value_size, (void *) change.value };
+            uint8_t kbuf [ORPHAN_KEY_MAX];
+            size_t ksize = db? s_orphan_key (kbuf, db, &key, &value): 0;
+            if (ksize == 0)
+                continue;
+            MDB_val okey = { ksize, kbuf };
+            rc = mdb_put (txn, self->orphans, &okey, &value, MDB_NOOVERWRITE);
+            if (rc == 0)
+                self->orphan_count_pending++;
+            else
+            if (rc == MDB_KEYEXIST)
+                rc = 0;
+        }
+        bs_entry_destroy (&entry);
+        free (data);
+        if (!same_life)
+            break;
+    }
+    return rc;
+}
+
+//  A record a snapshot brought is no orphan: the source holds it
+static int
+s_unorphan (journal_t *self, MDB_txn *txn, const db_t *db, MDB_val *key, MDB_val *value)
+{
+    uint8_t kbuf [ORPHAN_KEY_MAX];
+    size_t ksize = s_orphan_key (kbuf, db, key, value);
+    if (ksize == 0)
+        return 0;
+    MDB_val okey = { ksize, kbuf };
+    int rc = mdb_del (txn, self->orphans, &okey, NULL);
+    if (rc == 0)
+        self->orphan_count_pending--;
+    return rc == MDB_NOTFOUND? 0: rc;
+}
+
+bool
+journal_has_orphans (journal_t *self)
+{
+    if (self->orphan_count == 0)
+        return false;
+    //  A snapshot still loading may yet bring them
+    for (int i = 0; i < self->part_count; i++)
+        if (self->parts [i].holding == JOURNAL_PARTIAL)
+            return false;
+    return true;
+}
+
+int
+journal_adopt_orphans (journal_t *self, MDB_txn *txn, const char *partition, size_t max, size_t *adopted_p)
+{
+    *adopted_p = 0;
+    int rc = 0;
+    while (self->has_orphan_db && self->orphan_count_pending > 0 && *adopted_p < max) {
+        MDB_cursor *cursor;
+        if ((rc = mdb_cursor_open (txn, self->orphans, &cursor)) != 0)
+            break;
+        MDB_val okey, value;
+        rc = mdb_cursor_get (cursor, &okey, &value, MDB_FIRST);
+        mdb_cursor_close (cursor);
+        if (rc != 0)
+            break;
+        //  Copies: the writes below move LMDB's pages
+        uint8_t kbuf [ORPHAN_KEY_MAX];
+        size_t ksize = okey.mv_size < sizeof kbuf? okey.mv_size: sizeof kbuf;
+        memcpy (kbuf, okey.mv_data, ksize);
+        uint8_t *vbuf = bs_alloc (1, value.mv_size + 1);
+        memcpy (vbuf, value.mv_data, value.mv_size);
+        MDB_val copy = { value.mv_size, vbuf };
+        size_t name = kbuf [0];
+        db_t *db = ksize >= 3 + name? s_db_by_name (self, (const char *) kbuf + 1, name): NULL;
+        size_t key_size = db? (size_t) kbuf [1 + name] << 8 | kbuf [2 + name]: 0;
+        if (db && 3 + name + key_size <= ksize) {
+            MDB_val key = { key_size, kbuf + 3 + name };
+            rc = journal_put (self, txn, db->dbi, &key, &copy);
+        }
+        //  else: a database this node no longer has; nothing to re-record
+        free (vbuf);
+        MDB_val gone = { ksize, kbuf };
+        if (rc == 0)
+            rc = mdb_del (txn, self->orphans, &gone, NULL);
+        if (rc != 0)
+            break;
+        self->orphan_count_pending--;
+        (*adopted_p)++;
+    }
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+    uint64_t seq;
+    if (rc == 0 && *adopted_p > 0)
+        rc = journal_seal (self, txn, partition, &seq);
+    return rc;
+}
+
 int
 journal_reset (journal_t *self, MDB_txn *txn, const char *partition, const char **dbs, bool drop)
 {
@@ -764,9 +945,13 @@ journal_reset (journal_t *self, MDB_txn *txn, const char *partition, const char 
             if (rc != 0)
                 return rc;
         }
+    //  Merged, not dropped: what the log's lost tail wrote would stay here
+    //  alone (see Orphans)
+    int rc = !drop && self->has_orphan_db? s_collect_orphans (self, txn, p): 0;
     //  Forget the partition's log: the snapshot replaces it
     size_t deleted;
-    int rc = s_log_delete (self, txn, partition, UINT64_MAX, SIZE_MAX, &deleted);
+    if (rc == 0)
+        rc = s_log_delete (self, txn, partition, UINT64_MAX, SIZE_MAX, &deleted);
     //  Until the snapshot is finished the partition holds nothing whole: a
     //  node that dies meanwhile comes back empty and asks again, rather
     //  than believing its old seq over half-replaced data
@@ -788,7 +973,8 @@ journal_load_record (journal_t *self, MDB_txn *txn, const char *db_name, MDB_val
     db_t *db = s_db_by_name (self, db_name, strlen (db_name));
     if (!db)
         return EINVAL;
-    return s_apply_put (self, txn, db, key, value);
+    int rc = self->orphan_count_pending > 0? s_unorphan (self, txn, db, key, value): 0;
+    return rc? rc: s_apply_put (self, txn, db, key, value);
 }
 
 int

@@ -117,6 +117,22 @@ int journal_trim (journal_t *self, MDB_txn *txn, const char *partition, uint64_t
 int journal_reset (journal_t *self, MDB_txn *txn, const char *partition, const char **dbs, bool drop);
 int journal_load_record (journal_t *self, MDB_txn *txn, const char *db, MDB_val *key, MDB_val *value);
 int journal_finish_snapshot (journal_t *self, MDB_txn *txn, const char *partition, uint64_t epoch, uint64_t seq);
+//  Orphans.  journal_reset of a mergeable partition (drop false: an order
+//  partition, whose snapshot merges into the shared order databases) keeps
+//  the records put by the newest entries of its log, those at the epoch of
+//  its last entry, as orphans in a local database (neither replicated nor
+//  in the digest); journal_load_record takes any record the snapshot brings
+//  off that list.  What is left once the snapshot is whole is a tail its
+//  owner published and never committed: records on this replica alone.
+//  The owner of the partition this node writes re-records them there
+//  (journal_adopt_orphans), and replication takes them to every replica.
+//  True when orphans wait and no snapshot is loading
+bool journal_has_orphans (journal_t *self);
+//  Puts up to max orphans through the journal inside txn, takes them off
+//  the list and seals them as one entry of partition (which must be this
+//  node's own, led by it); call it before any other write of txn.
+//  *adopted_p gets how many
+int journal_adopt_orphans (journal_t *self, MDB_txn *txn, const char *partition, size_t max, size_t *adopted_p);
 //  The dbi of a replicated database by name (false when unknown)
 bool journal_dbi (journal_t *self, const char *name, MDB_dbi *dbi_p, unsigned *flags_p);
 

@@ -42,6 +42,7 @@ static const bs_setting_t s_table [] = {
     { "insecure",        NULL,        "without keys, bind the addresses given even beyond loopback (anyone who reaches them is trusted)", 0, 0 },
     { "catalog-timeout-ms", "1500",   "order node: how long to wait for the catalog before resending", 1, 3600000 },
     { "catalog-attempts", "5",        "order node: how many times to ask the catalog", 1, 1000 },
+    { "early-publish",   "1",         "a primary publishes a batch's entries before its own commit, so that its followers commit in parallel (1), or after it (0)", 0, 1 },
     { "direct-buys",     "1",         "order node: send a buy's decrement to the catalog primary directly (1), or through the broker (0)", 0, 1 },
     { "log-keep",        "200000",    "log entries each partition keeps for followers that fall behind; one further behind gets a snapshot (at least 100)", 100, INT64_C (1000000000000) },
     { "profile-seconds", "0",         "log every this many seconds where the event loop spent its time (0: never)", 0, 86400 },
@@ -118,7 +119,7 @@ main (int argc, char **argv)
     }
     int rc = 2;
     const char *service = bs_settings_get (settings, "service");
-    int64_t profile_seconds = 0, log_keep = 0, direct_buys = 1;
+    int64_t profile_seconds = 0, log_keep = 0, direct_buys = 1, early_publish = 1;
     int64_t heartbeat, liveness, map_mb, map_max_mb, restock_period, restock_amount, timeout, attempts;
     int64_t insync_timeout, min_insync, hwm, drop_every, inval_timeout, inval_attempts;
     bs_keys_t *keys = NULL;
@@ -143,7 +144,8 @@ main (int argc, char **argv)
     ||  !bs_settings_int (settings, "invalidate-attempts", &inval_attempts)
     ||  !bs_settings_int (settings, "profile-seconds", &profile_seconds)
     ||  !bs_settings_int (settings, "log-keep", &log_keep)
-    ||  !bs_settings_int (settings, "direct-buys", &direct_buys))
+    ||  !bs_settings_int (settings, "direct-buys", &direct_buys)
+    ||  !bs_settings_int (settings, "early-publish", &early_publish))
         goto done;
     if (map_max_mb < map_mb) {
         fprintf (stderr, "bookstore-node: --map-max-mb must be at least --map-size-mb (%lld)\n", (long long) map_mb);
@@ -232,6 +234,7 @@ main (int argc, char **argv)
         .log_keep = (uint64_t) log_keep,
         .profile_ms = profile_seconds * 1000,
         .direct_buys = direct_buys != 0,
+        .early_publish = early_publish != 0,
     };
     bool refused;
     node = node_new (&options, &refused);

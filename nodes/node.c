@@ -62,11 +62,16 @@ struct _node_t {
     int64_t restock_period_ms;  //  catalog: 0 for never
     int64_t restock_amount;
     //  Publish a batch's entries before its own commit, so that followers
-    //  commit in parallel with us (s_flush).  Catalog nodes only: an order
-    //  node resumes its own partition at the same epoch after a restart,
-    //  so entries it published and never committed could meet a rewrite of
-    //  their seqs at that epoch.
+    //  commit in parallel with us (s_flush).  Safe because a primary never
+    //  writes again at an epoch it may have published uncommitted entries
+    //  at (the catalog: s_may_lead; an order node: a new claim each start
+    //  and after a failed commit), and because a follower whose order
+    //  snapshot drops such a tail keeps its records as orphans for its own
+    //  partition to re-record (journal_adopt_orphans).  --early-publish 0
+    //  turns it off, for comparison.
     bool early_publish;
+    int64_t next_claim;         //  order node: when to try again to claim
+                                //  its partition after a failed claim
     //  Catalog: direct requests on the sync socket served, and refused
     uint64_t direct_served, direct_refused;
     int64_t direct_warned;
@@ -135,17 +140,49 @@ s_reply_msg (node_t *self, zmq_msg_t *token, bs_msg_t *reply, const uint8_t *rid
 //  repl_committed).  If our commit then fails, followers may hold seqs we
 //  never will at this epoch: we give up the primary role (repl_resign) and
 //  the broker elects anew at a higher epoch, which truncates them.
+//  An order node writes its own partition only while it leads it: after a
+//  commit failed with its entries published it takes a new epoch
+//  (repl_claim), and until its store lets it, its buys are refused
+static bool
+s_order_leads (node_t *self)
+{
+    if (repl_is_primary (self->repl, self->partition))
+        return true;
+    int64_t now = zclock_mono ();
+    if (now < self->next_claim)
+        return false;
+    self->next_claim = now + 1000;
+    if (repl_claim (self->repl, self->partition, NULL) != 0)
+        return false;
+    self->next_status = 0;
+    return true;
+}
+
 static void
 s_flush (node_t *self)
 {
-    if (self->batch_count == 0)
+    //  Orphans wait for a batch of their own when no write comes
+    bool adopt = self->orders && journal_has_orphans (self->journal);
+    if (self->batch_count == 0 && !adopt)
         return;
     bs_msg_t *replies [BATCH_MAX] = { NULL };
     uint64_t seqs [BATCH_MAX] = { 0 };
     int left = bs_profile_enter (self->profile, PHASE_EXECUTE);
     bs_profile_add (self->profile, PHASE_WRITES, self->batch_count);
-    MDB_txn *txn = journal_begin (self->journal);
+    bs_err_t fail = BS_ERR_storage;
+    const char *why = NULL;
+    bool leads = !self->orders || s_order_leads (self);
+    MDB_txn *txn = leads? journal_begin (self->journal): NULL;
     int rc = txn? 0: -1;
+    if (!leads)
+        why = "its store refuses to take a new epoch for its orders";
+    if (rc == 0 && adopt) {
+        size_t adopted = 0;
+        rc = journal_adopt_orphans (self->journal, txn, self->partition, BATCH_MAX, &adopted);
+        if (rc == 0 && adopted)
+            zsys_info ("%s: re-recorded %zu records that a replaced log tail of another partition held here "
+                       "alone", self->id, adopted);
+    }
     for (int i = 0; i < self->batch_count && rc == 0; i++) {
         write_t *w = &self->batch [i];
         uint64_t before = journal_next_seq (self->journal, self->partition);
@@ -158,8 +195,8 @@ s_flush (node_t *self)
     }
     //  The broker drops cached replies of what changed before the change
     //  is committed, or the writes fail
-    bs_err_t fail = BS_ERR_storage;
-    const char *why = store_failure (store_read_only (self->store)? EROFS: rc);
+    if (!why)
+        why = store_failure (store_read_only (self->store)? EROFS: rc);
     bs_msg_t *invalidation = self->catalog?
         catalog_invalidation (self->catalog, journal_next_seq (self->journal, self->partition) - 1): NULL;
     //  The cache that matters is the active broker's: the one the node is
@@ -189,6 +226,19 @@ s_flush (node_t *self)
     if (txn)
         journal_abort (self->journal, txn);
     bs_profile_enter (self->profile, PHASE_REPLY);
+    //  An order node's writes record grants the catalog made already: the
+    //  copy is taken whatever happens here, and a retry with the same rid
+    //  answers the order (recorded by then, or recorded by the retry)
+    //  without taking another.  So never "nothing changed"
+    char order_why [256];
+    if (rc != 0 && self->orders && fail == BS_ERR_storage) {
+        const char *cut = strstr (why, "; nothing changed");
+        int length = cut? (int) (cut - why): (int) strlen (why);
+        snprintf (order_why, sizeof order_why, "this order node could not record the order (%.*s); the copy "
+                  "is reserved for this rid: retry with the same rid to get the order", length, why);
+        fail = BS_ERR_unavailable;
+        why = order_why;
+    }
     if (rc == 0) {
         if (!published)
             repl_publish (self->repl, zclock_mono ());
@@ -199,8 +249,13 @@ s_flush (node_t *self)
     }
     else
     if (published) {
+        //  Followers may hold entries we never will: never write those
+        //  seqs again at this epoch
         repl_resign (self->repl, zclock_mono ());
+        self->next_claim = 0;
         self->next_status = 0;
+        if (self->orders)
+            s_order_leads (self);
     }
     //  A write that changed nothing (a retry answered from the stored
     //  reply) is answered only once everything before it is replicated: its
@@ -587,7 +642,7 @@ node_new (const node_options_t *options, bool *refused_p)
     self->restock_amount = options->restock_amount;
     bool catalog = strcmp (self->service, "catalog") == 0;
     self->restock_period_ms = catalog? options->restock_period_ms: 0;
-    self->early_publish = catalog;
+    self->early_publish = options->early_publish;
     const char *id = self->id;
 
     self->store = store_new (options->data, options->map_size, options->map_max);

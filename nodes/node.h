@@ -48,6 +48,7 @@ typedef struct {
     int catalog_timeout_ms;     //  order node's buys
     int catalog_attempts;
     bool direct_buys;           //  order node: decrements straight to the catalog primary
+    bool early_publish;         //  primaries publish before their own commit
     int invalidate_timeout_ms;  //  catalog primary's invalidations
     int invalidate_attempts;
     uint64_t log_keep;          //  log entries kept per partition

@@ -367,7 +367,9 @@ repl_resign (repl_t *self, int64_t now)
     (void) now;
     for (int i = 0; i < self->part_count; i++) {
         part_t *part = self->parts [i];
-        if (part->role != ROLE_PRIMARY || part->home)
+        //  Our own partition too: its owner claims a new epoch
+        //  (repl_claim) before it writes again
+        if (part->role != ROLE_PRIMARY)
             continue;
         zsys_error ("%s: gave up the primary role of %s at epoch %llu: a commit failed after its entries were "
                     "published; it leads again only at a new epoch", self->id, part->name,

@@ -139,10 +139,11 @@ void repl_committed (repl_t *self, const char *partition, uint64_t seq, int64_t 
 
 //  A commit failed after its entries were published: followers may hold
 //  seqs we never will at this epoch.  Gives up the primary role of every
-//  partition we lead (but our own home partitions, which nobody else
-//  leads), answers their held replies with an error, and refuses to lead
-//  them again at the epoch: the status reports the role dropped and the
-//  broker elects anew at a higher epoch.
+//  partition we lead, answers their held replies with an error, and
+//  refuses to lead them again at the epoch: the status reports the role
+//  dropped and the broker elects anew at a higher epoch.  Our own (home)
+//  partition, which nobody else leads, is led again once we claim a new
+//  epoch for it (repl_claim).
 void repl_resign (repl_t *self, int64_t now);
 
 //  Releases the reply once our own store holds seq durable and every

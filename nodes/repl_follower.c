@@ -316,6 +316,20 @@ s_snapshot_broken (repl_t *self, part_t *part, const char *why, int64_t now)
     repl_follower_fetch (self, part, now);
 }
 
+//  Our store refused a step of the snapshot (a full disk): asked again
+//  after a fetch's timeout (repl_tick), not at once, which would only fail
+//  again; nothing else asks, since the source's heads may all be buffered
+//  already
+static void
+s_snapshot_failed (repl_t *self, part_t *part, int64_t now)
+{
+    zsys_warning ("%s: the snapshot of %s under way is dropped: the store refused it; asking again in %d ms",
+                  self->id, part->name, FETCH_TIMEOUT_MS);
+    part->snapshot = false;
+    part->fetching = true;
+    part->fetch_deadline = now + FETCH_TIMEOUT_MS;
+}
+
 static void
 s_on_snapshot (repl_t *self, part_t *part, bs_msg_t *msg, int64_t now)
 {
@@ -387,13 +401,11 @@ s_on_snapshot (repl_t *self, part_t *part, bs_msg_t *msg, int64_t now)
     if (rc != 0) {
         zsys_error ("%s: snapshot of %s failed: %s", self->id, part->name, mdb_strerror (rc));
         journal_abort (self->journal, txn);
-        part->snapshot = false;
-        part->fetching = false;
+        s_snapshot_failed (self, part, now);
         return;
     }
     if (journal_commit (self->journal, txn) != 0) {
-        part->snapshot = false;
-        part->fetching = false;
+        s_snapshot_failed (self, part, now);
         return;
     }
     if (op == BS_OP_snap_end && part->snapshot) {

@@ -577,6 +577,167 @@ test_map_limit_and_growth (void)
     CHECK (store == NULL);
 }
 
+//  Seals the order of a granted buy (rid, item) in partition, in txn
+static void
+s_record_in (node_t *node, MDB_txn *txn, const char *partition, const uint8_t *rid, int64_t item)
+{
+    bs_msg_t *grant = bs_msg_new_ok ();
+    char order_id [ORDERS_ID_SIZE];
+    orders_id_for (rid, order_id);
+    bs_msg_set_str (grant, BS_FIELD_order_id, order_id);
+    bs_msg_set_int (grant, BS_FIELD_item, item);
+    bs_msg_set_int (grant, BS_FIELD_cost, 10);
+    bs_msg_set_int (grant, BS_FIELD_time, 1700000000000);
+    int rc;
+    bs_msg_t *reply = orders_record (node->orders, txn, partition, rid, BS_RID_SIZE, grant, &rc);
+    CHECK (rc == 0);
+    bs_msg_destroy (&reply);
+    bs_msg_destroy (&grant);
+}
+
+//  Applies the entries sealed by the last commit of from to to
+static void
+s_ship (node_t *from, node_t *to)
+{
+    MDB_txn *txn = journal_begin (to->journal);
+    for (size_t i = 0; i < journal_sealed (from->journal); i++) {
+        size_t size;
+        uint64_t seq;
+        const char *partition;
+        const uint8_t *data = journal_sealed_at (from->journal, i, &size, &seq, &partition);
+        bs_entry_t *entry = bs_entry_parse (data, size);
+        CHECK (entry && journal_apply (to->journal, txn, entry, data, size) == 0);
+        bs_entry_destroy (&entry);
+    }
+    CHECK (journal_commit (to->journal, txn) == 0);
+}
+
+//  A merged order snapshot of partition from from into to, as a follower
+//  loads one: reset, every record of the order databases, finish
+static void
+s_order_snapshot (node_t *from, node_t *to, const char *partition)
+{
+    MDB_txn *txn = journal_begin (to->journal);
+    CHECK (journal_reset (to->journal, txn, partition, orders_dbs, false) == 0);
+    CHECK (journal_commit (to->journal, txn) == 0);
+    //  Loading: nothing is adopted before the snapshot is whole
+    CHECK (!journal_has_orphans (to->journal));
+    MDB_txn *read = store_begin (from->store, false);
+    txn = journal_begin (to->journal);
+    for (int i = 0; orders_dbs [i]; i++) {
+        MDB_dbi dbi;
+        unsigned flags;
+        CHECK (journal_dbi (from->journal, orders_dbs [i], &dbi, &flags));
+        MDB_cursor *cursor;
+        CHECK (mdb_cursor_open (read, dbi, &cursor) == 0);
+        MDB_val key, value;
+        int rc = mdb_cursor_get (cursor, &key, &value, MDB_FIRST);
+        while (rc == 0) {
+            CHECK (journal_load_record (to->journal, txn, orders_dbs [i], &key, &value) == 0);
+            rc = mdb_cursor_get (cursor, &key, &value, MDB_NEXT);
+        }
+        mdb_cursor_close (cursor);
+    }
+    mdb_txn_abort (read);
+    CHECK (journal_finish_snapshot (to->journal, txn, partition, journal_last_epoch (from->journal, partition),
+                                    journal_seq (from->journal, partition)) == 0);
+    CHECK (journal_commit (to->journal, txn) == 0);
+}
+
+//  An order owner published an entry and died before committing it; a
+//  follower applied it.  The owner's next life writes that seq anew at a
+//  new epoch, the follower's snapshot drops its tail, and the order the
+//  tail wrote, on the follower alone, is re-recorded by the follower in its
+//  own partition: every replica ends with the same orders
+static void
+test_orphans_are_adopted (void)
+{
+    node_t owner, follower, peer;
+    s_open (&owner, "orphan-owner");
+    s_open (&follower, "orphan-follower");
+    s_open (&peer, "orphan-peer");
+    uint8_t rids [4][BS_RID_SIZE];
+    for (int i = 0; i < 4; i++)
+        bs_rid_generate (rids [i]);
+    //  Epoch 1: two orders committed and replicated to both
+    MDB_txn *txn = journal_begin (owner.journal);
+    CHECK (journal_set_epoch (owner.journal, txn, "order-1", 1) == 0);
+    s_record_in (&owner, txn, "order-1", rids [0], 7);
+    s_record_in (&owner, txn, "order-1", rids [1], 8);
+    CHECK (journal_commit (owner.journal, txn) == 0);
+    s_ship (&owner, &follower);
+    s_ship (&owner, &peer);
+    //  A third published to the follower alone, never committed
+    txn = journal_begin (owner.journal);
+    s_record_in (&owner, txn, "order-1", rids [2], 9);
+    CHECK (journal_sealed (owner.journal) == 1);
+    MDB_txn *ftxn = journal_begin (follower.journal);
+    size_t size;
+    uint64_t seq;
+    const char *partition;
+    const uint8_t *data = journal_sealed_at (owner.journal, 0, &size, &seq, &partition);
+    bs_entry_t *entry = bs_entry_parse (data, size);
+    CHECK (seq == 3 && entry && journal_apply (follower.journal, ftxn, entry, data, size) == 0);
+    bs_entry_destroy (&entry);
+    CHECK (journal_commit (follower.journal, ftxn) == 0);
+    journal_abort (owner.journal, txn);
+    //  The owner's next life: epoch 2, seq 3 is another order
+    txn = journal_begin (owner.journal);
+    CHECK (journal_set_epoch (owner.journal, txn, "order-1", 2) == 0);
+    s_record_in (&owner, txn, "order-1", rids [3], 10);
+    CHECK (journal_commit (owner.journal, txn) == 0);
+    s_ship (&owner, &peer);
+    CHECK (journal_seq (owner.journal, "order-1") == 3 && journal_last_epoch (owner.journal, "order-1") == 2);
+    //  The follower's copy differs at seq 3: it gets a merged snapshot
+    s_order_snapshot (&owner, &follower, "order-1");
+    CHECK (journal_seq (follower.journal, "order-1") == 3);
+    //  The lost order stays, on the follower alone, as an orphan; the
+    //  list survives a restart
+    bs_msg_t *lost = orders_find (follower.orders, rids [2], BS_RID_SIZE);
+    CHECK (lost != NULL);
+    bs_msg_destroy (&lost);
+    CHECK (orders_find (owner.orders, rids [2], BS_RID_SIZE) == NULL);
+    s_close (&follower);
+    s_open (&follower, "orphan-follower");
+    CHECK (journal_has_orphans (follower.journal));
+    //  The follower re-records it in its own partition, one entry of its
+    //  three records (the order, its request, its item's list)
+    txn = journal_begin (follower.journal);
+    size_t adopted = 0;
+    CHECK (journal_adopt_orphans (follower.journal, txn, "order-2", 512, &adopted) == 0);
+    CHECK (adopted == 3 && journal_sealed (follower.journal) == 1);
+    CHECK (journal_commit (follower.journal, txn) == 0);
+    CHECK (!journal_has_orphans (follower.journal));
+    CHECK (journal_seq (follower.journal, "order-2") == 1);
+    //  ...which reaches every replica: all three hold the same four orders
+    s_ship (&follower, &owner);
+    s_ship (&follower, &peer);
+    char d_owner [17], d_follower [17], d_peer [17];
+    journal_digest (owner.journal, d_owner);
+    journal_digest (follower.journal, d_follower);
+    journal_digest (peer.journal, d_peer);
+    CHECK (strcmp (d_owner, d_follower) == 0 && strcmp (d_owner, d_peer) == 0);
+    for (int i = 0; i < 4; i++) {
+        bs_msg_t *found = orders_find (owner.orders, rids [i], BS_RID_SIZE);
+        CHECK (found != NULL);
+        bs_msg_destroy (&found);
+    }
+    bs_msg_t *list = orders_list (peer.orders, 9, NULL, 0);
+    CHECK (bs_msg_count (list, BS_FIELD_orders) == 1);
+    bs_msg_destroy (&list);
+    //  A snapshot that brings back all a replica held leaves no orphan:
+    //  the peer's copy matches the owner's, nothing is re-recorded
+    s_order_snapshot (&owner, &peer, "order-1");
+    CHECK (!journal_has_orphans (peer.journal));
+    txn = journal_begin (peer.journal);
+    CHECK (journal_adopt_orphans (peer.journal, txn, "order-3", 512, &adopted) == 0);
+    CHECK (adopted == 0 && journal_sealed (peer.journal) == 0);
+    journal_abort (peer.journal, txn);
+    s_close (&owner);
+    s_close (&follower);
+    s_close (&peer);
+}
+
 int
 main (void)
 {
@@ -590,6 +751,7 @@ main (void)
     RUN (test_decrement_is_conditional_and_idempotent);
     RUN (test_writes_and_versions);
     RUN (test_orders_are_deterministic);
+    RUN (test_orphans_are_adopted);
     RUN (test_order_ids_are_unique_per_rid);
     RUN (test_journal_replicates);
     RUN (test_bad_directory);
