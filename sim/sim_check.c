@@ -6,6 +6,7 @@
 #include "bs_alloc.h"
 #include "bs_msg.h"
 #include "election.h"
+#include "node_status.h"
 
 #include <string.h>
 
@@ -682,6 +683,27 @@ sim_check_full (bool quiet)
 //  Liveness: once faults stop, every replica holds what the primary holds
 //  and says it has caught up
 
+//  What a node reports of each partition it holds (its node_status)
+static void
+s_trace_partitions (int node)
+{
+    sim_node_t *n = sim_nodes [node];
+    size_t size;
+    uint8_t *data = node_status_encode (sim_node_id (n), sim_node_is_order (n)? "order": "catalog", sim_node_repl (n),
+                                        sim_node_journal (n), 0, &size);
+    bs_err_t err;
+    bs_msg_t *status = bs_msg_decode (data, size, &err, NULL, 0);
+    free (data);
+    for (size_t i = 0; status && i < bs_msg_count (status, BS_FIELD_partitions); i++) {
+        const bs_msg_t *part = bs_msg_at (status, BS_FIELD_partitions, i);
+        sim_trace ("  %s: %s %s at epoch %lld, seq %lld, head %lld, %s", sim_node_id (n),
+                   bs_msg_str (part, BS_FIELD_partition), bs_msg_str (part, BS_FIELD_role),
+                   (long long) bs_msg_int (part, BS_FIELD_epoch), (long long) bs_msg_int (part, BS_FIELD_seq),
+                   (long long) bs_msg_int (part, BS_FIELD_head), bs_msg_int (part, BS_FIELD_ready)? "ready": "not ready");
+    }
+    bs_msg_destroy (&status);
+}
+
 bool
 sim_check_converged (bool report)
 {
@@ -721,6 +743,8 @@ sim_check_converged (bool report)
         if (!journal || !repl_caught_up (sim_node_repl (sim_nodes [i]))) {
             if (report)
                 sim_trace ("not converged: %s is %s", sim_node_id (sim_nodes [i]), journal? "not caught up": "down");
+            if (report && journal)
+                s_trace_partitions (i);
             return false;
         }
         for (int k = SIM_NODES; k < SIM_ALL_NODES; k++) {

@@ -49,6 +49,8 @@ struct _sim_node_t {
     int sub_count;
     int64_t wake_at;            //  the loop's next turn (INT64_MAX: none set)
     int64_t next_status, next_trim;
+    int64_t next_claim;         //  order node: when to try again to claim its
+                                //  partition after a failed claim
     enum { COMMIT_OK, COMMIT_CRASH, COMMIT_FAIL } commit_fault;     //  armed for the next batch
 };
 
@@ -61,13 +63,33 @@ enum { IN_REQUEST = SIM_NODE_REQUEST, IN_ASSIGN = SIM_NODE_ASSIGN, IN_DECREMENT_
 
 static void s_loop (sim_node_t *self);
 
-//  A catalog node publishes a batch's entries before its own commit (as
-//  nodes/node.c's early_publish); an order node after it, unless
-//  --order-early-publish
+//  A node publishes a batch's entries before its own commit, as
+//  nodes/node.c's early_publish (an order node after it with
+//  --order-early-publish 0, as --early-publish 0)
 static bool
 s_early_publish (sim_node_t *self)
 {
     return !self->order || sim_config.order_early_publish;
+}
+
+//  An order node writes its own partition only while it leads it: after a
+//  commit failed with its entries published it takes a new epoch
+//  (repl_claim), and until its store lets it, its buys are refused
+//  (nodes/node.c s_order_leads)
+static bool
+s_order_leads (sim_node_t *self)
+{
+    if (repl_is_primary (self->repl, self->partition))
+        return true;
+    if (sim_now < self->next_claim)
+        return false;
+    self->next_claim = sim_now + 1000;
+    uint64_t epoch = 0;
+    if (repl_claim (self->repl, self->partition, &epoch) != 0)
+        return false;
+    sim_trace ("%s claims %s anew at epoch %llu", self->id, self->partition, (unsigned long long) epoch);
+    self->next_status = sim_now;
+    return true;
 }
 
 sim_node_t *
@@ -410,17 +432,27 @@ static void
 s_flush (sim_node_t *self)
 {
     self->flush_due = false;
-    if (self->batch_count == 0 || !self->repl)
+    if (!self->repl)
+        return;
+    //  Orphans wait for a batch of their own when no write comes
+    bool adopt = self->order && journal_has_orphans (self->journal);
+    if (self->batch_count == 0 && !adopt)
         return;
     const char *partition = self->partition;
     bs_msg_t *replies [BATCH_MAX] = { NULL };
     uint64_t seqs [BATCH_MAX] = { 0 };
-    MDB_txn *txn = journal_begin (self->journal);
+    bool leads = !self->order || s_order_leads (self);
+    MDB_txn *txn = leads? journal_begin (self->journal): NULL;
     int rc = txn? 0: -1;
-    //  ORPHANS: an order node that is primary of its own partition
-    //  re-records here, inside this transaction and before the batch's
-    //  writes, the records a snapshot of another partition left it with
-    //  (journal_adopt_orphans, nodes/journal.h), once the journal has it
+    //  An order node re-records, inside this transaction and before the
+    //  batch's writes, the records a snapshot of another partition left it
+    //  with alone (journal_adopt_orphans)
+    if (rc == 0 && adopt) {
+        size_t adopted = 0;
+        rc = journal_adopt_orphans (self->journal, txn, partition, BATCH_MAX, &adopted);
+        if (rc == 0 && adopted)
+            sim_trace ("%s re-records %zu orphan records in %s", self->id, adopted, partition);
+    }
     for (int i = 0; i < self->batch_count && rc == 0; i++) {
         write_t *w = &self->batch [i];
         uint64_t before = journal_next_seq (self->journal, partition);
@@ -472,14 +504,24 @@ s_flush (sim_node_t *self)
         repl_committed (self->repl, partition, journal_seq (self->journal, partition), sim_now);
     }
     else
-    if (published)
+    if (published) {
+        //  Followers may hold entries we never will: never write those
+        //  seqs again at this epoch (an order node claims a new one)
         repl_resign (self->repl, sim_now);
+        self->next_claim = 0;
+        if (self->order)
+            s_order_leads (self);
+    }
     uint64_t head = journal_seq (self->journal, partition);
     for (int i = 0; i < self->batch_count; i++) {
         write_t *w = &self->batch [i];
         if (rc != 0) {
+            //  An order node's writes record grants the catalog made
+            //  already: the copy is reserved for the rid, a retry gets it
             bs_msg_destroy (&replies [i]);
-            replies [i] = bs_msg_new_error (BS_ERR_storage, "the write failed");
+            replies [i] = self->order?
+                bs_msg_new_error (BS_ERR_unavailable, "this order node could not record the order; retry with the same rid"):
+                bs_msg_new_error (BS_ERR_storage, "the write failed");
             seqs [i] = 0;
         }
         else
@@ -724,6 +766,15 @@ s_loop (sim_node_t *self)
     if (sim_now >= self->next_trim) {
         s_trim (self);
         self->next_trim = sim_now + 1000;
+    }
+    //  Orphans left by a snapshot: a batch of their own, as node.c's loop
+    //  flushes at every turn
+    if (self->order && !self->flush_due && journal_has_orphans (self->journal)) {
+        self->flush_due = true;
+        sim_event_t *event = sim_event_new (1, s_on_flush);
+        event->to = self->index;
+        event->incarnation = sim_procs [self->index].incarnation;
+        sim_schedule (event);
     }
     int64_t at = sim_now + (wait < 1? 1: wait);
     if (self->next_status < at)
