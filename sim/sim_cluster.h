@@ -33,7 +33,7 @@ typedef struct {
     int insync_timeout_ms;
     int min_insync;
     bool order_early_publish;   //  order nodes publish before their commit
-                                //  (off: --order-late-publish)
+                                //  (--order-early-publish)
     bool catalog_only;          //  no order node, no buy (--catalog-only)
 } sim_config_t;
 extern sim_config_t sim_config;

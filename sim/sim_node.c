@@ -64,8 +64,8 @@ enum { IN_REQUEST = SIM_NODE_REQUEST, IN_ASSIGN = SIM_NODE_ASSIGN, IN_DECREMENT_
 static void s_loop (sim_node_t *self);
 
 //  A node publishes a batch's entries before its own commit, as
-//  nodes/node.c's early_publish (an order node after it with
-//  --order-early-publish 0, as --early-publish 0)
+//  nodes/node.c's early_publish; an order node only with
+//  --order-early-publish (without it, as bookstore-node --early-publish 0)
 static bool
 s_early_publish (sim_node_t *self)
 {
