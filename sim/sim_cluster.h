@@ -35,6 +35,7 @@ typedef struct {
     bool order_early_publish;   //  order nodes publish before their commit
                                 //  (--order-early-publish)
     bool catalog_only;          //  no order node, no buy (--catalog-only)
+    bool no_adoption;           //  orphans are never re-recorded (--no-adoption)
 } sim_config_t;
 extern sim_config_t sim_config;
 //  The nodes this run starts: the catalog's, then the order nodes unless

@@ -16,6 +16,9 @@
  *                                            bookstore-node's default now);
  *                                            without it after, as
  *                                            --early-publish 0
+ *    --no-adoption                           order nodes never re-record orphans
+ *                                            (journal_adopt_orphans): what the
+ *                                            adoption prevents shows
  *    --catalog-only                          no order node and no buy: the
  *                                            runs (every draw) of the simulator
  *                                            before it had order nodes, for
@@ -60,6 +63,7 @@ static bool s_single_loss;
 static bool s_order_early_publish;
 static bool s_order_disk_loss;
 static bool s_catalog_only;
+static bool s_no_adoption;
 
 //  --------------------------------------------------------------------------
 //  Faults
@@ -292,6 +296,7 @@ s_run (uint64_t seed, int64_t faults_ms, bool trace)
     sim_links.single_loss = s_single_loss;
     sim_config.order_early_publish = s_order_early_publish;
     sim_config.catalog_only = s_catalog_only;
+    sim_config.no_adoption = s_no_adoption;
     sim_links.delay_min = 1;
     sim_links.delay_max = (int) sim_range (2, 10);
     sim_etcd_set_faults ((int) sim_range (0, 60));
@@ -408,10 +413,13 @@ main (int argc, char *argv [])
         if (strcmp (argv [i], "--catalog-only") == 0)
             s_catalog_only = true;
         else
+        if (strcmp (argv [i], "--no-adoption") == 0)
+            s_no_adoption = true;
+        else
         if (strcmp (argv [i], "--log") == 0)
             s_trace_all = true;
         else {
-            fprintf (stderr, "usage: bookstore-sim [--seeds N] [--first S] [--jobs J] [--until-failure] [--single-loss] [--order-early-publish] [--order-disk-loss] [--catalog-only] [--seed S [--trace]] [--faults-ms MS] [--log]\n");
+            fprintf (stderr, "usage: bookstore-sim [--seeds N] [--first S] [--jobs J] [--until-failure] [--single-loss] [--order-early-publish] [--order-disk-loss] [--no-adoption] [--catalog-only] [--seed S [--trace]] [--faults-ms MS] [--log]\n");
             return 2;
         }
     }

@@ -435,7 +435,7 @@ s_flush (sim_node_t *self)
     if (!self->repl)
         return;
     //  Orphans wait for a batch of their own when no write comes
-    bool adopt = self->order && journal_has_orphans (self->journal);
+    bool adopt = self->order && !sim_config.no_adoption && journal_has_orphans (self->journal);
     if (self->batch_count == 0 && !adopt)
         return;
     const char *partition = self->partition;
@@ -769,7 +769,7 @@ s_loop (sim_node_t *self)
     }
     //  Orphans left by a snapshot: a batch of their own, as node.c's loop
     //  flushes at every turn
-    if (self->order && !self->flush_due && journal_has_orphans (self->journal)) {
+    if (self->order && !sim_config.no_adoption && !self->flush_due && journal_has_orphans (self->journal)) {
         self->flush_due = true;
         sim_event_t *event = sim_event_new (1, s_on_flush);
         event->to = self->index;
