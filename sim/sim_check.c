@@ -614,7 +614,7 @@ s_order_difference (int a, int b, MDB_txn *ta, MDB_txn *tb, MDB_dbi da, MDB_dbi 
                 snprintf (shown + strlen (shown), sizeof shown - strlen (shown), "%c",
                           ((const char *) key.mv_data) [i] >= 32 && ((const char *) key.mv_data) [i] < 127?
                           ((const char *) key.mv_data) [i]: '.');
-            snprintf (out, size, "%s holds a %s record (key %s) that %s lacks", sim_node_id (sim_nodes [a]), name,
+            snprintf (out, size, "%s holds a record of %s (key %s) that %s lacks", sim_node_id (sim_nodes [a]), name,
                       shown, sim_node_id (sim_nodes [b]));
         }
     }
