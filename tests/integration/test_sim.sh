@@ -16,8 +16,8 @@
 source "$(dirname "$0")/lib.sh"
 bs_plan 10
 SIM=$BS_BIN/bookstore-sim
-#  120: a seed with order nodes costs about 1.6 times one without, and 120
-#  of them about what 200 cost before
+#  120: a seed with order nodes costs about 1.5 times the CPU of one without,
+#  and 120 of them about what 200 cost before
 SEEDS=${BS_SIM_SEEDS:-120}
 #  Under AddressSanitizer a run allocates and frees a lot (messages, LMDB
 #  environments opened at every restart): a smaller quarantine and shorter
