@@ -1,16 +1,17 @@
 /*  sim - the deterministic simulator's shared world: virtual time, the
  *  seeded generator, the event queue, the processes and their links.
  *
- *  One process (bookstore-sim) runs a whole catalog cluster: three catalog
- *  nodes (each a real store, journal, catalog and replication core on its
- *  own LMDB environment), the broker's control (the real controller and
+ *  One process (bookstore-sim) runs a whole cluster: three catalog nodes
+ *  (each a real store, journal, catalog and replication core on its own
+ *  LMDB environment), two order nodes (a real store, journal, orders and
+ *  replication core each, owning a partition), the broker's control (the real controller and
  *  workers registry over an in-memory control plane, sim_ctlplane.c) and a
  *  few clients.  Nothing reads a clock or an unseeded random source:
  *  bs_clock_mono/bs_clock_wall/bs_random64 are served by sim_clock.c, so a
  *  seed always replays the same run.  Everything is single-threaded.
  *
- *  Processes are numbered: nodes 0..SIM_NODES-1, the broker SIM_BROKER, the
- *  clients after it.  A message goes from one process to another through a
+ *  Processes are numbered: catalog nodes 0..SIM_NODES-1, order nodes up to
+ *  SIM_ALL_NODES-1, the broker SIM_BROKER, the clients after it.  A message goes from one process to another through a
  *  link that may delay, reorder, drop, duplicate or cut it (sim_send); it
  *  is delivered only to the incarnation of the process it was sent to (a
  *  process that crashed and restarted never sees what was meant for its
@@ -23,10 +24,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SIM_NODES 3
-#define SIM_BROKER SIM_NODES
+#define SIM_NODES 3             //  catalog nodes: processes 0..SIM_NODES-1
+#define SIM_ORDERS 2            //  order nodes: the processes after them
+#define SIM_ALL_NODES (SIM_NODES + SIM_ORDERS)
+#define SIM_BROKER SIM_ALL_NODES
 #define SIM_CLIENTS 3
-#define SIM_PROCS (SIM_NODES + 1 + SIM_CLIENTS + 1)    //  the last client is the liveness probe
+#define SIM_PROCS (SIM_ALL_NODES + 1 + SIM_CLIENTS + 1)    //  the last client is the liveness probe
 #define SIM_PROBE (SIM_PROCS - 1)
 #define SIM_ITEMS 4
 

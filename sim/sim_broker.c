@@ -1,6 +1,7 @@
 /*  sim_broker - the broker's control in the simulator: the real workers
- *  registry and controller over sim_ctlplane, routing clients' writes to
- *  the catalog primary as broker/broker.c does  */
+ *  registry and controller over sim_ctlplane, routing clients' writes (and
+ *  order nodes' decrements) to the catalog primary and clients' buys to an
+ *  order node, as broker/broker.c does  */
 #include "sim_cluster.h"
 #include "sim_ctlplane.h"
 #include "bs_alloc.h"
@@ -16,7 +17,9 @@
 typedef struct {
     bool used;
     int64_t id;                 //  the token the node echoes
-    int client;
+    int client;                 //  a client, or an order node's buyer
+    bool order;                 //  a buy (the order service)
+    int order_node;             //  the order node it would rather go to (-1: any)
     int64_t serial;             //  the client's message
     uint8_t *body;
     size_t size;
@@ -50,7 +53,7 @@ s_identity (int node, uint64_t incarnation, char *identity, size_t size)
 static int
 s_node_of (worker_t *w, uint64_t *incarnation_p)
 {
-    for (int i = 0; i < SIM_NODES; i++)
+    for (int i = 0; i < SIM_ALL_NODES; i++)
         if (strcmp (w->id, sim_proc_name (i)) == 0) {
             const char *hash = memchr (w->identity, '#', w->identity_size);
             *incarnation_p = hash? strtoull (hash + 1, NULL, 10): 0;
@@ -59,13 +62,17 @@ s_node_of (worker_t *w, uint64_t *incarnation_p)
     return -1;
 }
 
+//  An order node's buyer has a connection of its own to the broker, apart
+//  from its worker link: the simulator gives it the sync channel
 static void
 s_to_client (int client, int64_t serial, const void *data, size_t size)
 {
-    sim_event_t *event = sim_event_new (0, sim_client_on_reply);
+    bool buyer = client < SIM_ALL_NODES;
+    sim_event_t *event = sim_event_new (0, buyer? sim_node_on_input: sim_client_on_reply);
     sim_event_set_data (event, data, size);
     event->number = serial;
-    sim_send (SIM_BROKER, client, SIM_CHANNEL_BROKER, event);
+    event->kind = SIM_NODE_DECREMENT_REPLY;
+    sim_send (SIM_BROKER, client, buyer? SIM_CHANNEL_SYNC: SIM_CHANNEL_BROKER, event);
 }
 
 static void
@@ -98,10 +105,29 @@ s_to_node (worker_t *w, int kind, int64_t number, const void *data, size_t size)
     sim_send (SIM_BROKER, node, SIM_CHANNEL_BROKER, event);
 }
 
+//  A buy goes to a live order node: the one the client named if it can,
+//  else the first registered
+static worker_t *
+s_order_worker (int order_node)
+{
+    worker_t *any = NULL;
+    for (size_t i = 0; i < workers_size (B.workers); i++) {
+        worker_t *w = workers_at (B.workers, i);
+        if (!w->alive || strcmp (w->service, "order") != 0)
+            continue;
+        if (order_node >= 0 && strcmp (w->id, sim_proc_name (order_node)) == 0)
+            return w;
+        if (!any)
+            any = w;
+    }
+    return any;
+}
+
 static void
 s_dispatch (request_t *req)
 {
-    worker_t *primary = controller_catalog_primary (B.controller, B.workers);
+    worker_t *primary = req->order? s_order_worker (req->order_node):
+                        controller_catalog_primary (B.controller, B.workers);
     if (!primary)
         return;         //  waits for one, until its deadline
     req->worker_serial = primary->serial;
@@ -136,16 +162,19 @@ s_redispatch_from (worker_t *w)
 static void
 s_send_assignments (void)
 {
-    bs_msg_t *assign = controller_assign (B.controller, "catalog");
-    size_t size;
-    uint8_t *data = bs_msg_encode (assign, &size);
-    for (size_t i = 0; i < workers_size (B.workers); i++) {
-        worker_t *w = workers_at (B.workers, i);
-        if (w->alive && strcmp (w->service, "catalog") == 0)
-            s_to_node (w, SIM_NODE_ASSIGN, 0, data, size);
+    static const char *services [] = { "catalog", "order" };
+    for (int k = 0; k < 2; k++) {
+        bs_msg_t *assign = controller_assign (B.controller, services [k]);
+        size_t size;
+        uint8_t *data = bs_msg_encode (assign, &size);
+        for (size_t i = 0; i < workers_size (B.workers); i++) {
+            worker_t *w = workers_at (B.workers, i);
+            if (w->alive && strcmp (w->service, services [k]) == 0)
+                s_to_node (w, SIM_NODE_ASSIGN, 0, data, size);
+        }
+        free (data);
+        bs_msg_destroy (&assign);
     }
-    free (data);
-    bs_msg_destroy (&assign);
     B.next_assign = sim_now + 1000;
 }
 
@@ -184,7 +213,7 @@ s_on_status (int node, uint64_t incarnation, const void *data, size_t size)
             if (!old->alive && old != w && strcmp (old->id, id) == 0)
                 workers_displace (old, sim_now);
         }
-        w = workers_register (B.workers, identity, identity_size, "catalog", id);
+        w = workers_register (B.workers, identity, identity_size, node < SIM_NODES? "catalog": "order", id);
         w->registered = sim_now;
         joined = true;
     }
@@ -218,8 +247,12 @@ s_on_reply (int node, uint64_t incarnation, int64_t token, const void *data, siz
 }
 
 static void
-s_on_request (int client, int64_t serial, const void *data, size_t size)
+s_on_request (int client, int64_t serial, int order_node, const void *data, size_t size)
 {
+    bs_err_t err;
+    bs_msg_t *request = bs_msg_decode (data, size, &err, NULL, 0);
+    bool order = request && strcmp (bs_op_service (bs_msg_op (request)), "order") == 0;
+    bs_msg_destroy (&request);
     for (int i = 0; i < REQUESTS_MAX; i++) {
         request_t *req = &B.requests [i];
         if (req->used)
@@ -228,6 +261,8 @@ s_on_request (int client, int64_t serial, const void *data, size_t size)
         req->id = ++B.next_id;
         req->client = client;
         req->serial = serial;
+        req->order = order;
+        req->order_node = order_node;
         req->body = bs_alloc (1, size);
         memcpy (req->body, data, size);
         req->size = size;
@@ -277,7 +312,7 @@ s_on_input (sim_event_t *event)
             break;
         }
         case IN_REQUEST:
-            s_on_request (event->from, event->number, event->data, event->size);
+            s_on_request (event->from, event->number, atoi (event->text), event->data, event->size);
             break;
         case IN_TICK: {
             //  As broker.c's loop, silence is judged after reading what
@@ -322,13 +357,14 @@ sim_broker_reply_from (int node, int64_t token, const void *data, size_t size)
 }
 
 void
-sim_broker_request_from (int client, int64_t serial, const void *data, size_t size)
+sim_broker_request_from (int from, int64_t serial, int order_node, const void *data, size_t size)
 {
     sim_event_t *event = sim_event_new (0, s_on_input);
     event->kind = IN_REQUEST;
     event->number = serial;
+    snprintf (event->text, sizeof event->text, "%d", order_node);
     sim_event_set_data (event, data, size);
-    sim_send (client, SIM_BROKER, SIM_CHANNEL_BROKER, event);
+    sim_send (from, SIM_BROKER, from < SIM_ALL_NODES? SIM_CHANNEL_SYNC: SIM_CHANNEL_BROKER, event);
 }
 
 static void

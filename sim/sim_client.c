@@ -1,6 +1,6 @@
-/*  sim_client - clients that write to the catalog through the broker,
- *  retrying with the same request id on a timeout as bs_client does, and
- *  the ledger of every write they made  */
+/*  sim_client - clients that write to the catalog and buy through the
+ *  broker, retrying with the same request id on a timeout as bs_client
+ *  does, and the ledger of every write they made  */
 #include "sim_cluster.h"
 #include "bs_alloc.h"
 #include "bs_msg.h"
@@ -28,11 +28,12 @@ static int64_t s_faults_until;
 static int64_t s_sold [SIM_ITEMS + 1], s_restocked [SIM_ITEMS + 1], s_first_stock [SIM_ITEMS + 1];
 static bool s_probe_acked;
 static int s_setup;          //  books the first client added
-static size_t s_acked;
+static size_t s_acked, s_buys_acked;
 
 size_t sim_ledger_size (void) { return s_ledger_size; }
 sim_write_t *sim_ledger_at (size_t index) { return &s_ledger [index]; }
 size_t sim_clients_acked (void) { return s_acked; }
+size_t sim_clients_buys_acked (void) { return s_buys_acked; }
 bool sim_probe_acked (void) { return s_probe_acked; }
 
 //  Request ids: "sim!" and the ledger index, so a rid finds its write
@@ -60,6 +61,7 @@ sim_clients_reset (void)
     memset (s_first_stock, 0, sizeof s_first_stock);
     s_probe_acked = false;
     s_acked = 0;
+    s_buys_acked = 0;
 }
 
 static void s_on_timer (sim_event_t *event);
@@ -70,7 +72,15 @@ s_transmit (int client)
     client_t *c = &s_clients [client];
     c->serial++;
     c->attempts++;
-    sim_broker_request_from (client, c->serial, c->body, c->size);
+    //  A buy goes to the client's usual order node, sometimes (a retry on
+    //  another broker connection, a load balancer) to the other
+    int order_node = -1;
+    if (s_ledger [c->write].op == BS_OP_buy) {
+        order_node = SIM_NODES + client % SIM_ORDERS;
+        if (sim_chance (300))
+            order_node = SIM_NODES + (client + 1) % SIM_ORDERS;
+    }
+    sim_broker_request_from (client, c->serial, order_node, c->body, c->size);
     sim_event_t *timer = sim_event_new (CLIENT_TIMEOUT_MS, s_on_timer);
     timer->to = client;
     timer->number = c->serial;
@@ -140,8 +150,11 @@ s_next (int client)
     }
     int64_t item = sim_range (1, SIM_ITEMS);
     int dice = (int) sim_range (0, 99);
-    if (dice < 45)
+    if (dice < 20 || (dice < 45 && sim_config.catalog_only))
         s_write (client, BS_OP_decrement, item, 1);
+    else
+    if (dice < 45)
+        s_write (client, BS_OP_buy, item, 1);
     else
     if (dice < 65)
         s_write (client, BS_OP_restock, item, sim_range (1, 3));
@@ -226,15 +239,16 @@ sim_client_on_reply (sim_event_t *event)
     if (ok) {
         w->acked = true;
         s_acked++;
+        s_buys_acked += w->op == BS_OP_buy;
         if (client == SIM_PROBE)
             s_probe_acked = true;
-        if (w->op == BS_OP_decrement) {
+        if (w->op == BS_OP_decrement || w->op == BS_OP_buy) {
             s_sold [w->item]++;
             int64_t supply = s_first_stock [w->item] + s_restocked [w->item];
             if (s_sold [w->item] > supply)
                 sim_violation ("no_oversell", "%lld copies of item %lld acknowledged sold, at most %lld ever supplied",
                                (long long) s_sold [w->item], (long long) w->item, (long long) supply);
-            if (bs_msg_int (reply, BS_FIELD_stock) < 0)
+            if (w->op == BS_OP_decrement && bs_msg_int (reply, BS_FIELD_stock) < 0)
                 sim_violation ("no_oversell", "a buy of item %lld left its stock at %lld", (long long) w->item,
                                (long long) bs_msg_int (reply, BS_FIELD_stock));
         }

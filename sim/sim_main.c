@@ -10,6 +10,23 @@
  *                                            not whole connections (harsher
  *                                            than ZeroMQ over TCP but for a
  *                                            ROUTER at its high-water mark)
+ *    --order-early-publish                   order nodes publish a batch's
+ *                                            entries before their own commit,
+ *                                            as catalog nodes do (and
+ *                                            bookstore-node's default now);
+ *                                            without it after, as
+ *                                            --early-publish 0
+ *    --no-adoption                           order nodes never re-record orphans
+ *                                            (journal_adopt_orphans): what the
+ *                                            adoption prevents shows
+ *    --catalog-only                          no order node and no buy: the
+ *                                            runs (every draw) of the simulator
+ *                                            before it had order nodes, for
+ *                                            seeds that replay an old finding
+ *    --order-disk-loss                       an order node may lose its disk
+ *                                            too (off: such a node never
+ *                                            becomes ready, see
+ *                                            docs/ARCHITECTURE.md "Verification")
  *
  *  A run: the cluster starts, clients write while faults are injected for
  *  --faults-ms of virtual time (processes crash, restart, sometimes on an
@@ -39,9 +56,14 @@ sim_config_t sim_config;
 
 static char s_root [256];
 static int64_t s_faults_until;
-static int s_wipes_left;
+static int s_wipes_left;         //  catalog disks that may be lost
+static int s_order_wipes_left;   //  order disks
 static bool s_trace_all;
 static bool s_single_loss;
+static bool s_order_early_publish;
+static bool s_order_disk_loss;
+static bool s_catalog_only;
+static bool s_no_adoption;
 
 //  --------------------------------------------------------------------------
 //  Faults
@@ -52,6 +74,12 @@ s_on_restart (sim_event_t *event)
     if (event->kind == SIM_BROKER) {
         if (!sim_broker_up ())
             sim_broker_start ();
+    }
+    else
+    if (event->kind >= SIM_NODES) {
+        //  An order node: the crash decided whether its disk is lost
+        if (!sim_node_up (sim_nodes [event->kind]))
+            sim_node_start (sim_nodes [event->kind], event->number);
     }
     else
     if (!sim_node_up (sim_nodes [event->kind])) {
@@ -92,6 +120,45 @@ s_cut (int a, int b, int64_t duration)
     sim_schedule (event);
 }
 
+//  An order node's disk is lost only while the other order node is up and
+//  holds, whole, every partition the lost one holds, as far as it holds it
+//  (its copy of an order partition is then the only one, as a catalog
+//  replica's in-sync peer is: losing both is outside the fault model)
+static bool
+s_order_disk_replaceable (int node)
+{
+    journal_t *mine = sim_node_journal (sim_nodes [node]);
+    journal_t *theirs = NULL;
+    for (int other = SIM_NODES; other < SIM_ALL_NODES; other++)
+        if (other != node)
+            theirs = sim_node_journal (sim_nodes [other]);
+    if (!mine || !theirs)
+        return false;
+    for (size_t i = 0; i < journal_partitions (mine); i++) {
+        const char *partition = journal_partition_at (mine, i);
+        if (journal_seq (mine, partition) > 0
+        &&  (journal_holding (theirs, partition) != JOURNAL_WHOLE
+          || journal_seq (theirs, partition) < journal_seq (mine, partition)))
+            return false;
+    }
+    return true;
+}
+
+//  Crashes a node; it restarts later, sometimes on an empty disk
+static void
+s_crash (int node)
+{
+    bool wipe;
+    if (node < SIM_NODES)
+        wipe = s_wipes_left > 0 && sim_chance (150);
+    else {
+        wipe = s_order_wipes_left > 0 && sim_chance (150) && s_order_disk_replaceable (node);
+        s_order_wipes_left -= wipe;
+    }
+    sim_node_crash (sim_nodes [node]);
+    sim_restart_later (node, sim_range (50, 3000), wipe);
+}
+
 static void
 s_on_fault (sim_event_t *event)
 {
@@ -99,21 +166,21 @@ s_on_fault (sim_event_t *event)
     if (sim_now >= s_faults_until)
         return;
     int dice = (int) sim_range (0, 99);
-    int node = (int) sim_range (0, SIM_NODES - 1);
+    int node = (int) sim_range (0, sim_node_count () - 1);
+    //  Its peers: the catalog's replicas, or the order nodes
+    int first = node < SIM_NODES? 0: SIM_NODES, peers = node < SIM_NODES? SIM_NODES: SIM_ORDERS;
     if (dice < 25) {
-        //  Sometimes the primary's next batch instead: published, then the
-        //  process dies before its commit, or the commit fails
+        //  Sometimes a primary's next batch instead: published, then the
+        //  process dies before its commit, or the commit fails (an order
+        //  node is always the primary of its own partition)
         bool armed = false;
         if (sim_chance (300)) {
             bool crash = sim_chance (600);
-            for (int k = 0; k < SIM_NODES && !armed; k++)
-                armed = sim_node_arm_commit_fault (sim_nodes [(node + k) % SIM_NODES], crash);
+            for (int k = 0; k < peers && !armed; k++)
+                armed = sim_node_arm_commit_fault (sim_nodes [first + (node - first + k) % peers], crash);
         }
-        if (!armed && sim_node_up (sim_nodes [node])) {
-            bool wipe = s_wipes_left > 0 && sim_chance (150);
-            sim_node_crash (sim_nodes [node]);
-            sim_restart_later (node, sim_range (50, 3000), wipe);
-        }
+        if (!armed && sim_node_up (sim_nodes [node]))
+            s_crash (node);
     }
     else
     if (dice < 40) {
@@ -144,8 +211,8 @@ s_on_fault (sim_event_t *event)
         if (kind == 0 || kind == 1)
             s_cut (node, SIM_BROKER, duration);
         if (kind == 0 || kind == 2)
-            for (int other = 0; other < SIM_NODES; other++)
-                if (other != node && (kind == 0 || other == (node + 1) % SIM_NODES))
+            for (int other = 0; other < sim_node_count (); other++)
+                if (other != node && (kind == 0 || other == first + (node - first + 1) % peers))
                     s_cut (node, other, duration);
     }
     else
@@ -174,11 +241,11 @@ s_on_quiet (sim_event_t *event)
     sim_links.drop = sim_links.dup = sim_links.reorder = 0;
     sim_etcd_down (0);
     sim_etcd_set_faults (0);
-    for (int i = 0; i < SIM_NODES; i++)
+    for (int i = 0; i < sim_node_count (); i++)
         sim_node_disarm (sim_nodes [i]);
     //  A pause runs its course (at most 2.5 s): ending it early would let
     //  new messages overtake the ones it holds
-    for (int i = 0; i < SIM_NODES; i++)
+    for (int i = 0; i < sim_node_count (); i++)
         if (!sim_node_up (sim_nodes [i]))
             sim_node_start (sim_nodes [i], false);
     if (!sim_broker_up ())
@@ -198,13 +265,13 @@ s_on_full_check (sim_event_t *event)
 //  One seed
 
 typedef struct {
-    uint64_t steps;
+    uint64_t steps, buys_acked;
     int64_t virtual_ms;
     bool violation, liveness_failure;
 } outcome_t;
 
 typedef struct {
-    uint64_t seeds, steps, violations, liveness_failures;
+    uint64_t seeds, steps, violations, liveness_failures, buys_acked;
     int64_t virtual_ms;
 } totals_t;
 
@@ -227,20 +294,25 @@ s_run (uint64_t seed, int64_t faults_ms, bool trace)
     sim_config.insync_timeout_ms = (int) sim_range (300, 2000);
     sim_config.min_insync = (int) sim_range (1, 2);
     sim_links.single_loss = s_single_loss;
+    sim_config.order_early_publish = s_order_early_publish;
+    sim_config.catalog_only = s_catalog_only;
+    sim_config.no_adoption = s_no_adoption;
     sim_links.delay_min = 1;
     sim_links.delay_max = (int) sim_range (2, 10);
     sim_etcd_set_faults ((int) sim_range (0, 60));
     s_wipes_left = 1;
+    s_order_wipes_left = s_order_disk_loss? 1: 0;
     s_faults_until = faults_ms;
     sim_trace ("seed %llu: log_keep %lld, insync_timeout %d ms, min_insync %d", (unsigned long long) seed,
                (long long) sim_config.log_keep, sim_config.insync_timeout_ms, sim_config.min_insync);
     char dir [300];
     snprintf (dir, sizeof dir, "%s/seed", s_root);
     nftw (dir, s_remove, 8, FTW_DEPTH | FTW_PHYS);
-    for (int i = 0; i < SIM_NODES; i++) {
+    for (int i = 0; i < SIM_ALL_NODES; i++) {
         snprintf (dir, sizeof dir, "%s/seed/%s", s_root, sim_proc_name (i));
         sim_nodes [i] = sim_node_new (i, dir);
-        sim_restart_later (i, sim_range (0, 300), false);
+        if (i < sim_node_count ())
+            sim_restart_later (i, sim_range (0, 300), false);
     }
     sim_restart_later (SIM_BROKER, sim_range (0, 300), false);
     sim_clients_start (faults_ms);
@@ -273,6 +345,7 @@ s_run (uint64_t seed, int64_t faults_ms, bool trace)
     outcome.violation = sim_violated;
     outcome.steps = sim_steps;
     outcome.virtual_ms = sim_now;
+    outcome.buys_acked = sim_clients_buys_acked ();
     if (outcome.violation || outcome.liveness_failure) {
         printf ("seed %llu: %s%s\n", (unsigned long long) seed,
                 outcome.violation? "VIOLATION ": "LIVENESS FAILURE",
@@ -284,10 +357,11 @@ s_run (uint64_t seed, int64_t faults_ms, bool trace)
     }
     else
     if (trace)
-        printf ("seed %llu: ok (%llu steps, %lld virtual ms, %zu writes acknowledged)\n", (unsigned long long) seed,
-                (unsigned long long) outcome.steps, (long long) outcome.virtual_ms, sim_clients_acked ());
+        printf ("seed %llu: ok (%llu steps, %lld virtual ms, %zu writes acknowledged, %zu of them buys)\n",
+                (unsigned long long) seed, (unsigned long long) outcome.steps, (long long) outcome.virtual_ms,
+                sim_clients_acked (), sim_clients_buys_acked ());
     sim_world_clear ();
-    for (int i = 0; i < SIM_NODES; i++)
+    for (int i = 0; i < SIM_ALL_NODES; i++)
         sim_node_destroy (&sim_nodes [i]);
     sim_broker_crash ();
     sim_clients_reset ();
@@ -330,10 +404,22 @@ main (int argc, char *argv [])
         if (strcmp (argv [i], "--single-loss") == 0)
             s_single_loss = true;
         else
+        if (strcmp (argv [i], "--order-early-publish") == 0)
+            s_order_early_publish = true;
+        else
+        if (strcmp (argv [i], "--order-disk-loss") == 0)
+            s_order_disk_loss = true;
+        else
+        if (strcmp (argv [i], "--catalog-only") == 0)
+            s_catalog_only = true;
+        else
+        if (strcmp (argv [i], "--no-adoption") == 0)
+            s_no_adoption = true;
+        else
         if (strcmp (argv [i], "--log") == 0)
             s_trace_all = true;
         else {
-            fprintf (stderr, "usage: bookstore-sim [--seeds N] [--first S] [--jobs J] [--until-failure] [--single-loss] [--seed S [--trace]] [--faults-ms MS] [--log]\n");
+            fprintf (stderr, "usage: bookstore-sim [--seeds N] [--first S] [--jobs J] [--until-failure] [--single-loss] [--order-early-publish] [--order-disk-loss] [--no-adoption] [--catalog-only] [--seed S [--trace]] [--faults-ms MS] [--log]\n");
             return 2;
         }
     }
@@ -389,6 +475,7 @@ main (int argc, char *argv [])
         for (uint64_t seed = first + job; seed < first + seeds; seed += jobs) {
             outcome_t outcome = s_run (seed, faults_ms, trace);
             mine.steps += outcome.steps;
+            mine.buys_acked += outcome.buys_acked;
             mine.virtual_ms += outcome.virtual_ms;
             mine.violations += outcome.violation;
             mine.liveness_failures += outcome.liveness_failure;
@@ -416,6 +503,7 @@ main (int argc, char *argv [])
         totals_t theirs;
         if (read (pipes [job][0], &theirs, sizeof theirs) == (ssize_t) sizeof theirs) {
             totals.steps += theirs.steps;
+            totals.buys_acked += theirs.buys_acked;
             totals.virtual_ms += theirs.virtual_ms;
             totals.violations += theirs.violations;
             totals.liveness_failures += theirs.liveness_failures;
@@ -433,9 +521,11 @@ main (int argc, char *argv [])
     munmap (stop, sizeof (bool));
     if (lost)
         fprintf (stderr, "bookstore-sim: a job died before it reported\n");
-    printf ("{\"seeds\":%llu,\"steps\":%llu,\"virtual_seconds\":%.1f,\"violations\":%llu,\"liveness_failures\":%llu}\n",
+    printf ("{\"seeds\":%llu,\"steps\":%llu,\"virtual_seconds\":%.1f,\"violations\":%llu,\"liveness_failures\":%llu,"
+            "\"buys_acknowledged\":%llu}\n",
             (unsigned long long) totals.seeds, (unsigned long long) totals.steps, (double) totals.virtual_ms / 1000.0,
-            (unsigned long long) totals.violations, (unsigned long long) totals.liveness_failures);
+            (unsigned long long) totals.violations, (unsigned long long) totals.liveness_failures,
+            (unsigned long long) totals.buys_acked);
     if (jobs == 1)
         zsys_set_logstream (NULL);
     if (devnull)

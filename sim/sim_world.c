@@ -207,7 +207,7 @@ const char *
 sim_proc_name (int proc)
 {
     static const char *names [SIM_PROCS] = {
-        "catalog-1", "catalog-2", "catalog-3", "broker", "client-1", "client-2", "client-3", "probe"
+        "catalog-1", "catalog-2", "catalog-3", "order-1", "order-2", "broker", "client-1", "client-2", "client-3", "probe"
     };
     return proc >= 0 && proc < SIM_PROCS? names [proc]: "-";
 }
