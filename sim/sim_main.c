@@ -10,12 +10,12 @@
  *                                            not whole connections (harsher
  *                                            than ZeroMQ over TCP but for a
  *                                            ROUTER at its high-water mark)
- *    --order-early-publish                   order nodes publish a batch's
- *                                            entries before their own commit,
- *                                            as catalog nodes do (and
- *                                            bookstore-node's default now);
- *                                            without it after, as
- *                                            --early-publish 0
+ *    --order-late-publish                    order nodes publish a batch's
+ *                                            entries after their own commit,
+ *                                            as --early-publish 0 (by
+ *                                            default before it, as catalog
+ *                                            nodes do and bookstore-node's
+ *                                            default)
  *    --no-adoption                           order nodes never re-record orphans
  *                                            (journal_adopt_orphans): what the
  *                                            adoption prevents shows
@@ -60,7 +60,7 @@ static int s_wipes_left;         //  catalog disks that may be lost
 static int s_order_wipes_left;   //  order disks
 static bool s_trace_all;
 static bool s_single_loss;
-static bool s_order_early_publish;
+static bool s_order_early_publish = true;
 static bool s_order_disk_loss;
 static bool s_catalog_only;
 static bool s_no_adoption;
@@ -404,8 +404,8 @@ main (int argc, char *argv [])
         if (strcmp (argv [i], "--single-loss") == 0)
             s_single_loss = true;
         else
-        if (strcmp (argv [i], "--order-early-publish") == 0)
-            s_order_early_publish = true;
+        if (strcmp (argv [i], "--order-late-publish") == 0)
+            s_order_early_publish = false;
         else
         if (strcmp (argv [i], "--order-disk-loss") == 0)
             s_order_disk_loss = true;
@@ -419,7 +419,7 @@ main (int argc, char *argv [])
         if (strcmp (argv [i], "--log") == 0)
             s_trace_all = true;
         else {
-            fprintf (stderr, "usage: bookstore-sim [--seeds N] [--first S] [--jobs J] [--until-failure] [--single-loss] [--order-early-publish] [--order-disk-loss] [--no-adoption] [--catalog-only] [--seed S [--trace]] [--faults-ms MS] [--log]\n");
+            fprintf (stderr, "usage: bookstore-sim [--seeds N] [--first S] [--jobs J] [--until-failure] [--single-loss] [--order-late-publish] [--order-disk-loss] [--no-adoption] [--catalog-only] [--seed S [--trace]] [--faults-ms MS] [--log]\n");
             return 2;
         }
     }

@@ -64,8 +64,8 @@ enum { IN_REQUEST = SIM_NODE_REQUEST, IN_ASSIGN = SIM_NODE_ASSIGN, IN_DECREMENT_
 static void s_loop (sim_node_t *self);
 
 //  A node publishes a batch's entries before its own commit, as
-//  nodes/node.c's early_publish; an order node only with
-//  --order-early-publish (without it, as bookstore-node --early-publish 0)
+//  nodes/node.c's early_publish; an order node too, unless
+//  --order-late-publish (as bookstore-node --early-publish 0)
 static bool
 s_early_publish (sim_node_t *self)
 {
@@ -469,7 +469,7 @@ s_flush (sim_node_t *self)
         bs_msg_destroy (&invalidation);
     }
     //  The entries go out before our own commit, as a catalog node's do
-    //  (and an order node's with --order-early-publish)
+    //  (and an order node's, unless --order-late-publish)
     bool published = false;
     if (rc == 0 && s_early_publish (self)) {
         repl_publish (self->repl, sim_now);

@@ -7,14 +7,15 @@
 #  simulator can fail:
 #  built over a replication core with an old bug put back
 #  (REPL_BUG_EARLY_ACK, REPL_BUG_LATE_REPLY, REPL_BUG_SNAPSHOT_EPOCH_MAX,
-#  REPL_BUG_RESUME_EPOCH),
+#  REPL_BUG_RESUME_EPOCH), or with order nodes that never re-record the
+#  orphans of a dropped tail (--no-adoption),
 #  it catches each within 1000 seeds (the late reply within 3000: a
 #  follower that acks only a history its source confirmed blocks most of
 #  that bug's damage, and what remains is rarer) and names the seed and
 #  the invariant.
 #  No cluster, no port: one process per run, its stores under /dev/shm.
 source "$(dirname "$0")/lib.sh"
-bs_plan 10
+bs_plan 11
 SIM=$BS_BIN/bookstore-sim
 #  120: a seed with order nodes costs about 1.5 times the CPU of one without,
 #  and 120 of them about what 200 cost before
@@ -98,4 +99,15 @@ check "REPL_BUG_SNAPSHOT_EPOCH_MAX (a snapshot stores the epoch the follower was
     caught snapshot_epoch_max
 check "REPL_BUG_RESUME_EPOCH (a primary restarted within its epoch leads at it again, over entries it published and never committed) is caught within 1000 seeds" \
     caught resume_epoch
+#  Order primaries publish before their commit (the default); without the
+#  orphans' adoption a follower keeps an order of a tail its owner lost,
+#  which no other order node holds
+no_adoption() {
+    local out=$BS_TMP/no_adoption.txt first
+    "$SIM" --no-adoption --seeds 300 --jobs 2 --until-failure > "$out" 2>&1
+    first=$(grep -m 1 -E '^seed [0-9]+: VIOLATION' "$out")
+    log "--no-adoption: ${first:-nothing caught} ($(tail -n 1 "$out"))"
+    [ -n "$first" ]
+}
+check "order nodes that never re-record orphans (--no-adoption) are caught within 300 seeds" no_adoption
 exit $BS_FAILED
