@@ -675,15 +675,24 @@ controller_update (controller_t *self, workers_t *workers)
         }
         changed |= s_set (part->insync, sizeof part->insync, insync);
         //  Fetch from the primary, or else from the most advanced replica
+        //  that holds the partition whole (one empty or loading a snapshot
+        //  answers no fetch: named source, it would leave a fresh copy
+        //  with nobody to fill it from, an ownerless order partition's
+        //  for good)
         worker_t *source = primary;
         if (!source) {
             uint64_t best = 0;
+            bool best_whole = false;
             for (size_t k = 0; k < workers_size (workers); k++) {
                 worker_t *w = workers_at (workers, k);
                 worker_partition_t *rep = w->alive && w->has_status? worker_partition (w, part->name): NULL;
-                if (rep && (!source || rep->seq > best)) {
+                if (!rep)
+                    continue;
+                bool whole = !rep->empty && !rep->snapshot;
+                if (!source || (whole && !best_whole) || (whole == best_whole && rep->seq > best)) {
                     source = w;
                     best = rep->seq;
+                    best_whole = whole;
                 }
             }
         }

@@ -249,8 +249,14 @@ s_become_follower (repl_t *self, part_t *part, uint64_t epoch, const char *prima
     const char *source = ourselves? "": source_sync;
     //  A copy that is not whole fills itself from a primary only: a peer
     //  we catch up from while there is none may be behind, and this copy
-    //  would then pass for one that holds every acknowledged write
-    if (!*primary && journal_holding (self->journal, part->name) != JOURNAL_WHOLE)
+    //  would then pass for one that holds every acknowledged write, and be
+    //  elected.  Not an order partition's (mergeable): only its owner ever
+    //  leads it, from its own store, and one whose owner lost its disk
+    //  never has a primary again; every copy of it is a prefix of the one
+    //  history its owner wrote, so a fresh one fills from the broker's
+    //  source as a whole one does (later fetches bring what that source
+    //  lacked; a tail its owner dropped is replaced when it comes back)
+    if (!*primary && !self->options.mergeable && journal_holding (self->journal, part->name) != JOURNAL_WHOLE)
         source = "";
     if (strcmp (source, part->source) != 0 || newer) {
         //  A fetch made of another source or at another epoch is answered

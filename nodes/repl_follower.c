@@ -283,9 +283,16 @@ s_on_entries (repl_t *self, part_t *part, bs_msg_t *msg, int64_t now)
         sizes [n++] = size;
     }
     part->fetching = false;
-    if (journal_holding (self->journal, part->name) == JOURNAL_FRESH)
+    if (journal_holding (self->journal, part->name) != JOURNAL_WHOLE)
         //  Our source found our (empty) history a prefix of its own and
-        //  answered from its log: from here this copy is whole
+        //  answered from its log: from here this copy is whole.  A partial
+        //  one too (its seq is 0: a snapshot began and a part of it was
+        //  lost): every record the source holds came from an entry of
+        //  that log, which we now apply from its first (a source whose
+        //  log does not start there answers a snapshot instead).  An order
+        //  partition whose log is empty is answered so: its snapshot
+        //  brings the shared order records, but there is no entry to wait
+        //  for, and without this the copy stayed partial, never ready
         repl_mark_whole (self, part);
     s_apply (self, part, entries, datas, sizes, n, false, now);
     for (size_t i = 0; i < n; i++)

@@ -23,10 +23,9 @@
  *                                            runs (every draw) of the simulator
  *                                            before it had order nodes, for
  *                                            seeds that replay an old finding
- *    --order-disk-loss                       an order node may lose its disk
- *                                            too (off: such a node never
- *                                            becomes ready, see
- *                                            docs/ARCHITECTURE.md "Verification")
+ *    --no-order-disk-loss                    no order node loses its disk (by
+ *                                            default one may, once a run, as a
+ *                                            catalog node may)
  *
  *  A run: the cluster starts, clients write while faults are injected for
  *  --faults-ms of virtual time (processes crash, restart, sometimes on an
@@ -61,7 +60,7 @@ static int s_order_wipes_left;   //  order disks
 static bool s_trace_all;
 static bool s_single_loss;
 static bool s_order_early_publish = true;
-static bool s_order_disk_loss;
+static bool s_order_disk_loss = true;
 static bool s_catalog_only;
 static bool s_no_adoption;
 
@@ -407,8 +406,8 @@ main (int argc, char *argv [])
         if (strcmp (argv [i], "--order-late-publish") == 0)
             s_order_early_publish = false;
         else
-        if (strcmp (argv [i], "--order-disk-loss") == 0)
-            s_order_disk_loss = true;
+        if (strcmp (argv [i], "--no-order-disk-loss") == 0)
+            s_order_disk_loss = false;
         else
         if (strcmp (argv [i], "--catalog-only") == 0)
             s_catalog_only = true;
@@ -419,7 +418,7 @@ main (int argc, char *argv [])
         if (strcmp (argv [i], "--log") == 0)
             s_trace_all = true;
         else {
-            fprintf (stderr, "usage: bookstore-sim [--seeds N] [--first S] [--jobs J] [--until-failure] [--single-loss] [--order-late-publish] [--order-disk-loss] [--no-adoption] [--catalog-only] [--seed S [--trace]] [--faults-ms MS] [--log]\n");
+            fprintf (stderr, "usage: bookstore-sim [--seeds N] [--first S] [--jobs J] [--until-failure] [--single-loss] [--order-late-publish] [--no-order-disk-loss] [--no-adoption] [--catalog-only] [--seed S [--trace]] [--faults-ms MS] [--log]\n");
             return 2;
         }
     }

@@ -17,10 +17,11 @@
 
 //  A node's status for one partition: role at epoch, seq; a catalog node
 //  names its store; a primary may add the followers it counts in sync
-//  (isr) and the report's version
+//  (isr) and the report's version; state, if any, says how much of the
+//  partition the node holds ("empty", "snapshot")
 static void
 s_status (worker_t *worker, const char *service, const char *store, const char *partition, const char *role,
-          uint64_t epoch, uint64_t seq, const char *isr, uint64_t version)
+          uint64_t epoch, uint64_t seq, const char *isr, uint64_t version, const char *state)
 {
     bs_msg_t *status = bs_msg_new ();
     bs_msg_set_str (status, BS_FIELD_op, "node_status");
@@ -40,7 +41,9 @@ s_status (worker_t *worker, const char *service, const char *store, const char *
     bs_msg_set_int (entry, BS_FIELD_epoch, (int64_t) epoch);
     bs_msg_set_int (entry, BS_FIELD_seq, (int64_t) seq);
     bs_msg_set_int (entry, BS_FIELD_head, (int64_t) seq);
-    bs_msg_set_int (entry, BS_FIELD_ready, 1);
+    bs_msg_set_int (entry, BS_FIELD_ready, state == NULL);
+    if (state)
+        bs_msg_set_str (entry, BS_FIELD_status, state);
     if (isr) {
         bs_msg_set_str (entry, BS_FIELD_isr, isr);
         bs_msg_set_int (entry, BS_FIELD_version, (int64_t) version);
@@ -57,7 +60,7 @@ s_status (worker_t *worker, const char *service, const char *store, const char *
 static void
 s_report (worker_t *worker, const char *partition, const char *role, uint64_t epoch, uint64_t seq)
 {
-    s_status (worker, "order", NULL, partition, role, epoch, seq, NULL, 0);
+    s_status (worker, "order", NULL, partition, role, epoch, seq, NULL, 0, NULL);
 }
 
 //  The primary the map gives partition, for the order service ("" none)
@@ -135,13 +138,48 @@ test_non_owner_cannot_lead (void)
 }
 
 
+//  With no primary, followers fetch from the replica that holds the
+//  partition whole, however far it got, never from one that holds none of
+//  it (it answers no fetch): an order node that lost its disk and comes
+//  back under its name follows its old partition, which only its owner
+//  could lead, from the peer that has it
+static void
+test_source_holds_the_partition_whole (void)
+{
+    workers_t *workers = workers_new ();
+    controller_t *controller = controller_new (0);
+    worker_t *owner = workers_register (workers, "o1", 2, "order", "order-1");
+    worker_t *peer = workers_register (workers, "o2", 2, "order", "order-2");
+    s_report (owner, OWNED, "primary", 1, 0);
+    s_report (peer, OWNED, "follower", 1, 0);
+    controller_update (controller, workers);
+    workers_declare_dead (owner, 0);
+    //  Back on an empty disk: it holds none of its old partition, listed
+    //  before the peer that holds it
+    worker_t *again = workers_register (workers, "o1", 2, "order", "order-1");
+    s_status (again, "order", NULL, OWNED, "follower", 1, 0, NULL, 0, "empty");
+    controller_update (controller, workers);
+    bs_msg_t *assign = controller_assign (controller, "order");
+    const char *source = "";
+    for (size_t i = 0; i < bs_msg_count (assign, BS_FIELD_partitions); i++) {
+        bs_msg_t *entry = bs_msg_at (assign, BS_FIELD_partitions, i);
+        if (streq (bs_msg_str (entry, BS_FIELD_partition), OWNED))
+            source = bs_msg_str (entry, BS_FIELD_source);
+    }
+    CHECK (streq (source, "order-2"));
+    CHECK (streq (s_primary (controller, OWNED), ""));
+    bs_msg_destroy (&assign);
+    controller_destroy (&controller);
+    workers_destroy (&workers);
+}
+
 //  A catalog node's status: role at epoch, seq; a primary adds the
 //  followers it counts in sync (isr) and the report's version
 static void
 s_catalog_report (worker_t *worker, const char *store, const char *role, uint64_t epoch, uint64_t seq,
                   const char *isr, uint64_t version)
 {
-    s_status (worker, "catalog", store, "catalog", role, epoch, seq, isr, version);
+    s_status (worker, "catalog", store, "catalog", role, epoch, seq, isr, version, NULL);
 }
 
 //  Runs the controller against etcd for up to ms: decides, and reads
@@ -241,6 +279,7 @@ main (void)
     zsys_set_logstream (stderr);
     RUN (test_owner_restarts_at_higher_epochs);
     RUN (test_non_owner_cannot_lead);
+    RUN (test_source_holds_the_partition_whole);
     RUN (test_an_old_report_does_not_bring_a_follower_back);
     return DONE ();
 }

@@ -1399,6 +1399,67 @@ s_lost_tail (hears_t hears)
     s_close_all ();
 }
 
+//  The owner lost the only entry of its partition (published, never
+//  committed): its log is empty at its new epoch.  A follower that held
+//  that entry gets a snapshot; the snapshot is cut short after its start
+//  (the copy is partial, at seq 0), and the fetch it makes again is
+//  answered with entries (there is no log to snapshot past): that answer
+//  makes the copy whole, and the follower caught up, instead of partial
+//  for good
+static void
+test_partial_copy_of_an_empty_log_becomes_whole (void)
+{
+    s_now = 1000;
+    node_t *o = s_open_as ("o", 1, true);
+    node_t *f = s_open_as ("f", 1, true);
+    CHECK_EQ (repl_claim (o->repl, OWNED, NULL), 0);
+    s_assign (f, OWNED, 1, "o", "o");
+    s_pump ();
+    char before [320];
+    snprintf (before, sizeof before, "%.300s.before", o->path);
+    zsys_dir_create ("%s", before);
+    CHECK_EQ (mdb_env_copy (store_env (o->store), before), 0);
+    s_write (o, OWNED, 0, "lost");
+    s_pump_acks_checked (o, f);
+    CHECK_EQ (journal_seq (f->journal, OWNED), 1);
+    uint64_t epoch = 0;
+    s_restart_owner (o, before, &epoch);
+    CHECK_EQ (journal_seq (o->journal, OWNED), 0);
+    s_drop_all ();
+    s_assign (f, OWNED, epoch, "o", "o");
+    //  The snapshot's start arrives, nothing after it
+    bool started = false;
+    for (int n = 0; n < 100 && !started; n++) {
+        packet_t *next = zlistx_first (s_queue);
+        if (!next)
+            break;
+        started = next->route == TO_PEER && streq (s_op (next), "snapshot");
+        s_step ();
+    }
+    CHECK (started);
+    packet_t *packet = zlistx_first (s_queue);
+    while (packet) {
+        if (packet->route == TO_PEER && (streq (s_op (packet), "snap_data") || streq (s_op (packet), "snap_end"))) {
+            packet_t *lost = zlistx_detach_cur (s_queue);
+            s_packet_destroy (&lost);
+            packet = zlistx_first (s_queue);
+        }
+        else
+            packet = zlistx_next (s_queue);
+    }
+    s_pump ();
+    CHECK_EQ (journal_holding (f->journal, OWNED), JOURNAL_PARTIAL);
+    CHECK (!repl_caught_up (f->repl));
+    //  Its fetch times out and it asks again
+    s_now += 1500;
+    repl_tick (f->repl, s_now);
+    s_pump ();
+    CHECK_EQ (journal_holding (f->journal, OWNED), JOURNAL_WHOLE);
+    CHECK_EQ (journal_seq (f->journal, OWNED), 0);
+    CHECK (repl_caught_up (f->repl));
+    s_close_all ();
+}
+
 static void test_lost_tail_dropped_on_the_owners_entries (void) { s_lost_tail (HEARS_ENTRIES); }
 static void test_lost_tail_dropped_on_the_owners_head (void) { s_lost_tail (HEARS_HEAD); }
 static void test_lost_tail_dropped_when_the_broker_tells (void) { s_lost_tail (HEARS_BROKER); }
@@ -1513,6 +1574,7 @@ main (void)
     RUN (test_lost_tail_dropped_on_the_owners_head);
     RUN (test_lost_tail_dropped_when_the_broker_tells);
     RUN (test_owners_log_kept_across_its_restart);
+    RUN (test_partial_copy_of_an_empty_log_becomes_whole);
     zlistx_destroy (&s_queue);
     char cmd [300];
     snprintf (cmd, sizeof cmd, "rm -rf %s", s_dir);
