@@ -18,7 +18,8 @@
 #  Results go to bench/results.md: the machine, a table with every latency
 #  also as a multiple of the ping-pong p50, and the targets; for each
 #  write-path target not met, what limits it (from the nodes' profiles) and
-#  the next lever.
+#  the next lever.  Sections "## Note: ..." at the end of the old file
+#  (measured by hand) are kept.
 #
 #  BENCH_SECONDS  seconds measured per run (default 10)
 #  BENCH_WARMUP   seconds of warm-up per run (default 2)
@@ -645,6 +646,9 @@ def per_entry($p):
     echo '```'
     echo
     echo "</details>"
+    #  Notes measured by hand (a "## Note:" section to the end of the
+    #  file, such as the simulator's speed) outlive the regeneration
+    [ -f "$OUT" ] && sed -n '/^## Note:/,$p' "$OUT" | sed '1s/^/\n/'
 } > "$OUT.tmp" && mv "$OUT.tmp" "$OUT"
 say "results in $OUT"
 [ "$FAILED" = 0 ]
