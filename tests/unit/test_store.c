@@ -406,9 +406,9 @@ test_snapshot_cut_short (void)
     s_close (&node);
 }
 
-//  Records a granted buy of item with rid in a transaction of its own
+//  Seals the order of a granted buy (rid, item) in partition, in txn
 static void
-s_record (node_t *node, const uint8_t *rid, int64_t item)
+s_record_in (node_t *node, MDB_txn *txn, const char *partition, const uint8_t *rid, int64_t item)
 {
     bs_msg_t *grant = bs_msg_new_ok ();
     char order_id [ORDERS_ID_SIZE];
@@ -417,12 +417,20 @@ s_record (node_t *node, const uint8_t *rid, int64_t item)
     bs_msg_set_int (grant, BS_FIELD_item, item);
     bs_msg_set_int (grant, BS_FIELD_cost, 10);
     bs_msg_set_int (grant, BS_FIELD_time, 1700000000000);
-    MDB_txn *txn = journal_begin (node->journal);
     int rc;
-    bs_msg_t *reply = orders_record (node->orders, txn, "order-1", rid, BS_RID_SIZE, grant, &rc);
-    CHECK (rc == 0 && journal_commit (node->journal, txn) == 0);
+    bs_msg_t *reply = orders_record (node->orders, txn, partition, rid, BS_RID_SIZE, grant, &rc);
+    CHECK (rc == 0);
     bs_msg_destroy (&reply);
     bs_msg_destroy (&grant);
+}
+
+//  Records a granted buy of item with rid in a transaction of its own
+static void
+s_record (node_t *node, const uint8_t *rid, int64_t item)
+{
+    MDB_txn *txn = journal_begin (node->journal);
+    s_record_in (node, txn, "order-1", rid, item);
+    CHECK (journal_commit (node->journal, txn) == 0);
 }
 
 //  Follows a listing page by page (limit a page); the orders in the order
@@ -577,23 +585,6 @@ test_map_limit_and_growth (void)
     CHECK (store == NULL);
 }
 
-//  Seals the order of a granted buy (rid, item) in partition, in txn
-static void
-s_record_in (node_t *node, MDB_txn *txn, const char *partition, const uint8_t *rid, int64_t item)
-{
-    bs_msg_t *grant = bs_msg_new_ok ();
-    char order_id [ORDERS_ID_SIZE];
-    orders_id_for (rid, order_id);
-    bs_msg_set_str (grant, BS_FIELD_order_id, order_id);
-    bs_msg_set_int (grant, BS_FIELD_item, item);
-    bs_msg_set_int (grant, BS_FIELD_cost, 10);
-    bs_msg_set_int (grant, BS_FIELD_time, 1700000000000);
-    int rc;
-    bs_msg_t *reply = orders_record (node->orders, txn, partition, rid, BS_RID_SIZE, grant, &rc);
-    CHECK (rc == 0);
-    bs_msg_destroy (&reply);
-    bs_msg_destroy (&grant);
-}
 
 //  Applies the entries sealed by the last commit of from to to
 static void
